@@ -1,0 +1,235 @@
+//! jarvisctl: talks to jarvisd over its control socket, and validates unit
+//! files on its own.
+
+mod client;
+mod table;
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use jarvis_proto::{Request, Response};
+
+use client::Client;
+
+/// jarvisctl: see and steer the services jarvisd supervises.
+#[derive(Debug, Parser)]
+#[command(name = "jarvisctl", version, about, long_about = None)]
+pub struct Args {
+    /// jarvisd's control socket.
+    #[arg(long, global = true, env = jarvis_proto::SOCKET_ENV, default_value = jarvis_proto::DEFAULT_SOCKET)]
+    pub socket: PathBuf,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Show units: state, pid, uptime, restarts, health, memory, cpu.
+    Status {
+        /// Only these units.
+        units: Vec<String>,
+        /// Print {"units": [...]} for scripts.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Read the units directory again: start new units, restart changed
+    /// ones, stop removed ones, leave the rest alone.
+    Up {
+        /// Return once every unit is running (healthy where it has a check)
+        /// or completed; exit 1 if one fails or time runs out.
+        #[arg(long)]
+        wait: bool,
+        /// How long --wait waits, e.g. "90s", "5m".
+        #[arg(long, default_value = "2m", value_parser = humantime::parse_duration)]
+        timeout: Duration,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Stop every unit.
+    Down,
+    /// Start units (they wait for their dependencies).
+    Start {
+        #[arg(required = true)]
+        units: Vec<String>,
+    },
+    /// Stop units: the stop signal, then SIGKILL to the whole cgroup after
+    /// the stop timeout. Returns once nothing of them runs.
+    Stop {
+        #[arg(required = true)]
+        units: Vec<String>,
+    },
+    /// Stop units if they run, then start them again.
+    Restart {
+        #[arg(required = true)]
+        units: Vec<String>,
+    },
+    /// Print a unit's output (stdout and stderr, and jarvis's own notes).
+    Logs {
+        unit: String,
+        /// Keep printing new output as it comes.
+        #[arg(short, long)]
+        follow: bool,
+        /// Only the last N lines.
+        #[arg(short = 'n', long = "lines")]
+        lines: Option<usize>,
+    },
+    /// Check unit files without a daemon: every problem, as FILE:LINE:COL.
+    Validate {
+        /// Unit files or directories of them.
+        #[arg(default_value = "units")]
+        paths: Vec<PathBuf>,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// The whole of `jarvisctl`'s main.
+pub fn main() -> ExitCode {
+    let args = Args::parse();
+    match run(args) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("jarvisctl: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(args: Args) -> anyhow::Result<ExitCode> {
+    let client = Client::new(args.socket);
+    match args.command {
+        Command::Validate { paths, json } => Ok(validate(&paths, json)),
+        Command::Status { units, json } => {
+            let Response::Status(report) = client.expect(Request::Status { units })? else {
+                unreachable!("checked by expect")
+            };
+            if json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            } else {
+                print!("{}", table::status(&report));
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Up {
+            wait,
+            timeout,
+            json,
+        } => {
+            let Response::Up(report) = client.expect(Request::Up)? else {
+                unreachable!("checked by expect")
+            };
+            if json {
+                println!("{}", serde_json::to_string(&report)?);
+            } else {
+                for (verb, names) in [
+                    ("started", &report.started),
+                    ("restarted", &report.restarted),
+                    ("stopped", &report.stopped),
+                    ("unchanged", &report.unchanged),
+                ] {
+                    if !names.is_empty() {
+                        println!("{verb}: {}", names.join(", "));
+                    }
+                }
+            }
+            if !wait {
+                return Ok(ExitCode::SUCCESS);
+            }
+            let timeout_ms = timeout.as_millis().min(u64::MAX as u128) as u64;
+            let Response::Wait(w) = client.expect(Request::Wait { timeout_ms })? else {
+                unreachable!("checked by expect")
+            };
+            if w.ok {
+                if !json {
+                    println!("{}", w.message);
+                }
+                Ok(ExitCode::SUCCESS)
+            } else {
+                anyhow::bail!("{}", w.message)
+            }
+        }
+        Command::Down => done(client.expect(Request::Down)?),
+        Command::Start { units } => done(client.expect(Request::Start { units })?),
+        Command::Stop { units } => done(client.expect(Request::Stop { units })?),
+        Command::Restart { units } => done(client.expect(Request::Restart { units })?),
+        Command::Logs {
+            unit,
+            follow,
+            lines,
+        } => {
+            let mut stdout = std::io::stdout().lock();
+            client.stream(
+                Request::Logs {
+                    unit,
+                    lines,
+                    follow,
+                },
+                |data| {
+                    // A closed pipe (`| head`) ends the stream quietly.
+                    stdout
+                        .write_all(data.as_bytes())
+                        .and_then(|_| stdout.flush())
+                        .is_ok()
+                },
+            )?;
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+fn done(resp: Response) -> anyhow::Result<ExitCode> {
+    if let Response::Done { message } = resp {
+        println!("{message}");
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn validate(paths: &[PathBuf], json: bool) -> ExitCode {
+    match jarvis_unit::load_paths(paths) {
+        Ok(set) => {
+            if json {
+                let names: Vec<&String> = set.units.keys().collect();
+                println!("{}", serde_json::json!({ "ok": true, "units": names, "problems": [] }));
+            } else {
+                println!(
+                    "ok: {} unit(s) valid in {}",
+                    set.units.len(),
+                    paths
+                        .iter()
+                        .map(|p| p.display().to_string())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                );
+            }
+            ExitCode::SUCCESS
+        }
+        Err(diags) => {
+            if json {
+                let problems: Vec<_> = diags
+                    .iter()
+                    .map(|d| {
+                        serde_json::json!({
+                            "file": d.file, "line": d.line, "col": d.col, "message": d.message
+                        })
+                    })
+                    .collect();
+                println!("{}", serde_json::json!({ "ok": false, "problems": problems }));
+            } else {
+                for d in &diags {
+                    println!("{d}");
+                }
+                eprintln!("{} problem(s) found", diags.len());
+            }
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Reads a duration flag the way unit files do.
+pub fn parse_duration(s: &str) -> anyhow::Result<Duration> {
+    humantime::parse_duration(s).with_context(|| format!("bad duration {s:?} (e.g. \"90s\")"))
+}

@@ -1,0 +1,171 @@
+//! The status table people read.
+
+use comfy_table::{presets, Cell, CellAlignment, ContentArrangement, Table};
+use jarvis_proto::{StatusReport, UnitStatus};
+
+pub fn status(report: &StatusReport) -> String {
+    if report.units.is_empty() {
+        return "no units\n".to_string();
+    }
+    let mut table = Table::new();
+    table
+        .load_preset(presets::NOTHING)
+        .set_content_arrangement(ContentArrangement::Disabled);
+    let with_reason = report.units.iter().any(|u| u.reason.is_some());
+    let mut header = vec![
+        "UNIT", "KIND", "STATE", "PID", "UPTIME", "RESTARTS", "HEALTH", "MEMORY", "CPU",
+    ];
+    if with_reason {
+        header.push("REASON");
+    }
+    table.set_header(header);
+    for u in &report.units {
+        let mut row = vec![
+            Cell::new(&u.name),
+            Cell::new(&u.kind),
+            Cell::new(state(u)),
+            Cell::new(u.pid.map(|p| p.to_string()).unwrap_or_else(|| "-".into()))
+                .set_alignment(CellAlignment::Right),
+            Cell::new(u.uptime_ms.map(uptime).unwrap_or_else(|| "-".into()))
+                .set_alignment(CellAlignment::Right),
+            Cell::new(u.restarts).set_alignment(CellAlignment::Right),
+            Cell::new(u.health.as_deref().unwrap_or("-")),
+            Cell::new(memory(u)).set_alignment(CellAlignment::Right),
+            Cell::new(
+                u.cpu_usage_ns
+                    .filter(|_| u.pid.is_some())
+                    .map(|ns| format!("{:.2}s", ns as f64 / 1e9))
+                    .unwrap_or_else(|| "-".into()),
+            )
+            .set_alignment(CellAlignment::Right),
+        ];
+        if with_reason {
+            row.push(Cell::new(u.reason.as_deref().unwrap_or("")));
+        }
+        table.add_row(row);
+    }
+    let mut out = String::new();
+    for line in table.to_string().lines() {
+        out.push_str(line.trim_end());
+        out.push('\n');
+    }
+    out
+}
+
+fn state(u: &UnitStatus) -> String {
+    match (u.state.as_str(), u.exit_code) {
+        ("exited" | "failed", Some(code)) => format!("{} ({code})", u.state),
+        _ => u.state.clone(),
+    }
+}
+
+fn memory(u: &UnitStatus) -> String {
+    if u.pid.is_none() {
+        return match u.memory_max_bytes {
+            Some(max) => format!("- / {}", bytes(max)),
+            None => "-".into(),
+        };
+    }
+    let used = u.memory_bytes.map(bytes).unwrap_or_else(|| "?".into());
+    match u.memory_max_bytes {
+        Some(max) => format!("{used} / {}", bytes(max)),
+        None => used,
+    }
+}
+
+pub fn bytes(n: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "K", "M", "G", "T"];
+    let mut v = n as f64;
+    let mut i = 0;
+    while v >= 1024.0 && i < UNITS.len() - 1 {
+        v /= 1024.0;
+        i += 1;
+    }
+    if i == 0 {
+        format!("{n}B")
+    } else if v >= 10.0 {
+        format!("{v:.0}{}", UNITS[i])
+    } else {
+        format!("{v:.1}{}", UNITS[i])
+    }
+}
+
+pub fn uptime(ms: u64) -> String {
+    let s = ms / 1000;
+    match s {
+        0..=59 => format!("{s}s"),
+        60..=3599 => format!("{}m{:02}s", s / 60, s % 60),
+        3600..=86399 => format!("{}h{:02}m", s / 3600, (s % 3600) / 60),
+        _ => format!("{}d{:02}h", s / 86400, (s % 86400) / 3600),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn unit(name: &str, state: &str) -> UnitStatus {
+        UnitStatus {
+            name: name.into(),
+            kind: "native".into(),
+            state: state.into(),
+            pid: None,
+            restarts: 0,
+            health: None,
+            exit_code: None,
+            cgroup: format!("/jarvis/{name}"),
+            reason: None,
+            description: None,
+            exit_signal: None,
+            oom_killed: false,
+            uptime_ms: None,
+            memory_bytes: None,
+            memory_max_bytes: None,
+            cpu_usage_ns: None,
+            tasks: None,
+            wanted: true,
+        }
+    }
+
+    #[test]
+    fn table_reads_at_a_glance() {
+        let mut web = unit("web", "running");
+        web.pid = Some(4242);
+        web.uptime_ms = Some(3_723_000);
+        web.restarts = 2;
+        web.health = Some("healthy".into());
+        web.memory_bytes = Some(12 * 1024 * 1024);
+        web.memory_max_bytes = Some(64 * 1024 * 1024);
+        web.cpu_usage_ns = Some(1_500_000_000);
+        let mut db = unit("db", "failed");
+        db.exit_code = Some(137);
+        db.reason = Some("killed by SIGKILL: out of memory".into());
+        let out = status(&StatusReport {
+            units: vec![db, web],
+        });
+        let expected = "\
+ UNIT  KIND    STATE         PID  UPTIME  RESTARTS  HEALTH     MEMORY   CPU  REASON
+ db    native  failed (137)    -       -         0  -               -     -  killed by SIGKILL: out of memory
+ web   native  running      4242   1h02m         2  healthy  12M / 64M  1.50s
+";
+        assert_eq!(out, expected, "\n{out}");
+    }
+
+    #[test]
+    fn the_reason_column_hides_when_empty() {
+        let out = status(&StatusReport {
+            units: vec![unit("a", "stopped")],
+        });
+        assert!(!out.contains("REASON"), "{out}");
+    }
+
+    #[test]
+    fn sizes_and_durations() {
+        assert_eq!(bytes(512), "512B");
+        assert_eq!(bytes(1536), "1.5K");
+        assert_eq!(bytes(8 << 30), "8.0G");
+        assert_eq!(uptime(59_000), "59s");
+        assert_eq!(uptime(61_000), "1m01s");
+        assert_eq!(uptime(90_000_000), "1d01h");
+    }
+}

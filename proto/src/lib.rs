@@ -1,0 +1,258 @@
+//! jarvis-proto: what travels over jarvisd's control socket.
+//!
+//! A connection starts with a [`Hello`] from each side (the client's first),
+//! carrying [`PROTOCOL_VERSION`]; the daemon refuses other versions. Then the
+//! client sends one [`Request`] and reads [`Response`]s: exactly one for every
+//! request except `Logs { follow: true }`, which streams `LogData` until the
+//! client hangs up.
+//!
+//! Every message is a frame: a 4-byte big-endian length, then that many bytes
+//! of JSON. Frames over [`MAX_FRAME`] are refused before they are read.
+//!
+//! These are wire types only; the supervisor's own types live in the
+//! supervisor crate and are converted at the boundary.
+
+use std::io::{Read, Write};
+
+use serde::{de::DeserializeOwned, Deserialize, Serialize};
+
+pub const PROTOCOL_VERSION: u32 = 1;
+/// The largest frame either side accepts: 8 MiB.
+pub const MAX_FRAME: usize = 8 << 20;
+/// Where jarvisd listens unless told otherwise.
+pub const DEFAULT_SOCKET: &str = "/run/jarvis/jarvis.sock";
+/// Both binaries take the socket path from this variable when it is set.
+pub const SOCKET_ENV: &str = "JARVIS_SOCKET";
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Hello {
+    pub version: u32,
+    /// "jarvisctl 0.1.0", "jarvisd 0.1.0": for messages only.
+    pub agent: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "request", rename_all = "kebab-case")]
+pub enum Request {
+    /// Units by name; empty means all.
+    Status { units: Vec<String> },
+    /// Read the units directory again and reconcile.
+    Up,
+    /// Answer when every wanted unit is ready (running, healthy where it has a
+    /// check, or completed) or one has failed, or after `timeout_ms`.
+    Wait { timeout_ms: u64 },
+    /// Stop every unit.
+    Down,
+    Start { units: Vec<String> },
+    Stop { units: Vec<String> },
+    Restart { units: Vec<String> },
+    /// The last `lines` lines of the unit's log; with `follow`, then every new
+    /// line as it is written.
+    Logs {
+        unit: String,
+        lines: Option<usize>,
+        follow: bool,
+    },
+}
+
+impl Request {
+    /// Requests that change something; the daemon logs who sent them.
+    pub fn is_mutating(&self) -> bool {
+        !matches!(self, Request::Status { .. } | Request::Wait { .. } | Request::Logs { .. })
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "response", rename_all = "kebab-case")]
+pub enum Response {
+    Status(StatusReport),
+    Up(UpReport),
+    /// A mutating request was carried out; `message` says what happened.
+    Done { message: String },
+    Wait(WaitReport),
+    LogData { data: String },
+    /// The end of a non-following log answer.
+    LogEnd,
+    Error { message: String },
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct StatusReport {
+    pub units: Vec<UnitStatus>,
+}
+
+/// One unit as `status --json` shows it. The fields up to `reason` are
+/// pinned for scripts; more may be added.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct UnitStatus {
+    pub name: String,
+    /// `native`
+    pub kind: String,
+    /// `starting`, `running`, `stopping`, `stopped`, `exited`, `failed`, `waiting`
+    pub state: String,
+    pub pid: Option<i32>,
+    pub restarts: u32,
+    /// `healthy`, `unhealthy`, `starting`, or null without a health check.
+    pub health: Option<String>,
+    /// The last exit: the code, or 128 + the signal number when killed.
+    pub exit_code: Option<i32>,
+    /// The unit's cgroup path, as in /proc/PID/cgroup.
+    pub cgroup: String,
+    /// Why the unit is failed, waiting, or about to restart.
+    pub reason: Option<String>,
+    pub description: Option<String>,
+    /// The signal that ended the last run, e.g. "SIGKILL".
+    pub exit_signal: Option<String>,
+    /// Whether the kernel's OOM killer ended the last run.
+    pub oom_killed: bool,
+    pub uptime_ms: Option<u64>,
+    pub memory_bytes: Option<u64>,
+    pub memory_max_bytes: Option<u64>,
+    pub cpu_usage_ns: Option<u64>,
+    pub tasks: Option<u64>,
+    /// Whether the unit is meant to run (`up`/`start`) or was stopped.
+    pub wanted: bool,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct UpReport {
+    pub started: Vec<String>,
+    pub restarted: Vec<String>,
+    pub stopped: Vec<String>,
+    pub unchanged: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WaitReport {
+    pub ok: bool,
+    pub message: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum FrameError {
+    #[error("connection closed")]
+    Closed,
+    #[error("frame of {0} bytes is over the limit of {MAX_FRAME} bytes")]
+    TooLarge(usize),
+    #[error("bad message: {0}")]
+    Json(#[from] serde_json::Error),
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+}
+
+fn encode<T: Serialize>(msg: &T) -> Result<Vec<u8>, FrameError> {
+    let body = serde_json::to_vec(msg)?;
+    if body.len() > MAX_FRAME {
+        return Err(FrameError::TooLarge(body.len()));
+    }
+    let mut frame = Vec::with_capacity(4 + body.len());
+    frame.extend_from_slice(&(body.len() as u32).to_be_bytes());
+    frame.extend_from_slice(&body);
+    Ok(frame)
+}
+
+fn check_len(header: [u8; 4]) -> Result<usize, FrameError> {
+    let len = u32::from_be_bytes(header) as usize;
+    if len > MAX_FRAME {
+        return Err(FrameError::TooLarge(len));
+    }
+    Ok(len)
+}
+
+/// Writes one frame (blocking).
+pub fn write_frame<T: Serialize>(w: &mut impl Write, msg: &T) -> Result<(), FrameError> {
+    w.write_all(&encode(msg)?)?;
+    w.flush()?;
+    Ok(())
+}
+
+/// Reads one frame (blocking). A clean EOF before the header is `Closed`.
+pub fn read_frame<T: DeserializeOwned>(r: &mut impl Read) -> Result<T, FrameError> {
+    let mut header = [0u8; 4];
+    match r.read_exact(&mut header) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Err(FrameError::Closed),
+        Err(e) => return Err(e.into()),
+    }
+    let len = check_len(header)?;
+    let mut body = vec![0u8; len];
+    r.read_exact(&mut body)?;
+    Ok(serde_json::from_slice(&body)?)
+}
+
+#[cfg(feature = "async")]
+pub mod nonblocking {
+    //! The same framing over tokio streams.
+    use super::*;
+    use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+
+    pub async fn write_frame<T: Serialize>(
+        w: &mut (impl AsyncWrite + Unpin),
+        msg: &T,
+    ) -> Result<(), FrameError> {
+        w.write_all(&encode(msg)?).await?;
+        w.flush().await?;
+        Ok(())
+    }
+
+    pub async fn read_frame<T: DeserializeOwned>(
+        r: &mut (impl AsyncRead + Unpin),
+    ) -> Result<T, FrameError> {
+        let mut header = [0u8; 4];
+        match r.read_exact(&mut header).await {
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
+                return Err(FrameError::Closed)
+            }
+            Err(e) => return Err(e.into()),
+        }
+        let len = check_len(header)?;
+        let mut body = vec![0u8; len];
+        r.read_exact(&mut body).await?;
+        Ok(serde_json::from_slice(&body)?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn frames_round_trip() {
+        let req = Request::Logs {
+            unit: "web".into(),
+            lines: Some(10),
+            follow: true,
+        };
+        let mut buf = Vec::new();
+        write_frame(&mut buf, &req).unwrap();
+        assert_eq!(&buf[..4], &((buf.len() - 4) as u32).to_be_bytes());
+        let back: Request = read_frame(&mut buf.as_slice()).unwrap();
+        assert_eq!(back, req);
+    }
+
+    #[test]
+    fn oversized_frames_are_refused_before_reading() {
+        let mut buf = ((MAX_FRAME + 1) as u32).to_be_bytes().to_vec();
+        buf.extend_from_slice(b"{}");
+        let err = read_frame::<Request>(&mut buf.as_slice()).unwrap_err();
+        assert!(matches!(err, FrameError::TooLarge(n) if n == MAX_FRAME + 1));
+    }
+
+    #[test]
+    fn eof_is_closed() {
+        let err = read_frame::<Request>(&mut [].as_slice()).unwrap_err();
+        assert!(matches!(err, FrameError::Closed));
+    }
+
+    #[test]
+    fn request_wire_form_is_tagged() {
+        let json = serde_json::to_value(Request::Stop {
+            units: vec!["a".into()],
+        })
+        .unwrap();
+        assert_eq!(json["request"], "stop");
+        assert!(Request::Up.is_mutating());
+        assert!(!Request::Status { units: vec![] }.is_mutating());
+    }
+}

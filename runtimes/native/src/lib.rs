@@ -1,0 +1,16 @@
+//! jarvis-native: everything a native unit needs from the kernel.
+//!
+//! This crate is the seam between the supervisor's logic and Linux:
+//! - [`cgroup::UnitCgroup`]: one cgroup per unit in every mounted hierarchy
+//!   (each cgroup v1 controller and the v2 unified tree), limits, stats,
+//!   kill-everything;
+//! - [`launch`]: spawning a unit through the launcher, a fresh re-exec of the
+//!   daemon binary that joins the cgroup, switches user and groups, drops
+//!   capabilities and only then execs the unit's command. If any step fails
+//!   the command never runs and the reason comes back to the caller.
+
+pub mod cgroup;
+pub mod launch;
+
+pub use cgroup::{CgroupError, CgroupStats, UnitCgroup};
+pub use launch::{launcher_main, spawn, LaunchSpec, SpawnError, Spawned, LAUNCH_ARG};

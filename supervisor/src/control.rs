@@ -1,0 +1,185 @@
+//! The control socket: a Unix socket, 0600 (or 0660 with a group), one task
+//! per connection. Each connection says hello with the protocol version,
+//! sends one request and reads the answer. Requests that change something
+//! are logged with the caller's uid and pid (SO_PEERCRED).
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::Context;
+use jarvis_proto::nonblocking::{read_frame, write_frame};
+use jarvis_proto::{FrameError, Hello, Request, Response, StatusReport, WaitReport, PROTOCOL_VERSION};
+use tokio::net::{UnixListener, UnixStream};
+use tokio::sync::{mpsc, oneshot};
+
+use crate::daemon::{Msg, Reply};
+
+/// Binds the socket with the right mode from the start (no window in which
+/// it is open to others). Refuses to take over a live daemon's socket.
+pub fn bind(path: &Path, group: Option<u32>) -> anyhow::Result<UnixListener> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).with_context(|| format!("create {}", dir.display()))?;
+    }
+    if path.exists() {
+        if std::os::unix::net::UnixStream::connect(path).is_ok() {
+            anyhow::bail!(
+                "another jarvisd is listening on {}; stop it first or pass --socket",
+                path.display()
+            );
+        }
+        std::fs::remove_file(path).with_context(|| format!("remove stale {}", path.display()))?;
+    }
+    let mode = if group.is_some() { 0o660 } else { 0o600 };
+    let old = nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o777 & !mode));
+    let listener = UnixListener::bind(path);
+    nix::sys::stat::umask(old);
+    let listener = listener.with_context(|| format!("bind {}", path.display()))?;
+    if let Some(gid) = group {
+        nix::unistd::chown(path, None, Some(nix::unistd::Gid::from_raw(gid)))
+            .with_context(|| format!("chown {}", path.display()))?;
+    }
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))?;
+    Ok(listener)
+}
+
+pub async fn serve(listener: UnixListener, tx: mpsc::UnboundedSender<Msg>, socket: PathBuf) {
+    loop {
+        match listener.accept().await {
+            Ok((stream, _)) => {
+                let tx = tx.clone();
+                tokio::spawn(async move {
+                    if let Err(e) = connection(stream, tx).await {
+                        if !matches!(e, FrameError::Closed) {
+                            tracing::debug!(error = %e, "connection ended");
+                        }
+                    }
+                });
+            }
+            Err(e) => {
+                tracing::error!(socket = %socket.display(), error = %e, "accept failed");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    }
+}
+
+async fn ask(tx: &mpsc::UnboundedSender<Msg>, req: Request) -> Option<Reply> {
+    let (reply, rx) = oneshot::channel();
+    tx.send(Msg::Request { req, reply }).ok()?;
+    rx.await.ok()
+}
+
+async fn connection(mut stream: UnixStream, tx: mpsc::UnboundedSender<Msg>) -> Result<(), FrameError> {
+    let cred = stream.peer_cred()?;
+    let hello: Hello = read_frame(&mut stream).await?;
+    write_frame(
+        &mut stream,
+        &Hello {
+            version: PROTOCOL_VERSION,
+            agent: format!("jarvisd {}", env!("CARGO_PKG_VERSION")),
+        },
+    )
+    .await?;
+    if hello.version != PROTOCOL_VERSION {
+        let message = format!(
+            "{} speaks protocol {}, this jarvisd speaks {}; use the jarvisctl that came with it",
+            hello.agent, hello.version, PROTOCOL_VERSION
+        );
+        return write_frame(&mut stream, &Response::Error { message }).await;
+    }
+    let req: Request = read_frame(&mut stream).await?;
+    if req.is_mutating() {
+        tracing::info!(uid = cred.uid(), pid = cred.pid(), request = ?req, "request");
+    }
+    let wait_timeout = match &req {
+        Request::Wait { timeout_ms } => Some(Duration::from_millis(*timeout_ms)),
+        _ => None,
+    };
+    let logs = match &req {
+        Request::Logs { lines, follow, .. } => Some((lines.unwrap_or(usize::MAX), *follow)),
+        _ => None,
+    };
+    let Some(reply) = ask(&tx, req).await else {
+        let message = "jarvisd is shutting down".to_string();
+        return write_frame(&mut stream, &Response::Error { message }).await;
+    };
+    match reply {
+        Reply::Now(resp) => write_frame(&mut stream, &resp).await,
+        Reply::Later(rx) => {
+            let resp = match wait_timeout {
+                Some(t) => match tokio::time::timeout(t, rx).await {
+                    Ok(r) => r.ok(),
+                    Err(_) => Some(timed_out(&tx, t).await),
+                },
+                None => rx.await.ok(),
+            };
+            let resp = resp.unwrap_or(Response::Error {
+                message: "jarvisd is shutting down".into(),
+            });
+            write_frame(&mut stream, &resp).await
+        }
+        Reply::Log(sink) => {
+            let (lines, follow) = logs.unwrap_or((usize::MAX, false));
+            let (text, rx) = sink.tail(lines, follow)?;
+            write_frame(
+                &mut stream,
+                &Response::LogData {
+                    data: String::from_utf8_lossy(&text).into_owned(),
+                },
+            )
+            .await?;
+            let Some(mut rx) = rx else {
+                return write_frame(&mut stream, &Response::LogEnd).await;
+            };
+            loop {
+                use tokio::sync::broadcast::error::RecvError;
+                let data = match rx.recv().await {
+                    Ok(d) => String::from_utf8_lossy(&d).into_owned(),
+                    Err(RecvError::Lagged(n)) => format!("[jarvis] {n} log chunks skipped (reader too slow)\n"),
+                    Err(RecvError::Closed) => return Ok(()),
+                };
+                write_frame(&mut stream, &Response::LogData { data }).await?;
+            }
+        }
+    }
+}
+
+/// The answer to a wait that ran out of time: which units are not ready.
+async fn timed_out(tx: &mpsc::UnboundedSender<Msg>, t: Duration) -> Response {
+    let status = match ask(tx, Request::Status { units: vec![] }).await {
+        Some(Reply::Now(Response::Status(s))) => s,
+        _ => StatusReport::default(),
+    };
+    Response::Wait(WaitReport {
+        ok: false,
+        message: format!(
+            "timed out after {}; not ready: {}",
+            humantime::format_duration(t),
+            pending(&status)
+        ),
+    })
+}
+
+fn pending(status: &StatusReport) -> String {
+    let mut parts = vec![];
+    for u in &status.units {
+        let ready = match u.state.as_str() {
+            "running" => u.health.is_none() || u.health.as_deref() == Some("healthy"),
+            "exited" => true,
+            _ => !u.wanted,
+        };
+        if !ready {
+            let mut d = format!("{} ({}", u.name, u.state);
+            if let Some(h) = &u.health {
+                d.push_str(&format!(", health {h}"));
+            }
+            if let Some(r) = &u.reason {
+                d.push_str(&format!(": {r}"));
+            }
+            d.push(')');
+            parts.push(d);
+        }
+    }
+    parts.join("; ")
+}

@@ -1,0 +1,574 @@
+//! The event loop: one task owns every unit's state and handles one
+//! [`Msg`] at a time (a process event, a timer, a health result, a request),
+//! feeds it to the state machine and carries out the effects.
+//!
+//! Nothing here polls: the loop sleeps on its channel until a task reports
+//! something.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Instant;
+
+use jarvis_proto::{Request, Response, StatusReport, UnitStatus, UpReport, WaitReport};
+use jarvis_unit::Unit;
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::AbortHandle;
+
+use crate::logs::LogSink;
+use crate::machine::{self, Effect, Event, Machine, State, UnitState};
+use crate::run::{blocking, Runtime};
+use crate::state::{Persisted, PersistedUnit, StateFile};
+
+/// Everything that reaches the event loop.
+pub enum Msg {
+    Unit {
+        name: String,
+        event: Event,
+    },
+    Request {
+        req: Request,
+        reply: oneshot::Sender<Reply>,
+    },
+    /// SIGTERM/SIGINT: stop every unit, then return.
+    Shutdown,
+}
+
+/// The loop's answer to a request.
+pub enum Reply {
+    Now(Response),
+    /// Answered later, when the units settle (stop, down, wait).
+    Later(oneshot::Receiver<Response>),
+    /// A log to stream from.
+    Log(Arc<LogSink>),
+}
+
+pub struct Config {
+    pub units_dir: PathBuf,
+    pub state_dir: PathBuf,
+    pub runtime: Runtime,
+}
+
+struct Entry {
+    unit: Unit,
+    st: UnitState,
+    log: Arc<LogSink>,
+    health: Option<AbortHandle>,
+    /// `up` found the unit changed: once stopped, run this definition.
+    replace_with: Option<Unit>,
+    /// `up` found the unit gone: once stopped, forget it.
+    remove: bool,
+}
+
+enum Until {
+    /// Every listed unit has no process.
+    Quiet(Vec<String>),
+    /// Every wanted unit is ready, or one failed.
+    Ready,
+}
+
+struct Waiter {
+    until: Until,
+    reply: oneshot::Sender<Response>,
+}
+
+pub struct Daemon {
+    cfg: Config,
+    units: BTreeMap<String, Entry>,
+    tx: mpsc::UnboundedSender<Msg>,
+    waiters: Vec<Waiter>,
+    state_file: StateFile,
+    saved: Persisted,
+    shutting_down: bool,
+}
+
+impl Daemon {
+    pub fn new(cfg: Config, tx: mpsc::UnboundedSender<Msg>) -> anyhow::Result<Daemon> {
+        let state_file = StateFile::new(&cfg.state_dir);
+        let saved = state_file.load()?;
+        Ok(Daemon {
+            cfg,
+            units: BTreeMap::new(),
+            tx,
+            waiters: Vec::new(),
+            state_file,
+            saved,
+            shutting_down: false,
+        })
+    }
+
+    fn log_dir(&self) -> PathBuf {
+        self.cfg.state_dir.join("logs")
+    }
+
+    /// Loads the units and starts every one the user has not stopped.
+    pub async fn boot(&mut self, units: Vec<Unit>) {
+        for unit in units {
+            // A previous daemon that died may have left processes behind.
+            let cg = self.cfg.runtime.cgroup(&unit.name);
+            let left = blocking({
+                let cg = cg.clone();
+                move || cg.pids()
+            })
+            .await;
+            if !left.is_empty() {
+                tracing::warn!(unit = %unit.name, pids = ?left, "killing processes left from an earlier run");
+                if let Err(e) = blocking(move || cg.kill_all()).await {
+                    tracing::error!(unit = %unit.name, error = %e, "cannot empty cgroup");
+                }
+            }
+            let wanted = self.saved.units.get(&unit.name).is_none_or(|u| u.wanted);
+            let name = unit.name.clone();
+            self.insert(unit);
+            if wanted {
+                self.step(&name, Event::Start);
+            }
+        }
+        self.settle();
+    }
+
+    fn insert(&mut self, unit: Unit) {
+        let log = LogSink::new(&self.log_dir(), &unit.name, &unit.logs);
+        self.units.insert(
+            unit.name.clone(),
+            Entry {
+                unit,
+                st: UnitState::default(),
+                log,
+                health: None,
+                replace_with: None,
+                remove: false,
+            },
+        );
+    }
+
+    /// Runs until shutdown.
+    pub async fn run(mut self, mut rx: mpsc::UnboundedReceiver<Msg>) {
+        while let Some(msg) = rx.recv().await {
+            match msg {
+                Msg::Unit { name, event } => self.step(&name, event),
+                Msg::Request { req, reply } => {
+                    let r = self.request(req);
+                    let _ = reply.send(r);
+                }
+                Msg::Shutdown => {
+                    if !self.shutting_down {
+                        tracing::info!("shutting down: stopping every unit");
+                        self.shutting_down = true;
+                        let names: Vec<String> = self.units.keys().cloned().collect();
+                        for n in &names {
+                            self.step(n, Event::Stop);
+                        }
+                    }
+                }
+            }
+            self.settle();
+            if self.shutting_down && self.units.values().all(|e| !e.st.is_active()) {
+                break;
+            }
+        }
+        for (name, _) in std::mem::take(&mut self.units) {
+            let cg = self.cfg.runtime.cgroup(&name);
+            let _ = blocking(move || cg.remove()).await;
+        }
+    }
+
+    /// Feeds one event to a unit's machine and carries out the effects.
+    fn step(&mut self, name: &str, event: Event) {
+        let Some(e) = self.units.get_mut(name) else {
+            return;
+        };
+        let before = (e.st.state, e.st.pid);
+        let effects = Machine {
+            unit: &e.unit,
+            now: Instant::now(),
+        }
+        .step(&mut e.st, event);
+        let after = (e.st.state, e.st.pid);
+        if before != after {
+            tracing::info!(
+                unit = name,
+                state = e.st.state.as_str(),
+                pid = e.st.pid,
+                reason = e.st.reason.as_deref(),
+                "unit changed"
+            );
+            if e.st.state == State::Failed {
+                if let Some(r) = &e.st.reason {
+                    e.log.note(&format!("failed: {r}"));
+                }
+            }
+        }
+        for effect in effects {
+            self.effect(name, effect);
+        }
+    }
+
+    fn effect(&mut self, name: &str, effect: Effect) {
+        let Some(e) = self.units.get_mut(name) else {
+            return;
+        };
+        let tx = self.tx.clone();
+        match effect {
+            Effect::Spawn { gen } => {
+                self.cfg.runtime.start(&e.unit, gen, e.log.clone(), tx);
+            }
+            Effect::Signal { signal } => {
+                if let Some(pid) = e.st.pid {
+                    let sig = nix::sys::signal::Signal::try_from(signal)
+                        .unwrap_or(nix::sys::signal::Signal::SIGTERM);
+                    e.log.note(&format!("stopping: {} to pid {pid}", sig.as_str()));
+                    let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), sig);
+                }
+            }
+            Effect::KillAll => {
+                e.log.note("stop timeout passed: killing every process in the cgroup");
+                let cg = self.cfg.runtime.cgroup(name);
+                let unit = name.to_string();
+                tokio::spawn(async move {
+                    if let Err(err) = blocking(move || cg.kill_all()).await {
+                        tracing::error!(unit, error = %err, "cannot kill cgroup");
+                    }
+                });
+            }
+            // The run task empties the cgroup before it reports an exit.
+            Effect::Cleanup => {}
+            Effect::Timer { gen, kind, after } => {
+                let name = name.to_string();
+                tokio::spawn(async move {
+                    tokio::time::sleep(after).await;
+                    let _ = tx.send(Msg::Unit {
+                        name,
+                        event: Event::Timer { gen, kind },
+                    });
+                });
+            }
+            Effect::StartHealth { gen } => {
+                if let Some(h) = e.health.take() {
+                    h.abort();
+                }
+                e.health = Some(self.cfg.runtime.health(&e.unit, gen, tx));
+            }
+            Effect::StopHealth => {
+                if let Some(h) = e.health.take() {
+                    h.abort();
+                }
+            }
+        }
+    }
+
+    /// After every message: start waiting units whose dependencies are ready,
+    /// swap or drop units `up` changed or removed, answer waiters, save.
+    fn settle(&mut self) {
+        loop {
+            let mut changed = false;
+            let names: Vec<String> = self.units.keys().cloned().collect();
+            for name in &names {
+                let e = &self.units[name];
+                if e.st.state == State::Waiting {
+                    let readiness =
+                        machine::readiness(&e.unit, |n| self.units.get(n).map(|d| &d.st));
+                    let before = (e.st.state, e.st.reason.clone());
+                    self.step(name, Event::Deps(readiness));
+                    let e = &self.units[name];
+                    changed |= before != (e.st.state, e.st.reason.clone());
+                }
+                let e = self.units.get_mut(name).expect("listed");
+                if e.st.is_active() {
+                    continue;
+                }
+                if e.remove {
+                    if let Some(h) = e.health.take() {
+                        h.abort();
+                    }
+                    self.units.remove(name);
+                    let cg = self.cfg.runtime.cgroup(name);
+                    tokio::spawn(async move {
+                        let _ = blocking(move || cg.remove()).await;
+                    });
+                    changed = true;
+                } else if let Some(unit) = e.replace_with.take() {
+                    e.log.set_limits(&unit.logs);
+                    e.unit = unit;
+                    self.step(name, Event::Start);
+                    changed = true;
+                }
+            }
+            if !changed {
+                break;
+            }
+        }
+        self.answer_waiters();
+        if !self.shutting_down {
+            self.save();
+        }
+    }
+
+    fn save(&mut self) {
+        let mut p = Persisted::default();
+        for (name, e) in &self.units {
+            p.units.insert(
+                name.clone(),
+                PersistedUnit {
+                    wanted: e.st.wanted || e.replace_with.is_some(),
+                },
+            );
+        }
+        if p.units != self.saved.units {
+            if let Err(err) = self.state_file.save(&p) {
+                tracing::error!(error = %err, "cannot save state");
+            }
+            self.saved = p;
+        }
+    }
+
+    fn answer_waiters(&mut self) {
+        let waiters = std::mem::take(&mut self.waiters);
+        for w in waiters {
+            match self.check(&w.until) {
+                Some(resp) => {
+                    let _ = w.reply.send(resp);
+                }
+                None => self.waiters.push(w),
+            }
+        }
+    }
+
+    fn check(&self, until: &Until) -> Option<Response> {
+        match until {
+            Until::Quiet(names) => names
+                .iter()
+                .all(|n| self.units.get(n).is_none_or(|e| !e.st.is_active()))
+                .then(|| Response::Done {
+                    message: format!("stopped {}", names.join(", ")),
+                }),
+            Until::Ready => {
+                let mut pending = vec![];
+                for (name, e) in &self.units {
+                    if !e.st.wanted && e.replace_with.is_none() {
+                        continue;
+                    }
+                    let s = &e.st;
+                    if s.state == State::Failed {
+                        return Some(Response::Wait(WaitReport {
+                            ok: false,
+                            message: format!(
+                                "{name} failed: {}",
+                                s.reason.as_deref().unwrap_or("unknown reason")
+                            ),
+                        }));
+                    }
+                    let ready = e.replace_with.is_none()
+                        && match s.state {
+                            State::Running => {
+                                e.unit.health.is_none()
+                                    || s.health == Some(machine::Health::Healthy)
+                            }
+                            State::Exited => s.last_exit.is_some_and(|x| x.success()),
+                            _ => false,
+                        };
+                    if !ready {
+                        pending.push(name.clone());
+                    }
+                }
+                pending.is_empty().then(|| {
+                    Response::Wait(WaitReport {
+                        ok: true,
+                        message: format!("{} units ready", self.units.len()),
+                    })
+                })
+            }
+        }
+    }
+
+    fn later(&mut self, until: Until) -> Reply {
+        let (tx, rx) = oneshot::channel();
+        match self.check(&until) {
+            Some(resp) => {
+                let _ = tx.send(resp);
+            }
+            None => self.waiters.push(Waiter { until, reply: tx }),
+        }
+        Reply::Later(rx)
+    }
+
+    fn unknown(&self, names: &[String]) -> Option<Response> {
+        let missing: Vec<&str> = names
+            .iter()
+            .filter(|n| !self.units.contains_key(*n))
+            .map(String::as_str)
+            .collect();
+        (!missing.is_empty()).then(|| Response::Error {
+            message: format!(
+                "no unit named {} (known: {})",
+                missing.join(", "),
+                self.units.keys().cloned().collect::<Vec<_>>().join(", ")
+            ),
+        })
+    }
+
+    fn request(&mut self, req: Request) -> Reply {
+        if self.shutting_down && req.is_mutating() {
+            return Reply::Now(Response::Error {
+                message: "jarvisd is shutting down".into(),
+            });
+        }
+        match req {
+            Request::Status { units } => {
+                if let Some(err) = self.unknown(&units) {
+                    return Reply::Now(err);
+                }
+                Reply::Now(Response::Status(self.status(&units)))
+            }
+            Request::Up => Reply::Now(self.up()),
+            Request::Wait { .. } => self.later(Until::Ready),
+            Request::Down => {
+                let names: Vec<String> = self.units.keys().cloned().collect();
+                for n in &names {
+                    self.step(n, Event::Stop);
+                }
+                self.settle();
+                self.later(Until::Quiet(names))
+            }
+            Request::Start { units } | Request::Restart { units } | Request::Stop { units }
+                if units.is_empty() =>
+            {
+                let _ = units;
+                Reply::Now(Response::Error {
+                    message: "name at least one unit".into(),
+                })
+            }
+            Request::Start { units } => self.each(units, Event::Start, "starting"),
+            Request::Restart { units } => self.each(units, Event::Restart, "restarting"),
+            Request::Stop { units } => {
+                if let Some(err) = self.unknown(&units) {
+                    return Reply::Now(err);
+                }
+                for n in &units {
+                    self.step(n, Event::Stop);
+                }
+                self.settle();
+                self.later(Until::Quiet(units))
+            }
+            Request::Logs { unit, .. } => match self.units.get(&unit) {
+                Some(e) => Reply::Log(e.log.clone()),
+                None => Reply::Now(self.unknown(&[unit]).expect("unknown")),
+            },
+        }
+    }
+
+    fn each(&mut self, units: Vec<String>, event: Event, verb: &str) -> Reply {
+        if let Some(err) = self.unknown(&units) {
+            return Reply::Now(err);
+        }
+        for n in &units {
+            self.step(n, event.clone());
+        }
+        self.settle();
+        Reply::Now(Response::Done {
+            message: format!("{verb} {}", units.join(", ")),
+        })
+    }
+
+    /// Reads the units directory again and reconciles. A directory with any
+    /// problem changes nothing.
+    fn up(&mut self) -> Response {
+        let set = match jarvis_unit::load_dir(&self.cfg.units_dir) {
+            Ok(set) => set,
+            Err(diags) => {
+                return Response::Error {
+                    message: format!(
+                        "{} problem(s) in {}; nothing was changed:\n{}",
+                        diags.len(),
+                        self.cfg.units_dir.display(),
+                        diags
+                            .iter()
+                            .map(|d| d.to_string())
+                            .collect::<Vec<_>>()
+                            .join("\n")
+                    ),
+                }
+            }
+        };
+        let mut report = UpReport::default();
+        let removed: Vec<String> = self
+            .units
+            .keys()
+            .filter(|n| !set.units.contains_key(*n))
+            .cloned()
+            .collect();
+        for name in removed {
+            self.units.get_mut(&name).expect("listed").remove = true;
+            self.step(&name, Event::Stop);
+            report.stopped.push(name);
+        }
+        for (name, unit) in set.units {
+            match self.units.get_mut(&name) {
+                None => {
+                    self.insert(unit);
+                    self.step(&name, Event::Start);
+                    report.started.push(name);
+                }
+                Some(e) if e.unit != unit => {
+                    e.remove = false;
+                    if e.st.is_active() {
+                        e.replace_with = Some(unit);
+                        self.step(&name, Event::Stop);
+                    } else {
+                        e.log.set_limits(&unit.logs);
+                        e.unit = unit;
+                        self.step(&name, Event::Start);
+                    }
+                    report.restarted.push(name);
+                }
+                Some(e) => {
+                    e.remove = false;
+                    if matches!(e.st.state, State::Stopped | State::Failed) {
+                        self.step(&name, Event::Start);
+                        report.started.push(name);
+                    } else {
+                        report.unchanged.push(name);
+                    }
+                }
+            }
+        }
+        self.settle();
+        Response::Up(report)
+    }
+
+    fn status(&self, names: &[String]) -> StatusReport {
+        let mut units = vec![];
+        for (name, e) in &self.units {
+            if !names.is_empty() && !names.contains(name) {
+                continue;
+            }
+            let s = &e.st;
+            let cg = self.cfg.runtime.cgroup(name);
+            let stats = cg.stats();
+            units.push(UnitStatus {
+                name: name.clone(),
+                kind: e.unit.kind().as_str().to_string(),
+                state: s.state.as_str().to_string(),
+                pid: s.pid,
+                restarts: s.restarts,
+                health: s.health.map(|h| h.as_str().to_string()),
+                exit_code: s.last_exit.map(|x| x.shell_code()),
+                cgroup: cg.path().to_string(),
+                reason: s.reason.clone(),
+                description: e.unit.description.clone(),
+                exit_signal: s.last_exit.and_then(|x| x.signal).map(machine::signal_name),
+                oom_killed: s.last_exit.is_some_and(|x| x.oom_killed),
+                uptime_ms: s
+                    .started_at
+                    .filter(|_| s.pid.is_some())
+                    .map(|t| t.elapsed().as_millis() as u64),
+                memory_bytes: stats.memory_current,
+                memory_max_bytes: stats.memory_max,
+                cpu_usage_ns: stats.cpu_usage_ns,
+                tasks: stats.pids_current,
+                wanted: s.wanted,
+            });
+        }
+        StatusReport { units }
+    }
+}

@@ -1,0 +1,161 @@
+//! jarvis-supervisor: `jarvisd`.
+//!
+//! - [`machine`]: the pure per-unit state machine (no IO);
+//! - [`daemon`]: the event loop that owns all unit state and drives the
+//!   machine;
+//! - [`run`]: tasks that run processes and health checks and report back;
+//! - [`control`]: the control socket;
+//! - [`logs`], [`state`]: unit logs and the persisted state.
+
+pub mod control;
+pub mod daemon;
+pub mod logs;
+pub mod machine;
+pub mod run;
+pub mod state;
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::Parser;
+
+/// jarvisd: supervises every service declared in the units directory.
+#[derive(Debug, Parser)]
+#[command(name = "jarvisd", version, about, long_about = None)]
+pub struct Args {
+    /// Directory of unit files (*.toml).
+    #[arg(long, default_value = "/etc/jarvis/units")]
+    pub units: PathBuf,
+    /// Where jarvisd keeps its state and the units' logs.
+    #[arg(long, default_value = "/var/lib/jarvis")]
+    pub state_dir: PathBuf,
+    /// The control socket.
+    #[arg(long, env = jarvis_proto::SOCKET_ENV, default_value = jarvis_proto::DEFAULT_SOCKET)]
+    pub socket: PathBuf,
+    /// A group (name or gid) whose members may use the socket (mode 0660);
+    /// without it only root may (0600).
+    #[arg(long)]
+    pub socket_group: Option<String>,
+    /// Units' cgroups are /<cgroup-parent>/<unit> in every hierarchy.
+    #[arg(long, default_value = "jarvis")]
+    pub cgroup_parent: String,
+    /// Log format on stderr.
+    #[arg(long, value_enum, default_value = "text")]
+    pub log_format: LogFormat,
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// The whole of `jarvisd`'s main.
+pub fn main() -> std::process::ExitCode {
+    let args = Args::parse();
+    let filter = tracing_subscriber::EnvFilter::try_from_env("JARVIS_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let fmt = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match args.log_format {
+        LogFormat::Text => fmt.init(),
+        LogFormat::Json => fmt.json().init(),
+    }
+    let rt = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("jarvisd: cannot start the runtime: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    match rt.block_on(serve(args)) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!("{e:#}");
+            eprintln!("jarvisd: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn resolve_group(group: &str) -> anyhow::Result<u32> {
+    if let Ok(gid) = group.parse() {
+        return Ok(gid);
+    }
+    nix::unistd::Group::from_name(group)?
+        .map(|g| g.gid.as_raw())
+        .with_context(|| format!("--socket-group: no group named {group:?}"))
+}
+
+async fn serve(args: Args) -> anyhow::Result<()> {
+    if !nix::unistd::geteuid().is_root() {
+        anyhow::bail!("jarvisd must run as root: it creates cgroups and switches users");
+    }
+    std::fs::create_dir_all(&args.state_dir)
+        .with_context(|| format!("create state dir {}", args.state_dir.display()))?;
+    let units = if args.units.exists() {
+        jarvis_unit::load_dir(&args.units).map_err(|diags| {
+            let lines: Vec<String> = diags.iter().map(|d| d.to_string()).collect();
+            anyhow::anyhow!(
+                "{} problem(s) in {}:\n{}",
+                diags.len(),
+                args.units.display(),
+                lines.join("\n")
+            )
+        })?
+    } else {
+        tracing::warn!(dir = %args.units.display(), "units directory does not exist; starting with no units");
+        jarvis_unit::UnitSet::default()
+    };
+    let group = args.socket_group.as_deref().map(resolve_group).transpose()?;
+    let listener = control::bind(&args.socket, group)?;
+
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    let cfg = daemon::Config {
+        units_dir: args.units.clone(),
+        state_dir: args.state_dir.clone(),
+        runtime: run::Runtime {
+            launcher: PathBuf::from("/proc/self/exe"),
+            cgroup_parent: args.cgroup_parent.clone(),
+        },
+    };
+    let mut daemon = daemon::Daemon::new(cfg, tx.clone())?;
+    tracing::info!(
+        units = units.units.len(),
+        socket = %args.socket.display(),
+        state_dir = %args.state_dir.display(),
+        "jarvisd started"
+    );
+    daemon.boot(units.units.into_values().collect()).await;
+
+    let server = tokio::spawn(control::serve(listener, tx.clone(), args.socket.clone()));
+    let signals = tokio::spawn({
+        let tx = tx.clone();
+        async move {
+            use tokio::signal::unix::{signal, SignalKind};
+            let (Ok(mut term), Ok(mut int)) =
+                (signal(SignalKind::terminate()), signal(SignalKind::interrupt()))
+            else {
+                return;
+            };
+            loop {
+                tokio::select! {
+                    _ = term.recv() => {}
+                    _ = int.recv() => {}
+                }
+                let _ = tx.send(daemon::Msg::Shutdown);
+            }
+        }
+    });
+    drop(tx);
+    daemon.run(rx).await;
+    server.abort();
+    signals.abort();
+    let _ = std::fs::remove_file(&args.socket);
+    tracing::info!("jarvisd stopped");
+    Ok(())
+}

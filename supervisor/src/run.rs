@@ -1,0 +1,288 @@
+//! Carrying out effects that involve processes: one task per run of a unit
+//! (spawn, pump its output into the log, wait for it, clean its cgroup,
+//! report the exit), and one task per health-checked run.
+//!
+//! These tasks talk to the event loop only through [`Msg`]s; they never
+//! touch a unit's state.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use jarvis_native::{LaunchSpec, UnitCgroup};
+use jarvis_unit::{Exec, Probe, Unit};
+use tokio::io::AsyncReadExt;
+use tokio::sync::mpsc::UnboundedSender;
+
+use crate::daemon::Msg;
+use crate::logs::LogSink;
+use crate::machine::{Event, ExitInfo};
+
+/// The environment every unit starts from; `[env]` adds to it and wins.
+const BASE_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+#[derive(Debug, Clone)]
+pub struct Runtime {
+    /// The binary re-executed as the launcher (jarvisd itself).
+    pub launcher: PathBuf,
+    /// Units' cgroups are `/<cgroup_parent>/<unit>`.
+    pub cgroup_parent: String,
+}
+
+impl Runtime {
+    pub fn cgroup(&self, unit: &str) -> UnitCgroup {
+        UnitCgroup::open(&self.cgroup_parent, unit)
+    }
+
+    /// The launch spec for `argv` with the unit's identity and privileges.
+    fn spec(&self, unit: &Unit, argv: Vec<String>, cgroup: &UnitCgroup) -> LaunchSpec {
+        let Exec::Native(native) = &unit.exec;
+        let mut env: Vec<(String, String)> = vec![("PATH".into(), BASE_PATH.into())];
+        if let Some(account) = native.user.as_deref().and_then(lookup_user) {
+            env.push(("HOME".into(), account.home));
+            env.push(("USER".into(), account.name.clone()));
+            env.push(("LOGNAME".into(), account.name));
+        } else if native.user.is_none() {
+            env.push(("HOME".into(), "/root".into()));
+            env.push(("USER".into(), "root".into()));
+            env.push(("LOGNAME".into(), "root".into()));
+        }
+        env.push(("JARVIS_UNIT".into(), unit.name.clone()));
+        for (k, v) in &unit.env {
+            env.retain(|(ek, _)| ek != k);
+            env.push((k.clone(), v.clone()));
+        }
+        LaunchSpec {
+            argv,
+            env,
+            user: native.user.clone(),
+            group: native.group.clone(),
+            supplementary_groups: native.supplementary_groups.clone(),
+            working_dir: native.working_dir.clone(),
+            capabilities: unit.security.capabilities.clone(),
+            no_new_privileges: unit.security.no_new_privileges,
+            cgroup_procs: cgroup.procs_files(),
+        }
+    }
+
+    /// Runs one incarnation of `unit` to its end, reporting `Spawned` (or
+    /// `SpawnFailed`) and then `Exited` once the cgroup is empty again.
+    pub fn start(&self, unit: &Unit, gen: u64, log: Arc<LogSink>, tx: UnboundedSender<Msg>) {
+        let rt = self.clone();
+        let unit = unit.clone();
+        tokio::spawn(async move {
+            let name = unit.name.clone();
+            let send = |event| {
+                let _ = tx.send(Msg::Unit {
+                    name: name.clone(),
+                    event,
+                });
+            };
+            let cgroup = match blocking({
+                let (parent, name, res) = (
+                    rt.cgroup_parent.clone(),
+                    unit.name.clone(),
+                    unit.resources.clone(),
+                );
+                move || UnitCgroup::create(&parent, &name, &res)
+            })
+            .await
+            {
+                Ok(cg) => cg,
+                Err(e) => {
+                    log.note(&format!("cannot start: {e}"));
+                    return send(Event::SpawnFailed {
+                        gen,
+                        reason: e.to_string(),
+                    });
+                }
+            };
+            let oom_before = cgroup.stats().oom_kills.unwrap_or(0);
+            let Exec::Native(native) = &unit.exec;
+            let spec = rt.spec(&unit, native.command.clone(), &cgroup);
+            let mut spawned = match jarvis_native::spawn(&rt.launcher, &spec).await {
+                Ok(s) => s,
+                Err(e) => {
+                    log.note(&format!("cannot start: {e}"));
+                    return send(Event::SpawnFailed {
+                        gen,
+                        reason: e.to_string(),
+                    });
+                }
+            };
+            let pid = spawned.pid;
+            log.note(&format!("started pid {pid}: {}", native.command.join(" ")));
+            send(Event::Spawned { gen, pid });
+
+            let pump = {
+                let log = log.clone();
+                let mut output = spawned.output;
+                tokio::spawn(async move {
+                    let mut buf = vec![0u8; 16 * 1024];
+                    loop {
+                        match output.read(&mut buf).await {
+                            Ok(0) | Err(_) => break,
+                            Ok(n) => log.write(&buf[..n]),
+                        }
+                    }
+                })
+            };
+            let status = spawned.child.wait().await;
+            // Whatever the main process left behind goes with it.
+            let cg = cgroup.clone();
+            if let Err(e) = blocking(move || cg.kill_all()).await {
+                tracing::warn!(unit = %unit.name, error = %e, "cannot empty cgroup");
+            }
+            // The pipe closes once every writer is gone; don't wait forever
+            // on a writer that escaped the cgroup.
+            let _ = tokio::time::timeout(Duration::from_secs(1), pump).await;
+            let oom_after = cgroup.stats().oom_kills.unwrap_or(0);
+            let exit = match status {
+                Ok(st) => {
+                    use std::os::unix::process::ExitStatusExt;
+                    ExitInfo {
+                        code: st.code(),
+                        signal: st.signal(),
+                        oom_killed: oom_after > oom_before,
+                    }
+                }
+                Err(e) => {
+                    tracing::error!(unit = %unit.name, error = %e, "cannot wait for process");
+                    ExitInfo {
+                        code: None,
+                        signal: None,
+                        oom_killed: false,
+                    }
+                }
+            };
+            log.note(&format!("pid {pid} {}", exit.describe()));
+            send(Event::Exited { gen, exit });
+        });
+    }
+
+    /// Runs the unit's health check on its interval until aborted, sending
+    /// each result.
+    pub fn health(&self, unit: &Unit, gen: u64, tx: UnboundedSender<Msg>) -> tokio::task::AbortHandle {
+        let rt = self.clone();
+        let unit = unit.clone();
+        tokio::spawn(async move {
+            let Some(h) = &unit.health else { return };
+            loop {
+                let result = tokio::time::timeout(h.timeout, rt.probe(&unit, &h.probe)).await;
+                let (ok, detail) = match result {
+                    Ok(Ok(detail)) => (true, detail),
+                    Ok(Err(detail)) => (false, detail),
+                    Err(_) => (
+                        false,
+                        format!("no answer within {}", humantime::format_duration(h.timeout)),
+                    ),
+                };
+                let event = Event::HealthResult { gen, ok, detail };
+                if tx
+                    .send(Msg::Unit {
+                        name: unit.name.clone(),
+                        event,
+                    })
+                    .is_err()
+                {
+                    return;
+                }
+                tokio::time::sleep(h.interval).await;
+            }
+        })
+        .abort_handle()
+    }
+
+    async fn probe(&self, unit: &Unit, probe: &Probe) -> Result<String, String> {
+        match probe {
+            Probe::Tcp(addr) => tokio::net::TcpStream::connect(addr.as_str())
+                .await
+                .map(|_| format!("connected to {addr}"))
+                .map_err(|e| format!("tcp {addr}: {e}")),
+            Probe::Http(url) => {
+                let client = reqwest::Client::builder()
+                    .no_proxy()
+                    .redirect(reqwest::redirect::Policy::none())
+                    .build()
+                    .map_err(|e| e.to_string())?;
+                match client.get(url.as_str()).send().await {
+                    Ok(resp) if resp.status().is_success() || resp.status().is_redirection() => {
+                        Ok(format!("GET {url}: {}", resp.status()))
+                    }
+                    Ok(resp) => Err(format!("GET {url}: {}", resp.status())),
+                    Err(e) => Err(format!("GET {url}: {}", error_chain(&e))),
+                }
+            }
+            Probe::Exec(argv) => {
+                let cgroup = self.cgroup(&unit.name);
+                let spec = self.spec(unit, argv.clone(), &cgroup);
+                let mut spawned = jarvis_native::spawn(&self.launcher, &spec)
+                    .await
+                    .map_err(|e| format!("{}: {e}", argv.join(" ")))?;
+                // The check is bounded by the caller's timeout; the process
+                // must not outlive it.
+                let guard = KillOnDrop(spawned.pid);
+                let mut out = Vec::new();
+                let mut buf = [0u8; 4096];
+                while let Ok(n @ 1..) = spawned.output.read(&mut buf).await {
+                    if out.len() < 4096 {
+                        out.extend_from_slice(&buf[..n.min(4096 - out.len())]);
+                    }
+                }
+                let status = spawned.child.wait().await.map_err(|e| e.to_string())?;
+                std::mem::forget(guard);
+                let text = String::from_utf8_lossy(&out).trim().to_string();
+                if status.success() {
+                    Ok(text)
+                } else {
+                    Err(format!("{} {status}: {text}", argv.join(" ")))
+                }
+            }
+        }
+    }
+}
+
+struct KillOnDrop(i32);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(self.0),
+            nix::sys::signal::Signal::SIGKILL,
+        );
+    }
+}
+
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        s.push_str(": ");
+        s.push_str(&c.to_string());
+        cur = c.source();
+    }
+    s
+}
+
+struct Account {
+    name: String,
+    home: String,
+}
+
+fn lookup_user(user: &str) -> Option<Account> {
+    let u = match user.parse::<u32>() {
+        Ok(uid) => nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(uid)),
+        Err(_) => nix::unistd::User::from_name(user),
+    };
+    u.ok().flatten().map(|u| Account {
+        name: u.name,
+        home: u.dir.to_string_lossy().into_owned(),
+    })
+}
+
+/// Runs blocking kernel work (cgroup files) off the event loop.
+pub async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
+    tokio::task::spawn_blocking(f)
+        .await
+        .expect("blocking task panicked")
+}

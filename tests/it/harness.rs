@@ -1,0 +1,304 @@
+//! A real jarvisd on temporary directories, driven through the real
+//! jarvisctl. Every daemon gets its own cgroup parent so tests run in
+//! parallel, and everything it made is torn down when the test ends, even
+//! when it fails.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+pub const JARVISD: &str = env!("CARGO_BIN_EXE_jarvisd");
+pub const JARVISCTL: &str = env!("CARGO_BIN_EXE_jarvisctl");
+
+static COUNTER: AtomicUsize = AtomicUsize::new(0);
+
+/// Whether this test process can do what the tests need (root).
+pub fn root() -> bool {
+    let root = nix::unistd::geteuid().is_root();
+    assert!(
+        root || std::env::var_os("JARVIS_TESTS_ALLOW_NONROOT").is_some(),
+        "these tests start real cgroups and must run as root \
+         (set JARVIS_TESTS_ALLOW_NONROOT=1 to skip them instead)"
+    );
+    root
+}
+
+pub struct Jarvis {
+    pub dir: tempfile::TempDir,
+    pub units: PathBuf,
+    pub state: PathBuf,
+    pub socket: PathBuf,
+    pub cgroup_parent: String,
+    daemon: Option<Child>,
+}
+
+impl Jarvis {
+    /// Writes `units` (name, TOML) and starts jarvisd on them.
+    pub fn start(units: &[(&str, &str)]) -> Jarvis {
+        let dir = tempfile::Builder::new()
+            .prefix("jarvis-it-")
+            .tempdir()
+            .expect("tempdir");
+        // Units run as other users in some tests: let them traverse.
+        let _ = fs::set_permissions(
+            dir.path(),
+            std::os::unix::fs::PermissionsExt::from_mode(0o755),
+        );
+        let units_dir = dir.path().join("units");
+        fs::create_dir(&units_dir).unwrap();
+        for (name, text) in units {
+            fs::write(units_dir.join(format!("{name}.toml")), text).unwrap();
+        }
+        let n = COUNTER.fetch_add(1, Ordering::SeqCst);
+        let mut j = Jarvis {
+            state: dir.path().join("state"),
+            socket: dir.path().join("jarvis.sock"),
+            units: units_dir,
+            cgroup_parent: format!("jarvis-it-{}-{n}", std::process::id()),
+            dir,
+            daemon: None,
+        };
+        j.spawn_daemon();
+        j
+    }
+
+    pub fn spawn_daemon(&mut self) {
+        let log = fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.path().join("jarvisd.log"))
+            .unwrap();
+        let child = Command::new(JARVISD)
+            .arg("--units")
+            .arg(&self.units)
+            .arg("--state-dir")
+            .arg(&self.state)
+            .arg("--socket")
+            .arg(&self.socket)
+            .arg("--cgroup-parent")
+            .arg(&self.cgroup_parent)
+            .env("JARVIS_LOG", "debug")
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .expect("start jarvisd");
+        self.daemon = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !self.socket.exists() {
+            if let Some(st) = self.daemon.as_mut().unwrap().try_wait().unwrap() {
+                panic!("jarvisd exited {st}:\n{}", self.daemon_log());
+            }
+            assert!(Instant::now() < deadline, "no socket:\n{}", self.daemon_log());
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// SIGKILLs jarvisd (its units are left as they are).
+    pub fn kill_daemon(&mut self) {
+        if let Some(mut c) = self.daemon.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// SIGTERM and wait: a clean shutdown.
+    pub fn stop_daemon(&mut self) -> std::process::ExitStatus {
+        let mut c = self.daemon.take().expect("daemon running");
+        nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(c.id() as i32),
+            nix::sys::signal::Signal::SIGTERM,
+        )
+        .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(st) = c.try_wait().unwrap() {
+                return st;
+            }
+            if Instant::now() > deadline {
+                let _ = c.kill();
+                panic!("jarvisd did not stop on SIGTERM:\n{}", self.daemon_log());
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    pub fn daemon_log(&self) -> String {
+        fs::read_to_string(self.dir.path().join("jarvisd.log")).unwrap_or_default()
+    }
+
+    pub fn write_unit(&self, name: &str, text: &str) {
+        fs::write(self.units.join(format!("{name}.toml")), text).unwrap();
+    }
+
+    pub fn remove_unit(&self, name: &str) {
+        fs::remove_file(self.units.join(format!("{name}.toml"))).unwrap();
+    }
+
+    pub fn ctl(&self, args: &[&str]) -> Output {
+        Command::new(JARVISCTL)
+            .arg("--socket")
+            .arg(&self.socket)
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .expect("run jarvisctl")
+    }
+
+    /// Runs jarvisctl and insists on success.
+    pub fn ok(&self, args: &[&str]) -> String {
+        let out = self.ctl(args);
+        assert!(
+            out.status.success(),
+            "jarvisctl {args:?} failed: {}\nstdout: {}\njarvisd log:\n{}",
+            String::from_utf8_lossy(&out.stderr),
+            String::from_utf8_lossy(&out.stdout),
+            self.daemon_log()
+        );
+        String::from_utf8(out.stdout).unwrap()
+    }
+
+    pub fn status(&self) -> Value {
+        serde_json::from_str(&self.ok(&["status", "--json"])).expect("status json")
+    }
+
+    pub fn unit(&self, name: &str) -> Value {
+        self.status()["units"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|u| u["name"] == name)
+            .unwrap_or_else(|| panic!("no unit {name}"))
+            .clone()
+    }
+
+    /// Polls the status of `name` until `pred` holds; panics with the last
+    /// status and the daemon's log after `timeout`.
+    pub fn wait_unit(&self, name: &str, timeout: Duration, pred: impl Fn(&Value) -> bool) -> Value {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let u = self.unit(name);
+            if pred(&u) {
+                return u;
+            }
+            if Instant::now() > deadline {
+                panic!(
+                    "unit {name} did not reach the expected state within {timeout:?}; last: {u:#}\nlog:\n{}\njarvisd:\n{}",
+                    self.logs(name),
+                    self.daemon_log()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    pub fn running(&self, name: &str) -> Value {
+        self.wait_unit(name, Duration::from_secs(10), |u| {
+            u["state"] == "running" && u["pid"].is_number()
+        })
+    }
+
+    pub fn logs(&self, name: &str) -> String {
+        String::from_utf8_lossy(&self.ctl(&["logs", name]).stdout).into_owned()
+    }
+
+    /// The directory of `unit`'s cgroup in the hierarchy of `controller`.
+    pub fn cgroup_dir(&self, controller: &str, unit: &str) -> PathBuf {
+        let cg = self.unit(unit)["cgroup"].as_str().unwrap().to_string();
+        cgroup_root(controller).join(cg.trim_start_matches('/'))
+    }
+
+    pub fn read_cgroup(&self, controller: &str, unit: &str, file: &str) -> String {
+        let p = self.cgroup_dir(controller, unit).join(file);
+        fs::read_to_string(&p)
+            .unwrap_or_else(|e| panic!("read {}: {e}", p.display()))
+            .trim()
+            .to_string()
+    }
+}
+
+/// Where a controller's hierarchy is mounted: /sys/fs/cgroup/<controller> on
+/// a v1 or hybrid host, /sys/fs/cgroup itself on a pure v2 host.
+pub fn cgroup_root(controller: &str) -> PathBuf {
+    let v1 = Path::new("/sys/fs/cgroup").join(controller);
+    if v1.is_dir() {
+        v1
+    } else {
+        PathBuf::from("/sys/fs/cgroup")
+    }
+}
+
+pub fn alive(pid: i32) -> bool {
+    // A zombie is dead for our purposes.
+    match fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(s) => !s
+            .rsplit_once(')')
+            .is_some_and(|(_, rest)| rest.trim_start().starts_with('Z')),
+        Err(_) => false,
+    }
+}
+
+pub fn proc_status(pid: i32, key: &str) -> String {
+    let s = fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    s.lines()
+        .find_map(|l| l.strip_prefix(&format!("{key}:")))
+        .unwrap_or_else(|| panic!("no {key} in /proc/{pid}/status"))
+        .trim()
+        .to_string()
+}
+
+impl Drop for Jarvis {
+    fn drop(&mut self) {
+        if self.daemon.is_some() {
+            if std::thread::panicking() {
+                self.kill_daemon();
+            } else {
+                let st = self.stop_daemon();
+                if !st.success() {
+                    eprintln!("jarvisd exited {st}:\n{}", self.daemon_log());
+                }
+            }
+        }
+        // Whatever is left (a failed test, a killed daemon): kill and remove.
+        for root in ["/sys/fs/cgroup", "/sys/fs/cgroup/unified"]
+            .iter()
+            .map(PathBuf::from)
+            .chain(
+                fs::read_dir("/sys/fs/cgroup")
+                    .into_iter()
+                    .flatten()
+                    .flatten()
+                    .map(|e| e.path()),
+            )
+        {
+            let parent = root.join(&self.cgroup_parent);
+            if !parent.is_dir() {
+                continue;
+            }
+            for unit in fs::read_dir(&parent).into_iter().flatten().flatten() {
+                if !unit.path().is_dir() {
+                    continue;
+                }
+                for _ in 0..50 {
+                    let procs = fs::read_to_string(unit.path().join("cgroup.procs")).unwrap_or_default();
+                    if procs.trim().is_empty() {
+                        break;
+                    }
+                    for pid in procs.lines().filter_map(|l| l.trim().parse::<i32>().ok()) {
+                        let _ = nix::sys::signal::kill(
+                            nix::unistd::Pid::from_raw(pid),
+                            nix::sys::signal::Signal::SIGKILL,
+                        );
+                    }
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+                let _ = fs::remove_dir(unit.path());
+            }
+            let _ = fs::remove_dir(&parent);
+        }
+    }
+}

@@ -1,0 +1,9 @@
+//! jarvisd and jarvisctl end to end: real processes in real cgroups, as root.
+//! Each test starts its own daemon (see `harness`), and every wait is
+//! bounded.
+
+mod harness;
+
+mod cli;
+mod limits;
+mod supervise;

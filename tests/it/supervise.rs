@@ -1,0 +1,360 @@
+//! Supervision: restarts, the burst limit, stop, health, dependencies.
+
+use std::time::{Duration, Instant};
+
+use crate::harness::*;
+
+#[test]
+fn a_killed_unit_is_restarted_with_a_new_pid() {
+    if !root() {
+        return;
+    }
+    let j = Jarvis::start(&[(
+        "web",
+        r#"
+[native]
+command = ["sleep", "1000"]
+[restart]
+policy = "always"
+delay = "0s"
+"#,
+    )]);
+    let old = j.running("web")["pid"].as_i64().unwrap() as i32;
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(old),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    let u = j.wait_unit("web", Duration::from_secs(5), |u| {
+        u["state"] == "running" && u["pid"].as_i64().is_some_and(|p| p as i32 != old)
+    });
+    assert_eq!(u["restarts"], 1);
+    assert_eq!(u["exit_code"], 137, "the last run was killed by SIGKILL: {u:#}");
+    assert!(!alive(old));
+}
+
+#[test]
+fn a_crash_loop_ends_in_failed_after_burst_starts() {
+    if !root() {
+        return;
+    }
+    let j = Jarvis::start(&[(
+        "crashy",
+        r#"
+[native]
+command = ["sh", "-c", "exit 3"]
+[restart]
+policy = "always"
+delay = "10ms"
+max_delay = "50ms"
+burst = 4
+interval = "30s"
+"#,
+    )]);
+    let u = j.wait_unit("crashy", Duration::from_secs(15), |u| u["state"] == "failed");
+    assert_eq!(u["restarts"], 3, "4 starts = the first + 3 restarts: {u:#}");
+    assert_eq!(u["exit_code"], 3);
+    assert!(u["reason"].as_str().unwrap().contains("burst"), "{u:#}");
+    // It stays failed: no more starts.
+    std::thread::sleep(Duration::from_millis(300));
+    let log = j.logs("crashy");
+    assert_eq!(log.matches("started pid").count(), 4, "{log}");
+    // A request to start forgives the failures.
+    j.ok(&["start", "crashy"]);
+    j.wait_unit("crashy", Duration::from_secs(15), |u| {
+        u["state"] == "failed" && j.logs("crashy").matches("started pid").count() == 8
+    });
+}
+
+#[test]
+fn stop_leaves_nothing_behind_double_forked_included() {
+    if !root() {
+        return;
+    }
+    let j = Jarvis::start(&[(
+        "forker",
+        r#"
+[native]
+# A daemon that leaves the process tree (setsid + background), and a main
+# process that ignores SIGTERM: only the cgroup finds them all.
+command = ["sh", "-c", "trap '' TERM; setsid sh -c 'sleep 1000 & sleep 1000' & sleep 1000"]
+[stop]
+timeout = "500ms"
+"#,
+    )]);
+    j.running("forker");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let pids: Vec<i32> = loop {
+        let procs = j.read_cgroup("pids", "forker", "cgroup.procs");
+        let pids: Vec<i32> = procs.lines().map(|l| l.parse().unwrap()).collect();
+        if pids.len() >= 4 || Instant::now() > deadline {
+            break pids;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert!(pids.len() >= 4, "{pids:?}");
+    let started = Instant::now();
+    j.ok(&["stop", "forker"]);
+    assert!(started.elapsed() >= Duration::from_millis(400), "waited for the stop timeout");
+    let u = j.unit("forker");
+    assert_eq!(u["state"], "stopped");
+    assert!(u["pid"].is_null());
+    for p in &pids {
+        assert!(!alive(*p), "pid {p} outlived its unit");
+    }
+    assert_eq!(j.read_cgroup("pids", "forker", "cgroup.procs"), "");
+    // A stopped unit stays stopped: no restart.
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(j.unit("forker")["state"], "stopped");
+}
+
+#[test]
+fn a_failing_health_check_restarts_the_unit() {
+    if !root() {
+        return;
+    }
+    let j = Jarvis::start(&[(
+        "sick",
+        r#"
+[native]
+command = ["sleep", "1000"]
+[health]
+exec = ["sh", "-c", "echo not today; exit 1"]
+interval = "100ms"
+timeout = "2s"
+retries = 2
+[restart]
+delay = "0s"
+"#,
+    )]);
+    let first = j.running("sick")["pid"].as_i64().unwrap();
+    let u = j.wait_unit("sick", Duration::from_secs(15), |u| {
+        u["restarts"].as_i64().unwrap() >= 1 && u["pid"].as_i64().is_some_and(|p| p != first)
+    });
+    assert!(!alive(first as i32));
+    let log = j.logs("sick");
+    assert!(log.contains("unhealthy") || u["reason"].as_str().unwrap_or("").contains("unhealthy"), "{log}\n{u:#}");
+}
+
+#[test]
+fn health_ignore_keeps_the_unit_and_reports_unhealthy() {
+    if !root() {
+        return;
+    }
+    let j = Jarvis::start(&[(
+        "meh",
+        r#"
+[native]
+command = ["sleep", "1000"]
+[health]
+tcp = "127.0.0.1:1"
+interval = "100ms"
+retries = 1
+on_unhealthy = "ignore"
+"#,
+    )]);
+    let pid = j.running("meh")["pid"].clone();
+    let u = j.wait_unit("meh", Duration::from_secs(10), |u| u["health"] == "unhealthy");
+    assert_eq!(u["pid"], pid);
+    assert_eq!(u["state"], "running");
+}
+
+/// Serves HTTP on `port` after `delay` seconds, with python3's http.server.
+fn http_unit(port: u16, delay: f32) -> String {
+    format!(
+        r#"
+[native]
+command = ["sh", "-c", "sleep {delay}; exec python3 -m http.server {port} --bind 127.0.0.1"]
+working_dir = "/"
+[health]
+http = "http://127.0.0.1:{port}/"
+interval = "100ms"
+timeout = "1s"
+retries = 3
+start_period = "10s"
+"#
+    )
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+#[test]
+fn dependencies_start_in_order_and_only_when_ready() {
+    if !root() {
+        return;
+    }
+    let port = free_port();
+    let j = Jarvis::start(&[
+        ("db", &http_unit(port, 1.0)),
+        (
+            "migrate",
+            r#"
+depends_on = { db = "healthy" }
+[native]
+command = ["sh", "-c", "sleep 0.3; echo migrated"]
+[restart]
+policy = "never"
+"#,
+        ),
+        (
+            "web",
+            r#"
+depends_on = { db = "healthy", migrate = "completed" }
+[native]
+command = ["sleep", "1000"]
+"#,
+        ),
+        (
+            "cache",
+            r#"
+depends_on = ["web"]
+[native]
+command = ["sleep", "1000"]
+"#,
+        ),
+    ]);
+    // While db is not healthy, nothing that needs it has started.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut saw_waiting = false;
+    loop {
+        let st = j.status();
+        let get = |n: &str| {
+            st["units"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|u| u["name"] == n)
+                .unwrap()
+                .clone()
+        };
+        let (db, migrate, web, cache) = (get("db"), get("migrate"), get("web"), get("cache"));
+        if db["health"] != "healthy" {
+            assert!(migrate["pid"].is_null() && migrate["exit_code"].is_null(), "{migrate:#}");
+            assert!(web["pid"].is_null(), "{web:#}");
+            if web["state"] == "waiting" {
+                saw_waiting = true;
+                assert!(web["reason"].as_str().unwrap().contains("db"), "{web:#}");
+            }
+        }
+        if migrate["state"] != "exited" {
+            assert!(web["pid"].is_null(), "web started before migrate completed: {st:#}");
+        }
+        if web["state"] != "running" {
+            assert!(cache["pid"].is_null(), "{st:#}");
+        }
+        if cache["state"] == "running" {
+            assert_eq!(db["health"], "healthy");
+            assert_eq!(migrate["exit_code"], 0);
+            break;
+        }
+        assert!(Instant::now() < deadline, "never all up: {st:#}\n{}", j.daemon_log());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(saw_waiting, "web was seen waiting for db");
+}
+
+#[test]
+fn a_failed_dependency_keeps_dependents_from_starting() {
+    if !root() {
+        return;
+    }
+    let j = Jarvis::start(&[
+        (
+            "migrate",
+            r#"
+[native]
+command = ["sh", "-c", "exit 2"]
+[restart]
+policy = "never"
+"#,
+        ),
+        (
+            "app",
+            r#"
+depends_on = { migrate = "completed" }
+[native]
+command = ["sleep", "1000"]
+"#,
+        ),
+    ]);
+    let u = j.wait_unit("app", Duration::from_secs(10), |u| u["state"] == "failed");
+    let reason = u["reason"].as_str().unwrap();
+    assert!(reason.contains("migrate") && reason.contains("code 2"), "{reason}");
+    assert!(u["pid"].is_null());
+    let out = j.ctl(&["up", "--wait", "--timeout", "5s"]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("failed"), "{err}");
+}
+
+#[test]
+fn up_wait_returns_when_everything_is_ready() {
+    if !root() {
+        return;
+    }
+    let port = free_port();
+    let j = Jarvis::start(&[
+        ("api", &http_unit(port, 0.5)),
+        (
+            "worker",
+            r#"
+depends_on = { api = "healthy" }
+[native]
+command = ["sleep", "1000"]
+"#,
+        ),
+    ]);
+    let out = j.ok(&["up", "--wait", "--timeout", "20s"]);
+    assert!(out.contains("ready"), "{out}");
+    assert_eq!(j.unit("api")["health"], "healthy");
+    assert_eq!(j.unit("worker")["state"], "running");
+}
+
+#[test]
+fn up_wait_times_out_naming_what_is_not_ready() {
+    if !root() {
+        return;
+    }
+    let j = Jarvis::start(&[(
+        "never-healthy",
+        r#"
+[native]
+command = ["sleep", "1000"]
+[health]
+tcp = "127.0.0.1:1"
+interval = "100ms"
+start_period = "1h"
+"#,
+    )]);
+    let out = j.ctl(&["up", "--wait", "--timeout", "1s"]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("timed out") && err.contains("never-healthy"), "{err}");
+}
+
+#[test]
+fn user_stops_survive_a_daemon_restart_and_sigterm_stops_everything() {
+    if !root() {
+        return;
+    }
+    let mut j = Jarvis::start(&[
+        ("a", "[native]\ncommand = [\"sleep\", \"1000\"]\n"),
+        ("b", "[native]\ncommand = [\"sleep\", \"1000\"]\n"),
+    ]);
+    j.running("a");
+    let b = j.running("b")["pid"].as_i64().unwrap() as i32;
+    j.ok(&["stop", "a"]);
+    let st = j.stop_daemon();
+    assert!(st.success(), "{st}");
+    assert!(!alive(b), "a clean shutdown stops every unit");
+    j.spawn_daemon();
+    j.running("b");
+    std::thread::sleep(Duration::from_millis(200));
+    assert_eq!(j.unit("a")["state"], "stopped", "the user's stop is remembered");
+}

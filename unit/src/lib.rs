@@ -1,0 +1,21 @@
+//! jarvis-unit: the unit file format.
+//!
+//! Invariant: this crate does no IO beyond reading unit files' text. It turns
+//! TOML into [`Unit`]s and reports every problem it finds at once, each with
+//! `FILE:LINE:COL`.
+
+pub mod schema;
+pub use schema::*;
+
+mod diagnostic;
+mod parse;
+mod validate;
+
+pub use diagnostic::Diagnostic;
+pub use parse::{
+    is_valid_unit_name, parse_capability, parse_cpuset, parse_signal, parse_size, parse_unit,
+};
+pub use validate::{load_dir, load_paths, UnitSet};
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,1436 @@
+//! Unit file text -> [`Unit`], reporting every problem with its position.
+//!
+//! The document is parsed with `toml`'s recoverable parser, which keeps the
+//! byte span of every key and value. The tree is then walked by hand, section
+//! by section, so that one bad value never hides another: an unknown key in
+//! `[resources]`, a bad duration in `[restart]` and a TOML syntax error further
+//! down are all reported together.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::ops::Range;
+use std::path::Path;
+use std::str::FromStr;
+use std::time::Duration;
+
+use toml::de::{DeString, DeTable, DeValue};
+use toml::Spanned;
+
+use crate::diagnostic::{self, line_col, Diagnostic};
+use crate::schema::*;
+
+type Value<'i> = Spanned<DeValue<'i>>;
+type Key<'i> = Spanned<DeString<'i>>;
+
+/// Keys allowed at the top level of a unit file (`container` is recognised
+/// separately: it is reserved for container units).
+pub(crate) const TOP_KEYS: &[&str] = &[
+    "description",
+    "depends_on",
+    "native",
+    "env",
+    "resources",
+    "restart",
+    "health",
+    "stop",
+    "security",
+    "logs",
+];
+pub(crate) const NATIVE_KEYS: &[&str] = &[
+    "command",
+    "user",
+    "group",
+    "supplementary_groups",
+    "working_dir",
+];
+pub(crate) const RESOURCES_KEYS: &[&str] =
+    &["memory_max", "cpus", "cpu_weight", "pids_max", "cpuset"];
+pub(crate) const RESTART_KEYS: &[&str] = &["policy", "delay", "max_delay", "burst", "interval"];
+pub(crate) const HEALTH_KEYS: &[&str] = &[
+    "http",
+    "tcp",
+    "exec",
+    "interval",
+    "timeout",
+    "retries",
+    "start_period",
+    "on_unhealthy",
+];
+pub(crate) const STOP_KEYS: &[&str] = &["signal", "timeout"];
+pub(crate) const SECURITY_KEYS: &[&str] = &["capabilities", "no_new_privileges"];
+pub(crate) const LOGS_KEYS: &[&str] = &["max_size", "max_files"];
+
+const DURATION_HINT: &str =
+    "write a number with a unit, e.g. \"100ms\", \"10s\", \"5m\" or \"1h 30m\"";
+const SIZE_HINT: &str = "write a number with an optional binary suffix, e.g. \"512K\", \"64M\", \"8G\" (1M = 1024K), or \"1048576\" for plain bytes";
+
+/// Parses one unit file. The unit's name is the file stem. On failure, every
+/// problem found in the file is returned, sorted by position.
+pub fn parse_unit(path: &Path, text: &str) -> Result<Unit, Vec<Diagnostic>> {
+    let parsed = parse_detailed(path, text);
+    match parsed.unit {
+        Some(unit) if parsed.diagnostics.is_empty() => Ok(unit),
+        _ => Err(parsed.diagnostics),
+    }
+}
+
+/// The result of parsing one file, with what the cross-unit checks need.
+pub(crate) struct Parsed {
+    /// `Some` only when `diagnostics` is empty.
+    pub unit: Option<Unit>,
+    pub diagnostics: Vec<Diagnostic>,
+    /// The well-formed entries of depends_on with the `(line, col)` of each,
+    /// in file order; filled even when the file has other problems (but not
+    /// when it has a TOML syntax error).
+    pub deps: Vec<(Dependency, (usize, usize))>,
+    /// Whether the file has a `[health]` section (valid or not).
+    pub has_health: bool,
+}
+
+pub(crate) fn parse_detailed(path: &Path, text: &str) -> Parsed {
+    let mut cx = Cx {
+        text,
+        issues: Vec::new(),
+    };
+    let name = match unit_name(path) {
+        Ok(name) => Some(name),
+        Err(message) => {
+            cx.issues.push(Issue {
+                span: Some(0..0),
+                kind: IssueKind::Semantic,
+                message,
+            });
+            None
+        }
+    };
+
+    let (doc, errors) = DeTable::parse_recoverable(text);
+    for e in &errors {
+        let message = syntax_message(text, e);
+        cx.issues.push(Issue {
+            span: e.span(),
+            kind: IssueKind::Syntax,
+            message,
+        });
+    }
+
+    let built = build(&mut cx, name, doc.get_ref());
+
+    // Drop follow-on errors: with a syntax error in the file, "missing"
+    // complaints may just be the broken line, and a value that overlaps the
+    // syntax error was only partially recovered.
+    let syntax: Vec<Range<usize>> = cx
+        .issues
+        .iter()
+        .filter(|i| i.kind == IssueKind::Syntax)
+        .filter_map(|i| i.span.clone())
+        .collect();
+    let has_syntax = cx.issues.iter().any(|i| i.kind == IssueKind::Syntax);
+    // A broken [header] moves the keys below it to the wrong table; ignore
+    // what is reported about them until the next header.
+    let tainted: Vec<Range<usize>> = syntax
+        .iter()
+        .filter_map(|e| {
+            let line_start = text[..e.start.min(text.len())]
+                .rfind('\n')
+                .map_or(0, |i| i + 1);
+            if !text[line_start..].trim_start().starts_with('[') {
+                return None;
+            }
+            let mut end = text.len();
+            let mut pos = text[line_start..]
+                .find('\n')
+                .map_or(text.len(), |i| line_start + i + 1);
+            while pos < text.len() {
+                if text[pos..].trim_start_matches([' ', '\t']).starts_with('[') {
+                    end = pos;
+                    break;
+                }
+                pos = text[pos..].find('\n').map_or(text.len(), |i| pos + i + 1);
+            }
+            Some(line_start..end)
+        })
+        .collect();
+    let mut diagnostics: Vec<Diagnostic> = cx
+        .issues
+        .into_iter()
+        .filter(|i| match i.kind {
+            IssueKind::Syntax => true,
+            IssueKind::Missing => !has_syntax,
+            IssueKind::Semantic => match &i.span {
+                Some(s) => {
+                    !syntax.iter().any(|e| e.start <= s.end && s.start <= e.end)
+                        && !tainted.iter().any(|t| t.contains(&s.start))
+                }
+                None => true,
+            },
+        })
+        .map(|i| match i.span {
+            Some(span) => Diagnostic::at_span(path, text, span, i.message),
+            None => Diagnostic::whole_file(path, i.message),
+        })
+        .collect();
+    diagnostic::sort(&mut diagnostics);
+
+    let deps = if has_syntax {
+        Vec::new()
+    } else {
+        built
+            .deps
+            .into_iter()
+            .map(|(d, span)| (d, line_col(text, span.start)))
+            .collect()
+    };
+    Parsed {
+        unit: built.unit.filter(|_| diagnostics.is_empty()),
+        diagnostics,
+        deps,
+        has_health: built.has_health,
+    }
+}
+
+/// Whether `name` is a valid unit name: `[a-z0-9][a-z0-9-]*`.
+pub fn is_valid_unit_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    match chars.next() {
+        Some(c) if c.is_ascii_lowercase() || c.is_ascii_digit() => {}
+        _ => return false,
+    }
+    chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+}
+
+fn unit_name(path: &Path) -> Result<String, String> {
+    let stem = path.file_stem().map(|s| s.to_string_lossy().into_owned());
+    match stem {
+        Some(stem) if is_valid_unit_name(&stem) => Ok(stem),
+        Some(stem) => Err(format!(
+            "invalid unit name {stem:?} (the file name without .toml): use lowercase letters, \
+             digits and '-', starting with a letter or digit; rename the file, e.g. to \"{}.toml\"",
+            suggest_name(&stem)
+        )),
+        None => Err("cannot take a unit name from this path; name the file NAME.toml".into()),
+    }
+}
+
+fn suggest_name(stem: &str) -> String {
+    let s: String = stem
+        .chars()
+        .map(|c| {
+            let c = c.to_ascii_lowercase();
+            if c.is_ascii_lowercase() || c.is_ascii_digit() {
+                c
+            } else {
+                '-'
+            }
+        })
+        .collect();
+    let s = s.trim_matches('-').to_string();
+    if s.is_empty() {
+        "my-unit".into()
+    } else {
+        s
+    }
+}
+
+fn syntax_message(text: &str, e: &toml::de::Error) -> String {
+    let msg = e.message().trim().replace('\n', "; ");
+    if msg == "duplicate key" {
+        if let Some(span) = e.span() {
+            if let Some(key) = text.get(span) {
+                return format!(
+                    "duplicate key {:?}: each key and each [table] may appear only once",
+                    key.trim()
+                );
+            }
+        }
+    }
+    format!("TOML syntax error: {msg}")
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum IssueKind {
+    /// A TOML syntax error.
+    Syntax,
+    /// A bad value or key.
+    Semantic,
+    /// Something required is absent.
+    Missing,
+}
+
+struct Issue {
+    span: Option<Range<usize>>,
+    kind: IssueKind,
+    message: String,
+}
+
+struct Cx<'t> {
+    text: &'t str,
+    issues: Vec<Issue>,
+}
+
+impl Cx<'_> {
+    fn error(&mut self, span: Range<usize>, message: impl Into<String>) {
+        self.issues.push(Issue {
+            span: Some(span),
+            kind: IssueKind::Semantic,
+            message: message.into(),
+        });
+    }
+
+    fn missing(&mut self, span: Range<usize>, message: impl Into<String>) {
+        self.issues.push(Issue {
+            span: Some(span),
+            kind: IssueKind::Missing,
+            message: message.into(),
+        });
+    }
+
+    fn source(&self, span: Range<usize>) -> &str {
+        self.text.get(span).unwrap_or("").trim()
+    }
+}
+
+/// "a string", "an integer", ...
+fn a_type(v: &DeValue<'_>) -> String {
+    let t = v.type_str();
+    let article = if t.starts_with(['a', 'e', 'i', 'o', 'u']) {
+        "an"
+    } else {
+        "a"
+    };
+    format!("{article} {t}")
+}
+
+/// The entries of a table in file order.
+fn entries<'a, 'i>(t: &'a DeTable<'i>) -> Vec<(&'a Key<'i>, &'a Value<'i>)> {
+    let mut v: Vec<_> = t.iter().collect();
+    v.sort_by_key(|(k, _)| (k.span().start, k.span().end));
+    v
+}
+
+/// Levenshtein distance, for "did you mean".
+fn distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut cur = vec![i + 1; b.len() + 1];
+        for (j, cb) in b.iter().enumerate() {
+            let sub = prev[j] + usize::from(ca != *cb);
+            cur[j + 1] = sub.min(prev[j + 1] + 1).min(cur[j] + 1);
+        }
+        prev = cur;
+    }
+    prev[b.len()]
+}
+
+/// The closest candidate to `word`, if it is close enough to be a typo.
+pub(crate) fn closest<'a>(
+    word: &str,
+    candidates: impl IntoIterator<Item = &'a str>,
+) -> Option<&'a str> {
+    let word = word.to_ascii_lowercase();
+    let limit = (word.chars().count() / 3).max(1);
+    let candidates: Vec<&'a str> = candidates.into_iter().collect();
+    // A word that is the start of a candidate ("cap_net_bind") is most
+    // likely that candidate, however many characters are missing.
+    if word.chars().count() >= 4 {
+        if let Some(c) = candidates
+            .iter()
+            .filter(|c| c.to_ascii_lowercase().starts_with(&word))
+            .min_by_key(|c| c.len())
+        {
+            return Some(c);
+        }
+    }
+    candidates
+        .into_iter()
+        .map(|c| (distance(&word, &c.to_ascii_lowercase()), c))
+        .filter(|(d, _)| *d <= limit)
+        .min()
+        .map(|(_, c)| c)
+}
+
+fn did_you_mean<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) -> String {
+    match closest(word, candidates) {
+        Some(c) => format!(" (did you mean {c:?}?)"),
+        None => String::new(),
+    }
+}
+
+/// A table of the unit file, with its unknown keys already reported.
+struct Section<'a, 'i> {
+    name: &'static str,
+    span: Range<usize>,
+    entries: Vec<(&'a Key<'i>, &'a Value<'i>)>,
+}
+
+impl<'a, 'i> Section<'a, 'i> {
+    fn open(
+        cx: &mut Cx<'_>,
+        name: &'static str,
+        v: &'a Value<'i>,
+        allowed: &[&str],
+    ) -> Option<Self> {
+        let DeValue::Table(t) = v.get_ref() else {
+            cx.error(
+                v.span(),
+                format!(
+                    "{name}: expected a table (a [{name}] section), found {}",
+                    a_type(v.get_ref())
+                ),
+            );
+            return None;
+        };
+        let entries = entries(t);
+        for (k, _) in &entries {
+            let key: &str = k.get_ref();
+            if !allowed.contains(&key) {
+                let hint = if TOP_KEYS.contains(&key) {
+                    format!(
+                        "; if you meant the top-level {key:?}, move it above the first [section] header \
+                         (keys below a header belong to that table)"
+                    )
+                } else {
+                    did_you_mean(key, allowed.iter().copied())
+                };
+                cx.error(
+                    k.span(),
+                    format!(
+                        "unknown key {key:?} in [{name}]; expected one of: {}{hint}",
+                        allowed.join(", "),
+                    ),
+                );
+            }
+        }
+        Some(Section {
+            name,
+            span: v.span(),
+            entries,
+        })
+    }
+
+    fn get(&self, key: &str) -> Option<&'a Value<'i>> {
+        self.entries
+            .iter()
+            .find(|(k, _)| k.get_ref().as_ref() == key)
+            .map(|(_, v)| *v)
+    }
+
+    fn label(&self, key: &str) -> String {
+        format!("{}.{key}", self.name)
+    }
+
+    /// Runs `f` on the value of `key`, if present, with its label.
+    fn with<T>(
+        &self,
+        cx: &mut Cx<'_>,
+        key: &str,
+        f: impl FnOnce(&mut Cx<'_>, &str, &Value<'_>) -> Option<T>,
+    ) -> Option<T> {
+        let v = self.get(key)?;
+        f(cx, &self.label(key), v)
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Scalar readers. Each reports its own error at the value's span and returns
+// None on failure.
+
+fn string(cx: &mut Cx<'_>, label: &str, v: &Value<'_>) -> Option<String> {
+    match v.get_ref() {
+        DeValue::String(s) => Some(s.to_string()),
+        other => {
+            cx.error(
+                v.span(),
+                format!("{label}: expected a string, found {}", a_type(other)),
+            );
+            None
+        }
+    }
+}
+
+fn boolean(cx: &mut Cx<'_>, label: &str, v: &Value<'_>) -> Option<bool> {
+    match v.get_ref() {
+        DeValue::Boolean(b) => Some(*b),
+        other => {
+            cx.error(
+                v.span(),
+                format!("{label}: expected true or false, found {}", a_type(other)),
+            );
+            None
+        }
+    }
+}
+
+/// An integer in `min..=max`.
+fn integer(cx: &mut Cx<'_>, label: &str, v: &Value<'_>, min: i128, max: i128) -> Option<i128> {
+    let range = if max >= i128::from(u32::MAX) {
+        format!("at least {min}")
+    } else {
+        format!("between {min} and {max}")
+    };
+    let n = match v.get_ref() {
+        DeValue::Integer(i) => i128::from_str_radix(i.as_str(), i.radix()).ok(),
+        other => {
+            cx.error(
+                v.span(),
+                format!(
+                    "{label}: expected an integer ({range}), found {}",
+                    a_type(other)
+                ),
+            );
+            return None;
+        }
+    };
+    match n {
+        Some(n) if (min..=max).contains(&n) => Some(n),
+        _ => {
+            cx.error(
+                v.span(),
+                format!("{label}: must be {range}, got {}", cx.source(v.span())),
+            );
+            None
+        }
+    }
+}
+
+fn u32_at_least(cx: &mut Cx<'_>, label: &str, v: &Value<'_>, min: u32) -> Option<u32> {
+    integer(cx, label, v, min.into(), u32::MAX.into()).map(|n| n as u32)
+}
+
+fn u64_in(cx: &mut Cx<'_>, label: &str, v: &Value<'_>, min: u64, max: u64) -> Option<u64> {
+    let max = if max == u64::MAX {
+        i128::MAX
+    } else {
+        max.into()
+    };
+    integer(cx, label, v, min.into(), max).and_then(|n| u64::try_from(n).ok())
+}
+
+fn duration(cx: &mut Cx<'_>, label: &str, v: &Value<'_>) -> Option<Duration> {
+    match v.get_ref() {
+        DeValue::String(s) => match humantime::parse_duration(s.trim()) {
+            Ok(d) => Some(d),
+            Err(e) => {
+                cx.error(
+                    v.span(),
+                    format!(
+                        "{label}: invalid duration {:?} ({e}); {DURATION_HINT}",
+                        s.as_ref()
+                    ),
+                );
+                None
+            }
+        },
+        DeValue::Integer(i) => {
+            cx.error(
+                v.span(),
+                format!(
+                    "{label}: a duration must be a string with a unit: write \"{n}s\" for {n} seconds \
+                     (or e.g. \"100ms\", \"5m\")",
+                    n = i.as_str()
+                ),
+            );
+            None
+        }
+        other => {
+            cx.error(
+                v.span(),
+                format!(
+                    "{label}: expected a duration string, found {}; {DURATION_HINT}",
+                    a_type(other)
+                ),
+            );
+            None
+        }
+    }
+}
+
+fn positive_duration(cx: &mut Cx<'_>, label: &str, v: &Value<'_>) -> Option<Duration> {
+    let d = duration(cx, label, v)?;
+    if d.is_zero() {
+        cx.error(
+            v.span(),
+            format!("{label}: must be greater than 0s, e.g. \"5s\""),
+        );
+        return None;
+    }
+    Some(d)
+}
+
+/// Parses a size string with binary suffixes ("64M" = 64 MiB).
+pub fn parse_size(s: &str) -> Option<u64> {
+    parse_size::Config::new()
+        .with_binary()
+        .parse_size(s.trim())
+        .ok()
+}
+
+/// A size in bytes, > 0. Strings use binary suffixes; a plain integer is bytes.
+fn size(cx: &mut Cx<'_>, label: &str, v: &Value<'_>) -> Option<u64> {
+    let n = match v.get_ref() {
+        DeValue::String(s) => match parse_size(s) {
+            Some(n) => n,
+            None => {
+                cx.error(
+                    v.span(),
+                    format!("{label}: invalid size {:?}; {SIZE_HINT}", s.as_ref()),
+                );
+                return None;
+            }
+        },
+        DeValue::Integer(i) => match u64::from_str_radix(i.as_str(), i.radix()) {
+            Ok(n) => n,
+            Err(_) => {
+                cx.error(
+                    v.span(),
+                    format!("{label}: a size cannot be negative; {SIZE_HINT}"),
+                );
+                return None;
+            }
+        },
+        other => {
+            cx.error(
+                v.span(),
+                format!(
+                    "{label}: expected a size string, found {}; {SIZE_HINT}",
+                    a_type(other)
+                ),
+            );
+            return None;
+        }
+    };
+    if n == 0 {
+        cx.error(
+            v.span(),
+            format!("{label}: must be greater than 0; {SIZE_HINT}"),
+        );
+        return None;
+    }
+    Some(n)
+}
+
+/// One of a fixed set of strings.
+fn choice<T: Copy>(
+    cx: &mut Cx<'_>,
+    label: &str,
+    v: &Value<'_>,
+    options: &[(&str, T)],
+) -> Option<T> {
+    let names: Vec<&str> = options.iter().map(|(n, _)| *n).collect();
+    let list = names.join(", ");
+    match v.get_ref() {
+        DeValue::String(s) => match options.iter().find(|(n, _)| *n == s.as_ref()) {
+            Some((_, t)) => Some(*t),
+            None => {
+                cx.error(
+                    v.span(),
+                    format!(
+                        "{label}: unknown value {:?}; expected one of: {list}{}",
+                        s.as_ref(),
+                        did_you_mean(s, names.iter().copied())
+                    ),
+                );
+                None
+            }
+        },
+        other => {
+            cx.error(
+                v.span(),
+                format!(
+                    "{label}: expected a string, one of: {list}; found {}",
+                    a_type(other)
+                ),
+            );
+            None
+        }
+    }
+}
+
+/// A list of strings, each with its span.
+fn string_list(
+    cx: &mut Cx<'_>,
+    label: &str,
+    v: &Value<'_>,
+    example: &str,
+) -> Option<Vec<(String, Range<usize>)>> {
+    let DeValue::Array(a) = v.get_ref() else {
+        cx.error(
+            v.span(),
+            format!(
+                "{label}: expected a list of strings, e.g. {example}, found {}",
+                a_type(v.get_ref())
+            ),
+        );
+        return None;
+    };
+    let mut out = Vec::new();
+    let mut ok = true;
+    for item in a.iter() {
+        match item.get_ref() {
+            DeValue::String(s) => out.push((s.to_string(), item.span())),
+            other => {
+                ok = false;
+                cx.error(
+                    item.span(),
+                    format!(
+                        "{label}: expected every element to be a string, found {}",
+                        a_type(other)
+                    ),
+                );
+            }
+        }
+    }
+    ok.then_some(out)
+}
+
+/// A user or group: a name, or a numeric id. Stored as text.
+fn id(cx: &mut Cx<'_>, label: &str, v: &Value<'_>, what: &str) -> Option<String> {
+    match v.get_ref() {
+        DeValue::String(s) => {
+            let s = s.as_ref();
+            let ok = !s.is_empty()
+                && s.len() <= 32
+                && s.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.' | '$'))
+                && !s.starts_with('-');
+            if ok {
+                Some(s.to_string())
+            } else {
+                cx.error(
+                    v.span(),
+                    format!("{label}: invalid {what} {s:?}; give a {what} name such as \"nobody\" or a numeric id"),
+                );
+                None
+            }
+        }
+        DeValue::Integer(_) => u64_in(cx, label, v, 0, u32::MAX.into()).map(|n| n.to_string()),
+        other => {
+            cx.error(
+                v.span(),
+                format!(
+                    "{label}: expected a {what} name or a numeric id, found {}",
+                    a_type(other)
+                ),
+            );
+            None
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Sections.
+
+struct Built {
+    /// Meaningful only when no issue was recorded.
+    unit: Option<Unit>,
+    deps: Vec<(Dependency, Range<usize>)>,
+    has_health: bool,
+}
+
+/// Walks the whole document.
+fn build(cx: &mut Cx<'_>, name: Option<String>, doc: &DeTable<'_>) -> Built {
+    let mut description = None;
+    let mut deps = Vec::new();
+    let mut native: Option<Native> = None;
+    let mut native_seen = false;
+    let mut container_seen = false;
+    let mut env = BTreeMap::new();
+    let mut resources = Resources::default();
+    let mut restart = Restart::default();
+    let mut health = None;
+    let mut has_health = false;
+    let mut stop = Stop::default();
+    let mut security = Security::default();
+    let mut logs = Logs::default();
+
+    for (k, v) in entries(doc) {
+        let key: &str = k.get_ref();
+        match key {
+            "description" => description = string(cx, "description", v),
+            "depends_on" => deps = depends_on(cx, name.as_deref(), v),
+            "native" => {
+                native_seen = true;
+                native = parse_native(cx, v);
+            }
+            "container" => {
+                container_seen = true;
+                cx.error(
+                    k.span(),
+                    "container units are not supported yet; run the program directly with a \
+                     [native] section (command = [...], user = ...)",
+                );
+            }
+            "env" => env = parse_env(cx, v),
+            "resources" => resources = parse_resources(cx, v),
+            "restart" => restart = parse_restart(cx, v),
+            "health" => {
+                has_health = true;
+                health = parse_health(cx, v);
+            }
+            "stop" => stop = parse_stop(cx, v),
+            "security" => security = parse_security(cx, v),
+            "logs" => logs = parse_logs(cx, v),
+            other => cx.error(
+                k.span(),
+                format!(
+                    "unknown key {other:?} at the top level; expected one of: {}{}",
+                    TOP_KEYS.join(", "),
+                    did_you_mean(other, TOP_KEYS.iter().copied())
+                ),
+            ),
+        }
+    }
+
+    if !native_seen && !container_seen {
+        cx.missing(
+            0..0,
+            "missing [native] section: every unit needs one, with at least \
+             command = [\"/path/to/program\", \"arg\", ...]",
+        );
+    }
+
+    let unit = match (name, native) {
+        (Some(name), Some(native)) => Some(Unit {
+            name,
+            description,
+            depends_on: deps.iter().map(|(d, _)| d.clone()).collect(),
+            exec: Exec::Native(native),
+            env,
+            resources,
+            restart,
+            health,
+            stop,
+            security,
+            logs,
+        }),
+        _ => None,
+    };
+    Built {
+        unit,
+        deps,
+        has_health,
+    }
+}
+
+const CONDITIONS: &[(&str, Condition)] = &[
+    ("started", Condition::Started),
+    ("healthy", Condition::Healthy),
+    ("completed", Condition::Completed),
+];
+
+fn depends_on(
+    cx: &mut Cx<'_>,
+    self_name: Option<&str>,
+    v: &Value<'_>,
+) -> Vec<(Dependency, Range<usize>)> {
+    let mut out = Vec::new();
+    let check_name = |cx: &mut Cx<'_>, dep: &str, span: Range<usize>| -> bool {
+        if !is_valid_unit_name(dep) {
+            cx.error(
+                span,
+                format!(
+                    "depends_on: {dep:?} is not a valid unit name (lowercase letters, digits and '-'; \
+                     it is the file name of the unit without .toml)"
+                ),
+            );
+            false
+        } else if Some(dep) == self_name {
+            cx.error(
+                span,
+                format!("depends_on: unit {dep:?} depends on itself; remove this entry"),
+            );
+            false
+        } else {
+            true
+        }
+    };
+    match v.get_ref() {
+        DeValue::Table(t) => {
+            for (k, cv) in entries(t) {
+                let dep: &str = k.get_ref();
+                let name_ok = check_name(cx, dep, k.span());
+                let condition = choice(cx, &format!("depends_on.{dep}"), cv, CONDITIONS);
+                if let (true, Some(condition)) = (name_ok, condition) {
+                    out.push((
+                        Dependency {
+                            unit: dep.to_string(),
+                            condition,
+                        },
+                        k.span(),
+                    ));
+                }
+            }
+        }
+        DeValue::Array(a) => {
+            let mut seen = BTreeSet::new();
+            for item in a.iter() {
+                let DeValue::String(dep) = item.get_ref() else {
+                    cx.error(
+                        item.span(),
+                        format!(
+                            "depends_on: expected unit names (strings) in the list, found {}",
+                            a_type(item.get_ref())
+                        ),
+                    );
+                    continue;
+                };
+                let dep: &str = dep;
+                if !check_name(cx, dep, item.span()) {
+                    continue;
+                }
+                if !seen.insert(dep.to_string()) {
+                    cx.error(item.span(), format!("depends_on: {dep:?} is listed twice; remove one"));
+                    continue;
+                }
+                out.push((
+                    Dependency {
+                        unit: dep.to_string(),
+                        condition: Condition::Started,
+                    },
+                    item.span(),
+                ));
+            }
+        }
+        other => cx.error(
+            v.span(),
+            format!(
+                "depends_on: expected a table such as {{ db = \"healthy\" }} or a list such as [\"db\"], found {}",
+                a_type(other)
+            ),
+        ),
+    }
+    out
+}
+
+fn parse_native(cx: &mut Cx<'_>, v: &Value<'_>) -> Option<Native> {
+    let s = Section::open(cx, "native", v, NATIVE_KEYS)?;
+    let mut native = Native {
+        command: Vec::new(),
+        user: None,
+        group: None,
+        supplementary_groups: Vec::new(),
+        working_dir: None,
+    };
+    const EXAMPLE: &str = "[\"/usr/bin/program\", \"--flag\"]";
+    match s.get("command") {
+        None => cx.missing(
+            s.span.clone(),
+            "[native] needs command = [\"/path/to/program\", \"arg\", ...] (argv, no shell)",
+        ),
+        Some(cv) if cv.get_ref().is_str() => cx.error(
+            cv.span(),
+            format!(
+                "native.command: expected a list of strings (argv, no shell), e.g. {EXAMPLE}; \
+                 split {} into its words",
+                cx.source(cv.span())
+            ),
+        ),
+        Some(cv) => {
+            if let Some(list) = string_list(cx, "native.command", cv, EXAMPLE) {
+                match list.first() {
+                    None => cx.error(
+                        cv.span(),
+                        format!("native.command: must not be empty; give the program and its arguments, e.g. {EXAMPLE}"),
+                    ),
+                    Some((prog, span)) if prog.trim().is_empty() => cx.error(
+                        span.clone(),
+                        "native.command: the program (first element) must not be empty",
+                    ),
+                    Some(_) => {}
+                }
+                native.command = list.into_iter().map(|(s, _)| s).collect();
+            }
+        }
+    }
+    native.user = s.with(cx, "user", |cx, l, v| id(cx, l, v, "user"));
+    native.group = s.with(cx, "group", |cx, l, v| id(cx, l, v, "group"));
+    if let Some(gv) = s.get("supplementary_groups") {
+        let label = s.label("supplementary_groups");
+        match gv.get_ref() {
+            DeValue::Array(a) => {
+                for item in a.iter() {
+                    if let Some(g) = id(cx, &label, item, "group") {
+                        native.supplementary_groups.push(g);
+                    }
+                }
+            }
+            other => cx.error(
+                gv.span(),
+                format!(
+                    "{label}: expected a list of group names, e.g. [\"dialout\"], found {}",
+                    a_type(other)
+                ),
+            ),
+        }
+    }
+    native.working_dir = s.with(cx, "working_dir", |cx, l, v| {
+        let dir = string(cx, l, v)?;
+        if !dir.starts_with('/') {
+            cx.error(
+                v.span(),
+                format!("{l}: must be an absolute path (starting with /), got {dir:?}"),
+            );
+            return None;
+        }
+        Some(dir)
+    });
+    Some(native)
+}
+
+fn parse_env(cx: &mut Cx<'_>, v: &Value<'_>) -> BTreeMap<String, String> {
+    let mut env = BTreeMap::new();
+    let DeValue::Table(t) = v.get_ref() else {
+        cx.error(
+            v.span(),
+            format!(
+                "env: expected a table (an [env] section of NAME = \"value\"), found {}",
+                a_type(v.get_ref())
+            ),
+        );
+        return env;
+    };
+    for (k, val) in entries(t) {
+        let key: &str = k.get_ref();
+        if key.is_empty() || key.contains(['=', '\0']) {
+            cx.error(
+                k.span(),
+                format!("env: invalid variable name {key:?}; names must be non-empty and contain no '=' or NUL"),
+            );
+            continue;
+        }
+        match val.get_ref() {
+            DeValue::String(s) if s.contains('\0') => {
+                cx.error(
+                    val.span(),
+                    format!("env.{key}: the value must not contain NUL"),
+                );
+            }
+            DeValue::String(s) => {
+                env.insert(key.to_string(), s.to_string());
+            }
+            DeValue::Integer(_) | DeValue::Float(_) | DeValue::Boolean(_) => {
+                let src = cx.source(val.span()).to_string();
+                cx.error(
+                    val.span(),
+                    format!(
+                        "env.{key}: values must be strings, found {}; quote it: {key} = \"{src}\"",
+                        a_type(val.get_ref())
+                    ),
+                );
+            }
+            other => cx.error(
+                val.span(),
+                format!("env.{key}: values must be strings, found {}", a_type(other)),
+            ),
+        }
+    }
+    env
+}
+
+/// Checks a cpu list such as "0-3,6,8-9" and returns it without whitespace.
+pub fn parse_cpuset(s: &str) -> Result<String, String> {
+    let mut out = Vec::new();
+    if s.trim().is_empty() {
+        return Err("is empty".into());
+    }
+    for part in s.split(',') {
+        let part = part.trim();
+        let num = |n: &str| -> Result<u32, String> {
+            let n = n.trim();
+            if n.is_empty() || !n.chars().all(|c| c.is_ascii_digit()) {
+                return Err(format!("{n:?} is not a CPU number"));
+            }
+            n.parse::<u32>().map_err(|_| format!("{n:?} is too large"))
+        };
+        match part.split_once('-') {
+            Some((a, b)) => {
+                let (a, b) = (num(a)?, num(b)?);
+                if a > b {
+                    return Err(format!("range {a}-{b} is backwards; write {b}-{a}"));
+                }
+                out.push(format!("{a}-{b}"));
+            }
+            None => out.push(num(part)?.to_string()),
+        }
+    }
+    Ok(out.join(","))
+}
+
+fn parse_resources(cx: &mut Cx<'_>, v: &Value<'_>) -> Resources {
+    let mut r = Resources::default();
+    let Some(s) = Section::open(cx, "resources", v, RESOURCES_KEYS) else {
+        return r;
+    };
+    r.memory_max = s.with(cx, "memory_max", size);
+    r.cpus = s.with(cx, "cpus", |cx, l, v| {
+        let n = match v.get_ref() {
+            DeValue::Float(f) => f.as_str().parse::<f64>().ok(),
+            DeValue::Integer(i) => i64::from_str_radix(i.as_str(), i.radix())
+                .ok()
+                .map(|n| n as f64),
+            other => {
+                cx.error(
+                    v.span(),
+                    format!(
+                        "{l}: expected a number of CPUs such as 0.5 or 2, found {}",
+                        a_type(other)
+                    ),
+                );
+                return None;
+            }
+        };
+        match n {
+            Some(n) if n.is_finite() && n > 0.0 => Some(n),
+            _ => {
+                cx.error(
+                    v.span(),
+                    format!(
+                        "{l}: must be a number of CPUs greater than 0, such as 0.5 or 2, got {}",
+                        cx.source(v.span())
+                    ),
+                );
+                None
+            }
+        }
+    });
+    r.cpu_weight = s.with(cx, "cpu_weight", |cx, l, v| u64_in(cx, l, v, 1, 10000));
+    r.pids_max = s.with(cx, "pids_max", |cx, l, v| u64_in(cx, l, v, 1, u64::MAX));
+    r.cpuset = s.with(cx, "cpuset", |cx, l, v| {
+        let text = string(cx, l, v)?;
+        match parse_cpuset(&text) {
+            Ok(c) => Some(c),
+            Err(e) => {
+                cx.error(
+                    v.span(),
+                    format!("{l}: invalid cpu list {text:?}: {e} (write CPU numbers and ranges, e.g. \"0-3,6,8-9\")"),
+                );
+                None
+            }
+        }
+    });
+    r
+}
+
+fn parse_restart(cx: &mut Cx<'_>, v: &Value<'_>) -> Restart {
+    let mut r = Restart::default();
+    let Some(s) = Section::open(cx, "restart", v, RESTART_KEYS) else {
+        return r;
+    };
+    const POLICIES: &[(&str, RestartPolicy)] = &[
+        ("always", RestartPolicy::Always),
+        ("on-failure", RestartPolicy::OnFailure),
+        ("never", RestartPolicy::Never),
+    ];
+    if let Some(p) = s.with(cx, "policy", |cx, l, v| choice(cx, l, v, POLICIES)) {
+        r.policy = p;
+    }
+    let delay = s.with(cx, "delay", duration);
+    let max_delay = s.with(cx, "max_delay", duration);
+    if let Some(d) = delay {
+        r.delay = d;
+    }
+    if let Some(d) = max_delay {
+        r.max_delay = d;
+    }
+    if (delay.is_some() || max_delay.is_some()) && r.delay > r.max_delay {
+        let (key, other) = if delay.is_some() {
+            ("delay", "max_delay")
+        } else {
+            ("max_delay", "delay")
+        };
+        let span = s.get(key).map(|v| v.span()).unwrap_or(s.span.clone());
+        cx.error(
+            span,
+            format!(
+                "restart: delay ({}) is longer than max_delay ({}); raise max_delay or lower delay (check {other} too)",
+                humantime::format_duration(r.delay),
+                humantime::format_duration(r.max_delay)
+            ),
+        );
+    }
+    if let Some(b) = s.with(cx, "burst", |cx, l, v| u32_at_least(cx, l, v, 1)) {
+        r.burst = b;
+    }
+    if let Some(d) = s.with(cx, "interval", duration) {
+        r.interval = d;
+    }
+    r
+}
+
+fn check_http_url(url: &str) -> Result<(), String> {
+    const EXAMPLE: &str = "e.g. \"http://127.0.0.1:8080/health\"";
+    if url.len() > 8 && url[..8].eq_ignore_ascii_case("https://") {
+        return Err(format!(
+            "https is not supported by the health checker; probe the service's plain-http port on \
+             localhost, {EXAMPLE}, or use tcp = \"host:port\""
+        ));
+    }
+    let rest = match url.get(..7) {
+        Some(p) if p.eq_ignore_ascii_case("http://") => &url[7..],
+        _ => return Err(format!("expected an http:// URL, {EXAMPLE}")),
+    };
+    if url.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err(format!("the URL must not contain spaces, {EXAMPLE}"));
+    }
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+    if authority.contains('@') {
+        return Err(format!(
+            "user info (user@) is not supported in health URLs, {EXAMPLE}"
+        ));
+    }
+    check_host_port(authority, false).map_err(|e| format!("{e}, {EXAMPLE}"))
+}
+
+/// `host[:port]` (`port` required when `need_port`). IPv6 hosts in brackets.
+fn check_host_port(s: &str, need_port: bool) -> Result<(), String> {
+    let (host, port) = if let Some(after) = s.strip_prefix('[') {
+        let Some((h, rest)) = after.split_once(']') else {
+            return Err("unclosed '[' in IPv6 address".into());
+        };
+        let port = match rest {
+            "" => None,
+            r => match r.strip_prefix(':') {
+                Some(p) => Some(p),
+                None => return Err(format!("unexpected {r:?} after the IPv6 address")),
+            },
+        };
+        (h, port)
+    } else {
+        match s.rsplit_once(':') {
+            Some((h, p)) => (h, Some(p)),
+            None => (s, None),
+        }
+    };
+    if host.is_empty() {
+        return Err("missing host".into());
+    }
+    if !s.starts_with('[') && host.contains(':') {
+        return Err("put an IPv6 address in brackets, like [::1]:8080".into());
+    }
+    match port {
+        None if need_port => Err("missing port; write host:port".into()),
+        None => Ok(()),
+        Some(p) => match p.parse::<u16>() {
+            Ok(n) if n > 0 && p.chars().all(|c| c.is_ascii_digit()) => Ok(()),
+            _ => Err(format!("port {p:?} is not a number between 1 and 65535")),
+        },
+    }
+}
+
+fn parse_health(cx: &mut Cx<'_>, v: &Value<'_>) -> Option<Health> {
+    let s = Section::open(cx, "health", v, HEALTH_KEYS)?;
+    let probe_keys: Vec<(&Key<'_>, &Value<'_>)> = s
+        .entries
+        .iter()
+        .filter(|(k, _)| matches!(k.get_ref().as_ref(), "http" | "tcp" | "exec"))
+        .copied()
+        .collect();
+    let mut probe = None;
+    match probe_keys.as_slice() {
+        [] => cx.missing(
+            s.span.clone(),
+            "[health] needs exactly one probe: http = \"http://127.0.0.1:PORT/path\", \
+             tcp = \"127.0.0.1:PORT\" or exec = [\"program\", \"arg\"]",
+        ),
+        [(k, pv), rest @ ..] => {
+            let names: Vec<&str> = probe_keys
+                .iter()
+                .map(|(k, _)| k.get_ref().as_ref())
+                .collect();
+            for (extra, _) in rest {
+                cx.error(
+                    extra.span(),
+                    format!(
+                        "[health] has more than one probe ({}); keep exactly one of http, tcp, exec",
+                        names.join(", ")
+                    ),
+                );
+            }
+            let key: &str = k.get_ref();
+            let label = s.label(key);
+            probe = match key {
+                "http" => string(cx, &label, pv).and_then(|url| match check_http_url(&url) {
+                    Ok(()) => Some(Probe::Http(url)),
+                    Err(e) => {
+                        cx.error(pv.span(), format!("{label}: {e}"));
+                        None
+                    }
+                }),
+                "tcp" => string(cx, &label, pv).and_then(|addr| match check_host_port(&addr, true) {
+                    Ok(()) => Some(Probe::Tcp(addr)),
+                    Err(e) => {
+                        cx.error(pv.span(), format!("{label}: {e}; write host:port, e.g. \"127.0.0.1:8123\""));
+                        None
+                    }
+                }),
+                _ => string_list(cx, &label, pv, "[\"/usr/bin/program\", \"--check\"]").and_then(|argv| {
+                    match argv.first() {
+                        None => {
+                            cx.error(pv.span(), format!("{label}: must not be empty; give the program and its arguments"));
+                            None
+                        }
+                        Some((p, span)) if p.trim().is_empty() => {
+                            cx.error(span.clone(), format!("{label}: the program (first element) must not be empty"));
+                            None
+                        }
+                        Some(_) => Some(Probe::Exec(argv.into_iter().map(|(a, _)| a).collect())),
+                    }
+                }),
+            };
+        }
+    }
+    const ON_UNHEALTHY: &[(&str, OnUnhealthy)] = &[
+        ("restart", OnUnhealthy::Restart),
+        ("ignore", OnUnhealthy::Ignore),
+    ];
+    let health = Health {
+        probe: probe.unwrap_or(Probe::Exec(Vec::new())),
+        interval: s
+            .with(cx, "interval", positive_duration)
+            .unwrap_or(Duration::from_secs(5)),
+        timeout: s
+            .with(cx, "timeout", positive_duration)
+            .unwrap_or(Duration::from_secs(2)),
+        retries: s
+            .with(cx, "retries", |cx, l, v| u32_at_least(cx, l, v, 1))
+            .unwrap_or(3),
+        start_period: s
+            .with(cx, "start_period", duration)
+            .unwrap_or(Duration::ZERO),
+        on_unhealthy: s
+            .with(cx, "on_unhealthy", |cx, l, v| {
+                choice(cx, l, v, ON_UNHEALTHY)
+            })
+            .unwrap_or(OnUnhealthy::Restart),
+    };
+    Some(health)
+}
+
+/// Parses a signal name ("SIGTERM", "TERM", "term") into its number.
+pub fn parse_signal(name: &str) -> Option<i32> {
+    let upper = name.trim().to_ascii_uppercase();
+    let full = if upper.starts_with("SIG") {
+        upper
+    } else {
+        format!("SIG{upper}")
+    };
+    nix::sys::signal::Signal::from_str(&full)
+        .ok()
+        .map(|s| s as i32)
+}
+
+fn parse_stop(cx: &mut Cx<'_>, v: &Value<'_>) -> Stop {
+    let mut stop = Stop::default();
+    let Some(s) = Section::open(cx, "stop", v, STOP_KEYS) else {
+        return stop;
+    };
+    const HINT: &str =
+        "use a signal name such as \"SIGTERM\", \"SIGINT\", \"SIGQUIT\", \"SIGHUP\" or \"SIGKILL\"";
+    let signal = s.with(cx, "signal", |cx, l, v| match v.get_ref() {
+        DeValue::String(name) => match parse_signal(name) {
+            Some(n) => Some(n),
+            None => {
+                cx.error(
+                    v.span(),
+                    format!("{l}: unknown signal {:?}; {HINT}", name.as_ref()),
+                );
+                None
+            }
+        },
+        DeValue::Integer(_) => {
+            let n = integer(cx, l, v, 1, 64)?;
+            match nix::sys::signal::Signal::try_from(n as i32) {
+                Ok(sig) => Some(sig as i32),
+                Err(_) => {
+                    cx.error(v.span(), format!("{l}: {n} is not a signal number; {HINT}"));
+                    None
+                }
+            }
+        }
+        other => {
+            cx.error(
+                v.span(),
+                format!(
+                    "{l}: expected a signal name, found {}; {HINT}",
+                    a_type(other)
+                ),
+            );
+            None
+        }
+    });
+    if let Some(sig) = signal {
+        stop.signal = sig;
+    }
+    if let Some(t) = s.with(cx, "timeout", duration) {
+        stop.timeout = t;
+    }
+    stop
+}
+
+/// Canonicalises a capability name ("net_admin", "CAP_NET_ADMIN") to
+/// "CAP_NET_ADMIN", if it names a capability.
+pub fn parse_capability(name: &str) -> Option<String> {
+    let upper = name.trim().to_ascii_uppercase();
+    let full = if upper.starts_with("CAP_") {
+        upper
+    } else {
+        format!("CAP_{upper}")
+    };
+    caps::Capability::from_str(&full)
+        .ok()
+        .map(|c| c.to_string())
+}
+
+fn parse_security(cx: &mut Cx<'_>, v: &Value<'_>) -> Security {
+    let mut sec = Security::default();
+    let Some(s) = Section::open(cx, "security", v, SECURITY_KEYS) else {
+        return sec;
+    };
+    if let Some(list) = s.with(cx, "capabilities", |cx, l, v| {
+        string_list(cx, l, v, "[\"CAP_NET_BIND_SERVICE\"]")
+    }) {
+        let all: Vec<String> = {
+            let mut v: Vec<String> = caps::all().into_iter().map(|c| c.to_string()).collect();
+            v.sort();
+            v
+        };
+        for (name, span) in list {
+            match parse_capability(&name) {
+                Some(c) if !sec.capabilities.contains(&c) => sec.capabilities.push(c),
+                Some(_) => {}
+                None => {
+                    let full = format!(
+                        "CAP_{}",
+                        name.trim().to_ascii_uppercase().trim_start_matches("CAP_")
+                    );
+                    cx.error(
+                        span,
+                        format!(
+                            "security.capabilities: unknown capability {name:?}{}; names look like \
+                             \"CAP_NET_BIND_SERVICE\" (see capabilities(7))",
+                            did_you_mean(&full, all.iter().map(String::as_str))
+                        ),
+                    );
+                }
+            }
+        }
+    }
+    if let Some(b) = s.with(cx, "no_new_privileges", boolean) {
+        sec.no_new_privileges = b;
+    }
+    sec
+}
+
+fn parse_logs(cx: &mut Cx<'_>, v: &Value<'_>) -> Logs {
+    let mut logs = Logs::default();
+    let Some(s) = Section::open(cx, "logs", v, LOGS_KEYS) else {
+        return logs;
+    };
+    if let Some(n) = s.with(cx, "max_size", size) {
+        logs.max_size = n;
+    }
+    if let Some(n) = s.with(cx, "max_files", |cx, l, v| u32_at_least(cx, l, v, 1)) {
+        logs.max_files = n;
+    }
+    logs
+}

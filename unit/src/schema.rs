@@ -1,0 +1,214 @@
+//! The typed form of a unit file, after parsing and validation.
+//!
+//! These types are what the rest of jarvis consumes. They carry no spans and
+//! no serde attributes for the file format: `parse.rs` owns the mapping from
+//! TOML (with positions) to these types.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+/// A validated unit. `name` is the file stem.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Unit {
+    pub name: String,
+    pub description: Option<String>,
+    /// Dependencies in file order, each with the condition that must hold.
+    pub depends_on: Vec<Dependency>,
+    pub exec: Exec,
+    pub env: BTreeMap<String, String>,
+    pub resources: Resources,
+    pub restart: Restart,
+    pub health: Option<Health>,
+    pub stop: Stop,
+    pub security: Security,
+    pub logs: Logs,
+}
+
+impl Unit {
+    pub fn kind(&self) -> Kind {
+        match self.exec {
+            Exec::Native(_) => Kind::Native,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Kind {
+    Native,
+}
+
+impl Kind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::Native => "native",
+        }
+    }
+}
+
+/// How the unit runs. `[container]` joins this enum in a later version.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Exec {
+    Native(Native),
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Native {
+    /// argv; never empty.
+    pub command: Vec<String>,
+    /// A user name or a numeric uid; `None` means root.
+    pub user: Option<String>,
+    /// A group name or numeric gid; `None` means the user's primary group.
+    pub group: Option<String>,
+    pub supplementary_groups: Vec<String>,
+    pub working_dir: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Condition {
+    /// The dependency's process has been started.
+    Started,
+    /// The dependency is running and its health check passes.
+    Healthy,
+    /// The dependency ran to completion and exited 0.
+    Completed,
+}
+
+impl Condition {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Condition::Started => "started",
+            Condition::Healthy => "healthy",
+            Condition::Completed => "completed",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Dependency {
+    pub unit: String,
+    pub condition: Condition,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Resources {
+    /// Bytes.
+    pub memory_max: Option<u64>,
+    /// CPU quota in CPUs (compose's `cpus`), > 0.
+    pub cpus: Option<f64>,
+    /// 1..=10000, as cgroup v2's cpu.weight.
+    pub cpu_weight: Option<u64>,
+    pub pids_max: Option<u64>,
+    /// A cpu list such as "0-3,6", syntax-checked.
+    pub cpuset: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RestartPolicy {
+    Always,
+    OnFailure,
+    Never,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Restart {
+    pub policy: RestartPolicy,
+    pub delay: Duration,
+    pub max_delay: Duration,
+    pub burst: u32,
+    pub interval: Duration,
+}
+
+impl Default for Restart {
+    fn default() -> Self {
+        Restart {
+            policy: RestartPolicy::OnFailure,
+            delay: Duration::from_millis(100),
+            max_delay: Duration::from_secs(30),
+            burst: 5,
+            interval: Duration::from_secs(10),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Probe {
+    /// A URL; healthy on a 2xx or 3xx answer.
+    Http(String),
+    /// `host:port`; healthy when a connection opens.
+    Tcp(String),
+    /// argv; healthy on exit 0.
+    Exec(Vec<String>),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum OnUnhealthy {
+    Restart,
+    Ignore,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Health {
+    pub probe: Probe,
+    pub interval: Duration,
+    pub timeout: Duration,
+    pub retries: u32,
+    pub start_period: Duration,
+    pub on_unhealthy: OnUnhealthy,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Stop {
+    /// A signal number (validated from a name such as "SIGTERM" or "TERM").
+    pub signal: i32,
+    pub timeout: Duration,
+}
+
+impl Default for Stop {
+    fn default() -> Self {
+        Stop {
+            signal: 15,
+            timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Security {
+    /// Capabilities kept, canonical upper-case names with the `CAP_` prefix
+    /// (e.g. "CAP_NET_ADMIN"). Every other capability is dropped.
+    pub capabilities: Vec<String>,
+    pub no_new_privileges: bool,
+}
+
+impl Default for Security {
+    fn default() -> Self {
+        Security {
+            capabilities: Vec::new(),
+            no_new_privileges: true,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Logs {
+    /// Bytes.
+    pub max_size: u64,
+    pub max_files: u32,
+}
+
+impl Default for Logs {
+    fn default() -> Self {
+        Logs {
+            max_size: 10 * 1024 * 1024,
+            max_files: 3,
+        }
+    }
+}

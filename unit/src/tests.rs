@@ -1,0 +1,997 @@
+//! Tests for parsing, per-file validation and cross-unit validation.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use crate::*;
+
+const MIN: &str = "[native]\ncommand = [\"/bin/true\"]\n";
+
+fn parse(text: &str) -> Result<Unit, Vec<Diagnostic>> {
+    parse_unit(Path::new("units/web.toml"), text)
+}
+
+fn ok(text: &str) -> Unit {
+    match parse(text) {
+        Ok(u) => u,
+        Err(d) => panic!("expected success, got:\n{}", render(&d)),
+    }
+}
+
+fn errs(text: &str) -> Vec<Diagnostic> {
+    match parse(text) {
+        Ok(u) => panic!("expected errors, got {u:#?}"),
+        Err(d) => d,
+    }
+}
+
+fn render(diags: &[Diagnostic]) -> String {
+    diags.iter().map(|d| format!("{d}\n")).collect()
+}
+
+#[test]
+fn minimal_unit_gets_defaults() {
+    let u = ok(MIN);
+    assert_eq!(u.name, "web");
+    assert_eq!(u.kind(), Kind::Native);
+    assert_eq!(u.description, None);
+    assert!(u.depends_on.is_empty());
+    assert_eq!(
+        u.exec,
+        Exec::Native(Native {
+            command: vec!["/bin/true".into()],
+            user: None,
+            group: None,
+            supplementary_groups: vec![],
+            working_dir: None,
+        })
+    );
+    assert!(u.env.is_empty());
+    assert_eq!(u.resources, Resources::default());
+    assert_eq!(u.resources.memory_max, None);
+    let r = &u.restart;
+    assert_eq!(r.policy, RestartPolicy::OnFailure);
+    assert_eq!(r.delay, Duration::from_millis(100));
+    assert_eq!(r.max_delay, Duration::from_secs(30));
+    assert_eq!(r.burst, 5);
+    assert_eq!(r.interval, Duration::from_secs(10));
+    assert_eq!(u.health, None);
+    assert_eq!(
+        u.stop,
+        Stop {
+            signal: 15,
+            timeout: Duration::from_secs(10)
+        }
+    );
+    assert_eq!(
+        u.security,
+        Security {
+            capabilities: vec![],
+            no_new_privileges: true
+        }
+    );
+    assert_eq!(
+        u.logs,
+        Logs {
+            max_size: 10 << 20,
+            max_files: 3
+        }
+    );
+}
+
+#[test]
+fn health_defaults() {
+    let u = ok(&format!("{MIN}[health]\ntcp = \"127.0.0.1:80\"\n"));
+    assert_eq!(
+        u.health,
+        Some(Health {
+            probe: Probe::Tcp("127.0.0.1:80".into()),
+            interval: Duration::from_secs(5),
+            timeout: Duration::from_secs(2),
+            retries: 3,
+            start_period: Duration::ZERO,
+            on_unhealthy: OnUnhealthy::Restart,
+        })
+    );
+}
+
+#[test]
+fn every_key_parses() {
+    let text = r#"
+description = "what this is"
+depends_on = { db = "healthy", migrate = "completed", cache = "started" }
+
+[native]
+command = ["/usr/bin/ollama", "serve"]
+user = "ollama"
+group = "ollama"
+supplementary_groups = ["dialout", 44]
+working_dir = "/var/lib/ollama"
+
+[env]
+OLLAMA_HOST = "127.0.0.1:11434"
+EMPTY = ""
+
+[resources]
+memory_max = "8G"
+cpus = 2.5
+cpu_weight = 100
+pids_max = 512
+cpuset = "0-3,6,8-9"
+
+[restart]
+policy = "always"
+delay = "250ms"
+max_delay = "1m"
+burst = 7
+interval = "20s"
+
+[health]
+http = "http://127.0.0.1:11434/api/version"
+interval = "6s"
+timeout = "1s"
+retries = 4
+start_period = "30s"
+on_unhealthy = "ignore"
+
+[stop]
+signal = "SIGINT"
+timeout = "12s"
+
+[security]
+capabilities = ["CAP_NET_BIND_SERVICE", "net_raw", "cap_chown"]
+no_new_privileges = false
+
+[logs]
+max_size = "1M"
+max_files = 9
+"#;
+    let u = ok(text);
+    assert_eq!(u.description.as_deref(), Some("what this is"));
+    // File order, not alphabetical.
+    assert_eq!(
+        u.depends_on,
+        vec![
+            Dependency {
+                unit: "db".into(),
+                condition: Condition::Healthy
+            },
+            Dependency {
+                unit: "migrate".into(),
+                condition: Condition::Completed
+            },
+            Dependency {
+                unit: "cache".into(),
+                condition: Condition::Started
+            },
+        ]
+    );
+    let Exec::Native(n) = &u.exec;
+    assert_eq!(n.command, vec!["/usr/bin/ollama", "serve"]);
+    assert_eq!(n.user.as_deref(), Some("ollama"));
+    assert_eq!(n.group.as_deref(), Some("ollama"));
+    assert_eq!(n.supplementary_groups, vec!["dialout", "44"]);
+    assert_eq!(n.working_dir.as_deref(), Some("/var/lib/ollama"));
+    assert_eq!(
+        u.env.get("OLLAMA_HOST").map(String::as_str),
+        Some("127.0.0.1:11434")
+    );
+    assert_eq!(u.env.get("EMPTY").map(String::as_str), Some(""));
+    assert_eq!(
+        u.resources,
+        Resources {
+            memory_max: Some(8 << 30),
+            cpus: Some(2.5),
+            cpu_weight: Some(100),
+            pids_max: Some(512),
+            cpuset: Some("0-3,6,8-9".into()),
+        }
+    );
+    assert_eq!(
+        u.restart,
+        Restart {
+            policy: RestartPolicy::Always,
+            delay: Duration::from_millis(250),
+            max_delay: Duration::from_secs(60),
+            burst: 7,
+            interval: Duration::from_secs(20),
+        }
+    );
+    assert_eq!(
+        u.health,
+        Some(Health {
+            probe: Probe::Http("http://127.0.0.1:11434/api/version".into()),
+            interval: Duration::from_secs(6),
+            timeout: Duration::from_secs(1),
+            retries: 4,
+            start_period: Duration::from_secs(30),
+            on_unhealthy: OnUnhealthy::Ignore,
+        })
+    );
+    assert_eq!(
+        u.stop,
+        Stop {
+            signal: 2,
+            timeout: Duration::from_secs(12)
+        }
+    );
+    assert_eq!(
+        u.security,
+        Security {
+            capabilities: vec![
+                "CAP_NET_BIND_SERVICE".into(),
+                "CAP_NET_RAW".into(),
+                "CAP_CHOWN".into()
+            ],
+            no_new_privileges: false,
+        }
+    );
+    assert_eq!(
+        u.logs,
+        Logs {
+            max_size: 1 << 20,
+            max_files: 9
+        }
+    );
+}
+
+#[test]
+fn scalar_forms() {
+    // (section + key = value, check)
+    type Check = fn(&Unit) -> bool;
+    let cases: &[(&str, Check)] = &[
+        ("[resources]\nmemory_max = \"64M\"", |u| {
+            u.resources.memory_max == Some(64 << 20)
+        }),
+        ("[resources]\nmemory_max = \"512K\"", |u| {
+            u.resources.memory_max == Some(512 << 10)
+        }),
+        ("[resources]\nmemory_max = \"1024\"", |u| {
+            u.resources.memory_max == Some(1024)
+        }),
+        ("[resources]\nmemory_max = 4096", |u| {
+            u.resources.memory_max == Some(4096)
+        }),
+        ("[resources]\nmemory_max = \"1.5G\"", |u| {
+            u.resources.memory_max == Some(3 << 29)
+        }),
+        ("[resources]\ncpus = 2", |u| u.resources.cpus == Some(2.0)),
+        ("[resources]\ncpus = 0.25", |u| {
+            u.resources.cpus == Some(0.25)
+        }),
+        ("[resources]\ncpuset = \"5\"", |u| {
+            u.resources.cpuset.as_deref() == Some("5")
+        }),
+        ("[resources]\ncpuset = \"0-1, 4\"", |u| {
+            u.resources.cpuset.as_deref() == Some("0-1,4")
+        }),
+        ("[resources]\ncpu_weight = 10000", |u| {
+            u.resources.cpu_weight == Some(10000)
+        }),
+        ("[restart]\npolicy = \"never\"", |u| {
+            u.restart.policy == RestartPolicy::Never
+        }),
+        ("[restart]\npolicy = \"on-failure\"", |u| {
+            u.restart.policy == RestartPolicy::OnFailure
+        }),
+        ("[restart]\ndelay = \"0s\"", |u| {
+            u.restart.delay == Duration::ZERO
+        }),
+        ("[restart]\ninterval = \"1h 30m\"", |u| {
+            u.restart.interval == Duration::from_secs(5400)
+        }),
+        ("[stop]\nsignal = \"TERM\"", |u| u.stop.signal == 15),
+        ("[stop]\nsignal = \"sigkill\"", |u| u.stop.signal == 9),
+        ("[stop]\nsignal = \"SIGHUP\"", |u| u.stop.signal == 1),
+        ("[stop]\nsignal = \"quit\"", |u| u.stop.signal == 3),
+        ("[stop]\nsignal = 2", |u| u.stop.signal == 2),
+        ("[security]\ncapabilities = [\"net_admin\"]", |u| {
+            u.security.capabilities == ["CAP_NET_ADMIN"]
+        }),
+        (
+            "[security]\ncapabilities = [\"Cap_Net_Raw\", \"CAP_NET_RAW\"]",
+            |u| u.security.capabilities == ["CAP_NET_RAW"],
+        ),
+        ("[health]\nexec = [\"/bin/check\", \"-q\"]", |u| {
+            u.health.as_ref().unwrap().probe == Probe::Exec(vec!["/bin/check".into(), "-q".into()])
+        }),
+        ("[health]\ntcp = \"[::1]:8123\"", |u| {
+            u.health.as_ref().unwrap().probe == Probe::Tcp("[::1]:8123".into())
+        }),
+        ("[health]\nhttp = \"http://localhost\"", |u| {
+            u.health.is_some()
+        }),
+    ];
+    for (snippet, check) in cases {
+        let u = ok(&format!("{MIN}{snippet}\n"));
+        assert!(check(&u), "check failed for {snippet:?}: {u:#?}");
+    }
+    // Dotted keys are the same as tables.
+    let u = ok("native.command = [\"/bin/x\"]\nresources.cpus = 1\n");
+    assert_eq!(u.resources.cpus, Some(1.0));
+    // user and group as numeric ids.
+    let u = ok("[native]\ncommand = [\"/bin/x\"]\nuser = 1000\ngroup = 1000\n");
+    let Exec::Native(n) = &u.exec;
+    assert_eq!(
+        (n.user.as_deref(), n.group.as_deref()),
+        (Some("1000"), Some("1000"))
+    );
+}
+
+#[test]
+fn depends_on_list_means_started() {
+    let u = ok(&format!("depends_on = [\"db\", \"cache\"]\n{MIN}"));
+    assert_eq!(
+        u.depends_on,
+        vec![
+            Dependency {
+                unit: "db".into(),
+                condition: Condition::Started
+            },
+            Dependency {
+                unit: "cache".into(),
+                condition: Condition::Started
+            },
+        ]
+    );
+    let u = ok(&format!("depends_on = []\n{MIN}"));
+    assert!(u.depends_on.is_empty());
+    let u = ok(&format!(
+        "{MIN}[depends_on]\nzeta = \"healthy\"\nalpha = \"started\"\n"
+    ));
+    assert_eq!(u.depends_on[0].unit, "zeta");
+    assert_eq!(u.depends_on[1].unit, "alpha");
+}
+
+/// Each case: file text, expected `line:col`, and a fragment of the message.
+const ERROR_CASES: &[(&str, &str, &str)] = &[
+    // Structure.
+    ("nmae = \"x\"\n[native]\ncommand = [\"/bin/true\"]\n", "1:1", "unknown key \"nmae\" at the top level; expected one of: description, depends_on, native"),
+    ("description = \"x\"\n", "1:1", "missing [native] section"),
+    ("", "1:1", "missing [native] section"),
+    ("[container]\nimage = \"nginx\"\n", "1:2", "container units are not supported yet"),
+    ("restart = \"always\"\n[native]\ncommand = [\"/bin/true\"]\n", "1:11", "restart: expected a table (a [restart] section), found a string"),
+    ("description = 5\n[native]\ncommand = [\"/bin/true\"]\n", "1:15", "description: expected a string, found an integer"),
+    // Syntax.
+    ("description = \"unterminated\n[native]\ncommand = [\"/bin/true\"]\n", "1:28", "TOML syntax error"),
+    ("[native]\ncommand = [\"/bin/true\"]\ndescription = \"x\"\n", "3:1", "unknown key \"description\" in [native]; expected one of: command, user, group, supplementary_groups, working_dir; if you meant the top-level \"description\", move it above the first [section] header"),
+    ("[native]\ncommand = [\"/bin/true\"]\n[native]\n", "3:2", "duplicate key \"native\""),
+    // [native]
+    ("[native]\nuser = \"x\"\n", "1:1", "[native] needs command = ["),
+    ("[native]\ncommand = []\n", "2:11", "native.command: must not be empty"),
+    ("[native]\ncommand = \"ollama serve\"\n", "2:11", "native.command: expected a list of strings (argv, no shell)"),
+    ("[native]\ncommand = [\"/bin/x\", 3]\n", "2:22", "native.command: expected every element to be a string, found an integer"),
+    ("[native]\ncommand = [\"\"]\n", "2:12", "the program (first element) must not be empty"),
+    ("[native]\ncommand = [\"/bin/x\"]\nworking_dir = \"var/lib\"\n", "3:15", "native.working_dir: must be an absolute path"),
+    ("[native]\ncommand = [\"/bin/x\"]\nuser = \"bad user\"\n", "3:8", "native.user: invalid user \"bad user\""),
+    ("[native]\ncommand = [\"/bin/x\"]\ngroup = -1\n", "3:9", "native.group: must be at least 0, got -1"),
+    ("[native]\ncommand = [\"/bin/x\"]\nsupplementary_groups = \"dialout\"\n", "3:24", "expected a list of group names"),
+    ("[native]\ncommand = [\"/bin/x\"]\nshell = true\n", "3:1", "unknown key \"shell\" in [native]; expected one of: command, user, group, supplementary_groups, working_dir"),
+    // [env]
+    ("[native]\ncommand = [\"/bin/x\"]\n[env]\nPORT = 8080\n", "4:8", "env.PORT: values must be strings, found an integer; quote it: PORT = \"8080\""),
+    ("[native]\ncommand = [\"/bin/x\"]\n[env]\n\"A=B\" = \"x\"\n", "4:1", "env: invalid variable name \"A=B\""),
+    // [resources]
+    ("[native]\ncommand = [\"/bin/x\"]\n[resources]\nmemmory_max = \"1G\"\n", "4:1", "unknown key \"memmory_max\" in [resources]; expected one of: memory_max, cpus, cpu_weight, pids_max, cpuset (did you mean \"memory_max\"?)"),
+    ("[native]\ncommand = [\"/bin/x\"]\n[resources]\nmemory_max = \"8 gigs\"\n", "4:14", "resources.memory_max: invalid size \"8 gigs\"; write a number with an optional binary suffix, e.g. \"512K\""),
+    ("[native]\ncommand = [\"/bin/x\"]\n[resources]\nmemory_max = \"0\"\n", "4:14", "must be greater than 0"),
+    ("[native]\ncommand = [\"/bin/x\"]\n[resources]\nmemory_max = true\n", "4:14", "expected a size string, found a boolean"),
+    ("[native]\ncommand = [\"/bin/x\"]\n[resources]\ncpus = 0\n", "4:8", "resources.cpus: must be a number of CPUs greater than 0"),
+    ("[native]\ncommand = [\"/bin/x\"]\n[resources]\ncpus = -1.5\n", "4:8", "greater than 0"),
+    ("[native]\ncommand = [\"/bin/x\"]\n[resources]\ncpus = \"2\"\n", "4:8", "expected a number of CPUs such as 0.5 or 2, found a string"),
+    ("[native]\ncommand = [\"/bin/x\"]\n[resources]\ncpu_weight = 0\n", "4:14", "resources.cpu_weight: must be between 1 and 10000, got 0"),
+    ("[native]\ncommand = [\"/bin/x\"]\n[resources]\ncpu_weight = 10001\n", "4:14", "between 1 and 10000"),
+    ("[native]\ncommand = [\"/bin/x\"]\n[resources]\ncpu_weight = 1.5\n", "4:14", "expected an integer (between 1 and 10000), found a float"),
+    ("[native]\ncommand = [\"/bin/x\"]\n[resources]\npids_max = 0\n", "4:12", "resources.pids_max: must be at least 1"),
+    ("[native]\ncommand = [\"/bin/x\"]\n[resources]\ncpuset = \"3-1\"\n", "4:10", "range 3-1 is backwards"),
+    ("[native]\ncommand = [\"/bin/x\"]\n[resources]\ncpuset = \"0-3,,5\"\n", "4:10", "invalid cpu list \"0-3,,5\""),
+    ("[native]\ncommand = [\"/bin/x\"]\n[resources]\ncpuset = \"all\"\n", "4:10", "e.g. \"0-3,6,8-9\""),
+    // [restart]
+    ("[native]\ncommand = [\"/bin/x\"]\n[restart]\npolicy = \"sometimes\"\n", "4:10", "restart.policy: unknown value \"sometimes\"; expected one of: always, on-failure, never"),
+    ("[native]\ncommand = [\"/bin/x\"]\n[restart]\npolicy = \"on_failure\"\n", "4:10", "did you mean \"on-failure\"?"),
+    ("[native]\ncommand = [\"/bin/x\"]\n[restart]\ndelay = \"10 parsecs\"\n", "4:9", "restart.delay: invalid duration \"10 parsecs\""),
+    ("[native]\ncommand = [\"/bin/x\"]\n[restart]\ndelay = 10\n", "4:9", "restart.delay: a duration must be a string with a unit: write \"10s\" for 10 seconds"),
+    ("[native]\ncommand = [\"/bin/x\"]\n[restart]\ndelay = \"1m\"\n", "4:9", "restart: delay (1m) is longer than max_delay (30s)"),
+    ("[native]\ncommand = [\"/bin/x\"]\n[restart]\nburst = 0\n", "4:9", "restart.burst: must be at least 1"),
+    ("[native]\ncommand = [\"/bin/x\"]\n[restart]\ninterval = \"soon\"\n", "4:12", "e.g. \"100ms\", \"10s\""),
+    // [health]
+    ("[native]\ncommand = [\"/bin/x\"]\n[health]\ninterval = \"5s\"\n", "3:1", "[health] needs exactly one probe"),
+    ("[native]\ncommand = [\"/bin/x\"]\n[health]\nhttp = \"http://a/\"\ntcp = \"a:1\"\n", "5:1", "[health] has more than one probe (http, tcp)"),
+    ("[native]\ncommand = [\"/bin/x\"]\n[health]\nhttp = \"https://a/\"\n", "4:8", "health.http: https is not supported"),
+    ("[native]\ncommand = [\"/bin/x\"]\n[health]\nhttp = \"127.0.0.1:80/\"\n", "4:8", "health.http: expected an http:// URL"),
+    ("[native]\ncommand = [\"/bin/x\"]\n[health]\nhttp = \"http://a:port/\"\n", "4:8", "port \"port\" is not a number"),
+    ("[native]\ncommand = [\"/bin/x\"]\n[health]\ntcp = \"127.0.0.1\"\n", "4:7", "health.tcp: missing port"),
+    ("[native]\ncommand = [\"/bin/x\"]\n[health]\ntcp = \"127.0.0.1:http\"\n", "4:7", "health.tcp: port \"http\" is not a number"),
+    ("[native]\ncommand = [\"/bin/x\"]\n[health]\ntcp = \":80\"\n", "4:7", "missing host"),
+    ("[native]\ncommand = [\"/bin/x\"]\n[health]\nexec = []\n", "4:8", "health.exec: must not be empty"),
+    ("[native]\ncommand = [\"/bin/x\"]\n[health]\nexec = \"check\"\n", "4:8", "health.exec: expected a list of strings"),
+    ("[native]\ncommand = [\"/bin/x\"]\n[health]\ntcp = \"a:1\"\ninterval = \"0s\"\n", "5:12", "health.interval: must be greater than 0s"),
+    ("[native]\ncommand = [\"/bin/x\"]\n[health]\ntcp = \"a:1\"\ntimeout = \"0s\"\n", "5:11", "health.timeout: must be greater than 0s"),
+    ("[native]\ncommand = [\"/bin/x\"]\n[health]\ntcp = \"a:1\"\nretries = 0\n", "5:11", "health.retries: must be at least 1"),
+    ("[native]\ncommand = [\"/bin/x\"]\n[health]\ntcp = \"a:1\"\non_unhealthy = \"explode\"\n", "5:16", "expected one of: restart, ignore"),
+    ("[native]\ncommand = [\"/bin/x\"]\n[health]\ntcp = \"a:1\"\nstart_period = \"forever\"\n", "5:16", "health.start_period: invalid duration"),
+    // [stop]
+    ("[native]\ncommand = [\"/bin/x\"]\n[stop]\nsignal = \"SIGFOO\"\n", "4:10", "stop.signal: unknown signal \"SIGFOO\"; use a signal name such as \"SIGTERM\""),
+    ("[native]\ncommand = [\"/bin/x\"]\n[stop]\nsignal = 99\n", "4:10", "stop.signal: must be between 1 and 64"),
+    ("[native]\ncommand = [\"/bin/x\"]\n[stop]\ntimeout = \"10\"\n", "4:11", "stop.timeout: invalid duration \"10\""),
+    // [security]
+    ("[native]\ncommand = [\"/bin/x\"]\n[security]\ncapabilities = [\"CAP_NET_BIND\"]\n", "4:17", "security.capabilities: unknown capability \"CAP_NET_BIND\" (did you mean \"CAP_NET_BIND_SERVICE\"?)"),
+    ("[native]\ncommand = [\"/bin/x\"]\n[security]\ncapabilities = \"CAP_NET_RAW\"\n", "4:16", "security.capabilities: expected a list of strings"),
+    ("[native]\ncommand = [\"/bin/x\"]\n[security]\nno_new_privileges = \"yes\"\n", "4:21", "security.no_new_privileges: expected true or false, found a string"),
+    // [logs]
+    ("[native]\ncommand = [\"/bin/x\"]\n[logs]\nmax_files = 0\n", "4:13", "logs.max_files: must be at least 1"),
+    ("[native]\ncommand = [\"/bin/x\"]\n[logs]\nmax_size = \"ten megs\"\n", "4:12", "logs.max_size: invalid size"),
+    ("[native]\ncommand = [\"/bin/x\"]\n[logs]\nmax_size = \"10M\"\nrotate = true\n", "5:1", "unknown key \"rotate\" in [logs]; expected one of: max_size, max_files"),
+    // depends_on
+    ("depends_on = { db = \"ready\" }\n[native]\ncommand = [\"/bin/x\"]\n", "1:21", "depends_on.db: unknown value \"ready\"; expected one of: started, healthy, completed"),
+    ("depends_on = { db = true }\n[native]\ncommand = [\"/bin/x\"]\n", "1:21", "depends_on.db: expected a string, one of: started, healthy, completed"),
+    ("depends_on = \"db\"\n[native]\ncommand = [\"/bin/x\"]\n", "1:14", "depends_on: expected a table such as { db = \"healthy\" } or a list such as [\"db\"], found a string"),
+    ("depends_on = [\"db\", \"db\"]\n[native]\ncommand = [\"/bin/x\"]\n", "1:21", "depends_on: \"db\" is listed twice"),
+    ("depends_on = [\"Db_1\"]\n[native]\ncommand = [\"/bin/x\"]\n", "1:15", "depends_on: \"Db_1\" is not a valid unit name"),
+    ("depends_on = [7]\n[native]\ncommand = [\"/bin/x\"]\n", "1:15", "depends_on: expected unit names (strings) in the list, found an integer"),
+    ("depends_on = { web = \"started\" }\n[native]\ncommand = [\"/bin/x\"]\n", "1:16", "depends_on: unit \"web\" depends on itself; remove this entry"),
+    ("depends_on = [\"web\"]\n[native]\ncommand = [\"/bin/x\"]\n", "1:15", "depends_on: unit \"web\" depends on itself"),
+];
+
+#[test]
+fn each_error_class_has_position_and_message() {
+    let mut failures = Vec::new();
+    for (text, pos, fragment) in ERROR_CASES {
+        let diags = match parse(text) {
+            Ok(_) => {
+                failures.push(format!("{text:?}: parsed without error"));
+                continue;
+            }
+            Err(d) => d,
+        };
+        let expected = format!("units/web.toml:{pos}: ");
+        let found = diags
+            .iter()
+            .any(|d| d.to_string().starts_with(&expected) && d.message.contains(fragment));
+        if !found {
+            failures.push(format!(
+                "{text:?}\n  want {expected}...{fragment}\n  got  {}",
+                render(&diags).trim_end().replace('\n', "\n       ")
+            ));
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{} failing cases:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+}
+
+#[test]
+fn error_cases_report_only_their_error() {
+    // Each case above has a single problem, so it should produce exactly one
+    // diagnostic (no follow-on noise).
+    for (text, _, _) in ERROR_CASES {
+        let diags = parse(text).unwrap_err();
+        assert_eq!(diags.len(), 1, "{text:?} gave:\n{}", render(&diags));
+    }
+}
+
+#[test]
+fn invalid_file_name() {
+    let d = parse_unit(Path::new("units/Web_App.toml"), MIN).unwrap_err();
+    assert_eq!(d.len(), 1);
+    assert_eq!((d[0].line, d[0].col), (1, 1));
+    assert!(
+        d[0].message.contains("invalid unit name \"Web_App\""),
+        "{}",
+        d[0]
+    );
+    assert!(d[0].message.contains("web-app.toml"), "{}", d[0]);
+    for good in ["a", "0", "home-assistant", "z2m", "9-lives"] {
+        assert!(is_valid_unit_name(good), "{good}");
+    }
+    for bad in ["", "-a", "A", "a_b", "a.b", "a b", "é"] {
+        assert!(!is_valid_unit_name(bad), "{bad}");
+    }
+}
+
+#[test]
+fn multiple_errors_in_one_file_are_all_reported_in_order() {
+    let text = r#"description = "multi"
+depends_on = { db = "ready" }
+
+[native]
+command = []
+
+[resources]
+memmory_max = "1G"
+cpus = 0
+
+[restart]
+delay = "soon"
+burst = 0
+
+[health]
+http = "https://127.0.0.1/"
+
+[stop]
+signal = "NOPE"
+
+[security]
+capabilities = ["CAP_FLY"]
+
+[logs]
+max_files = 0
+"#;
+    let diags = errs(text);
+    let got: Vec<String> = diags
+        .iter()
+        .map(|d| format!("{}:{}", d.line, d.col))
+        .collect();
+    assert_eq!(
+        got,
+        ["2:21", "5:11", "8:1", "9:8", "12:9", "13:9", "16:8", "19:10", "22:17", "25:13"],
+        "{}",
+        render(&diags)
+    );
+    // Sorted by position.
+    let mut sorted = diags.clone();
+    sorted.sort();
+    assert_eq!(sorted, diags);
+}
+
+#[test]
+fn syntax_errors_and_semantic_errors_together() {
+    let text = "[native]\ncommand = [\"/bin/x\"]\n[resources]\ncpus = 0\n[logs]\nmax_files = = 3\n";
+    let diags = errs(text);
+    let s = render(&diags);
+    assert!(s.contains("units/web.toml:4:8: resources.cpus"), "{s}");
+    assert!(s.contains("units/web.toml:6:"), "{s}");
+    assert!(s.contains("TOML syntax error"), "{s}");
+}
+
+#[test]
+fn syntax_error_suppresses_missing_section_noise() {
+    // The broken header hides [native]; only the syntax error is reported.
+    let text = "[native\ncommand = [\"/bin/x\"]\n";
+    let diags = errs(text);
+    assert!(
+        diags
+            .iter()
+            .all(|d| d.message.starts_with("TOML syntax error")),
+        "{}",
+        render(&diags)
+    );
+    assert_eq!(diags[0].line, 1);
+}
+
+#[test]
+fn positions_count_characters() {
+    let text = "description = \"ünïcödé\" \nfoo = 1\n[native]\ncommand = [\"/bin/x\"]\n";
+    let d = errs(text);
+    assert_eq!((d[0].line, d[0].col), (2, 1));
+    let text = "description = \"ünïcödé\"; nope = 1\n";
+    let d = errs(text);
+    assert_eq!(d[0].line, 1);
+    assert_eq!(d[0].col, 24, "{}", render(&d));
+}
+
+#[test]
+fn helpers() {
+    assert_eq!(parse_signal("term"), Some(15));
+    assert_eq!(parse_signal("SIGUSR1"), Some(10));
+    assert_eq!(parse_signal("bogus"), None);
+    assert_eq!(
+        parse_capability("sys_admin").as_deref(),
+        Some("CAP_SYS_ADMIN")
+    );
+    assert_eq!(parse_capability("CAP_NOPE"), None);
+    assert_eq!(parse_size("64M"), Some(64 << 20));
+    assert_eq!(parse_size("8G"), Some(8 << 30));
+    assert_eq!(parse_size("x"), None);
+    assert_eq!(parse_cpuset("0-3,6,8-9").as_deref(), Ok("0-3,6,8-9"));
+    assert!(parse_cpuset("").is_err());
+    assert!(parse_cpuset("1-").is_err());
+    assert!(parse_cpuset("-1").is_err());
+}
+
+// ---------------------------------------------------------------------------
+// Cross-unit validation, on real files in a scratch directory.
+
+struct Scratch(PathBuf);
+
+impl Scratch {
+    fn new(files: &[(&str, &str)]) -> Scratch {
+        static N: AtomicUsize = AtomicUsize::new(0);
+        let dir = std::env::temp_dir().join(format!(
+            "jarvis-unit-test-{}-{}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::SeqCst)
+        ));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let s = Scratch(dir);
+        for (name, text) in files {
+            s.write(name, text);
+        }
+        s
+    }
+
+    fn write(&self, name: &str, text: &str) {
+        let p = self.0.join(name);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, text).unwrap();
+    }
+
+    fn file(&self, name: &str) -> String {
+        self.0.join(name).display().to_string()
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn with_deps(deps: &str) -> String {
+    format!("depends_on = {deps}\n{MIN}")
+}
+
+const HEALTHY: &str = "[native]\ncommand = [\"/bin/x\"]\n[health]\ntcp = \"127.0.0.1:5432\"\n";
+
+fn load_err(s: &Scratch) -> Vec<Diagnostic> {
+    match load_dir(&s.0) {
+        Ok(set) => panic!(
+            "expected errors, loaded {:?}",
+            set.units.keys().collect::<Vec<_>>()
+        ),
+        Err(d) => d,
+    }
+}
+
+#[test]
+fn loads_a_valid_set() {
+    let s = Scratch::new(&[
+        ("db.toml", HEALTHY),
+        (
+            "web.toml",
+            &with_deps("{ db = \"healthy\", cache = \"started\" }"),
+        ),
+        ("cache.toml", MIN),
+        ("worker.toml", &with_deps("[\"db\", \"cache\"]")),
+        ("migrate.toml", &with_deps("[\"db\"]")),
+        ("notes.txt", "not a unit"),
+        ("sub/ignored.toml", "this is = = not even toml"),
+    ]);
+    let set = load_dir(&s.0).unwrap_or_else(|d| panic!("{}", render(&d)));
+    assert_eq!(
+        set.names().collect::<Vec<_>>(),
+        ["cache", "db", "migrate", "web", "worker"]
+    );
+    assert_eq!(set.len(), 5);
+    assert_eq!(
+        set.get("worker").unwrap().depends_on[1].condition,
+        Condition::Started
+    );
+    assert_eq!(
+        set.start_order(),
+        ["cache", "db", "migrate", "web", "worker"]
+    );
+    assert_eq!(
+        set.stop_order(),
+        ["worker", "web", "migrate", "db", "cache"]
+    );
+    assert_eq!(set.dependents("db"), ["migrate", "web", "worker"]);
+    assert_eq!(set.dependencies("web"), ["db", "cache"]);
+    assert_eq!(set.with_dependencies("web"), ["cache", "db", "web"]);
+    assert_eq!(set.with_dependents("cache"), ["worker", "web", "cache"]);
+    assert!(set.with_dependencies("nope").is_empty());
+}
+
+#[test]
+fn start_order_respects_dependencies() {
+    let s = Scratch::new(&[
+        ("a.toml", &with_deps("[\"z\"]")),
+        ("z.toml", &with_deps("[\"m\"]")),
+        ("m.toml", MIN),
+    ]);
+    let set = load_dir(&s.0).unwrap();
+    assert_eq!(set.start_order(), ["m", "z", "a"]);
+}
+
+#[test]
+fn missing_dependency_points_at_the_key() {
+    let s = Scratch::new(&[
+        ("db.toml", MIN),
+        (
+            "web.toml",
+            &with_deps("{ db = \"started\", dbx = \"started\" }"),
+        ),
+    ]);
+    let d = load_err(&s);
+    assert_eq!(d.len(), 1, "{}", render(&d));
+    assert_eq!(
+        d[0].to_string(),
+        format!(
+            "{}:1:32: depends_on: no unit named \"dbx\" (known: db, web); did you mean \"db\"? \
+             each unit is a file NAME.toml next to this one",
+            s.file("web.toml")
+        )
+    );
+    // List form points at the element.
+    let s = Scratch::new(&[("web.toml", &with_deps("[\"cache\"]"))]);
+    let d = load_err(&s);
+    assert_eq!((d[0].line, d[0].col), (1, 15));
+    assert!(
+        d[0].message
+            .contains("no unit named \"cache\" (known: web)"),
+        "{}",
+        d[0]
+    );
+}
+
+#[test]
+fn broken_dependency_is_not_also_missing() {
+    let s = Scratch::new(&[
+        ("db.toml", "[native]\ncommand = []\n"),
+        ("web.toml", &with_deps("[\"db\"]")),
+    ]);
+    let d = load_err(&s);
+    assert_eq!(d.len(), 1, "{}", render(&d));
+    assert!(d[0].file.ends_with("db.toml"));
+}
+
+#[test]
+fn cycles_are_named() {
+    let s = Scratch::new(&[
+        ("a.toml", &with_deps("[\"b\"]")),
+        ("b.toml", &with_deps("[\"c\"]")),
+        ("c.toml", &with_deps("{ a = \"started\" }")),
+        ("d.toml", &with_deps("[\"a\"]")),
+        ("x.toml", &with_deps("[\"y\"]")),
+        ("y.toml", &with_deps("[\"x\"]")),
+    ]);
+    let d = load_err(&s);
+    let got: Vec<String> = d.iter().map(|d| d.to_string()).collect();
+    assert_eq!(
+        got,
+        [
+            format!(
+                "{}:1:15: dependency cycle: a -> b -> c -> a; remove one of these dependencies",
+                s.file("a.toml")
+            ),
+            format!(
+                "{}:1:15: dependency cycle: x -> y -> x; remove one of these dependencies",
+                s.file("x.toml")
+            ),
+        ]
+    );
+}
+
+#[test]
+fn healthy_needs_health() {
+    let s = Scratch::new(&[
+        ("db.toml", MIN),
+        ("web.toml", &with_deps("{ db = \"healthy\" }")),
+    ]);
+    let d = load_err(&s);
+    assert_eq!(d.len(), 1, "{}", render(&d));
+    assert_eq!((d[0].line, d[0].col), (1, 16));
+    assert!(
+        d[0].message
+            .contains("\"db\" = \"healthy\" but unit \"db\" has no health check"),
+        "{}",
+        d[0]
+    );
+    assert!(
+        d[0].message.contains("add a [health] section to"),
+        "{}",
+        d[0]
+    );
+    assert!(d[0].message.contains("or use \"started\""), "{}", d[0]);
+}
+
+#[test]
+fn self_dependency_via_load() {
+    let s = Scratch::new(&[("web.toml", &with_deps("[\"web\"]"))]);
+    let d = load_err(&s);
+    assert_eq!(d.len(), 1, "{}", render(&d));
+    assert!(d[0].message.contains("depends on itself"));
+}
+
+#[test]
+fn duplicate_names_across_paths() {
+    let s = Scratch::new(&[
+        ("one/web.toml", MIN),
+        ("two/web.toml", MIN),
+        ("two/db.toml", MIN),
+    ]);
+    let d = load_paths(&[s.0.join("one"), s.0.join("two")]).unwrap_err();
+    assert_eq!(d.len(), 1, "{}", render(&d));
+    assert_eq!(d[0].file, s.0.join("two/web.toml"));
+    assert!(
+        d[0].message.contains("duplicate unit name \"web\""),
+        "{}",
+        d[0]
+    );
+    // The same file given twice is not a duplicate.
+    let set = load_paths(&[s.0.join("one"), s.0.join("one/web.toml")]).unwrap();
+    assert_eq!(set.len(), 1);
+}
+
+#[test]
+fn errors_in_several_files_are_sorted() {
+    let s = Scratch::new(&[
+        ("b.toml", "[native]\ncommand = []\n[logs]\nmax_files = 0\n"),
+        ("a.toml", "[native]\ncommand = [\"/x\"]\nbogus = 1\n"),
+    ]);
+    let d = load_err(&s);
+    let got: Vec<(String, usize)> = d
+        .iter()
+        .map(|d| {
+            (
+                d.file.file_name().unwrap().to_string_lossy().into_owned(),
+                d.line,
+            )
+        })
+        .collect();
+    assert_eq!(
+        got,
+        [
+            ("a.toml".into(), 3),
+            ("b.toml".into(), 2),
+            ("b.toml".into(), 4)
+        ]
+    );
+}
+
+#[test]
+fn unreadable_paths_are_reported() {
+    let d = load_paths(&[PathBuf::from("/nonexistent/jarvis/x.toml")]).unwrap_err();
+    assert_eq!(d.len(), 1);
+    assert_eq!(d[0].line, 0);
+    assert!(
+        d[0].to_string()
+            .starts_with("/nonexistent/jarvis/x.toml: cannot read unit file"),
+        "{}",
+        d[0]
+    );
+}
+
+#[test]
+fn paths_keep_the_form_given() {
+    let s = Scratch::new(&[(
+        "web.toml",
+        "[native]\ncommand = [\"/x\"]\n[resources]\ncpus = 0\n",
+    )]);
+    let d = load_paths(std::slice::from_ref(&s.0)).unwrap_err();
+    assert_eq!(d[0].file, s.0.join("web.toml"));
+    assert!(d[0]
+        .to_string()
+        .starts_with(&format!("{}:4:8: ", s.file("web.toml"))));
+}
+
+#[test]
+fn from_units_checks_references() {
+    let set = load_dir(&Path::new(env!("CARGO_MANIFEST_DIR")).join("../units")).unwrap();
+    let units: Vec<Unit> = set.iter().cloned().collect();
+    assert_eq!(UnitSet::from_units(units.clone()).unwrap(), set);
+    let without_ollama: Vec<Unit> = units.into_iter().filter(|u| u.name != "ollama").collect();
+    let d = UnitSet::from_units(without_ollama).unwrap_err();
+    assert!(
+        d.iter()
+            .any(|d| d.message.contains("no unit named \"ollama\"")),
+        "{}",
+        render(&d)
+    );
+}
+
+#[test]
+fn homelab_units_validate() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../units");
+    let set =
+        load_dir(&dir).unwrap_or_else(|d| panic!("units/ does not validate:\n{}", render(&d)));
+    for name in [
+        "ollama",
+        "home-assistant",
+        "open-webui",
+        "tailscale",
+        "mosquitto",
+        "zigbee2mqtt",
+        "jellyfin",
+    ] {
+        assert!(set.contains(name), "missing {name}");
+    }
+    let webui = set.get("open-webui").unwrap();
+    assert_eq!(
+        webui.depends_on,
+        [Dependency {
+            unit: "ollama".into(),
+            condition: Condition::Healthy
+        }]
+    );
+    assert!(webui.env.contains_key("OLLAMA_BASE_URL"));
+    let ts = set.get("tailscale").unwrap();
+    assert_eq!(ts.security.capabilities, ["CAP_NET_ADMIN", "CAP_NET_RAW"]);
+    let Exec::Native(n) = &ts.exec;
+    assert_eq!(n.user, None);
+    let ollama = set.get("ollama").unwrap();
+    assert!(
+        matches!(&ollama.health.as_ref().unwrap().probe, Probe::Http(u) if u.ends_with("/api/version"))
+    );
+    assert_eq!(
+        ollama.env.get("OLLAMA_HOST").map(String::as_str),
+        Some("127.0.0.1:11434")
+    );
+    let ha = set.get("home-assistant").unwrap();
+    let Exec::Native(n) = &ha.exec;
+    assert_eq!(n.user.as_deref(), Some("homeassistant"));
+    assert_eq!(n.supplementary_groups, ["dialout"]);
+    let z2m = set.get("zigbee2mqtt").unwrap();
+    assert_eq!(
+        z2m.depends_on,
+        [Dependency {
+            unit: "mosquitto".into(),
+            condition: Condition::Started
+        }]
+    );
+    // Every unit but tailscale runs as a non-root user, and nothing keeps
+    // capabilities except tailscale.
+    for u in set.iter() {
+        let Exec::Native(n) = &u.exec;
+        if u.name == "tailscale" {
+            continue;
+        }
+        assert!(n.user.is_some(), "{} runs as root", u.name);
+        assert!(
+            u.security.capabilities.is_empty(),
+            "{} keeps capabilities",
+            u.name
+        );
+        assert!(u.security.no_new_privileges);
+        assert!(
+            u.resources.memory_max.is_some(),
+            "{} has no memory limit",
+            u.name
+        );
+    }
+    let order = set.start_order();
+    let pos = |n: &str| order.iter().position(|x| *x == n).unwrap();
+    assert!(pos("ollama") < pos("open-webui"));
+    assert!(pos("mosquitto") < pos("zigbee2mqtt"));
+}
+
+#[test]
+fn cross_unit_errors_are_reported_alongside_file_errors() {
+    let s = Scratch::new(&[
+        (
+            "db.toml",
+            "[native]\ncommand = [\"/bin/db\"]\n[logs]\nmax_files = 0\n",
+        ),
+        (
+            "web.toml",
+            "depends_on = { db = \"healthy\", dbx = \"started\" }\n[native]\ncommand = []\n",
+        ),
+    ]);
+    let d = load_err(&s);
+    let got: Vec<String> = d
+        .iter()
+        .map(|d| {
+            let file = d.file.file_name().unwrap().to_string_lossy().into_owned();
+            format!("{file}:{}:{}", d.line, d.col)
+        })
+        .collect();
+    assert_eq!(
+        got,
+        [
+            "db.toml:4:13",
+            "web.toml:1:16",
+            "web.toml:1:32",
+            "web.toml:3:11"
+        ],
+        "{}",
+        render(&d)
+    );
+    assert!(d[1].message.contains("has no health check"));
+    assert!(d[2]
+        .message
+        .contains("no unit named \"dbx\" (known: db, web)"));
+}

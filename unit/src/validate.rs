@@ -1,0 +1,505 @@
+//! Loading a set of unit files and checking them against each other:
+//! missing dependencies, `healthy` on units without a health check,
+//! dependency cycles and duplicate names.
+
+use std::collections::{BTreeMap, BTreeSet, HashSet, VecDeque};
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use crate::diagnostic::{self, Diagnostic};
+use crate::parse::{closest, is_valid_unit_name, parse_detailed};
+use crate::schema::{Condition, Dependency, Unit};
+
+/// A validated set of units: every dependency exists, there is no cycle, and
+/// every `healthy` dependency has a health check.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct UnitSet {
+    pub units: BTreeMap<String, Unit>,
+}
+
+impl UnitSet {
+    /// Checks units built in code (no files) against each other.
+    /// Diagnostics name the file `NAME.toml` and carry no position.
+    pub fn from_units(units: impl IntoIterator<Item = Unit>) -> Result<UnitSet, Vec<Diagnostic>> {
+        let mut diags = Vec::new();
+        let mut loaded = BTreeMap::new();
+        let mut known = BTreeMap::new();
+        for unit in units {
+            let file = PathBuf::from(format!("{}.toml", unit.name));
+            if loaded.contains_key(&unit.name) {
+                diags.push(Diagnostic::whole_file(
+                    &file,
+                    format!("duplicate unit name {:?}", unit.name),
+                ));
+                continue;
+            }
+            if !is_valid_unit_name(&unit.name) {
+                diags.push(Diagnostic::whole_file(
+                    &file,
+                    format!(
+                        "invalid unit name {:?}: use lowercase letters, digits and '-'",
+                        unit.name
+                    ),
+                ));
+            }
+            for dep in &unit.depends_on {
+                if dep.unit == unit.name {
+                    diags.push(Diagnostic::whole_file(
+                        &file,
+                        format!(
+                            "depends_on: unit {:?} depends on itself; remove this entry",
+                            unit.name
+                        ),
+                    ));
+                }
+            }
+            known.insert(
+                unit.name.clone(),
+                Info {
+                    file,
+                    deps: unit
+                        .depends_on
+                        .iter()
+                        .filter(|d| d.unit != unit.name)
+                        .map(|d| (d.clone(), (0, 0)))
+                        .collect(),
+                    has_health: Some(unit.health.is_some()),
+                },
+            );
+            loaded.insert(unit.name.clone(), unit);
+        }
+        diags.extend(cross_check(&known));
+        finish(diags, loaded)
+    }
+
+    pub fn get(&self, name: &str) -> Option<&Unit> {
+        self.units.get(name)
+    }
+
+    pub fn contains(&self, name: &str) -> bool {
+        self.units.contains_key(name)
+    }
+
+    pub fn len(&self) -> usize {
+        self.units.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.units.is_empty()
+    }
+
+    /// Unit names, sorted.
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        self.units.keys().map(String::as_str)
+    }
+
+    /// Units, sorted by name.
+    pub fn iter(&self) -> impl Iterator<Item = &Unit> {
+        self.units.values()
+    }
+
+    /// Every unit after all of its dependencies; among units that are ready
+    /// at the same time, alphabetical. Dependencies on names outside the set
+    /// are ignored (a validated set has none), and should a cycle have been
+    /// introduced by hand, its units come last, alphabetically.
+    pub fn start_order(&self) -> Vec<&str> {
+        self.order_of(self.units.keys().map(String::as_str))
+    }
+
+    /// The reverse of [`UnitSet::start_order`]: dependents before their
+    /// dependencies.
+    pub fn stop_order(&self) -> Vec<&str> {
+        let mut order = self.start_order();
+        order.reverse();
+        order
+    }
+
+    /// The units that `name` depends on directly, in file order.
+    pub fn dependencies(&self, name: &str) -> Vec<&str> {
+        self.units
+            .get(name)
+            .map(|u| {
+                u.depends_on
+                    .iter()
+                    .filter(|d| self.units.contains_key(&d.unit))
+                    .map(|d| d.unit.as_str())
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// The units that depend directly on `name`, sorted.
+    pub fn dependents(&self, name: &str) -> Vec<&str> {
+        self.units
+            .values()
+            .filter(|u| u.depends_on.iter().any(|d| d.unit == name))
+            .map(|u| u.name.as_str())
+            .collect()
+    }
+
+    /// `name` and everything it depends on, transitively, in start order.
+    /// Empty if `name` is not in the set.
+    pub fn with_dependencies(&self, name: &str) -> Vec<&str> {
+        let closure = self.closure(name, |n| self.dependencies(n));
+        self.order_of(closure)
+    }
+
+    /// `name` and everything that depends on it, transitively, in stop order
+    /// (dependents first). Empty if `name` is not in the set.
+    pub fn with_dependents(&self, name: &str) -> Vec<&str> {
+        let closure = self.closure(name, |n| self.dependents(n));
+        let mut order = self.order_of(closure);
+        order.reverse();
+        order
+    }
+
+    fn closure<'a>(&'a self, name: &str, next: impl Fn(&str) -> Vec<&'a str>) -> BTreeSet<&'a str> {
+        let mut seen = BTreeSet::new();
+        let Some((start, _)) = self.units.get_key_value(name) else {
+            return seen;
+        };
+        let mut queue = vec![start.as_str()];
+        while let Some(n) = queue.pop() {
+            if seen.insert(n) {
+                queue.extend(next(n));
+            }
+        }
+        seen
+    }
+
+    /// Topological order (Kahn, alphabetical ties) of a subset of units.
+    fn order_of<'a>(&'a self, subset: impl IntoIterator<Item = &'a str>) -> Vec<&'a str> {
+        let subset: BTreeSet<&str> = subset.into_iter().collect();
+        let mut pending: BTreeMap<&str, usize> = subset
+            .iter()
+            .map(|&n| {
+                let deps = self.dependencies(n);
+                let count = deps
+                    .iter()
+                    .collect::<BTreeSet<_>>()
+                    .into_iter()
+                    .filter(|d| subset.contains(*d))
+                    .count();
+                (n, count)
+            })
+            .collect();
+        let mut ready: BTreeSet<&str> = pending
+            .iter()
+            .filter(|(_, &c)| c == 0)
+            .map(|(&n, _)| n)
+            .collect();
+        let mut order = Vec::with_capacity(subset.len());
+        while let Some(n) = ready.pop_first() {
+            pending.remove(n);
+            order.push(n);
+            for d in self.dependents(n) {
+                if let Some(c) = pending.get_mut(d) {
+                    *c -= 1;
+                    if *c == 0 {
+                        ready.insert(d);
+                    }
+                }
+            }
+        }
+        // Only reachable with a cycle.
+        order.extend(pending.keys());
+        order
+    }
+}
+
+/// What the cross-unit checks know about one unit file, valid or not.
+struct Info {
+    file: PathBuf,
+    /// Well-formed dependency entries with their `(line, col)`.
+    deps: Vec<(Dependency, (usize, usize))>,
+    /// Whether the unit has a `[health]` section; `None` when unknown (the
+    /// file could not be read).
+    has_health: Option<bool>,
+}
+
+/// Loads every unit file in `dir` (its `*.toml` files, not recursive).
+pub fn load_dir(dir: &Path) -> Result<UnitSet, Vec<Diagnostic>> {
+    load_paths(&[dir.to_path_buf()])
+}
+
+/// Loads unit files and directories of unit files (a directory contributes
+/// its `*.toml` files, not recursively; hidden files are skipped), then checks
+/// the units against each other. Returns every problem found, sorted by file,
+/// line and column.
+pub fn load_paths(paths: &[PathBuf]) -> Result<UnitSet, Vec<Diagnostic>> {
+    let mut diags = Vec::new();
+    let mut files: Vec<PathBuf> = Vec::new();
+    for p in paths {
+        if p.is_dir() {
+            match fs::read_dir(p) {
+                Ok(entries) => {
+                    let mut found: Vec<PathBuf> = entries
+                        .filter_map(Result::ok)
+                        .filter(|e| {
+                            let name = e.file_name();
+                            let name = name.to_string_lossy();
+                            !name.starts_with('.') && name.ends_with(".toml")
+                        })
+                        .map(|e| p.join(e.file_name()))
+                        .filter(|f| f.is_file())
+                        .collect();
+                    found.sort();
+                    files.extend(found);
+                }
+                Err(e) => diags.push(Diagnostic::whole_file(
+                    p,
+                    format!("cannot read directory: {e}"),
+                )),
+            }
+        } else {
+            files.push(p.clone());
+        }
+    }
+    let mut seen = HashSet::new();
+    files.retain(|f| seen.insert(f.clone()));
+
+    let mut known: BTreeMap<String, Info> = BTreeMap::new();
+    let mut loaded: BTreeMap<String, Unit> = BTreeMap::new();
+    for file in files {
+        let name = file
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .filter(|s| is_valid_unit_name(s));
+        if let Some(name) = &name {
+            if let Some(first) = known.get(name).map(|i| &i.file) {
+                diags.push(Diagnostic::new(
+                    &file,
+                    1,
+                    1,
+                    format!(
+                        "duplicate unit name {name:?}: {} defines it too; unit names (file names) must be unique, \
+                         so rename or remove one of them",
+                        first.display()
+                    ),
+                ));
+                continue;
+            }
+        }
+        let text = match fs::read_to_string(&file) {
+            Ok(text) => text,
+            Err(e) => {
+                diags.push(Diagnostic::whole_file(
+                    &file,
+                    format!("cannot read unit file: {e}"),
+                ));
+                if let Some(name) = name {
+                    let info = Info {
+                        file,
+                        deps: Vec::new(),
+                        has_health: None,
+                    };
+                    known.insert(name, info);
+                }
+                continue;
+            }
+        };
+        let parsed = parse_detailed(&file, &text);
+        diags.extend(parsed.diagnostics);
+        if let Some(name) = name {
+            if let Some(unit) = parsed.unit {
+                loaded.insert(name.clone(), unit);
+            }
+            let info = Info {
+                file,
+                deps: parsed.deps,
+                has_health: Some(parsed.has_health),
+            };
+            known.insert(name, info);
+        }
+    }
+
+    diags.extend(cross_check(&known));
+    finish(diags, loaded)
+}
+
+fn finish(
+    mut diags: Vec<Diagnostic>,
+    units: BTreeMap<String, Unit>,
+) -> Result<UnitSet, Vec<Diagnostic>> {
+    if diags.is_empty() {
+        Ok(UnitSet { units })
+    } else {
+        diagnostic::sort(&mut diags);
+        Err(diags)
+    }
+}
+
+/// Checks between units: every unit file seen is in `known`, including files
+/// with errors of their own (their well-formed dependencies are still
+/// checked, and they still count as existing).
+fn cross_check(known: &BTreeMap<String, Info>) -> Vec<Diagnostic> {
+    let mut diags = Vec::new();
+    let known_list = known
+        .keys()
+        .map(String::as_str)
+        .collect::<Vec<_>>()
+        .join(", ");
+    for info in known.values() {
+        for (dep, (line, col)) in &info.deps {
+            let at = |message: String| Diagnostic::new(&info.file, *line, *col, message);
+            let Some(target) = known.get(&dep.unit) else {
+                let hint = match closest(&dep.unit, known.keys().map(String::as_str)) {
+                    Some(c) => format!("did you mean {c:?}? "),
+                    None => String::new(),
+                };
+                diags.push(at(format!(
+                    "depends_on: no unit named {:?} (known: {known_list}); {hint}each unit is a file NAME.toml \
+                     next to this one",
+                    dep.unit
+                )));
+                continue;
+            };
+            if dep.condition == Condition::Healthy && target.has_health == Some(false) {
+                diags.push(at(format!(
+                    "depends_on: {:?} = \"healthy\" but unit {:?} has no health check; add a [health] \
+                     section to {} or use \"started\"",
+                    dep.unit,
+                    dep.unit,
+                    target.file.display()
+                )));
+            }
+        }
+    }
+    diags.extend(cycles(known));
+    diags
+}
+
+/// One diagnostic per strongly connected component with more than one unit,
+/// naming a shortest cycle through its alphabetically first unit, at that
+/// unit's depends_on entry for the next unit of the cycle.
+fn cycles(known: &BTreeMap<String, Info>) -> Vec<Diagnostic> {
+    let names: Vec<&str> = known.keys().map(String::as_str).collect();
+    let index: BTreeMap<&str, usize> = names.iter().enumerate().map(|(i, &n)| (n, i)).collect();
+    let edges: Vec<Vec<usize>> = names
+        .iter()
+        .map(|n| {
+            known[*n]
+                .deps
+                .iter()
+                .filter(|(d, _)| d.unit != *n)
+                .filter_map(|(d, _)| index.get(d.unit.as_str()).copied())
+                .collect()
+        })
+        .collect();
+
+    let mut diags = Vec::new();
+    for scc in tarjan(&edges) {
+        if scc.len() < 2 {
+            continue;
+        }
+        let members: BTreeSet<usize> = scc.iter().copied().collect();
+        let start = *members.first().expect("non-empty");
+        // BFS for the shortest path start -> ... -> start inside the SCC.
+        let mut prev: BTreeMap<usize, usize> = BTreeMap::new();
+        let mut queue = VecDeque::from([start]);
+        let mut last = None;
+        'bfs: while let Some(n) = queue.pop_front() {
+            for &m in &edges[n] {
+                if !members.contains(&m) {
+                    continue;
+                }
+                if m == start {
+                    last = Some(n);
+                    break 'bfs;
+                }
+                if let std::collections::btree_map::Entry::Vacant(e) = prev.entry(m) {
+                    e.insert(n);
+                    queue.push_back(m);
+                }
+            }
+        }
+        let Some(mut n) = last else { continue };
+        let mut back = vec![n];
+        while let Some(&p) = prev.get(&n) {
+            if p == start {
+                break;
+            }
+            back.push(p);
+            n = p;
+        }
+        back.reverse();
+        let mut path = vec![start];
+        path.extend(back);
+        path.push(start);
+        let cycle: Vec<&str> = path.iter().map(|&i| names[i]).collect();
+        let first = &known[cycle[0]];
+        let (line, col) = first
+            .deps
+            .iter()
+            .find(|(d, _)| d.unit == cycle[1])
+            .map(|(_, pos)| *pos)
+            .unwrap_or((0, 0));
+        diags.push(Diagnostic::new(
+            &first.file,
+            line,
+            col,
+            format!(
+                "dependency cycle: {}; remove one of these dependencies",
+                cycle.join(" -> ")
+            ),
+        ));
+    }
+    diags
+}
+
+/// Tarjan's strongly connected components.
+fn tarjan(edges: &[Vec<usize>]) -> Vec<Vec<usize>> {
+    struct State<'a> {
+        edges: &'a [Vec<usize>],
+        index: Vec<Option<usize>>,
+        low: Vec<usize>,
+        on_stack: Vec<bool>,
+        stack: Vec<usize>,
+        next: usize,
+        out: Vec<Vec<usize>>,
+    }
+    fn visit(s: &mut State<'_>, v: usize) {
+        s.index[v] = Some(s.next);
+        s.low[v] = s.next;
+        s.next += 1;
+        s.stack.push(v);
+        s.on_stack[v] = true;
+        for &w in &s.edges[v] {
+            match s.index[w] {
+                None => {
+                    visit(s, w);
+                    s.low[v] = s.low[v].min(s.low[w]);
+                }
+                Some(iw) if s.on_stack[w] => s.low[v] = s.low[v].min(iw),
+                Some(_) => {}
+            }
+        }
+        if Some(s.low[v]) == s.index[v] {
+            let mut comp = Vec::new();
+            while let Some(w) = s.stack.pop() {
+                s.on_stack[w] = false;
+                comp.push(w);
+                if w == v {
+                    break;
+                }
+            }
+            s.out.push(comp);
+        }
+    }
+    let n = edges.len();
+    let mut s = State {
+        edges,
+        index: vec![None; n],
+        low: vec![0; n],
+        on_stack: vec![false; n],
+        stack: Vec::new(),
+        next: 0,
+        out: Vec::new(),
+    };
+    for v in 0..n {
+        if s.index[v].is_none() {
+            visit(&mut s, v);
+        }
+    }
+    s.out
+}
