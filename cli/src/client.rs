@@ -4,7 +4,9 @@ use std::os::unix::net::UnixStream;
 use std::path::PathBuf;
 
 use anyhow::Context;
-use jarvis_proto::{read_frame, write_frame, FrameError, Hello, Request, Response, PROTOCOL_VERSION};
+use jarvis_proto::{
+    read_frame, write_frame, FrameError, Hello, Request, Response, PROTOCOL_VERSION,
+};
 
 pub struct Client {
     socket: PathBuf,
@@ -26,7 +28,10 @@ impl Client {
                 }
                 _ => "check that jarvisd is running",
             };
-            anyhow::anyhow!("cannot reach jarvisd at {}: {e} ({hint})", self.socket.display())
+            anyhow::anyhow!(
+                "cannot reach jarvisd at {}: {e} ({hint})",
+                self.socket.display()
+            )
         })?;
         write_frame(
             &mut stream,
@@ -35,7 +40,8 @@ impl Client {
                 agent: format!("jarvisctl {}", env!("CARGO_PKG_VERSION")),
             },
         )?;
-        let hello: Hello = read_frame(&mut stream).context("jarvisd did not answer the greeting")?;
+        let hello: Hello =
+            read_frame(&mut stream).context("jarvisd did not answer the greeting")?;
         if hello.version != PROTOCOL_VERSION {
             // The daemon explains itself in the next frame.
             if let Ok(Response::Error { message }) = read_frame::<Response>(&mut stream) {
@@ -57,7 +63,9 @@ impl Client {
         let mut stream = self.connect()?;
         write_frame(&mut stream, &req)?;
         let resp: Response = read_frame(&mut stream).map_err(|e| match e {
-            FrameError::Closed => anyhow::anyhow!("jarvisd closed the connection without an answer"),
+            FrameError::Closed => {
+                anyhow::anyhow!("jarvisd closed the connection without an answer")
+            }
             e => e.into(),
         })?;
         let fits = matches!(

@@ -193,7 +193,10 @@ fn validate(paths: &[PathBuf], json: bool) -> ExitCode {
         Ok(set) => {
             if json {
                 let names: Vec<&String> = set.units.keys().collect();
-                println!("{}", serde_json::json!({ "ok": true, "units": names, "problems": [] }));
+                println!(
+                    "{}",
+                    serde_json::json!({ "ok": true, "units": names, "problems": [] })
+                );
             } else {
                 println!(
                     "ok: {} unit(s) valid in {}",
@@ -217,7 +220,10 @@ fn validate(paths: &[PathBuf], json: bool) -> ExitCode {
                         })
                     })
                     .collect();
-                println!("{}", serde_json::json!({ "ok": false, "problems": problems }));
+                println!(
+                    "{}",
+                    serde_json::json!({ "ok": false, "problems": problems })
+                );
             } else {
                 for d in &diags {
                     println!("{d}");

@@ -35,17 +35,27 @@ pub struct Hello {
 #[serde(tag = "request", rename_all = "kebab-case")]
 pub enum Request {
     /// Units by name; empty means all.
-    Status { units: Vec<String> },
+    Status {
+        units: Vec<String>,
+    },
     /// Read the units directory again and reconcile.
     Up,
     /// Answer when every wanted unit is ready (running, healthy where it has a
     /// check, or completed) or one has failed, or after `timeout_ms`.
-    Wait { timeout_ms: u64 },
+    Wait {
+        timeout_ms: u64,
+    },
     /// Stop every unit.
     Down,
-    Start { units: Vec<String> },
-    Stop { units: Vec<String> },
-    Restart { units: Vec<String> },
+    Start {
+        units: Vec<String>,
+    },
+    Stop {
+        units: Vec<String>,
+    },
+    Restart {
+        units: Vec<String>,
+    },
     /// The last `lines` lines of the unit's log; with `follow`, then every new
     /// line as it is written.
     Logs {
@@ -58,7 +68,10 @@ pub enum Request {
 impl Request {
     /// Requests that change something; the daemon logs who sent them.
     pub fn is_mutating(&self) -> bool {
-        !matches!(self, Request::Status { .. } | Request::Wait { .. } | Request::Logs { .. })
+        !matches!(
+            self,
+            Request::Status { .. } | Request::Wait { .. } | Request::Logs { .. }
+        )
     }
 }
 
@@ -68,12 +81,18 @@ pub enum Response {
     Status(StatusReport),
     Up(UpReport),
     /// A mutating request was carried out; `message` says what happened.
-    Done { message: String },
+    Done {
+        message: String,
+    },
     Wait(WaitReport),
-    LogData { data: String },
+    LogData {
+        data: String,
+    },
     /// The end of a non-following log answer.
     LogEnd,
-    Error { message: String },
+    Error {
+        message: String,
+    },
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]

@@ -9,7 +9,9 @@ use std::time::Duration;
 
 use anyhow::Context;
 use jarvis_proto::nonblocking::{read_frame, write_frame};
-use jarvis_proto::{FrameError, Hello, Request, Response, StatusReport, WaitReport, PROTOCOL_VERSION};
+use jarvis_proto::{
+    FrameError, Hello, Request, Response, StatusReport, WaitReport, PROTOCOL_VERSION,
+};
 use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::{mpsc, oneshot};
 
@@ -70,7 +72,10 @@ async fn ask(tx: &mpsc::UnboundedSender<Msg>, req: Request) -> Option<Reply> {
     rx.await.ok()
 }
 
-async fn connection(mut stream: UnixStream, tx: mpsc::UnboundedSender<Msg>) -> Result<(), FrameError> {
+async fn connection(
+    mut stream: UnixStream,
+    tx: mpsc::UnboundedSender<Msg>,
+) -> Result<(), FrameError> {
     let cred = stream.peer_cred()?;
     let hello: Hello = read_frame(&mut stream).await?;
     write_frame(
@@ -136,7 +141,9 @@ async fn connection(mut stream: UnixStream, tx: mpsc::UnboundedSender<Msg>) -> R
                 use tokio::sync::broadcast::error::RecvError;
                 let data = match rx.recv().await {
                     Ok(d) => String::from_utf8_lossy(&d).into_owned(),
-                    Err(RecvError::Lagged(n)) => format!("[jarvis] {n} log chunks skipped (reader too slow)\n"),
+                    Err(RecvError::Lagged(n)) => {
+                        format!("[jarvis] {n} log chunks skipped (reader too slow)\n")
+                    }
                     Err(RecvError::Closed) => return Ok(()),
                 };
                 write_frame(&mut stream, &Response::LogData { data }).await?;

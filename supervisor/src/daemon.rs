@@ -217,12 +217,14 @@ impl Daemon {
                 if let Some(pid) = e.st.pid {
                     let sig = nix::sys::signal::Signal::try_from(signal)
                         .unwrap_or(nix::sys::signal::Signal::SIGTERM);
-                    e.log.note(&format!("stopping: {} to pid {pid}", sig.as_str()));
+                    e.log
+                        .note(&format!("stopping: {} to pid {pid}", sig.as_str()));
                     let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), sig);
                 }
             }
             Effect::KillAll => {
-                e.log.note("stop timeout passed: killing every process in the cgroup");
+                e.log
+                    .note("stop timeout passed: killing every process in the cgroup");
                 let cg = self.cfg.runtime.cgroup(name);
                 let unit = name.to_string();
                 tokio::spawn(async move {

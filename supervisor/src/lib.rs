@@ -111,7 +111,11 @@ async fn serve(args: Args) -> anyhow::Result<()> {
         tracing::warn!(dir = %args.units.display(), "units directory does not exist; starting with no units");
         jarvis_unit::UnitSet::default()
     };
-    let group = args.socket_group.as_deref().map(resolve_group).transpose()?;
+    let group = args
+        .socket_group
+        .as_deref()
+        .map(resolve_group)
+        .transpose()?;
     let listener = control::bind(&args.socket, group)?;
 
     let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
@@ -137,9 +141,10 @@ async fn serve(args: Args) -> anyhow::Result<()> {
         let tx = tx.clone();
         async move {
             use tokio::signal::unix::{signal, SignalKind};
-            let (Ok(mut term), Ok(mut int)) =
-                (signal(SignalKind::terminate()), signal(SignalKind::interrupt()))
-            else {
+            let (Ok(mut term), Ok(mut int)) = (
+                signal(SignalKind::terminate()),
+                signal(SignalKind::interrupt()),
+            ) else {
                 return;
             };
             loop {

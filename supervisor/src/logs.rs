@@ -117,7 +117,11 @@ impl Inner {
         let name = |i: u32| rotated(&self.path, i);
         let _ = fs::remove_file(name(keep - 1));
         for i in (1..keep.saturating_sub(1) + 1).rev() {
-            let from = if i == 1 { self.path.clone() } else { name(i - 1) };
+            let from = if i == 1 {
+                self.path.clone()
+            } else {
+                name(i - 1)
+            };
             if from.exists() {
                 fs::rename(&from, name(i))?;
             }
@@ -155,7 +159,7 @@ fn tail_files(path: &Path, max_files: u32, lines: usize) -> io::Result<Vec<u8>> 
         if have > lines {
             break;
         }
-        let data = match tail_of_file(&rotated(path, i), lines + 1) {
+        let data = match tail_of_file(&rotated(path, i), lines.saturating_add(1)) {
             Ok(d) => d,
             Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
             Err(e) => return Err(e),
@@ -244,7 +248,10 @@ mod tests {
         }
         // 10-byte lines, 30-byte files: u.log.1 holds 0,1,2; u.log holds 3.
         let (tail, _) = sink.tail(3, false).unwrap();
-        assert_eq!(String::from_utf8(tail).unwrap(), "123456789\n223456789\n323456789\n");
+        assert_eq!(
+            String::from_utf8(tail).unwrap(),
+            "123456789\n223456789\n323456789\n"
+        );
     }
 
     #[test]

@@ -134,19 +134,39 @@ pub enum Event {
     Restart,
     /// The dependencies' readiness, fed while the unit is waiting.
     Deps(Readiness),
-    Spawned { gen: u64, pid: i32 },
-    SpawnFailed { gen: u64, reason: String },
-    Exited { gen: u64, exit: ExitInfo },
-    Timer { gen: u64, kind: TimerKind },
-    HealthResult { gen: u64, ok: bool, detail: String },
+    Spawned {
+        gen: u64,
+        pid: i32,
+    },
+    SpawnFailed {
+        gen: u64,
+        reason: String,
+    },
+    Exited {
+        gen: u64,
+        exit: ExitInfo,
+    },
+    Timer {
+        gen: u64,
+        kind: TimerKind,
+    },
+    HealthResult {
+        gen: u64,
+        ok: bool,
+        detail: String,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum Effect {
     /// Start a new process for generation `gen`.
-    Spawn { gen: u64 },
+    Spawn {
+        gen: u64,
+    },
     /// Send a signal to the unit's main process.
-    Signal { signal: i32 },
+    Signal {
+        signal: i32,
+    },
     /// SIGKILL every process in the unit's cgroup.
     KillAll,
     /// The main process is gone: kill whatever it left in the cgroup.
@@ -157,7 +177,9 @@ pub enum Effect {
         kind: TimerKind,
         after: Duration,
     },
-    StartHealth { gen: u64 },
+    StartHealth {
+        gen: u64,
+    },
     StopHealth,
 }
 
@@ -233,9 +255,7 @@ impl UnitState {
                     || (self.state == State::Exited && self.last_exit.is_some())
             }
             Healthy => self.state == State::Running && self.health == Some(Health::Healthy),
-            Completed => {
-                self.state == State::Exited && self.last_exit.is_some_and(|e| e.success())
-            }
+            Completed => self.state == State::Exited && self.last_exit.is_some_and(|e| e.success()),
         }
     }
 }
@@ -567,10 +587,7 @@ pub fn backoff_delay(delay: Duration, max: Duration, n: u32) -> Duration {
 }
 
 /// Whether `unit`'s dependencies, as seen in `lookup`, let it start.
-pub fn readiness<'a>(
-    unit: &Unit,
-    lookup: impl Fn(&str) -> Option<&'a UnitState>,
-) -> Readiness {
+pub fn readiness<'a>(unit: &Unit, lookup: impl Fn(&str) -> Option<&'a UnitState>) -> Readiness {
     let mut pending = Vec::new();
     for dep in &unit.depends_on {
         let Some(ds) = lookup(&dep.unit) else {
@@ -594,9 +611,7 @@ pub fn readiness<'a>(
                 ds.last_exit.map(|e| e.describe()).unwrap_or_default(),
                 dep.condition.as_str()
             )),
-            State::Stopped if !ds.wanted => {
-                Some(format!("dependency {} is stopped", dep.unit))
-            }
+            State::Stopped if !ds.wanted => Some(format!("dependency {} is stopped", dep.unit)),
             _ => None,
         };
         if let Some(b) = blocked {

@@ -162,7 +162,12 @@ impl Runtime {
 
     /// Runs the unit's health check on its interval until aborted, sending
     /// each result.
-    pub fn health(&self, unit: &Unit, gen: u64, tx: UnboundedSender<Msg>) -> tokio::task::AbortHandle {
+    pub fn health(
+        &self,
+        unit: &Unit,
+        gen: u64,
+        tx: UnboundedSender<Msg>,
+    ) -> tokio::task::AbortHandle {
         let rt = self.clone();
         let unit = unit.clone();
         tokio::spawn(async move {

@@ -87,7 +87,8 @@ mod tests {
         let sf = StateFile::new(dir.path());
         assert_eq!(sf.load().unwrap(), Persisted::default());
         let mut p = Persisted::default();
-        p.units.insert("web".into(), PersistedUnit { wanted: false });
+        p.units
+            .insert("web".into(), PersistedUnit { wanted: false });
         sf.save(&p).unwrap();
         let back = sf.load().unwrap();
         assert_eq!(back.units, p.units);

@@ -15,9 +15,17 @@ fn validate_reports_every_problem_with_file_line_col() {
         "depends_on = { db = \"healthy\", ghost = \"started\" }\n[native]\ncommand = [\"x\"]\n[resources]\nmemmory_max = \"1G\"\n[restart]\ndelay = \"soon\"\n",
     )
     .unwrap();
-    std::fs::write(p.join("db.toml"), "depends_on = [\"web\"]\n[native]\ncommand = [\"x\"]\n[health]\ntcp = \"127.0.0.1:5432\"\n").unwrap();
+    std::fs::write(
+        p.join("db.toml"),
+        "depends_on = [\"web\"]\n[native]\ncommand = [\"x\"]\n[health]\ntcp = \"127.0.0.1:5432\"\n",
+    )
+    .unwrap();
     std::fs::write(p.join("ok.toml"), "[native]\ncommand = [\"true\"]\n").unwrap();
-    let out = Command::new(JARVISCTL).arg("validate").arg(p).output().unwrap();
+    let out = Command::new(JARVISCTL)
+        .arg("validate")
+        .arg(p)
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(1));
     let text = String::from_utf8_lossy(&out.stdout);
     let web = p.join("web.toml").display().to_string();
@@ -30,20 +38,43 @@ fn validate_reports_every_problem_with_file_line_col() {
     }
     assert!(text.contains("memmory_max"), "{text}");
     assert!(text.contains("ghost"), "{text}");
-    assert!(text.contains("cycle") && text.contains("web") && text.contains("db"), "{text}");
+    assert!(
+        text.contains("cycle") && text.contains("web") && text.contains("db"),
+        "{text}"
+    );
 
-    let ok = Command::new(JARVISCTL).arg("validate").arg(p.join("ok.toml")).output().unwrap();
+    let ok = Command::new(JARVISCTL)
+        .arg("validate")
+        .arg(p.join("ok.toml"))
+        .output()
+        .unwrap();
     assert!(ok.status.success(), "{ok:?}");
 }
 
 #[test]
 fn the_homelab_units_validate() {
     let units = concat!(env!("CARGO_MANIFEST_DIR"), "/units");
-    let out = Command::new(JARVISCTL).arg("validate").arg(units).output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
+    let out = Command::new(JARVISCTL)
+        .arg("validate")
+        .arg(units)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
     let demo = concat!(env!("CARGO_MANIFEST_DIR"), "/units/demo");
-    let out = Command::new(JARVISCTL).arg("validate").arg(demo).output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
+    let out = Command::new(JARVISCTL)
+        .arg("validate")
+        .arg(demo)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
 }
 
 #[test]
@@ -86,9 +117,18 @@ fn up_reconciles_and_a_bad_reload_disturbs_nothing() {
     });
     let cmdline = std::fs::read_to_string(format!("/proc/{}/cmdline", changed["pid"])).unwrap();
     assert!(cmdline.contains("2000"), "{cmdline:?}");
-    assert_eq!(j.unit("keep")["pid"], keep, "unchanged units are left alone");
+    assert_eq!(
+        j.unit("keep")["pid"],
+        keep,
+        "unchanged units are left alone"
+    );
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    while j.status()["units"].as_array().unwrap().iter().any(|u| u["name"] == "drop") {
+    while j.status()["units"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|u| u["name"] == "drop")
+    {
         assert!(std::time::Instant::now() < deadline, "drop was not removed");
         std::thread::sleep(Duration::from_millis(20));
     }
@@ -116,12 +156,16 @@ command = ["sh", "-c", "echo one; echo two >&2; sleep 0.5; echo three; sleep 100
         .spawn()
         .unwrap();
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    while !j.logs("talker").contains("three") {
+    while !j.logs("talker").lines().any(|l| l == "three") {
         assert!(std::time::Instant::now() < deadline, "{}", j.logs("talker"));
         std::thread::sleep(Duration::from_millis(20));
     }
     let all = j.logs("talker");
-    let (one, two, three) = (all.find("one").unwrap(), all.find("two").unwrap(), all.find("three").unwrap());
+    let at = |w: &str| {
+        all.find(&format!("\n{w}\n"))
+            .unwrap_or_else(|| panic!("{w} in {all}"))
+    };
+    let (one, two, three) = (at("one"), at("two"), at("three"));
     assert!(one < two && two < three, "{all}");
     let last = j.ok(&["logs", "-n", "1", "talker"]);
     assert_eq!(last, "three\n");
@@ -129,7 +173,10 @@ command = ["sh", "-c", "echo one; echo two >&2; sleep 0.5; echo three; sleep 100
     follow.kill().unwrap();
     let out = follow.wait_with_output().unwrap();
     let followed = String::from_utf8_lossy(&out.stdout);
-    assert!(followed.contains("one") && followed.contains("three"), "{followed}");
+    assert!(
+        followed.contains("\none\n") && followed.contains("\nthree\n"),
+        "{followed}"
+    );
 }
 
 #[test]
@@ -173,7 +220,14 @@ fn the_socket_is_private_and_errors_are_one_line() {
     // A peer speaking another protocol version is told so.
     use std::os::unix::net::UnixStream;
     let mut s = UnixStream::connect(&j.socket).unwrap();
-    jarvis_proto::write_frame(&mut s, &jarvis_proto::Hello { version: 999, agent: "old".into() }).unwrap();
+    jarvis_proto::write_frame(
+        &mut s,
+        &jarvis_proto::Hello {
+            version: 999,
+            agent: "old".into(),
+        },
+    )
+    .unwrap();
     let _: jarvis_proto::Hello = jarvis_proto::read_frame(&mut s).unwrap();
     let r: jarvis_proto::Response = jarvis_proto::read_frame(&mut s).unwrap();
     assert!(matches!(r, jarvis_proto::Response::Error { message } if message.contains("protocol")));

@@ -93,7 +93,11 @@ impl Jarvis {
             if let Some(st) = self.daemon.as_mut().unwrap().try_wait().unwrap() {
                 panic!("jarvisd exited {st}:\n{}", self.daemon_log());
             }
-            assert!(Instant::now() < deadline, "no socket:\n{}", self.daemon_log());
+            assert!(
+                Instant::now() < deadline,
+                "no socket:\n{}",
+                self.daemon_log()
+            );
             std::thread::sleep(Duration::from_millis(10));
         }
     }
@@ -284,7 +288,8 @@ impl Drop for Jarvis {
                     continue;
                 }
                 for _ in 0..50 {
-                    let procs = fs::read_to_string(unit.path().join("cgroup.procs")).unwrap_or_default();
+                    let procs =
+                        fs::read_to_string(unit.path().join("cgroup.procs")).unwrap_or_default();
                     if procs.trim().is_empty() {
                         break;
                     }

@@ -29,7 +29,10 @@ delay = "0s"
         u["state"] == "running" && u["pid"].as_i64().is_some_and(|p| p as i32 != old)
     });
     assert_eq!(u["restarts"], 1);
-    assert_eq!(u["exit_code"], 137, "the last run was killed by SIGKILL: {u:#}");
+    assert_eq!(
+        u["exit_code"], 137,
+        "the last run was killed by SIGKILL: {u:#}"
+    );
     assert!(!alive(old));
 }
 
@@ -51,7 +54,9 @@ burst = 4
 interval = "30s"
 "#,
     )]);
-    let u = j.wait_unit("crashy", Duration::from_secs(15), |u| u["state"] == "failed");
+    let u = j.wait_unit("crashy", Duration::from_secs(15), |u| {
+        u["state"] == "failed"
+    });
     assert_eq!(u["restarts"], 3, "4 starts = the first + 3 restarts: {u:#}");
     assert_eq!(u["exit_code"], 3);
     assert!(u["reason"].as_str().unwrap().contains("burst"), "{u:#}");
@@ -95,7 +100,10 @@ timeout = "500ms"
     assert!(pids.len() >= 4, "{pids:?}");
     let started = Instant::now();
     j.ok(&["stop", "forker"]);
-    assert!(started.elapsed() >= Duration::from_millis(400), "waited for the stop timeout");
+    assert!(
+        started.elapsed() >= Duration::from_millis(400),
+        "waited for the stop timeout"
+    );
     let u = j.unit("forker");
     assert_eq!(u["state"], "stopped");
     assert!(u["pid"].is_null());
@@ -133,7 +141,10 @@ delay = "0s"
     });
     assert!(!alive(first as i32));
     let log = j.logs("sick");
-    assert!(log.contains("unhealthy") || u["reason"].as_str().unwrap_or("").contains("unhealthy"), "{log}\n{u:#}");
+    assert!(
+        log.contains("unhealthy") || u["reason"].as_str().unwrap_or("").contains("unhealthy"),
+        "{log}\n{u:#}"
+    );
 }
 
 #[test]
@@ -154,7 +165,9 @@ on_unhealthy = "ignore"
 "#,
     )]);
     let pid = j.running("meh")["pid"].clone();
-    let u = j.wait_unit("meh", Duration::from_secs(10), |u| u["health"] == "unhealthy");
+    let u = j.wait_unit("meh", Duration::from_secs(10), |u| {
+        u["health"] == "unhealthy"
+    });
     assert_eq!(u["pid"], pid);
     assert_eq!(u["state"], "running");
 }
@@ -235,7 +248,10 @@ command = ["sleep", "1000"]
         };
         let (db, migrate, web, cache) = (get("db"), get("migrate"), get("web"), get("cache"));
         if db["health"] != "healthy" {
-            assert!(migrate["pid"].is_null() && migrate["exit_code"].is_null(), "{migrate:#}");
+            assert!(
+                migrate["pid"].is_null() && migrate["exit_code"].is_null(),
+                "{migrate:#}"
+            );
             assert!(web["pid"].is_null(), "{web:#}");
             if web["state"] == "waiting" {
                 saw_waiting = true;
@@ -243,7 +259,10 @@ command = ["sleep", "1000"]
             }
         }
         if migrate["state"] != "exited" {
-            assert!(web["pid"].is_null(), "web started before migrate completed: {st:#}");
+            assert!(
+                web["pid"].is_null(),
+                "web started before migrate completed: {st:#}"
+            );
         }
         if web["state"] != "running" {
             assert!(cache["pid"].is_null(), "{st:#}");
@@ -253,7 +272,11 @@ command = ["sleep", "1000"]
             assert_eq!(migrate["exit_code"], 0);
             break;
         }
-        assert!(Instant::now() < deadline, "never all up: {st:#}\n{}", j.daemon_log());
+        assert!(
+            Instant::now() < deadline,
+            "never all up: {st:#}\n{}",
+            j.daemon_log()
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
     assert!(saw_waiting, "web was seen waiting for db");
@@ -285,7 +308,10 @@ command = ["sleep", "1000"]
     ]);
     let u = j.wait_unit("app", Duration::from_secs(10), |u| u["state"] == "failed");
     let reason = u["reason"].as_str().unwrap();
-    assert!(reason.contains("migrate") && reason.contains("code 2"), "{reason}");
+    assert!(
+        reason.contains("migrate") && reason.contains("code 2"),
+        "{reason}"
+    );
     assert!(u["pid"].is_null());
     let out = j.ctl(&["up", "--wait", "--timeout", "5s"]);
     assert!(!out.status.success());
@@ -335,7 +361,10 @@ start_period = "1h"
     let out = j.ctl(&["up", "--wait", "--timeout", "1s"]);
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("timed out") && err.contains("never-healthy"), "{err}");
+    assert!(
+        err.contains("timed out") && err.contains("never-healthy"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -356,5 +385,9 @@ fn user_stops_survive_a_daemon_restart_and_sigterm_stops_everything() {
     j.spawn_daemon();
     j.running("b");
     std::thread::sleep(Duration::from_millis(200));
-    assert_eq!(j.unit("a")["state"], "stopped", "the user's stop is remembered");
+    assert_eq!(
+        j.unit("a")["state"],
+        "stopped",
+        "the user's stop is remembered"
+    );
 }

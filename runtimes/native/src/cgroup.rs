@@ -142,7 +142,10 @@ fn unescape_mount(s: &str) -> String {
     let mut out = Vec::with_capacity(b.len());
     let mut i = 0;
     while i < b.len() {
-        if b[i] == b'\\' && i + 3 < b.len() && b[i + 1..i + 4].iter().all(|c| (b'0'..=b'7').contains(c)) {
+        if b[i] == b'\\'
+            && i + 3 < b.len()
+            && b[i + 1..i + 4].iter().all(|c| (b'0'..=b'7').contains(c))
+        {
             let v = (b[i + 1] - b'0') * 64 + (b[i + 2] - b'0') * 8 + (b[i + 3] - b'0');
             out.push(v);
             i += 4;
@@ -202,7 +205,10 @@ fn read_u64(path: &Path) -> Option<u64> {
 }
 
 /// Turns a `cgroups-rs` error into ours, naming the cgroup and the step.
-fn rs_err(dir: &Path, what: String) -> impl FnOnce(cgroups_rs::fs::error::Error) -> CgroupError + '_ {
+fn rs_err(
+    dir: &Path,
+    what: String,
+) -> impl FnOnce(cgroups_rs::fs::error::Error) -> CgroupError + '_ {
     move |e| {
         let cause = std::error::Error::source(&e)
             .map(|c| c.to_string())
@@ -223,7 +229,9 @@ impl UnitCgroup {
         cg.check_path()?;
         let hs = hierarchies();
         if hs.is_empty() {
-            return Err(cg.setup_err("no writable cgroup hierarchy is mounted (/proc/self/mountinfo)"));
+            return Err(
+                cg.setup_err("no writable cgroup hierarchy is mounted (/proc/self/mountinfo)")
+            );
         }
         for h in &hs {
             cg.create_in(h)?;
@@ -426,9 +434,20 @@ impl UnitCgroup {
             if h.is_v1_of("cpuset") {
                 for file in ["cpuset.cpus", "cpuset.mems"] {
                     let own = dir.join(file);
-                    if read_trimmed(&own).map_err(|err| CgroupError::Io { op: "read", path: own.clone(), err })?.is_empty() {
+                    if read_trimmed(&own)
+                        .map_err(|err| CgroupError::Io {
+                            op: "read",
+                            path: own.clone(),
+                            err,
+                        })?
+                        .is_empty()
+                    {
                         let from = parent.join(file);
-                        let value = read_trimmed(&from).map_err(|err| CgroupError::Io { op: "read", path: from, err })?;
+                        let value = read_trimmed(&from).map_err(|err| CgroupError::Io {
+                            op: "read",
+                            path: from,
+                            err,
+                        })?;
                         write_file(&own, &value)?;
                     }
                 }
@@ -455,7 +474,10 @@ impl UnitCgroup {
                 })
                 .collect()
         };
-        let need = |ctl: &str, set: bool, what: &str| -> Result<Vec<(PathBuf, PathBuf, bool)>, CgroupError> {
+        let need = |ctl: &str,
+                    set: bool,
+                    what: &str|
+         -> Result<Vec<(PathBuf, PathBuf, bool)>, CgroupError> {
             let d = dirs(ctl);
             if d.is_empty() && set {
                 return Err(self.setup_err(&format!(
@@ -467,11 +489,18 @@ impl UnitCgroup {
 
         for (dir, mount, v2) in need("memory", limits.memory_max.is_some(), "memory_max")? {
             let mem = MemController::new(dir.clone(), mount, v2);
-            let limit = limits.memory_max.map_or(-1, |m| i64::try_from(m).unwrap_or(i64::MAX));
-            let swap_file = if v2 { "memory.swap.max" } else { "memory.memsw.limit_in_bytes" };
+            let limit = limits
+                .memory_max
+                .map_or(-1, |m| i64::try_from(m).unwrap_or(i64::MAX));
+            let swap_file = if v2 {
+                "memory.swap.max"
+            } else {
+                "memory.memsw.limit_in_bytes"
+            };
             let has_swap = dir.join(swap_file).exists();
             if v2 {
-                mem.set_limit(limit).map_err(rs_err(&dir, format!("set memory.max to {limit}")))?;
+                mem.set_limit(limit)
+                    .map_err(rs_err(&dir, format!("set memory.max to {limit}")))?;
                 if has_swap {
                     let swap = if limits.memory_max.is_some() { 0 } else { -1 };
                     mem.set_memswap_limit(swap)
@@ -483,11 +512,15 @@ impl UnitCgroup {
                     mem.set_memswap_limit(-1)
                         .map_err(rs_err(&dir, "reset memory.memsw.limit_in_bytes".into()))?;
                 }
-                mem.set_limit(limit)
-                    .map_err(rs_err(&dir, format!("set memory.limit_in_bytes to {limit}")))?;
+                mem.set_limit(limit).map_err(rs_err(
+                    &dir,
+                    format!("set memory.limit_in_bytes to {limit}"),
+                ))?;
                 if has_swap && limit >= 0 {
-                    mem.set_memswap_limit(limit)
-                        .map_err(rs_err(&dir, format!("set memory.memsw.limit_in_bytes to {limit}")))?;
+                    mem.set_memswap_limit(limit).map_err(rs_err(
+                        &dir,
+                        format!("set memory.memsw.limit_in_bytes to {limit}"),
+                    ))?;
                 }
             }
         }
@@ -505,17 +538,27 @@ impl UnitCgroup {
             };
             if v2 {
                 cpu.set_cfs_quota_and_period(Some(quota), Some(CFS_PERIOD_US))
-                    .map_err(rs_err(&dir, format!("set cpu.max to {quota} {CFS_PERIOD_US}")))?;
+                    .map_err(rs_err(
+                        &dir,
+                        format!("set cpu.max to {quota} {CFS_PERIOD_US}"),
+                    ))?;
             } else {
-                cpu.set_cfs_period(CFS_PERIOD_US)
-                    .map_err(rs_err(&dir, format!("set cpu.cfs_period_us to {CFS_PERIOD_US}")))?;
+                cpu.set_cfs_period(CFS_PERIOD_US).map_err(rs_err(
+                    &dir,
+                    format!("set cpu.cfs_period_us to {CFS_PERIOD_US}"),
+                ))?;
                 cpu.set_cfs_quota(quota)
                     .map_err(rs_err(&dir, format!("set cpu.cfs_quota_us to {quota}")))?;
             }
             let weight = limits.cpu_weight.unwrap_or(100).clamp(1, 10_000);
-            let value = if v2 { weight } else { (weight * 1024 / 100).max(2) };
+            let value = if v2 {
+                weight
+            } else {
+                (weight * 1024 / 100).max(2)
+            };
             let file = if v2 { "cpu.weight" } else { "cpu.shares" };
-            cpu.set_shares(value).map_err(rs_err(&dir, format!("set {file} to {value}")))?;
+            cpu.set_shares(value)
+                .map_err(rs_err(&dir, format!("set {file} to {value}")))?;
         }
 
         for (dir, mount, v2) in need("pids", limits.pids_max.is_some(), "pids_max")? {
@@ -524,7 +567,8 @@ impl UnitCgroup {
                 Some(n) => MaxValue::Value(i64::try_from(n).unwrap_or(i64::MAX)),
                 None => MaxValue::Max,
             };
-            pids.set_pid_max(max.clone()).map_err(rs_err(&dir, format!("set pids.max to {max}")))?;
+            pids.set_pid_max(max)
+                .map_err(rs_err(&dir, format!("set pids.max to {max}")))?;
         }
 
         for (dir, mount, v2) in need("cpuset", limits.cpuset.is_some(), "cpuset")? {
@@ -536,8 +580,15 @@ impl UnitCgroup {
                 // v2: an empty cpuset.cpus means "the parent's".
                 (None, true) => write_file(&dir.join("cpuset.cpus"), "\n")?,
                 (None, false) => {
-                    let from = dir.parent().map(|p| p.join("cpuset.cpus")).unwrap_or_default();
-                    let cpus = read_trimmed(&from).map_err(|err| CgroupError::Io { op: "read", path: from, err })?;
+                    let from = dir
+                        .parent()
+                        .map(|p| p.join("cpuset.cpus"))
+                        .unwrap_or_default();
+                    let cpus = read_trimmed(&from).map_err(|err| CgroupError::Io {
+                        op: "read",
+                        path: from,
+                        err,
+                    })?;
                     cpuset
                         .set_cpus(&cpus)
                         .map_err(rs_err(&dir, format!("set cpuset.cpus to {cpus:?}")))?;
@@ -548,7 +599,12 @@ impl UnitCgroup {
     }
 
     /// One round of the freezer fallback of [`UnitCgroup::kill_all`].
-    fn freeze_and_kill(&self, freezer: Option<&FreezerController>, hs: &[Hierarchy], deadline: Instant) {
+    fn freeze_and_kill(
+        &self,
+        freezer: Option<&FreezerController>,
+        hs: &[Hierarchy],
+        deadline: Instant,
+    ) {
         if let Some(f) = freezer {
             if f.freeze().is_ok() {
                 // Wait (briefly) until every task is actually frozen.

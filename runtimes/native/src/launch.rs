@@ -92,7 +92,8 @@ pub async fn spawn(launcher: &Path, spec: &LaunchSpec) -> Result<Spawned, SpawnE
         path: launcher.to_path_buf(),
         err,
     };
-    let json = serde_json::to_vec(spec).map_err(|e| SpawnError::Setup(format!("serialize launch spec: {e}")))?;
+    let json = serde_json::to_vec(spec)
+        .map_err(|e| SpawnError::Setup(format!("serialize launch spec: {e}")))?;
     let spec_fd = memfd_with(&json).map_err(launcher_err)?;
     let (out_r, out_w) = cloexec_pipe().map_err(launcher_err)?;
     let (err_r, err_w) = cloexec_pipe().map_err(launcher_err)?;
@@ -133,7 +134,9 @@ pub async fn spawn(launcher: &Path, spec: &LaunchSpec) -> Result<Spawned, SpawnE
     if let Err(e) = read {
         let _ = child.start_kill();
         let _ = child.wait().await;
-        return Err(SpawnError::Setup(format!("read the launcher's report: {e}")));
+        return Err(SpawnError::Setup(format!(
+            "read the launcher's report: {e}"
+        )));
     }
     if !report.is_empty() {
         let _ = child.wait().await;
@@ -141,7 +144,9 @@ pub async fn spawn(launcher: &Path, spec: &LaunchSpec) -> Result<Spawned, SpawnE
         return Err(SpawnError::Setup(reason));
     }
     let Some(pid) = child.id().and_then(|p| i32::try_from(p).ok()) else {
-        return Err(SpawnError::Setup("the launcher vanished before exec".into()));
+        return Err(SpawnError::Setup(
+            "the launcher vanished before exec".into(),
+        ));
     };
     let output = pipe::Receiver::from_owned_fd(out_r).map_err(launcher_err)?;
     Ok(Spawned { pid, child, output })
@@ -184,6 +189,9 @@ fn memfd_with(data: &[u8]) -> std::io::Result<OwnedFd> {
 /// The launcher: reads its spec, joins the cgroups, closes descriptors,
 /// switches identity, drops capabilities, sets no_new_privs, execs. On any
 /// failure it reports the reason to its parent and exits 127.
+///
+/// Call it first thing in `main` when `argv[1] == LAUNCH_ARG`, before any
+/// thread or async runtime starts: capabilities are per thread.
 pub fn launcher_main() -> ! {
     let fds = std::env::var(FDS_ENV).ok().and_then(|v| {
         let (a, b) = v.split_once(',')?;
@@ -201,7 +209,9 @@ pub fn launcher_main() -> ! {
         unsafe { libc::_exit(127) }
     }
     std::env::remove_var(FDS_ENV);
-    std::panic::set_hook(Box::new(move |info| fail(err_fd, &format!("launcher panicked: {info}"))));
+    std::panic::set_hook(Box::new(move |info| {
+        fail(err_fd, &format!("launcher panicked: {info}"))
+    }));
     match run_launcher(spec_fd, err_fd) {
         Err(reason) => fail(err_fd, &reason),
         Ok(never) => match never {},
@@ -251,7 +261,11 @@ fn run_launcher(spec_fd: RawFd, err_fd: RawFd) -> Result<Infallible, String> {
     let id = resolve_identity(&spec)?;
     let dir = match &spec.working_dir {
         Some(d) => PathBuf::from(d),
-        None => id.home.clone().filter(|h| h.is_dir()).unwrap_or_else(|| PathBuf::from("/")),
+        None => id
+            .home
+            .clone()
+            .filter(|h| h.is_dir())
+            .unwrap_or_else(|| PathBuf::from("/")),
     };
     nix::unistd::chdir(&dir).map_err(|e| format!("chdir {}: {}", dir.display(), e.desc()))?;
 
@@ -263,7 +277,10 @@ fn run_launcher(spec_fd: RawFd, err_fd: RawFd) -> Result<Infallible, String> {
     if spec.no_new_privileges {
         // SAFETY: prctl with integer arguments.
         if unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) } != 0 {
-            return Err(format!("no_new_privileges: {}", std::io::Error::last_os_error()));
+            return Err(format!(
+                "no_new_privileges: {}",
+                std::io::Error::last_os_error()
+            ));
         }
     }
 
@@ -295,7 +312,14 @@ fn close_fds_except(keep: RawFd) -> Result<(), String> {
             continue;
         }
         // SAFETY: close_range(2) only closes descriptors.
-        let r = unsafe { libc::syscall(libc::SYS_close_range, lo as libc::c_uint, hi as libc::c_uint, 0) };
+        let r = unsafe {
+            libc::syscall(
+                libc::SYS_close_range,
+                lo as libc::c_uint,
+                hi as libc::c_uint,
+                0,
+            )
+        };
         if r != 0 {
             supported = false;
             break;
@@ -327,11 +351,15 @@ struct Identity {
 
 fn resolve_identity(spec: &LaunchSpec) -> Result<Identity, String> {
     let (uid, entry) = match spec.user.as_deref() {
-        None => (Uid::from_raw(0), User::from_uid(Uid::from_raw(0)).ok().flatten()),
+        None => (
+            Uid::from_raw(0),
+            User::from_uid(Uid::from_raw(0)).ok().flatten(),
+        ),
         Some(u) => match u.parse::<u32>() {
             Ok(n) => {
                 let uid = Uid::from_raw(n);
-                let entry = User::from_uid(uid).map_err(|e| format!("look up uid {n}: {}", e.desc()))?;
+                let entry =
+                    User::from_uid(uid).map_err(|e| format!("look up uid {n}: {}", e.desc()))?;
                 (uid, entry)
             }
             Err(_) => {
@@ -345,11 +373,14 @@ fn resolve_identity(spec: &LaunchSpec) -> Result<Identity, String> {
     let gid = match spec.group.as_deref() {
         Some(g) => resolve_group(g)?,
         // A uid without a passwd entry gets the gid of the same number.
-        None => entry.as_ref().map_or(Gid::from_raw(uid.as_raw()), |e| e.gid),
+        None => entry
+            .as_ref()
+            .map_or(Gid::from_raw(uid.as_raw()), |e| e.gid),
     };
     let mut groups = Vec::new();
     if let Some(e) = &entry {
-        let name = CString::new(e.name.as_bytes()).map_err(|_| format!("user {:?}: bad name", e.name))?;
+        let name =
+            CString::new(e.name.as_bytes()).map_err(|_| format!("user {:?}: bad name", e.name))?;
         groups = nix::unistd::getgrouplist(&name, gid)
             .map_err(|err| format!("groups of user {:?}: {}", e.name, err.desc()))?;
     }
@@ -383,7 +414,10 @@ fn resolve_group(g: &str) -> Result<Gid, String> {
 fn parse_caps(names: &[String]) -> Result<CapsHashSet, String> {
     names
         .iter()
-        .map(|n| Capability::from_str(&caps::to_canonical(n)).map_err(|_| format!("unknown capability {n:?}")))
+        .map(|n| {
+            Capability::from_str(&caps::to_canonical(n))
+                .map_err(|_| format!("unknown capability {n:?}"))
+        })
         .collect()
 }
 
@@ -392,30 +426,42 @@ fn parse_caps(names: &[String]) -> Result<CapsHashSet, String> {
 /// inheritable, permitted, effective and ambient sets.
 fn switch_identity(id: &Identity, keep: &CapsHashSet) -> Result<(), String> {
     let cap_err = |what: &str, e: caps::errors::CapsError| format!("capabilities: {what}: {e}");
-    let permitted = caps::read(None, CapSet::Permitted).map_err(|e| cap_err("read permitted set", e))?;
-    let bounding = caps::read(None, CapSet::Bounding).map_err(|e| cap_err("read bounding set", e))?;
+    let permitted =
+        caps::read(None, CapSet::Permitted).map_err(|e| cap_err("read permitted set", e))?;
+    let bounding =
+        caps::read(None, CapSet::Bounding).map_err(|e| cap_err("read bounding set", e))?;
     let mut keep_sorted: Vec<_> = keep.iter().collect();
     keep_sorted.sort_by_key(|c| c.index());
     for c in &keep_sorted {
         if !permitted.contains(c) || !bounding.contains(c) {
-            return Err(format!("capabilities: cannot keep {c}: jarvisd itself does not have it"));
+            return Err(format!(
+                "capabilities: cannot keep {c}: jarvisd itself does not have it"
+            ));
         }
     }
-    for c in caps::runtime::thread_all_supported() {
-        if !keep.contains(&c) {
-            caps::drop(None, CapSet::Bounding, c).map_err(|e| cap_err(&format!("drop {c} from the bounding set"), e))?;
-        }
+    for c in bounding.difference(keep) {
+        caps::drop(None, CapSet::Bounding, *c)
+            .map_err(|e| cap_err(&format!("drop {c} from the bounding set"), e))?;
     }
     // Capabilities newer than the caps crate knows about.
     let last = std::fs::read_to_string("/proc/sys/kernel/cap_last_cap")
         .ok()
-        .and_then(|s| s.trim().parse::<u32>().ok())
+        .and_then(|s| s.trim().parse::<libc::c_ulong>().ok())
         .unwrap_or(0);
-    let known = caps::all().iter().map(|c| u32::from(c.index())).max().unwrap_or(0);
+    let known = caps::all()
+        .iter()
+        .map(|c| libc::c_ulong::from(c.index()))
+        .max()
+        .unwrap_or(0);
     for n in known + 1..=last {
         // SAFETY: prctl with integer arguments.
-        if unsafe { libc::prctl(libc::PR_CAPBSET_DROP, n as libc::c_ulong, 0, 0, 0) } != 0 {
-            return Err(format!("capabilities: drop capability {n} from the bounding set: {}", std::io::Error::last_os_error()));
+        let in_bounding = unsafe { libc::prctl(libc::PR_CAPBSET_READ, n, 0, 0, 0) } == 1;
+        // SAFETY: as above.
+        if in_bounding && unsafe { libc::prctl(libc::PR_CAPBSET_DROP, n, 0, 0, 0) } != 0 {
+            let e = std::io::Error::last_os_error();
+            return Err(format!(
+                "capabilities: drop capability {n} from the bounding set: {e}"
+            ));
         }
     }
     let _ = caps::clear(None, CapSet::Ambient);
@@ -423,26 +469,32 @@ fn switch_identity(id: &Identity, keep: &CapsHashSet) -> Result<(), String> {
     if !id.uid.is_root() {
         // SAFETY: prctl with integer arguments.
         if unsafe { libc::prctl(libc::PR_SET_KEEPCAPS, 1, 0, 0, 0) } != 0 {
-            return Err(format!("capabilities: PR_SET_KEEPCAPS: {}", std::io::Error::last_os_error()));
+            return Err(format!(
+                "capabilities: PR_SET_KEEPCAPS: {}",
+                std::io::Error::last_os_error()
+            ));
         }
     }
     nix::unistd::setgroups(&id.groups).map_err(|e| {
         let list: Vec<String> = id.groups.iter().map(|g| g.to_string()).collect();
         format!("setgroups [{}]: {}", list.join(","), e.desc())
     })?;
-    nix::unistd::setresgid(id.gid, id.gid, id.gid).map_err(|e| format!("setgid {}: {}", id.gid, e.desc()))?;
-    nix::unistd::setresuid(id.uid, id.uid, id.uid).map_err(|e| format!("setuid {}: {}", id.uid, e.desc()))?;
+    nix::unistd::setresgid(id.gid, id.gid, id.gid)
+        .map_err(|e| format!("setgid {}: {}", id.gid, e.desc()))?;
+    nix::unistd::setresuid(id.uid, id.uid, id.uid)
+        .map_err(|e| format!("setuid {}: {}", id.uid, e.desc()))?;
     // Effective first: it must stay a subset of permitted.
     caps::set(None, CapSet::Effective, keep).map_err(|e| cap_err("set effective", e))?;
     caps::set(None, CapSet::Permitted, keep).map_err(|e| cap_err("set permitted", e))?;
     for c in keep_sorted {
-        caps::raise(None, CapSet::Ambient, *c).map_err(|e| cap_err(&format!("raise {c} in the ambient set"), e))?;
+        caps::raise(None, CapSet::Ambient, *c)
+            .map_err(|e| cap_err(&format!("raise {c} in the ambient set"), e))?;
     }
     Ok(())
 }
 
 fn reset_signals() {
-    use nix::sys::signal::{sigprocmask, signal, SigHandler, SigSet, SigmaskHow, Signal};
+    use nix::sys::signal::{signal, sigprocmask, SigHandler, SigSet, SigmaskHow, Signal};
     let _ = sigprocmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None);
     for sig in Signal::iterator() {
         if sig != Signal::SIGKILL && sig != Signal::SIGSTOP {
@@ -468,7 +520,9 @@ fn exec(spec: &LaunchSpec) -> Result<Infallible, String> {
         .find(|(k, _)| k == "PATH")
         .map_or(DEFAULT_PATH, |(_, v)| v.as_str());
     let program = resolve_program(arg0, path_var)?;
-    let cstr = |s: &str, what: &str| CString::new(s).map_err(|_| format!("exec {arg0}: {what} contains a NUL byte"));
+    let cstr = |s: &str, what: &str| {
+        CString::new(s).map_err(|_| format!("exec {arg0}: {what} contains a NUL byte"))
+    };
     let argv = spec
         .argv
         .iter()
@@ -479,8 +533,8 @@ fn exec(spec: &LaunchSpec) -> Result<Infallible, String> {
         .iter()
         .map(|(k, v)| cstr(&format!("{k}={v}"), "the environment"))
         .collect::<Result<Vec<_>, _>>()?;
-    let prog_c =
-        CString::new(program.as_os_str().as_bytes()).map_err(|_| format!("exec {arg0}: the program path contains a NUL byte"))?;
+    let prog_c = CString::new(program.as_os_str().as_bytes())
+        .map_err(|_| format!("exec {arg0}: the program path contains a NUL byte"))?;
     let err = nix::unistd::execve(&prog_c, &argv, &envp).unwrap_err();
     Err(format!("exec {}: {}", program.display(), err.desc()))
 }
@@ -501,12 +555,15 @@ fn resolve_program(arg0: &str, path_var: &str) -> Result<PathBuf, String> {
             continue;
         }
         let candidate = Path::new(dir).join(arg0);
-        let is_exec_file = std::fs::metadata(&candidate).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0);
+        let is_exec_file = std::fs::metadata(&candidate)
+            .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0);
         if is_exec_file && nix::unistd::access(&candidate, nix::unistd::AccessFlags::X_OK).is_ok() {
             return Ok(candidate);
         }
     }
-    Err(format!("exec {arg0}: No such file or directory (not found in PATH {path_var})"))
+    Err(format!(
+        "exec {arg0}: No such file or directory (not found in PATH {path_var})"
+    ))
 }
 
 #[cfg(test)]
@@ -515,17 +572,32 @@ mod tests {
 
     #[test]
     fn program_resolution() {
-        assert_eq!(resolve_program("/x/y", "/bin").unwrap(), PathBuf::from("/x/y"));
-        assert_eq!(resolve_program("sh", DEFAULT_PATH).unwrap().file_name().unwrap(), "sh");
+        assert_eq!(
+            resolve_program("/x/y", "/bin").unwrap(),
+            PathBuf::from("/x/y")
+        );
+        assert_eq!(
+            resolve_program("sh", DEFAULT_PATH)
+                .unwrap()
+                .file_name()
+                .unwrap(),
+            "sh"
+        );
         let err = resolve_program("no-such-program-jarvis", "/bin").unwrap_err();
-        assert!(err.starts_with("exec no-such-program-jarvis: No such file or directory"), "{err}");
+        assert!(
+            err.starts_with("exec no-such-program-jarvis: No such file or directory"),
+            "{err}"
+        );
     }
 
     #[test]
     fn capability_names() {
         let set = parse_caps(&["CAP_NET_ADMIN".into(), "net_raw".into()]).unwrap();
         assert!(set.contains(&Capability::CAP_NET_ADMIN) && set.contains(&Capability::CAP_NET_RAW));
-        assert_eq!(parse_caps(&["CAP_BOGUS".into()]).unwrap_err(), "unknown capability \"CAP_BOGUS\"");
+        assert_eq!(
+            parse_caps(&["CAP_BOGUS".into()]).unwrap_err(),
+            "unknown capability \"CAP_BOGUS\""
+        );
     }
 
     #[test]

@@ -1,8 +1,8 @@
 use std::time::{Duration, Instant};
 
 use jarvis_unit::{
-    Condition, Dependency, Exec, Logs, Native, OnUnhealthy, Probe, Restart, RestartPolicy, Security,
-    Stop, Unit,
+    Condition, Dependency, Exec, Logs, Native, OnUnhealthy, Probe, Restart, RestartPolicy,
+    Security, Stop, Unit,
 };
 
 use super::*;
@@ -31,7 +31,11 @@ fn unit(edit: impl FnOnce(&mut Unit)) -> Unit {
     u
 }
 
-fn health(retries: u32, start_period: Duration, on_unhealthy: OnUnhealthy) -> Option<jarvis_unit::Health> {
+fn health(
+    retries: u32,
+    start_period: Duration,
+    on_unhealthy: OnUnhealthy,
+) -> Option<jarvis_unit::Health> {
     Some(jarvis_unit::Health {
         probe: Probe::Tcp("127.0.0.1:1".into()),
         interval: Duration::from_secs(1),
@@ -103,9 +107,17 @@ fn start_waits_for_deps_then_spawns() {
     let mut h = Harness::new(unit(|_| {}));
     assert_eq!(h.ev(Event::Start), vec![]);
     assert_eq!(h.s.state, State::Waiting);
-    assert_eq!(h.ev(Event::Deps(Readiness::Pending("waiting for db (healthy)".into()))), vec![]);
+    assert_eq!(
+        h.ev(Event::Deps(Readiness::Pending(
+            "waiting for db (healthy)".into()
+        ))),
+        vec![]
+    );
     assert_eq!(h.s.reason.as_deref(), Some("waiting for db (healthy)"));
-    assert_eq!(h.ev(Event::Deps(Readiness::Ready)), vec![Effect::Spawn { gen: 1 }]);
+    assert_eq!(
+        h.ev(Event::Deps(Readiness::Ready)),
+        vec![Effect::Spawn { gen: 1 }]
+    );
     assert_eq!(h.s.state, State::Starting);
     assert_eq!(h.ev(Event::Spawned { gen: 1, pid: 42 }), vec![]);
     assert_eq!((h.s.state, h.s.pid), (State::Running, Some(42)));
@@ -115,7 +127,9 @@ fn start_waits_for_deps_then_spawns() {
 fn blocked_dependency_fails_the_unit_with_the_reason() {
     let mut h = Harness::new(unit(|_| {}));
     h.ev(Event::Start);
-    h.ev(Event::Deps(Readiness::Blocked("dependency db failed: exited with code 2".into())));
+    h.ev(Event::Deps(Readiness::Blocked(
+        "dependency db failed: exited with code 2".into(),
+    )));
     assert_eq!(h.s.state, State::Failed);
     assert!(h.s.reason.as_deref().unwrap().contains("db failed"));
 }
@@ -135,16 +149,26 @@ fn restart_delay_doubles_up_to_the_cap() {
         let after = fx
             .iter()
             .find_map(|e| match e {
-                Effect::Timer { kind: TimerKind::RestartDelay, after, .. } => Some(*after),
+                Effect::Timer {
+                    kind: TimerKind::RestartDelay,
+                    after,
+                    ..
+                } => Some(*after),
                 _ => None,
             })
             .expect("a restart timer");
         assert!(fx.contains(&Effect::Cleanup));
         delays.push(after.as_millis());
         assert_eq!(h.s.state, State::Starting);
-        let fx = h.ev(Event::Timer { gen, kind: TimerKind::RestartDelay });
+        let fx = h.ev(Event::Timer {
+            gen,
+            kind: TimerKind::RestartDelay,
+        });
         assert_eq!(fx, vec![Effect::Spawn { gen: gen + 1 }]);
-        h.ev(Event::Spawned { gen: gen + 1, pid: 10 + i });
+        h.ev(Event::Spawned {
+            gen: gen + 1,
+            pid: 10 + i,
+        });
     }
     assert_eq!(delays, vec![100, 200, 300, 300]);
     assert_eq!(h.s.restarts, 4);
@@ -154,8 +178,18 @@ fn restart_delay_doubles_up_to_the_cap() {
 fn zero_delay_restarts_at_once() {
     let mut h = Harness::new(unit(|u| u.restart.delay = Duration::ZERO));
     h.run(1);
-    let fx = h.ev(Event::Exited { gen: 1, exit: KILLED });
-    assert_eq!(fx, vec![Effect::StopHealth, Effect::Cleanup, Effect::Spawn { gen: 2 }]);
+    let fx = h.ev(Event::Exited {
+        gen: 1,
+        exit: KILLED,
+    });
+    assert_eq!(
+        fx,
+        vec![
+            Effect::StopHealth,
+            Effect::Cleanup,
+            Effect::Spawn { gen: 2 }
+        ]
+    );
     assert_eq!(h.s.restarts, 1);
     assert!(h.s.reason.as_deref().unwrap().contains("SIGKILL"));
 }
@@ -175,15 +209,25 @@ fn crash_loop_fails_after_burst_starts() {
         let fx = h.ev(Event::Exited { gen, exit: CRASH });
         if let Some(Effect::Spawn { gen }) = fx.last() {
             spawns += 1;
-            h.ev(Event::Spawned { gen: *gen, pid: 100 + t as i32 });
+            h.ev(Event::Spawned {
+                gen: *gen,
+                pid: 100 + t as i32,
+            });
         } else {
             break;
         }
     }
     assert_eq!(spawns, 3);
     assert_eq!(h.s.state, State::Failed);
-    assert!(h.s.reason.as_deref().unwrap().contains("burst"), "{:?}", h.s.reason);
-    assert_eq!(h.s.restarts, 2, "two restarts happened; the third was refused");
+    assert!(
+        h.s.reason.as_deref().unwrap().contains("burst"),
+        "{:?}",
+        h.s.reason
+    );
+    assert_eq!(
+        h.s.restarts, 2,
+        "two restarts happened; the third was refused"
+    );
 }
 
 #[test]
@@ -228,11 +272,17 @@ fn policies_decide_on_exit() {
 fn oom_is_reported_in_the_reason() {
     let mut h = Harness::new(unit(|u| u.restart.policy = RestartPolicy::Never));
     h.run(1);
-    let oom = ExitInfo { oom_killed: true, ..KILLED };
+    let oom = ExitInfo {
+        oom_killed: true,
+        ..KILLED
+    };
     h.ev(Event::Exited { gen: 1, exit: oom });
     assert_eq!(h.s.state, State::Failed);
     let reason = h.s.reason.clone().unwrap();
-    assert!(reason.contains("SIGKILL") && reason.contains("OOM"), "{reason}");
+    assert!(
+        reason.contains("SIGKILL") && reason.contains("OOM"),
+        "{reason}"
+    );
     assert_eq!(oom.shell_code(), 137);
 }
 
@@ -246,12 +296,25 @@ fn stop_signals_then_kills_after_the_timeout() {
         vec![
             Effect::StopHealth,
             Effect::Signal { signal: 15 },
-            Effect::Timer { gen: 1, kind: TimerKind::StopTimeout, after: Duration::from_secs(3) }
+            Effect::Timer {
+                gen: 1,
+                kind: TimerKind::StopTimeout,
+                after: Duration::from_secs(3)
+            }
         ]
     );
     assert_eq!(h.s.state, State::Stopping);
-    assert_eq!(h.ev(Event::Timer { gen: 1, kind: TimerKind::StopTimeout }), vec![Effect::KillAll]);
-    let fx = h.ev(Event::Exited { gen: 1, exit: KILLED });
+    assert_eq!(
+        h.ev(Event::Timer {
+            gen: 1,
+            kind: TimerKind::StopTimeout
+        }),
+        vec![Effect::KillAll]
+    );
+    let fx = h.ev(Event::Exited {
+        gen: 1,
+        exit: KILLED,
+    });
     assert!(fx.contains(&Effect::Cleanup));
     assert_eq!(h.s.state, State::Stopped);
     assert_eq!(h.s.restarts, 0, "a requested stop is not a restart");
@@ -261,11 +324,20 @@ fn stop_signals_then_kills_after_the_timeout() {
 fn stop_during_restart_delay_cancels_it() {
     let mut h = Harness::new(unit(|_| {}));
     h.run(1);
-    h.ev(Event::Exited { gen: 1, exit: CRASH });
+    h.ev(Event::Exited {
+        gen: 1,
+        exit: CRASH,
+    });
     assert_eq!(h.s.state, State::Starting);
     h.ev(Event::Stop);
     assert_eq!(h.s.state, State::Stopped);
-    assert_eq!(h.ev(Event::Timer { gen: 1, kind: TimerKind::RestartDelay }), vec![]);
+    assert_eq!(
+        h.ev(Event::Timer {
+            gen: 1,
+            kind: TimerKind::RestartDelay
+        }),
+        vec![]
+    );
 }
 
 #[test]
@@ -285,17 +357,36 @@ fn restart_request_stops_then_starts_fresh() {
     h.run(1);
     h.ev(Event::Restart);
     assert_eq!(h.s.state, State::Stopping);
-    h.ev(Event::Exited { gen: 1, exit: KILLED });
+    h.ev(Event::Exited {
+        gen: 1,
+        exit: KILLED,
+    });
     assert_eq!(h.s.state, State::Waiting, "goes through dependencies again");
-    assert_eq!(h.ev(Event::Deps(Readiness::Ready)), vec![Effect::Spawn { gen: 2 }]);
+    assert_eq!(
+        h.ev(Event::Deps(Readiness::Ready)),
+        vec![Effect::Spawn { gen: 2 }]
+    );
 }
 
 #[test]
 fn stale_events_are_ignored() {
     let mut h = Harness::new(unit(|_| {}));
     h.run(1);
-    assert_eq!(h.ev(Event::Exited { gen: 0, exit: CRASH }), vec![]);
-    assert_eq!(h.ev(Event::HealthResult { gen: 0, ok: false, detail: String::new() }), vec![]);
+    assert_eq!(
+        h.ev(Event::Exited {
+            gen: 0,
+            exit: CRASH
+        }),
+        vec![]
+    );
+    assert_eq!(
+        h.ev(Event::HealthResult {
+            gen: 0,
+            ok: false,
+            detail: String::new()
+        }),
+        vec![]
+    );
     assert_eq!(h.s.state, State::Running);
 }
 
@@ -304,25 +395,51 @@ fn spawn_failure_fails_without_restart() {
     let mut h = Harness::new(unit(|u| u.restart.policy = RestartPolicy::Always));
     h.ev(Event::Start);
     h.ev(Event::Deps(Readiness::Ready));
-    h.ev(Event::SpawnFailed { gen: 1, reason: "user \"nope\" does not exist".into() });
+    h.ev(Event::SpawnFailed {
+        gen: 1,
+        reason: "user \"nope\" does not exist".into(),
+    });
     assert_eq!(h.s.state, State::Failed);
     assert!(h.s.reason.as_deref().unwrap().contains("nope"));
 }
 
 #[test]
 fn health_becomes_healthy_and_failures_restart() {
-    let mut h = Harness::new(unit(|u| u.health = health(2, Duration::ZERO, OnUnhealthy::Restart)));
+    let mut h = Harness::new(unit(|u| {
+        u.health = health(2, Duration::ZERO, OnUnhealthy::Restart)
+    }));
     h.ev(Event::Start);
     h.ev(Event::Deps(Readiness::Ready));
-    assert_eq!(h.ev(Event::Spawned { gen: 1, pid: 3 }), vec![Effect::StartHealth { gen: 1 }]);
+    assert_eq!(
+        h.ev(Event::Spawned { gen: 1, pid: 3 }),
+        vec![Effect::StartHealth { gen: 1 }]
+    );
     assert_eq!(h.s.health, Some(Health::Starting));
-    h.ev(Event::HealthResult { gen: 1, ok: true, detail: "200".into() });
+    h.ev(Event::HealthResult {
+        gen: 1,
+        ok: true,
+        detail: "200".into(),
+    });
     assert_eq!(h.s.health, Some(Health::Healthy));
-    assert_eq!(h.ev(Event::HealthResult { gen: 1, ok: false, detail: "refused".into() }), vec![]);
-    let fx = h.ev(Event::HealthResult { gen: 1, ok: false, detail: "refused".into() });
+    assert_eq!(
+        h.ev(Event::HealthResult {
+            gen: 1,
+            ok: false,
+            detail: "refused".into()
+        }),
+        vec![]
+    );
+    let fx = h.ev(Event::HealthResult {
+        gen: 1,
+        ok: false,
+        detail: "refused".into(),
+    });
     assert!(fx.contains(&Effect::Signal { signal: 15 }), "{fx:?}");
     assert_eq!(h.s.health, Some(Health::Unhealthy));
-    let fx = h.ev(Event::Exited { gen: 1, exit: KILLED });
+    let fx = h.ev(Event::Exited {
+        gen: 1,
+        exit: KILLED,
+    });
     assert!(fx.contains(&Effect::Spawn { gen: 2 }), "{fx:?}");
     assert_eq!(h.s.restarts, 1);
     assert!(h.s.reason.as_deref().unwrap().contains("unhealthy"));
@@ -330,34 +447,74 @@ fn health_becomes_healthy_and_failures_restart() {
 
 #[test]
 fn failures_in_the_start_period_do_not_count() {
-    let mut h = Harness::new(unit(|u| u.health = health(1, Duration::from_secs(5), OnUnhealthy::Restart)));
+    let mut h = Harness::new(unit(|u| {
+        u.health = health(1, Duration::from_secs(5), OnUnhealthy::Restart)
+    }));
     h.run(1);
     h.at(1000);
-    assert_eq!(h.ev(Event::HealthResult { gen: 1, ok: false, detail: String::new() }), vec![]);
+    assert_eq!(
+        h.ev(Event::HealthResult {
+            gen: 1,
+            ok: false,
+            detail: String::new()
+        }),
+        vec![]
+    );
     assert_eq!(h.s.health, Some(Health::Starting));
     h.at(6000);
-    let fx = h.ev(Event::HealthResult { gen: 1, ok: false, detail: String::new() });
+    let fx = h.ev(Event::HealthResult {
+        gen: 1,
+        ok: false,
+        detail: String::new(),
+    });
     assert!(fx.contains(&Effect::Signal { signal: 15 }));
 }
 
 #[test]
 fn ignore_keeps_running_when_unhealthy() {
-    let mut h = Harness::new(unit(|u| u.health = health(1, Duration::ZERO, OnUnhealthy::Ignore)));
+    let mut h = Harness::new(unit(|u| {
+        u.health = health(1, Duration::ZERO, OnUnhealthy::Ignore)
+    }));
     h.run(1);
-    assert_eq!(h.ev(Event::HealthResult { gen: 1, ok: false, detail: "x".into() }), vec![]);
-    assert_eq!((h.s.state, h.s.health), (State::Running, Some(Health::Unhealthy)));
+    assert_eq!(
+        h.ev(Event::HealthResult {
+            gen: 1,
+            ok: false,
+            detail: "x".into()
+        }),
+        vec![]
+    );
+    assert_eq!(
+        (h.s.state, h.s.health),
+        (State::Running, Some(Health::Unhealthy))
+    );
 }
 
 #[test]
 fn readiness_follows_conditions() {
     let web = unit(|u| {
         u.depends_on = vec![
-            Dependency { unit: "db".into(), condition: Condition::Healthy },
-            Dependency { unit: "migrate".into(), condition: Condition::Completed },
+            Dependency {
+                unit: "db".into(),
+                condition: Condition::Healthy,
+            },
+            Dependency {
+                unit: "migrate".into(),
+                condition: Condition::Completed,
+            },
         ]
     });
-    let mut db = UnitState { state: State::Running, wanted: true, health: Some(Health::Starting), ..Default::default() };
-    let mut migrate = UnitState { state: State::Running, wanted: true, ..Default::default() };
+    let mut db = UnitState {
+        state: State::Running,
+        wanted: true,
+        health: Some(Health::Starting),
+        ..Default::default()
+    };
+    let mut migrate = UnitState {
+        state: State::Running,
+        wanted: true,
+        ..Default::default()
+    };
     let check = |db: &UnitState, m: &UnitState| {
         readiness(&web, |n| match n {
             "db" => Some(db),
@@ -365,7 +522,10 @@ fn readiness_follows_conditions() {
             _ => None,
         })
     };
-    assert_eq!(check(&db, &migrate), Readiness::Pending("waiting for db (healthy), migrate (completed)".into()));
+    assert_eq!(
+        check(&db, &migrate),
+        Readiness::Pending("waiting for db (healthy), migrate (completed)".into())
+    );
     db.health = Some(Health::Healthy);
     migrate.state = State::Exited;
     migrate.last_exit = Some(CLEAN);

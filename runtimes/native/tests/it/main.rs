@@ -13,15 +13,17 @@ use std::process::ExitStatus;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use jarvis_native::{launcher_main, spawn, LaunchSpec, SpawnError, Spawned, UnitCgroup, LAUNCH_ARG};
+use jarvis_native::{
+    launcher_main, spawn, LaunchSpec, SpawnError, Spawned, UnitCgroup, LAUNCH_ARG,
+};
 use jarvis_unit::Resources;
 use libtest_mimic::{Arguments, Failed, Trial};
 use tokio::io::AsyncReadExt;
 
 type TestResult = Result<(), Failed>;
+type Test = (&'static str, fn() -> TestResult);
 
 const MIB: u64 = 1024 * 1024;
-const CGROUP2_SUPER_MAGIC: i64 = 0x6367_7270;
 
 fn main() {
     if std::env::args().nth(1).as_deref() == Some(LAUNCH_ARG) {
@@ -32,17 +34,29 @@ fn main() {
     if !root {
         eprintln!("not root: the kernel tests of jarvis-native are ignored");
     }
-    let tests: Vec<(&str, fn() -> TestResult)> = vec![
-        ("limits_are_written_then_reset", limits_are_written_then_reset),
-        ("process_joins_every_hierarchy", process_joins_every_hierarchy),
+    let tests: Vec<Test> = vec![
+        (
+            "limits_are_written_then_reset",
+            limits_are_written_then_reset,
+        ),
+        (
+            "process_joins_every_hierarchy",
+            process_joins_every_hierarchy,
+        ),
         ("memory_max_oom_kills", memory_max_oom_kills),
         ("pids_max_stops_a_fork_bomb", pids_max_stops_a_fork_bomb),
         ("cpu_quota_holds", cpu_quota_holds),
         ("root_without_capabilities", root_without_capabilities),
-        ("nobody_keeps_net_bind_service", nobody_keeps_net_bind_service),
+        (
+            "nobody_keeps_net_bind_service",
+            nobody_keeps_net_bind_service,
+        ),
         ("capability_errors", capability_errors),
         ("user_and_groups", user_and_groups),
-        ("unknown_user_or_group_runs_nothing", unknown_user_or_group_runs_nothing),
+        (
+            "unknown_user_or_group_runs_nothing",
+            unknown_user_or_group_runs_nothing,
+        ),
         ("only_stdio_descriptors", only_stdio_descriptors),
         ("exec_failures", exec_failures),
         ("kill_all_catches_daemons", kill_all_catches_daemons),
@@ -78,13 +92,18 @@ impl Fixture {
     fn new() -> Fixture {
         static N: AtomicUsize = AtomicUsize::new(0);
         Fixture {
-            parent: format!("jarvis-test-{}-{}", std::process::id(), N.fetch_add(1, Ordering::Relaxed)),
+            parent: format!(
+                "jarvis-test-{}-{}",
+                std::process::id(),
+                N.fetch_add(1, Ordering::Relaxed)
+            ),
             units: Vec::new(),
         }
     }
 
     fn cgroup(&mut self, name: &str, limits: &Resources) -> Result<UnitCgroup, Failed> {
-        let cg = UnitCgroup::create(&self.parent, name, limits).map_err(|e| format!("create: {e}"))?;
+        let cg =
+            UnitCgroup::create(&self.parent, name, limits).map_err(|e| format!("create: {e}"))?;
         self.units.push(cg.clone());
         Ok(cg)
     }
@@ -158,7 +177,11 @@ async fn run(spec: &LaunchSpec) -> Result<(ExitStatus, String), Failed> {
 /// Runs `spec`, requiring exit 0; returns its output.
 async fn run_ok(spec: &LaunchSpec) -> Result<String, Failed> {
     let (status, out) = run(spec).await?;
-    ensure!(status.success(), "{:?} failed with {status}: {out}", spec.argv);
+    ensure!(
+        status.success(),
+        "{:?} failed with {status}: {out}",
+        spec.argv
+    );
     Ok(out)
 }
 
@@ -175,7 +198,10 @@ fn drain(mut output: tokio::net::unix::pipe::Receiver) -> tokio::task::JoinHandl
 async fn wait_for(limit: Duration, what: &str, mut cond: impl FnMut() -> bool) -> TestResult {
     let deadline = Instant::now() + limit;
     while !cond() {
-        ensure!(Instant::now() < deadline, "timed out after {limit:?} waiting for {what}");
+        ensure!(
+            Instant::now() < deadline,
+            "timed out after {limit:?} waiting for {what}"
+        );
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     Ok(())
@@ -190,21 +216,31 @@ fn read(path: impl AsRef<Path>) -> Result<String, Failed> {
 
 /// The cgroup directories of `cg`, one per hierarchy.
 fn dirs(cg: &UnitCgroup) -> Vec<PathBuf> {
-    cg.procs_files().iter().filter_map(|p| p.parent().map(Path::to_path_buf)).collect()
+    cg.procs_files()
+        .iter()
+        .filter_map(|p| p.parent().map(Path::to_path_buf))
+        .collect()
 }
 
 fn is_v2_dir(dir: &Path) -> bool {
-    nix::sys::statfs::statfs(dir).is_ok_and(|s| s.filesystem_type().0 as i64 == CGROUP2_SUPER_MAGIC)
+    nix::sys::statfs::statfs(dir)
+        .is_ok_and(|s| s.filesystem_type() == nix::sys::statfs::CGROUP2_SUPER_MAGIC)
 }
 
 /// Where controller `ctl`'s files for `cg` live: `(dir, is_v2)`.
 fn controller_dir(cg: &UnitCgroup, ctl: &str) -> Result<(PathBuf, bool), Failed> {
-    let v1 = Path::new("/sys/fs/cgroup").join(ctl).join(cg.path().trim_start_matches('/'));
+    let v1 = Path::new("/sys/fs/cgroup")
+        .join(ctl)
+        .join(cg.path().trim_start_matches('/'));
     if v1.join("cgroup.procs").exists() && !is_v2_dir(&v1) {
         return Ok((v1, false));
     }
     for d in dirs(cg) {
-        if is_v2_dir(&d) && read(d.join("cgroup.controllers"))?.split_whitespace().any(|c| c == ctl) {
+        if is_v2_dir(&d)
+            && read(d.join("cgroup.controllers"))?
+                .split_whitespace()
+                .any(|c| c == ctl)
+        {
             return Ok((d, true));
         }
     }
@@ -212,15 +248,18 @@ fn controller_dir(cg: &UnitCgroup, ctl: &str) -> Result<(PathBuf, bool), Failed>
 }
 
 fn status_field(status: &str, key: &str) -> Option<String> {
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix(&format!("{key}:")).map(|v| v.trim().to_string()))
+    status.lines().find_map(|l| {
+        l.strip_prefix(&format!("{key}:"))
+            .map(|v| v.trim().to_string())
+    })
 }
 
 fn alive(pid: i32) -> bool {
     // A zombie is dead for our purposes.
     match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Ok(s) => s.rsplit_once(") ").is_some_and(|(_, rest)| !rest.starts_with('Z')),
+        Ok(s) => s
+            .rsplit_once(") ")
+            .is_some_and(|(_, rest)| !rest.starts_with('Z')),
         Err(_) => false,
     }
 }
@@ -269,13 +308,24 @@ fn limits_are_written_then_reset() -> TestResult {
     check(pids.join("pids.max"), "32")?;
     check(cpuset.join("cpuset.cpus"), "0")?;
     if !cpuset_v2 {
-        ensure!(!read(cpuset.join("cpuset.mems"))?.is_empty(), "cpuset.mems left empty");
+        ensure!(
+            !read(cpuset.join("cpuset.mems"))?.is_empty(),
+            "cpuset.mems left empty"
+        );
     }
-    ensure!(cg.stats().memory_max == Some(64 * MIB), "stats: {:?}", cg.stats());
+    ensure!(
+        cg.stats().memory_max == Some(64 * MIB),
+        "stats: {:?}",
+        cg.stats()
+    );
 
     // The kernel applies them: the cpuset, seen by a process inside.
     block(Duration::from_secs(30), async {
-        let out = run_ok(&spec(&cg, &["grep", "Cpus_allowed_list", "/proc/self/status"])).await?;
+        let out = run_ok(&spec(
+            &cg,
+            &["grep", "Cpus_allowed_list", "/proc/self/status"],
+        ))
+        .await?;
         ensure!(out.split_whitespace().last() == Some("0"), "{out}");
         Ok(())
     })?;
@@ -299,10 +349,22 @@ fn limits_are_written_then_reset() -> TestResult {
         check(cpu.join("cpu.shares"), "1024")?;
     }
     check(pids.join("pids.max"), "max")?;
-    let parent_cpus = read(cpuset.parent().unwrap().join(if cpuset_v2 { "cpuset.cpus.effective" } else { "cpuset.cpus" }))?;
-    let eff = if cpuset_v2 { "cpuset.cpus.effective" } else { "cpuset.cpus" };
+    let parent_cpus = read(cpuset.parent().unwrap().join(if cpuset_v2 {
+        "cpuset.cpus.effective"
+    } else {
+        "cpuset.cpus"
+    }))?;
+    let eff = if cpuset_v2 {
+        "cpuset.cpus.effective"
+    } else {
+        "cpuset.cpus"
+    };
     check(cpuset.join(eff), &parent_cpus)?;
-    ensure!(cg.stats().memory_max == Some(128 * MIB), "stats: {:?}", cg.stats());
+    ensure!(
+        cg.stats().memory_max == Some(128 * MIB),
+        "stats: {:?}",
+        cg.stats()
+    );
 
     let cg = fx.cgroup("web", &Resources::default())?;
     if mem_v2 {
@@ -324,19 +386,37 @@ fn process_joins_every_hierarchy() -> TestResult {
         // The shell prints its own cgroups before it runs anything else.
         let out = run_ok(&spec(&cg, &["sh", "-c", "cat /proc/$$/cgroup"])).await?;
         let lines: Vec<&str> = out.lines().collect();
-        ensure!(lines.len() == n, "{} lines for {n} hierarchies:\n{out}", lines.len());
+        ensure!(
+            lines.len() == n,
+            "{} lines for {n} hierarchies:\n{out}",
+            lines.len()
+        );
         for l in &lines {
             let path = l.splitn(3, ':').nth(2).unwrap_or_default();
             ensure!(path == cg.path(), "not in {}: {l}", cg.path());
         }
 
         let mut sp = start(&spec(&cg, &["sleep", "30"])).await?;
-        ensure!(cg.pids() == vec![sp.pid], "pids {:?}, want [{}]", cg.pids(), sp.pid);
+        ensure!(
+            cg.pids() == vec![sp.pid],
+            "pids {:?}, want [{}]",
+            cg.pids(),
+            sp.pid
+        );
         for f in cg.procs_files() {
-            ensure!(read(&f)? == sp.pid.to_string(), "{} lacks {}", f.display(), sp.pid);
+            ensure!(
+                read(&f)? == sp.pid.to_string(),
+                "{} lacks {}",
+                f.display(),
+                sp.pid
+            );
         }
         let line = read(format!("/proc/{}/cgroup", sp.pid))?;
-        ensure!(line.lines().all(|l| l.ends_with(&format!(":{}", cg.path()))), "{line}");
+        ensure!(
+            line.lines()
+                .all(|l| l.ends_with(&format!(":{}", cg.path()))),
+            "{line}"
+        );
         cg.kill_all()?;
         let status = sp.child.wait().await?;
         ensure!(status.signal() == Some(libc::SIGKILL), "{status}");
@@ -356,12 +436,20 @@ fn memory_max_oom_kills() -> TestResult {
     block(Duration::from_secs(60), async {
         // tail keeps an ever-growing "last line" of an endless /dev/zero.
         let (status, out) = run(&spec(&cg, &["tail", "/dev/zero"])).await?;
-        ensure!(status.signal() == Some(libc::SIGKILL), "tail ended with {status}: {out}");
+        ensure!(
+            status.signal() == Some(libc::SIGKILL),
+            "tail ended with {status}: {out}"
+        );
         let stats = cg.stats();
         ensure!(stats.oom_kills.unwrap_or(0) >= 1, "stats: {stats:?}");
         Ok(())
     })
 }
+
+/// A fork bomb that keeps forking however often fork fails (perl), or a
+/// shell one.
+const BOMB: &str = "if command -v perl >/dev/null; then exec perl -e 'fork while 1'; \
+                    else b() { b | b & }; b; sleep 30; fi";
 
 fn pids_max_stops_a_fork_bomb() -> TestResult {
     let mut fx = Fixture::new();
@@ -374,7 +462,9 @@ fn pids_max_stops_a_fork_bomb() -> TestResult {
     )?;
     let (pids_dir, _) = controller_dir(&cg, "pids")?;
     block(Duration::from_secs(30), async {
-        let Spawned { mut child, output, .. } = start(&spec(&cg, &["sh", "-c", "b() { b | b & }; b; sleep 30"])).await?;
+        let Spawned {
+            mut child, output, ..
+        } = start(&spec(&cg, &["sh", "-c", BOMB])).await?;
         let out = drain(output);
         let mut max_seen = 0u64;
         let t0 = Instant::now();
@@ -386,16 +476,22 @@ fn pids_max_stops_a_fork_bomb() -> TestResult {
         ensure!(max_seen <= 32, "pids.current reached {max_seen}");
         ensure!(max_seen >= 16, "the bomb did not grow: {max_seen}");
         let failed_forks = read(pids_dir.join("pids.events"))?;
-        let n: u64 = failed_forks.split_whitespace().nth(1).unwrap_or("0").parse()?;
+        let n: u64 = failed_forks
+            .split_whitespace()
+            .nth(1)
+            .unwrap_or("0")
+            .parse()?;
         ensure!(n > 0, "no fork hit the limit: pids.events {failed_forks:?}");
 
         let t = Instant::now();
         cg.kill_all().map_err(|e| format!("kill_all: {e}"))?;
         ensure!(cg.pids().is_empty(), "left: {:?}", cg.pids());
-        eprintln!("fork bomb: max {max_seen} pids, {n} failed forks, killed in {:?}", t.elapsed());
+        eprintln!(
+            "fork bomb: max {max_seen} pids, {n} failed forks, killed in {:?}",
+            t.elapsed()
+        );
         let _ = child.wait().await;
-        let out = tokio::time::timeout(Duration::from_secs(5), out).await??;
-        ensure!(out.contains("fork") || out.contains("Resource temporarily unavailable"), "output: {out}");
+        tokio::time::timeout(Duration::from_secs(5), out).await??;
         Ok(())
     })
 }
@@ -418,7 +514,10 @@ fn cpu_quota_holds() -> TestResult {
         let share = used as f64 / t.elapsed().as_nanos() as f64;
         cg.kill_all()?;
         let _ = sp.child.wait().await;
-        ensure!(share > 0.02 && share < 0.35, "busy loop used {share:.2} CPUs with cpus = 0.2");
+        ensure!(
+            share > 0.02 && share < 0.35,
+            "busy loop used {share:.2} CPUs with cpus = 0.2"
+        );
         Ok(())
     })
 }
@@ -437,11 +536,17 @@ fn root_without_capabilities() -> TestResult {
             let v = status_field(&status, key);
             ensure!(v.as_deref() == Some("0000000000000000"), "{key}: {v:?}");
         }
-        ensure!(status_field(&status, "NoNewPrivs").as_deref() == Some("1"), "NoNewPrivs");
+        ensure!(
+            status_field(&status, "NoNewPrivs").as_deref() == Some("1"),
+            "NoNewPrivs"
+        );
 
         // Behaviour: root without CAP_DAC_OVERRIDE cannot read a 000 file...
         let (st, out) = run(&spec(&cg, &["cat", &secret])).await?;
-        ensure!(!st.success() && out.contains("Permission denied"), "{st}: {out}");
+        ensure!(
+            !st.success() && out.contains("Permission denied"),
+            "{st}: {out}"
+        );
         // ...and with it, it can.
         let mut s = spec(&cg, &["cat", &secret]);
         s.capabilities = vec!["CAP_DAC_OVERRIDE".into()];
@@ -462,7 +567,10 @@ fn nobody_keeps_net_bind_service() -> TestResult {
             let v = status_field(&status, key);
             ensure!(v.as_deref() == Some("0000000000000400"), "{key}: {v:?}");
         }
-        ensure!(status_field(&status, "Uid").is_some_and(|u| u.starts_with("65534")), "Uid");
+        ensure!(
+            status_field(&status, "Uid").is_some_and(|u| u.starts_with("65534")),
+            "Uid"
+        );
 
         // Behaviour: binding a port below 1024 as nobody.
         if Path::new("/usr/bin/perl").exists() {
@@ -474,7 +582,10 @@ fn nobody_keeps_net_bind_service() -> TestResult {
             ensure!(out == "bound\n", "{out}");
             s.capabilities = vec![];
             let (st, out) = run(&s).await?;
-            ensure!(!st.success() && out.contains("Permission denied"), "{st}: {out}");
+            ensure!(
+                !st.success() && out.contains("Permission denied"),
+                "{st}: {out}"
+            );
         }
         Ok(())
     })
@@ -487,17 +598,22 @@ fn capability_errors() -> TestResult {
         let mut s = spec(&cg, &["true"]);
         s.capabilities = vec!["CAP_BOGUS".into()];
         match spawn(&launcher(), &s).await {
-            Err(SpawnError::Setup(msg)) => ensure!(msg == "unknown capability \"CAP_BOGUS\"", "{msg}"),
+            Err(SpawnError::Setup(msg)) => {
+                ensure!(msg == "unknown capability \"CAP_BOGUS\"", "{msg}")
+            }
             other => return Err(format!("want a setup error, got {other:?}").into()),
         }
         // A capability this process lacks cannot be kept (root here may lack
         // CAP_SYS_RESOURCE).
         let own = read("/proc/self/status")?;
-        let bnd = u64::from_str_radix(&status_field(&own, "CapBnd").unwrap_or_default(), 16).unwrap_or(0);
+        let bnd =
+            u64::from_str_radix(&status_field(&own, "CapBnd").unwrap_or_default(), 16).unwrap_or(0);
         if bnd & (1 << 24) == 0 {
             s.capabilities = vec!["CAP_SYS_RESOURCE".into()];
             match spawn(&launcher(), &s).await {
-                Err(SpawnError::Setup(msg)) => ensure!(msg.contains("cannot keep CAP_SYS_RESOURCE"), "{msg}"),
+                Err(SpawnError::Setup(msg)) => {
+                    ensure!(msg.contains("cannot keep CAP_SYS_RESOURCE"), "{msg}")
+                }
                 other => return Err(format!("want a setup error, got {other:?}").into()),
             }
         }
@@ -509,7 +625,10 @@ fn user_and_groups() -> TestResult {
     let mut fx = Fixture::new();
     let cg = fx.cgroup("ids", &Resources::default())?;
     let ids = |user: Option<&str>, group: Option<&str>, supp: &[&str]| {
-        let mut s = spec(&cg, &["sh", "-c", "echo $(id -u) $(id -g) / $(id -G) / $(pwd)"]);
+        let mut s = spec(
+            &cg,
+            &["sh", "-c", "echo $(id -u) $(id -g) / $(id -G) / $(pwd)"],
+        );
         s.user = user.map(str::to_string);
         s.group = group.map(str::to_string);
         s.supplementary_groups = supp.iter().map(|g| g.to_string()).collect();
@@ -519,16 +638,28 @@ fn user_and_groups() -> TestResult {
         let cases = [
             (ids(None, None, &[]), "0 0 / 0 / /root"),
             (ids(Some("nobody"), None, &[]), "65534 65534 / 65534 / /"),
-            (ids(Some("nobody"), Some("users"), &["1234", "nogroup"]), "65534 100 / 100 1234 65534 / /"),
+            (
+                ids(Some("nobody"), Some("users"), &["1234", "nogroup"]),
+                "65534 100 / 100 1234 65534 / /",
+            ),
             (ids(Some("4242"), None, &[]), "4242 4242 / 4242 / /"),
-            (ids(Some("4242"), Some("4343"), &["4444"]), "4242 4343 / 4343 4444 / /"),
+            (
+                ids(Some("4242"), Some("4343"), &["4444"]),
+                "4242 4343 / 4343 4444 / /",
+            ),
         ];
         for (mut s, want) in cases {
             if want.ends_with("/root") && !Path::new("/root").is_dir() {
                 s.working_dir = Some("/root".into());
             }
             let out = run_ok(&s).await?;
-            ensure!(out.trim() == want, "user {:?} group {:?}: {:?}, want {want:?}", s.user, s.group, out.trim());
+            ensure!(
+                out.trim() == want,
+                "user {:?} group {:?}: {:?}, want {want:?}",
+                s.user,
+                s.group,
+                out.trim()
+            );
         }
         let mut s = ids(Some("nobody"), None, &[]);
         s.working_dir = Some("/tmp".into());
@@ -545,9 +676,24 @@ fn unknown_user_or_group_runs_nothing() -> TestResult {
     let touch = format!("touch {}", marker.display());
     block(Duration::from_secs(30), async {
         let cases = [
-            (Some("no-such-user-jarvis"), None, vec![], "user \"no-such-user-jarvis\" does not exist"),
-            (Some("nobody"), Some("no-such-group-jarvis"), vec![], "group \"no-such-group-jarvis\" does not exist"),
-            (None, None, vec!["no-such-group-2".to_string()], "group \"no-such-group-2\" does not exist"),
+            (
+                Some("no-such-user-jarvis"),
+                None,
+                vec![],
+                "user \"no-such-user-jarvis\" does not exist",
+            ),
+            (
+                Some("nobody"),
+                Some("no-such-group-jarvis"),
+                vec![],
+                "group \"no-such-group-jarvis\" does not exist",
+            ),
+            (
+                None,
+                None,
+                vec!["no-such-group-2".to_string()],
+                "group \"no-such-group-2\" does not exist",
+            ),
         ];
         for (user, group, supp, want) in cases {
             let mut s = spec(&cg, &["sh", "-c", &touch]);
@@ -575,7 +721,10 @@ fn only_stdio_descriptors() -> TestResult {
     let res = block(Duration::from_secs(30), async {
         let out = run_ok(&spec(&cg, &["ls", "/proc/self/fd"])).await?;
         // ls itself has its directory open as fd 3.
-        ensure!(out.split_whitespace().collect::<Vec<_>>() == ["0", "1", "2", "3"], "ls /proc/self/fd: {out}");
+        ensure!(
+            out.split_whitespace().collect::<Vec<_>>() == ["0", "1", "2", "3"],
+            "ls /proc/self/fd: {out}"
+        );
 
         let mut sp = start(&spec(&cg, &["sleep", "30"])).await?;
         let fd_dir = format!("/proc/{}/fd", sp.pid);
@@ -583,13 +732,17 @@ fn only_stdio_descriptors() -> TestResult {
             .filter_map(|e| e.ok()?.file_name().into_string().ok())
             .collect();
         fds.sort();
-        let link = |n: &str| std::fs::read_link(format!("{fd_dir}/{n}")).map(|p| p.display().to_string());
+        let link =
+            |n: &str| std::fs::read_link(format!("{fd_dir}/{n}")).map(|p| p.display().to_string());
         let (l0, l1, l2) = (link("0")?, link("1")?, link("2")?);
         cg.kill_all()?;
         let _ = sp.child.wait().await;
         ensure!(fds == ["0", "1", "2"], "open descriptors: {fds:?}");
         ensure!(l0 == "/dev/null", "stdin is {l0}");
-        ensure!(l1.starts_with("pipe:") && l1 == l2, "stdout {l1}, stderr {l2}");
+        ensure!(
+            l1.starts_with("pipe:") && l1 == l2,
+            "stdout {l1}, stderr {l2}"
+        );
         Ok(())
     });
     // SAFETY: closing the descriptor opened above.
@@ -606,7 +759,10 @@ fn exec_failures() -> TestResult {
     let noexec = noexec.to_str().unwrap().to_string();
     block(Duration::from_secs(30), async {
         let cases = [
-            ("/nonexistent/prog", "exec /nonexistent/prog: No such file or directory".to_string()),
+            (
+                "/nonexistent/prog",
+                "exec /nonexistent/prog: No such file or directory".to_string(),
+            ),
             (noexec.as_str(), format!("exec {noexec}: Permission denied")),
         ];
         for (prog, want) in cases {
@@ -623,12 +779,17 @@ fn exec_failures() -> TestResult {
             other => return Err(format!("want a setup error, got {other:?}").into()),
         }
         match spawn(Path::new("/nonexistent/jarvisd"), &spec(&cg, &["true"])).await {
-            Err(e @ SpawnError::Launcher { .. }) => ensure!(e.to_string().contains("/nonexistent/jarvisd"), "{e}"),
+            Err(e @ SpawnError::Launcher { .. }) => {
+                ensure!(e.to_string().contains("/nonexistent/jarvisd"), "{e}")
+            }
             other => return Err(format!("want a launcher error, got {other:?}").into()),
         }
         ensure!(cg.pids().is_empty(), "left behind: {:?}", cg.pids());
         // And a working one, through PATH of the spec's env.
-        ensure!(run_ok(&spec(&cg, &["echo", "hello"])).await? == "hello\n", "echo");
+        ensure!(
+            run_ok(&spec(&cg, &["echo", "hello"])).await? == "hello\n",
+            "echo"
+        );
         Ok(())
     })
 }
@@ -641,7 +802,9 @@ fn kill_all_catches_daemons() -> TestResult {
     let mut fx = Fixture::new();
     let cg = fx.cgroup("daemons", &Resources::default())?;
     block(Duration::from_secs(30), async {
-        let Spawned { mut child, output, .. } = start(&spec(&cg, &["sh", "-c", DAEMONS])).await?;
+        let Spawned {
+            mut child, output, ..
+        } = start(&spec(&cg, &["sh", "-c", DAEMONS])).await?;
         // The shell exits at once; its daemons keep the output pipe open.
         let out = drain(output);
         let status = child.wait().await?;
@@ -652,7 +815,10 @@ fn kill_all_catches_daemons() -> TestResult {
         cg.kill_all().map_err(|e| format!("kill_all: {e}"))?;
         eprintln!("daemons: killed {} in {:?}", pids.len(), t.elapsed());
         ensure!(cg.pids().is_empty(), "left: {:?}", cg.pids());
-        wait_for(Duration::from_secs(5), "the daemons to die", || pids.iter().all(|p| !alive(*p))).await?;
+        wait_for(Duration::from_secs(5), "the daemons to die", || {
+            pids.iter().all(|p| !alive(*p))
+        })
+        .await?;
         let out = tokio::time::timeout(Duration::from_secs(5), out).await??;
         ensure!(out == "started\n", "output: {out:?}");
         cg.remove().map_err(|e| format!("remove: {e}"))?;
@@ -678,11 +844,13 @@ fn kill_all_with_the_freezer() -> TestResult {
     )?;
     block(Duration::from_secs(30), async {
         // Join only the v1 hierarchies: the v2 cgroup.kill cannot be used.
-        let mut s = spec(&cg, &["sh", "-c", &format!("{DAEMONS}; b() {{ b | b & }}; b; sleep 1000")]);
+        let mut s = spec(&cg, &["sh", "-c", &format!("{DAEMONS}; {BOMB}")]);
         s.cgroup_procs.retain(|f| !is_v2_dir(f.parent().unwrap()));
-        let Spawned { mut child, output, .. } = start(&s).await?;
+        let Spawned {
+            mut child, output, ..
+        } = start(&s).await?;
         let out = drain(output);
-        if let Err(e) = wait_for(Duration::from_secs(5), "the bomb", || cg.pids().len() >= 32).await { return Err(format!("{} pids: {:?}; {}", cg.pids().len(), cg.pids(), e.message().unwrap_or_default()).into()); }
+        wait_for(Duration::from_secs(5), "the bomb", || cg.pids().len() >= 32).await?;
         let t = Instant::now();
         cg.kill_all().map_err(|e| format!("kill_all: {e}"))?;
         eprintln!("freezer: killed in {:?}", t.elapsed());
@@ -690,7 +858,10 @@ fn kill_all_with_the_freezer() -> TestResult {
         let _ = child.wait().await;
         let _ = tokio::time::timeout(Duration::from_secs(5), out).await?;
         let freezer = Path::new("/sys/fs/cgroup/freezer").join(cg.path().trim_start_matches('/'));
-        ensure!(read(freezer.join("freezer.state"))? == "THAWED", "left frozen");
+        ensure!(
+            read(freezer.join("freezer.state"))? == "THAWED",
+            "left frozen"
+        );
         Ok(())
     })
 }
@@ -708,7 +879,10 @@ fn signal_all_delivers() -> TestResult {
         sp.output.read_to_end(&mut out).await?;
         let status = sp.child.wait().await?;
         ensure!(status.code() == Some(3), "{status}");
-        ensure!(String::from_utf8_lossy(&out).contains("got-term"), "{out:?}");
+        ensure!(
+            String::from_utf8_lossy(&out).contains("got-term"),
+            "{out:?}"
+        );
         Ok(())
     })
 }
@@ -723,7 +897,15 @@ fn stats_report_usage() -> TestResult {
         },
     )?;
     block(Duration::from_secs(30), async {
-        let mut sp = start(&spec(&cg, &["sh", "-c", "i=0; while [ $i -lt 100000 ]; do i=$((i+1)); done; sleep 30"])).await?;
+        let mut sp = start(&spec(
+            &cg,
+            &[
+                "sh",
+                "-c",
+                "i=0; while [ $i -lt 100000 ]; do i=$((i+1)); done; sleep 30",
+            ],
+        ))
+        .await?;
         wait_for(Duration::from_secs(20), "CPU use", || {
             cg.stats().cpu_usage_ns.unwrap_or(0) > 10_000_000
         })
