@@ -18,7 +18,15 @@ pub fn status(report: &StatusReport) -> String {
     if with_reason {
         header.push("REASON");
     }
-    table.set_header(header);
+    const RIGHT: [&str; 5] = ["PID", "UPTIME", "RESTARTS", "MEMORY", "CPU"];
+    table.set_header(header.into_iter().map(|h| {
+        let cell = Cell::new(h);
+        if RIGHT.contains(&h) {
+            cell.set_alignment(CellAlignment::Right)
+        } else {
+            cell
+        }
+    }));
     for u in &report.units {
         let mut row = vec![
             Cell::new(&u.name),
@@ -43,6 +51,9 @@ pub fn status(report: &StatusReport) -> String {
             row.push(Cell::new(u.reason.as_deref().unwrap_or("")));
         }
         table.add_row(row);
+    }
+    for column in table.column_iter_mut() {
+        column.set_padding((0, 2));
     }
     let mut out = String::new();
     for line in table.to_string().lines() {
@@ -144,9 +155,9 @@ mod tests {
             units: vec![db, web],
         });
         let expected = "\
- UNIT  KIND    STATE         PID  UPTIME  RESTARTS  HEALTH     MEMORY   CPU  REASON
- db    native  failed (137)    -       -         0  -               -     -  killed by SIGKILL: out of memory
- web   native  running      4242   1h02m         2  healthy  12M / 64M  1.50s
+UNIT  KIND    STATE          PID  UPTIME  RESTARTS  HEALTH      MEMORY    CPU  REASON
+db    native  failed (137)     -       -         0  -                -      -  killed by SIGKILL: out of memory
+web   native  running       4242   1h02m         2  healthy  12M / 64M  1.50s
 ";
         assert_eq!(out, expected, "\n{out}");
     }

@@ -45,13 +45,31 @@ pub fn bind(path: &Path, group: Option<u32>) -> anyhow::Result<UnixListener> {
     Ok(listener)
 }
 
-pub async fn serve(listener: UnixListener, tx: mpsc::UnboundedSender<Msg>, socket: PathBuf) {
+/// Who may talk to jarvisd besides root: members of the socket's group
+/// (the kernel checks membership through the socket's mode).
+#[derive(Debug, Clone, Copy)]
+pub struct Access {
+    pub group: Option<u32>,
+}
+
+impl Access {
+    fn allows(&self, uid: u32) -> bool {
+        uid == 0 || uid == nix::unistd::geteuid().as_raw() || self.group.is_some()
+    }
+}
+
+pub async fn serve(
+    listener: UnixListener,
+    tx: mpsc::UnboundedSender<Msg>,
+    socket: PathBuf,
+    access: Access,
+) {
     loop {
         match listener.accept().await {
             Ok((stream, _)) => {
                 let tx = tx.clone();
                 tokio::spawn(async move {
-                    if let Err(e) = connection(stream, tx).await {
+                    if let Err(e) = connection(stream, tx, access).await {
                         if !matches!(e, FrameError::Closed) {
                             tracing::debug!(error = %e, "connection ended");
                         }
@@ -75,8 +93,13 @@ async fn ask(tx: &mpsc::UnboundedSender<Msg>, req: Request) -> Option<Reply> {
 async fn connection(
     mut stream: UnixStream,
     tx: mpsc::UnboundedSender<Msg>,
+    access: Access,
 ) -> Result<(), FrameError> {
     let cred = stream.peer_cred()?;
+    if !access.allows(cred.uid()) {
+        tracing::warn!(uid = cred.uid(), pid = cred.pid(), "refused a connection");
+        return Ok(());
+    }
     let hello: Hello = read_frame(&mut stream).await?;
     write_frame(
         &mut stream,

@@ -136,7 +136,12 @@ async fn serve(args: Args) -> anyhow::Result<()> {
     );
     daemon.boot(units.units.into_values().collect()).await;
 
-    let server = tokio::spawn(control::serve(listener, tx.clone(), args.socket.clone()));
+    let server = tokio::spawn(control::serve(
+        listener,
+        tx.clone(),
+        args.socket.clone(),
+        control::Access { group },
+    ));
     let signals = tokio::spawn({
         let tx = tx.clone();
         async move {

@@ -11,6 +11,9 @@ use std::sync::{Arc, Mutex};
 use jarvis_unit::Logs;
 use tokio::sync::broadcast;
 
+/// New output for a `logs -f` follower.
+pub type Follow = broadcast::Receiver<Arc<[u8]>>;
+
 pub struct LogSink {
     inner: Mutex<Inner>,
     tx: broadcast::Sender<Arc<[u8]>>,
@@ -71,11 +74,7 @@ impl LogSink {
     /// The last `lines` lines across the current and rotated files, and, when
     /// `follow`, a receiver for everything written after them (taken under the
     /// same lock, so nothing falls between).
-    pub fn tail(
-        &self,
-        lines: usize,
-        follow: bool,
-    ) -> io::Result<(Vec<u8>, Option<broadcast::Receiver<Arc<[u8]>>>)> {
+    pub fn tail(&self, lines: usize, follow: bool) -> io::Result<(Vec<u8>, Option<Follow>)> {
         let inner = self.lock();
         let text = tail_files(&inner.path, inner.limits.max_files, lines)?;
         let rx = follow.then(|| self.tx.subscribe());
