@@ -440,7 +440,14 @@ impl Daemon {
                     message: "name at least one unit".into(),
                 })
             }
-            Request::Start { units } => self.each(units, Event::Start, "starting"),
+            Request::Start { units } => {
+                if let Some(err) = self.unknown(&units) {
+                    return Reply::Now(err);
+                }
+                // Like `compose up web`: what a unit depends on starts too.
+                let all = self.with_dependencies(&units);
+                self.each(all, Event::Start, "starting")
+            }
             Request::Restart { units } => self.each(units, Event::Restart, "restarting"),
             Request::Stop { units } => {
                 if let Some(err) = self.unknown(&units) {
@@ -457,6 +464,29 @@ impl Daemon {
                 None => Reply::Now(self.unknown(&[unit]).expect("unknown")),
             },
         }
+    }
+
+    /// `names` and, transitively, every unit they depend on; dependencies
+    /// first.
+    fn with_dependencies(&self, names: &[String]) -> Vec<String> {
+        // Unit sets are validated acyclic; `seen` guards anyway.
+        fn visit(d: &Daemon, name: &str, seen: &mut Vec<String>, out: &mut Vec<String>) {
+            if seen.iter().any(|n| n == name) {
+                return;
+            }
+            seen.push(name.to_string());
+            if let Some(e) = d.units.get(name) {
+                for dep in &e.unit.depends_on {
+                    visit(d, &dep.unit, seen, out);
+                }
+            }
+            out.push(name.to_string());
+        }
+        let (mut seen, mut out) = (Vec::new(), Vec::new());
+        for n in names {
+            visit(self, n, &mut seen, &mut out);
+        }
+        out
     }
 
     fn each(&mut self, units: Vec<String>, event: Event, verb: &str) -> Reply {

@@ -495,7 +495,7 @@ impl Machine<'_> {
         s.backoff = s.backoff.saturating_add(1);
         s.state = State::Starting;
         s.reason = Some(format!(
-            "{}; restarting in {}",
+            "{}{RESTARTING} in {}",
             exit.describe(),
             humantime::format_duration(delay)
         ));
@@ -512,14 +512,18 @@ impl Machine<'_> {
         effects
     }
 
-    /// An automatic restart: spawns (burst permitting), counts it, and keeps
-    /// the reason that says why it restarted.
+    /// An automatic restart: spawns (burst permitting), counts it, and turns
+    /// "X; restarting ..." into "restarted: X".
     fn respawn(&self, s: &mut UnitState) -> Vec<Effect> {
-        let reason = s.reason.clone();
+        let cause = s
+            .reason
+            .as_deref()
+            .map(|r| r.split_once(RESTARTING).map_or(r, |(cause, _)| cause))
+            .map(|cause| format!("restarted: {cause}"));
         let effects = self.spawn(s);
         if s.state == State::Starting {
             s.restarts += 1;
-            s.reason = reason;
+            s.reason = cause;
         }
         effects
     }
@@ -571,7 +575,7 @@ impl Machine<'_> {
                 self.begin_stop(
                     s,
                     Some(format!(
-                        "unhealthy after {} failed checks ({detail}); restarting",
+                        "unhealthy after {} failed checks ({detail}){RESTARTING}",
                         s.health_failures
                     )),
                 )
@@ -579,6 +583,9 @@ impl Machine<'_> {
         }
     }
 }
+
+/// Ends the reason of a unit about to restart; `respawn` cuts it off.
+const RESTARTING: &str = "; restarting";
 
 /// `delay * 2^n`, capped at `max`.
 pub fn backoff_delay(delay: Duration, max: Duration, n: u32) -> Duration {

@@ -391,3 +391,23 @@ fn user_stops_survive_a_daemon_restart_and_sigterm_stops_everything() {
         "the user's stop is remembered"
     );
 }
+
+#[test]
+fn starting_a_unit_starts_what_it_depends_on() {
+    if !root() {
+        return;
+    }
+    let j = Jarvis::start(&[
+        ("db", "[native]\ncommand = [\"sleep\", \"1000\"]\n"),
+        (
+            "web",
+            "depends_on = [\"db\"]\n[native]\ncommand = [\"sleep\", \"1000\"]\n",
+        ),
+    ]);
+    j.running("web");
+    j.ok(&["stop", "web", "db"]);
+    assert_eq!(j.unit("db")["state"], "stopped");
+    j.ok(&["start", "web"]);
+    j.running("db");
+    j.running("web");
+}

@@ -191,7 +191,7 @@ fn zero_delay_restarts_at_once() {
         ]
     );
     assert_eq!(h.s.restarts, 1);
-    assert!(h.s.reason.as_deref().unwrap().contains("SIGKILL"));
+    assert_eq!(h.s.reason.as_deref(), Some("restarted: killed by SIGKILL"));
 }
 
 #[test]

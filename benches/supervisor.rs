@@ -1,0 +1,1216 @@
+//! Supervisor benchmarks: what jarvisd costs next to doing without it.
+//!
+//! `cargo bench --bench supervisor [-- spawn|restart|memory|all] [--quick]`
+//! (must run as root: it creates cgroups). Every comparison is measured side
+//! by side with its peer in the same run, alternating, so machine noise hits
+//! both sides alike. Progress goes to stderr, a markdown report to stdout and
+//! the raw samples to `target/bench/supervisor.json`. See BENCHMARKS.md.
+//!
+//! - spawn: a native unit into a limited cgroup (`UnitCgroup::create` +
+//!   `jarvis_native::spawn` through the jarvisd launcher + wait) vs a bare
+//!   fork+exec of the same `/bin/true`;
+//! - restart: crash-to-restart latency of a real jarvisd with `delay = "0s"`
+//!   vs a bare respawn loop in this process;
+//! - memory: jarvisd's RSS/Pss idle, with 50 running units and after 100
+//!   `jarvisctl status --json` calls, and the latency of those calls next to
+//!   the same calls against a jarvisd with no units.
+//!
+//! This binary is also the "crasher" the restart benchmark supervises: run
+//! with [`CRASHER_ARG`] first, it records its start and exit times
+//! (CLOCK_MONOTONIC) and exits 1.
+
+use std::fmt::Write as _;
+use std::fs;
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitCode, Stdio};
+use std::time::{Duration, Instant};
+
+use jarvis_native::{LaunchSpec, UnitCgroup};
+use jarvis_unit::Resources;
+use serde_json::{json, Value};
+
+const JARVISD: &str = env!("CARGO_BIN_EXE_jarvisd");
+const JARVISCTL: &str = env!("CARGO_BIN_EXE_jarvisctl");
+
+/// First argument that turns this binary into the crasher.
+const CRASHER_ARG: &str = "__jarvis_bench_crasher";
+/// The file the crasher appends `start_ns exit_ns` to.
+const CRASH_LOG_ENV: &str = "JARVIS_BENCH_CRASH_LOG";
+/// How long the crasher lives before it exits 1.
+const CRASHER_RUN: Duration = Duration::from_millis(2);
+/// The environment both sides give the crasher (jarvisd's base environment).
+const UNIT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+/// Targets from the issue, as (label, limit). Reported, never asserted.
+const TARGET_RESTART_P50_NS: u64 = 10_000_000;
+const TARGET_IDLE_RSS_BYTES: u64 = 10_000_000;
+const TARGET_50_UNITS_RSS_BYTES: u64 = 20_000_000;
+
+type Res<T> = Result<T, Box<dyn std::error::Error>>;
+
+macro_rules! progress {
+    ($($arg:tt)*) => {{
+        eprintln!("[bench] {}", format_args!($($arg)*));
+    }};
+}
+
+fn main() -> ExitCode {
+    if std::env::args_os().nth(1).as_deref() == Some(CRASHER_ARG.as_ref()) {
+        crasher();
+    }
+    let Some(opts) = Opts::parse(std::env::args().skip(1)) else {
+        // `cargo test --benches` runs this without `--bench`: nothing to do.
+        eprintln!(
+            "supervisor bench: run it with `cargo bench --bench supervisor [-- spawn|restart|memory|all] [--quick]`"
+        );
+        return ExitCode::SUCCESS;
+    };
+    if !nix::unistd::geteuid().is_root() {
+        eprintln!("supervisor bench: must run as root (it creates cgroups and starts jarvisd)");
+        return ExitCode::FAILURE;
+    }
+    match run(&opts) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("supervisor bench failed: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Which benchmarks to run.
+struct Opts {
+    quick: bool,
+    spawn: bool,
+    restart: bool,
+    memory: bool,
+}
+
+impl Opts {
+    /// `None` when there is nothing to do (run by `cargo test`: no
+    /// `--bench`, no selection). Unknown flags are ignored.
+    fn parse(args: impl Iterator<Item = String>) -> Option<Opts> {
+        let mut o = Opts {
+            quick: false,
+            spawn: false,
+            restart: false,
+            memory: false,
+        };
+        let mut bench_mode = false;
+        for a in args {
+            match a.as_str() {
+                "--bench" => bench_mode = true,
+                "--quick" => o.quick = true,
+                "spawn" => o.spawn = true,
+                "restart" => o.restart = true,
+                "memory" => o.memory = true,
+                "all" => (o.spawn, o.restart, o.memory) = (true, true, true),
+                other => progress!("ignoring argument {other:?}"),
+            }
+        }
+        let selected = o.spawn || o.restart || o.memory;
+        if !bench_mode && !selected && !o.quick {
+            return None;
+        }
+        if !selected {
+            (o.spawn, o.restart, o.memory) = (true, true, true);
+        }
+        Some(o)
+    }
+}
+
+/// One benchmark's results: markdown for the report, raw data for the JSON.
+struct Section {
+    markdown: String,
+    json: Value,
+    targets: Vec<Target>,
+}
+
+struct Target {
+    what: &'static str,
+    limit: String,
+    measured: String,
+    pass: bool,
+}
+
+fn run(opts: &Opts) -> Res<()> {
+    let started = Instant::now();
+    let machine = machine_info();
+    progress!(
+        "machine: {} cores, kernel {}, cgroups {}{}",
+        machine["cores"],
+        machine["kernel"].as_str().unwrap_or("?"),
+        machine["cgroup_mode"].as_str().unwrap_or("?"),
+        if opts.quick { " (--quick)" } else { "" }
+    );
+    let mut sections: Vec<(&str, Section)> = Vec::new();
+    if opts.spawn {
+        sections.push(("spawn", bench_spawn(opts.quick)?));
+    }
+    if opts.restart {
+        sections.push(("restart", bench_restart(opts.quick)?));
+    }
+    if opts.memory {
+        sections.push(("memory", bench_memory(opts.quick)?));
+    }
+
+    let mut md = String::new();
+    let _ = writeln!(md, "# jarvis supervisor benchmarks\n");
+    let _ = writeln!(
+        md,
+        "Machine: {} cores ({}), kernel {}, cgroups {}, {}{}.\n",
+        machine["cores"],
+        machine["cpu"].as_str().unwrap_or("?"),
+        machine["kernel"].as_str().unwrap_or("?"),
+        machine["cgroup_mode"].as_str().unwrap_or("?"),
+        machine["date"].as_str().unwrap_or("?"),
+        if opts.quick { "; --quick run" } else { "" }
+    );
+    let mut targets = Vec::new();
+    let mut json_sections = serde_json::Map::new();
+    for (name, s) in sections {
+        md.push_str(&s.markdown);
+        md.push('\n');
+        json_sections.insert(name.to_string(), s.json);
+        targets.extend(s.targets);
+    }
+    if !targets.is_empty() {
+        let _ = writeln!(md, "## Targets\n");
+        let _ = writeln!(md, "| target | limit | measured | result |");
+        let _ = writeln!(md, "| --- | --- | --- | --- |");
+        for t in &targets {
+            let _ = writeln!(
+                md,
+                "| {} | {} | {} | {} |",
+                t.what,
+                t.limit,
+                t.measured,
+                if t.pass { "pass" } else { "**miss**" }
+            );
+        }
+    }
+    print!("{md}");
+
+    let report = json!({
+        "machine": machine,
+        "quick": opts.quick,
+        "elapsed_s": started.elapsed().as_secs_f64(),
+        "benchmarks": json_sections,
+        "targets": targets.iter().map(|t| json!({
+            "target": t.what, "limit": t.limit, "measured": t.measured, "pass": t.pass,
+        })).collect::<Vec<_>>(),
+    });
+    let out = target_dir().join("bench").join("supervisor.json");
+    fs::create_dir_all(out.parent().expect("has a parent"))?;
+    fs::write(&out, serde_json::to_string_pretty(&report)?)?;
+    progress!(
+        "done in {:.1} s; raw results in {}",
+        started.elapsed().as_secs_f64(),
+        out.display()
+    );
+    Ok(())
+}
+
+/// The cargo target directory: this binary is `<target>/<profile>/deps/supervisor-<hash>`.
+fn target_dir() -> PathBuf {
+    std::env::current_exe()
+        .ok()
+        .and_then(|exe| Some(exe.parent()?.parent()?.parent()?.to_path_buf()))
+        .filter(|t| t.join("CACHEDIR.TAG").exists())
+        .unwrap_or_else(|| PathBuf::from("target"))
+}
+
+// ---------------------------------------------------------------------------
+// Statistics
+
+#[derive(Debug, Clone, Copy)]
+struct Summary {
+    n: usize,
+    min: u64,
+    p50: u64,
+    p95: u64,
+    p99: u64,
+    max: u64,
+    mean: f64,
+}
+
+/// Nearest-rank percentiles of nanosecond samples.
+fn summarize(samples: &[u64]) -> Summary {
+    let mut v = samples.to_vec();
+    v.sort_unstable();
+    let n = v.len();
+    if n == 0 {
+        return Summary {
+            n,
+            min: 0,
+            p50: 0,
+            p95: 0,
+            p99: 0,
+            max: 0,
+            mean: 0.0,
+        };
+    }
+    let pct = |p: f64| v[((p * n as f64).ceil() as usize).clamp(1, n) - 1];
+    Summary {
+        n,
+        min: v[0],
+        p50: pct(0.50),
+        p95: pct(0.95),
+        p99: pct(0.99),
+        max: v[n - 1],
+        mean: v.iter().map(|&x| x as f64).sum::<f64>() / n as f64,
+    }
+}
+
+impl Summary {
+    fn json(&self) -> Value {
+        json!({
+            "n": self.n, "min_ns": self.min, "p50_ns": self.p50, "p95_ns": self.p95,
+            "p99_ns": self.p99, "max_ns": self.max, "mean_ns": self.mean,
+        })
+    }
+}
+
+/// Nanoseconds as milliseconds with microsecond precision.
+fn ms(ns: u64) -> String {
+    format!("{:.3}", ns as f64 / 1e6)
+}
+
+fn ratio(a: u64, b: u64) -> String {
+    if b == 0 {
+        "-".into()
+    } else {
+        format!("{:.2}×", a as f64 / b as f64)
+    }
+}
+
+fn mb(bytes: u64) -> String {
+    format!("{:.1}", bytes as f64 / 1e6)
+}
+
+fn elapsed_ns(t: Instant) -> u64 {
+    t.elapsed().as_nanos() as u64
+}
+
+fn monotonic_ns() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime only writes the timespec it is given.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+}
+
+// ---------------------------------------------------------------------------
+// 1. spawn
+
+const SPAWN_VARIANTS: [(&str, &str); 4] = [
+    (
+        "bare",
+        "`Command::new(\"/bin/true\").status()` (fork+exec+wait)",
+    ),
+    (
+        "launcher",
+        "`jarvis_native::spawn` through the jarvisd launcher, no cgroup",
+    ),
+    (
+        "cgroup-new",
+        "`UnitCgroup::create` (new, 64M/64 pids) + launcher spawn + wait",
+    ),
+    (
+        "cgroup-reuse",
+        "`UnitCgroup::create` on an existing cgroup (restart path) + launcher spawn + wait",
+    ),
+];
+
+fn true_spec(cgroup_procs: Vec<PathBuf>) -> LaunchSpec {
+    LaunchSpec {
+        argv: vec!["/bin/true".into()],
+        env: vec![("PATH".into(), UNIT_PATH.into())],
+        user: None,
+        group: None,
+        supplementary_groups: vec![],
+        working_dir: None,
+        capabilities: vec![],
+        no_new_privileges: true,
+        cgroup_procs,
+    }
+}
+
+async fn launch_and_wait(spec: &LaunchSpec) -> Res<()> {
+    let mut s = jarvis_native::spawn(Path::new(JARVISD), spec).await?;
+    let st = s.child.wait().await?;
+    if !st.success() {
+        return Err(format!("/bin/true through the launcher: {st}").into());
+    }
+    Ok(())
+}
+
+fn bench_spawn(quick: bool) -> Res<Section> {
+    let (iters, warmup) = if quick { (30, 3) } else { (300, 20) };
+    progress!(
+        "spawn: {iters} alternating iterations of {} variants (+{warmup} warm-up)",
+        SPAWN_VARIANTS.len()
+    );
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let parent = format!("jarvis-bench-{}-spawn", std::process::id());
+    let _guard = CgroupParentGuard(parent.clone());
+    let limits = Resources {
+        memory_max: Some(64 << 20),
+        pids_max: Some(64),
+        ..Resources::default()
+    };
+    UnitCgroup::create(&parent, "reuse", &limits)?;
+
+    let mut samples: Vec<Vec<u64>> = vec![Vec::new(); SPAWN_VARIANTS.len()];
+    let mut cleanup = Vec::new();
+    let started = Instant::now();
+    for i in 0..warmup + iters {
+        // Rotate the order so no variant always runs first.
+        for k in 0..SPAWN_VARIANTS.len() {
+            let v = (i + k) % SPAWN_VARIANTS.len();
+            let ns = match v {
+                0 => {
+                    let t = Instant::now();
+                    let st = Command::new("/bin/true")
+                        .env_clear()
+                        .env("PATH", UNIT_PATH)
+                        .stdin(Stdio::null())
+                        .stdout(Stdio::null())
+                        .stderr(Stdio::null())
+                        .status()?;
+                    let ns = elapsed_ns(t);
+                    if !st.success() {
+                        return Err(format!("/bin/true: {st}").into());
+                    }
+                    ns
+                }
+                1 => {
+                    let t = Instant::now();
+                    rt.block_on(launch_and_wait(&true_spec(vec![])))?;
+                    elapsed_ns(t)
+                }
+                2 => {
+                    let t = Instant::now();
+                    let cg = UnitCgroup::create(&parent, &format!("new-{i}"), &limits)?;
+                    rt.block_on(launch_and_wait(&true_spec(cg.procs_files())))?;
+                    let ns = elapsed_ns(t);
+                    let t = Instant::now();
+                    cg.kill_all()?;
+                    cg.remove()?;
+                    if i >= warmup {
+                        cleanup.push(elapsed_ns(t));
+                    }
+                    ns
+                }
+                _ => {
+                    let t = Instant::now();
+                    let cg = UnitCgroup::create(&parent, "reuse", &limits)?;
+                    rt.block_on(launch_and_wait(&true_spec(cg.procs_files())))?;
+                    elapsed_ns(t)
+                }
+            };
+            if i >= warmup {
+                samples[v].push(ns);
+            }
+        }
+        let done = i + 1;
+        if done == warmup || (done > warmup && (done - warmup) % 50 == 0) {
+            let s: Vec<String> = SPAWN_VARIANTS
+                .iter()
+                .zip(&samples)
+                .map(|((name, _), v)| format!("{name} {} ms", ms(summarize(v).p50)))
+                .collect();
+            progress!(
+                "spawn: {}/{iters} ({:.1} s) medians so far: {}",
+                done.saturating_sub(warmup),
+                started.elapsed().as_secs_f64(),
+                s.join(", ")
+            );
+        }
+    }
+    let reuse = UnitCgroup::open(&parent, "reuse");
+    reuse.kill_all()?;
+    reuse.remove()?;
+
+    let sums: Vec<Summary> = samples.iter().map(|v| summarize(v)).collect();
+    let bare = sums[0];
+    let mut md = String::new();
+    let _ = writeln!(
+        md,
+        "## spawn: a native unit vs a bare fork+exec of `/bin/true`\n"
+    );
+    let _ = writeln!(
+        md,
+        "{iters} iterations (after {warmup} warm-up), the four variants alternating in rotating order; times in ms.\n"
+    );
+    let _ = writeln!(
+        md,
+        "| variant | what is timed | median | p95 | p99 | max | median ratio vs bare |"
+    );
+    let _ = writeln!(md, "| --- | --- | ---: | ---: | ---: | ---: | ---: |");
+    for ((name, what), s) in SPAWN_VARIANTS.iter().zip(&sums) {
+        let _ = writeln!(
+            md,
+            "| {name} | {what} | {} | {} | {} | {} | {} |",
+            ms(s.p50),
+            ms(s.p95),
+            ms(s.p99),
+            ms(s.max),
+            ratio(s.p50, bare.p50)
+        );
+    }
+    let c = summarize(&cleanup);
+    let _ = writeln!(
+        md,
+        "| (cleanup) | `kill_all` + `remove` of each new cgroup, after the cgroup-new run (not in its time) | {} | {} | {} | {} | - |",
+        ms(c.p50),
+        ms(c.p95),
+        ms(c.p99),
+        ms(c.max)
+    );
+
+    let mut variants = serde_json::Map::new();
+    for (((name, what), s), v) in SPAWN_VARIANTS.iter().zip(&sums).zip(&samples) {
+        variants.insert(
+            name.to_string(),
+            json!({ "what": what, "summary": s.json(), "ratio_p50_vs_bare": s.p50 as f64 / bare.p50.max(1) as f64, "samples_ns": v }),
+        );
+    }
+    variants.insert(
+        "cleanup".into(),
+        json!({ "what": "kill_all + remove of each cgroup-new cgroup", "summary": c.json(), "samples_ns": cleanup }),
+    );
+    Ok(Section {
+        markdown: md,
+        json: json!({ "iterations": iters, "warmup": warmup, "program": "/bin/true", "variants": variants }),
+        targets: vec![],
+    })
+}
+
+// ---------------------------------------------------------------------------
+// 2. restart
+
+/// The crasher: records when it started (first thing in main), lives
+/// [`CRASHER_RUN`], records when it exits and exits 1.
+fn crasher() -> ! {
+    let start = monotonic_ns();
+    let path = std::env::var_os(CRASH_LOG_ENV);
+    std::thread::sleep(CRASHER_RUN);
+    let file = path.and_then(|p| fs::OpenOptions::new().append(true).open(p).ok());
+    let exit = monotonic_ns();
+    if let Some(mut f) = file {
+        // One write(2) of one short line: appends never interleave.
+        let _ = f.write_all(format!("{start} {exit}\n").as_bytes());
+    }
+    std::process::exit(1)
+}
+
+/// `(start_ns, exit_ns)` per crasher run, in order.
+fn crash_records(path: &Path) -> Res<Vec<(u64, u64)>> {
+    let text = fs::read_to_string(path)?;
+    text.lines()
+        .map(|l| {
+            let (a, b) = l.split_once(' ').ok_or("bad crash record")?;
+            Ok((a.parse()?, b.parse()?))
+        })
+        .collect()
+}
+
+/// Exit of run i to start of run i+1, for at most `max` consecutive pairs.
+fn restart_latencies(records: &[(u64, u64)], max: usize) -> Vec<u64> {
+    records
+        .windows(2)
+        .take(max)
+        .map(|w| w[1].0.saturating_sub(w[0].1))
+        .collect()
+}
+
+fn bench_restart(quick: bool) -> Res<Section> {
+    let (blocks, block) = if quick { (2, 50) } else { (10, 100) };
+    let total = blocks * block;
+    progress!(
+        "restart: {total} crash-to-restart latencies per side, {blocks} alternating blocks of {block}"
+    );
+    let exe = std::env::current_exe()?;
+    let tmp = tempfile::Builder::new()
+        .prefix("jarvis-bench-restart-")
+        .tempdir()?;
+    let jd_log = tmp.path().join("jarvisd-crashes.log");
+    let bare_log = tmp.path().join("bare-crashes.log");
+    fs::write(&jd_log, "")?;
+    fs::write(&bare_log, "")?;
+    let unit = format!(
+        r#"description = "bench: records its start and exit, crashes after {run_ms} ms"
+
+[native]
+command = [{exe:?}, {arg:?}]
+
+[env]
+{env} = {log:?}
+
+[resources]
+memory_max = "64M"
+pids_max = 64
+
+[restart]
+policy = "always"
+delay = "0s"
+burst = 100000
+interval = "1s"
+"#,
+        run_ms = CRASHER_RUN.as_millis(),
+        exe = exe.display().to_string(),
+        arg = CRASHER_ARG,
+        env = CRASH_LOG_ENV,
+        log = jd_log.display().to_string(),
+    );
+    let mut d = Daemon::start("restart", &[("crasher".into(), unit)])?;
+
+    let mut jd_lat = Vec::new();
+    let mut bare_lat = Vec::new();
+    let started = Instant::now();
+    for b in 0..blocks {
+        // jarvisd: let it crash-loop until `block` restarts happened, then stop it.
+        let base = crash_records(&jd_log)?.len();
+        if b > 0 {
+            d.ctl(&["start", "crasher"])?;
+        }
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while crash_records(&jd_log)?.len() < base + block + 1 {
+            if Instant::now() > deadline {
+                return Err(format!(
+                    "jarvisd did not restart the crasher {block} times within 60 s; status:\n{}\njarvisd log:\n{}",
+                    d.ctl(&["status"]).unwrap_or_default(),
+                    d.log_tail()
+                )
+                .into());
+            }
+            d.check_alive()?;
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        d.ctl(&["stop", "crasher"])?;
+        let recs = crash_records(&jd_log)?;
+        let jd_block = restart_latencies(&recs[base..], block);
+
+        // The floor: the same crasher respawned by a bare loop right here.
+        let base = crash_records(&bare_log)?.len();
+        for _ in 0..=block {
+            let st = Command::new(&exe)
+                .arg(CRASHER_ARG)
+                .env_clear()
+                .env("PATH", UNIT_PATH)
+                .env("HOME", "/root")
+                .env("USER", "root")
+                .env("LOGNAME", "root")
+                .env("JARVIS_UNIT", "crasher")
+                .env(CRASH_LOG_ENV, &bare_log)
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status()?;
+            if st.code() != Some(1) {
+                return Err(format!("crasher: {st}").into());
+            }
+        }
+        let recs = crash_records(&bare_log)?;
+        let bare_block = restart_latencies(&recs[base..], block);
+        progress!(
+            "restart: block {}/{blocks} ({:.1} s): jarvisd p50 {} ms, bare p50 {} ms",
+            b + 1,
+            started.elapsed().as_secs_f64(),
+            ms(summarize(&jd_block).p50),
+            ms(summarize(&bare_block).p50)
+        );
+        jd_lat.extend(jd_block);
+        bare_lat.extend(bare_block);
+    }
+    let status: Value = serde_json::from_str(&d.ctl(&["status", "--json"])?)?;
+    let restarts = status["units"][0]["restarts"].as_u64();
+    let left = d.stop()?;
+    progress!("restart: jarvisd stopped; {}", left.describe());
+
+    let j = summarize(&jd_lat);
+    let bare = summarize(&bare_lat);
+    let mut md = String::new();
+    let _ = writeln!(
+        md,
+        "## restart: crash-to-restart latency, jarvisd (`delay = \"0s\"`) vs a bare respawn loop\n"
+    );
+    let _ = writeln!(
+        md,
+        "Latency = exit of run i → start of run i+1 (CLOCK_MONOTONIC, taken by the crasher itself; the crasher lives {} ms, exits 1). \
+         {blocks} alternating blocks of {block} crashes per side; times in ms.\n",
+        CRASHER_RUN.as_millis()
+    );
+    let _ = writeln!(
+        md,
+        "| side | crashes | p50 | p95 | p99 | max | p50 ratio vs bare |"
+    );
+    let _ = writeln!(md, "| --- | ---: | ---: | ---: | ---: | ---: | ---: |");
+    for (name, s) in [
+        ("jarvisd (policy always, delay 0s, 64M/64 pids cgroup)", j),
+        ("bare loop (`Command::status()`, repeat)", bare),
+    ] {
+        let _ = writeln!(
+            md,
+            "| {name} | {} | {} | {} | {} | {} | {} |",
+            s.n,
+            ms(s.p50),
+            ms(s.p95),
+            ms(s.p99),
+            ms(s.max),
+            ratio(s.p50, bare.p50)
+        );
+    }
+    let _ = writeln!(
+        md,
+        "\njarvisd counted {} restarts; after SIGTERM: {}.",
+        restarts.map_or("?".into(), |r| r.to_string()),
+        left.describe()
+    );
+    Ok(Section {
+        markdown: md,
+        json: json!({
+            "blocks": blocks, "block": block, "crasher_run_ms": CRASHER_RUN.as_millis() as u64,
+            "jarvisd": { "summary": j.json(), "samples_ns": jd_lat, "restarts_counted": restarts },
+            "bare": { "summary": bare.json(), "samples_ns": bare_lat },
+            "ratio_p50": j.p50 as f64 / bare.p50.max(1) as f64,
+            "leftovers": left.json(),
+        }),
+        targets: vec![Target {
+            what: "restart p50 (crash → restarted, delay 0s)",
+            limit: format!("< {} ms", ms(TARGET_RESTART_P50_NS)),
+            measured: format!("{} ms", ms(j.p50)),
+            pass: j.p50 < TARGET_RESTART_P50_NS,
+        }],
+    })
+}
+
+// ---------------------------------------------------------------------------
+// 3. memory
+
+/// Memory figures of one process, in bytes.
+#[derive(Debug, Clone, Copy)]
+struct Mem {
+    rss: u64,
+    pss: u64,
+    hwm: u64,
+    threads: u64,
+}
+
+impl Mem {
+    fn of(pid: i32) -> Res<Mem> {
+        let status = fs::read_to_string(format!("/proc/{pid}/status"))?;
+        let rollup = fs::read_to_string(format!("/proc/{pid}/smaps_rollup"))?;
+        let field = |text: &str, key: &str| -> Res<u64> {
+            text.lines()
+                .find_map(|l| l.strip_prefix(key)?.strip_prefix(':'))
+                .and_then(|v| v.split_whitespace().next()?.parse::<u64>().ok())
+                .ok_or_else(|| format!("no {key} for pid {pid}").into())
+        };
+        Ok(Mem {
+            rss: field(&status, "VmRSS")? * 1024,
+            hwm: field(&status, "VmHWM")? * 1024,
+            threads: field(&status, "Threads")?,
+            pss: field(&rollup, "Pss")? * 1024,
+        })
+    }
+
+    fn json(&self) -> Value {
+        json!({ "rss_bytes": self.rss, "pss_bytes": self.pss, "hwm_bytes": self.hwm, "threads": self.threads })
+    }
+}
+
+fn sleep_unit() -> String {
+    r#"description = "bench: a long sleep"
+
+[native]
+command = ["sleep", "100000"]
+
+[resources]
+memory_max = "32M"
+pids_max = 16
+
+[restart]
+policy = "always"
+"#
+    .to_string()
+}
+
+fn bench_memory(quick: bool) -> Res<Section> {
+    const UNITS: usize = 50;
+    let calls = if quick { 20 } else { 100 };
+    progress!("memory: two jarvisd, one idle with 0 units, one brought to {UNITS} units");
+    let mut empty = Daemon::start("mem-0", &[])?;
+    let mut full = Daemon::start("mem-50", &[])?;
+    std::thread::sleep(Duration::from_millis(500));
+    let idle_empty = Mem::of(empty.pid())?;
+    let idle_full = Mem::of(full.pid())?;
+    progress!(
+        "memory: idle RSS {} / {} MB",
+        mb(idle_empty.rss),
+        mb(idle_full.rss)
+    );
+
+    for i in 0..UNITS {
+        fs::write(full.units.join(format!("svc-{i:02}.toml")), sleep_unit())?;
+    }
+    let t = Instant::now();
+    full.ctl(&["up", "--wait", "--timeout", "60s"])?;
+    let up_ns = elapsed_ns(t);
+    let status: Value = serde_json::from_str(&full.ctl(&["status", "--json"])?)?;
+    let units = status["units"].as_array().ok_or("status without units")?;
+    let running = units.iter().filter(|u| u["state"] == "running").count();
+    if running != UNITS {
+        return Err(format!("{running} of {UNITS} units running after up --wait").into());
+    }
+    progress!("memory: {UNITS} units up in {} ms; settling", ms(up_ns));
+    std::thread::sleep(Duration::from_millis(500));
+    let up_full = Mem::of(full.pid())?;
+    progress!("memory: RSS with {UNITS} units {} MB", mb(up_full.rss));
+
+    // `status --json` against 50 units vs against 0 units, alternating.
+    let mut lat_full = Vec::new();
+    let mut lat_empty = Vec::new();
+    for i in 0..calls {
+        let order: [(&Daemon, &mut Vec<u64>); 2] = if i % 2 == 0 {
+            [(&full, &mut lat_full), (&empty, &mut lat_empty)]
+        } else {
+            [(&empty, &mut lat_empty), (&full, &mut lat_full)]
+        };
+        for (d, lat) in order {
+            let t = Instant::now();
+            d.ctl(&["status", "--json"])?;
+            lat.push(elapsed_ns(t));
+        }
+    }
+    std::thread::sleep(Duration::from_millis(200));
+    let calls_full = Mem::of(full.pid())?;
+    let calls_empty = Mem::of(empty.pid())?;
+    progress!(
+        "memory: after {calls} status calls RSS {} MB (50 units) / {} MB (0 units)",
+        mb(calls_full.rss),
+        mb(calls_empty.rss)
+    );
+    let left_full = full.stop()?;
+    let left_empty = empty.stop()?;
+    progress!("memory: both jarvisd stopped; {}", left_full.describe());
+
+    let sf = summarize(&lat_full);
+    let se = summarize(&lat_empty);
+    let mut md = String::new();
+    let _ = writeln!(md, "## memory: jarvisd's own footprint\n");
+    let _ = writeln!(
+        md,
+        "VmRSS and VmHWM from /proc/PID/status, Pss from /proc/PID/smaps_rollup, of the jarvisd process only \
+         (the units' own processes are not counted: there is no per-unit shim). MB = 10^6 bytes.\n"
+    );
+    let _ = writeln!(
+        md,
+        "| jarvisd | units | VmRSS MB | Pss MB | VmHWM MB | threads |"
+    );
+    let _ = writeln!(md, "| --- | ---: | ---: | ---: | ---: | ---: |");
+    let rows = [
+        ("A, idle after start", 0, idle_full),
+        ("B, idle after start", 0, idle_empty),
+        ("A, after `up --wait` (all running)", UNITS, up_full),
+        ("A, after status calls", UNITS, calls_full),
+        ("B, after status calls", 0, calls_empty),
+    ];
+    for (what, n, m) in rows {
+        let _ = writeln!(
+            md,
+            "| {what} | {n} | {} | {} | {} | {} |",
+            mb(m.rss),
+            mb(m.pss),
+            mb(m.hwm),
+            m.threads
+        );
+    }
+    let per_unit = up_full.rss.saturating_sub(idle_full.rss) / UNITS as u64;
+    let _ = writeln!(
+        md,
+        "\nAbout {:.0} kB of RSS per running unit in jarvisd; `up --wait` brought the {UNITS} units up in {} ms.\n",
+        per_unit as f64 / 1e3,
+        ms(up_ns)
+    );
+    let _ = writeln!(
+        md,
+        "`jarvisctl status --json` latency (whole command: jarvisctl start, connect, answer, print), {calls} calls per daemon, alternating; times in ms.\n"
+    );
+    let _ = writeln!(md, "| daemon | median | p95 | p99 | max | median ratio |");
+    let _ = writeln!(md, "| --- | ---: | ---: | ---: | ---: | ---: |");
+    for (what, s) in [("A, 50 units", sf), ("B, 0 units", se)] {
+        let _ = writeln!(
+            md,
+            "| {what} | {} | {} | {} | {} | {} |",
+            ms(s.p50),
+            ms(s.p95),
+            ms(s.p99),
+            ms(s.max),
+            ratio(s.p50, se.p50)
+        );
+    }
+    let _ = writeln!(
+        md,
+        "\nAfter SIGTERM: A: {}; B: {}.",
+        left_full.describe(),
+        left_empty.describe()
+    );
+
+    let idle = idle_full.rss.max(idle_empty.rss);
+    let loaded = up_full.rss.max(calls_full.rss);
+    Ok(Section {
+        markdown: md,
+        json: json!({
+            "units": UNITS,
+            "status_calls": calls,
+            "up_wait_ns": up_ns,
+            "idle": { "a": idle_full.json(), "b": idle_empty.json() },
+            "units_running": up_full.json(),
+            "after_status_calls": { "a": calls_full.json(), "b": calls_empty.json() },
+            "status_latency": {
+                "units_50": { "summary": sf.json(), "samples_ns": lat_full },
+                "units_0": { "summary": se.json(), "samples_ns": lat_empty },
+                "ratio_p50": sf.p50 as f64 / se.p50.max(1) as f64,
+            },
+            "leftovers": { "a": left_full.json(), "b": left_empty.json() },
+        }),
+        targets: vec![
+            Target {
+                what: "jarvisd RSS idle (0 units)",
+                limit: format!("< {} MB", mb(TARGET_IDLE_RSS_BYTES)),
+                measured: format!("{} MB", mb(idle)),
+                pass: idle < TARGET_IDLE_RSS_BYTES,
+            },
+            Target {
+                what: "jarvisd RSS with 50 native units",
+                limit: format!("< {} MB", mb(TARGET_50_UNITS_RSS_BYTES)),
+                measured: format!("{} MB", mb(loaded)),
+                pass: loaded < TARGET_50_UNITS_RSS_BYTES,
+            },
+        ],
+    })
+}
+
+// ---------------------------------------------------------------------------
+// A real jarvisd on temporary directories
+
+struct Daemon {
+    child: Option<Child>,
+    dir: tempfile::TempDir,
+    units: PathBuf,
+    socket: PathBuf,
+    cgroup_parent: String,
+}
+
+impl Daemon {
+    /// Writes `units` (name, TOML) and starts jarvisd on them; returns once
+    /// its socket exists.
+    fn start(tag: &str, units: &[(String, String)]) -> Res<Daemon> {
+        let dir = tempfile::Builder::new()
+            .prefix(&format!("jarvis-bench-{tag}-"))
+            .tempdir()?;
+        let units_dir = dir.path().join("units");
+        fs::create_dir(&units_dir)?;
+        for (name, text) in units {
+            fs::write(units_dir.join(format!("{name}.toml")), text)?;
+        }
+        let log = fs::File::create(dir.path().join("jarvisd.log"))?;
+        let socket = dir.path().join("jarvis.sock");
+        let cgroup_parent = format!("jarvis-bench-{}-{tag}", std::process::id());
+        let child = Command::new(JARVISD)
+            .arg("--units")
+            .arg(&units_dir)
+            .arg("--state-dir")
+            .arg(dir.path().join("state"))
+            .arg("--socket")
+            .arg(&socket)
+            .arg("--cgroup-parent")
+            .arg(&cgroup_parent)
+            .env_remove("JARVIS_LOG")
+            .stdin(Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log)
+            .spawn()?;
+        let mut d = Daemon {
+            child: Some(child),
+            dir,
+            units: units_dir,
+            socket,
+            cgroup_parent,
+        };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !d.socket.exists() {
+            d.check_alive()?;
+            if Instant::now() > deadline {
+                return Err(format!("jarvisd made no socket in 10 s:\n{}", d.log_tail()).into());
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        Ok(d)
+    }
+
+    fn pid(&self) -> i32 {
+        self.child.as_ref().map_or(0, |c| c.id() as i32)
+    }
+
+    fn check_alive(&mut self) -> Res<()> {
+        if let Some(c) = self.child.as_mut() {
+            if let Some(st) = c.try_wait()? {
+                self.child = None;
+                return Err(format!("jarvisd exited {st}:\n{}", self.log_tail()).into());
+            }
+        }
+        Ok(())
+    }
+
+    fn log_tail(&self) -> String {
+        let log = fs::read_to_string(self.dir.path().join("jarvisd.log")).unwrap_or_default();
+        let lines: Vec<&str> = log.lines().collect();
+        lines[lines.len().saturating_sub(40)..].join("\n")
+    }
+
+    /// Runs jarvisctl against this daemon and insists on success.
+    fn ctl(&self, args: &[&str]) -> Res<String> {
+        let out = Command::new(JARVISCTL)
+            .arg("--socket")
+            .arg(&self.socket)
+            .args(args)
+            .stdin(Stdio::null())
+            .output()?;
+        if !out.status.success() {
+            return Err(format!(
+                "jarvisctl {args:?}: {}: {}{}\njarvisd log:\n{}",
+                out.status,
+                String::from_utf8_lossy(&out.stderr),
+                String::from_utf8_lossy(&out.stdout),
+                self.log_tail()
+            )
+            .into());
+        }
+        Ok(String::from_utf8(out.stdout)?)
+    }
+
+    /// SIGTERM, wait, then report (and remove) whatever it left in the cgroup
+    /// hierarchies.
+    fn stop(&mut self) -> Res<Leftovers> {
+        let Some(mut c) = self.child.take() else {
+            return Err("jarvisd is not running".into());
+        };
+        nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(c.id() as i32),
+            nix::sys::signal::Signal::SIGTERM,
+        )?;
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let st = loop {
+            if let Some(st) = c.try_wait()? {
+                break st;
+            }
+            if Instant::now() > deadline {
+                let _ = c.kill();
+                let _ = c.wait();
+                return Err(
+                    format!("jarvisd ignored SIGTERM for 30 s:\n{}", self.log_tail()).into(),
+                );
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        };
+        let left = Leftovers::find(&self.cgroup_parent);
+        purge_cgroup_parent(&self.cgroup_parent);
+        if !st.success() {
+            return Err(format!("jarvisd exited {st} on SIGTERM:\n{}", self.log_tail()).into());
+        }
+        Ok(left)
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        purge_cgroup_parent(&self.cgroup_parent);
+    }
+}
+
+/// What a stopped jarvisd left under its cgroup parent.
+struct Leftovers {
+    /// Unit cgroups still there (jarvisd removes them on a clean shutdown).
+    unit_cgroups: usize,
+    /// Hierarchies where the (then empty) parent cgroup itself remained.
+    parents: usize,
+    /// Processes still in them.
+    processes: usize,
+}
+
+impl Leftovers {
+    fn find(parent: &str) -> Leftovers {
+        let mut l = Leftovers {
+            unit_cgroups: 0,
+            parents: 0,
+            processes: 0,
+        };
+        for m in cgroup_mounts() {
+            let p = m.join(parent);
+            if !p.is_dir() {
+                continue;
+            }
+            l.parents += 1;
+            l.processes += procs_in(&p).len();
+            for sub in subdirs(&p) {
+                l.unit_cgroups += 1;
+                l.processes += procs_in(&sub).len();
+            }
+        }
+        l
+    }
+
+    fn describe(&self) -> String {
+        if self.unit_cgroups == 0 && self.processes == 0 {
+            let parents = if self.parents == 0 {
+                "the parent cgroup was gone too".to_string()
+            } else {
+                format!(
+                    "the empty parent cgroup remained in {} hierarchies (the bench removed it)",
+                    self.parents
+                )
+            };
+            format!("no unit cgroup and no process left; {parents}")
+        } else {
+            format!(
+                "LEFT {} unit cgroup dir(s) and {} process(es) (the bench removed them)",
+                self.unit_cgroups, self.processes
+            )
+        }
+    }
+
+    fn json(&self) -> Value {
+        json!({ "unit_cgroups": self.unit_cgroups, "parent_dirs": self.parents, "processes": self.processes })
+    }
+}
+
+/// Every mounted cgroup hierarchy (v1 and v2).
+fn cgroup_mounts() -> Vec<PathBuf> {
+    let text = fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+    let mut out: Vec<PathBuf> = text
+        .lines()
+        .filter_map(|l| {
+            let (left, right) = l.split_once(" - ")?;
+            let fstype = right.split(' ').next()?;
+            (fstype == "cgroup" || fstype == "cgroup2")
+                .then(|| PathBuf::from(left.split(' ').nth(4)?))
+        })
+        .collect();
+    out.sort();
+    out.dedup();
+    out
+}
+
+fn subdirs(p: &Path) -> Vec<PathBuf> {
+    fs::read_dir(p)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.is_dir())
+        .collect()
+}
+
+fn procs_in(cg: &Path) -> Vec<i32> {
+    fs::read_to_string(cg.join("cgroup.procs"))
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| l.trim().parse().ok())
+        .collect()
+}
+
+/// Kills whatever is in `/<parent>/**` and removes the cgroups, deepest
+/// first, in every hierarchy.
+fn purge_cgroup_parent(parent: &str) {
+    fn purge(dir: &Path) {
+        for sub in subdirs(dir) {
+            purge(&sub);
+        }
+        for _ in 0..100 {
+            let pids = procs_in(dir);
+            if pids.is_empty() {
+                break;
+            }
+            for pid in pids {
+                let _ = nix::sys::signal::kill(
+                    nix::unistd::Pid::from_raw(pid),
+                    nix::sys::signal::Signal::SIGKILL,
+                );
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let _ = fs::remove_dir(dir);
+    }
+    for m in cgroup_mounts() {
+        let p = m.join(parent);
+        if p.is_dir() {
+            purge(&p);
+        }
+    }
+}
+
+/// Removes a cgroup parent (and anything under it) when dropped.
+struct CgroupParentGuard(String);
+
+impl Drop for CgroupParentGuard {
+    fn drop(&mut self) {
+        purge_cgroup_parent(&self.0);
+    }
+}
+
+// ---------------------------------------------------------------------------
+// The machine
+
+fn machine_info() -> Value {
+    let read = |p: &str| fs::read_to_string(p).unwrap_or_default().trim().to_string();
+    let cpu = read("/proc/cpuinfo")
+        .lines()
+        .find_map(|l| {
+            Some(
+                l.strip_prefix("model name")?
+                    .split_once(':')?
+                    .1
+                    .trim()
+                    .to_string(),
+            )
+        })
+        .unwrap_or_else(|| "unknown CPU".into());
+    let mountinfo = read("/proc/self/mountinfo");
+    let fstypes: Vec<&str> = mountinfo
+        .lines()
+        .filter_map(|l| l.split_once(" - ")?.1.split(' ').next())
+        .collect();
+    let (v1, v2) = (fstypes.contains(&"cgroup"), fstypes.contains(&"cgroup2"));
+    let mode = match (v1, v2) {
+        (true, true) => "v1/v2 hybrid",
+        (true, false) => "v1",
+        (false, true) => "v2",
+        (false, false) => "none",
+    };
+    let date = Command::new("date")
+        .args(["-u", "+%Y-%m-%d %H:%M UTC"])
+        .output()
+        .ok()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .unwrap_or_default();
+    json!({
+        "cores": std::thread::available_parallelism().map_or(0, |n| n.get()),
+        "cpu": cpu,
+        "kernel": read("/proc/sys/kernel/osrelease"),
+        "cgroup_mode": mode,
+        "date": date,
+        "jarvisd": JARVISD,
+    })
+}
