@@ -419,7 +419,7 @@ fn bench_spawn(quick: bool) -> Res<Section> {
             }
         }
         let done = i + 1;
-        if done == warmup || (done > warmup && (done - warmup) % 50 == 0) {
+        if done > warmup && ((done - warmup) % 50 == 0 || done == warmup + iters) {
             let s: Vec<String> = SPAWN_VARIANTS
                 .iter()
                 .zip(&samples)
@@ -573,6 +573,7 @@ interval = "1s"
 
     let mut jd_lat = Vec::new();
     let mut bare_lat = Vec::new();
+    let mut restarts = 0;
     let started = Instant::now();
     for b in 0..blocks {
         // jarvisd: let it crash-loop until `block` restarts happened, then stop it.
@@ -594,6 +595,9 @@ interval = "1s"
             std::thread::sleep(Duration::from_millis(10));
         }
         d.ctl(&["stop", "crasher"])?;
+        // The counter starts again at each `start`: read it per block.
+        let status: Value = serde_json::from_str(&d.ctl(&["status", "--json"])?)?;
+        restarts += status["units"][0]["restarts"].as_u64().unwrap_or(0);
         let recs = crash_records(&jd_log)?;
         let jd_block = restart_latencies(&recs[base..], block);
 
@@ -629,8 +633,6 @@ interval = "1s"
         jd_lat.extend(jd_block);
         bare_lat.extend(bare_block);
     }
-    let status: Value = serde_json::from_str(&d.ctl(&["status", "--json"])?)?;
-    let restarts = status["units"][0]["restarts"].as_u64();
     let left = d.stop()?;
     progress!("restart: jarvisd stopped; {}", left.describe());
 
@@ -669,8 +671,8 @@ interval = "1s"
     }
     let _ = writeln!(
         md,
-        "\njarvisd counted {} restarts; after SIGTERM: {}.",
-        restarts.map_or("?".into(), |r| r.to_string()),
+        "\njarvisd counted {restarts} automatic restarts in all (a block runs a little past its {block} measured crashes \
+         until `jarvisctl stop` lands); after SIGTERM: {}.",
         left.describe()
     );
     Ok(Section {
@@ -745,20 +747,21 @@ policy = "always"
 fn bench_memory(quick: bool) -> Res<Section> {
     const UNITS: usize = 50;
     let calls = if quick { 20 } else { 100 };
-    progress!("memory: two jarvisd, one idle with 0 units, one brought to {UNITS} units");
+    progress!("memory: two jarvisd, A brought to {UNITS} units, B left with 0 units");
     let mut empty = Daemon::start("mem-0", &[])?;
     let mut full = Daemon::start("mem-50", &[])?;
     std::thread::sleep(Duration::from_millis(500));
     let idle_empty = Mem::of(empty.pid())?;
     let idle_full = Mem::of(full.pid())?;
     progress!(
-        "memory: idle RSS {} / {} MB",
-        mb(idle_empty.rss),
-        mb(idle_full.rss)
+        "memory: idle RSS A {} MB, B {} MB",
+        mb(idle_full.rss),
+        mb(idle_empty.rss)
     );
 
-    for i in 0..UNITS {
-        fs::write(full.units.join(format!("svc-{i:02}.toml")), sleep_unit())?;
+    let names: Vec<String> = (0..UNITS).map(|i| format!("svc-{i:02}")).collect();
+    for n in &names {
+        fs::write(full.units.join(format!("{n}.toml")), sleep_unit())?;
     }
     let t = Instant::now();
     full.ctl(&["up", "--wait", "--timeout", "60s"])?;
@@ -772,56 +775,94 @@ fn bench_memory(quick: bool) -> Res<Section> {
     progress!("memory: {UNITS} units up in {} ms; settling", ms(up_ns));
     std::thread::sleep(Duration::from_millis(500));
     let up_full = Mem::of(full.pid())?;
-    progress!("memory: RSS with {UNITS} units {} MB", mb(up_full.rss));
+    progress!(
+        "memory: RSS with {UNITS} units {} MB ({} threads)",
+        mb(up_full.rss),
+        up_full.threads
+    );
 
-    // `status --json` against 50 units vs against 0 units, alternating.
-    let mut lat_full = Vec::new();
-    let mut lat_empty = Vec::new();
+    // `status --json` against 50 units and against 0 units, plus what the
+    // daemon does per call for 50 units (`UnitCgroup::stats()` each),
+    // measured here in-process; rotating order.
+    let cgroups: Vec<UnitCgroup> = names
+        .iter()
+        .map(|n| UnitCgroup::open(&full.cgroup_parent, n))
+        .collect();
+    let mut lat: [Vec<u64>; 3] = Default::default();
     for i in 0..calls {
-        let order: [(&Daemon, &mut Vec<u64>); 2] = if i % 2 == 0 {
-            [(&full, &mut lat_full), (&empty, &mut lat_empty)]
-        } else {
-            [(&empty, &mut lat_empty), (&full, &mut lat_full)]
-        };
-        for (d, lat) in order {
+        for k in 0..3 {
+            let v = (i + k) % 3;
             let t = Instant::now();
-            d.ctl(&["status", "--json"])?;
-            lat.push(elapsed_ns(t));
+            match v {
+                0 => drop(full.ctl(&["status", "--json"])?),
+                1 => drop(empty.ctl(&["status", "--json"])?),
+                _ => {
+                    for cg in &cgroups {
+                        std::hint::black_box(cg.stats());
+                    }
+                }
+            }
+            lat[v].push(elapsed_ns(t));
         }
     }
     std::thread::sleep(Duration::from_millis(200));
     let calls_full = Mem::of(full.pid())?;
     let calls_empty = Mem::of(empty.pid())?;
     progress!(
-        "memory: after {calls} status calls RSS {} MB (50 units) / {} MB (0 units)",
+        "memory: after {calls} status calls RSS A {} MB, B {} MB",
         mb(calls_full.rss),
         mb(calls_empty.rss)
     );
+
+    // tokio keeps idle blocking-pool threads (one per concurrent cgroup
+    // setup during `up`) for 10 s: the steady state is after they are gone.
+    let settled = if quick {
+        None
+    } else {
+        progress!("memory: waiting up to 20 s for jarvisd's idle blocking threads to exit");
+        let t = Instant::now();
+        let deadline = t + Duration::from_secs(20);
+        let mut m = Mem::of(full.pid())?;
+        while m.threads > 1 && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(200));
+            m = Mem::of(full.pid())?;
+        }
+        progress!(
+            "memory: settled after {:.1} s: RSS {} MB, {} thread(s)",
+            t.elapsed().as_secs_f64(),
+            mb(m.rss),
+            m.threads
+        );
+        Some(m)
+    };
     let left_full = full.stop()?;
     let left_empty = empty.stop()?;
-    progress!("memory: both jarvisd stopped; {}", left_full.describe());
+    progress!("memory: both jarvisd stopped; A: {}", left_full.describe());
 
-    let sf = summarize(&lat_full);
-    let se = summarize(&lat_empty);
+    let [sf, se, ss] = [summarize(&lat[0]), summarize(&lat[1]), summarize(&lat[2])];
     let mut md = String::new();
     let _ = writeln!(md, "## memory: jarvisd's own footprint\n");
     let _ = writeln!(
         md,
-        "VmRSS and VmHWM from /proc/PID/status, Pss from /proc/PID/smaps_rollup, of the jarvisd process only \
-         (the units' own processes are not counted: there is no per-unit shim). MB = 10^6 bytes.\n"
+        "Two jarvisd side by side: A gets {UNITS} native units (`sleep 100000`, memory_max 32M, pids_max 16), B keeps 0. \
+         VmRSS and VmHWM from /proc/PID/status, Pss from /proc/PID/smaps_rollup, of the jarvisd process only \
+         (the units' own processes are not counted: jarvis has no per-unit shim). MB = 10^6 bytes.\n"
     );
     let _ = writeln!(
         md,
         "| jarvisd | units | VmRSS MB | Pss MB | VmHWM MB | threads |"
     );
     let _ = writeln!(md, "| --- | ---: | ---: | ---: | ---: | ---: |");
-    let rows = [
+    let mut rows = vec![
         ("A, idle after start", 0, idle_full),
         ("B, idle after start", 0, idle_empty),
-        ("A, after `up --wait` (all running)", UNITS, up_full),
-        ("A, after status calls", UNITS, calls_full),
-        ("B, after status calls", 0, calls_empty),
+        ("A, 0.5 s after `up --wait` (all running)", UNITS, up_full),
+        ("A, after the status calls", UNITS, calls_full),
+        ("B, after the status calls", 0, calls_empty),
     ];
+    if let Some(m) = settled {
+        rows.push(("A, once idle blocking threads exited", UNITS, m));
+    }
     for (what, n, m) in rows {
         let _ = writeln!(
             md,
@@ -835,17 +876,28 @@ fn bench_memory(quick: bool) -> Res<Section> {
     let per_unit = up_full.rss.saturating_sub(idle_full.rss) / UNITS as u64;
     let _ = writeln!(
         md,
-        "\nAbout {:.0} kB of RSS per running unit in jarvisd; `up --wait` brought the {UNITS} units up in {} ms.\n",
+        "\nAbout {:.0} kB of jarvisd RSS per running unit (after `up`, threads included); `up --wait` brought the {UNITS} units up in {} ms.\n",
         per_unit as f64 / 1e3,
         ms(up_ns)
     );
     let _ = writeln!(
         md,
-        "`jarvisctl status --json` latency (whole command: jarvisctl start, connect, answer, print), {calls} calls per daemon, alternating; times in ms.\n"
+        "`jarvisctl status --json` latency (the whole command: jarvisctl starts, connects, jarvisd answers, jarvisctl prints), \
+         {calls} calls per daemon, rotating with the in-process row; times in ms.\n"
     );
-    let _ = writeln!(md, "| daemon | median | p95 | p99 | max | median ratio |");
+    let _ = writeln!(
+        md,
+        "| what | median | p95 | p99 | max | median ratio vs B |"
+    );
     let _ = writeln!(md, "| --- | ---: | ---: | ---: | ---: | ---: |");
-    for (what, s) in [("A, 50 units", sf), ("B, 0 units", se)] {
+    for (what, s) in [
+        ("`status --json`, A (50 units)", sf),
+        ("`status --json`, B (0 units)", se),
+        (
+            "in-process: `UnitCgroup::stats()` × 50 (jarvisd's per-call work for A)",
+            ss,
+        ),
+    ] {
         let _ = writeln!(
             md,
             "| {what} | {} | {} | {} | {} | {} |",
@@ -864,7 +916,12 @@ fn bench_memory(quick: bool) -> Res<Section> {
     );
 
     let idle = idle_full.rss.max(idle_empty.rss);
-    let loaded = up_full.rss.max(calls_full.rss);
+    let loaded = [Some(up_full), Some(calls_full), settled]
+        .iter()
+        .flatten()
+        .map(|m| m.rss)
+        .max()
+        .unwrap_or(0);
     Ok(Section {
         markdown: md,
         json: json!({
@@ -874,11 +931,13 @@ fn bench_memory(quick: bool) -> Res<Section> {
             "idle": { "a": idle_full.json(), "b": idle_empty.json() },
             "units_running": up_full.json(),
             "after_status_calls": { "a": calls_full.json(), "b": calls_empty.json() },
+            "settled": settled.map(|m| m.json()),
             "status_latency": {
-                "units_50": { "summary": sf.json(), "samples_ns": lat_full },
-                "units_0": { "summary": se.json(), "samples_ns": lat_empty },
+                "units_50": { "summary": sf.json(), "samples_ns": lat[0] },
+                "units_0": { "summary": se.json(), "samples_ns": lat[1] },
                 "ratio_p50": sf.p50 as f64 / se.p50.max(1) as f64,
             },
+            "stats_50_in_process": { "summary": ss.json(), "samples_ns": lat[2] },
             "leftovers": { "a": left_full.json(), "b": left_empty.json() },
         }),
         targets: vec![
@@ -889,7 +948,7 @@ fn bench_memory(quick: bool) -> Res<Section> {
                 pass: idle < TARGET_IDLE_RSS_BYTES,
             },
             Target {
-                what: "jarvisd RSS with 50 native units",
+                what: "jarvisd RSS with 50 native units (highest reading)",
                 limit: format!("< {} MB", mb(TARGET_50_UNITS_RSS_BYTES)),
                 measured: format!("{} MB", mb(loaded)),
                 pass: loaded < TARGET_50_UNITS_RSS_BYTES,
@@ -1104,8 +1163,10 @@ fn cgroup_mounts() -> Vec<PathBuf> {
         .filter_map(|l| {
             let (left, right) = l.split_once(" - ")?;
             let fstype = right.split(' ').next()?;
-            (fstype == "cgroup" || fstype == "cgroup2")
-                .then(|| PathBuf::from(left.split(' ').nth(4)?))
+            if fstype != "cgroup" && fstype != "cgroup2" {
+                return None;
+            }
+            left.split(' ').nth(4).map(PathBuf::from)
         })
         .collect();
     out.sort();

@@ -171,6 +171,9 @@ impl Daemon {
             let cg = self.cfg.runtime.cgroup(&name);
             let _ = blocking(move || cg.remove()).await;
         }
+        // The parent goes too, when nothing else is in it.
+        let parent = jarvis_native::UnitCgroup::open("", &self.cfg.runtime.cgroup_parent);
+        let _ = blocking(move || parent.remove()).await;
     }
 
     /// Feeds one event to a unit's machine and carries out the effects.

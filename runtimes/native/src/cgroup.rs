@@ -95,11 +95,20 @@ impl Hierarchy {
 }
 
 /// The writable cgroup hierarchies mounted in this mount namespace, one entry
-/// per hierarchy (bind mounts of the same one are skipped).
+/// per hierarchy (bind mounts of the same one are skipped). Read once: cgroup
+/// hierarchies are mounted at boot and stay, and `status` asks for every unit.
 fn hierarchies() -> Vec<Hierarchy> {
-    fs::read_to_string("/proc/self/mountinfo")
+    static CACHE: std::sync::OnceLock<Vec<Hierarchy>> = std::sync::OnceLock::new();
+    if let Some(hs) = CACHE.get() {
+        return hs.clone();
+    }
+    let hs = fs::read_to_string("/proc/self/mountinfo")
         .map(|s| parse_mountinfo(&s))
-        .unwrap_or_default()
+        .unwrap_or_default();
+    if hs.is_empty() {
+        return hs;
+    }
+    CACHE.get_or_init(|| hs).clone()
 }
 
 fn parse_mountinfo(text: &str) -> Vec<Hierarchy> {
