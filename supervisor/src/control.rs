@@ -147,9 +147,10 @@ async fn connection(
             });
             write_frame(&mut stream, &resp).await
         }
-        Reply::Log(sink) => {
+        Reply::Log(log) => {
             let (lines, follow) = logs.unwrap_or((usize::MAX, false));
-            let (text, rx) = sink.tail(lines, follow)?;
+            let from = log.end();
+            let text = log.tail(lines)?;
             write_frame(
                 &mut stream,
                 &Response::LogData {
@@ -157,20 +158,27 @@ async fn connection(
                 },
             )
             .await?;
-            let Some(mut rx) = rx else {
+            if !follow {
                 return write_frame(&mut stream, &Response::LogEnd).await;
-            };
-            loop {
-                use tokio::sync::broadcast::error::RecvError;
-                let data = match rx.recv().await {
-                    Ok(d) => String::from_utf8_lossy(&d).into_owned(),
-                    Err(RecvError::Lagged(n)) => {
-                        format!("[jarvis] {n} log chunks skipped (reader too slow)\n")
-                    }
-                    Err(RecvError::Closed) => return Ok(()),
-                };
-                write_frame(&mut stream, &Response::LogData { data }).await?;
             }
+            let (tx, mut rx) = mpsc::channel(16);
+            let follower = tokio::spawn(crate::logs::follow(log.path(), from, tx));
+            let mut byte = [0u8; 1];
+            let result = loop {
+                tokio::select! {
+                    chunk = rx.recv() => {
+                        let Some(chunk) = chunk else { break Ok(()) };
+                        let data = String::from_utf8_lossy(&chunk).into_owned();
+                        if let Err(e) = write_frame(&mut stream, &Response::LogData { data }).await {
+                            break Err(e);
+                        }
+                    }
+                    // The client sends nothing more: a read returning means it left.
+                    _ = tokio::io::AsyncReadExt::read(&mut stream, &mut byte) => break Ok(()),
+                }
+            };
+            follower.abort();
+            result
         }
     }
 }

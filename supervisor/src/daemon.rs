@@ -15,10 +15,11 @@ use jarvis_unit::Unit;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::AbortHandle;
 
-use crate::logs::LogSink;
-use crate::machine::{self, Effect, Event, Machine, State, UnitState};
+use crate::logs::UnitLog;
+use crate::machine::{self, Effect, Event, ExitInfo, Machine, State, UnitState};
 use crate::run::{blocking, Runtime};
 use crate::state::{Persisted, PersistedUnit, StateFile};
+use jarvis_shim::Adopted;
 
 /// Everything that reaches the event loop.
 pub enum Msg {
@@ -40,7 +41,7 @@ pub enum Reply {
     /// Answered later, when the units settle (stop, down, wait).
     Later(oneshot::Receiver<Response>),
     /// A log to stream from.
-    Log(Arc<LogSink>),
+    Log(Arc<UnitLog>),
 }
 
 pub struct Config {
@@ -52,7 +53,7 @@ pub struct Config {
 struct Entry {
     unit: Unit,
     st: UnitState,
-    log: Arc<LogSink>,
+    log: Arc<UnitLog>,
     health: Option<AbortHandle>,
     /// `up` found the unit changed: once stopped, run this definition.
     replace_with: Option<Unit>,
@@ -101,25 +102,50 @@ impl Daemon {
         self.cfg.state_dir.join("logs")
     }
 
-    /// Loads the units and starts every one the user has not stopped.
+    /// Loads the units, re-adopts runs an earlier daemon left (their shims
+    /// kept them running), and starts every other unit the user has not
+    /// stopped.
     pub async fn boot(&mut self, units: Vec<Unit>) {
+        let run_dir = self.cfg.runtime.run_dir.clone();
         for unit in units {
-            // A previous daemon that died may have left processes behind.
-            let cg = self.cfg.runtime.cgroup(&unit.name);
-            let left = blocking({
-                let cg = cg.clone();
-                move || cg.pids()
-            })
-            .await;
-            if !left.is_empty() {
-                tracing::warn!(unit = %unit.name, pids = ?left, "killing processes left from an earlier run");
-                if let Err(e) = blocking(move || cg.kill_all()).await {
-                    tracing::error!(unit = %unit.name, error = %e, "cannot empty cgroup");
-                }
-            }
-            let wanted = self.saved.units.get(&unit.name).is_none_or(|u| u.wanted);
             let name = unit.name.clone();
+            let wanted = self.saved.units.get(&name).is_none_or(|u| u.wanted);
             self.insert(unit);
+            match jarvis_shim::adopt(&run_dir, &name) {
+                Some(Adopted::Running(started)) => {
+                    let pid = started.pid();
+                    tracing::info!(unit = %name, pid, "re-adopted a running unit");
+                    self.step(&name, Event::Adopted { pid });
+                    let e = &self.units[&name];
+                    e.log
+                        .note(&format!("re-adopted pid {pid} after a jarvisd restart"));
+                    self.cfg
+                        .runtime
+                        .watch(&name, e.st.gen, started, self.tx.clone());
+                    if !wanted {
+                        self.step(&name, Event::Stop);
+                    }
+                    continue;
+                }
+                Some(Adopted::Ended(record, exit)) => {
+                    // It ended while no daemon watched: let the restart
+                    // policy decide, as if we had seen it.
+                    let exit = exit.map(crate::run::exit_info).unwrap_or(ExitInfo {
+                        code: None,
+                        signal: None,
+                        oom_killed: false,
+                    });
+                    tracing::info!(unit = %name, pid = record.pid, "{} while jarvisd was away", exit.describe());
+                    self.empty_cgroup(&name).await;
+                    if wanted {
+                        self.step(&name, Event::Adopted { pid: record.pid });
+                        let gen = self.units[&name].st.gen;
+                        self.step(&name, Event::Exited { gen, exit });
+                    }
+                    continue;
+                }
+                None => self.empty_cgroup(&name).await,
+            }
             if wanted {
                 self.step(&name, Event::Start);
             }
@@ -127,8 +153,24 @@ impl Daemon {
         self.settle();
     }
 
+    /// Kills whatever is left in a unit's cgroup with no shim watching it.
+    async fn empty_cgroup(&self, name: &str) {
+        let cg = self.cfg.runtime.cgroup(name);
+        let left = blocking({
+            let cg = cg.clone();
+            move || cg.pids()
+        })
+        .await;
+        if !left.is_empty() {
+            tracing::warn!(unit = name, pids = ?left, "killing processes no shim watches");
+            if let Err(e) = blocking(move || cg.kill_all()).await {
+                tracing::error!(unit = name, error = %e, "cannot empty cgroup");
+            }
+        }
+    }
+
     fn insert(&mut self, unit: Unit) {
-        let log = LogSink::new(&self.log_dir(), &unit.name, &unit.logs);
+        let log = Arc::new(UnitLog::new(&self.log_dir(), &unit.name, &unit.logs));
         self.units.insert(
             unit.name.clone(),
             Entry {

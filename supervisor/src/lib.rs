@@ -125,6 +125,7 @@ async fn serve(args: Args) -> anyhow::Result<()> {
         runtime: run::Runtime {
             launcher: PathBuf::from("/proc/self/exe"),
             cgroup_parent: args.cgroup_parent.clone(),
+            run_dir: args.state_dir.join("run"),
         },
     };
     let mut daemon = daemon::Daemon::new(cfg, tx.clone())?;

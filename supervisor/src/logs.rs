@@ -1,277 +1,183 @@
-//! Each unit's log: stdout and stderr of every run, appended to
-//! `<state>/logs/<unit>.log`, rotated at `logs.max_size` keeping
-//! `logs.max_files` files (`<unit>.log`, `<unit>.log.1`, ...), and broadcast
-//! to `logs -f` followers.
+//! A unit's log as jarvisd sees it. The shim of each run writes the unit's
+//! output to `<state>/logs/<unit>.log` (rotated); jarvisd adds its own notes
+//! to the same file, reads its tail, and follows it for `logs -f` through
+//! inotify (no polling).
 
-use std::fs::{self, File, OpenOptions};
-use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::fs::File;
+use std::io::{self, Read, Seek, SeekFrom};
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 
+use futures_util::StreamExt;
+use jarvis_shim::logfile::{self, LogConfig};
 use jarvis_unit::Logs;
-use tokio::sync::broadcast;
 
-/// New output for a `logs -f` follower.
-pub type Follow = broadcast::Receiver<Arc<[u8]>>;
-
-pub struct LogSink {
-    inner: Mutex<Inner>,
-    tx: broadcast::Sender<Arc<[u8]>>,
+pub struct UnitLog {
+    cfg: Mutex<LogConfig>,
 }
 
-struct Inner {
-    path: PathBuf,
-    file: Option<File>,
-    size: u64,
-    limits: Logs,
-}
-
-impl LogSink {
-    pub fn new(dir: &Path, unit: &str, limits: &Logs) -> Arc<LogSink> {
-        let (tx, _) = broadcast::channel(256);
-        Arc::new(LogSink {
-            inner: Mutex::new(Inner {
+impl UnitLog {
+    pub fn new(dir: &Path, unit: &str, limits: &Logs) -> UnitLog {
+        UnitLog {
+            cfg: Mutex::new(LogConfig {
                 path: dir.join(format!("{unit}.log")),
-                file: None,
-                size: 0,
-                limits: limits.clone(),
+                max_size: limits.max_size,
+                max_files: limits.max_files,
             }),
-            tx,
-        })
+        }
+    }
+
+    pub fn config(&self) -> LogConfig {
+        self.cfg.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
     pub fn path(&self) -> PathBuf {
-        self.lock().path.clone()
+        self.config().path
     }
 
     pub fn set_limits(&self, limits: &Logs) {
-        self.lock().limits = limits.clone();
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
-        self.inner.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    /// Appends `data`, rotating first when the current file is full.
-    pub fn write(&self, data: &[u8]) {
-        if data.is_empty() {
-            return;
-        }
-        let mut inner = self.lock();
-        if let Err(err) = inner.append(data) {
-            tracing::warn!(path = %inner.path.display(), %err, "cannot write unit log");
-            inner.file = None;
-        }
-        let _ = self.tx.send(Arc::from(data));
+        let mut cfg = self.cfg.lock().unwrap_or_else(|p| p.into_inner());
+        cfg.max_size = limits.max_size;
+        cfg.max_files = limits.max_files;
     }
 
     /// A line from jarvis itself about the unit ("started pid 12").
     pub fn note(&self, msg: &str) {
-        let ts = humantime::format_rfc3339_seconds(std::time::SystemTime::now());
-        self.write(format!("[jarvis {ts}] {msg}\n").as_bytes());
+        let line = logfile::note_line(msg);
+        if let Err(err) = logfile::append_once(&self.config(), line.as_bytes()) {
+            tracing::warn!(path = %self.path().display(), %err, "cannot write unit log");
+        }
     }
 
-    /// The last `lines` lines across the current and rotated files, and, when
-    /// `follow`, a receiver for everything written after them (taken under the
-    /// same lock, so nothing falls between).
-    pub fn tail(&self, lines: usize, follow: bool) -> io::Result<(Vec<u8>, Option<Follow>)> {
-        let inner = self.lock();
-        let text = tail_files(&inner.path, inner.limits.max_files, lines)?;
-        let rx = follow.then(|| self.tx.subscribe());
-        Ok((text, rx))
+    /// The last `lines` lines across the current and rotated files.
+    pub fn tail(&self, lines: usize) -> io::Result<Vec<u8>> {
+        logfile::tail(&self.config(), lines)
+    }
+
+    /// Where the log ends now, for [`follow`] to start from. Holds the file
+    /// open, so what is written to it before a rotation is not lost.
+    pub fn end(&self) -> Position {
+        let file = File::open(self.path()).ok();
+        let meta = file.as_ref().and_then(|f| f.metadata().ok());
+        Position {
+            ino: meta.as_ref().map(|m| m.ino()),
+            offset: meta.map(|m| m.len()).unwrap_or(0),
+            file,
+        }
     }
 }
 
-impl Inner {
-    fn open(&mut self) -> io::Result<&mut File> {
-        if self.file.is_none() {
-            if let Some(dir) = self.path.parent() {
-                fs::create_dir_all(dir)?;
-            }
-            let file = OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(&self.path)?;
-            self.size = file.metadata()?.len();
-            self.file = Some(file);
-        }
-        Ok(self.file.as_mut().expect("just opened"))
-    }
-
-    fn append(&mut self, data: &[u8]) -> io::Result<()> {
-        self.open()?;
-        if self.size > 0 && self.size + data.len() as u64 > self.limits.max_size {
-            self.rotate()?;
-            self.open()?;
-        }
-        let file = self.file.as_mut().expect("opened above");
-        file.write_all(data)?;
-        self.size += data.len() as u64;
-        Ok(())
-    }
-
-    fn rotate(&mut self) -> io::Result<()> {
-        self.file = None;
-        let keep = self.limits.max_files.max(1);
-        let name = |i: u32| rotated(&self.path, i);
-        let _ = fs::remove_file(name(keep - 1));
-        for i in (1..keep.saturating_sub(1) + 1).rev() {
-            let from = if i == 1 {
-                self.path.clone()
-            } else {
-                name(i - 1)
-            };
-            if from.exists() {
-                fs::rename(&from, name(i))?;
-            }
-        }
-        if keep == 1 {
-            fs::remove_file(&self.path).or_else(ignore_missing)?;
-        }
-        self.size = 0;
-        Ok(())
-    }
+/// A place in the current log file.
+#[derive(Debug)]
+pub struct Position {
+    ino: Option<u64>,
+    offset: u64,
+    file: Option<File>,
 }
 
-fn ignore_missing(e: io::Error) -> io::Result<()> {
-    if e.kind() == io::ErrorKind::NotFound {
-        Ok(())
-    } else {
-        Err(e)
-    }
-}
-
-fn rotated(path: &Path, i: u32) -> PathBuf {
-    if i == 0 {
-        return path.to_path_buf();
-    }
-    let mut s = path.as_os_str().to_owned();
-    s.push(format!(".{i}"));
-    PathBuf::from(s)
-}
-
-/// The last `lines` lines, newest file last.
-fn tail_files(path: &Path, max_files: u32, lines: usize) -> io::Result<Vec<u8>> {
-    let mut chunks: Vec<Vec<u8>> = Vec::new();
-    let mut have = 0usize;
-    for i in 0..max_files.max(1) {
-        if have > lines {
-            break;
-        }
-        let data = match tail_of_file(&rotated(path, i), lines.saturating_add(1)) {
-            Ok(d) => d,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
-            Err(e) => return Err(e),
-        };
-        have += data.iter().filter(|b| **b == b'\n').count();
-        chunks.push(data);
-    }
-    chunks.reverse();
-    let all = chunks.concat();
-    // Keep the last `lines` lines (a final line without '\n' counts too).
-    let mut newlines = 0;
-    let body = all.strip_suffix(b"\n").unwrap_or(&all);
-    let mut start = 0;
-    for (i, b) in body.iter().enumerate().rev() {
-        if *b == b'\n' {
-            newlines += 1;
-            if newlines == lines {
-                start = i + 1;
-                break;
-            }
-        }
-    }
-    if lines == 0 {
-        start = all.len();
-    }
-    Ok(all[start..].to_vec())
-}
-
-/// Reads enough of the end of a file to hold `lines` lines.
-fn tail_of_file(path: &Path, lines: usize) -> io::Result<Vec<u8>> {
-    let mut f = File::open(path)?;
-    let len = f.metadata()?.len();
-    let mut want = 64 * 1024u64;
+/// Sends everything written to the log after `from` to `out`, as it is
+/// written, until `out` closes (the reader went away). Follows rotations:
+/// what was left in the old file comes first, then the new one from its
+/// start.
+pub async fn follow(
+    path: PathBuf,
+    mut from: Position,
+    out: tokio::sync::mpsc::Sender<Vec<u8>>,
+) -> io::Result<()> {
+    let dir = path.parent().unwrap_or(Path::new("/")).to_path_buf();
+    std::fs::create_dir_all(&dir)?;
+    let inotify = inotify::Inotify::init()?;
+    inotify.watches().add(
+        &dir,
+        inotify::WatchMask::MODIFY | inotify::WatchMask::CREATE | inotify::WatchMask::MOVED_TO,
+    )?;
+    let mut events = inotify.into_event_stream([0u8; 4096])?;
+    let name = path.file_name().map(|n| n.to_owned());
+    let mut file = from.file.take();
     loop {
-        let from = len.saturating_sub(want);
-        f.seek(SeekFrom::Start(from))?;
-        let mut buf = Vec::new();
-        f.read_to_end(&mut buf)?;
-        if from == 0 || buf.iter().filter(|b| **b == b'\n').count() > lines {
-            return Ok(buf);
+        // Catch up: read what is there (checking for a rotation first).
+        let current = std::fs::metadata(&path).ok().map(|m| m.ino());
+        if current != from.ino {
+            if let Some(f) = file.as_mut() {
+                let rest = read_from(f, from.offset)?;
+                if !rest.is_empty() && out.send(rest).await.is_err() {
+                    return Ok(());
+                }
+            }
+            file = None;
+            from = Position {
+                ino: current,
+                offset: 0,
+                file: None,
+            };
         }
-        want *= 4;
+        if file.is_none() && from.ino.is_some() {
+            file = File::open(&path).ok();
+        }
+        if let Some(f) = file.as_mut() {
+            let data = read_from(f, from.offset)?;
+            from.offset += data.len() as u64;
+            if !data.is_empty() && out.send(data).await.is_err() {
+                return Ok(());
+            }
+        }
+        // Sleep until something happens to our file, or the reader leaves.
+        loop {
+            tokio::select! {
+                ev = events.next() => match ev {
+                    Some(Ok(ev)) if ev.name.as_deref() == name.as_deref() => break,
+                    Some(Ok(_)) => continue,
+                    Some(Err(e)) => return Err(e),
+                    None => return Ok(()),
+                },
+                _ = out.closed() => return Ok(()),
+            }
+        }
     }
+}
+
+fn read_from(f: &mut File, offset: u64) -> io::Result<Vec<u8>> {
+    f.seek(SeekFrom::Start(offset))?;
+    let mut buf = Vec::new();
+    f.read_to_end(&mut buf)?;
+    Ok(buf)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn limits(max_size: u64, max_files: u32) -> Logs {
-        Logs {
-            max_size,
-            max_files,
-        }
-    }
-
-    #[test]
-    fn rotates_and_keeps_max_files() {
-        let dir = tempfile::tempdir().unwrap();
-        let sink = LogSink::new(dir.path(), "u", &limits(100, 3));
-        for i in 0..50 {
-            sink.write(format!("line {i:03} ..........\n").as_bytes());
-        }
-        let mut names: Vec<_> = fs::read_dir(dir.path())
-            .unwrap()
-            .map(|e| e.unwrap().file_name().into_string().unwrap())
-            .collect();
-        names.sort();
-        assert_eq!(names, vec!["u.log", "u.log.1", "u.log.2"]);
-        for n in &names {
-            assert!(fs::metadata(dir.path().join(n)).unwrap().len() <= 100);
-        }
-        let (tail, _) = sink.tail(3, false).unwrap();
-        assert_eq!(
-            String::from_utf8(tail).unwrap(),
-            "line 047 ..........\nline 048 ..........\nline 049 ..........\n"
-        );
-    }
-
-    #[test]
-    fn tail_spans_rotated_files() {
-        let dir = tempfile::tempdir().unwrap();
-        let sink = LogSink::new(dir.path(), "u", &limits(30, 2));
-        for i in 0..4 {
-            sink.write(format!("{i}23456789\n").as_bytes());
-        }
-        // 10-byte lines, 30-byte files: u.log.1 holds 0,1,2; u.log holds 3.
-        let (tail, _) = sink.tail(3, false).unwrap();
-        assert_eq!(
-            String::from_utf8(tail).unwrap(),
-            "123456789\n223456789\n323456789\n"
-        );
-    }
-
-    #[test]
-    fn single_file_is_truncated_on_rotation() {
-        let dir = tempfile::tempdir().unwrap();
-        let sink = LogSink::new(dir.path(), "u", &limits(10, 1));
-        sink.write(b"aaaaaaaaa\n");
-        sink.write(b"bbbbbbbbb\n");
-        assert_eq!(fs::read(dir.path().join("u.log")).unwrap(), b"bbbbbbbbb\n");
-        assert!(!dir.path().join("u.log.1").exists());
-    }
-
     #[tokio::test]
-    async fn followers_get_what_comes_after_the_tail() {
+    async fn follow_sees_appends_and_rotations() {
         let dir = tempfile::tempdir().unwrap();
-        let sink = LogSink::new(dir.path(), "u", &limits(1 << 20, 2));
-        sink.write(b"old\n");
-        let (tail, rx) = sink.tail(10, true).unwrap();
-        assert_eq!(tail, b"old\n");
-        sink.write(b"new\n");
-        let got = rx.unwrap().recv().await.unwrap();
-        assert_eq!(&*got, b"new\n");
+        let log = UnitLog::new(
+            dir.path(),
+            "u",
+            &Logs {
+                max_size: 12,
+                max_files: 2,
+            },
+        );
+        let cfg = log.config();
+        logfile::append_once(&cfg, b"before\n").unwrap();
+        let from = log.end();
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<Vec<u8>>(16);
+        let task = tokio::spawn(follow(log.path(), from, tx));
+        let mut got = Vec::new();
+        let mut writer = logfile::LogFile::new(cfg.clone());
+        // "two" and "four" each rotate the 12-byte file.
+        for line in [&b"one\n"[..], b"two\n", b"three\n", b"four\n"] {
+            writer.append(line).unwrap();
+            while !got.ends_with(line) {
+                let chunk = tokio::time::timeout(std::time::Duration::from_secs(5), rx.recv())
+                    .await
+                    .expect("followed in time")
+                    .unwrap();
+                got.extend(chunk);
+            }
+        }
+        assert_eq!(got, b"one\ntwo\nthree\nfour\n");
+        task.abort();
     }
 }

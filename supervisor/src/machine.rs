@@ -138,6 +138,11 @@ pub enum Event {
         gen: u64,
         pid: i32,
     },
+    /// After a daemon restart: the unit's process still runs (its shim kept
+    /// it), as `pid`. Starts a new generation.
+    Adopted {
+        pid: i32,
+    },
     SpawnFailed {
         gen: u64,
         reason: String,
@@ -282,6 +287,14 @@ impl Machine<'_> {
             }
             Event::Deps(readiness) => self.on_deps(s, readiness),
             Event::Spawned { gen, pid } => self.on_spawned(s, gen, pid),
+            Event::Adopted { pid } => {
+                s.wanted = true;
+                s.gen += 1;
+                s.starts.push_back(self.now);
+                s.spawning = true;
+                s.state = State::Starting;
+                self.on_spawned(s, s.gen, pid)
+            }
             Event::SpawnFailed { gen, reason } => {
                 if gen != s.gen || !s.spawning {
                     return vec![];

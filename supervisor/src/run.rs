@@ -1,21 +1,21 @@
 //! Carrying out effects that involve processes: one task per run of a unit
-//! (spawn, pump its output into the log, wait for it, clean its cgroup,
-//! report the exit), and one task per health-checked run.
+//! (start its shim, wait for the shim, report the exit), and one task per
+//! health-checked run.
 //!
 //! These tasks talk to the event loop only through [`Msg`]s; they never
 //! touch a unit's state.
 
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Duration;
 
 use jarvis_native::{LaunchSpec, UnitCgroup};
+use jarvis_shim::{ExitRecord, Payload, ShimSpec, Started};
 use jarvis_unit::{Exec, Probe, Unit};
 use tokio::io::AsyncReadExt;
 use tokio::sync::mpsc::UnboundedSender;
 
 use crate::daemon::Msg;
-use crate::logs::LogSink;
+use crate::logs::UnitLog;
 use crate::machine::{Event, ExitInfo};
 
 /// The environment every unit starts from; `[env]` adds to it and wins.
@@ -27,6 +27,16 @@ pub struct Runtime {
     pub launcher: PathBuf,
     /// Units' cgroups are `/<cgroup_parent>/<unit>`.
     pub cgroup_parent: String,
+    /// Where shims keep their run and exit records.
+    pub run_dir: PathBuf,
+}
+
+pub fn exit_info(rec: ExitRecord) -> ExitInfo {
+    ExitInfo {
+        code: rec.code,
+        signal: rec.signal,
+        oom_killed: rec.oom_killed,
+    }
 }
 
 impl Runtime {
@@ -36,13 +46,21 @@ impl Runtime {
 
     /// The launch spec for `argv` with the unit's identity and privileges.
     fn spec(&self, unit: &Unit, argv: Vec<String>, cgroup: &UnitCgroup) -> LaunchSpec {
-        let Exec::Native(native) = &unit.exec;
+        let (user, group, supplementary_groups, working_dir) = match &unit.exec {
+            Exec::Native(n) => (
+                n.user.clone(),
+                n.group.clone(),
+                n.supplementary_groups.clone(),
+                n.working_dir.clone(),
+            ),
+            Exec::Container(_) => (None, None, vec![], None),
+        };
         let mut env: Vec<(String, String)> = vec![("PATH".into(), BASE_PATH.into())];
-        if let Some(account) = native.user.as_deref().and_then(lookup_user) {
+        if let Some(account) = user.as_deref().and_then(lookup_user) {
             env.push(("HOME".into(), account.home));
             env.push(("USER".into(), account.name.clone()));
             env.push(("LOGNAME".into(), account.name));
-        } else if native.user.is_none() {
+        } else if user.is_none() {
             env.push(("HOME".into(), "/root".into()));
             env.push(("USER".into(), "root".into()));
             env.push(("LOGNAME".into(), "root".into()));
@@ -55,26 +73,26 @@ impl Runtime {
         LaunchSpec {
             argv,
             env,
-            user: native.user.clone(),
-            group: native.group.clone(),
-            supplementary_groups: native.supplementary_groups.clone(),
-            working_dir: native.working_dir.clone(),
+            user,
+            group,
+            supplementary_groups,
+            working_dir,
             capabilities: unit.security.capabilities.clone(),
             no_new_privileges: unit.security.no_new_privileges,
             cgroup_procs: cgroup.procs_files(),
         }
     }
 
-    /// Runs one incarnation of `unit` to its end, reporting `Spawned` (or
-    /// `SpawnFailed`) and then `Exited` once the cgroup is empty again.
-    pub fn start(&self, unit: &Unit, gen: u64, log: Arc<LogSink>, tx: UnboundedSender<Msg>) {
+    /// Runs one incarnation of `unit` to its end: creates or refreshes the
+    /// cgroup, starts a shim that starts the process, reports `Spawned` (or
+    /// `SpawnFailed`), then `Exited` once the shim has emptied the cgroup.
+    pub fn start(&self, unit: &Unit, gen: u64, log: Arc<UnitLog>, tx: UnboundedSender<Msg>) {
         let rt = self.clone();
         let unit = unit.clone();
         tokio::spawn(async move {
-            let name = unit.name.clone();
             let send = |event| {
                 let _ = tx.send(Msg::Unit {
-                    name: name.clone(),
+                    name: unit.name.clone(),
                     event,
                 });
             };
@@ -97,10 +115,20 @@ impl Runtime {
                     });
                 }
             };
-            let oom_before = cgroup.stats().oom_kills.unwrap_or(0);
-            let Exec::Native(native) = &unit.exec;
-            let spec = rt.spec(&unit, native.command.clone(), &cgroup);
-            let mut spawned = match jarvis_native::spawn(&rt.launcher, &spec).await {
+            let Exec::Native(native) = &unit.exec else {
+                let reason = "container units need the container runtime".to_string();
+                return send(Event::SpawnFailed { gen, reason });
+            };
+            let spec = ShimSpec {
+                unit: unit.name.clone(),
+                launcher: rt.launcher.clone(),
+                payload: Payload::Native(rt.spec(&unit, native.command.clone(), &cgroup)),
+                log: log.config().clone(),
+                run_dir: rt.run_dir.clone(),
+                cgroup_parent: rt.cgroup_parent.clone(),
+                cgroup_name: unit.name.clone(),
+            };
+            let started = match jarvis_shim::spawn(&rt.launcher, &spec).await {
                 Ok(s) => s,
                 Err(e) => {
                     log.note(&format!("cannot start: {e}"));
@@ -110,54 +138,48 @@ impl Runtime {
                     });
                 }
             };
-            let pid = spawned.pid;
-            log.note(&format!("started pid {pid}: {}", native.command.join(" ")));
-            send(Event::Spawned { gen, pid });
-
-            let pump = {
-                let log = log.clone();
-                let mut output = spawned.output;
-                tokio::spawn(async move {
-                    let mut buf = vec![0u8; 16 * 1024];
-                    loop {
-                        match output.read(&mut buf).await {
-                            Ok(0) | Err(_) => break,
-                            Ok(n) => log.write(&buf[..n]),
-                        }
-                    }
-                })
-            };
-            let status = spawned.child.wait().await;
-            // Whatever the main process left behind goes with it.
-            let cg = cgroup.clone();
-            if let Err(e) = blocking(move || cg.kill_all()).await {
-                tracing::warn!(unit = %unit.name, error = %e, "cannot empty cgroup");
-            }
-            // The pipe closes once every writer is gone; don't wait forever
-            // on a writer that escaped the cgroup.
-            let _ = tokio::time::timeout(Duration::from_secs(1), pump).await;
-            let oom_after = cgroup.stats().oom_kills.unwrap_or(0);
-            let exit = match status {
-                Ok(st) => {
-                    use std::os::unix::process::ExitStatusExt;
-                    ExitInfo {
-                        code: st.code(),
-                        signal: st.signal(),
-                        oom_killed: oom_after > oom_before,
-                    }
-                }
-                Err(e) => {
-                    tracing::error!(unit = %unit.name, error = %e, "cannot wait for process");
-                    ExitInfo {
-                        code: None,
-                        signal: None,
-                        oom_killed: false,
-                    }
-                }
-            };
-            log.note(&format!("pid {pid} {}", exit.describe()));
+            send(Event::Spawned {
+                gen,
+                pid: started.pid(),
+            });
+            let exit = rt.wait(&unit.name, started).await;
             send(Event::Exited { gen, exit });
         });
+    }
+
+    /// Watches a run found again after a daemon restart, reporting its exit
+    /// as generation `gen`.
+    pub fn watch(&self, unit: &str, gen: u64, started: Started, tx: UnboundedSender<Msg>) {
+        let rt = self.clone();
+        let unit = unit.to_string();
+        tokio::spawn(async move {
+            let exit = rt.wait(&unit, started).await;
+            let _ = tx.send(Msg::Unit {
+                name: unit,
+                event: Event::Exited { gen, exit },
+            });
+        });
+    }
+
+    /// Waits for a run's shim; a shim that died without an exit record
+    /// leaves the cgroup to us.
+    async fn wait(&self, unit: &str, started: Started) -> ExitInfo {
+        match jarvis_shim::wait(started, &self.run_dir).await {
+            Some(rec) => exit_info(rec),
+            None => {
+                tracing::warn!(
+                    unit,
+                    "the shim died without an exit record; emptying the cgroup"
+                );
+                let cg = self.cgroup(unit);
+                let _ = blocking(move || cg.kill_all()).await;
+                ExitInfo {
+                    code: None,
+                    signal: None,
+                    oom_killed: false,
+                }
+            }
+        }
     }
 
     /// Runs the unit's health check on its interval until aborted, sending

@@ -89,7 +89,8 @@ impl Jarvis {
             .expect("start jarvisd");
         self.daemon = Some(child);
         let deadline = Instant::now() + Duration::from_secs(10);
-        while !self.socket.exists() {
+        // A killed daemon leaves its socket file: wait for one that answers.
+        while std::os::unix::net::UnixStream::connect(&self.socket).is_err() {
             if let Some(st) = self.daemon.as_mut().unwrap().try_wait().unwrap() {
                 panic!("jarvisd exited {st}:\n{}", self.daemon_log());
             }
@@ -100,6 +101,10 @@ impl Jarvis {
             );
             std::thread::sleep(Duration::from_millis(10));
         }
+    }
+
+    pub fn daemon_pid(&self) -> i32 {
+        self.daemon.as_ref().expect("daemon running").id() as i32
     }
 
     /// SIGKILLs jarvisd (its units are left as they are).

@@ -411,3 +411,78 @@ fn starting_a_unit_starts_what_it_depends_on() {
     j.running("db");
     j.running("web");
 }
+
+#[test]
+fn units_outlive_a_killed_daemon_and_are_readopted() {
+    if !root() {
+        return;
+    }
+    let mut j = Jarvis::start(&[
+        (
+            "steady",
+            r#"
+[native]
+command = ["sh", "-c", "while true; do echo tick; sleep 0.1; done"]
+"#,
+        ),
+        (
+            "mortal",
+            r#"
+[native]
+command = ["sleep", "1000"]
+[restart]
+policy = "always"
+"#,
+        ),
+    ]);
+    let steady = j.running("steady")["pid"].as_i64().unwrap() as i32;
+    let mortal = j.running("mortal")["pid"].as_i64().unwrap() as i32;
+    let record: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(j.state.join("run/steady.run.json")).unwrap())
+            .unwrap();
+    let shim = record["shim_pid"].as_i64().unwrap() as i32;
+    assert_ne!(shim, steady);
+    // CVE-2019-5736: the shim and jarvisd run from a sealed in-memory copy.
+    for pid in [shim, j.daemon_pid()] {
+        let exe = std::fs::read_link(format!("/proc/{pid}/exe")).unwrap();
+        assert!(
+            exe.to_string_lossy().starts_with("/memfd:"),
+            "{pid}: {exe:?}"
+        );
+    }
+
+    j.kill_daemon();
+    // With no daemon: the units run on, their output is still logged, and
+    // one of them dies.
+    let log = j.state.join("logs/steady.log");
+    let ticks = || {
+        std::fs::read_to_string(&log)
+            .unwrap()
+            .matches("tick")
+            .count()
+    };
+    let before = ticks();
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(mortal),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(ticks() > before, "output is logged while jarvisd is away");
+    assert!(alive(steady));
+
+    j.spawn_daemon();
+    let u = j.running("steady");
+    assert_eq!(u["pid"], steady, "the same process, re-adopted");
+    let m = j.wait_unit("mortal", Duration::from_secs(10), |u| {
+        u["state"] == "running" && u["pid"].as_i64().is_some_and(|p| p as i32 != mortal)
+    });
+    assert_eq!(m["restarts"], 1, "the death while away counts: {m:#}");
+    assert!(j.logs("steady").contains("re-adopted"));
+    j.ok(&["stop", "steady"]);
+    assert!(
+        !alive(steady) && !alive(shim),
+        "stop ends the unit and its shim"
+    );
+    assert_eq!(j.read_cgroup("pids", "steady", "cgroup.procs"), "");
+}

@@ -15,18 +15,22 @@ use std::time::Duration;
 use toml::de::{DeString, DeTable, DeValue};
 use toml::Spanned;
 
+use crate::container::{
+    check_container_user, is_valid_id_name, normalize_path, parse_image_reference, parse_volume,
+    IMAGE_EXAMPLES,
+};
 use crate::diagnostic::{self, line_col, Diagnostic};
 use crate::schema::*;
 
 type Value<'i> = Spanned<DeValue<'i>>;
 type Key<'i> = Spanned<DeString<'i>>;
 
-/// Keys allowed at the top level of a unit file (`container` is recognised
-/// separately: it is reserved for container units).
+/// Keys allowed at the top level of a unit file.
 pub(crate) const TOP_KEYS: &[&str] = &[
     "description",
     "depends_on",
     "native",
+    "container",
     "env",
     "resources",
     "restart",
@@ -41,6 +45,16 @@ pub(crate) const NATIVE_KEYS: &[&str] = &[
     "group",
     "supplementary_groups",
     "working_dir",
+];
+pub(crate) const CONTAINER_KEYS: &[&str] = &[
+    "image",
+    "entrypoint",
+    "command",
+    "user",
+    "working_dir",
+    "network",
+    "volumes",
+    "read_only",
 ];
 pub(crate) const RESOURCES_KEYS: &[&str] =
     &["memory_max", "cpus", "cpu_weight", "pids_max", "cpuset"];
@@ -356,6 +370,26 @@ fn did_you_mean<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) -
     }
 }
 
+/// Advice for a key that belongs elsewhere: a key of the other kind of unit,
+/// or a `docker run` habit.
+fn key_hint(section: &str, key: &str) -> Option<&'static str> {
+    Some(match (section, key) {
+        ("container", "group" | "supplementary_groups") => {
+            "in a container, give the group with user = \"uid:gid\" or \"name:group\""
+        }
+        ("container", "ports" | "publish") => {
+            "there is no port mapping: with network = \"host\" the service listens on the host's \
+             ports directly"
+        }
+        ("container", "environment") => "set environment variables in an [env] section",
+        ("container", "mounts" | "binds") => {
+            "bind mounts go in volumes = [\"/host/dir:/container/dir\"]"
+        }
+        ("native", "image") => "an image runs in a [container] section, not [native]",
+        _ => return None,
+    })
+}
+
 /// A table of the unit file, with its unknown keys already reported.
 struct Section<'a, 'i> {
     name: &'static str,
@@ -384,7 +418,9 @@ impl<'a, 'i> Section<'a, 'i> {
         for (k, _) in &entries {
             let key: &str = k.get_ref();
             if !allowed.contains(&key) {
-                let hint = if TOP_KEYS.contains(&key) {
+                let hint = if let Some(hint) = key_hint(name, key) {
+                    format!("; {hint}")
+                } else if TOP_KEYS.contains(&key) {
                     format!(
                         "; if you meant the top-level {key:?}, move it above the first [section] header \
                          (keys below a header belong to that table)"
@@ -688,12 +724,7 @@ fn id(cx: &mut Cx<'_>, label: &str, v: &Value<'_>, what: &str) -> Option<String>
     match v.get_ref() {
         DeValue::String(s) => {
             let s = s.as_ref();
-            let ok = !s.is_empty()
-                && s.len() <= 32
-                && s.chars()
-                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.' | '$'))
-                && !s.starts_with('-');
-            if ok {
+            if is_valid_id_name(s) {
                 Some(s.to_string())
             } else {
                 cx.error(
@@ -731,9 +762,8 @@ struct Built {
 fn build(cx: &mut Cx<'_>, name: Option<String>, doc: &DeTable<'_>) -> Built {
     let mut description = None;
     let mut deps = Vec::new();
-    let mut native: Option<Native> = None;
-    let mut native_seen = false;
-    let mut container_seen = false;
+    let mut native: Option<ExecSection<Native>> = None;
+    let mut container: Option<ExecSection<Container>> = None;
     let mut env = BTreeMap::new();
     let mut resources = Resources::default();
     let mut restart = Restart::default();
@@ -749,16 +779,16 @@ fn build(cx: &mut Cx<'_>, name: Option<String>, doc: &DeTable<'_>) -> Built {
             "description" => description = string(cx, "description", v),
             "depends_on" => deps = depends_on(cx, name.as_deref(), v),
             "native" => {
-                native_seen = true;
-                native = parse_native(cx, v);
+                native = Some(ExecSection {
+                    key: k.span(),
+                    parsed: parse_native(cx, v),
+                })
             }
             "container" => {
-                container_seen = true;
-                cx.error(
-                    k.span(),
-                    "container units are not supported yet; run the program directly with a \
-                     [native] section (command = [...], user = ...)",
-                );
+                container = Some(ExecSection {
+                    key: k.span(),
+                    parsed: parse_container(cx, v),
+                })
             }
             "env" => env = parse_env(cx, v),
             "resources" => resources = parse_resources(cx, v),
@@ -781,20 +811,14 @@ fn build(cx: &mut Cx<'_>, name: Option<String>, doc: &DeTable<'_>) -> Built {
         }
     }
 
-    if !native_seen && !container_seen {
-        cx.missing(
-            0..0,
-            "missing [native] section: every unit needs one, with at least \
-             command = [\"/path/to/program\", \"arg\", ...]",
-        );
-    }
+    let exec = choose_exec(cx, native, container);
 
-    let unit = match (name, native) {
-        (Some(name), Some(native)) => Some(Unit {
+    let unit = match (name, exec) {
+        (Some(name), Some(exec)) => Some(Unit {
             name,
             description,
             depends_on: deps.iter().map(|(d, _)| d.clone()).collect(),
-            exec: Exec::Native(native),
+            exec,
             env,
             resources,
             restart,
@@ -809,6 +833,54 @@ fn build(cx: &mut Cx<'_>, name: Option<String>, doc: &DeTable<'_>) -> Built {
         unit,
         deps,
         has_health,
+    }
+}
+
+/// A `[native]` or `[container]` table: where its key is, and what it parsed
+/// to (`None` when it is not even a table).
+struct ExecSection<T> {
+    key: Range<usize>,
+    parsed: Option<T>,
+}
+
+/// Picks how the unit runs from its `[native]` and `[container]` sections.
+///
+/// Today a unit has exactly one of them. A later version allows both, with a
+/// top-level `run` key choosing which one runs; that choice belongs here,
+/// where both sections have already been parsed and checked on their own.
+fn choose_exec(
+    cx: &mut Cx<'_>,
+    native: Option<ExecSection<Native>>,
+    container: Option<ExecSection<Container>>,
+) -> Option<Exec> {
+    match (native, container) {
+        (None, None) => {
+            cx.missing(
+                0..0,
+                "missing [native] or [container] section: every unit needs one, either [native] \
+                 with command = [\"/path/to/program\", \"arg\", ...] or [container] with \
+                 image = \"registry/name:tag\"",
+            );
+            None
+        }
+        (Some(n), None) => n.parsed.map(Exec::Native),
+        (None, Some(c)) => c.parsed.map(Exec::Container),
+        (Some(n), Some(c)) => {
+            let (first, first_span, second_span) = if n.key.start <= c.key.start {
+                ("native", n.key, c.key)
+            } else {
+                ("container", c.key, n.key)
+            };
+            let (line, _) = line_col(cx.text, first_span.start);
+            cx.error(
+                second_span,
+                format!(
+                    "a unit has either a [native] or a [container] section, not both ([{first}] is on \
+                     line {line}); remove one, or split the service into two units"
+                ),
+            );
+            None
+        }
     }
 }
 
@@ -963,18 +1035,195 @@ fn parse_native(cx: &mut Cx<'_>, v: &Value<'_>) -> Option<Native> {
             ),
         }
     }
-    native.working_dir = s.with(cx, "working_dir", |cx, l, v| {
-        let dir = string(cx, l, v)?;
-        if !dir.starts_with('/') {
+    native.working_dir = s.with(cx, "working_dir", absolute_path);
+    Some(native)
+}
+
+fn absolute_path(cx: &mut Cx<'_>, label: &str, v: &Value<'_>) -> Option<String> {
+    let dir = string(cx, label, v)?;
+    if !dir.starts_with('/') {
+        cx.error(
+            v.span(),
+            format!("{label}: must be an absolute path (starting with /), got {dir:?}"),
+        );
+        return None;
+    }
+    Some(dir)
+}
+
+const NETWORKS: &[(&str, Network)] = &[("host", Network::Host), ("none", Network::None)];
+
+fn parse_container(cx: &mut Cx<'_>, v: &Value<'_>) -> Option<Container> {
+    let s = Section::open(cx, "container", v, CONTAINER_KEYS)?;
+    let image = match s.get("image") {
+        None => {
+            cx.missing(
+                s.span.clone(),
+                format!("[container] needs image = \"...\", {IMAGE_EXAMPLES}"),
+            );
+            None
+        }
+        Some(iv) => {
+            let label = s.label("image");
+            string(cx, &label, iv).and_then(|image| match parse_image_reference(&image) {
+                Ok(_) => Some(image),
+                Err(e) => {
+                    cx.error(
+                        iv.span(),
+                        format!(
+                            "{label}: invalid image reference {image:?}: {e}; {IMAGE_EXAMPLES}"
+                        ),
+                    );
+                    None
+                }
+            })
+        }
+    };
+    let entrypoint = s.with(cx, "entrypoint", |cx, l, v| {
+        container_argv(cx, l, v, "Entrypoint", "[\"/usr/bin/program\"]")
+    });
+    let command = s.with(cx, "command", |cx, l, v| {
+        container_argv(cx, l, v, "Cmd", "[\"serve\", \"--port\", \"8080\"]")
+    });
+    let user = s.with(cx, "user", container_user);
+    let working_dir = s.with(cx, "working_dir", absolute_path);
+    let network = s
+        .with(cx, "network", |cx, l, v| choice(cx, l, v, NETWORKS))
+        .unwrap_or(Network::Host);
+    let volumes = s.with(cx, "volumes", volumes).unwrap_or_default();
+    let read_only = s.with(cx, "read_only", boolean).unwrap_or(false);
+    Some(Container {
+        image: image?,
+        entrypoint,
+        command,
+        user,
+        working_dir,
+        network,
+        volumes,
+        read_only,
+    })
+}
+
+/// `entrypoint` or `command`: a non-empty argv that replaces the image's
+/// `image_field`.
+fn container_argv(
+    cx: &mut Cx<'_>,
+    label: &str,
+    v: &Value<'_>,
+    image_field: &str,
+    example: &str,
+) -> Option<Vec<String>> {
+    if v.get_ref().is_str() {
+        cx.error(
+            v.span(),
+            format!(
+                "{label}: expected a list of strings (argv, no shell), e.g. {example}; split {} \
+                 into its words",
+                cx.source(v.span())
+            ),
+        );
+        return None;
+    }
+    let list = string_list(cx, label, v, example)?;
+    if list.is_empty() {
+        cx.error(
+            v.span(),
+            format!(
+                "{label}: must not be empty; leave it out to keep the image's {image_field}, or \
+                 give the words, e.g. {example}"
+            ),
+        );
+        return None;
+    }
+    Some(list.into_iter().map(|(a, _)| a).collect())
+}
+
+/// `user` in `[container]`: "uid", "uid:gid", "name" or "name:group", or a
+/// plain integer uid.
+fn container_user(cx: &mut Cx<'_>, label: &str, v: &Value<'_>) -> Option<String> {
+    const FORMS: &str =
+        "write \"uid\", \"uid:gid\", \"name\" or \"name:group\", e.g. \"1000:1000\"";
+    match v.get_ref() {
+        DeValue::String(s) => match check_container_user(s) {
+            Ok(()) => Some(s.to_string()),
+            Err(e) => {
+                cx.error(
+                    v.span(),
+                    format!("{label}: invalid user {:?}: {e}; {FORMS}", s.as_ref()),
+                );
+                None
+            }
+        },
+        DeValue::Integer(_) => u64_in(cx, label, v, 0, u32::MAX.into()).map(|n| n.to_string()),
+        other => {
             cx.error(
                 v.span(),
-                format!("{l}: must be an absolute path (starting with /), got {dir:?}"),
+                format!(
+                    "{label}: expected a string, found {}; {FORMS}",
+                    a_type(other)
+                ),
             );
-            return None;
+            None
         }
-        Some(dir)
-    });
-    Some(native)
+    }
+}
+
+/// `volumes`: bind mounts `host:container[:ro]`, each container path once.
+fn volumes(cx: &mut Cx<'_>, label: &str, v: &Value<'_>) -> Option<Vec<Volume>> {
+    const EXAMPLE: &str = "[\"/srv/app:/data\", \"/etc/localtime:/etc/localtime:ro\"]";
+    let DeValue::Array(a) = v.get_ref() else {
+        cx.error(
+            v.span(),
+            format!(
+                "{label}: expected a list of bind mounts \"host:container[:ro]\", e.g. {EXAMPLE}, \
+                 found {}",
+                a_type(v.get_ref())
+            ),
+        );
+        return None;
+    };
+    let mut out = Vec::new();
+    // Normalised container path -> (the element that mounts it, its line).
+    let mut seen: BTreeMap<String, (String, usize)> = BTreeMap::new();
+    for item in a.iter() {
+        let DeValue::String(text) = item.get_ref() else {
+            cx.error(
+                item.span(),
+                format!(
+                    "{label}: expected every element to be a string \"host:container[:ro]\", found {}",
+                    a_type(item.get_ref())
+                ),
+            );
+            continue;
+        };
+        let text: &str = text;
+        let volume = match parse_volume(text) {
+            Ok(volume) => volume,
+            Err(e) => {
+                cx.error(
+                    item.span(),
+                    format!("{label}: invalid volume {text:?}: {e}"),
+                );
+                continue;
+            }
+        };
+        let key = normalize_path(&volume.container);
+        if let Some((first, line)) = seen.get(&key) {
+            cx.error(
+                item.span(),
+                format!(
+                    "{label}: the container path {:?} is already mounted by {first:?} (line {line}); \
+                     each container path may be mounted only once",
+                    volume.container
+                ),
+            );
+            continue;
+        }
+        let (line, _) = line_col(cx.text, item.span().start);
+        seen.insert(key, (text.to_string(), line));
+        out.push(volume);
+    }
+    Some(out)
 }
 
 fn parse_env(cx: &mut Cx<'_>, v: &Value<'_>) -> BTreeMap<String, String> {

@@ -30,6 +30,7 @@ impl Unit {
     pub fn kind(&self) -> Kind {
         match self.exec {
             Exec::Native(_) => Kind::Native,
+            Exec::Container(_) => Kind::Container,
         }
     }
 }
@@ -38,21 +39,61 @@ impl Unit {
 #[serde(rename_all = "kebab-case")]
 pub enum Kind {
     Native,
+    Container,
 }
 
 impl Kind {
     pub fn as_str(self) -> &'static str {
         match self {
             Kind::Native => "native",
+            Kind::Container => "container",
         }
     }
 }
 
-/// How the unit runs. `[container]` joins this enum in a later version.
+/// How the unit runs: `[native]` or `[container]`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Exec {
     Native(Native),
+    Container(Container),
+}
+
+/// `[container]`: an OCI image run through libcontainer.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Container {
+    /// A registry reference (`docker.io` and `library/` and `latest` are the
+    /// defaults) or `oci-layout:/path/to/dir:tag`.
+    pub image: String,
+    /// Overrides the image's Entrypoint.
+    pub entrypoint: Option<Vec<String>>,
+    /// Overrides the image's Cmd.
+    pub command: Option<Vec<String>>,
+    /// Overrides the image's User: "uid", "uid:gid", "name" or "name:group"
+    /// (names are looked up in the image's /etc/passwd and /etc/group).
+    pub user: Option<String>,
+    pub working_dir: Option<String>,
+    pub network: Network,
+    pub volumes: Vec<Volume>,
+    /// A read-only root filesystem.
+    pub read_only: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Network {
+    /// The host's network namespace (the default).
+    Host,
+    /// A new network namespace with only loopback.
+    None,
+}
+
+/// A bind mount `host:container[:ro]`; both paths absolute.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Volume {
+    pub host: String,
+    pub container: String,
+    pub read_only: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -30,6 +30,20 @@ fn render(diags: &[Diagnostic]) -> String {
     diags.iter().map(|d| format!("{d}\n")).collect()
 }
 
+fn native(u: &Unit) -> &Native {
+    match &u.exec {
+        Exec::Native(n) => n,
+        other => panic!("{}: expected a native unit, got {other:?}", u.name),
+    }
+}
+
+fn container(u: &Unit) -> &Container {
+    match &u.exec {
+        Exec::Container(c) => c,
+        other => panic!("{}: expected a container unit, got {other:?}", u.name),
+    }
+}
+
 #[test]
 fn minimal_unit_gets_defaults() {
     let u = ok(MIN);
@@ -167,7 +181,7 @@ max_files = 9
             },
         ]
     );
-    let Exec::Native(n) = &u.exec;
+    let n = native(&u);
     assert_eq!(n.command, vec!["/usr/bin/ollama", "serve"]);
     assert_eq!(n.user.as_deref(), Some("ollama"));
     assert_eq!(n.group.as_deref(), Some("ollama"));
@@ -312,7 +326,7 @@ fn scalar_forms() {
     assert_eq!(u.resources.cpus, Some(1.0));
     // user and group as numeric ids.
     let u = ok("[native]\ncommand = [\"/bin/x\"]\nuser = 1000\ngroup = 1000\n");
-    let Exec::Native(n) = &u.exec;
+    let n = native(&u);
     assert_eq!(
         (n.user.as_deref(), n.group.as_deref()),
         (Some("1000"), Some("1000"))
@@ -344,13 +358,346 @@ fn depends_on_list_means_started() {
     assert_eq!(u.depends_on[1].unit, "alpha");
 }
 
+#[test]
+fn minimal_container_unit_gets_defaults() {
+    let u = ok("[container]\nimage = \"nginx\"\n");
+    assert_eq!(u.kind(), Kind::Container);
+    assert_eq!(
+        u.exec,
+        Exec::Container(Container {
+            image: "nginx".into(),
+            entrypoint: None,
+            command: None,
+            user: None,
+            working_dir: None,
+            network: Network::Host,
+            volumes: vec![],
+            read_only: false,
+        })
+    );
+    // The other sections keep the same defaults as for a native unit.
+    let native = ok(MIN);
+    assert_eq!(u.env, native.env);
+    assert_eq!(u.resources, native.resources);
+    assert_eq!(u.restart, native.restart);
+    assert_eq!(u.health, native.health);
+    assert_eq!(u.stop, native.stop);
+    assert_eq!(u.security, native.security);
+    assert_eq!(u.logs, native.logs);
+    // Dotted keys work as for [native].
+    let u = ok("container.image = \"nginx\"\ncontainer.network = \"none\"\n");
+    assert_eq!(container(&u).network, Network::None);
+}
+
+#[test]
+fn every_container_key_parses() {
+    let text = r#"
+description = "Home Assistant"
+depends_on = { mosquitto = "healthy" }
+
+[container]
+image = "docker.io/homeassistant/home-assistant:2024.12"
+entrypoint = ["/init"]
+command = ["python3", "-m", "homeassistant", "--config", "/config"]
+user = "1000:1000"
+working_dir = "/config"
+network = "host"
+volumes = [
+    "/srv/ha:/config",
+    "/etc/localtime:/etc/localtime:ro",
+    "/run/dbus:/run/dbus:rw",
+]
+read_only = true
+
+[env]
+TZ = "Europe/Paris"
+
+[resources]
+memory_max = "2G"
+cpus = 2
+pids_max = 512
+
+[restart]
+policy = "always"
+
+[health]
+http = "http://127.0.0.1:8123/manifest.json"
+start_period = "3m"
+
+[stop]
+signal = "SIGTERM"
+timeout = "60s"
+
+[security]
+capabilities = ["net_raw"]
+no_new_privileges = true
+
+[logs]
+max_size = "10M"
+max_files = 5
+"#;
+    let u = ok(text);
+    assert_eq!(u.kind(), Kind::Container);
+    assert_eq!(u.kind().as_str(), "container");
+    assert_eq!(
+        u.exec,
+        Exec::Container(Container {
+            image: "docker.io/homeassistant/home-assistant:2024.12".into(),
+            entrypoint: Some(vec!["/init".into()]),
+            command: Some(vec![
+                "python3".into(),
+                "-m".into(),
+                "homeassistant".into(),
+                "--config".into(),
+                "/config".into()
+            ]),
+            user: Some("1000:1000".into()),
+            working_dir: Some("/config".into()),
+            network: Network::Host,
+            volumes: vec![
+                Volume {
+                    host: "/srv/ha".into(),
+                    container: "/config".into(),
+                    read_only: false
+                },
+                Volume {
+                    host: "/etc/localtime".into(),
+                    container: "/etc/localtime".into(),
+                    read_only: true
+                },
+                Volume {
+                    host: "/run/dbus".into(),
+                    container: "/run/dbus".into(),
+                    read_only: false
+                },
+            ],
+            read_only: true,
+        })
+    );
+    assert_eq!(
+        u.depends_on,
+        [Dependency {
+            unit: "mosquitto".into(),
+            condition: Condition::Healthy
+        }]
+    );
+    assert_eq!(u.env.get("TZ").map(String::as_str), Some("Europe/Paris"));
+    assert_eq!(u.resources.memory_max, Some(2 << 30));
+    assert_eq!(u.restart.policy, RestartPolicy::Always);
+    assert_eq!(
+        u.health.as_ref().map(|h| h.start_period),
+        Some(Duration::from_secs(180))
+    );
+    assert_eq!(u.stop.timeout, Duration::from_secs(60));
+    assert_eq!(u.security.capabilities, ["CAP_NET_RAW"]);
+    assert_eq!(u.logs.max_files, 5);
+    // The typed unit round-trips through JSON (the daemon saves it).
+    let json = serde_json::to_string(&u).unwrap();
+    assert_eq!(serde_json::from_str::<Unit>(&json).unwrap(), u);
+}
+
+#[test]
+fn container_value_forms() {
+    let c = |snippet: &str| -> Container {
+        container(&ok(&format!("[container]\nimage = \"nginx\"\n{snippet}\n"))).clone()
+    };
+    for (snippet, user) in [
+        ("user = \"1000\"", "1000"),
+        ("user = \"1000:1000\"", "1000:1000"),
+        ("user = \"nobody\"", "nobody"),
+        ("user = \"www-data:www-data\"", "www-data:www-data"),
+        ("user = \"app:0\"", "app:0"),
+        ("user = 0", "0"),
+        ("user = 65534", "65534"),
+    ] {
+        assert_eq!(c(snippet).user.as_deref(), Some(user), "{snippet}");
+    }
+    assert_eq!(c("network = \"none\"").network, Network::None);
+    assert_eq!(c("network = \"host\"").network, Network::Host);
+    assert!(c("volumes = []").volumes.is_empty());
+    assert!(!c("read_only = false").read_only);
+    // Arguments may be empty strings; only the list itself must not be.
+    assert_eq!(
+        c("command = [\"--name\", \"\"]").command,
+        Some(vec!["--name".into(), String::new()])
+    );
+    let v = c("volumes = [\"/srv/a:/a:ro\", \"/srv/b:/b:rw\", \"/srv/c/:/c/\", \"/srv/x:/a/x\"]")
+        .volumes;
+    let got: Vec<(&str, &str, bool)> = v
+        .iter()
+        .map(|v| (v.host.as_str(), v.container.as_str(), v.read_only))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            ("/srv/a", "/a", true),
+            ("/srv/b", "/b", false),
+            ("/srv/c/", "/c/", false),
+            ("/srv/x", "/a/x", false)
+        ]
+    );
+    // The same host path may be mounted at two places.
+    assert_eq!(
+        c("volumes = [\"/srv/a:/a\", \"/srv/a:/b\"]").volumes.len(),
+        2
+    );
+}
+
+#[test]
+fn image_references() {
+    const DIGEST: &str = "sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+    // (as written, fully qualified)
+    let cases = [
+        ("nginx", "docker.io/library/nginx:latest".to_string()),
+        ("nginx:1.27", "docker.io/library/nginx:1.27".into()),
+        ("library/nginx", "docker.io/library/nginx:latest".into()),
+        (
+            "homeassistant/home-assistant:2024.12",
+            "docker.io/homeassistant/home-assistant:2024.12".into(),
+        ),
+        (
+            "docker.io/homeassistant/home-assistant:2024.12",
+            "docker.io/homeassistant/home-assistant:2024.12".into(),
+        ),
+        ("docker.io/nginx", "docker.io/library/nginx:latest".into()),
+        (
+            "ghcr.io/home-assistant/home-assistant:2024.12",
+            "ghcr.io/home-assistant/home-assistant:2024.12".into(),
+        ),
+        (
+            "ghcr.io/open-webui/open-webui:main",
+            "ghcr.io/open-webui/open-webui:main".into(),
+        ),
+        ("localhost/app", "localhost/app:latest".into()),
+        (
+            "localhost:5000/team/app:v1.2.3-rc_1",
+            "localhost:5000/team/app:v1.2.3-rc_1".into(),
+        ),
+        (
+            "registry.example.com:5000/a/b/c",
+            "registry.example.com:5000/a/b/c:latest".into(),
+        ),
+        ("[::1]:5000/app:x", "[::1]:5000/app:x".into()),
+        (
+            "a__b/c---d.e_f:_tag",
+            "docker.io/a__b/c---d.e_f:_tag".into(),
+        ),
+        ("localhost:5000", "docker.io/library/localhost:5000".into()),
+        (
+            &*format!("nginx@{DIGEST}"),
+            format!("docker.io/library/nginx@{DIGEST}"),
+        ),
+        (
+            &*format!("quay.io/org/app:1.0@{DIGEST}"),
+            format!("quay.io/org/app:1.0@{DIGEST}"),
+        ),
+        (
+            "oci-layout:/var/lib/images/nginx:latest",
+            "oci-layout:/var/lib/images/nginx:latest".into(),
+        ),
+        (
+            "oci-layout:/srv/oci:dir:v1",
+            "oci-layout:/srv/oci:dir:v1".into(),
+        ),
+    ];
+    for (image, full) in &cases {
+        let r = parse_image_reference(image).unwrap_or_else(|e| panic!("{image}: {e}"));
+        assert_eq!(&r.to_string(), full, "{image}");
+        // And the unit file accepts it.
+        let u = ok(&format!("[container]\nimage = \"{image}\"\n"));
+        assert_eq!(&container(&u).image, image, "the image is kept as written");
+    }
+    assert_eq!(
+        parse_image_reference("ghcr.io/open-webui/open-webui:main"),
+        Ok(ImageReference::Registry {
+            registry: "ghcr.io".into(),
+            repository: "open-webui/open-webui".into(),
+            tag: Some("main".into()),
+            digest: None,
+        })
+    );
+    assert_eq!(
+        parse_image_reference(&format!("nginx@{DIGEST}")),
+        Ok(ImageReference::Registry {
+            registry: "docker.io".into(),
+            repository: "library/nginx".into(),
+            tag: None,
+            digest: Some(DIGEST.into()),
+        })
+    );
+    assert_eq!(
+        parse_image_reference("oci-layout:/srv/oci:dir:v1"),
+        Ok(ImageReference::OciLayout {
+            path: "/srv/oci:dir".into(),
+            tag: "v1".into(),
+        })
+    );
+    for bad in [
+        "",
+        " nginx",
+        "nginx:",
+        "Nginx",
+        "nginx/",
+        "/nginx",
+        "ghcr.io/",
+        "ghcr.io//app",
+        "ghcr.io:0/app",
+        "bad_host.io:5000/app",
+        "[::1/app",
+        "nginx:a/b",
+        "nginx@sha256:ABCDEF",
+        "nginx@",
+        "http://docker.io/nginx",
+        "oci-layout:",
+        "oci-layout:/dir",
+        "oci-layout:dir:tag",
+        "oci-layout:/a:b/c",
+    ] {
+        assert!(
+            parse_image_reference(bad).is_err(),
+            "{bad:?} parsed as {:?}",
+            parse_image_reference(bad)
+        );
+    }
+    let long_tag = format!("nginx:{}", "a".repeat(129));
+    assert!(parse_image_reference(&long_tag).is_err());
+    assert!(parse_image_reference(&format!("nginx:{}", "a".repeat(128))).is_ok());
+}
+
+#[test]
+fn volume_helper() {
+    assert_eq!(
+        parse_volume("/etc/localtime:/etc/localtime:ro"),
+        Ok(Volume {
+            host: "/etc/localtime".into(),
+            container: "/etc/localtime".into(),
+            read_only: true
+        })
+    );
+    assert_eq!(parse_volume("/a:/b").map(|v| v.read_only), Ok(false));
+    for bad in [
+        "",
+        "/a",
+        "/a:/b:ro:x",
+        "a:/b",
+        "/a:b",
+        "/a:/",
+        "/a:/b/..",
+        "/a:/b:RO",
+    ] {
+        assert!(parse_volume(bad).is_err(), "{bad:?}");
+    }
+}
+
 /// Each case: file text, expected `line:col`, and a fragment of the message.
 const ERROR_CASES: &[(&str, &str, &str)] = &[
     // Structure.
     ("nmae = \"x\"\n[native]\ncommand = [\"/bin/true\"]\n", "1:1", "unknown key \"nmae\" at the top level; expected one of: description, depends_on, native"),
-    ("description = \"x\"\n", "1:1", "missing [native] section"),
-    ("", "1:1", "missing [native] section"),
-    ("[container]\nimage = \"nginx\"\n", "1:2", "container units are not supported yet"),
+    ("description = \"x\"\n", "1:1", "missing [native] or [container] section: every unit needs one, either [native] with command = [\"/path/to/program\", \"arg\", ...] or [container] with image = "),
+    ("", "1:1", "missing [native] or [container] section"),
+    ("[native]\ncommand = [\"/bin/true\"]\n[container]\nimage = \"nginx\"\n", "3:2", "a unit has either a [native] or a [container] section, not both ([native] is on line 1); remove one"),
+    ("[container]\nimage = \"nginx\"\n\n[native]\ncommand = [\"/bin/true\"]\n", "4:2", "not both ([container] is on line 1)"),
+    ("container = \"nginx\"\n", "1:13", "container: expected a table (a [container] section), found a string"),
     ("restart = \"always\"\n[native]\ncommand = [\"/bin/true\"]\n", "1:11", "restart: expected a table (a [restart] section), found a string"),
     ("description = 5\n[native]\ncommand = [\"/bin/true\"]\n", "1:15", "description: expected a string, found an integer"),
     // Syntax.
@@ -431,6 +778,64 @@ const ERROR_CASES: &[(&str, &str, &str)] = &[
     ("depends_on = [7]\n[native]\ncommand = [\"/bin/x\"]\n", "1:15", "depends_on: expected unit names (strings) in the list, found an integer"),
     ("depends_on = { web = \"started\" }\n[native]\ncommand = [\"/bin/x\"]\n", "1:16", "depends_on: unit \"web\" depends on itself; remove this entry"),
     ("depends_on = [\"web\"]\n[native]\ncommand = [\"/bin/x\"]\n", "1:15", "depends_on: unit \"web\" depends on itself"),
+    // [container]
+    ("[container]\nentrypoint = [\"/init\"]\n", "1:1", "[container] needs image = \"...\", e.g. \"docker.io/library/nginx:1.27\""),
+    ("[container]\nimage = \"\"\n", "2:9", "container.image: invalid image reference \"\": the image reference is empty"),
+    ("[container]\nimage = \"home assistant\"\n", "2:9", "an image reference must not contain spaces"),
+    ("[container]\nimage = 5\n", "2:9", "container.image: expected a string, found an integer"),
+    ("[container]\nimage = \"oci-layout:images/nginx:latest\"\n", "2:9", "the layout directory \"images/nginx\" must be an absolute path; write oci-layout:/path/to/dir:tag"),
+    ("[container]\nimage = \"oci-layout:/var/lib/images/nginx\"\n", "2:9", "an oci-layout image needs a tag"),
+    ("[container]\nimage = \"oci-layout:/var/lib/images/nginx:\"\n", "2:9", "the tag after the last ':' is empty"),
+    ("[container]\nimage = \"ghcr.io/Home-Assistant/home-assistant\"\n", "2:9", "repository paths are lower-case: write \"home-assistant\""),
+    ("[container]\nimage = \"nginx:\"\n", "2:9", "the tag after ':' is empty"),
+    ("[container]\nimage = \"nginx:-rc1\"\n", "2:9", "the tag \"-rc1\" must start with a letter, a digit or '_'"),
+    ("[container]\nimage = \"nginx@sha256:abc123\"\n", "2:9", "the digest must be sha256: and 64 lowercase hex digits, got 6 characters"),
+    ("[container]\nimage = \"nginx@md5:abc\"\n", "2:9", "the digest \"md5:abc\" must be sha256:<64 hex digits>"),
+    ("[container]\nimage = \"https://ghcr.io/owner/app:1\"\n", "2:9", "leave out the scheme (https://)"),
+    ("[container]\nimage = \"registry.local:99999/app\"\n", "2:9", "the registry port \"99999\" is not a number"),
+    ("[container]\nimage = \"owner//app\"\n", "2:9", "the repository path has an empty component"),
+    ("[container]\nimage = \"owner/-app\"\n", "2:9", "\"-app\" must start and end with a letter or a digit"),
+    ("[container]\nimage = \"owner/a.-b\"\n", "2:9", "has the separator \".-\""),
+    ("[container]\nimage = \"owner/my+app\"\n", "2:9", "\"my+app\" has '+'"),
+    ("[container]\nimage = \"nginx\"\nentrypoint = []\n", "3:14", "container.entrypoint: must not be empty; leave it out to keep the image's Entrypoint"),
+    ("[container]\nimage = \"nginx\"\ncommand = []\n", "3:11", "container.command: must not be empty; leave it out to keep the image's Cmd"),
+    ("[container]\nimage = \"nginx\"\ncommand = \"hass -c /config\"\n", "3:11", "container.command: expected a list of strings (argv, no shell), e.g. [\"serve\", \"--port\", \"8080\"]; split \"hass -c /config\" into its words"),
+    ("[container]\nimage = \"nginx\"\nentrypoint = [\"/init\", 1]\n", "3:24", "container.entrypoint: expected every element to be a string, found an integer"),
+    ("[container]\nimage = \"nginx\"\nuser = \"1000:\"\n", "3:8", "container.user: invalid user \"1000:\": the group is empty; write \"uid\", \"uid:gid\", \"name\" or \"name:group\""),
+    ("[container]\nimage = \"nginx\"\nuser = \":1000\"\n", "3:8", "the user is empty"),
+    ("[container]\nimage = \"nginx\"\nuser = \"1000:1000:1000\"\n", "3:8", "it has more than one ':'"),
+    ("[container]\nimage = \"nginx\"\nuser = \"bad user\"\n", "3:8", "\"bad user\" is not a valid user name"),
+    ("[container]\nimage = \"nginx\"\nuser = \"app:bad group\"\n", "3:8", "\"bad group\" is not a valid group name"),
+    ("[container]\nimage = \"nginx\"\nuser = \"4294967296\"\n", "3:8", "the user id 4294967296 is too large"),
+    ("[container]\nimage = \"nginx\"\nuser = \"\"\n", "3:8", "invalid user \"\": it is empty"),
+    ("[container]\nimage = \"nginx\"\nuser = -1\n", "3:8", "container.user: must be at least 0, got -1"),
+    ("[container]\nimage = \"nginx\"\nuser = true\n", "3:8", "container.user: expected a string, found a boolean"),
+    ("[container]\nimage = \"nginx\"\nworking_dir = \"config\"\n", "3:15", "container.working_dir: must be an absolute path (starting with /), got \"config\""),
+    ("[container]\nimage = \"nginx\"\nnetwork = \"bridge\"\n", "3:11", "container.network: unknown value \"bridge\"; expected one of: host, none"),
+    ("[container]\nimage = \"nginx\"\nnetwork = \"hosts\"\n", "3:11", "did you mean \"host\"?"),
+    ("[container]\nimage = \"nginx\"\nnetwork = false\n", "3:11", "container.network: expected a string, one of: host, none; found a boolean"),
+    ("[container]\nimage = \"nginx\"\nvolumes = \"/srv/a:/a\"\n", "3:11", "container.volumes: expected a list of bind mounts \"host:container[:ro]\""),
+    ("[container]\nimage = \"nginx\"\nvolumes = [1]\n", "3:12", "container.volumes: expected every element to be a string \"host:container[:ro]\", found an integer"),
+    ("[container]\nimage = \"nginx\"\nvolumes = [\"/srv/a\"]\n", "3:12", "container.volumes: invalid volume \"/srv/a\": expected host:container"),
+    ("[container]\nimage = \"nginx\"\nvolumes = [\"srv/a:/a\"]\n", "3:12", "the host path \"srv/a\" must be absolute"),
+    ("[container]\nimage = \"nginx\"\nvolumes = [\"data:/data\"]\n", "3:12", "named volumes are not supported; give an absolute host directory, e.g. \"/srv/data:/data\""),
+    ("[container]\nimage = \"nginx\"\nvolumes = [\":/data\"]\n", "3:12", "the host path is empty"),
+    ("[container]\nimage = \"nginx\"\nvolumes = [\"/srv/a:data\"]\n", "3:12", "the container path \"data\" must be absolute"),
+    ("[container]\nimage = \"nginx\"\nvolumes = [\"/srv/a:\"]\n", "3:12", "the container path is empty"),
+    ("[container]\nimage = \"nginx\"\nvolumes = [\"/srv/../etc:/a\"]\n", "3:12", "the host path \"/srv/../etc\" must not contain \"..\""),
+    ("[container]\nimage = \"nginx\"\nvolumes = [\"/srv/a:/a/../etc\"]\n", "3:12", "the container path \"/a/../etc\" must not contain \"..\""),
+    ("[container]\nimage = \"nginx\"\nvolumes = [\"/srv/a:/a:rx\"]\n", "3:12", "unknown mode \"rx\": the mode is ro or rw"),
+    ("[container]\nimage = \"nginx\"\nvolumes = [\"/srv/a:/a:ro:z\"]\n", "3:12", "too many ':'"),
+    ("[container]\nimage = \"nginx\"\nvolumes = [\"/srv/root:/\"]\n", "3:12", "cannot mount over the container's root directory"),
+    ("[container]\nimage = \"nginx\"\nvolumes = [\"/srv/a:/data\", \"/srv/b:/data/\"]\n", "3:28", "container.volumes: the container path \"/data/\" is already mounted by \"/srv/a:/data\" (line 3); each container path may be mounted only once"),
+    ("[container]\nimage = \"nginx\"\nvolumes = [\n  \"/srv/a:/data:ro\",\n  \"/etc/localtime:/etc/localtime:ro\",\n  \"/srv/b://data\",\n]\n", "6:3", "already mounted by \"/srv/a:/data:ro\" (line 4)"),
+    ("[container]\nimage = \"nginx\"\nread_only = \"yes\"\n", "3:13", "container.read_only: expected true or false, found a string"),
+    ("[container]\nimage = \"nginx\"\nports = [\"8123:8123\"]\n", "3:1", "unknown key \"ports\" in [container]; expected one of: image, entrypoint, command, user, working_dir, network, volumes, read_only; there is no port mapping"),
+    ("[container]\nimage = \"nginx\"\ngroup = \"dialout\"\n", "3:1", "unknown key \"group\" in [container]; expected one of: image, entrypoint, command, user, working_dir, network, volumes, read_only; in a container, give the group with user = \"uid:gid\""),
+    ("[container]\nimage = \"nginx\"\nenvironment = { TZ = \"UTC\" }\n", "3:1", "set environment variables in an [env] section"),
+    ("[container]\nimage = \"nginx\"\nvolume = [\"/a:/a\"]\n", "3:1", "unknown key \"volume\" in [container]; expected one of: image, entrypoint, command, user, working_dir, network, volumes, read_only (did you mean \"volumes\"?)"),
+    ("[container]\nimage = \"nginx\"\ndescription = \"x\"\n", "3:1", "if you meant the top-level \"description\", move it above the first [section] header"),
+    ("[native]\ncommand = [\"/bin/x\"]\nimage = \"nginx\"\n", "3:1", "unknown key \"image\" in [native]; expected one of: command, user, group, supplementary_groups, working_dir; an image runs in a [container] section, not [native]"),
 ];
 
 #[test]
@@ -909,10 +1314,20 @@ fn homelab_units_validate() {
         }]
     );
     assert!(webui.env.contains_key("OLLAMA_BASE_URL"));
+    let c = container(webui);
+    assert_eq!(c.image, "ghcr.io/open-webui/open-webui:main");
+    assert_eq!(c.network, Network::Host);
+    assert_eq!(
+        c.volumes,
+        [Volume {
+            host: "/srv/open-webui".into(),
+            container: "/app/backend/data".into(),
+            read_only: false
+        }]
+    );
     let ts = set.get("tailscale").unwrap();
     assert_eq!(ts.security.capabilities, ["CAP_NET_ADMIN", "CAP_NET_RAW"]);
-    let Exec::Native(n) = &ts.exec;
-    assert_eq!(n.user, None);
+    assert_eq!(native(ts).user, None);
     let ollama = set.get("ollama").unwrap();
     assert!(
         matches!(&ollama.health.as_ref().unwrap().probe, Probe::Http(u) if u.ends_with("/api/version"))
@@ -922,9 +1337,34 @@ fn homelab_units_validate() {
         Some("127.0.0.1:11434")
     );
     let ha = set.get("home-assistant").unwrap();
-    let Exec::Native(n) = &ha.exec;
-    assert_eq!(n.user.as_deref(), Some("homeassistant"));
-    assert_eq!(n.supplementary_groups, ["dialout"]);
+    let c = container(ha);
+    assert_eq!(c.image, "ghcr.io/home-assistant/home-assistant:2024.12");
+    assert_eq!(c.network, Network::Host);
+    assert_eq!(
+        c.volumes,
+        [
+            Volume {
+                host: "/srv/home-assistant".into(),
+                container: "/config".into(),
+                read_only: false
+            },
+            Volume {
+                host: "/etc/localtime".into(),
+                container: "/etc/localtime".into(),
+                read_only: true
+            }
+        ]
+    );
+    assert_eq!(
+        ha.depends_on,
+        [Dependency {
+            unit: "mosquitto".into(),
+            condition: Condition::Healthy
+        }]
+    );
+    assert!(
+        matches!(&ha.health.as_ref().unwrap().probe, Probe::Http(u) if u == "http://127.0.0.1:8123/manifest.json")
+    );
     let z2m = set.get("zigbee2mqtt").unwrap();
     assert_eq!(
         z2m.depends_on,
@@ -933,14 +1373,19 @@ fn homelab_units_validate() {
             condition: Condition::Started
         }]
     );
-    // Every unit but tailscale runs as a non-root user, and nothing keeps
-    // capabilities except tailscale.
+    // ollama and tailscale stay native.
+    assert_eq!(ollama.kind(), Kind::Native);
+    assert_eq!(ts.kind(), Kind::Native);
+    // Every native unit but tailscale runs as a non-root user (containers
+    // run as their image's user), and nothing keeps capabilities except
+    // tailscale.
     for u in set.iter() {
-        let Exec::Native(n) = &u.exec;
         if u.name == "tailscale" {
             continue;
         }
-        assert!(n.user.is_some(), "{} runs as root", u.name);
+        if let Exec::Native(n) = &u.exec {
+            assert!(n.user.is_some(), "{} runs as root", u.name);
+        }
         assert!(
             u.security.capabilities.is_empty(),
             "{} keeps capabilities",
@@ -994,4 +1439,67 @@ fn cross_unit_errors_are_reported_alongside_file_errors() {
     assert!(d[2]
         .message
         .contains("no unit named \"dbx\" (known: db, web)"));
+}
+
+#[test]
+fn container_file_reports_every_problem_in_order() {
+    let text = r#"[container]
+image = "Nginx:latest"
+entrypoint = []
+user = "1000:"
+network = "bridge"
+volumes = ["/srv/a:/data", "data:/x", "/srv/b:/data"]
+read_only = 1
+group = "x"
+"#;
+    let diags = errs(text);
+    let got: Vec<String> = diags
+        .iter()
+        .map(|d| format!("{}:{}", d.line, d.col))
+        .collect();
+    assert_eq!(
+        got,
+        ["2:9", "3:14", "4:8", "5:11", "6:28", "6:39", "7:13", "8:1"],
+        "{}",
+        render(&diags)
+    );
+}
+
+#[test]
+fn container_units_in_a_set() {
+    let web = "depends_on = { db = \"healthy\" }\n[container]\nimage = \"ghcr.io/example/web:1\"\n\
+               volumes = [\"/srv/web:/data\"]\n";
+    let db = "[container]\nimage = \"postgres:16\"\n[health]\ntcp = \"127.0.0.1:5432\"\n";
+    let s = Scratch::new(&[
+        ("db.toml", db),
+        ("web.toml", web),
+        ("worker.toml", &with_deps("{ web = \"started\" }")),
+    ]);
+    let set = load_dir(&s.0).unwrap_or_else(|d| panic!("{}", render(&d)));
+    assert_eq!(set.start_order(), ["db", "web", "worker"]);
+    assert_eq!(set.get("db").unwrap().kind(), Kind::Container);
+    assert_eq!(set.get("worker").unwrap().kind(), Kind::Native);
+    let units: Vec<Unit> = set.iter().cloned().collect();
+    assert_eq!(UnitSet::from_units(units).unwrap(), set);
+
+    // `healthy` on a container without [health] is caught as for native
+    // units, and a container unit with errors still counts as existing.
+    let s = Scratch::new(&[
+        ("db.toml", "[container]\nimage = \"postgres:16\"\n"),
+        (
+            "web.toml",
+            "depends_on = { db = \"healthy\" }\n[container]\nimage = \"bad image\"\n",
+        ),
+    ]);
+    let d = load_err(&s);
+    let got: Vec<String> = d
+        .iter()
+        .map(|d| {
+            let file = d.file.file_name().unwrap().to_string_lossy().into_owned();
+            format!("{file}:{}:{}", d.line, d.col)
+        })
+        .collect();
+    assert_eq!(got, ["web.toml:1:16", "web.toml:3:9"], "{}", render(&d));
+    assert!(d[0].message.contains("unit \"db\" has no health check"));
+    assert!(d[1].message.contains("invalid image reference"));
 }

@@ -84,51 +84,108 @@ pub struct Spawned {
     pub output: tokio::net::unix::pipe::Receiver,
 }
 
-/// Starts `spec` by running `launcher LAUNCH_ARG` and waits (asynchronously)
-/// until the command has been exec'd, or the launcher reports why it could
-/// not. stdin is /dev/null.
-pub async fn spawn(launcher: &Path, spec: &LaunchSpec) -> Result<Spawned, SpawnError> {
+/// A launcher command ready to spawn, with the descriptors the parent must
+/// close right after spawning it.
+struct Prepared {
+    cmd: std::process::Command,
+    /// Read end of the error pipe: EOF without bytes means exec succeeded.
+    err_r: OwnedFd,
+    /// The spec memfd and the error pipe's write end: the child's copies.
+    parent_copies: (OwnedFd, OwnedFd),
+}
+
+fn prepare(launcher: &Path, spec: &LaunchSpec, output: OwnedFd) -> Result<Prepared, SpawnError> {
     let launcher_err = |err: std::io::Error| SpawnError::Launcher {
         path: launcher.to_path_buf(),
         err,
     };
     let json = serde_json::to_vec(spec)
         .map_err(|e| SpawnError::Setup(format!("serialize launch spec: {e}")))?;
-    let spec_fd = memfd_with(&json).map_err(launcher_err)?;
-    let (out_r, out_w) = cloexec_pipe().map_err(launcher_err)?;
+    let spec_fd = memfd_with(c"jarvis-launch-spec", &json).map_err(launcher_err)?;
     let (err_r, err_w) = cloexec_pipe().map_err(launcher_err)?;
-    let out_w2 = out_w.try_clone().map_err(launcher_err)?;
+    let output2 = output.try_clone().map_err(launcher_err)?;
     let inherit = [spec_fd.as_raw_fd(), err_w.as_raw_fd()];
 
-    let mut cmd = tokio::process::Command::new(launcher);
+    let mut cmd = std::process::Command::new(launcher);
     cmd.arg(LAUNCH_ARG)
         .env_clear()
         .env(FDS_ENV, format!("{},{}", inherit[0], inherit[1]))
         .stdin(Stdio::null())
-        .stdout(Stdio::from(out_w))
-        .stderr(Stdio::from(out_w2))
-        .kill_on_drop(false);
-    // SAFETY: only fcntl(2), which is async-signal-safe, runs in the child.
-    unsafe {
-        cmd.pre_exec(move || {
-            for fd in inherit {
-                if libc::fcntl(fd, libc::F_SETFD, 0) < 0 {
-                    return Err(std::io::Error::last_os_error());
-                }
-            }
-            Ok(())
-        });
-    }
+        .stdout(Stdio::from(output))
+        .stderr(Stdio::from(output2));
+    inherit_fds(&mut cmd, inherit);
+    Ok(Prepared {
+        cmd,
+        err_r,
+        parent_copies: (spec_fd, err_w),
+    })
+}
+
+fn report(bytes: &[u8]) -> Option<SpawnError> {
+    (!bytes.is_empty())
+        .then(|| SpawnError::Setup(String::from_utf8_lossy(bytes).trim().to_string()))
+}
+
+/// Starts `spec` through the launcher with stdout and stderr on `output`,
+/// blocking until the command has been exec'd or the launcher reports why
+/// it could not. stdin is /dev/null. For single-threaded callers (the shim).
+pub fn spawn_blocking(
+    launcher: &Path,
+    spec: &LaunchSpec,
+    output: OwnedFd,
+) -> Result<std::process::Child, SpawnError> {
+    let Prepared {
+        mut cmd,
+        err_r,
+        parent_copies,
+    } = prepare(launcher, spec, output)?;
     let spawned = cmd.spawn();
     // Close the parent's copies of the write ends (and the spec) at once.
     drop(cmd);
-    drop(err_w);
-    drop(spec_fd);
+    drop(parent_copies);
+    let mut child = spawned.map_err(|err| SpawnError::Launcher {
+        path: launcher.to_path_buf(),
+        err,
+    })?;
+    let mut bytes = Vec::new();
+    if let Err(e) = File::from(err_r).read_to_end(&mut bytes) {
+        let _ = child.kill();
+        let _ = child.wait();
+        return Err(SpawnError::Setup(format!(
+            "read the launcher's report: {e}"
+        )));
+    }
+    if let Some(err) = report(&bytes) {
+        let _ = child.wait();
+        return Err(err);
+    }
+    Ok(child)
+}
+
+/// Starts `spec` by running `launcher LAUNCH_ARG` and waits (asynchronously)
+/// until the command has been exec'd, or the launcher reports why it could
+/// not. stdin is /dev/null; stdout and stderr come back on one pipe.
+pub async fn spawn(launcher: &Path, spec: &LaunchSpec) -> Result<Spawned, SpawnError> {
+    let launcher_err = |err: std::io::Error| SpawnError::Launcher {
+        path: launcher.to_path_buf(),
+        err,
+    };
+    let (out_r, out_w) = cloexec_pipe().map_err(launcher_err)?;
+    let Prepared {
+        cmd,
+        err_r,
+        parent_copies,
+    } = prepare(launcher, spec, out_w)?;
+    let mut cmd = tokio::process::Command::from(cmd);
+    cmd.kill_on_drop(false);
+    let spawned = cmd.spawn();
+    drop(cmd);
+    drop(parent_copies);
     let mut child = spawned.map_err(launcher_err)?;
 
-    let mut report = Vec::new();
+    let mut bytes = Vec::new();
     let read = match pipe::Receiver::from_owned_fd(err_r) {
-        Ok(mut rx) => rx.read_to_end(&mut report).await.map(|_| ()),
+        Ok(mut rx) => rx.read_to_end(&mut bytes).await.map(|_| ()),
         Err(e) => Err(e),
     };
     if let Err(e) = read {
@@ -138,10 +195,9 @@ pub async fn spawn(launcher: &Path, spec: &LaunchSpec) -> Result<Spawned, SpawnE
             "read the launcher's report: {e}"
         )));
     }
-    if !report.is_empty() {
+    if let Some(err) = report(&bytes) {
         let _ = child.wait().await;
-        let reason = String::from_utf8_lossy(&report).trim().to_string();
-        return Err(SpawnError::Setup(reason));
+        return Err(err);
     }
     let Some(pid) = child.id().and_then(|p| i32::try_from(p).ok()) else {
         return Err(SpawnError::Setup(
@@ -150,6 +206,22 @@ pub async fn spawn(launcher: &Path, spec: &LaunchSpec) -> Result<Spawned, SpawnE
     };
     let output = pipe::Receiver::from_owned_fd(out_r).map_err(launcher_err)?;
     Ok(Spawned { pid, child, output })
+}
+
+/// Lets the child of `cmd` keep `fds` (close-on-exec in the parent) across
+/// its exec, at the same numbers.
+pub fn inherit_fds<const N: usize>(cmd: &mut std::process::Command, fds: [RawFd; N]) {
+    // SAFETY: only fcntl(2), which is async-signal-safe, runs in the child.
+    unsafe {
+        std::os::unix::process::CommandExt::pre_exec(cmd, move || {
+            for fd in fds {
+                if libc::fcntl(fd, libc::F_SETFD, 0) < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+            }
+            Ok(())
+        });
+    }
 }
 
 /// A pipe with both ends close-on-exec, moved above the stdio numbers.
@@ -173,10 +245,11 @@ fn above_stdio(fd: OwnedFd) -> std::io::Result<OwnedFd> {
     Ok(unsafe { OwnedFd::from_raw_fd(new) })
 }
 
-/// A close-on-exec memfd holding `data`.
-fn memfd_with(data: &[u8]) -> std::io::Result<OwnedFd> {
+/// A close-on-exec memfd named `name` holding `data`, at a descriptor above
+/// stdio: how a spec travels to a re-executed jarvisd.
+pub fn memfd_with(name: &std::ffi::CStr, data: &[u8]) -> std::io::Result<OwnedFd> {
     // SAFETY: the name is a valid C string; the result is a new fd we own.
-    let fd = unsafe { libc::memfd_create(c"jarvis-launch-spec".as_ptr(), libc::MFD_CLOEXEC) };
+    let fd = unsafe { libc::memfd_create(name.as_ptr(), libc::MFD_CLOEXEC) };
     if fd < 0 {
         return Err(std::io::Error::last_os_error());
     }

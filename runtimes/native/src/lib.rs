@@ -13,4 +13,7 @@ pub mod cgroup;
 pub mod launch;
 
 pub use cgroup::{CgroupError, CgroupStats, UnitCgroup};
-pub use launch::{launcher_main, spawn, LaunchSpec, SpawnError, Spawned, LAUNCH_ARG};
+pub use launch::{
+    inherit_fds, launcher_main, memfd_with, spawn, spawn_blocking, LaunchSpec, SpawnError, Spawned,
+    DEFAULT_PATH, LAUNCH_ARG,
+};

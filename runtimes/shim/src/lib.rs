@@ -1,0 +1,109 @@
+//! jarvis-shim: one small process per run of a unit, between jarvisd and
+//! the unit's process, as containerd's shims are.
+//!
+//! The shim, not jarvisd, is the parent of the unit's process (and, as a
+//! child subreaper, of everything that process leaves behind). It holds the
+//! read end of the unit's output pipe and writes the log, so neither the
+//! unit nor its log notices when jarvisd dies or restarts. When the unit's
+//! main process exits, the shim empties the unit's cgroup, writes an exit
+//! record and exits itself.
+//!
+//! jarvisd learns a run's end from a pidfd on the shim and reads the exit
+//! record; after a restart it finds running shims through their run records
+//! (`<run-dir>/<unit>.run.json`) and re-adopts them.
+//!
+//! Files in the run directory, each written temp + rename:
+//! - `<unit>.run.json`: [`RunRecord`], written once the process runs;
+//! - `<unit>.exit.json`: [`ExitRecord`], written when it has ended.
+
+pub mod logfile;
+mod shim;
+mod spawn;
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+pub use shim::shim_main;
+pub use spawn::{adopt, exit_record, spawn, wait, Adopted, PidFd, ShimError, Started};
+
+/// `jarvisd SHIM_ARG` runs [`shim_main`].
+pub const SHIM_ARG: &str = "__shim";
+
+/// What one run needs; travels to the shim serialized.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ShimSpec {
+    pub unit: String,
+    /// The binary to re-execute as the launcher (jarvisd).
+    pub launcher: PathBuf,
+    pub payload: Payload,
+    pub log: logfile::LogConfig,
+    pub run_dir: PathBuf,
+    /// The unit's cgroup `/<parent>/<name>`: emptied when the main process
+    /// exits; its OOM count tells an OOM kill.
+    pub cgroup_parent: String,
+    pub cgroup_name: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Payload {
+    /// A native process, started through the launcher.
+    Native(jarvis_native::LaunchSpec),
+}
+
+/// A run in progress, as the shim records it for jarvisd (and for the next
+/// jarvisd, after a restart).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunRecord {
+    pub unit: String,
+    pub shim_pid: i32,
+    /// The shim's start time (field 22 of /proc/PID/stat), so a reused pid
+    /// is never mistaken for the shim.
+    pub shim_start: u64,
+    /// The unit's main process (a container's init, as seen from the host).
+    pub pid: i32,
+    pub kind: String,
+    /// Milliseconds since the epoch when the process started.
+    pub started_ms: u64,
+}
+
+/// How a run ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExitRecord {
+    pub code: Option<i32>,
+    pub signal: Option<i32>,
+    pub oom_killed: bool,
+}
+
+pub fn run_record_path(run_dir: &Path, unit: &str) -> PathBuf {
+    run_dir.join(format!("{unit}.run.json"))
+}
+
+pub fn exit_record_path(run_dir: &Path, unit: &str) -> PathBuf {
+    run_dir.join(format!("{unit}.exit.json"))
+}
+
+/// Writes `value` as JSON to `path` via a temp file and a rename.
+fn write_atomic<T: Serialize>(path: &Path, value: &T) -> std::io::Result<()> {
+    use std::io::Write;
+    let tmp = path.with_extension("partial");
+    let mut f = std::fs::File::create(&tmp)?;
+    f.write_all(&serde_json::to_vec(value)?)?;
+    f.sync_all()?;
+    std::fs::rename(&tmp, path)
+}
+
+fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Option<T> {
+    let bytes = std::fs::read(path).ok()?;
+    serde_json::from_slice(&bytes).ok()
+}
+
+/// Field 22 of /proc/PID/stat: when the process started, in clock ticks
+/// since boot.
+pub fn process_start(pid: i32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let (_, rest) = stat.rsplit_once(')')?;
+    // After ")": state is field 3, so starttime (22) is index 19.
+    rest.split_whitespace().nth(19)?.parse().ok()
+}

@@ -1,0 +1,274 @@
+//! The shim process itself: synchronous and single-threaded.
+
+use std::fs::File;
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::time::{Duration, Instant};
+
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+use nix::sys::signal::{SigSet, Signal};
+use nix::sys::signalfd::SignalFd;
+use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
+use nix::unistd::Pid;
+
+use crate::logfile::{note_line, LogFile};
+use crate::{
+    exit_record_path, process_start, run_record_path, write_atomic, ExitRecord, Payload, RunRecord,
+    ShimSpec,
+};
+
+/// The shim's environment variable naming its spec and status descriptors.
+pub(crate) const FDS_ENV: &str = "JARVIS_SHIM_FDS";
+
+/// How long output may keep coming after the main process ended (from
+/// processes that escaped into another cgroup, say) before the shim stops
+/// reading it.
+const DRAIN: Duration = Duration::from_secs(1);
+
+/// The shim: starts the unit's process, reports its pid (or why it could not
+/// start) on the status pipe, then writes its output to the log until it
+/// exits, empties the cgroup, writes the exit record and exits.
+///
+/// Call it first thing in `main` when `argv[1] == SHIM_ARG`.
+pub fn shim_main() -> ! {
+    let fds = std::env::var(FDS_ENV).ok().and_then(|v| {
+        let (a, b) = v.split_once(',')?;
+        Some((a.parse::<RawFd>().ok()?, b.parse::<RawFd>().ok()?))
+    });
+    let Some((spec_fd, status_fd)) = fds.filter(|(a, b)| *a > 2 && *b > 2) else {
+        eprintln!("{} is internal to jarvisd", crate::SHIM_ARG);
+        std::process::exit(2);
+    };
+    std::env::remove_var(FDS_ENV);
+    // SAFETY: the parent handed us these descriptors; we take them over.
+    let (spec_file, status) = unsafe { (File::from_raw_fd(spec_fd), File::from_raw_fd(status_fd)) };
+    let code = match run(spec_file, status) {
+        Ok(()) => 0,
+        Err(e) => {
+            // The status pipe is gone by now or never was usable; say it
+            // where someone may look.
+            eprintln!("jarvis shim: {e}");
+            1
+        }
+    };
+    std::process::exit(code)
+}
+
+fn run(mut spec_file: File, mut status: File) -> Result<(), String> {
+    let mut text = String::new();
+    spec_file
+        .seek(SeekFrom::Start(0))
+        .and_then(|_| spec_file.read_to_string(&mut text))
+        .map_err(|e| format!("read shim spec: {e}"))?;
+    drop(spec_file);
+    let spec: ShimSpec =
+        serde_json::from_str(&text).map_err(|e| format!("parse shim spec: {e}"))?;
+
+    // Detach: no terminal signals from jarvisd's session, and orphans of the
+    // unit come to us rather than to init.
+    let _ = nix::unistd::setsid();
+    // SAFETY: prctl with integer arguments.
+    unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) };
+    let _ = std::env::set_current_dir("/");
+    for sig in [
+        Signal::SIGTERM,
+        Signal::SIGINT,
+        Signal::SIGHUP,
+        Signal::SIGPIPE,
+    ] {
+        // SAFETY: installing SIG_IGN is always sound.
+        let _ = unsafe { nix::sys::signal::signal(sig, nix::sys::signal::SigHandler::SigIgn) };
+    }
+    let status_raw = status.as_raw_fd();
+    close_fds_except(&[0, 1, 2, status_raw]);
+
+    let cgroup = jarvis_native::UnitCgroup::open(&spec.cgroup_parent, &spec.cgroup_name);
+    let oom_before = cgroup.stats().oom_kills.unwrap_or(0);
+    let (out_r, out_w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
+        .map_err(|e| format!("output pipe: {e}"))?;
+
+    let started = match &spec.payload {
+        Payload::Native(launch) => {
+            jarvis_native::spawn_blocking(&spec.launcher, launch, out_w).map(|c| c.id() as i32)
+        }
+    };
+    let pid = match started {
+        Ok(pid) => pid,
+        Err(e) => {
+            let _ = writeln!(status, "error {}", e.to_string().replace('\n', " "));
+            return Ok(());
+        }
+    };
+    // The child holds the write end now; the parent's copy went with it.
+
+    let me = std::process::id() as i32;
+    let record = RunRecord {
+        unit: spec.unit.clone(),
+        shim_pid: me,
+        shim_start: process_start(me).unwrap_or(0),
+        pid,
+        kind: match spec.payload {
+            Payload::Native(_) => "native".into(),
+        },
+        started_ms: std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis() as u64)
+            .unwrap_or(0),
+    };
+    let _ = std::fs::create_dir_all(&spec.run_dir);
+    write_atomic(&run_record_path(&spec.run_dir, &spec.unit), &record)
+        .map_err(|e| format!("write run record: {e}"))?;
+    let mut log = LogFile::new(spec.log.clone());
+    let _ = log
+        .append(note_line(&format!("started pid {pid}: {}", describe(&spec.payload))).as_bytes());
+    let _ = writeln!(status, "ok {pid}");
+    drop(status);
+
+    let exit = supervise(pid, out_r, &mut log)?;
+
+    // Whatever the main process left behind goes with it.
+    let _ = cgroup.kill_all();
+    let oom_after = cgroup.stats().oom_kills.unwrap_or(0);
+    let exit = ExitRecord {
+        oom_killed: oom_after > oom_before,
+        ..exit
+    };
+    let how = match (exit.code, exit.signal) {
+        (Some(c), _) => format!("exited with code {c}"),
+        (None, Some(s)) => format!("killed by {}", signal_name(s)),
+        (None, None) => "ended".into(),
+    };
+    let oom = if exit.oom_killed {
+        " (out of memory)"
+    } else {
+        ""
+    };
+    let _ = log.append(note_line(&format!("pid {pid} {how}{oom}")).as_bytes());
+    write_atomic(&exit_record_path(&spec.run_dir, &spec.unit), &exit)
+        .map_err(|e| format!("write exit record: {e}"))?;
+    Ok(())
+}
+
+fn describe(payload: &Payload) -> String {
+    match payload {
+        Payload::Native(l) => l.argv.join(" "),
+    }
+}
+
+fn signal_name(sig: i32) -> String {
+    Signal::try_from(sig)
+        .map(|s| s.as_str().to_string())
+        .unwrap_or_else(|_| format!("signal {sig}"))
+}
+
+/// Pumps output into the log and reaps children until `pid` has exited;
+/// then drains the pipe for a moment.
+fn supervise(pid: i32, out: OwnedFd, log: &mut LogFile) -> Result<ExitRecord, String> {
+    let mut mask = SigSet::empty();
+    mask.add(Signal::SIGCHLD);
+    mask.thread_block()
+        .map_err(|e| format!("block SIGCHLD: {e}"))?;
+    let sigfd = SignalFd::with_flags(
+        &mask,
+        nix::sys::signalfd::SfdFlags::SFD_CLOEXEC | nix::sys::signalfd::SfdFlags::SFD_NONBLOCK,
+    )
+    .map_err(|e| format!("signalfd: {e}"))?;
+    let mut out = Some(File::from(out));
+    let mut exit: Option<ExitRecord> = reap(pid);
+    let mut deadline: Option<Instant> = exit.map(|_| Instant::now() + DRAIN);
+    let mut buf = vec![0u8; 16 * 1024];
+    loop {
+        if exit.is_some() && (out.is_none() || deadline.is_some_and(|d| Instant::now() >= d)) {
+            break;
+        }
+        let timeout = match deadline {
+            Some(d) => PollTimeout::try_from(d.saturating_duration_since(Instant::now()))
+                .unwrap_or(PollTimeout::ZERO),
+            None => PollTimeout::NONE,
+        };
+        let (out_ready, sig_ready) = {
+            let mut fds = vec![PollFd::new(sigfd.as_fd(), PollFlags::POLLIN)];
+            if let Some(o) = &out {
+                fds.push(PollFd::new(o.as_fd(), PollFlags::POLLIN));
+            }
+            match poll(&mut fds, timeout) {
+                Ok(_) => {}
+                Err(nix::errno::Errno::EINTR) => continue,
+                Err(e) => return Err(format!("poll: {e}")),
+            }
+            let ready = |f: &PollFd| f.revents().is_some_and(|r| !r.is_empty());
+            (fds.get(1).is_some_and(ready), ready(&fds[0]))
+        };
+        if sig_ready {
+            while let Ok(Some(_)) = sigfd.read_signal() {}
+            if exit.is_none() {
+                exit = reap(pid);
+                if exit.is_some() {
+                    deadline = Some(Instant::now() + DRAIN);
+                }
+            } else {
+                reap(pid);
+            }
+        }
+        if out_ready {
+            let o = out.as_mut().expect("polled");
+            match o.read(&mut buf) {
+                Ok(0) => out = None,
+                Ok(n) => {
+                    if let Err(e) = log.append(&buf[..n]) {
+                        eprintln!("jarvis shim: write {}: {e}", log.config().path.display());
+                    }
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(_) => out = None,
+            }
+        }
+    }
+    Ok(exit.expect("loop ends after the exit"))
+}
+
+/// Reaps every exited child (we are a subreaper); the exit of `pid` if it
+/// was among them.
+fn reap(pid: i32) -> Option<ExitRecord> {
+    let mut found = None;
+    loop {
+        match waitpid(Pid::from_raw(-1), Some(WaitPidFlag::WNOHANG)) {
+            Ok(WaitStatus::Exited(p, code)) => {
+                if p.as_raw() == pid {
+                    found = Some(ExitRecord {
+                        code: Some(code),
+                        signal: None,
+                        oom_killed: false,
+                    });
+                }
+            }
+            Ok(WaitStatus::Signaled(p, sig, _)) => {
+                if p.as_raw() == pid {
+                    found = Some(ExitRecord {
+                        code: None,
+                        signal: Some(sig as i32),
+                        oom_killed: false,
+                    });
+                }
+            }
+            Ok(WaitStatus::StillAlive) | Err(_) => return found,
+            Ok(_) => {}
+        }
+    }
+}
+
+fn close_fds_except(keep: &[RawFd]) {
+    let Ok(dir) = std::fs::read_dir("/proc/self/fd") else {
+        return;
+    };
+    let fds: Vec<RawFd> = dir
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse().ok())
+        .filter(|fd| !keep.contains(fd))
+        .collect();
+    for fd in fds {
+        // SAFETY: closing descriptors this process does not use; the one
+        // read_dir used is already closed.
+        unsafe { libc::close(fd) };
+    }
+}
