@@ -5,7 +5,8 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use jarvis_proto::{
-    read_frame, write_frame, FrameError, Hello, Request, Response, PROTOCOL_VERSION,
+    read_frame, write_frame, FrameError, Hello, ImageInfo, PullProgress, Request, Response,
+    PROTOCOL_VERSION,
 };
 
 pub struct Client {
@@ -73,6 +74,8 @@ impl Client {
             (Request::Status { .. }, Response::Status(_))
                 | (Request::Up, Response::Up(_))
                 | (Request::Wait { .. }, Response::Wait(_))
+                | (Request::ImageList, Response::Images { .. })
+                | (Request::ImageRemove { .. }, Response::Done { .. })
                 | (
                     Request::Down
                         | Request::Start { .. }
@@ -85,6 +88,29 @@ impl Client {
             Response::Error { message } => anyhow::bail!("{message}"),
             resp if fits => Ok(resp),
             resp => anyhow::bail!("unexpected answer from jarvisd: {resp:?}"),
+        }
+    }
+
+    /// Sends a pull or import: hands each progress report to `progress`, and
+    /// returns the image once it is in the store.
+    pub fn pull(
+        &self,
+        req: Request,
+        mut progress: impl FnMut(&PullProgress),
+    ) -> anyhow::Result<ImageInfo> {
+        let mut stream = self.connect()?;
+        write_frame(&mut stream, &req)?;
+        loop {
+            match read_frame::<Response>(&mut stream) {
+                Ok(Response::Progress(p)) => progress(&p),
+                Ok(Response::Pulled(info)) => return Ok(info),
+                Ok(Response::Error { message }) => anyhow::bail!("{message}"),
+                Ok(other) => anyhow::bail!("unexpected answer from jarvisd: {other:?}"),
+                Err(FrameError::Closed) => {
+                    anyhow::bail!("jarvisd closed the connection before the pull finished")
+                }
+                Err(e) => return Err(e.into()),
+            }
         }
     }
 

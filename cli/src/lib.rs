@@ -2,6 +2,7 @@
 //! files on its own.
 
 mod client;
+mod progress;
 mod table;
 
 use std::io::Write;
@@ -77,6 +78,9 @@ pub enum Command {
         #[arg(short = 'n', long = "lines")]
         lines: Option<usize>,
     },
+    /// Container images: pull, list, remove, import.
+    #[command(subcommand)]
+    Image(ImageCommand),
     /// Check unit files without a daemon: every problem, as FILE:LINE:COL.
     Validate {
         /// Unit files or directories of them.
@@ -84,6 +88,31 @@ pub enum Command {
         paths: Vec<PathBuf>,
         #[arg(long)]
         json: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ImageCommand {
+    /// Pull an image from its registry (docker.io/library/ and :latest are
+    /// the defaults), showing progress on a terminal.
+    Pull {
+        reference: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// List the images in jarvisd's store.
+    Ls {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Remove an image (refused while a running unit uses it).
+    Rm { reference: String },
+    /// Import an OCI image layout, a directory or a tar of one.
+    Import {
+        path: PathBuf,
+        /// The name to store it under, e.g. "busybox:local".
+        #[arg(long)]
+        tag: String,
     },
 }
 
@@ -156,6 +185,7 @@ fn run(args: Args) -> anyhow::Result<ExitCode> {
         Command::Start { units } => done(client.expect(Request::Start { units })?),
         Command::Stop { units } => done(client.expect(Request::Stop { units })?),
         Command::Restart { units } => done(client.expect(Request::Restart { units })?),
+        Command::Image(cmd) => image(&client, cmd),
         Command::Logs {
             unit,
             follow,
@@ -179,6 +209,47 @@ fn run(args: Args) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+fn image(client: &Client, cmd: ImageCommand) -> anyhow::Result<ExitCode> {
+    match cmd {
+        ImageCommand::Pull { reference, json } => {
+            let mut bar = progress::Bars::new(!json);
+            let info = client.pull(Request::ImagePull { reference }, |p| bar.update(p))?;
+            bar.finish();
+            if json {
+                println!("{}", serde_json::to_string(&info)?);
+            } else {
+                println!("pulled {} ({})", info.reference, info.digest);
+            }
+        }
+        ImageCommand::Import { path, tag } => {
+            let path =
+                std::fs::canonicalize(&path).with_context(|| format!("{}", path.display()))?;
+            let info = client.pull(
+                Request::ImageImport {
+                    path: path.display().to_string(),
+                    tag,
+                },
+                |_| {},
+            )?;
+            println!("imported {} ({})", info.reference, info.digest);
+        }
+        ImageCommand::Ls { json } => {
+            let Response::Images { images } = client.expect(Request::ImageList)? else {
+                unreachable!("checked by expect")
+            };
+            if json {
+                println!("{}", serde_json::json!({ "images": images }));
+            } else {
+                print!("{}", table::images(&images));
+            }
+        }
+        ImageCommand::Rm { reference } => {
+            return done(client.expect(Request::ImageRemove { reference })?)
+        }
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 fn done(resp: Response) -> anyhow::Result<ExitCode> {

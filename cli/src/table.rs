@@ -1,7 +1,7 @@
 //! The status table people read.
 
 use comfy_table::{presets, Cell, CellAlignment, ContentArrangement, Table};
-use jarvis_proto::{StatusReport, UnitStatus};
+use jarvis_proto::{ImageInfo, StatusReport, UnitStatus};
 
 pub fn status(report: &StatusReport) -> String {
     if report.units.is_empty() {
@@ -51,6 +51,40 @@ pub fn status(report: &StatusReport) -> String {
             row.push(Cell::new(u.reason.as_deref().unwrap_or("")));
         }
         table.add_row(row);
+    }
+    for column in table.column_iter_mut() {
+        column.set_padding((0, 2));
+    }
+    let mut out = String::new();
+    for line in table.to_string().lines() {
+        out.push_str(line.trim_end());
+        out.push('\n');
+    }
+    out
+}
+
+pub fn images(images: &[ImageInfo]) -> String {
+    if images.is_empty() {
+        return "no images\n".to_string();
+    }
+    let mut table = Table::new();
+    table
+        .load_preset(presets::NOTHING)
+        .set_content_arrangement(ContentArrangement::Disabled);
+    table.set_header(vec![
+        Cell::new("IMAGE"),
+        Cell::new("DIGEST"),
+        Cell::new("SIZE").set_alignment(CellAlignment::Right),
+        Cell::new("CREATED"),
+    ]);
+    for i in images {
+        let digest = i.digest.strip_prefix("sha256:").unwrap_or(&i.digest);
+        table.add_row(vec![
+            Cell::new(&i.reference),
+            Cell::new(&digest[..digest.len().min(12)]),
+            Cell::new(bytes(i.size)).set_alignment(CellAlignment::Right),
+            Cell::new(i.created.as_deref().unwrap_or("-")),
+        ]);
     }
     for column in table.column_iter_mut() {
         column.set_padding((0, 2));

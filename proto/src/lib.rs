@@ -63,6 +63,20 @@ pub enum Request {
         lines: Option<usize>,
         follow: bool,
     },
+    /// Pull an image; answered with `Progress` frames, then `Pulled`.
+    ImagePull {
+        reference: String,
+    },
+    ImageList,
+    /// Remove an image no running unit uses, and what only it used.
+    ImageRemove {
+        reference: String,
+    },
+    /// Import an OCI image layout (a directory or a tar of one) as `tag`.
+    ImageImport {
+        path: String,
+        tag: String,
+    },
 }
 
 impl Request {
@@ -90,9 +104,40 @@ pub enum Response {
     },
     /// The end of a non-following log answer.
     LogEnd,
+    /// How a pull goes, layer by layer.
+    Progress(PullProgress),
+    /// A pull or import finished.
+    Pulled(ImageInfo),
+    Images {
+        images: Vec<ImageInfo>,
+    },
     Error {
         message: String,
     },
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PullProgress {
+    /// The layer's digest.
+    pub layer: String,
+    /// Its place in the image, from 0 (bottom), of `count`.
+    pub index: usize,
+    pub count: usize,
+    pub done: u64,
+    pub total: u64,
+    /// `cached`, `downloading`, `unpacking`, `ready`
+    pub phase: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ImageInfo {
+    /// The canonical reference, e.g. `docker.io/library/busybox:latest`.
+    pub reference: String,
+    /// The manifest digest.
+    pub digest: String,
+    /// Bytes stored (compressed layers, config, manifest).
+    pub size: u64,
+    pub created: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]

@@ -18,5 +18,8 @@ fn main() -> std::process::ExitCode {
     if mode.as_deref() == Some(jarvis_shim::SHIM_ARG.as_ref()) {
         jarvis_shim::shim_main();
     }
+    if mode.as_deref() == Some(jarvis_shim::CEXEC_ARG.as_ref()) {
+        jarvis_shim::cexec_main();
+    }
     jarvis_supervisor::main()
 }

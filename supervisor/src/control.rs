@@ -10,12 +10,14 @@ use std::time::Duration;
 use anyhow::Context;
 use jarvis_proto::nonblocking::{read_frame, write_frame};
 use jarvis_proto::{
-    FrameError, Hello, Request, Response, StatusReport, WaitReport, PROTOCOL_VERSION,
+    FrameError, Hello, ImageInfo, PullProgress, Request, Response, StatusReport, WaitReport,
+    PROTOCOL_VERSION,
 };
 use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::daemon::{Msg, Reply};
+use crate::run::{blocking, Runtime};
 
 /// Binds the socket with the right mode from the start (no window in which
 /// it is open to others). Refuses to take over a live daemon's socket.
@@ -63,13 +65,15 @@ pub async fn serve(
     tx: mpsc::UnboundedSender<Msg>,
     socket: PathBuf,
     access: Access,
+    rt: Runtime,
 ) {
     loop {
         match listener.accept().await {
             Ok((stream, _)) => {
                 let tx = tx.clone();
+                let rt = rt.clone();
                 tokio::spawn(async move {
-                    if let Err(e) = connection(stream, tx, access).await {
+                    if let Err(e) = connection(stream, tx, access, rt).await {
                         if !matches!(e, FrameError::Closed) {
                             tracing::debug!(error = %e, "connection ended");
                         }
@@ -94,6 +98,7 @@ async fn connection(
     mut stream: UnixStream,
     tx: mpsc::UnboundedSender<Msg>,
     access: Access,
+    rt: Runtime,
 ) -> Result<(), FrameError> {
     let cred = stream.peer_cred()?;
     if !access.allows(cred.uid()) {
@@ -119,6 +124,44 @@ async fn connection(
     let req: Request = read_frame(&mut stream).await?;
     if req.is_mutating() {
         tracing::info!(uid = cred.uid(), pid = cred.pid(), request = ?req, "request");
+    }
+    // Image work touches no unit: it runs here, beside the event loop.
+    match req {
+        Request::ImagePull { reference } => {
+            return image_pull(&mut stream, &rt, &reference).await;
+        }
+        Request::ImageImport { path, tag } => {
+            let store = rt.images.clone();
+            let resp = match blocking(move || store.import(std::path::Path::new(&path), &tag)).await
+            {
+                Ok(img) => Response::Pulled(image_info(&rt, &img)),
+                Err(e) => Response::Error {
+                    message: e.to_string(),
+                },
+            };
+            return write_frame(&mut stream, &resp).await;
+        }
+        Request::ImageList => {
+            let store = rt.images.clone();
+            let resp = match blocking(move || store.list()).await {
+                Ok(list) => Response::Images {
+                    images: list
+                        .into_iter()
+                        .map(|i| ImageInfo {
+                            reference: i.reference,
+                            digest: i.digest,
+                            size: i.size,
+                            created: i.created,
+                        })
+                        .collect(),
+                },
+                Err(e) => Response::Error {
+                    message: e.to_string(),
+                },
+            };
+            return write_frame(&mut stream, &resp).await;
+        }
+        _ => {}
     }
     let wait_timeout = match &req {
         Request::Wait { timeout_ms } => Some(Duration::from_millis(*timeout_ms)),
@@ -180,6 +223,67 @@ async fn connection(
             follower.abort();
             result
         }
+    }
+}
+
+/// Pulls, streaming progress frames, then the image (or the error).
+async fn image_pull(
+    stream: &mut UnixStream,
+    rt: &Runtime,
+    reference: &str,
+) -> Result<(), FrameError> {
+    let (ptx, mut prx) = mpsc::unbounded_channel();
+    let pull = rt.images.pull(reference, &rt.pull, move |p| {
+        let _ = ptx.send(progress(&p));
+    });
+    tokio::pin!(pull);
+    let result = loop {
+        tokio::select! {
+            r = &mut pull => break r,
+            Some(p) = prx.recv() => write_frame(stream, &Response::Progress(p)).await?,
+        }
+    };
+    while let Ok(p) = prx.try_recv() {
+        write_frame(stream, &Response::Progress(p)).await?;
+    }
+    let resp = match result {
+        Ok(img) => Response::Pulled(image_info(rt, &img)),
+        Err(e) => Response::Error {
+            message: format!("pull {reference}: {e}"),
+        },
+    };
+    write_frame(stream, &resp).await
+}
+
+pub fn progress(p: &jarvis_image::Progress) -> PullProgress {
+    use jarvis_image::Phase;
+    PullProgress {
+        layer: p.layer.clone(),
+        index: p.index,
+        count: p.count,
+        done: p.done,
+        total: p.total,
+        phase: match p.phase {
+            Phase::Cached => "cached",
+            Phase::Downloading => "downloading",
+            Phase::Unpacking => "unpacking",
+            Phase::Ready => "ready",
+        }
+        .into(),
+    }
+}
+
+fn image_info(rt: &Runtime, img: &jarvis_image::StoredImage) -> ImageInfo {
+    let summary = rt
+        .images
+        .list()
+        .ok()
+        .and_then(|l| l.into_iter().find(|s| s.reference == img.reference));
+    ImageInfo {
+        reference: img.reference.clone(),
+        digest: img.manifest_digest.clone(),
+        size: summary.as_ref().map(|s| s.size).unwrap_or(0),
+        created: summary.and_then(|s| s.created),
     }
 }
 

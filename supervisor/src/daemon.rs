@@ -504,11 +504,60 @@ impl Daemon {
                 self.settle();
                 self.later(Until::Quiet(units))
             }
+            Request::ImageRemove { reference } => self.remove_image(reference),
+            // Answered by the connection itself.
+            Request::ImagePull { .. } | Request::ImageImport { .. } | Request::ImageList => {
+                Reply::Now(Response::Error {
+                    message: "internal: image request reached the event loop".into(),
+                })
+            }
             Request::Logs { unit, .. } => match self.units.get(&unit) {
                 Some(e) => Reply::Log(e.log.clone()),
                 None => Reply::Now(self.unknown(&[unit]).expect("unknown")),
             },
         }
+    }
+
+    /// Removes an image unless a unit that runs uses it.
+    fn remove_image(&mut self, reference: String) -> Reply {
+        let Ok(wanted) = jarvis_image::parse_reference(&reference).map(|r| r.to_string()) else {
+            return Reply::Now(Response::Error {
+                message: format!("{reference:?} is not an image reference"),
+            });
+        };
+        let users: Vec<&str> =
+            self.units
+                .values()
+                .filter(|e| e.st.is_active())
+                .filter(|e| match &e.unit.exec {
+                    jarvis_unit::Exec::Container(c) => jarvis_image::parse_reference(&c.image)
+                        .is_ok_and(|r| r.to_string() == wanted),
+                    jarvis_unit::Exec::Native(_) => false,
+                })
+                .map(|e| e.unit.name.as_str())
+                .collect();
+        if !users.is_empty() {
+            return Reply::Now(Response::Error {
+                message: format!(
+                    "{wanted} is in use by {}; stop them first",
+                    users.join(", ")
+                ),
+            });
+        }
+        let store = self.cfg.runtime.images.clone();
+        let (tx, rx) = oneshot::channel();
+        tokio::spawn(async move {
+            let r = blocking(move || store.remove(&wanted).map(|_| wanted)).await;
+            let _ = tx.send(match r {
+                Ok(name) => Response::Done {
+                    message: format!("removed {name}"),
+                },
+                Err(e) => Response::Error {
+                    message: e.to_string(),
+                },
+            });
+        });
+        Reply::Later(rx)
     }
 
     /// `names` and, transitively, every unit they depend on; dependencies

@@ -39,6 +39,10 @@ pub struct Args {
     /// Units' cgroups are /<cgroup-parent>/<unit> in every hierarchy.
     #[arg(long, default_value = "jarvis")]
     pub cgroup_parent: String,
+    /// A registry (HOST:PORT) to reach over plain HTTP, e.g. a local one for
+    /// tests. Repeat for more.
+    #[arg(long = "insecure-registry", value_name = "HOST:PORT")]
+    pub insecure_registries: Vec<String>,
     /// Log format on stderr.
     #[arg(long, value_enum, default_value = "text")]
     pub log_format: LogFormat,
@@ -92,6 +96,8 @@ fn resolve_group(group: &str) -> anyhow::Result<u32> {
 }
 
 async fn serve(args: Args) -> anyhow::Result<()> {
+    // reqwest (image pulls, http health checks) needs a TLS provider.
+    jarvis_image::install_crypto_provider();
     if !nix::unistd::geteuid().is_root() {
         anyhow::bail!("jarvisd must run as root: it creates cgroups and switches users");
     }
@@ -126,8 +132,16 @@ async fn serve(args: Args) -> anyhow::Result<()> {
             launcher: PathBuf::from("/proc/self/exe"),
             cgroup_parent: args.cgroup_parent.clone(),
             run_dir: args.state_dir.join("run"),
+            state_dir: args.state_dir.clone(),
+            images: jarvis_image::ImageStore::open(args.state_dir.join("images"))
+                .context("open the image store")?,
+            pull: jarvis_image::PullOptions {
+                insecure: args.insecure_registries.clone(),
+                ..Default::default()
+            },
         },
     };
+    let runtime = cfg.runtime.clone();
     let mut daemon = daemon::Daemon::new(cfg, tx.clone())?;
     tracing::info!(
         units = units.units.len(),
@@ -142,6 +156,7 @@ async fn serve(args: Args) -> anyhow::Result<()> {
         tx.clone(),
         args.socket.clone(),
         control::Access { group },
+        runtime,
     ));
     let signals = tokio::spawn({
         let tx = tx.clone();

@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use jarvis_native::{LaunchSpec, UnitCgroup};
-use jarvis_shim::{ExitRecord, Payload, ShimSpec, Started};
+use jarvis_shim::{ContainerRun, ExitRecord, Payload, ShimSpec, Started};
 use jarvis_unit::{Exec, Probe, Unit};
 use tokio::io::AsyncReadExt;
 use tokio::sync::mpsc::UnboundedSender;
@@ -29,6 +29,11 @@ pub struct Runtime {
     pub cgroup_parent: String,
     /// Where shims keep their run and exit records.
     pub run_dir: PathBuf,
+    /// Where containers' bundles and libcontainer's state live.
+    pub state_dir: PathBuf,
+    /// Container images, and how to pull them.
+    pub images: jarvis_image::ImageStore,
+    pub pull: jarvis_image::PullOptions,
 }
 
 pub fn exit_info(rec: ExitRecord) -> ExitInfo {
@@ -115,14 +120,22 @@ impl Runtime {
                     });
                 }
             };
-            let Exec::Native(native) = &unit.exec else {
-                let reason = "container units need the container runtime".to_string();
-                return send(Event::SpawnFailed { gen, reason });
+            let payload = match &unit.exec {
+                Exec::Native(native) => {
+                    Payload::Native(rt.spec(&unit, native.command.clone(), &cgroup))
+                }
+                Exec::Container(c) => match rt.prepare_container(&unit, c, &cgroup, &log).await {
+                    Ok(run) => Payload::Container(run),
+                    Err(reason) => {
+                        log.note(&format!("cannot start: {reason}"));
+                        return send(Event::SpawnFailed { gen, reason });
+                    }
+                },
             };
             let spec = ShimSpec {
                 unit: unit.name.clone(),
                 launcher: rt.launcher.clone(),
-                payload: Payload::Native(rt.spec(&unit, native.command.clone(), &cgroup)),
+                payload,
                 log: log.config().clone(),
                 run_dir: rt.run_dir.clone(),
                 cgroup_parent: rt.cgroup_parent.clone(),
@@ -145,6 +158,110 @@ impl Runtime {
             let exit = rt.wait(&unit.name, started).await;
             send(Event::Exited { gen, exit });
         });
+    }
+
+    /// The directory of a container unit's bundle: `config.json`, and the
+    /// rootfs overlay mount with its upper and work dirs.
+    pub fn container_dir(&self, unit: &str) -> PathBuf {
+        self.state_dir.join("containers").join(unit)
+    }
+
+    /// libcontainer's state root.
+    pub fn container_state_root(&self) -> PathBuf {
+        self.state_dir.join("libcontainer")
+    }
+
+    /// Gets the image (pulling it if the store lacks it), mounts the rootfs,
+    /// writes the bundle. Whatever an earlier run left is cleared first.
+    async fn prepare_container(
+        &self,
+        unit: &Unit,
+        c: &jarvis_unit::Container,
+        cgroup: &UnitCgroup,
+        log: &UnitLog,
+    ) -> Result<ContainerRun, String> {
+        let store = self.images.clone();
+        let image = {
+            let reference = c.image.clone();
+            blocking(move || store.get(&reference)).await
+        }
+        .map_err(|e| format!("image {}: {e}", c.image))?;
+        let image = match image {
+            Some(img) => img,
+            None => {
+                log.note(&format!("pulling image {}", c.image));
+                let img = self
+                    .images
+                    .pull(&c.image, &self.pull, |_| {})
+                    .await
+                    .map_err(|e| format!("cannot pull image {}: {e}", c.image))?;
+                log.note(&format!(
+                    "pulled {} ({})",
+                    img.reference, img.manifest_digest
+                ));
+                img
+            }
+        };
+        let id = unit.name.clone();
+        let dir = self.container_dir(&unit.name);
+        let state_root = self.container_state_root();
+        let cgroups_path = cgroup.path().to_string();
+        let unit = unit.clone();
+        let c = c.clone();
+        let argv = blocking({
+            let (dir, state_root, id) = (dir.clone(), state_root.clone(), id.clone());
+            move || -> Result<Vec<String>, String> {
+                // Bundles hold the containers' root filesystems: root only.
+                if let Some(parent) = dir.parent() {
+                    use std::os::unix::fs::DirBuilderExt;
+                    std::fs::DirBuilder::new()
+                        .recursive(true)
+                        .mode(0o700)
+                        .create(parent)
+                        .map_err(|e| format!("create {}: {e}", parent.display()))?;
+                }
+                // A run that ended badly may have left state or a mount.
+                let _ = jarvis_container::delete(&id, &state_root, true);
+                jarvis_container::unmount_rootfs(&dir).map_err(|e| e.to_string())?;
+                let rootfs = jarvis_container::mount_rootfs(&image.layers, &dir)
+                    .map_err(|e| format!("mount the rootfs: {e}"))?;
+                let users = jarvis_container::UserDb::load(&rootfs)
+                    .map_err(|e| format!("read the image's users: {e}"))?;
+                let etc = jarvis_container::write_etc_files(&dir, &unit.name, c.network)
+                    .map_err(|e| e.to_string())?;
+                let extras = jarvis_container::Extras::default();
+                let spec = jarvis_container::build_spec(&jarvis_container::SpecInput {
+                    unit: &unit,
+                    image: &image.config,
+                    users: &users,
+                    rootfs: &rootfs,
+                    cgroups_path: &cgroups_path,
+                    etc: Some(&etc),
+                    extras: &extras,
+                })
+                .map_err(|e| e.to_string());
+                let spec = match spec {
+                    Ok(s) => s,
+                    Err(e) => {
+                        let _ = jarvis_container::unmount_rootfs(&dir);
+                        return Err(e);
+                    }
+                };
+                jarvis_container::write_bundle(&dir, &spec).map_err(|e| e.to_string())?;
+                Ok(spec
+                    .process()
+                    .as_ref()
+                    .and_then(|p| p.args().clone())
+                    .unwrap_or_default())
+            }
+        })
+        .await?;
+        Ok(ContainerRun {
+            id,
+            bundle: dir,
+            state_root,
+            argv,
+        })
     }
 
     /// Watches a run found again after a daemon restart, reporting its exit
@@ -238,6 +355,27 @@ impl Runtime {
                     }
                     Ok(resp) => Err(format!("GET {url}: {}", resp.status())),
                     Err(e) => Err(format!("GET {url}: {}", error_chain(&e))),
+                }
+            }
+            Probe::Exec(argv) if matches!(unit.exec, Exec::Container(_)) => {
+                // Inside the container, through a re-exec of jarvisd that
+                // joins it (libcontainer forks; jarvisd stays out of that).
+                let out = tokio::process::Command::new(&self.launcher)
+                    .arg(jarvis_shim::CEXEC_ARG)
+                    .arg(&unit.name)
+                    .arg(self.container_state_root())
+                    .args(argv)
+                    .stdin(std::process::Stdio::null())
+                    .kill_on_drop(true)
+                    .output()
+                    .await
+                    .map_err(|e| format!("{}: {e}", argv.join(" ")))?;
+                let text = String::from_utf8_lossy(&out.stdout).trim().to_string();
+                let err = String::from_utf8_lossy(&out.stderr).trim().to_string();
+                if out.status.success() {
+                    Ok(text)
+                } else {
+                    Err(format!("{} {}: {text}{err}", argv.join(" "), out.status))
                 }
             }
             Probe::Exec(argv) => {

@@ -33,12 +33,19 @@ pub struct Jarvis {
     pub state: PathBuf,
     pub socket: PathBuf,
     pub cgroup_parent: String,
+    /// More jarvisd arguments, kept for restarts.
+    extra_args: Vec<String>,
     daemon: Option<Child>,
 }
 
 impl Jarvis {
     /// Writes `units` (name, TOML) and starts jarvisd on them.
     pub fn start(units: &[(&str, &str)]) -> Jarvis {
+        Jarvis::start_with(units, &[])
+    }
+
+    /// Like `start`, with more arguments for jarvisd.
+    pub fn start_with(units: &[(&str, &str)], args: &[&str]) -> Jarvis {
         let dir = tempfile::Builder::new()
             .prefix("jarvis-it-")
             .tempdir()
@@ -59,6 +66,7 @@ impl Jarvis {
             socket: dir.path().join("jarvis.sock"),
             units: units_dir,
             cgroup_parent: format!("jarvis-it-{}-{n}", std::process::id()),
+            extra_args: args.iter().map(|a| a.to_string()).collect(),
             dir,
             daemon: None,
         };
@@ -81,6 +89,7 @@ impl Jarvis {
             .arg(&self.socket)
             .arg("--cgroup-parent")
             .arg(&self.cgroup_parent)
+            .args(&self.extra_args)
             .env("JARVIS_LOG", "debug")
             .stdin(Stdio::null())
             .stdout(log.try_clone().unwrap())

@@ -24,11 +24,14 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-pub use shim::shim_main;
+pub use shim::{cexec_main, shim_main};
+
 pub use spawn::{adopt, exit_record, spawn, wait, Adopted, PidFd, ShimError, Started};
 
-/// `jarvisd SHIM_ARG` runs [`shim_main`].
+/// `jarvisd SHIM_ARG UNIT` runs [`shim_main`].
 pub const SHIM_ARG: &str = "__shim";
+/// `jarvisd CEXEC_ARG ID STATE_ROOT ARGV...` runs [`cexec_main`].
+pub const CEXEC_ARG: &str = "__cexec";
 
 /// What one run needs; travels to the shim serialized.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -50,6 +53,22 @@ pub struct ShimSpec {
 pub enum Payload {
     /// A native process, started through the launcher.
     Native(jarvis_native::LaunchSpec),
+    /// A container whose bundle (`config.json`, the mounted rootfs) is
+    /// ready: created and started through libcontainer, deleted (and its
+    /// rootfs unmounted) once its init has exited.
+    Container(ContainerRun),
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ContainerRun {
+    pub id: String,
+    /// Holds `config.json`; also the container directory whose `rootfs` is
+    /// the overlay mount.
+    pub bundle: PathBuf,
+    /// libcontainer's state root.
+    pub state_root: PathBuf,
+    /// The command line, for the log.
+    pub argv: Vec<String>,
 }
 
 /// A run in progress, as the shim records it for jarvisd (and for the next

@@ -88,9 +88,10 @@ fn run(mut spec_file: File, mut status: File) -> Result<(), String> {
         .map_err(|e| format!("output pipe: {e}"))?;
 
     let started = match &spec.payload {
-        Payload::Native(launch) => {
-            jarvis_native::spawn_blocking(&spec.launcher, launch, out_w).map(|c| c.id() as i32)
-        }
+        Payload::Native(launch) => jarvis_native::spawn_blocking(&spec.launcher, launch, out_w)
+            .map(|c| c.id() as i32)
+            .map_err(|e| e.to_string()),
+        Payload::Container(c) => start_container(c, out_w),
     };
     let pid = match started {
         Ok(pid) => pid,
@@ -109,6 +110,7 @@ fn run(mut spec_file: File, mut status: File) -> Result<(), String> {
         pid,
         kind: match spec.payload {
             Payload::Native(_) => "native".into(),
+            Payload::Container(_) => "container".into(),
         },
         started_ms: std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
@@ -129,6 +131,14 @@ fn run(mut spec_file: File, mut status: File) -> Result<(), String> {
     // Whatever the main process left behind goes with it.
     let _ = cgroup.kill_all();
     let oom_after = cgroup.stats().oom_kills.unwrap_or(0);
+    if let Payload::Container(c) = &spec.payload {
+        if let Err(e) = jarvis_container::run::delete(&c.id, &c.state_root, true) {
+            let _ = log.append(note_line(&format!("cannot delete container: {e}")).as_bytes());
+        }
+        if let Err(e) = jarvis_container::rootfs::unmount_rootfs(&c.bundle) {
+            let _ = log.append(note_line(&format!("cannot unmount rootfs: {e}")).as_bytes());
+        }
+    }
     let exit = ExitRecord {
         oom_killed: oom_after > oom_before,
         ..exit
@@ -152,6 +162,68 @@ fn run(mut spec_file: File, mut status: File) -> Result<(), String> {
 fn describe(payload: &Payload) -> String {
     match payload {
         Payload::Native(l) => l.argv.join(" "),
+        Payload::Container(c) => format!("container {}: {}", c.id, c.argv.join(" ")),
+    }
+}
+
+/// Creates and starts the container with stdin on /dev/null and its output
+/// on `out`; the init is our child.
+fn start_container(c: &crate::ContainerRun, out: OwnedFd) -> Result<i32, String> {
+    let stdin: OwnedFd = File::open("/dev/null")
+        .map_err(|e| format!("open /dev/null: {e}"))?
+        .into();
+    let stderr = out.try_clone().map_err(|e| format!("dup output: {e}"))?;
+    jarvis_container::run::create_and_start(
+        &c.id,
+        &c.bundle,
+        &c.state_root,
+        jarvis_container::run::Stdio {
+            stdin,
+            stdout: out,
+            stderr,
+        },
+    )
+    .map_err(|e| e.to_string())
+}
+
+/// `jarvisd __cexec ID STATE_ROOT ARGV...`: runs ARGV inside a running
+/// container (a health check), with this process's stdio, and exits with
+/// its status. A process of its own because libcontainer forks: jarvisd's
+/// threads stay out of it.
+pub fn cexec_main() -> ! {
+    let args: Vec<String> = std::env::args().skip(2).collect();
+    let (Some(id), Some(root)) = (args.first(), args.get(1)) else {
+        eprintln!("{} is internal to jarvisd", crate::CEXEC_ARG);
+        std::process::exit(2);
+    };
+    let argv = args[2..].to_vec();
+    let dup = |fd: i32| -> OwnedFd {
+        // SAFETY: fcntl duplicates one of our standard descriptors.
+        unsafe { OwnedFd::from_raw_fd(libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 3)) }
+    };
+    let stdio = jarvis_container::run::Stdio {
+        stdin: dup(0),
+        stdout: dup(1),
+        stderr: dup(2),
+    };
+    let pid = match jarvis_container::run::exec_in(id, std::path::Path::new(root), &argv, stdio) {
+        Ok(pid) => pid,
+        Err(e) => {
+            eprintln!("exec in container {id}: {e}");
+            std::process::exit(126);
+        }
+    };
+    loop {
+        match waitpid(Pid::from_raw(pid), None) {
+            Ok(WaitStatus::Exited(_, code)) => std::process::exit(code),
+            Ok(WaitStatus::Signaled(_, sig, _)) => std::process::exit(128 + sig as i32),
+            Ok(_) => continue,
+            Err(nix::errno::Errno::EINTR) => continue,
+            Err(e) => {
+                eprintln!("wait for the check: {e}");
+                std::process::exit(126);
+            }
+        }
     }
 }
 

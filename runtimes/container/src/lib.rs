@@ -1,0 +1,57 @@
+//! jarvis-container: OCI containers for jarvis, run in-process through
+//! youki's `libcontainer` 0.7.
+//!
+//! - [`spec`]: a unit + an image config to an OCI runtime spec with secure
+//!   defaults (pure; [`spec::build_spec`]).
+//! - [`seccomp`]: the default seccomp profile.
+//! - [`user`]: "uid", "uid:gid", "name", "name:group" against the image's
+//!   `/etc/passwd` and `/etc/group`.
+//! - [`rootfs`]: the overlay root filesystem over the image's layers.
+//! - [`run`]: create + start, kill, delete, state, exec.
+//! - [`inroot`]: path resolution confined to a rootfs (`openat2`).
+//!
+//! A caller's sequence for one run:
+//!
+//! ```text
+//! ensure_sealed()                       first thing in main (CVE-2019-5736)
+//! rootfs = mount_rootfs(layers, container_dir)
+//! users  = UserDb::load(&rootfs)
+//! etc    = write_etc_files(bundle, &unit.name, network)
+//! spec   = build_spec(&SpecInput { .. })
+//! write_bundle(bundle, &spec)
+//! pid    = create_and_start(id, bundle, state_root, stdio)   init is our child: reap it
+//! ... kill(id, state_root, SIGTERM) / kill_all(..., SIGKILL)
+//! delete(id, state_root, true); unmount_rootfs(container_dir)
+//! ```
+//!
+//! # libcontainer features
+//!
+//! `v1`, `v2` (cgroupfs managers for both hierarchies) and `libseccomp`;
+//! not `systemd` (jarvis owns its cgroup tree) and not
+//! `cgroupsv2_devices`: that one builds libbpf from source, which needs
+//! libelf's headers (`libelf-dev`), not installed on the project's machines.
+//! Without it, **on cgroup v2 the device cgroup rules are not enforced**; the
+//! container still has only the device nodes of its `/dev` tmpfs, no
+//! `CAP_MKNOD`, a `nodev` rootfs and `nodev` volumes, so it has no device
+//! node to open beyond the standard ones and the caller's extras. On cgroup
+//! v1 the rules are enforced (and tightened to exactly the spec's, see
+//! [`run::create_and_start`]).
+
+pub mod inroot;
+pub mod rootfs;
+pub mod run;
+pub mod seccomp;
+pub mod spec;
+pub mod user;
+
+pub use oci_spec;
+pub use rootfs::{mount_rootfs, rootfs_path, unmount_rootfs, RootfsError};
+pub use run::{
+    create_and_start, delete, ensure_sealed, exec_in, is_sealed, kill, kill_all, state,
+    write_bundle, write_etc_files, RunError, State, Status, Stdio,
+};
+pub use spec::{
+    build_spec, DeviceKind, DeviceRule, EtcFiles, ExtraDevice, ExtraMount, Extras, SpecError,
+    SpecInput,
+};
+pub use user::{ExecUser, UserDb, UserError};

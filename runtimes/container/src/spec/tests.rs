@@ -1,0 +1,665 @@
+use std::collections::BTreeMap;
+
+use jarvis_unit::{Logs, Restart, Stop, Volume};
+use oci_spec::runtime::LinuxSeccompAction;
+
+use super::*;
+
+const PASSWD: &str = "root:x:0:0:root:/root:/bin/sh\napp:x:1000:1000::/home/app:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n";
+const GROUP: &str = "root:x:0:\nvideo:x:44:app\napp:x:1000:\nnogroup:x:65534:\n";
+
+fn container() -> Container {
+    Container {
+        image: "busybox".into(),
+        entrypoint: None,
+        command: None,
+        user: None,
+        working_dir: None,
+        network: Network::Host,
+        volumes: vec![],
+        read_only: false,
+    }
+}
+
+fn unit(c: Container) -> Unit {
+    Unit {
+        name: "web".into(),
+        description: None,
+        depends_on: vec![],
+        exec: Exec::Container(c),
+        env: BTreeMap::new(),
+        resources: Resources::default(),
+        restart: Restart::default(),
+        health: None,
+        stop: Stop::default(),
+        security: Security::default(),
+        logs: Logs::default(),
+    }
+}
+
+fn image(config: serde_json::Value) -> ImageConfiguration {
+    serde_json::from_value(serde_json::json!({
+        "architecture": "amd64",
+        "os": "linux",
+        "rootfs": {"type": "layers", "diff_ids": []},
+        "config": config,
+    }))
+    .unwrap()
+}
+
+fn default_image() -> ImageConfiguration {
+    image(serde_json::json!({"Cmd": ["sh"]}))
+}
+
+fn build_with(u: &Unit, img: &ImageConfiguration, extras: &Extras) -> Result<Spec, SpecError> {
+    let users = UserDb::parse(PASSWD, GROUP);
+    let etc = EtcFiles {
+        hosts: "/etc/hosts".into(),
+        resolv_conf: "/etc/resolv.conf".into(),
+        hostname: "/run/b/hostname".into(),
+    };
+    build_spec(&SpecInput {
+        unit: u,
+        image: img,
+        users: &users,
+        rootfs: Path::new("/var/lib/jarvis/c/web/rootfs"),
+        cgroups_path: "/jarvis/web",
+        etc: Some(&etc),
+        extras,
+    })
+}
+
+fn build(u: &Unit) -> Spec {
+    build_with(u, &default_image(), &Extras::default()).unwrap()
+}
+
+fn process(s: &Spec) -> &Process {
+    s.process().as_ref().unwrap()
+}
+
+fn linux(s: &Spec) -> &oci_spec::runtime::Linux {
+    s.linux().as_ref().unwrap()
+}
+
+fn cap_mask(caps: &HashSet<Capability>) -> u64 {
+    // The kernel's capability numbers.
+    caps.iter()
+        .map(|c| {
+            let n = match c {
+                Capability::Chown => 0,
+                Capability::DacOverride => 1,
+                Capability::DacReadSearch => 2,
+                Capability::Fowner => 3,
+                Capability::Fsetid => 4,
+                Capability::Kill => 5,
+                Capability::Setgid => 6,
+                Capability::Setuid => 7,
+                Capability::Setpcap => 8,
+                Capability::NetBindService => 10,
+                Capability::NetAdmin => 12,
+                Capability::NetRaw => 13,
+                Capability::SysChroot => 18,
+                Capability::SysPtrace => 19,
+                Capability::SysAdmin => 21,
+                Capability::Setfcap => 31,
+                other => panic!("no number for {other:?} in this test"),
+            };
+            1u64 << n
+        })
+        .fold(0, |a, b| a | b)
+}
+
+#[test]
+fn default_capabilities_are_podmans() {
+    let s = build(&unit(container()));
+    let caps = process(&s).capabilities().as_ref().unwrap();
+    let bounding = caps.bounding().as_ref().unwrap();
+    assert_eq!(cap_mask(bounding), 0x8004_05fb);
+    assert_eq!(caps.effective().as_ref(), Some(bounding));
+    assert_eq!(caps.permitted().as_ref(), Some(bounding));
+    assert_eq!(caps.inheritable().as_ref(), Some(&HashSet::new()));
+    assert_eq!(caps.ambient().as_ref(), Some(&HashSet::new()));
+    assert_eq!(process(&s).no_new_privileges(), Some(true));
+}
+
+#[test]
+fn unit_capabilities_add_to_the_default() {
+    let mut u = unit(container());
+    u.security.capabilities = vec!["CAP_NET_ADMIN".into(), "CAP_NET_RAW".into()];
+    u.security.no_new_privileges = false;
+    let s = build(&u);
+    let caps = process(&s).capabilities().as_ref().unwrap();
+    assert_eq!(
+        cap_mask(caps.bounding().as_ref().unwrap()),
+        0x8004_05fb | 1 << 12 | 1 << 13
+    );
+    assert_eq!(process(&s).no_new_privileges(), Some(false));
+    u.security.capabilities = vec!["CAP_NOPE".into()];
+    assert!(matches!(
+        build_with(&u, &default_image(), &Extras::default()),
+        Err(SpecError::UnknownCapability(_))
+    ));
+}
+
+#[test]
+fn seccomp_follows_the_capabilities() {
+    let s = build(&unit(container()));
+    let sc = linux(&s).seccomp().as_ref().unwrap();
+    assert_eq!(sc.default_action(), LinuxSeccompAction::ScmpActAllow);
+    let denied = crate::seccomp::denied_names(sc);
+    assert!(denied.iter().any(|(n, _)| n == "mount"));
+    assert!(denied.iter().any(|(n, _)| n == "ptrace"));
+
+    let mut u = unit(container());
+    u.security.capabilities = vec!["CAP_SYS_ADMIN".into(), "CAP_SYS_PTRACE".into()];
+    let s = build(&u);
+    let denied = crate::seccomp::denied_names(linux(&s).seccomp().as_ref().unwrap());
+    assert!(!denied
+        .iter()
+        .any(|(n, _)| n == "mount" || n == "umount2" || n == "ptrace"));
+    assert!(denied.iter().any(|(n, _)| n == "kexec_load"));
+}
+
+#[test]
+fn masked_and_readonly_paths() {
+    let s = build(&unit(container()));
+    let l = linux(&s);
+    let masked = l.masked_paths().as_ref().unwrap();
+    for p in [
+        "/proc/acpi",
+        "/proc/asound",
+        "/proc/kcore",
+        "/proc/keys",
+        "/proc/latency_stats",
+        "/proc/timer_list",
+        "/proc/timer_stats",
+        "/proc/sched_debug",
+        "/proc/scsi",
+        "/sys/firmware",
+        "/sys/devices/virtual/powercap",
+    ] {
+        assert!(masked.iter().any(|m| m == p), "{p} not masked");
+    }
+    assert_eq!(
+        l.readonly_paths().as_ref().unwrap(),
+        &[
+            "/proc/bus",
+            "/proc/fs",
+            "/proc/irq",
+            "/proc/sys",
+            "/proc/sysrq-trigger"
+        ]
+    );
+}
+
+#[test]
+fn devices_and_device_cgroup() {
+    let s = build(&unit(container()));
+    let l = linux(&s);
+    let nodes: Vec<_> = l
+        .devices()
+        .as_ref()
+        .unwrap()
+        .iter()
+        .map(|d| {
+            (
+                d.path().to_str().unwrap().to_string(),
+                d.major(),
+                d.minor(),
+                d.file_mode(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        nodes,
+        [
+            ("/dev/null", 1, 3),
+            ("/dev/zero", 1, 5),
+            ("/dev/full", 1, 7),
+            ("/dev/random", 1, 8),
+            ("/dev/urandom", 1, 9),
+            ("/dev/tty", 5, 0),
+        ]
+        .map(|(p, a, b)| (p.to_string(), a, b, Some(0o666)))
+    );
+    let rules: Vec<String> = l
+        .resources()
+        .as_ref()
+        .unwrap()
+        .devices()
+        .as_ref()
+        .unwrap()
+        .iter()
+        .map(|r| format!("{}{}", if r.allow() { "+" } else { "-" }, r))
+        .collect();
+    assert_eq!(
+        rules,
+        [
+            "-a *:* rwm",
+            "+c 1:3 rwm",
+            "+c 1:5 rwm",
+            "+c 1:7 rwm",
+            "+c 1:8 rwm",
+            "+c 1:9 rwm",
+            "+c 5:0 rwm",
+            "+c 136:* rwm",
+            "+c 5:2 rwm",
+        ]
+    );
+}
+
+#[test]
+fn extra_devices_and_mounts() {
+    let extras = Extras {
+        devices: vec![ExtraDevice {
+            path: "/dev/nvidia0".into(),
+            kind: DeviceKind::Char,
+            major: 195,
+            minor: 0,
+            file_mode: 0o666,
+            uid: 0,
+            gid: 0,
+            access: "rw".into(),
+        }],
+        device_rules: vec![DeviceRule {
+            kind: DeviceKind::Char,
+            major: Some(195),
+            minor: None,
+            access: "rwm".into(),
+        }],
+        mounts: vec![ExtraMount {
+            host: "/usr/lib/nvidia".into(),
+            container: "/usr/lib/nvidia".into(),
+            options: vec!["ro".into(), "nosuid".into()],
+        }],
+    };
+    let s = build_with(&unit(container()), &default_image(), &extras).unwrap();
+    let l = linux(&s);
+    assert!(l
+        .devices()
+        .as_ref()
+        .unwrap()
+        .iter()
+        .any(|d| d.path() == Path::new("/dev/nvidia0") && d.major() == 195));
+    let rules: Vec<String> = l
+        .resources()
+        .as_ref()
+        .unwrap()
+        .devices()
+        .as_ref()
+        .unwrap()
+        .iter()
+        .map(|r| r.to_string())
+        .collect();
+    assert!(rules.ends_with(&["c 195:0 rw".to_string(), "c 195:* rwm".to_string()]));
+    let m = s.mounts().as_ref().unwrap().last().unwrap();
+    assert_eq!(m.destination(), Path::new("/usr/lib/nvidia"));
+    assert_eq!(
+        m.options().as_deref(),
+        Some(&["rbind".to_string(), "ro".into(), "nosuid".into()][..])
+    );
+
+    let mut bad = extras.clone();
+    bad.devices[0].access = "rwx".into();
+    assert!(matches!(
+        build_with(&unit(container()), &default_image(), &bad),
+        Err(SpecError::BadAccess(_))
+    ));
+}
+
+#[test]
+fn namespaces_by_network_mode() {
+    let types = |s: &Spec| -> Vec<LinuxNamespaceType> {
+        linux(s)
+            .namespaces()
+            .as_ref()
+            .unwrap()
+            .iter()
+            .map(|n| n.typ())
+            .collect()
+    };
+    let host = build(&unit(container()));
+    assert_eq!(
+        types(&host),
+        [
+            LinuxNamespaceType::Pid,
+            LinuxNamespaceType::Ipc,
+            LinuxNamespaceType::Uts,
+            LinuxNamespaceType::Mount
+        ]
+    );
+    assert!(linux(&host)
+        .namespaces()
+        .as_ref()
+        .unwrap()
+        .iter()
+        .all(|n| n.path().is_none()));
+    let mut c = container();
+    c.network = Network::None;
+    let none = build(&unit(c));
+    assert_eq!(
+        types(&none),
+        [
+            LinuxNamespaceType::Pid,
+            LinuxNamespaceType::Ipc,
+            LinuxNamespaceType::Uts,
+            LinuxNamespaceType::Mount,
+            LinuxNamespaceType::Network
+        ]
+    );
+    assert!(!types(&none).contains(&LinuxNamespaceType::User));
+    assert_eq!(none.hostname().as_deref(), Some("web"));
+}
+
+#[test]
+fn env_merge_order() {
+    let img = image(serde_json::json!({
+        "Env": ["PATH=/img/bin", "A=image", "B=image", "NOEQUALS", "A=again"],
+        "Cmd": ["sh"],
+    }));
+    let mut u = unit(container());
+    u.env.insert("B".into(), "unit".into());
+    u.env.insert("Z".into(), "unit".into());
+    u.env.insert("C".into(), "unit".into());
+    let s = build_with(&u, &img, &Extras::default()).unwrap();
+    assert_eq!(
+        process(&s).env().as_deref().unwrap(),
+        [
+            "PATH=/img/bin",
+            "A=again",
+            "B=unit",
+            "C=unit",
+            "Z=unit",
+            "HOME=/root"
+        ]
+    );
+    // Defaults for PATH and HOME; the unit's HOME wins over the user's.
+    let mut u = unit(container());
+    u.env.insert("HOME".into(), "/data".into());
+    let s = build(&u);
+    assert_eq!(
+        process(&s).env().as_deref().unwrap(),
+        [format!("PATH={DEFAULT_PATH}"), "HOME=/data".to_string()]
+    );
+    let mut u = unit(container());
+    u.env.insert("A=B".into(), "x".into());
+    assert!(matches!(
+        build_with(&u, &default_image(), &Extras::default()),
+        Err(SpecError::BadEnv(_))
+    ));
+}
+
+#[test]
+fn entrypoint_and_command_rules() {
+    let img = image(serde_json::json!({
+        "Entrypoint": ["/entry"],
+        "Cmd": ["--serve"],
+    }));
+    let argv = |c: &Container, img: &ImageConfiguration| command(c, img).unwrap();
+    let mut c = container();
+    assert_eq!(argv(&c, &img), ["/entry", "--serve"]);
+    c.command = Some(vec!["--check".into()]);
+    assert_eq!(argv(&c, &img), ["/entry", "--check"]);
+    // A unit entrypoint drops the image's Cmd...
+    c.command = None;
+    c.entrypoint = Some(vec!["/bin/sh".into(), "-c".into()]);
+    assert_eq!(argv(&c, &img), ["/bin/sh", "-c"]);
+    // ...unless the unit gives a command too.
+    c.command = Some(vec!["echo hi".into()]);
+    assert_eq!(argv(&c, &img), ["/bin/sh", "-c", "echo hi"]);
+    // An empty entrypoint resets the image's.
+    c.entrypoint = Some(vec![]);
+    c.command = Some(vec!["/bin/true".into()]);
+    assert_eq!(argv(&c, &img), ["/bin/true"]);
+    c.command = None;
+    assert!(matches!(command(&c, &img), Err(SpecError::NoCommand)));
+    // Cmd only.
+    let cmd_only = image(serde_json::json!({"Cmd": ["sh", "-c", "x"]}));
+    assert_eq!(argv(&container(), &cmd_only), ["sh", "-c", "x"]);
+    // An image without a config at all.
+    let bare: ImageConfiguration = serde_json::from_value(serde_json::json!({
+        "architecture": "amd64", "os": "linux",
+        "rootfs": {"type": "layers", "diff_ids": []},
+    }))
+    .unwrap();
+    assert!(matches!(
+        command(&container(), &bare),
+        Err(SpecError::NoCommand)
+    ));
+}
+
+#[test]
+fn user_from_unit_or_image() {
+    let img = image(serde_json::json!({"User": "app", "Cmd": ["sh"]}));
+    let s = build_with(&unit(container()), &img, &Extras::default()).unwrap();
+    let user = process(&s).user();
+    assert_eq!((user.uid(), user.gid()), (1000, 1000));
+    assert_eq!(user.additional_gids().as_deref(), Some(&[44u32][..]));
+    assert!(process(&s)
+        .env()
+        .as_ref()
+        .unwrap()
+        .contains(&"HOME=/home/app".to_string()));
+
+    let mut c = container();
+    c.user = Some("nobody:video".into());
+    let s = build_with(&unit(c), &img, &Extras::default()).unwrap();
+    let user = process(&s).user();
+    assert_eq!(
+        (user.uid(), user.gid(), user.additional_gids().clone()),
+        (65534, 44, None)
+    );
+
+    let mut c = container();
+    c.user = Some("ghost".into());
+    assert!(matches!(
+        build_with(&unit(c), &img, &Extras::default()),
+        Err(SpecError::User(UserError::NoSuchUser(_)))
+    ));
+    let s = build(&unit(container()));
+    assert_eq!((process(&s).user().uid(), process(&s).user().gid()), (0, 0));
+}
+
+#[test]
+fn working_dir_root_and_process() {
+    let img = image(serde_json::json!({"WorkingDir": "srv", "Cmd": ["sh"]}));
+    let s = build_with(&unit(container()), &img, &Extras::default()).unwrap();
+    assert_eq!(process(&s).cwd(), Path::new("/srv"));
+    let mut c = container();
+    c.working_dir = Some("/data".into());
+    c.read_only = true;
+    let s = build_with(&unit(c.clone()), &img, &Extras::default()).unwrap();
+    assert_eq!(process(&s).cwd(), Path::new("/data"));
+    let root = s.root().as_ref().unwrap();
+    assert_eq!(root.path(), Path::new("/var/lib/jarvis/c/web/rootfs"));
+    assert_eq!(root.readonly(), Some(true));
+    assert_eq!(
+        build(&unit(container()))
+            .root()
+            .as_ref()
+            .unwrap()
+            .readonly(),
+        Some(false)
+    );
+    assert_eq!(process(&build(&unit(container()))).cwd(), Path::new("/"));
+    c.working_dir = Some("/a/../../etc".into());
+    assert!(matches!(
+        build_with(&unit(c), &img, &Extras::default()),
+        Err(SpecError::BadPath { .. })
+    ));
+
+    let p = process(&s);
+    assert_eq!(p.terminal(), Some(false));
+    assert!(p.rlimits().is_none(), "no rlimits: inherited");
+    assert!(p.apparmor_profile().is_none() && p.oom_score_adj().is_none());
+    assert_eq!(
+        linux(&s).cgroups_path().as_deref(),
+        Some(Path::new("/jarvis/web"))
+    );
+    assert!(linux(&s).sysctl().is_none() && linux(&s).uid_mappings().is_none());
+    assert!(s.hooks().is_none());
+    assert!(s.version().starts_with("1."));
+}
+
+#[test]
+fn resources_mapping() {
+    let mut u = unit(container());
+    u.resources = Resources {
+        memory_max: Some(64 * 1024 * 1024),
+        cpus: Some(1.5),
+        cpu_weight: Some(100),
+        pids_max: Some(64),
+        cpuset: Some("0-1".into()),
+    };
+    let s = build(&u);
+    let r = linux(&s).resources().as_ref().unwrap();
+    let mem = r.memory().as_ref().unwrap();
+    assert_eq!((mem.limit(), mem.swap()), (Some(64 << 20), Some(64 << 20)));
+    let cpu = r.cpu().as_ref().unwrap();
+    assert_eq!(cpu.quota(), Some(150_000));
+    assert_eq!(cpu.period(), Some(100_000));
+    assert_eq!(cpu.shares(), Some(1024));
+    assert_eq!(cpu.cpus().as_deref(), Some("0-1"));
+    assert_eq!(
+        r.unified()
+            .as_ref()
+            .and_then(|u| u.get("cpu.weight"))
+            .map(String::as_str),
+        Some("100")
+    );
+    assert_eq!(r.pids().as_ref().unwrap().limit(), 64);
+
+    u.resources = Resources {
+        cpus: Some(0.001),
+        cpu_weight: Some(1),
+        ..Resources::default()
+    };
+    let s = build(&u);
+    let r = linux(&s).resources().as_ref().unwrap();
+    assert!(r.memory().is_none() && r.pids().is_none());
+    let cpu = r.cpu().as_ref().unwrap();
+    assert_eq!((cpu.quota(), cpu.shares()), (Some(1000), Some(10)));
+    assert!(cpu.cpus().is_none());
+
+    let s = build(&unit(container()));
+    let r = linux(&s).resources().as_ref().unwrap();
+    assert!(r.memory().is_none() && r.cpu().is_none() && r.pids().is_none());
+    assert!(r.unified().is_none());
+}
+
+#[test]
+fn mounts_and_volumes() {
+    let mut c = container();
+    c.volumes = vec![
+        Volume {
+            host: "/srv/data".into(),
+            container: "/data".into(),
+            read_only: false,
+        },
+        Volume {
+            host: "/srv/conf".into(),
+            container: "/etc/app".into(),
+            read_only: true,
+        },
+    ];
+    let s = build(&unit(c.clone()));
+    let m = s.mounts().as_ref().unwrap();
+    let dests: Vec<_> = m
+        .iter()
+        .map(|m| m.destination().to_str().unwrap())
+        .collect();
+    assert_eq!(
+        dests,
+        [
+            "/proc",
+            "/dev",
+            "/dev/pts",
+            "/dev/shm",
+            "/dev/mqueue",
+            "/sys",
+            "/etc/hosts",
+            "/etc/resolv.conf",
+            "/etc/hostname",
+            "/data",
+            "/etc/app"
+        ]
+    );
+    let opts = |i: usize| m[i].options().clone().unwrap_or_default();
+    assert_eq!(m[1].typ().as_deref(), Some("tmpfs"));
+    assert!(opts(1).contains(&"mode=755".into()) && opts(1).contains(&"nosuid".into()));
+    for o in ["newinstance", "ptmxmode=0666", "gid=5"] {
+        assert!(opts(2).contains(&o.to_string()), "/dev/pts lacks {o}");
+    }
+    assert!(opts(3).contains(&"size=65536k".into()));
+    assert_eq!(m[4].typ().as_deref(), Some("mqueue"));
+    for o in ["ro", "nosuid", "noexec", "nodev"] {
+        assert!(opts(5).contains(&o.to_string()), "/sys lacks {o}");
+    }
+    assert_eq!(m[6].source().as_deref(), Some(Path::new("/etc/hosts")));
+    assert_eq!(
+        m[7].source().as_deref(),
+        Some(Path::new("/etc/resolv.conf"))
+    );
+    for i in 6..=8 {
+        assert!(opts(i).contains(&"ro".into()));
+    }
+    assert_eq!(m[9].typ().as_deref(), Some("bind"));
+    assert_eq!(m[9].source().as_deref(), Some(Path::new("/srv/data")));
+    assert_eq!(opts(9), ["rbind", "rprivate", "nodev"]);
+    assert_eq!(opts(10), ["rbind", "rprivate", "nodev", "ro"]);
+
+    c.volumes[0].container = "data".into();
+    assert!(matches!(
+        build_with(&unit(c.clone()), &default_image(), &Extras::default()),
+        Err(SpecError::BadPath { .. })
+    ));
+    c.volumes[0].container = "/".into();
+    assert!(build_with(&unit(c), &default_image(), &Extras::default()).is_err());
+}
+
+#[test]
+fn native_units_and_bad_inputs_are_refused() {
+    let mut u = unit(container());
+    u.exec = Exec::Native(jarvis_unit::Native {
+        command: vec!["/bin/true".into()],
+        user: None,
+        group: None,
+        supplementary_groups: vec![],
+        working_dir: None,
+    });
+    assert!(matches!(
+        build_with(&u, &default_image(), &Extras::default()),
+        Err(SpecError::NotAContainer(_))
+    ));
+    let u = unit(container());
+    let users = UserDb::default();
+    let input = SpecInput {
+        unit: &u,
+        image: &default_image(),
+        users: &users,
+        rootfs: Path::new("/r"),
+        cgroups_path: "jarvis/web",
+        etc: None,
+        extras: &Extras::default(),
+    };
+    assert!(matches!(
+        build_spec(&input),
+        Err(SpecError::BadCgroupsPath(_))
+    ));
+    let ok = build_spec(&SpecInput {
+        cgroups_path: "/jarvis/web",
+        ..input
+    })
+    .unwrap();
+    // Without EtcFiles, no /etc binds.
+    assert_eq!(ok.mounts().as_ref().unwrap().len(), 6);
+}
+
+#[test]
+fn spec_round_trips_through_json() {
+    let s = build(&unit(container()));
+    let json = serde_json::to_string(&s).unwrap();
+    let back: Spec = serde_json::from_str(&json).unwrap();
+    assert_eq!(back, s);
+    assert!(!json.contains("rlimits"));
+}
