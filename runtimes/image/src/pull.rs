@@ -58,10 +58,16 @@ pub struct Progress {
     pub phase: Phase,
 }
 
-/// Installs the TLS crypto provider every reqwest client in the process
-/// needs (this crate builds reqwest without a default one).
+/// Install `ring` as rustls's process-wide default crypto provider, if no
+/// provider is installed yet (idempotent, cheap).
+///
+/// This crate builds reqwest with `rustls-no-provider` (no aws-lc build), so
+/// every reqwest client in the process that uses TLS (cargo features unify
+/// across the workspace) needs a default provider. [`ImageStore::pull`] calls
+/// this itself; call it at startup if the process builds other reqwest
+/// clients before its first pull.
 pub fn install_crypto_provider() {
-    // Harmless if one is installed already.
+    // Err means one is installed already: fine.
     let _ = rustls::crypto::ring::default_provider().install_default();
 }
 
