@@ -11,6 +11,7 @@ pub mod control;
 pub mod daemon;
 pub mod logs;
 pub mod machine;
+pub mod placement;
 pub mod run;
 pub mod state;
 

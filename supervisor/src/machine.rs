@@ -143,6 +143,11 @@ pub enum Event {
     Adopted {
         pid: i32,
     },
+    /// Something the unit needs is gone (a required device was unplugged):
+    /// stop it if it runs and wait, saying why, until it can start again.
+    Withdraw {
+        reason: String,
+    },
     SpawnFailed {
         gen: u64,
         reason: String,
@@ -195,6 +200,8 @@ enum Again {
     Requested,
     /// The health check failed: an automatic restart.
     Unhealthy,
+    /// Something it needs went away (a device): wait for it to return.
+    Withdrawn,
 }
 
 /// Everything the supervisor knows about one unit besides its definition.
@@ -286,6 +293,7 @@ impl Machine<'_> {
                 }
             }
             Event::Deps(readiness) => self.on_deps(s, readiness),
+            Event::Withdraw { reason } => self.on_withdraw(s, reason),
             Event::Spawned { gen, pid } => self.on_spawned(s, gen, pid),
             Event::Adopted { pid } => {
                 s.wanted = true;
@@ -380,6 +388,36 @@ impl Machine<'_> {
         ]
     }
 
+    fn on_withdraw(&self, s: &mut UnitState, reason: String) -> Vec<Effect> {
+        if !s.wanted {
+            return vec![];
+        }
+        match s.state {
+            State::Running => {
+                s.start_after_stop = Some(Again::Withdrawn);
+                self.begin_stop(s, Some(reason))
+            }
+            State::Stopping => {
+                s.start_after_stop = Some(Again::Withdrawn);
+                s.reason = Some(reason);
+                vec![]
+            }
+            // On its way: it is stopped as soon as it runs (see on_spawned).
+            State::Starting if s.spawning => {
+                s.start_after_stop = Some(Again::Withdrawn);
+                s.reason = Some(reason);
+                vec![]
+            }
+            State::Starting | State::Waiting => {
+                s.gen += 1;
+                s.state = State::Waiting;
+                s.reason = Some(reason);
+                vec![]
+            }
+            State::Stopped | State::Exited | State::Failed => vec![],
+        }
+    }
+
     fn on_deps(&self, s: &mut UnitState, readiness: Readiness) -> Vec<Effect> {
         if s.state != State::Waiting {
             return vec![];
@@ -443,6 +481,10 @@ impl Machine<'_> {
             // A stop came while it was spawning.
             return self.begin_stop(s, None);
         }
+        if s.start_after_stop == Some(Again::Withdrawn) {
+            let reason = s.reason.clone();
+            return self.begin_stop(s, reason);
+        }
         let mut effects = vec![];
         if self.unit.health.is_some() {
             effects.push(Effect::StartHealth { gen });
@@ -473,6 +515,7 @@ impl Machine<'_> {
                     effects.extend(self.respawn(s));
                 }
                 Some(Again::Requested) if s.wanted => effects.extend(self.on_start(s)),
+                Some(Again::Withdrawn) if s.wanted => s.state = State::Waiting,
                 _ => s.reason = None,
             }
             return effects;

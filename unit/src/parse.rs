@@ -38,6 +38,8 @@ pub(crate) const TOP_KEYS: &[&str] = &[
     "stop",
     "security",
     "logs",
+    "gpu",
+    "device",
 ];
 pub(crate) const NATIVE_KEYS: &[&str] = &[
     "command",
@@ -72,6 +74,8 @@ pub(crate) const HEALTH_KEYS: &[&str] = &[
 pub(crate) const STOP_KEYS: &[&str] = &["signal", "timeout"];
 pub(crate) const SECURITY_KEYS: &[&str] = &["capabilities", "no_new_privileges"];
 pub(crate) const LOGS_KEYS: &[&str] = &["max_size", "max_files"];
+pub(crate) const GPU_KEYS: &[&str] = &["want", "count", "min_vram"];
+pub(crate) const DEVICE_KEYS: &[&str] = &["usb", "serial", "path", "as", "optional"];
 
 const DURATION_HINT: &str =
     "write a number with a unit, e.g. \"100ms\", \"10s\", \"5m\" or \"1h 30m\"";
@@ -386,8 +390,31 @@ fn key_hint(section: &str, key: &str) -> Option<&'static str> {
             "bind mounts go in volumes = [\"/host/dir:/container/dir\"]"
         }
         ("native", "image") => "an image runs in a [container] section, not [native]",
+        ("container" | "native", "devices" | "device") => {
+            "devices go in [[device]] sections at the top level, e.g. [[device]] with \
+             path = \"/dev/net/tun\""
+        }
+        ("container" | "native", "gpus" | "gpu") => {
+            "a GPU is asked for in a [gpu] section at the top level, e.g. [gpu] with want = \"auto\""
+        }
+        ("device", "vendor" | "product" | "id") => {
+            "give the USB ids together as usb = \"vendor:product\", e.g. usb = \"10c4:ea60\""
+        }
+        ("device", "target" | "container" | "to" | "path_in_container") => {
+            "the path the service sees is as = \"/dev/NAME\""
+        }
         _ => return None,
     })
+}
+
+/// How a section is written: `[name]`, or `[[device]]` for the one array
+/// of tables.
+fn header(name: &str) -> String {
+    if name == "device" {
+        format!("[[{name}]]")
+    } else {
+        format!("[{name}]")
+    }
 }
 
 /// A table of the unit file, with its unknown keys already reported.
@@ -431,7 +458,8 @@ impl<'a, 'i> Section<'a, 'i> {
                 cx.error(
                     k.span(),
                     format!(
-                        "unknown key {key:?} in [{name}]; expected one of: {}{hint}",
+                        "unknown key {key:?} in {}; expected one of: {}{hint}",
+                        header(name),
                         allowed.join(", "),
                     ),
                 );
@@ -603,6 +631,19 @@ pub fn parse_size(s: &str) -> Option<u64> {
 
 /// A size in bytes, > 0. Strings use binary suffixes; a plain integer is bytes.
 fn size(cx: &mut Cx<'_>, label: &str, v: &Value<'_>) -> Option<u64> {
+    let n = size_or_zero(cx, label, v)?;
+    if n == 0 {
+        cx.error(
+            v.span(),
+            format!("{label}: must be greater than 0; {SIZE_HINT}"),
+        );
+        return None;
+    }
+    Some(n)
+}
+
+/// A size in bytes, 0 allowed.
+fn size_or_zero(cx: &mut Cx<'_>, label: &str, v: &Value<'_>) -> Option<u64> {
     let n = match v.get_ref() {
         DeValue::String(s) => match parse_size(s) {
             Some(n) => n,
@@ -635,13 +676,6 @@ fn size(cx: &mut Cx<'_>, label: &str, v: &Value<'_>) -> Option<u64> {
             return None;
         }
     };
-    if n == 0 {
-        cx.error(
-            v.span(),
-            format!("{label}: must be greater than 0; {SIZE_HINT}"),
-        );
-        return None;
-    }
     Some(n)
 }
 
@@ -772,6 +806,8 @@ fn build(cx: &mut Cx<'_>, name: Option<String>, doc: &DeTable<'_>) -> Built {
     let mut stop = Stop::default();
     let mut security = Security::default();
     let mut logs = Logs::default();
+    let mut gpu = None;
+    let mut devices = Vec::new();
 
     for (k, v) in entries(doc) {
         let key: &str = k.get_ref();
@@ -800,6 +836,8 @@ fn build(cx: &mut Cx<'_>, name: Option<String>, doc: &DeTable<'_>) -> Built {
             "stop" => stop = parse_stop(cx, v),
             "security" => security = parse_security(cx, v),
             "logs" => logs = parse_logs(cx, v),
+            "gpu" => gpu = parse_gpu(cx, v),
+            "device" => devices = parse_devices(cx, v),
             other => cx.error(
                 k.span(),
                 format!(
@@ -826,6 +864,8 @@ fn build(cx: &mut Cx<'_>, name: Option<String>, doc: &DeTable<'_>) -> Built {
             stop,
             security,
             logs,
+            gpu,
+            devices,
         }),
         _ => None,
     };
@@ -1682,4 +1722,267 @@ fn parse_logs(cx: &mut Cx<'_>, v: &Value<'_>) -> Logs {
         logs.max_files = n;
     }
     logs
+}
+
+const GPU_WANTS: &[(&str, GpuWant)] = &[
+    ("auto", GpuWant::Auto),
+    ("nvidia", GpuWant::Nvidia),
+    ("amd", GpuWant::Amd),
+    ("cpu", GpuWant::Cpu),
+];
+
+fn parse_gpu(cx: &mut Cx<'_>, v: &Value<'_>) -> Option<Gpu> {
+    let s = Section::open(cx, "gpu", v, GPU_KEYS)?;
+    let mut gpu = Gpu::default();
+    if let Some(w) = s.with(cx, "want", |cx, l, v| choice(cx, l, v, GPU_WANTS)) {
+        gpu.want = w;
+    }
+    if let Some(n) = s.with(cx, "count", |cx, l, v| integer(cx, l, v, 1, 16)) {
+        gpu.count = n as u32;
+    }
+    if let Some(n) = s.with(cx, "min_vram", size_or_zero) {
+        gpu.min_vram = n;
+    }
+    Some(gpu)
+}
+
+const DEVICE_EXAMPLE: &str = "[[device]] with usb = \"10c4:ea60\" and as = \"/dev/zigbee\", \
+     or [[device]] with path = \"/dev/net/tun\"";
+
+/// `[[device]]`: an array of tables. Each `as` path once per unit.
+fn parse_devices(cx: &mut Cx<'_>, v: &Value<'_>) -> Vec<DeviceSpec> {
+    let mut out = Vec::new();
+    let DeValue::Array(a) = v.get_ref() else {
+        let hint = if matches!(v.get_ref(), DeValue::Table(_)) {
+            "; write the header with two brackets, [[device]], once per device"
+        } else {
+            ""
+        };
+        cx.error(
+            v.span(),
+            format!(
+                "device: expected an array of tables ([[device]] sections), found {}{hint}",
+                a_type(v.get_ref())
+            ),
+        );
+        return out;
+    };
+    // Normalised `as` path -> the line of the device that first uses it.
+    let mut seen: BTreeMap<String, usize> = BTreeMap::new();
+    for item in a.iter() {
+        if !matches!(item.get_ref(), DeValue::Table(_)) {
+            cx.error(
+                item.span(),
+                format!(
+                    "device: expected every element to be a table, found {}; write {DEVICE_EXAMPLE}",
+                    a_type(item.get_ref())
+                ),
+            );
+            continue;
+        }
+        let Some((device, (what, as_span))) = parse_device(cx, item) else {
+            continue;
+        };
+        if let Some(line) = seen.get(&device.as_path) {
+            cx.error(
+                as_span.clone(),
+                format!(
+                    "{what}: {} is already the path of the device on line {line}; each device \
+                     needs its own path, so give this one another as = \"/dev/NAME\"",
+                    cx.source(as_span)
+                ),
+            );
+            continue;
+        }
+        let (line, _) = line_col(cx.text, item.span().start);
+        seen.insert(device.as_path.clone(), line);
+        out.push(device);
+    }
+    out
+}
+
+/// Which value gave a device its `as` path: its label and span (`as`, or the
+/// `path` it defaults to).
+type AsSource = (&'static str, Range<usize>);
+
+/// One `[[device]]` table, with where its `as` path comes from.
+fn parse_device(cx: &mut Cx<'_>, v: &Value<'_>) -> Option<(DeviceSpec, AsSource)> {
+    let s = Section::open(cx, "device", v, DEVICE_KEYS)?;
+    let matcher_keys: Vec<&Key<'_>> = s
+        .entries
+        .iter()
+        .filter(|(k, _)| matches!(k.get_ref().as_ref(), "usb" | "path"))
+        .map(|(k, _)| *k)
+        .collect();
+    if let [_, second, ..] = matcher_keys.as_slice() {
+        cx.error(
+            second.span(),
+            "[[device]] has both usb and path; give exactly one of them (use one [[device]] per \
+             device)",
+        );
+    }
+    let usb = s.with(cx, "usb", usb_id);
+    let path = s.with(cx, "path", |cx, l, v| device_path(cx, l, v, false));
+    let is_usb = s.get("usb").is_some();
+    let serial = match s
+        .entries
+        .iter()
+        .find(|(k, _)| k.get_ref().as_ref() == "serial")
+    {
+        None => Ok(None),
+        Some((k, _)) if !is_usb => {
+            if s.get("path").is_some() {
+                cx.error(
+                    k.span(),
+                    "device.serial: only a usb device has a serial number; remove it, or name \
+                     the device by usb = \"vendor:product\" instead of path",
+                );
+            }
+            Err(())
+        }
+        Some(_) => s
+            .with(cx, "serial", |cx, l, v| {
+                let serial = string(cx, l, v)?;
+                if serial.trim().is_empty() || serial.chars().any(char::is_control) {
+                    cx.error(
+                        v.span(),
+                        format!(
+                            "{l}: must be the device's serial number as `lsusb -v` shows it \
+                             (iSerial), got {serial:?}"
+                        ),
+                    );
+                    return None;
+                }
+                Some(serial)
+            })
+            .map(Some)
+            .ok_or(()),
+    };
+    let as_path = s.with(cx, "as", |cx, l, v| device_path(cx, l, v, true));
+    let optional = s.with(cx, "optional", boolean).unwrap_or(false);
+
+    if matcher_keys.is_empty() {
+        cx.missing(
+            s.span.clone(),
+            format!(
+                "[[device]] needs usb = \"vendor:product\" or path = \"/dev/...\"; e.g. \
+                 {DEVICE_EXAMPLE}"
+            ),
+        );
+        return None;
+    }
+    if matcher_keys.len() > 1 {
+        return None;
+    }
+    let (matcher, as_path, as_span) = if is_usb {
+        let Some(as_value) = s.get("as") else {
+            cx.missing(
+                s.span.clone(),
+                "[[device]] with usb needs as = \"/dev/NAME\", the stable path the service sees \
+                 (e.g. as = \"/dev/zigbee\"): a USB device's own node (/dev/ttyUSB0, ...) can \
+                 change from boot to boot",
+            );
+            return None;
+        };
+        let (vendor, product) = usb?;
+        let matcher = DeviceMatch::Usb {
+            vendor,
+            product,
+            serial: serial.ok()?,
+        };
+        (matcher, as_path?, ("device.as", as_value.span()))
+    } else {
+        let path = path?;
+        serial.ok()?;
+        let path_value = s.get("path")?;
+        match s.get("as") {
+            Some(as_value) => (
+                DeviceMatch::Path(path),
+                as_path?,
+                ("device.as", as_value.span()),
+            ),
+            None => {
+                if !is_under_dev(&path) {
+                    cx.error(
+                        path_value.span(),
+                        format!(
+                            "device.path: {path:?} is not under /dev, so it cannot also be the \
+                             path the service sees; add as = \"/dev/NAME\""
+                        ),
+                    );
+                    return None;
+                }
+                (
+                    DeviceMatch::Path(path.clone()),
+                    path,
+                    ("device.path", path_value.span()),
+                )
+            }
+        }
+    };
+    Some((
+        DeviceSpec {
+            matcher,
+            as_path,
+            optional,
+        },
+        as_span,
+    ))
+}
+
+/// `usb`: "vendor:product", 4 hex digits each (any case); returned in
+/// lowercase.
+fn usb_id(cx: &mut Cx<'_>, label: &str, v: &Value<'_>) -> Option<(String, String)> {
+    let text = string(cx, label, v)?;
+    let hex4 = |s: &str| s.len() == 4 && s.chars().all(|c| c.is_ascii_hexdigit());
+    match text.split_once(':') {
+        Some((vendor, product)) if hex4(vendor) && hex4(product) => {
+            Some((vendor.to_ascii_lowercase(), product.to_ascii_lowercase()))
+        }
+        _ => {
+            cx.error(
+                v.span(),
+                format!(
+                    "{label}: invalid USB id {text:?}; write vendor:product as two 4-digit hex \
+                     numbers, as lsusb shows them, e.g. \"10c4:ea60\""
+                ),
+            );
+            None
+        }
+    }
+}
+
+/// Whether a normalised absolute path is below /dev (not /dev itself).
+fn is_under_dev(path: &str) -> bool {
+    path.strip_prefix("/dev/")
+        .is_some_and(|rest| !rest.is_empty())
+}
+
+/// `path` or `as` in `[[device]]`: an absolute path without "..",
+/// returned normalised; with `under_dev`, it must be below /dev.
+fn device_path(cx: &mut Cx<'_>, label: &str, v: &Value<'_>, under_dev: bool) -> Option<String> {
+    let text = string(cx, label, v)?;
+    let problem = if !text.starts_with('/') {
+        Some(format!(
+            "must be an absolute path (starting with /), got {text:?}"
+        ))
+    } else if text.chars().any(char::is_control) {
+        Some(format!("{text:?} must not contain control characters"))
+    } else if text.split('/').any(|c| c == "..") {
+        Some(format!("{text:?} must not contain \"..\""))
+    } else if under_dev && !is_under_dev(&normalize_path(&text)) {
+        Some(format!(
+            "{text:?} is not under /dev; the service sees its devices at paths such as \
+             \"/dev/zigbee\""
+        ))
+    } else {
+        None
+    };
+    match problem {
+        Some(p) => {
+            cx.error(v.span(), format!("{label}: {p}"));
+            None
+        }
+        None => Some(normalize_path(&text)),
+    }
 }

@@ -24,6 +24,12 @@ pub struct Unit {
     pub stop: Stop,
     pub security: Security,
     pub logs: Logs,
+    /// `[gpu]`: the unit wants a GPU. `None` when the section is absent.
+    #[serde(default)]
+    pub gpu: Option<Gpu>,
+    /// `[[device]]`: host devices the service sees, in file order.
+    #[serde(default)]
+    pub devices: Vec<DeviceSpec>,
 }
 
 impl Unit {
@@ -252,4 +258,81 @@ impl Default for Logs {
             max_files: 3,
         }
     }
+}
+
+/// `want` in `[gpu]`: which kind of accelerator the unit runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum GpuWant {
+    /// The best GPU that fits (`count` and `min_vram`), else the CPU.
+    Auto,
+    /// An NVIDIA GPU; the unit waits until one fits.
+    Nvidia,
+    /// An AMD GPU; the unit waits until one fits.
+    Amd,
+    /// No GPU: run on the CPU.
+    Cpu,
+}
+
+impl GpuWant {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            GpuWant::Auto => "auto",
+            GpuWant::Nvidia => "nvidia",
+            GpuWant::Amd => "amd",
+            GpuWant::Cpu => "cpu",
+        }
+    }
+}
+
+/// `[gpu]`. Every key has a default, so an empty `[gpu]` asks for one GPU
+/// of any kind, else the CPU.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Gpu {
+    /// Default `auto`.
+    pub want: GpuWant,
+    /// How many GPUs, 1..=16.
+    pub count: u32,
+    /// Bytes of video memory that each GPU must have free (not promised to
+    /// other units) for this unit to be admitted; 0 means no requirement.
+    pub min_vram: u64,
+}
+
+impl Default for Gpu {
+    fn default() -> Self {
+        Gpu {
+            want: GpuWant::Auto,
+            count: 1,
+            min_vram: 0,
+        }
+    }
+}
+
+/// Which host device a `[[device]]` entry names.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum DeviceMatch {
+    /// A USB device by its ids, as `lsusb` shows them: 4 lowercase hex
+    /// digits each. `serial` narrows it to one device when several with the
+    /// same ids are plugged in.
+    Usb {
+        vendor: String,
+        product: String,
+        serial: Option<String>,
+    },
+    /// A plain host device node, an absolute path such as "/dev/net/tun".
+    Path(String),
+}
+
+/// `[[device]]`: a host device the service sees at `as_path`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct DeviceSpec {
+    pub matcher: DeviceMatch,
+    /// `as`: the stable path the service sees, absolute and under /dev
+    /// (normalised: no empty or "." components, no trailing '/'). For a
+    /// `path` device it defaults to that path.
+    pub as_path: String,
+    /// When false (the default) the unit waits, in state "waiting", until
+    /// the device is present; when true it starts without it.
+    pub optional: bool,
 }

@@ -92,6 +92,8 @@ fn minimal_unit_gets_defaults() {
             max_files: 3
         }
     );
+    assert_eq!(u.gpu, None);
+    assert!(u.devices.is_empty());
 }
 
 #[test]
@@ -384,6 +386,8 @@ fn minimal_container_unit_gets_defaults() {
     assert_eq!(u.stop, native.stop);
     assert_eq!(u.security, native.security);
     assert_eq!(u.logs, native.logs);
+    assert_eq!(u.gpu, None);
+    assert!(u.devices.is_empty());
     // Dotted keys work as for [native].
     let u = ok("container.image = \"nginx\"\ncontainer.network = \"none\"\n");
     assert_eq!(container(&u).network, Network::None);
@@ -541,6 +545,278 @@ fn container_value_forms() {
         c("volumes = [\"/srv/a:/a\", \"/srv/a:/b\"]").volumes.len(),
         2
     );
+}
+
+fn usb(vendor: &str, product: &str, serial: Option<&str>) -> DeviceMatch {
+    DeviceMatch::Usb {
+        vendor: vendor.into(),
+        product: product.into(),
+        serial: serial.map(Into::into),
+    }
+}
+
+fn device(matcher: DeviceMatch, as_path: &str, optional: bool) -> DeviceSpec {
+    DeviceSpec {
+        matcher,
+        as_path: as_path.into(),
+        optional,
+    }
+}
+
+#[test]
+fn every_gpu_and_device_key_parses() {
+    let text = r#"description = "a GPU service with two dongles and a tun device"
+
+[native]
+command = ["/usr/local/bin/ollama", "serve"]
+user = "ollama"
+
+[gpu]
+want = "nvidia"
+count = 2
+min_vram = "6G"
+
+[[device]]
+usb = "10C4:EA60"
+serial = "c0ffee-1234"
+as = "/dev/zigbee"
+optional = false
+
+[[device]]
+usb = "1cf1:0030"
+as = "/dev/conbee"
+optional = true
+
+[[device]]
+path = "/dev/net/tun"
+
+[[device]]
+path = "/dev/dri/renderD128"
+as = "/dev/dri/renderD129"
+optional = true
+
+[resources]
+memory_max = "24G"
+"#;
+    let u = ok(text);
+    assert_eq!(
+        u.gpu,
+        Some(Gpu {
+            want: GpuWant::Nvidia,
+            count: 2,
+            min_vram: 6 << 30,
+        })
+    );
+    assert_eq!(
+        u.devices,
+        [
+            device(
+                usb("10c4", "ea60", Some("c0ffee-1234")),
+                "/dev/zigbee",
+                false
+            ),
+            device(usb("1cf1", "0030", None), "/dev/conbee", true),
+            device(
+                DeviceMatch::Path("/dev/net/tun".into()),
+                "/dev/net/tun",
+                false
+            ),
+            device(
+                DeviceMatch::Path("/dev/dri/renderD128".into()),
+                "/dev/dri/renderD129",
+                true
+            ),
+        ]
+    );
+    // The sections around them are unaffected.
+    assert_eq!(native(&u).user.as_deref(), Some("ollama"));
+    assert_eq!(u.resources.memory_max, Some(24 << 30));
+    // The typed unit round-trips through JSON (the daemon saves it).
+    let json = serde_json::to_string(&u).unwrap();
+    assert_eq!(serde_json::from_str::<Unit>(&json).unwrap(), u);
+
+    // Both apply to container units too.
+    let text = r#"[container]
+image = "ghcr.io/home-assistant/home-assistant:2024.12"
+
+[gpu]
+want = "amd"
+
+[[device]]
+usb = "1cf1:0030"
+as = "/dev/conbee"
+optional = true
+"#;
+    let u = ok(text);
+    assert_eq!(u.kind(), Kind::Container);
+    assert_eq!(
+        u.gpu,
+        Some(Gpu {
+            want: GpuWant::Amd,
+            count: 1,
+            min_vram: 0
+        })
+    );
+    assert_eq!(
+        u.devices,
+        [device(usb("1cf1", "0030", None), "/dev/conbee", true)]
+    );
+    let json = serde_json::to_string(&u).unwrap();
+    assert_eq!(serde_json::from_str::<Unit>(&json).unwrap(), u);
+}
+
+#[test]
+fn gpu_forms() {
+    let gpu = |snippet: &str| -> Gpu {
+        ok(&format!("{MIN}[gpu]\n{snippet}\n"))
+            .gpu
+            .expect("[gpu] parses to Some")
+    };
+    // An empty [gpu] asks for one GPU of any kind, else the CPU.
+    assert_eq!(gpu(""), Gpu::default());
+    assert_eq!(
+        Gpu::default(),
+        Gpu {
+            want: GpuWant::Auto,
+            count: 1,
+            min_vram: 0
+        }
+    );
+    for (snippet, want) in [
+        ("want = \"auto\"", GpuWant::Auto),
+        ("want = \"nvidia\"", GpuWant::Nvidia),
+        ("want = \"amd\"", GpuWant::Amd),
+        ("want = \"cpu\"", GpuWant::Cpu),
+    ] {
+        let g = gpu(snippet);
+        assert_eq!(g.want, want, "{snippet}");
+        assert_eq!(format!("want = \"{}\"", want.as_str()), snippet);
+        assert_eq!(
+            serde_json::to_string(&want).unwrap(),
+            format!("\"{}\"", want.as_str())
+        );
+    }
+    assert_eq!(gpu("count = 1").count, 1);
+    assert_eq!(gpu("count = 16").count, 16);
+    for (snippet, bytes) in [
+        ("min_vram = \"6G\"", 6u64 << 30),
+        ("min_vram = \"512M\"", 512 << 20),
+        ("min_vram = \"1.5G\"", 3 << 29),
+        ("min_vram = \"0\"", 0),
+        ("min_vram = 0", 0),
+        ("min_vram = 1073741824", 1 << 30),
+    ] {
+        assert_eq!(gpu(snippet).min_vram, bytes, "{snippet}");
+    }
+    // Dotted keys are the same as the table.
+    let u = ok(&format!("gpu.want = \"nvidia\"\ngpu.count = 2\n{MIN}"));
+    assert_eq!(
+        u.gpu,
+        Some(Gpu {
+            want: GpuWant::Nvidia,
+            count: 2,
+            min_vram: 0
+        })
+    );
+    // A unit saved before [gpu] and [[device]] existed still loads.
+    let mut json: serde_json::Value = serde_json::to_value(ok(MIN)).unwrap();
+    let obj = json.as_object_mut().unwrap();
+    obj.remove("gpu").unwrap();
+    obj.remove("devices").unwrap();
+    let u: Unit = serde_json::from_value(json).unwrap();
+    assert_eq!((u.gpu, u.devices), (None, vec![]));
+}
+
+#[test]
+fn device_forms() {
+    // (the [[device]] body, what it parses to)
+    let cases = [
+        (
+            "usb = \"10c4:ea60\"\nas = \"/dev/zigbee\"",
+            device(usb("10c4", "ea60", None), "/dev/zigbee", false),
+        ),
+        // Hex ids in any case, stored lowercase.
+        (
+            "usb = \"10C4:Ea60\"\nas = \"/dev/zigbee\"",
+            device(usb("10c4", "ea60", None), "/dev/zigbee", false),
+        ),
+        // The serial is kept as written.
+        (
+            "usb = \"0403:6001\"\nserial = \"A50285BI\"\nas = \"/dev/ttyRFX\"",
+            device(usb("0403", "6001", Some("A50285BI")), "/dev/ttyRFX", false),
+        ),
+        (
+            "usb = \"1cf1:0030\"\nas = \"/dev/conbee\"\noptional = true",
+            device(usb("1cf1", "0030", None), "/dev/conbee", true),
+        ),
+        // `as` is normalised.
+        (
+            "usb = \"1cf1:0030\"\nas = \"/dev//serial/./conbee/\"",
+            device(usb("1cf1", "0030", None), "/dev/serial/conbee", false),
+        ),
+        // A path device is seen at its own path unless `as` says otherwise.
+        (
+            "path = \"/dev/net/tun\"",
+            device(
+                DeviceMatch::Path("/dev/net/tun".into()),
+                "/dev/net/tun",
+                false,
+            ),
+        ),
+        (
+            "path = \"/dev/ttyACM0\"\nas = \"/dev/conbee\"\noptional = false",
+            device(
+                DeviceMatch::Path("/dev/ttyACM0".into()),
+                "/dev/conbee",
+                false,
+            ),
+        ),
+        // A host node outside /dev is fine when `as` puts it under /dev.
+        (
+            "path = \"/run/vdev/dongle\"\nas = \"/dev/dongle\"",
+            device(
+                DeviceMatch::Path("/run/vdev/dongle".into()),
+                "/dev/dongle",
+                false,
+            ),
+        ),
+        (
+            "path = \"/dev//net/tun\"",
+            device(
+                DeviceMatch::Path("/dev/net/tun".into()),
+                "/dev/net/tun",
+                false,
+            ),
+        ),
+    ];
+    for (body, want) in cases {
+        let u = ok(&format!("{MIN}[[device]]\n{body}\n"));
+        assert_eq!(u.devices, [want], "{body}");
+    }
+    // The inline form is the same, and devices keep file order.
+    let u = ok(&format!(
+        "device = [{{ path = \"/dev/net/tun\" }}, {{ usb = \"10c4:ea60\", as = \"/dev/zigbee\" }}]\n{MIN}"
+    ));
+    assert_eq!(
+        u.devices,
+        [
+            device(
+                DeviceMatch::Path("/dev/net/tun".into()),
+                "/dev/net/tun",
+                false
+            ),
+            device(usb("10c4", "ea60", None), "/dev/zigbee", false),
+        ]
+    );
+    assert!(ok(&format!("device = []\n{MIN}")).devices.is_empty());
+    // The same device may be seen at two paths, and two dongles with the
+    // same ids are told apart by their serials.
+    let u = ok(&format!(
+        "{MIN}[[device]]\nusb = \"10c4:ea60\"\nserial = \"a\"\nas = \"/dev/zigbee\"\n\
+         [[device]]\nusb = \"10c4:ea60\"\nserial = \"b\"\nas = \"/dev/thread\"\n\
+         [[device]]\npath = \"/dev/net/tun\"\n[[device]]\npath = \"/dev/net/tun\"\nas = \"/dev/tun\"\n"
+    ));
+    assert_eq!(u.devices.len(), 4);
 }
 
 #[test]
@@ -836,6 +1112,71 @@ const ERROR_CASES: &[(&str, &str, &str)] = &[
     ("[container]\nimage = \"nginx\"\nvolume = [\"/a:/a\"]\n", "3:1", "unknown key \"volume\" in [container]; expected one of: image, entrypoint, command, user, working_dir, network, volumes, read_only (did you mean \"volumes\"?)"),
     ("[container]\nimage = \"nginx\"\ndescription = \"x\"\n", "3:1", "if you meant the top-level \"description\", move it above the first [section] header"),
     ("[native]\ncommand = [\"/bin/x\"]\nimage = \"nginx\"\n", "3:1", "unknown key \"image\" in [native]; expected one of: command, user, group, supplementary_groups, working_dir; an image runs in a [container] section, not [native]"),
+    // [gpu]
+    ("[native]\ncommand = [\"/bin/x\"]\n[gpu]\nwant = \"tpu\"\n", "4:8", "gpu.want: unknown value \"tpu\"; expected one of: auto, nvidia, amd, cpu"),
+    ("[native]\ncommand = [\"/bin/x\"]\n[gpu]\nwant = \"nvida\"\n", "4:8", "gpu.want: unknown value \"nvida\"; expected one of: auto, nvidia, amd, cpu (did you mean \"nvidia\"?)"),
+    ("[native]\ncommand = [\"/bin/x\"]\n[gpu]\nwant = true\n", "4:8", "gpu.want: expected a string, one of: auto, nvidia, amd, cpu; found a boolean"),
+    ("[native]\ncommand = [\"/bin/x\"]\n[gpu]\ncount = 0\n", "4:9", "gpu.count: must be between 1 and 16, got 0"),
+    ("[native]\ncommand = [\"/bin/x\"]\n[gpu]\ncount = 17\n", "4:9", "gpu.count: must be between 1 and 16, got 17"),
+    ("[native]\ncommand = [\"/bin/x\"]\n[gpu]\ncount = \"2\"\n", "4:9", "gpu.count: expected an integer (between 1 and 16), found a string"),
+    ("[native]\ncommand = [\"/bin/x\"]\n[gpu]\nmin_vram = \"6 gigs\"\n", "4:12", "gpu.min_vram: invalid size \"6 gigs\"; write a number with an optional binary suffix"),
+    ("[native]\ncommand = [\"/bin/x\"]\n[gpu]\nmin_vram = -1\n", "4:12", "gpu.min_vram: a size cannot be negative"),
+    ("[native]\ncommand = [\"/bin/x\"]\n[gpu]\nmin_vram = 6.5\n", "4:12", "gpu.min_vram: expected a size string, found a float"),
+    ("[native]\ncommand = [\"/bin/x\"]\n[gpu]\nwant = \"auto\"\nmin_ram = \"6G\"\n", "5:1", "unknown key \"min_ram\" in [gpu]; expected one of: want, count, min_vram (did you mean \"min_vram\"?)"),
+    ("[native]\ncommand = [\"/bin/x\"]\n[gpu]\nmemory = \"6G\"\n", "4:1", "unknown key \"memory\" in [gpu]; expected one of: want, count, min_vram"),
+    ("gpu = \"auto\"\n[native]\ncommand = [\"/bin/x\"]\n", "1:7", "gpu: expected a table (a [gpu] section), found a string"),
+    ("[native]\ncommand = [\"/bin/x\"]\n[gpus]\nwant = \"auto\"\n", "3:2", "unknown key \"gpus\" at the top level; expected one of: description, depends_on, native, container, env, resources, restart, health, stop, security, logs, gpu, device (did you mean \"gpu\"?)"),
+    ("[native]\ncommand = [\"/bin/x\"]\n[[gpu]]\nwant = \"auto\"\n", "3:1", "gpu: expected a table (a [gpu] section), found an array"),
+    ("[container]\nimage = \"ollama/ollama\"\ngpus = \"all\"\n", "3:1", "unknown key \"gpus\" in [container]; expected one of: image, entrypoint, command, user, working_dir, network, volumes, read_only; a GPU is asked for in a [gpu] section at the top level"),
+    // [[device]]
+    ("[native]\ncommand = [\"/bin/x\"]\n[[device]]\nusb = \"10c4-ea60\"\nas = \"/dev/zigbee\"\n", "4:7", "device.usb: invalid USB id \"10c4-ea60\"; write vendor:product as two 4-digit hex numbers, as lsusb shows them, e.g. \"10c4:ea60\""),
+    ("[native]\ncommand = [\"/bin/x\"]\n[[device]]\nusb = \"10c4:ea6\"\nas = \"/dev/zigbee\"\n", "4:7", "device.usb: invalid USB id \"10c4:ea6\""),
+    ("[native]\ncommand = [\"/bin/x\"]\n[[device]]\nusb = \"10c4:eagg\"\nas = \"/dev/zigbee\"\n", "4:7", "device.usb: invalid USB id \"10c4:eagg\""),
+    ("[native]\ncommand = [\"/bin/x\"]\n[[device]]\nusb = \"0x10c4:0xea60\"\nas = \"/dev/zigbee\"\n", "4:7", "device.usb: invalid USB id \"0x10c4:0xea60\""),
+    ("[native]\ncommand = [\"/bin/x\"]\n[[device]]\nusb = \"10c4\"\nas = \"/dev/zigbee\"\n", "4:7", "device.usb: invalid USB id \"10c4\""),
+    ("[native]\ncommand = [\"/bin/x\"]\n[[device]]\nusb = 4292\nas = \"/dev/zigbee\"\n", "4:7", "device.usb: expected a string, found an integer"),
+    ("[native]\ncommand = [\"/bin/x\"]\n[[device]]\nusb = \"10c4:ea60\"\n", "3:1", "[[device]] with usb needs as = \"/dev/NAME\", the stable path the service sees (e.g. as = \"/dev/zigbee\")"),
+    ("[native]\ncommand = [\"/bin/x\"]\n[[device]]\nusb = \"10c4:ea60\"\nserial = \"x\"\noptional = true\n", "3:1", "[[device]] with usb needs as = \"/dev/NAME\""),
+    ("[native]\ncommand = [\"/bin/x\"]\n[[device]]\nas = \"/dev/zigbee\"\n", "3:1", "[[device]] needs usb = \"vendor:product\" or path = \"/dev/...\"; e.g. [[device]] with usb = \"10c4:ea60\" and as = \"/dev/zigbee\", or [[device]] with path = \"/dev/net/tun\""),
+    ("[native]\ncommand = [\"/bin/x\"]\n[[device]]\n", "3:1", "[[device]] needs usb = \"vendor:product\" or path"),
+    ("[native]\ncommand = [\"/bin/x\"]\n[[device]]\nusb = \"10c4:ea60\"\npath = \"/dev/ttyUSB0\"\nas = \"/dev/zigbee\"\n", "5:1", "[[device]] has both usb and path; give exactly one of them"),
+    ("[native]\ncommand = [\"/bin/x\"]\n[[device]]\npath = \"/dev/ttyUSB0\"\nusb = \"10c4:ea60\"\n", "5:1", "[[device]] has both usb and path"),
+    ("[native]\ncommand = [\"/bin/x\"]\n[[device]]\npath = \"/dev/ttyUSB0\"\nserial = \"A50285BI\"\n", "5:1", "device.serial: only a usb device has a serial number; remove it, or name the device by usb = \"vendor:product\" instead of path"),
+    ("[native]\ncommand = [\"/bin/x\"]\n[[device]]\nusb = \"10c4:ea60\"\nserial = \"\"\nas = \"/dev/zigbee\"\n", "5:10", "device.serial: must be the device's serial number as `lsusb -v` shows it (iSerial), got \"\""),
+    ("[native]\ncommand = [\"/bin/x\"]\n[[device]]\nusb = \"10c4:ea60\"\nserial = 1234\nas = \"/dev/zigbee\"\n", "5:10", "device.serial: expected a string, found an integer"),
+    ("[native]\ncommand = [\"/bin/x\"]\n[[device]]\nusb = \"10c4:ea60\"\nas = \"zigbee\"\n", "5:6", "device.as: must be an absolute path (starting with /), got \"zigbee\""),
+    ("[native]\ncommand = [\"/bin/x\"]\n[[device]]\nusb = \"10c4:ea60\"\nas = \"/tmp/zigbee\"\n", "5:6", "device.as: \"/tmp/zigbee\" is not under /dev; the service sees its devices at paths such as \"/dev/zigbee\""),
+    ("[native]\ncommand = [\"/bin/x\"]\n[[device]]\nusb = \"10c4:ea60\"\nas = \"/dev\"\n", "5:6", "device.as: \"/dev\" is not under /dev"),
+    ("[native]\ncommand = [\"/bin/x\"]\n[[device]]\nusb = \"10c4:ea60\"\nas = \"/dev/\"\n", "5:6", "device.as: \"/dev/\" is not under /dev"),
+    ("[native]\ncommand = [\"/bin/x\"]\n[[device]]\nusb = \"10c4:ea60\"\nas = \"/devices/zigbee\"\n", "5:6", "device.as: \"/devices/zigbee\" is not under /dev"),
+    ("[native]\ncommand = [\"/bin/x\"]\n[[device]]\nusb = \"10c4:ea60\"\nas = \"/dev/../etc/shadow\"\n", "5:6", "device.as: \"/dev/../etc/shadow\" must not contain \"..\""),
+    ("[native]\ncommand = [\"/bin/x\"]\n[[device]]\nusb = \"10c4:ea60\"\nas = \"/dev/serial/..\"\n", "5:6", "must not contain \"..\""),
+    ("[native]\ncommand = [\"/bin/x\"]\n[[device]]\nusb = \"10c4:ea60\"\nas = \"/dev/zig\\nbee\"\n", "5:6", "device.as: \"/dev/zig\\nbee\" must not contain control characters"),
+    ("[native]\ncommand = [\"/bin/x\"]\n[[device]]\nusb = \"10c4:ea60\"\nas = [\"/dev/zigbee\"]\n", "5:6", "device.as: expected a string, found an array"),
+    ("[native]\ncommand = [\"/bin/x\"]\n[[device]]\npath = \"dev/net/tun\"\n", "4:8", "device.path: must be an absolute path (starting with /), got \"dev/net/tun\""),
+    ("[native]\ncommand = [\"/bin/x\"]\n[[device]]\npath = \"/dev/net/../tun\"\n", "4:8", "device.path: \"/dev/net/../tun\" must not contain \"..\""),
+    ("[native]\ncommand = [\"/bin/x\"]\n[[device]]\npath = \"/srv/node\"\n", "4:8", "device.path: \"/srv/node\" is not under /dev, so it cannot also be the path the service sees; add as = \"/dev/NAME\""),
+    ("[native]\ncommand = [\"/bin/x\"]\n[[device]]\npath = \"/dev/net/tun\"\nas = \"/net/tun\"\n", "5:6", "device.as: \"/net/tun\" is not under /dev"),
+    ("[native]\ncommand = [\"/bin/x\"]\n[[device]]\npath = \"/dev/net/tun\"\noptional = \"yes\"\n", "5:12", "device.optional: expected true or false, found a string"),
+    ("[native]\ncommand = [\"/bin/x\"]\n[[device]]\npath = \"/dev/net/tun\"\nmode = \"rw\"\n", "5:1", "unknown key \"mode\" in [[device]]; expected one of: usb, serial, path, as, optional"),
+    ("[native]\ncommand = [\"/bin/x\"]\n[[device]]\npath = \"/dev/net/tun\"\nopitonal = true\n", "5:1", "unknown key \"opitonal\" in [[device]]; expected one of: usb, serial, path, as, optional (did you mean \"optional\"?)"),
+    ("[native]\ncommand = [\"/bin/x\"]\n[[device]]\nusb = \"1cf1:0030\"\nas = \"/dev/conbee\"\nvendor = \"1cf1\"\n", "6:1", "unknown key \"vendor\" in [[device]]; expected one of: usb, serial, path, as, optional; give the USB ids together as usb = \"vendor:product\""),
+    ("[native]\ncommand = [\"/bin/x\"]\n[[device]]\npath = \"/dev/ttyACM0\"\ntarget = \"/dev/conbee\"\n", "5:1", "unknown key \"target\" in [[device]]; expected one of: usb, serial, path, as, optional; the path the service sees is as = \"/dev/NAME\""),
+    // Positions point inside the right element.
+    ("[native]\ncommand = [\"/bin/x\"]\n[[device]]\npath = \"/dev/a\"\n[[device]]\npath = \"/dev/b\"\n[[device]]\npath = \"/dev/c\"\nbogus = 1\n", "9:1", "unknown key \"bogus\" in [[device]]"),
+    ("[native]\ncommand = [\"/bin/x\"]\n[[device]]\npath = \"/dev/a\"\n[[device]]\nas = \"/dev/b\"\n[[device]]\npath = \"/dev/c\"\n", "5:1", "[[device]] needs usb = \"vendor:product\" or path"),
+    ("[native]\ncommand = [\"/bin/x\"]\n[[device]]\npath = \"/dev/a\"\n[[device]]\nusb = \"1cf1:0030\"\nas = \"/dev/b\"\n[[device]]\nusb = \"1cf1:003\"\nas = \"/dev/c\"\n", "9:7", "device.usb: invalid USB id \"1cf1:003\""),
+    // Each `as` once per unit; the second use is blamed.
+    ("[native]\ncommand = [\"/bin/x\"]\n[[device]]\npath = \"/dev/net/tun\"\n[[device]]\nusb = \"1cf1:0030\"\nas = \"/dev/net/tun\"\n", "7:6", "device.as: \"/dev/net/tun\" is already the path of the device on line 3; each device needs its own path, so give this one another as = \"/dev/NAME\""),
+    ("[native]\ncommand = [\"/bin/x\"]\n[[device]]\nusb = \"10c4:ea60\"\nas = \"/dev/ttyUSB0\"\n[[device]]\npath = \"/dev/ttyUSB0\"\n", "7:8", "device.path: \"/dev/ttyUSB0\" is already the path of the device on line 3"),
+    ("[native]\ncommand = [\"/bin/x\"]\n[[device]]\nusb = \"10c4:ea60\"\nas = \"/dev/zigbee\"\n[[device]]\nusb = \"1cf1:0030\"\nas = \"/dev//zigbee/\"\n", "8:6", "device.as: \"/dev//zigbee/\" is already the path of the device on line 3"),
+    ("device = [{ path = \"/dev/a\" }, { path = \"/dev//a\" }]\n[native]\ncommand = [\"/bin/x\"]\n", "1:41", "device.path: \"/dev//a\" is already the path of the device on line 1"),
+    // Not an array of tables.
+    ("[native]\ncommand = [\"/bin/x\"]\n[device]\npath = \"/dev/net/tun\"\n", "3:1", "device: expected an array of tables ([[device]] sections), found a table; write the header with two brackets, [[device]], once per device"),
+    ("device = \"/dev/net/tun\"\n[native]\ncommand = [\"/bin/x\"]\n", "1:10", "device: expected an array of tables ([[device]] sections), found a string"),
+    ("device = [\"/dev/net/tun\"]\n[native]\ncommand = [\"/bin/x\"]\n", "1:11", "device: expected every element to be a table, found a string; write [[device]] with usb = \"10c4:ea60\" and as = \"/dev/zigbee\", or [[device]] with path = \"/dev/net/tun\""),
+    ("[native]\ncommand = [\"/bin/x\"]\n[[devices]]\npath = \"/dev/net/tun\"\n", "3:3", "unknown key \"devices\" at the top level; expected one of: description, depends_on, native, container, env, resources, restart, health, stop, security, logs, gpu, device (did you mean \"device\"?)"),
+    ("[container]\nimage = \"koenkk/zigbee2mqtt\"\ndevices = [\"/dev/ttyUSB0:/dev/zigbee\"]\n", "3:1", "unknown key \"devices\" in [container]; expected one of: image, entrypoint, command, user, working_dir, network, volumes, read_only; devices go in [[device]] sections at the top level, e.g. [[device]] with path = \"/dev/net/tun\""),
 ];
 
 #[test]
@@ -1373,6 +1714,43 @@ fn homelab_units_validate() {
             condition: Condition::Started
         }]
     );
+    // [gpu] and [[device]].
+    assert_eq!(
+        ollama.gpu,
+        Some(Gpu {
+            want: GpuWant::Auto,
+            count: 1,
+            min_vram: 6 << 30
+        })
+    );
+    assert!(ollama.devices.is_empty());
+    assert_eq!(
+        z2m.devices,
+        [device(usb("10c4", "ea60", None), "/dev/zigbee", false)]
+    );
+    assert_eq!(
+        z2m.env
+            .get("ZIGBEE2MQTT_CONFIG_SERIAL_PORT")
+            .map(String::as_str),
+        Some("/dev/zigbee")
+    );
+    assert_eq!(
+        ha.devices,
+        [device(usb("1cf1", "0030", None), "/dev/conbee", true)]
+    );
+    assert_eq!(
+        ts.devices,
+        [device(
+            DeviceMatch::Path("/dev/net/tun".into()),
+            "/dev/net/tun",
+            false
+        )]
+    );
+    for u in set.iter() {
+        if u.name != "ollama" {
+            assert_eq!(u.gpu, None, "{} asks for a GPU", u.name);
+        }
+    }
     // ollama and tailscale stay native.
     assert_eq!(ollama.kind(), Kind::Native);
     assert_eq!(ts.kind(), Kind::Native);
@@ -1502,4 +1880,77 @@ fn container_units_in_a_set() {
     assert_eq!(got, ["web.toml:1:16", "web.toml:3:9"], "{}", render(&d));
     assert!(d[0].message.contains("unit \"db\" has no health check"));
     assert!(d[1].message.contains("invalid image reference"));
+}
+
+#[test]
+fn gpu_and_device_file_reports_every_problem_in_order() {
+    let text = r#"[native]
+command = ["/bin/x"]
+
+[gpu]
+want = "tpu"
+count = 0
+min_vram = "lots"
+vram = "6G"
+
+[[device]]
+usb = "10c4-ea60"
+serial = ""
+as = "/tmp/zigbee"
+optional = "no"
+
+[[device]]
+serial = "x"
+
+[[device]]
+usb = "1cf1:0030"
+path = "/dev/ttyACM0"
+
+[[device]]
+path = "/srv/node"
+bogus = 1
+
+[[device]]
+path = "/dev/net/tun"
+
+[[device]]
+path = "/dev/tun"
+as = "/dev/net/tun"
+"#;
+    let diags = errs(text);
+    let got: Vec<String> = diags
+        .iter()
+        .map(|d| format!("{}:{}", d.line, d.col))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            "5:8", "6:9", "7:12", "8:1", // [gpu]
+            "11:7", "12:10", "13:6", "14:12", // the first device: every key
+            "16:1",  // no usb or path
+            "21:1",  // both
+            "24:8", "25:1", // path outside /dev without as; unknown key
+            "32:6", // the same as twice
+        ],
+        "{}",
+        render(&diags)
+    );
+    // Sorted by position.
+    let mut sorted = diags.clone();
+    sorted.sort();
+    assert_eq!(sorted, diags);
+}
+
+#[test]
+fn broken_device_header_reports_only_the_syntax_error() {
+    let text = "[native]\ncommand = [\"/bin/x\"]\n[[device]\nusb = \"10c4:ea60\"\n";
+    let diags = errs(text);
+    assert!(
+        diags
+            .iter()
+            .all(|d| d.message.starts_with("TOML syntax error")),
+        "{}",
+        render(&diags)
+    );
+    assert_eq!(diags[0].line, 3, "{}", render(&diags));
 }

@@ -26,6 +26,8 @@ fn unit(edit: impl FnOnce(&mut Unit)) -> Unit {
         stop: Stop::default(),
         security: Security::default(),
         logs: Logs::default(),
+        gpu: None,
+        devices: vec![],
     };
     edit(&mut u);
     u
@@ -546,4 +548,32 @@ fn backoff_is_capped_and_does_not_overflow() {
     assert_eq!(backoff_delay(d, max, 0), d);
     assert_eq!(backoff_delay(d, max, 3), Duration::from_millis(800));
     assert_eq!(backoff_delay(d, max, 200), max);
+}
+
+#[test]
+fn a_withdrawn_unit_stops_and_waits() {
+    let mut h = Harness::new(unit(|_| {}));
+    h.run(1);
+    let fx = h.ev(Event::Withdraw {
+        reason: "waiting for device 10c4:ea60".into(),
+    });
+    assert!(fx.contains(&Effect::Signal { signal: 15 }), "{fx:?}");
+    assert_eq!(h.s.state, State::Stopping);
+    h.ev(Event::Exited { gen: 1, exit: KILLED });
+    assert_eq!(h.s.state, State::Waiting);
+    assert_eq!(h.s.reason.as_deref(), Some("waiting for device 10c4:ea60"));
+    assert_eq!(h.s.restarts, 0, "not a crash");
+    // The device is back: dependencies and devices ready, it starts.
+    assert_eq!(h.ev(Event::Deps(Readiness::Ready)), vec![Effect::Spawn { gen: 2 }]);
+}
+
+#[test]
+fn a_withdraw_during_a_restart_delay_waits_at_once() {
+    let mut h = Harness::new(unit(|_| {}));
+    h.run(1);
+    h.ev(Event::Exited { gen: 1, exit: CRASH });
+    assert_eq!(h.s.state, State::Starting);
+    h.ev(Event::Withdraw { reason: "gone".into() });
+    assert_eq!(h.s.state, State::Waiting);
+    assert_eq!(h.ev(Event::Timer { gen: 1, kind: TimerKind::RestartDelay }), vec![]);
 }

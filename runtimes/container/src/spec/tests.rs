@@ -34,6 +34,8 @@ fn unit(c: Container) -> Unit {
         stop: Stop::default(),
         security: Security::default(),
         logs: Logs::default(),
+        gpu: None,
+        devices: vec![],
     }
 }
 

@@ -82,6 +82,8 @@ pub fn unit(name: &str, c: Container) -> Unit {
         stop: Stop::default(),
         security: Security::default(),
         logs: Logs::default(),
+        gpu: None,
+        devices: vec![],
     }
 }
 
