@@ -78,6 +78,12 @@ pub enum Command {
         #[arg(short = 'n', long = "lines")]
         lines: Option<usize>,
     },
+    /// What hardware this machine has: GPUs (NVML, procfs, sysfs), the CPU,
+    /// USB devices and their nodes. Needs no daemon.
+    Probe {
+        #[arg(long)]
+        json: bool,
+    },
     /// Container images: pull, list, remove, import.
     #[command(subcommand)]
     Image(ImageCommand),
@@ -132,6 +138,15 @@ fn run(args: Args) -> anyhow::Result<ExitCode> {
     let client = Client::new(args.socket);
     match args.command {
         Command::Validate { paths, json } => Ok(validate(&paths, json)),
+        Command::Probe { json } => {
+            let probe = jarvis_hardware::probe(&jarvis_hardware::Roots::from_env());
+            if json {
+                println!("{}", serde_json::to_string_pretty(&probe)?);
+            } else {
+                print!("{}", table::probe(&probe));
+            }
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Status { units, json } => {
             let Response::Status(report) = client.expect(Request::Status { units })? else {
                 unreachable!("checked by expect")

@@ -97,6 +97,91 @@ pub fn images(images: &[ImageInfo]) -> String {
     out
 }
 
+/// `jarvisctl probe` for people.
+pub fn probe(p: &jarvis_hardware::Probe) -> String {
+    let mut out = String::new();
+    let c = &p.cpu;
+    let mut inference: Vec<&str> = Vec::new();
+    for (on, name) in [
+        (c.avx2, "avx2"),
+        (c.avx512f, "avx512f"),
+        (c.avx512_vnni, "avx512_vnni"),
+        (c.amx, "amx"),
+    ] {
+        if on {
+            inference.push(name);
+        }
+    }
+    out.push_str(&format!(
+        "CPU     {} ({} cores, {} threads{}){}\n",
+        if c.model.is_empty() {
+            "unknown"
+        } else {
+            &c.model
+        },
+        c.cores,
+        c.threads,
+        c.memory_total_bytes
+            .map(|m| format!(", {} memory", bytes(m)))
+            .unwrap_or_default(),
+        if inference.is_empty() {
+            String::new()
+        } else {
+            format!(" [{}]", inference.join(" "))
+        }
+    ));
+    if p.gpus.is_empty() {
+        out.push_str("GPUs    none\n");
+    }
+    for g in &p.gpus {
+        let mem = match (g.memory_used_bytes, g.memory_total_bytes) {
+            (Some(u), Some(t)) => format!("{} / {}", bytes(u), bytes(t)),
+            (None, Some(t)) => bytes(t),
+            _ => "memory unknown".into(),
+        };
+        out.push_str(&format!(
+            "GPU     {} {} {}  {}  {}{}\n",
+            match g.vendor {
+                jarvis_hardware::Vendor::Nvidia => "nvidia",
+                jarvis_hardware::Vendor::Amd => "amd",
+            },
+            g.name,
+            g.uuid.as_deref().unwrap_or(&g.pci_bus_id),
+            mem,
+            g.pci_bus_id,
+            g.driver_version
+                .as_deref()
+                .map(|d| format!("  driver {d}"))
+                .unwrap_or_default()
+        ));
+    }
+    if p.usb.is_empty() {
+        out.push_str("USB     none\n");
+    }
+    for u in &p.usb {
+        out.push_str(&format!(
+            "USB     {}:{} {} {}{}{}\n",
+            u.vendor_id,
+            u.product_id,
+            u.manufacturer.as_deref().unwrap_or("-"),
+            u.product.as_deref().unwrap_or("-"),
+            u.serial
+                .as_deref()
+                .map(|s| format!(" serial {s}"))
+                .unwrap_or_default(),
+            if u.nodes.is_empty() {
+                String::new()
+            } else {
+                format!("  {}", u.nodes.join(" "))
+            }
+        ));
+    }
+    for w in &p.warnings {
+        out.push_str(&format!("note    {w}\n"));
+    }
+    out
+}
+
 fn state(u: &UnitStatus) -> String {
     match (u.state.as_str(), u.exit_code) {
         ("exited" | "failed", Some(code)) => format!("{} ({code})", u.state),
@@ -169,6 +254,7 @@ mod tests {
             cpu_usage_ns: None,
             tasks: None,
             wanted: true,
+            placement: None,
         }
     }
 

@@ -176,6 +176,18 @@ pub struct UnitStatus {
     pub tasks: Option<u64>,
     /// Whether the unit is meant to run (`up`/`start`) or was stopped.
     pub wanted: bool,
+    /// Where a unit with `[gpu]` runs: `{"device": "cpu"}` or
+    /// `{"device": "gpu", "gpus": ["GPU-..."]}`; null for units without
+    /// `[gpu]` and while one waits.
+    pub placement: Option<Placement>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Placement {
+    /// `cpu` or `gpu`
+    pub device: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub gpus: Option<Vec<String>>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]

@@ -15,8 +15,10 @@ use jarvis_unit::Unit;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::AbortHandle;
 
+use crate::hardware;
 use crate::logs::UnitLog;
-use crate::machine::{self, Effect, Event, ExitInfo, Machine, State, UnitState};
+use crate::machine::{self, Effect, Event, ExitInfo, Machine, Readiness, State, UnitState};
+use crate::placement::{self, Decision, GpuInfo, Ledger, Placement};
 use crate::run::{blocking, Runtime};
 use crate::state::{Persisted, PersistedUnit, StateFile};
 use jarvis_shim::Adopted;
@@ -33,6 +35,14 @@ pub enum Msg {
     },
     /// SIGTERM/SIGINT: stop every unit, then return.
     Shutdown,
+    /// A run started with these device nodes.
+    DevicesInUse {
+        name: String,
+        gen: u64,
+        paths: Vec<PathBuf>,
+    },
+    /// The kernel announced a hardware change (a uevent).
+    Hardware(jarvis_hardware::Uevent),
 }
 
 /// The loop's answer to a request.
@@ -59,6 +69,10 @@ struct Entry {
     replace_with: Option<Unit>,
     /// `up` found the unit gone: once stopped, forget it.
     remove: bool,
+    /// Where its current run was placed (units with `[gpu]`).
+    placement: Option<Placement>,
+    /// The device nodes its current run got.
+    devices_in_use: Vec<PathBuf>,
 }
 
 enum Until {
@@ -81,6 +95,10 @@ pub struct Daemon {
     state_file: StateFile,
     saved: Persisted,
     shutting_down: bool,
+    /// The GPUs placement chooses from.
+    gpus: Vec<GpuInfo>,
+    /// VRAM promised to placed units.
+    ledger: Ledger,
 }
 
 impl Daemon {
@@ -95,6 +113,8 @@ impl Daemon {
             state_file,
             saved,
             shutting_down: false,
+            gpus: Vec::new(),
+            ledger: Ledger::default(),
         })
     }
 
@@ -106,6 +126,7 @@ impl Daemon {
     /// kept them running), and starts every other unit the user has not
     /// stopped.
     pub async fn boot(&mut self, units: Vec<Unit>) {
+        self.take_inventory().await;
         let run_dir = self.cfg.runtime.run_dir.clone();
         for unit in units {
             let name = unit.name.clone();
@@ -153,6 +174,17 @@ impl Daemon {
         self.settle();
     }
 
+    /// Probes the GPUs again (at boot, and when the kernel says they
+    /// changed).
+    async fn take_inventory(&mut self) {
+        let roots = self.cfg.runtime.roots.clone();
+        self.gpus = blocking(move || hardware::inventory(&roots)).await;
+        tracing::info!(
+            gpus = ?self.gpus.iter().map(|g| format!("{} {} {}B", g.vendor.as_str(), g.id, g.memory_total)).collect::<Vec<_>>(),
+            "GPU inventory"
+        );
+    }
+
     /// Kills whatever is left in a unit's cgroup with no shim watching it.
     async fn empty_cgroup(&self, name: &str) {
         let cg = self.cfg.runtime.cgroup(name);
@@ -180,6 +212,8 @@ impl Daemon {
                 health: None,
                 replace_with: None,
                 remove: false,
+                placement: None,
+                devices_in_use: Vec::new(),
             },
         );
     }
@@ -189,6 +223,14 @@ impl Daemon {
         while let Some(msg) = rx.recv().await {
             match msg {
                 Msg::Unit { name, event } => self.step(&name, event),
+                Msg::DevicesInUse { name, gen, paths } => {
+                    if let Some(e) = self.units.get_mut(&name) {
+                        if e.st.gen == gen {
+                            e.devices_in_use = paths;
+                        }
+                    }
+                }
+                Msg::Hardware(ev) => self.hardware_changed(ev).await,
                 Msg::Request { req, reply } => {
                     let r = self.request(req);
                     let _ = reply.send(r);
@@ -256,7 +298,10 @@ impl Daemon {
         let tx = self.tx.clone();
         match effect {
             Effect::Spawn { gen } => {
-                self.cfg.runtime.start(&e.unit, gen, e.log.clone(), tx);
+                e.devices_in_use.clear();
+                self.cfg
+                    .runtime
+                    .start(&e.unit, gen, e.placement.clone(), e.log.clone(), tx);
             }
             Effect::Signal { signal } => {
                 if let Some(pid) = e.st.pid {
@@ -311,11 +356,21 @@ impl Daemon {
             let mut changed = false;
             let names: Vec<String> = self.units.keys().cloned().collect();
             for name in &names {
-                let e = &self.units[name];
-                if e.st.state == State::Waiting {
-                    let readiness =
-                        machine::readiness(&e.unit, |n| self.units.get(n).map(|d| &d.st));
-                    let before = (e.st.state, e.st.reason.clone());
+                // A unit that is not running holds no GPU promise.
+                let e = self.units.get_mut(name).expect("listed");
+                if matches!(
+                    e.st.state,
+                    State::Waiting | State::Stopped | State::Exited | State::Failed
+                ) && e.placement.take().is_some()
+                {
+                    self.ledger.release(name);
+                }
+                if self.units[name].st.state == State::Waiting {
+                    let before = {
+                        let e = &self.units[name];
+                        (e.st.state, e.st.reason.clone())
+                    };
+                    let readiness = self.readiness(name);
                     self.step(name, Event::Deps(readiness));
                     let e = &self.units[name];
                     changed |= before != (e.st.state, e.st.reason.clone());
@@ -348,6 +403,74 @@ impl Daemon {
         self.answer_waiters();
         if !self.shutting_down {
             self.save();
+        }
+    }
+
+    /// Whether a waiting unit may start: its dependencies, then its
+    /// devices, then a GPU placement (promised here, when it may).
+    fn readiness(&mut self, name: &str) -> Readiness {
+        let e = &self.units[name];
+        let deps = machine::readiness(&e.unit, |n| self.units.get(n).map(|d| &d.st));
+        if deps != Readiness::Ready {
+            return deps;
+        }
+        if !e.unit.devices.is_empty() {
+            if let Err(reason) = hardware::resolve_devices(&self.cfg.runtime.roots, &e.unit) {
+                return Readiness::Pending(reason);
+            }
+        }
+        let Some(want) = e.unit.gpu.clone() else {
+            return Readiness::Ready;
+        };
+        match placement::place(name, &want, &self.gpus, &self.ledger) {
+            Decision::Wait(reason) => Readiness::Pending(reason),
+            Decision::Place(p) => {
+                self.ledger.promise(name, &p, want.min_vram);
+                tracing::info!(unit = name, placement = ?p.ids(), "placed");
+                self.units.get_mut(name).expect("listed").placement = Some(p);
+                Readiness::Ready
+            }
+        }
+    }
+
+    /// A uevent: take the GPU inventory again if GPUs changed, and move
+    /// units whose devices went away (or moved to another node) back to
+    /// waiting. Waiting units are looked at again by `settle`.
+    async fn hardware_changed(&mut self, ev: jarvis_hardware::Uevent) {
+        if !ev.wants_rescan() {
+            return;
+        }
+        tracing::debug!(action = %ev.action, devpath = %ev.devpath, subsystem = ?ev.subsystem, "hardware changed");
+        if matches!(ev.subsystem.as_deref(), Some("drm" | "pci" | "kfd"))
+            || ev.action == jarvis_hardware::Uevent::OVERFLOW
+        {
+            self.take_inventory().await;
+        }
+        let names: Vec<String> = self
+            .units
+            .iter()
+            .filter(|(_, e)| !e.unit.devices.is_empty() && e.st.is_active())
+            .map(|(n, _)| n.clone())
+            .collect();
+        for name in names {
+            let e = &self.units[&name];
+            let withdraw = match hardware::resolve_devices(&self.cfg.runtime.roots, &e.unit) {
+                Err(reason) => Some(reason),
+                Ok(now) => {
+                    let paths: Vec<PathBuf> = now.iter().map(|(_, d)| d.dev_path.clone()).collect();
+                    (!e.devices_in_use.is_empty() && paths != e.devices_in_use).then(|| {
+                        format!(
+                            "device moved from {} to {}; restarting",
+                            join_paths(&e.devices_in_use),
+                            join_paths(&paths)
+                        )
+                    })
+                }
+            };
+            if let Some(reason) = withdraw {
+                e.log.note(&reason);
+                self.step(&name, Event::Withdraw { reason });
+            }
         }
     }
 
@@ -693,8 +816,31 @@ impl Daemon {
                 cpu_usage_ns: stats.cpu_usage_ns,
                 tasks: stats.pids_current,
                 wanted: s.wanted,
+                placement: e
+                    .unit
+                    .gpu
+                    .as_ref()
+                    .and(e.placement.as_ref())
+                    .map(|p| match p {
+                        Placement::Cpu => jarvis_proto::Placement {
+                            device: "cpu".into(),
+                            gpus: None,
+                        },
+                        Placement::Gpus { .. } => jarvis_proto::Placement {
+                            device: "gpu".into(),
+                            gpus: Some(p.ids()),
+                        },
+                    }),
             });
         }
         StatusReport { units }
     }
+}
+
+fn join_paths(paths: &[PathBuf]) -> String {
+    paths
+        .iter()
+        .map(|p| p.display().to_string())
+        .collect::<Vec<_>>()
+        .join(", ")
 }

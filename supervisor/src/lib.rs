@@ -9,6 +9,7 @@
 
 pub mod control;
 pub mod daemon;
+pub mod hardware;
 pub mod logs;
 pub mod machine;
 pub mod placement;
@@ -134,6 +135,7 @@ async fn serve(args: Args) -> anyhow::Result<()> {
             cgroup_parent: args.cgroup_parent.clone(),
             run_dir: args.state_dir.join("run"),
             state_dir: args.state_dir.clone(),
+            roots: jarvis_hardware::Roots::from_env(),
             images: jarvis_image::ImageStore::open(args.state_dir.join("images"))
                 .context("open the image store")?,
             pull: jarvis_image::PullOptions {
@@ -159,6 +161,32 @@ async fn serve(args: Args) -> anyhow::Result<()> {
         control::Access { group },
         runtime,
     ));
+    // Hardware changes come as kernel uevents: no polling.
+    let uevents = tokio::spawn({
+        let tx = tx.clone();
+        async move {
+            let mut listener = match jarvis_hardware::UeventListener::bind() {
+                Ok(l) => l,
+                Err(e) => {
+                    tracing::warn!(error = %e, "no uevents: device changes are seen only at start");
+                    return;
+                }
+            };
+            loop {
+                match listener.recv().await {
+                    Ok(ev) => {
+                        if tx.send(daemon::Msg::Hardware(ev)).is_err() {
+                            return;
+                        }
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "uevent socket failed");
+                        return;
+                    }
+                }
+            }
+        }
+    });
     let signals = tokio::spawn({
         let tx = tx.clone();
         async move {
@@ -182,6 +210,7 @@ async fn serve(args: Args) -> anyhow::Result<()> {
     daemon.run(rx).await;
     server.abort();
     signals.abort();
+    uevents.abort();
     let _ = std::fs::remove_file(&args.socket);
     tracing::info!("jarvisd stopped");
     Ok(())

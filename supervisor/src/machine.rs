@@ -152,6 +152,12 @@ pub enum Event {
         gen: u64,
         reason: String,
     },
+    /// The spawn did not happen after all: something the unit needs (a
+    /// device) went away in between. Back to waiting.
+    SpawnDeferred {
+        gen: u64,
+        reason: String,
+    },
     Exited {
         gen: u64,
         exit: ExitInfo,
@@ -313,6 +319,21 @@ impl Machine<'_> {
                 s.reason = Some(format!("cannot start: {reason}"));
                 s.start_after_stop = None;
                 vec![Effect::Cleanup]
+            }
+            Event::SpawnDeferred { gen, reason } => {
+                if gen != s.gen || !s.spawning {
+                    return vec![];
+                }
+                s.spawning = false;
+                s.starts.pop_back();
+                s.state = if s.wanted {
+                    State::Waiting
+                } else {
+                    State::Stopped
+                };
+                s.reason = Some(reason);
+                s.start_after_stop = None;
+                vec![]
             }
             Event::Exited { gen, exit } => self.on_exit(s, gen, exit),
             Event::Timer { gen, kind } => self.on_timer(s, gen, kind),

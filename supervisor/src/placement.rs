@@ -70,9 +70,15 @@ impl Placement {
                 vendor: Vendor::Nvidia,
                 gpus,
             } => vec![
-                kv("CUDA_VISIBLE_DEVICES", join(gpus.iter().map(|g| g.id.clone()))),
+                kv(
+                    "CUDA_VISIBLE_DEVICES",
+                    join(gpus.iter().map(|g| g.id.clone())),
+                ),
                 kv("CUDA_DEVICE_ORDER", "PCI_BUS_ID".into()),
-                kv("NVIDIA_VISIBLE_DEVICES", join(gpus.iter().map(|g| g.id.clone()))),
+                kv(
+                    "NVIDIA_VISIBLE_DEVICES",
+                    join(gpus.iter().map(|g| g.id.clone())),
+                ),
             ],
             Placement::Gpus {
                 vendor: Vendor::Amd,
@@ -200,8 +206,17 @@ pub fn place(unit: &str, want: &Gpu, gpus: &[GpuInfo], ledger: &Ledger) -> Decis
         }
         // Most room first; ties by index, for a stable choice.
         fitting.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.index.cmp(&b.1.index)));
-        let chosen: Vec<GpuInfo> = fitting.iter().take(need).map(|(_, g)| (*g).clone()).collect();
-        let room = fitting.iter().take(need).map(|(f, _)| *f).min().unwrap_or(0);
+        let chosen: Vec<GpuInfo> = fitting
+            .iter()
+            .take(need)
+            .map(|(_, g)| (*g).clone())
+            .collect();
+        let room = fitting
+            .iter()
+            .take(need)
+            .map(|(f, _)| *f)
+            .min()
+            .unwrap_or(0);
         if best.as_ref().is_none_or(|(r, _, _)| room > *r) {
             best = Some((room, vendor, chosen));
         }
@@ -275,13 +290,18 @@ mod tests {
         let w = want(GpuWant::Nvidia, 1, 10 * G);
         let d = place("ollama", &w, &gpus, &ledger);
         assert_eq!(ids(&d), vec!["GPU-a"]);
-        let Decision::Place(p) = d else { unreachable!() };
+        let Decision::Place(p) = d else {
+            unreachable!()
+        };
         ledger.promise("ollama", &p, 10 * G);
         // A second unit wanting 10G cannot fit the 6G left: it waits.
         let Decision::Wait(reason) = place("vllm", &w, &gpus, &ledger) else {
             panic!("oversubscribed")
         };
-        assert!(reason.contains("GPU-a has 6.0G unpromised (promised to ollama 10.0G)"), "{reason}");
+        assert!(
+            reason.contains("GPU-a has 6.0G unpromised (promised to ollama 10.0G)"),
+            "{reason}"
+        );
         // Placing the first again counts its own promise out.
         assert_eq!(ids(&place("ollama", &w, &gpus, &ledger)), vec!["GPU-a"]);
         // Once released, the second fits.
@@ -292,7 +312,12 @@ mod tests {
     #[test]
     fn auto_falls_back_to_the_cpu_and_hides_every_gpu() {
         let gpus = [nv("GPU-a", 0, 4 * G)];
-        let d = place("ollama", &want(GpuWant::Auto, 1, 6 * G), &gpus, &Ledger::default());
+        let d = place(
+            "ollama",
+            &want(GpuWant::Auto, 1, 6 * G),
+            &gpus,
+            &Ledger::default(),
+        );
         assert_eq!(d, Decision::Place(Placement::Cpu));
         let env = Placement::Cpu.env();
         assert!(env.contains(&("CUDA_VISIBLE_DEVICES".into(), "-1".into())));
@@ -303,10 +328,21 @@ mod tests {
 
     #[test]
     fn auto_picks_the_gpu_with_the_most_room() {
-        let gpus = [nv("GPU-small", 0, 8 * G), nv("GPU-big", 1, 80 * G), amd("0000:03:00.0", 0, 24 * G)];
-        let d = place("ollama", &want(GpuWant::Auto, 1, 6 * G), &gpus, &Ledger::default());
+        let gpus = [
+            nv("GPU-small", 0, 8 * G),
+            nv("GPU-big", 1, 80 * G),
+            amd("0000:03:00.0", 0, 24 * G),
+        ];
+        let d = place(
+            "ollama",
+            &want(GpuWant::Auto, 1, 6 * G),
+            &gpus,
+            &Ledger::default(),
+        );
         assert_eq!(ids(&d), vec!["GPU-big"]);
-        let Decision::Place(p) = d else { unreachable!() };
+        let Decision::Place(p) = d else {
+            unreachable!()
+        };
         assert_eq!(
             p.env(),
             vec![
@@ -319,22 +355,49 @@ mod tests {
 
     #[test]
     fn a_vendor_is_honoured_and_amd_pins_by_index() {
-        let gpus = [nv("GPU-a", 0, 80 * G), amd("0000:03:00.0", 0, 16 * G), amd("0000:04:00.0", 1, 24 * G)];
-        let d = place("sd", &want(GpuWant::Amd, 1, 8 * G), &gpus, &Ledger::default());
+        let gpus = [
+            nv("GPU-a", 0, 80 * G),
+            amd("0000:03:00.0", 0, 16 * G),
+            amd("0000:04:00.0", 1, 24 * G),
+        ];
+        let d = place(
+            "sd",
+            &want(GpuWant::Amd, 1, 8 * G),
+            &gpus,
+            &Ledger::default(),
+        );
         let Decision::Place(p) = d else { panic!() };
         assert_eq!(p.ids(), vec!["0000:04:00.0"]);
-        assert!(p.env().contains(&("HIP_VISIBLE_DEVICES".into(), "1".into())));
-        assert!(p.env().contains(&("ROCR_VISIBLE_DEVICES".into(), "1".into())));
+        assert!(p
+            .env()
+            .contains(&("HIP_VISIBLE_DEVICES".into(), "1".into())));
+        assert!(p
+            .env()
+            .contains(&("ROCR_VISIBLE_DEVICES".into(), "1".into())));
     }
 
     #[test]
     fn count_needs_that_many_fitting_gpus() {
-        let gpus = [nv("GPU-a", 0, 80 * G), nv("GPU-b", 1, 80 * G), nv("GPU-c", 2, 8 * G)];
-        let d = place("big", &want(GpuWant::Nvidia, 2, 40 * G), &gpus, &Ledger::default());
+        let gpus = [
+            nv("GPU-a", 0, 80 * G),
+            nv("GPU-b", 1, 80 * G),
+            nv("GPU-c", 2, 8 * G),
+        ];
+        let d = place(
+            "big",
+            &want(GpuWant::Nvidia, 2, 40 * G),
+            &gpus,
+            &Ledger::default(),
+        );
         let mut got = ids(&d);
         got.sort();
         assert_eq!(got, vec!["GPU-a", "GPU-b"]);
-        let d = place("bigger", &want(GpuWant::Nvidia, 3, 40 * G), &gpus, &Ledger::default());
+        let d = place(
+            "bigger",
+            &want(GpuWant::Nvidia, 3, 40 * G),
+            &gpus,
+            &Ledger::default(),
+        );
         assert!(matches!(d, Decision::Wait(r) if r.contains("3 NVIDIA GPU(s)")));
     }
 
@@ -343,7 +406,9 @@ mod tests {
         let d = place("x", &want(GpuWant::Nvidia, 1, G), &[], &Ledger::default());
         assert_eq!(
             d,
-            Decision::Wait("waiting for 1 NVIDIA GPU(s) with 1.0G unpromised VRAM: none found".into())
+            Decision::Wait(
+                "waiting for 1 NVIDIA GPU(s) with 1.0G unpromised VRAM: none found".into()
+            )
         );
     }
 }

@@ -15,8 +15,10 @@ use tokio::io::AsyncReadExt;
 use tokio::sync::mpsc::UnboundedSender;
 
 use crate::daemon::Msg;
+use crate::hardware::{self, RunHardware};
 use crate::logs::UnitLog;
 use crate::machine::{Event, ExitInfo};
+use crate::placement::Placement;
 
 /// The environment every unit starts from; `[env]` adds to it and wins.
 const BASE_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
@@ -31,6 +33,8 @@ pub struct Runtime {
     pub run_dir: PathBuf,
     /// Where containers' bundles and libcontainer's state live.
     pub state_dir: PathBuf,
+    /// Where /sys, /proc and /dev are (JARVIS_SYSFS_ROOT, ... for tests).
+    pub roots: jarvis_hardware::Roots,
     /// Container images, and how to pull them.
     pub images: jarvis_image::ImageStore,
     pub pull: jarvis_image::PullOptions,
@@ -91,7 +95,14 @@ impl Runtime {
     /// Runs one incarnation of `unit` to its end: creates or refreshes the
     /// cgroup, starts a shim that starts the process, reports `Spawned` (or
     /// `SpawnFailed`), then `Exited` once the shim has emptied the cgroup.
-    pub fn start(&self, unit: &Unit, gen: u64, log: Arc<UnitLog>, tx: UnboundedSender<Msg>) {
+    pub fn start(
+        &self,
+        unit: &Unit,
+        gen: u64,
+        placement: Option<Placement>,
+        log: Arc<UnitLog>,
+        tx: UnboundedSender<Msg>,
+    ) {
         let rt = self.clone();
         let unit = unit.clone();
         tokio::spawn(async move {
@@ -120,17 +131,48 @@ impl Runtime {
                     });
                 }
             };
+            // The devices as they are now: one may have gone (or moved)
+            // since the unit was found ready.
+            let devices = blocking({
+                let (roots, unit) = (rt.roots.clone(), unit.clone());
+                move || hardware::resolve_devices(&roots, &unit)
+            })
+            .await;
+            let hw = match devices {
+                Ok(devices) => RunHardware { placement, devices },
+                Err(reason) => return send(Event::SpawnDeferred { gen, reason }),
+            };
             let payload = match &unit.exec {
                 Exec::Native(native) => {
-                    Payload::Native(rt.spec(&unit, native.command.clone(), &cgroup))
-                }
-                Exec::Container(c) => match rt.prepare_container(&unit, c, &cgroup, &log).await {
-                    Ok(run) => Payload::Container(run),
-                    Err(reason) => {
+                    let mut spec = rt.spec(&unit, native.command.clone(), &cgroup);
+                    for (k, v) in hw.env() {
+                        spec.env.retain(|(ek, _)| *ek != k);
+                        spec.env.push((k, v));
+                    }
+                    if spec.user.is_some() {
+                        spec.supplementary_groups
+                            .extend(hw.groups().into_iter().map(|g| g.to_string()));
+                    }
+                    let linked = blocking({
+                        let (roots, hw) = (rt.roots.clone(), hw.clone());
+                        move || hw.link_native(&roots)
+                    })
+                    .await;
+                    if let Err(reason) = linked {
                         log.note(&format!("cannot start: {reason}"));
                         return send(Event::SpawnFailed { gen, reason });
                     }
-                },
+                    Payload::Native(spec)
+                }
+                Exec::Container(c) => {
+                    match rt.prepare_container(&unit, c, &cgroup, &hw, &log).await {
+                        Ok(run) => Payload::Container(run),
+                        Err(reason) => {
+                            log.note(&format!("cannot start: {reason}"));
+                            return send(Event::SpawnFailed { gen, reason });
+                        }
+                    }
+                }
             };
             let spec = ShimSpec {
                 unit: unit.name.clone(),
@@ -155,6 +197,11 @@ impl Runtime {
                 gen,
                 pid: started.pid(),
             });
+            let _ = tx.send(Msg::DevicesInUse {
+                name: unit.name.clone(),
+                gen,
+                paths: hw.devices.iter().map(|(_, d)| d.dev_path.clone()).collect(),
+            });
             let exit = rt.wait(&unit.name, started).await;
             send(Event::Exited { gen, exit });
         });
@@ -178,6 +225,7 @@ impl Runtime {
         unit: &Unit,
         c: &jarvis_unit::Container,
         cgroup: &UnitCgroup,
+        hw: &RunHardware,
         log: &UnitLog,
     ) -> Result<ContainerRun, String> {
         let store = self.images.clone();
@@ -206,8 +254,18 @@ impl Runtime {
         let dir = self.container_dir(&unit.name);
         let state_root = self.container_state_root();
         let cgroups_path = cgroup.path().to_string();
-        let unit = unit.clone();
+        let mut unit = unit.clone();
         let c = c.clone();
+        let extras = {
+            let (roots, hw) = (self.roots.clone(), hw.clone());
+            blocking(move || hw.container_extras(&roots)).await?
+        };
+        for (k, v) in hw.env() {
+            unit.env.insert(k, v);
+        }
+        if let Some(lib) = hw.library_path(&extras) {
+            unit.env.entry("LD_LIBRARY_PATH".into()).or_insert(lib);
+        }
         let argv = blocking({
             let (dir, state_root, id) = (dir.clone(), state_root.clone(), id.clone());
             move || -> Result<Vec<String>, String> {
@@ -229,7 +287,6 @@ impl Runtime {
                     .map_err(|e| format!("read the image's users: {e}"))?;
                 let etc = jarvis_container::write_etc_files(&dir, &unit.name, c.network)
                     .map_err(|e| e.to_string())?;
-                let extras = jarvis_container::Extras::default();
                 let spec = jarvis_container::build_spec(&jarvis_container::SpecInput {
                     unit: &unit,
                     image: &image.config,

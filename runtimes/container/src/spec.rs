@@ -148,6 +148,9 @@ pub struct ExtraMount {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Extras {
     pub devices: Vec<ExtraDevice>,
+    /// Groups the process gets on top of its user's (the host's numeric
+    /// `video`/`render` gids for an AMD GPU, a dongle's `dialout`).
+    pub additional_gids: Vec<u32>,
     pub device_rules: Vec<DeviceRule>,
     pub mounts: Vec<ExtraMount>,
 }
@@ -250,7 +253,15 @@ pub fn build_spec(input: &SpecInput) -> Result<Spec, SpecError> {
         .set_uid(user.uid)
         .set_gid(user.gid)
         .set_umask(None)
-        .set_additional_gids((!user.additional_gids.is_empty()).then_some(user.additional_gids))
+        .set_additional_gids({
+            let mut gids = user.additional_gids.clone();
+            for g in &input.extras.additional_gids {
+                if *g != user.gid && !gids.contains(g) {
+                    gids.push(*g);
+                }
+            }
+            (!gids.is_empty()).then_some(gids)
+        })
         .set_username(None);
     process
         .set_terminal(Some(false))

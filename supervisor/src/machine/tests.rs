@@ -559,21 +559,54 @@ fn a_withdrawn_unit_stops_and_waits() {
     });
     assert!(fx.contains(&Effect::Signal { signal: 15 }), "{fx:?}");
     assert_eq!(h.s.state, State::Stopping);
-    h.ev(Event::Exited { gen: 1, exit: KILLED });
+    h.ev(Event::Exited {
+        gen: 1,
+        exit: KILLED,
+    });
     assert_eq!(h.s.state, State::Waiting);
     assert_eq!(h.s.reason.as_deref(), Some("waiting for device 10c4:ea60"));
     assert_eq!(h.s.restarts, 0, "not a crash");
     // The device is back: dependencies and devices ready, it starts.
-    assert_eq!(h.ev(Event::Deps(Readiness::Ready)), vec![Effect::Spawn { gen: 2 }]);
+    assert_eq!(
+        h.ev(Event::Deps(Readiness::Ready)),
+        vec![Effect::Spawn { gen: 2 }]
+    );
 }
 
 #[test]
 fn a_withdraw_during_a_restart_delay_waits_at_once() {
     let mut h = Harness::new(unit(|_| {}));
     h.run(1);
-    h.ev(Event::Exited { gen: 1, exit: CRASH });
+    h.ev(Event::Exited {
+        gen: 1,
+        exit: CRASH,
+    });
     assert_eq!(h.s.state, State::Starting);
-    h.ev(Event::Withdraw { reason: "gone".into() });
+    h.ev(Event::Withdraw {
+        reason: "gone".into(),
+    });
     assert_eq!(h.s.state, State::Waiting);
-    assert_eq!(h.ev(Event::Timer { gen: 1, kind: TimerKind::RestartDelay }), vec![]);
+    assert_eq!(
+        h.ev(Event::Timer {
+            gen: 1,
+            kind: TimerKind::RestartDelay
+        }),
+        vec![]
+    );
+}
+
+#[test]
+fn a_deferred_spawn_goes_back_to_waiting() {
+    let mut h = Harness::new(unit(|_| {}));
+    h.ev(Event::Start);
+    h.ev(Event::Deps(Readiness::Ready));
+    h.ev(Event::SpawnDeferred {
+        gen: 1,
+        reason: "waiting for device usb 10c4:ea60".into(),
+    });
+    assert_eq!(h.s.state, State::Waiting);
+    assert_eq!(
+        h.ev(Event::Deps(Readiness::Ready)),
+        vec![Effect::Spawn { gen: 2 }]
+    );
 }

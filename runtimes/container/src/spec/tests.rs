@@ -274,8 +274,21 @@ fn extra_devices_and_mounts() {
             container: "/usr/lib/nvidia".into(),
             options: vec!["ro".into(), "nosuid".into()],
         }],
+        additional_gids: vec![44, 993],
     };
     let s = build_with(&unit(container()), &default_image(), &extras).unwrap();
+    let gids = s
+        .process()
+        .as_ref()
+        .unwrap()
+        .user()
+        .additional_gids()
+        .clone();
+    assert_eq!(
+        gids,
+        Some(vec![44, 993]),
+        "the extras' groups reach the process"
+    );
     let l = linux(&s);
     assert!(l
         .devices()
