@@ -21,7 +21,7 @@ fn validate_reports_every_problem_with_file_line_col() {
     )
     .unwrap();
     std::fs::write(p.join("ok.toml"), "[native]\ncommand = [\"true\"]\n").unwrap();
-    let out = Command::new(JARVISCTL)
+    let out = Command::new(&*JARVISCTL)
         .arg("validate")
         .arg(p)
         .output()
@@ -43,7 +43,7 @@ fn validate_reports_every_problem_with_file_line_col() {
         "{text}"
     );
 
-    let ok = Command::new(JARVISCTL)
+    let ok = Command::new(&*JARVISCTL)
         .arg("validate")
         .arg(p.join("ok.toml"))
         .output()
@@ -54,7 +54,7 @@ fn validate_reports_every_problem_with_file_line_col() {
 #[test]
 fn the_homelab_units_validate() {
     let units = concat!(env!("CARGO_MANIFEST_DIR"), "/units");
-    let out = Command::new(JARVISCTL)
+    let out = Command::new(&*JARVISCTL)
         .arg("validate")
         .arg(units)
         .output()
@@ -65,7 +65,7 @@ fn the_homelab_units_validate() {
         String::from_utf8_lossy(&out.stdout)
     );
     let demo = concat!(env!("CARGO_MANIFEST_DIR"), "/units/demo");
-    let out = Command::new(JARVISCTL)
+    let out = Command::new(&*JARVISCTL)
         .arg("validate")
         .arg(demo)
         .output()
@@ -148,7 +148,7 @@ command = ["sh", "-c", "echo one; echo two >&2; sleep 0.5; echo three; sleep 100
 "#,
     )]);
     j.running("talker");
-    let mut follow = Command::new(JARVISCTL)
+    let mut follow = Command::new(&*JARVISCTL)
         .arg("--socket")
         .arg(&j.socket)
         .args(["logs", "-f", "talker"])
@@ -195,7 +195,7 @@ fn the_socket_is_private_and_errors_are_one_line() {
     assert_eq!(err.lines().count(), 1, "{err}");
     assert!(err.contains("no unit named nope"), "{err}");
 
-    let out = Command::new(JARVISCTL)
+    let out = Command::new(&*JARVISCTL)
         .args(["--socket", "/nonexistent/jarvis.sock", "status"])
         .output()
         .unwrap();
@@ -205,7 +205,7 @@ fn the_socket_is_private_and_errors_are_one_line() {
     assert!(!err.contains("panicked"), "{err}");
 
     // A second daemon on the same socket refuses to start.
-    let second = Command::new(JARVISD)
+    let second = Command::new(&*JARVISD)
         .arg("--units")
         .arg(&j.units)
         .arg("--state-dir")

@@ -33,7 +33,7 @@ fn need(tool: &str, package: &str) {
 /// An OCI layout at `dir` with tag `latest`: layer 1 is busybox with
 /// /etc/passwd, /etc/deleteme and /data/old; layer 2 deletes /etc/deleteme
 /// and replaces /data with /data/new.
-fn busybox_layout(dir: &Path) {
+pub fn busybox_layout(dir: &Path) {
     need("umoci", "umoci");
     let busybox = Path::new("/bin/busybox");
     assert!(busybox.exists(), "apt-get install busybox-static");
@@ -141,7 +141,7 @@ timeout = "1s"
 
 /// The unit's log once a line it printed (not a note of jarvis's) contains
 /// `marker`.
-fn wait_log(j: &Jarvis, unit: &str, marker: &str) -> String {
+pub fn wait_log(j: &Jarvis, unit: &str, marker: &str) -> String {
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         let log = j.logs(unit);

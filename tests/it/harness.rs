@@ -11,8 +11,14 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-pub const JARVISD: &str = env!("CARGO_BIN_EXE_jarvisd");
-pub const JARVISCTL: &str = env!("CARGO_BIN_EXE_jarvisctl");
+/// The binaries under test; `JARVISD_BIN` and `JARVISCTL_BIN` point the test
+/// binary elsewhere (when it is copied to another machine).
+pub static JARVISD: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    std::env::var("JARVISD_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_jarvisd").into())
+});
+pub static JARVISCTL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    std::env::var("JARVISCTL_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_jarvisctl").into())
+});
 
 static COUNTER: AtomicUsize = AtomicUsize::new(0);
 
@@ -33,8 +39,9 @@ pub struct Jarvis {
     pub state: PathBuf,
     pub socket: PathBuf,
     pub cgroup_parent: String,
-    /// More jarvisd arguments, kept for restarts.
+    /// More jarvisd arguments and environment, kept for restarts.
     extra_args: Vec<String>,
+    extra_env: Vec<(std::ffi::OsString, std::ffi::OsString)>,
     daemon: Option<Child>,
 }
 
@@ -46,6 +53,15 @@ impl Jarvis {
 
     /// Like `start`, with more arguments for jarvisd.
     pub fn start_with(units: &[(&str, &str)], args: &[&str]) -> Jarvis {
+        Jarvis::start_full(units, args, vec![])
+    }
+
+    /// Like `start`, with more arguments and environment for jarvisd.
+    pub fn start_full(
+        units: &[(&str, &str)],
+        args: &[&str],
+        env: Vec<(std::ffi::OsString, std::ffi::OsString)>,
+    ) -> Jarvis {
         let dir = tempfile::Builder::new()
             .prefix("jarvis-it-")
             .tempdir()
@@ -67,6 +83,7 @@ impl Jarvis {
             units: units_dir,
             cgroup_parent: format!("jarvis-it-{}-{n}", std::process::id()),
             extra_args: args.iter().map(|a| a.to_string()).collect(),
+            extra_env: env,
             dir,
             daemon: None,
         };
@@ -80,7 +97,7 @@ impl Jarvis {
             .append(true)
             .open(self.dir.path().join("jarvisd.log"))
             .unwrap();
-        let child = Command::new(JARVISD)
+        let child = Command::new(&*JARVISD)
             .arg("--units")
             .arg(&self.units)
             .arg("--state-dir")
@@ -90,6 +107,7 @@ impl Jarvis {
             .arg("--cgroup-parent")
             .arg(&self.cgroup_parent)
             .args(&self.extra_args)
+            .envs(self.extra_env.iter().map(|(k, v)| (k, v)))
             .env("JARVIS_LOG", "debug")
             .stdin(Stdio::null())
             .stdout(log.try_clone().unwrap())
@@ -158,7 +176,7 @@ impl Jarvis {
     }
 
     pub fn ctl(&self, args: &[&str]) -> Output {
-        Command::new(JARVISCTL)
+        Command::new(&*JARVISCTL)
             .arg("--socket")
             .arg(&self.socket)
             .args(args)

@@ -6,5 +6,6 @@ mod harness;
 
 mod cli;
 mod containers;
+mod hardware;
 mod limits;
 mod supervise;

@@ -1,0 +1,352 @@
+//! GPUs and USB dongles end to end, on fixture trees (an H200 host from the
+//! shared capture, USB dongles with real `mknod` nodes) that jarvisd reads
+//! through JARVIS_SYSFS_ROOT / JARVIS_PROC_ROOT / JARVIS_DEV_ROOT /
+//! JARVIS_HOST_ROOT, with a stand-in NVML on LD_LIBRARY_PATH. Unplug and
+//! replug move the fixture's entries and then make the kernel send a real
+//! uevent, which is what wakes jarvisd.
+
+use std::ffi::OsString;
+use std::os::unix::fs::FileTypeExt;
+use std::path::Path;
+use std::time::Duration;
+
+use jarvis_hardware::fixture::{self, Fixture, UsbSpec};
+
+use crate::harness::*;
+
+/// jarvisd's environment for `fx`: its roots, and the stand-in NVML with
+/// `gpus` GPUs of `total_mib` each.
+fn env(fx: &Fixture, gpus: u32, total_mib: u64) -> Vec<(OsString, OsString)> {
+    let mut env: Vec<(OsString, OsString)> = fx
+        .env()
+        .into_iter()
+        .map(|(k, v)| (OsString::from(k), v))
+        .collect();
+    let stub = fx
+        .nvml_stub_dir()
+        .expect("build the NVML stand-in (needs cc)");
+    env.push(("LD_LIBRARY_PATH".into(), stub.into_os_string()));
+    env.push((fixture::STUB_GPUS.into(), gpus.to_string().into()));
+    let totals = vec![total_mib.to_string(); gpus as usize].join(",");
+    env.push((fixture::STUB_TOTAL_MIB.into(), totals.into()));
+    env
+}
+
+fn environ(pid: i32) -> Vec<String> {
+    std::fs::read(format!("/proc/{pid}/environ"))
+        .unwrap()
+        .split(|b| *b == 0)
+        .map(|s| String::from_utf8_lossy(s).into_owned())
+        .collect()
+}
+
+fn has_env(pid: i32, kv: &str) -> bool {
+    environ(pid).iter().any(|e| e == kv)
+}
+
+/// Makes the kernel send a real uevent (a tty "change"): jarvisd rescans.
+fn kick() {
+    std::fs::write("/sys/class/tty/tty1/uevent", "change").expect("trigger a uevent");
+}
+
+#[test]
+fn probe_reports_fixture_hardware_as_pinned() {
+    if !root() {
+        return;
+    }
+    let mut fx = Fixture::h200_host().unwrap();
+    fx.add_usb(&UsbSpec::sonoff_zbdongle_p()).unwrap();
+    let out = std::process::Command::new(&*JARVISCTL)
+        .args(["probe", "--json"])
+        .envs(env(&fx, 1, 143_771))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let p: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let gpu = &p["gpus"][0];
+    assert_eq!(gpu["vendor"], "nvidia");
+    assert_eq!(gpu["name"], "NVIDIA H200");
+    assert_eq!(gpu["uuid"], fixture::h200::UUID);
+    assert_eq!(gpu["memory_total_bytes"], 143_771u64 << 20);
+    assert!(gpu["pci_bus_id"].as_str().unwrap().ends_with("00:06.0"));
+    assert!(p["cpu"]["flags"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|f| f == "avx512f"));
+    let usb = p["usb"].as_array().unwrap();
+    let sonoff = usb
+        .iter()
+        .find(|u| u["vendor_id"] == "10c4")
+        .expect("the dongle");
+    assert_eq!(sonoff["product_id"], "ea60");
+    assert!(sonoff["serial"].is_string());
+    assert_eq!(sonoff["nodes"], serde_json::json!(["/dev/ttyUSB0"]));
+}
+
+#[test]
+fn gpu_units_are_pinned_budgeted_or_sent_to_the_cpu() {
+    if !root() {
+        return;
+    }
+    let fx = Fixture::h200_host().unwrap();
+    // One 140 GiB GPU: two units that each want 100G cannot both have it.
+    let big = |want: &str| {
+        format!(
+            "[native]\ncommand = [\"sleep\", \"1000\"]\n[gpu]\nwant = \"{want}\"\nmin_vram = \"100G\"\n"
+        )
+    };
+    let j = Jarvis::start_full(
+        &[
+            ("first", &big("nvidia")),
+            ("small", "[native]\ncommand = [\"sleep\", \"1000\"]\n[gpu]\nwant = \"auto\"\nmin_vram = \"60G\"\n"),
+        ],
+        &[],
+        env(&fx, 1, 143_771),
+    );
+    let first = j.running("first");
+    let pid = first["pid"].as_i64().unwrap() as i32;
+    assert!(
+        has_env(
+            pid,
+            &format!("CUDA_VISIBLE_DEVICES={}", fixture::h200::UUID)
+        ),
+        "{:?}",
+        environ(pid)
+    );
+    assert!(has_env(pid, "CUDA_DEVICE_ORDER=PCI_BUS_ID"));
+    assert_eq!(
+        first["placement"],
+        serde_json::json!({"device": "gpu", "gpus": [fixture::h200::UUID]})
+    );
+    // auto, and 60G do not fit beside the 100G promised: the CPU, with every
+    // GPU hidden.
+    let small = j.running("small");
+    let spid = small["pid"].as_i64().unwrap() as i32;
+    assert_eq!(small["placement"], serde_json::json!({"device": "cpu"}));
+    assert!(
+        has_env(spid, "CUDA_VISIBLE_DEVICES=-1"),
+        "{:?}",
+        environ(spid)
+    );
+    assert!(has_env(spid, "HIP_VISIBLE_DEVICES=-1"));
+
+    // A second nvidia unit wanting 100G waits, saying why.
+    j.write_unit("second", &big("nvidia"));
+    j.ok(&["up"]);
+    let second = j.wait_unit("second", Duration::from_secs(10), |u| {
+        u["state"] == "waiting"
+    });
+    let reason = second["reason"].as_str().unwrap();
+    assert!(reason.contains("promised to first"), "{reason}");
+    assert!(second["placement"].is_null());
+    // Once the first stops, its promise is released and the second runs.
+    j.ok(&["stop", "first"]);
+    let second = j.running("second");
+    assert_eq!(second["placement"]["gpus"][0], fixture::h200::UUID);
+}
+
+#[test]
+fn a_gpu_container_gets_the_nodes_libraries_and_environment() {
+    if !root() {
+        return;
+    }
+    let fx = Fixture::h200_host().unwrap();
+    fx.add_nvidia_driver_files().unwrap();
+    let work = tempfile::tempdir().unwrap();
+    let layout = work.path().join("layout");
+    crate::containers::busybox_layout(&layout);
+    let unit = r#"
+[container]
+image = "busybox:local"
+command = ["sh", "-c", "ls -l /dev/nvidia0 /dev/nvidiactl /dev/nvidia-uvm; ls /usr/local/nvidia/lib64; echo cvd=$CUDA_VISIBLE_DEVICES; echo done; sleep 1000"]
+[gpu]
+want = "nvidia"
+min_vram = "1G"
+[stop]
+timeout = "1s"
+"#;
+    let j = Jarvis::start_full(&[], &[], env(&fx, 1, 143_771));
+    j.ok(&[
+        "image",
+        "import",
+        layout.to_str().unwrap(),
+        "--tag",
+        "busybox:local",
+    ]);
+    j.write_unit("cuda", unit);
+    j.ok(&["up"]);
+    let u = j.running("cuda");
+    let log = crate::containers::wait_log(&j, "cuda", "done");
+    // The majors are the host's (the fixture's), not assumed.
+    assert!(
+        log.contains(&format!("{}, 0 ", fixture::h200::MAJOR_NVIDIA))
+            || log.contains(&format!("{},   0", fixture::h200::MAJOR_NVIDIA)),
+        "{log}"
+    );
+    assert!(
+        log.contains(&format!("{}, 255", fixture::h200::MAJOR_NVIDIA)),
+        "{log}"
+    );
+    assert!(
+        log.contains(&format!("{},   0", fixture::h200::MAJOR_UVM))
+            || log.contains(&format!("{}, 0", fixture::h200::MAJOR_UVM)),
+        "{log}"
+    );
+    assert!(log.contains("libcuda.so.1"), "{log}");
+    assert!(
+        log.contains(&format!("cvd={}", fixture::h200::UUID)),
+        "{log}"
+    );
+    let devices = j.read_cgroup("devices", "cuda", "devices.list");
+    assert!(
+        devices.contains(&format!("c {}:0 rwm", fixture::h200::MAJOR_NVIDIA)),
+        "{devices}"
+    );
+    assert!(
+        devices.contains(&format!("c {}:255 rwm", fixture::h200::MAJOR_NVIDIA)),
+        "{devices}"
+    );
+    assert_eq!(u["placement"]["device"], "gpu");
+}
+
+#[test]
+fn a_dongle_follows_unplug_and_replug_to_the_same_path() {
+    if !root() {
+        return;
+    }
+    let mut fx = Fixture::new().unwrap();
+    fx.add_usb(&UsbSpec::sonoff_zbdongle_p()).unwrap();
+    fx.add_usb(&UsbSpec::twin(0)).unwrap();
+    fx.add_usb(&UsbSpec::twin(1)).unwrap();
+    let sonoff = UsbSpec::sonoff_zbdongle_p();
+    let zigbee = r#"
+[native]
+command = ["sh", "-c", "echo node=$JARVIS_DEVICE_ZIGBEE; sleep 1000"]
+user = "nobody"
+[[device]]
+usb = "10c4:EA60"
+as = "/dev/zigbee"
+[stop]
+timeout = "1s"
+"#;
+    let twin = format!(
+        "[native]\ncommand = [\"sleep\", \"1000\"]\n[[device]]\nusb = \"0403:6001\"\nserial = \"{}\"\nas = \"/dev/zwave\"\n",
+        UsbSpec::TWIN_SERIALS[1]
+    );
+    let j = Jarvis::start_full(&[("z2m", zigbee), ("zwave", &twin)], &[], env(&fx, 0, 0));
+    let u = j.running("z2m");
+    let pid = u["pid"].as_i64().unwrap() as i32;
+    assert!(
+        has_env(pid, "JARVIS_DEVICE_ZIGBEE=/dev/ttyUSB0"),
+        "{:?}",
+        environ(pid)
+    );
+    let link = fx.join("dev/zigbee");
+    assert_eq!(std::fs::read_link(&link).unwrap(), fx.join("dev/ttyUSB0"));
+    // The dongle's group (dialout) lets the non-root unit open it.
+    let groups = proc_status(pid, "Groups");
+    assert!(
+        groups
+            .split_whitespace()
+            .any(|g| g == fixture::GID_DIALOUT.to_string()),
+        "{groups}"
+    );
+    // The twin with the second serial, not the first.
+    let zw = j.running("zwave")["pid"].as_i64().unwrap() as i32;
+    let twin_node = environ(zw)
+        .into_iter()
+        .find_map(|e| e.strip_prefix("JARVIS_DEVICE_ZWAVE=").map(str::to_string))
+        .unwrap();
+    assert_eq!(twin_node, UsbSpec::twin(1).node.dev_path().unwrap());
+
+    // Unplug: the unit stops and waits, saying for what.
+    let mut gone = fx.unplug(&sonoff.bus_path).unwrap();
+    kick();
+    let u = j.wait_unit("z2m", Duration::from_secs(10), |u| u["state"] == "waiting");
+    assert!(u["reason"].as_str().unwrap().contains("10c4:ea60"), "{u:#}");
+    assert!(!alive(pid));
+    // Replug under another number: back, with the device at the same path.
+    gone.node = gone.node.renumbered(3);
+    gone.devnum += 10;
+    fx.add_usb(&gone).unwrap();
+    kick();
+    let u = j.wait_unit("z2m", Duration::from_secs(10), |u| u["state"] == "running");
+    let pid = u["pid"].as_i64().unwrap() as i32;
+    assert!(
+        has_env(pid, "JARVIS_DEVICE_ZIGBEE=/dev/ttyUSB3"),
+        "{:?}",
+        environ(pid)
+    );
+    assert_eq!(std::fs::read_link(&link).unwrap(), fx.join("dev/ttyUSB3"));
+    assert_eq!(u["restarts"], 0, "a device coming and going is no crash");
+}
+
+#[test]
+fn a_container_sees_its_dongle_at_the_as_path() {
+    if !root() {
+        return;
+    }
+    let mut fx = Fixture::new().unwrap();
+    fx.add_usb(&UsbSpec::conbee_ii()).unwrap();
+    let work = tempfile::tempdir().unwrap();
+    let layout = work.path().join("layout");
+    crate::containers::busybox_layout(&layout);
+    let j = Jarvis::start_full(&[], &[], env(&fx, 0, 0));
+    j.ok(&[
+        "image",
+        "import",
+        layout.to_str().unwrap(),
+        "--tag",
+        "busybox:local",
+    ]);
+    j.write_unit(
+        "ha",
+        r#"
+[container]
+image = "busybox:local"
+command = ["sh", "-c", "ls -l /dev/conbee; echo done; sleep 1000"]
+[[device]]
+usb = "1cf1:0030"
+as = "/dev/conbee"
+[stop]
+timeout = "1s"
+"#,
+    );
+    j.ok(&["up"]);
+    j.running("ha");
+    let log = crate::containers::wait_log(&j, "ha", "done");
+    let line = log
+        .lines()
+        .find(|l| l.contains("/dev/conbee") && !l.starts_with("[jarvis"))
+        .unwrap_or_else(|| panic!("{log}"));
+    assert!(line.starts_with('c'), "a character device: {line}");
+    assert!(
+        line.contains(&format!("{},", fixture::MAJOR_TTYACM)),
+        "{line}"
+    );
+    let devices = j.read_cgroup("devices", "ha", "devices.list");
+    assert!(
+        devices.contains(&format!("c {}:0 rwm", fixture::MAJOR_TTYACM)),
+        "{devices}"
+    );
+    // A required device that is not there holds a unit back.
+    j.write_unit(
+        "missing",
+        "[native]\ncommand = [\"sleep\", \"1000\"]\n[[device]]\nusb = \"dead:beef\"\nas = \"/dev/nothing\"\n",
+    );
+    j.ok(&["up"]);
+    let u = j.wait_unit("missing", Duration::from_secs(10), |u| {
+        u["state"] == "waiting"
+    });
+    assert!(u["reason"].as_str().unwrap().contains("dead:beef"), "{u:#}");
+    assert!(Path::new(&fx.join("dev/ttyACM0"))
+        .metadata()
+        .unwrap()
+        .file_type()
+        .is_char_device());
+}
