@@ -1,6 +1,6 @@
 //! Supervisor benchmarks: what jarvisd costs next to doing without it.
 //!
-//! `cargo bench --bench supervisor [-- spawn|restart|memory|all] [--quick]`
+//! `cargo bench --bench supervisor [-- spawn|restart|memory|container|all] [--quick]`
 //! (must run as root: it creates cgroups). Every comparison is measured side
 //! by side with its peer in the same run, alternating, so machine noise hits
 //! both sides alike. Progress goes to stderr, a markdown report to stdout and
@@ -13,7 +13,10 @@
 //!   vs a bare respawn loop in this process;
 //! - memory: jarvisd's RSS/Pss idle, with 50 running units and after 100
 //!   `jarvisctl status --json` calls, and the latency of those calls next to
-//!   the same calls against a jarvisd with no units.
+//!   the same calls against a jarvisd with no units;
+//! - container: a container unit's start vs `runc run` and `docker run`,
+//!   and the memory each running container adds (jarvis's shim vs docker's
+//!   containerd-shim), on one busybox rootfs (`container/mod.rs`).
 //!
 //! This binary is also the "crasher" the restart benchmark supervises: run
 //! with [`CRASHER_ARG`] first, it records its start and exit times
@@ -55,6 +58,8 @@ macro_rules! progress {
     }};
 }
 
+mod container;
+
 fn main() -> ExitCode {
     if std::env::args_os().nth(1).as_deref() == Some(CRASHER_ARG.as_ref()) {
         crasher();
@@ -62,7 +67,7 @@ fn main() -> ExitCode {
     let Some(opts) = Opts::parse(std::env::args().skip(1)) else {
         // `cargo test --benches` runs this without `--bench`: nothing to do.
         eprintln!(
-            "supervisor bench: run it with `cargo bench --bench supervisor [-- spawn|restart|memory|all] [--quick]`"
+            "supervisor bench: run it with `cargo bench --bench supervisor [-- spawn|restart|memory|container|all] [--quick]`"
         );
         return ExitCode::SUCCESS;
     };
@@ -85,6 +90,7 @@ struct Opts {
     spawn: bool,
     restart: bool,
     memory: bool,
+    container: bool,
 }
 
 impl Opts {
@@ -96,6 +102,7 @@ impl Opts {
             spawn: false,
             restart: false,
             memory: false,
+            container: false,
         };
         let mut bench_mode = false;
         for a in args {
@@ -105,16 +112,17 @@ impl Opts {
                 "spawn" => o.spawn = true,
                 "restart" => o.restart = true,
                 "memory" => o.memory = true,
-                "all" => (o.spawn, o.restart, o.memory) = (true, true, true),
+                "container" => o.container = true,
+                "all" => (o.spawn, o.restart, o.memory, o.container) = (true, true, true, true),
                 other => progress!("ignoring argument {other:?}"),
             }
         }
-        let selected = o.spawn || o.restart || o.memory;
+        let selected = o.spawn || o.restart || o.memory || o.container;
         if !bench_mode && !selected && !o.quick {
             return None;
         }
         if !selected {
-            (o.spawn, o.restart, o.memory) = (true, true, true);
+            (o.spawn, o.restart, o.memory, o.container) = (true, true, true, true);
         }
         Some(o)
     }
@@ -153,6 +161,9 @@ fn run(opts: &Opts) -> Res<()> {
     }
     if opts.memory {
         sections.push(("memory", bench_memory(opts.quick)?));
+    }
+    if opts.container {
+        sections.push(("container", container::bench_container(opts.quick)?));
     }
 
     let mut md = String::new();
