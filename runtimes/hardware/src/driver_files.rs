@@ -113,7 +113,8 @@ fn ldconfig_output(roots: &Roots) -> Option<String> {
 /// 1. the driver libraries `ldconfig -p` lists for this architecture
 ///    ([`is_nvidia_driver_lib`]),
 /// 2. the driver libraries in [`NVIDIA_LIB_DIRS`],
-/// 3. `nvidia-smi` ([`NVIDIA_SMI_PATHS`], then `PATH` on the real host).
+/// 3. `nvidia-smi`: every one of [`NVIDIA_SMI_PATHS`] there (else the
+///    first on `PATH` of the real host).
 ///
 /// A listed path that is a symlink (`libcuda.so.1`) is followed by the file
 /// it resolves to (`libcuda.so.580.159.04`), so binding every entry gives the
@@ -137,16 +138,19 @@ pub fn nvidia_driver_files(roots: &Roots) -> Vec<PathBuf> {
             }
         }
     }
-    let mut smi = NVIDIA_SMI_PATHS
+    // Every one there: a distribution's `/usr/bin/nvidia-smi` may be a
+    // wrapper that execs the driver's own (seen on a GPU host here).
+    let mut smi: Vec<PathBuf> = NVIDIA_SMI_PATHS
         .iter()
         .map(|p| roots.host_path(p))
-        .find(|p| p.is_file());
-    if smi.is_none() && roots.host == Path::new("/") {
-        smi = std::env::var_os("PATH").and_then(|path| {
+        .filter(|p| p.is_file())
+        .collect();
+    if smi.is_empty() && roots.host == Path::new("/") {
+        smi.extend(std::env::var_os("PATH").and_then(|path| {
             std::env::split_paths(&path)
                 .map(|d| d.join("nvidia-smi"))
                 .find(|p| p.is_file())
-        });
+        }));
     }
     found.extend(smi);
     let mut out: Vec<PathBuf> = Vec::new();
