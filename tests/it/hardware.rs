@@ -350,3 +350,30 @@ timeout = "1s"
         .file_type()
         .is_char_device());
 }
+
+#[test]
+fn an_amd_unit_is_pinned_by_index() {
+    if !root() {
+        return;
+    }
+    let fx = Fixture::amd_host().unwrap();
+    let j = Jarvis::start_full(
+        &[(
+            "sd",
+            "[native]\ncommand = [\"sleep\", \"1000\"]\n[gpu]\nwant = \"amd\"\nmin_vram = \"8G\"\n",
+        )],
+        &[],
+        env(&fx, 0, 0),
+    );
+    let u = j.running("sd");
+    let pid = u["pid"].as_i64().unwrap() as i32;
+    assert!(has_env(pid, "HIP_VISIBLE_DEVICES=0"), "{:?}", environ(pid));
+    assert!(has_env(pid, "ROCR_VISIBLE_DEVICES=0"));
+    assert!(
+        has_env(pid, "CUDA_VISIBLE_DEVICES=-1"),
+        "no NVIDIA half-use"
+    );
+    assert_eq!(u["placement"]["device"], "gpu");
+    let id = u["placement"]["gpus"][0].as_str().unwrap();
+    assert!(id.contains(':'), "AMD GPUs are named by PCI address: {id}");
+}
