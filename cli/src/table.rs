@@ -255,6 +255,8 @@ mod tests {
             tasks: None,
             wanted: true,
             placement: None,
+            form: None,
+            form_reason: None,
         }
     }
 

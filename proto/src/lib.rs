@@ -77,6 +77,26 @@ pub enum Request {
         path: String,
         tag: String,
     },
+    /// Begin a placement benchmark of `unit`: answered with its `[bench]`
+    /// settings and forms (`BenchPlan`); the unit's state now is restored by
+    /// `BenchForm { form: None }`.
+    BenchBegin {
+        unit: String,
+    },
+    /// Run `unit` as `form` (`native`|`container`), stopping it first if it
+    /// runs otherwise; answered once it is running and healthy. `None`: the
+    /// benchmark is over, put the unit back as it was.
+    BenchForm {
+        unit: String,
+        form: Option<String>,
+        timeout_ms: u64,
+    },
+    /// Store a benchmark's result (the JSON `jarvisctl bench --json` prints):
+    /// `run = "auto"` follows its recommendation from now on.
+    BenchResult {
+        unit: String,
+        result: serde_json::Value,
+    },
 }
 
 impl Request {
@@ -111,9 +131,27 @@ pub enum Response {
     Images {
         images: Vec<ImageInfo>,
     },
+    BenchPlan(BenchPlan),
     Error {
         message: String,
     },
+}
+
+/// What `jarvisctl bench` needs to know of a unit.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BenchPlan {
+    pub unit: String,
+    /// `ollama`, `openai` or `llamacpp`
+    pub api: String,
+    pub url: String,
+    pub model: Option<String>,
+    pub prompt: String,
+    pub max_tokens: u32,
+    pub requests: u32,
+    pub rounds: u32,
+    pub max_slowdown: f64,
+    /// The forms the unit declares.
+    pub forms: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -176,6 +214,10 @@ pub struct UnitStatus {
     pub tasks: Option<u64>,
     /// Whether the unit is meant to run (`up`/`start`) or was stopped.
     pub wanted: bool,
+    /// The form the unit runs as (`native`|`container`) and why, for units
+    /// that declare both.
+    pub form: Option<String>,
+    pub form_reason: Option<String>,
     /// Where a unit with `[gpu]` runs: `{"device": "cpu"}` or
     /// `{"device": "gpu", "gpus": ["GPU-..."]}`; null for units without
     /// `[gpu]` and while one waits.

@@ -164,7 +164,9 @@ async fn connection(
         _ => {}
     }
     let wait_timeout = match &req {
-        Request::Wait { timeout_ms } => Some(Duration::from_millis(*timeout_ms)),
+        Request::Wait { timeout_ms } | Request::BenchForm { timeout_ms, .. } => {
+            Some(Duration::from_millis(*timeout_ms))
+        }
         _ => None,
     };
     let logs = match &req {

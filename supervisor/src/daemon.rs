@@ -11,10 +11,11 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use jarvis_proto::{Request, Response, StatusReport, UnitStatus, UpReport, WaitReport};
-use jarvis_unit::Unit;
+use jarvis_unit::{Kind, RunMode, Unit};
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::AbortHandle;
 
+use crate::bench;
 use crate::hardware;
 use crate::logs::UnitLog;
 use crate::machine::{self, Effect, Event, ExitInfo, Machine, Readiness, State, UnitState};
@@ -71,6 +72,12 @@ struct Entry {
     remove: bool,
     /// Where its current run was placed (units with `[gpu]`).
     placement: Option<Placement>,
+    /// A benchmark runs it in this form for now.
+    form_override: Option<Kind>,
+    /// While a benchmark runs: whether the unit was wanted before.
+    bench_restore: Option<bool>,
+    /// The form its current run has, and why (units with both forms).
+    form: Option<(Kind, String)>,
     /// The device nodes its current run got.
     devices_in_use: Vec<PathBuf>,
 }
@@ -80,6 +87,8 @@ enum Until {
     Quiet(Vec<String>),
     /// Every wanted unit is ready, or one failed.
     Ready,
+    /// This unit runs and is healthy (or failed).
+    Healthy(String),
 }
 
 struct Waiter {
@@ -99,10 +108,13 @@ pub struct Daemon {
     gpus: Vec<GpuInfo>,
     /// VRAM promised to placed units.
     ledger: Ledger,
+    /// Stored benchmark results: unit -> (recommended form, verdict).
+    recommendations: BTreeMap<String, (Kind, String)>,
 }
 
 impl Daemon {
     pub fn new(cfg: Config, tx: mpsc::UnboundedSender<Msg>) -> anyhow::Result<Daemon> {
+        let cfg_state_dir = cfg.state_dir.clone();
         let state_file = StateFile::new(&cfg.state_dir);
         let saved = state_file.load()?;
         Ok(Daemon {
@@ -115,6 +127,7 @@ impl Daemon {
             shutting_down: false,
             gpus: Vec::new(),
             ledger: Ledger::default(),
+            recommendations: bench::load_all(&bench::dir(&cfg_state_dir)),
         })
     }
 
@@ -214,6 +227,9 @@ impl Daemon {
                 remove: false,
                 placement: None,
                 devices_in_use: Vec::new(),
+                form_override: None,
+                bench_restore: None,
+                form: None,
             },
         );
     }
@@ -298,10 +314,13 @@ impl Daemon {
         let tx = self.tx.clone();
         match effect {
             Effect::Spawn { gen } => {
+                let (unit, why) = effective(e, &self.recommendations);
+                let e = self.units.get_mut(name).expect("looked up above");
                 e.devices_in_use.clear();
+                e.form = why.map(|w| (unit.kind(), w));
                 self.cfg
                     .runtime
-                    .start(&e.unit, gen, e.placement.clone(), e.log.clone(), tx);
+                    .start(&unit, gen, e.placement.clone(), e.log.clone(), tx);
             }
             Effect::Signal { signal } => {
                 if let Some(pid) = e.st.pid {
@@ -506,6 +525,31 @@ impl Daemon {
 
     fn check(&self, until: &Until) -> Option<Response> {
         match until {
+            Until::Healthy(name) => {
+                let e = self.units.get(name)?;
+                match e.st.state {
+                    State::Running
+                        if e.unit.health.is_none()
+                            || e.st.health == Some(machine::Health::Healthy) =>
+                    {
+                        Some(Response::Done {
+                            message: format!(
+                                "{name} runs as {} (pid {})",
+                                self.form_of(e).0.as_str(),
+                                e.st.pid.unwrap_or(0)
+                            ),
+                        })
+                    }
+                    State::Failed | State::Stopped | State::Exited => Some(Response::Error {
+                        message: format!(
+                            "{name} is {}: {}",
+                            e.st.state.as_str(),
+                            e.st.reason.as_deref().unwrap_or("no reason given")
+                        ),
+                    }),
+                    _ => None,
+                }
+            }
             Until::Quiet(names) => names
                 .iter()
                 .all(|n| self.units.get(n).is_none_or(|e| !e.st.is_active()))
@@ -634,9 +678,134 @@ impl Daemon {
                     message: "internal: image request reached the event loop".into(),
                 })
             }
+            Request::BenchBegin { unit } => Reply::Now(self.bench_begin(&unit)),
+            Request::BenchForm { unit, form, .. } => self.bench_form(&unit, form),
+            Request::BenchResult { unit, result } => Reply::Now(self.bench_result(&unit, result)),
             Request::Logs { unit, .. } => match self.units.get(&unit) {
                 Some(e) => Reply::Log(e.log.clone()),
                 None => Reply::Now(self.unknown(&[unit]).expect("unknown")),
+            },
+        }
+    }
+
+    /// The form a unit runs (or would run) as, and why.
+    fn form_of(&self, e: &Entry) -> (Kind, Option<String>) {
+        if let Some((k, why)) = &e.form {
+            return (*k, Some(why.clone()));
+        }
+        let (unit, why) = effective(e, &self.recommendations);
+        (unit.kind(), why)
+    }
+
+    fn bench_begin(&mut self, name: &str) -> Response {
+        let Some(e) = self.units.get_mut(name) else {
+            return self.unknown(&[name.to_string()]).expect("unknown");
+        };
+        let Some(b) = e.unit.bench.clone() else {
+            return Response::Error {
+                message: format!(
+                    "{name} has no [bench] section: add one (api, url, ...) to benchmark it"
+                ),
+            };
+        };
+        let forms: Vec<String> = e
+            .unit
+            .forms()
+            .iter()
+            .map(|k| k.as_str().to_string())
+            .collect();
+        if forms.len() < 2 {
+            return Response::Error {
+                message: format!(
+                    "{name} declares only [{}]: declare both [native] and [container] to compare them",
+                    forms.join("")
+                ),
+            };
+        }
+        if e.bench_restore.is_none() {
+            e.bench_restore = Some(e.st.wanted);
+        }
+        Response::BenchPlan(jarvis_proto::BenchPlan {
+            unit: name.to_string(),
+            api: b.api.as_str().to_string(),
+            url: b.url.clone(),
+            model: b.model.clone(),
+            prompt: b.prompt.clone(),
+            max_tokens: b.max_tokens,
+            requests: b.requests,
+            rounds: b.rounds,
+            max_slowdown: b.max_slowdown,
+            forms,
+        })
+    }
+
+    fn bench_form(&mut self, name: &str, form: Option<String>) -> Reply {
+        let Some(e) = self.units.get_mut(name) else {
+            return Reply::Now(self.unknown(&[name.to_string()]).expect("unknown"));
+        };
+        match form {
+            Some(f) => {
+                let kind = match f.as_str() {
+                    "native" => Kind::Native,
+                    "container" => Kind::Container,
+                    other => {
+                        return Reply::Now(Response::Error {
+                            message: format!("no form {other:?}: native or container"),
+                        })
+                    }
+                };
+                if e.unit.with_form(kind).is_none() {
+                    return Reply::Now(Response::Error {
+                        message: format!("{name} has no [{f}] section"),
+                    });
+                }
+                e.form_override = Some(kind);
+                let runs_as = e.form.as_ref().map(|(k, _)| *k);
+                let event = if e.st.is_active() && runs_as != Some(kind) {
+                    Event::Restart
+                } else {
+                    Event::Start
+                };
+                self.step(name, event);
+                self.settle();
+                self.later(Until::Healthy(name.to_string()))
+            }
+            None => {
+                let restore = e.bench_restore.take();
+                e.form_override = None;
+                let event = match restore {
+                    Some(true) => Event::Restart,
+                    _ => Event::Stop,
+                };
+                self.step(name, event);
+                self.settle();
+                Reply::Now(Response::Done {
+                    message: format!("{name} is back as it was"),
+                })
+            }
+        }
+    }
+
+    fn bench_result(&mut self, name: &str, result: serde_json::Value) -> Response {
+        if !self.units.contains_key(name) {
+            return self.unknown(&[name.to_string()]).expect("unknown");
+        }
+        let dir = bench::dir(&self.cfg.state_dir);
+        match bench::store(&dir, name, &result) {
+            Ok(Some((kind, verdict))) => {
+                let msg = format!(
+                    "stored; run = \"auto\" now runs {name} as {} ({verdict})",
+                    kind.as_str()
+                );
+                self.recommendations
+                    .insert(name.to_string(), (kind, verdict));
+                Response::Done { message: msg }
+            }
+            Ok(None) => Response::Error {
+                message: "the result has no recommendation (\"native\" or \"container\")".into(),
+            },
+            Err(e) => Response::Error {
+                message: format!("cannot store the result: {e}"),
             },
         }
     }
@@ -796,7 +965,11 @@ impl Daemon {
             let stats = cg.stats();
             units.push(UnitStatus {
                 name: name.clone(),
-                kind: e.unit.kind().as_str().to_string(),
+                kind: self.form_of(e).0.as_str().to_string(),
+                form: (e.unit.forms().len() > 1).then(|| self.form_of(e).0.as_str().to_string()),
+                form_reason: (e.unit.forms().len() > 1)
+                    .then(|| self.form_of(e).1)
+                    .flatten(),
                 state: s.state.as_str().to_string(),
                 pid: s.pid,
                 restarts: s.restarts,
@@ -843,4 +1016,33 @@ fn join_paths(paths: &[PathBuf]) -> String {
         .map(|p| p.display().to_string())
         .collect::<Vec<_>>()
         .join(", ")
+}
+
+/// The unit as it runs now: for a unit with both forms, the form a
+/// benchmark asks for, else `run`, else (`auto`) the stored recommendation,
+/// else the default rule. The reason says which, for `status`.
+fn effective(e: &Entry, recs: &BTreeMap<String, (Kind, String)>) -> (Unit, Option<String>) {
+    let u = &e.unit;
+    if u.forms().len() < 2 {
+        return (u.clone(), None);
+    }
+    let pick = |k: Kind, why: String| (u.with_form(k).unwrap_or_else(|| u.clone()), Some(why));
+    if let Some(k) = e.form_override {
+        return pick(k, format!("a benchmark runs it as {}", k.as_str()));
+    }
+    match u.run {
+        RunMode::Native => pick(Kind::Native, "run = \"native\"".into()),
+        RunMode::Container => pick(Kind::Container, "run = \"container\"".into()),
+        RunMode::Auto => match recs.get(&u.name) {
+            Some((k, verdict)) => pick(*k, format!("run = \"auto\", measured: {verdict}")),
+            None if u.gpu.is_some() || u.bench.is_some() => pick(
+                Kind::Native,
+                "run = \"auto\", not measured yet: native for GPU/inference units".into(),
+            ),
+            None => pick(
+                Kind::Container,
+                "run = \"auto\", not measured yet: a container for isolation".into(),
+            ),
+        },
+    }
 }

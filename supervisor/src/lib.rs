@@ -7,6 +7,7 @@
 //! - [`control`]: the control socket;
 //! - [`logs`], [`state`]: unit logs and the persisted state.
 
+pub mod bench;
 pub mod control;
 pub mod daemon;
 pub mod hardware;

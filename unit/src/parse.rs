@@ -29,6 +29,7 @@ type Key<'i> = Spanned<DeString<'i>>;
 pub(crate) const TOP_KEYS: &[&str] = &[
     "description",
     "depends_on",
+    "run",
     "native",
     "container",
     "env",
@@ -40,6 +41,7 @@ pub(crate) const TOP_KEYS: &[&str] = &[
     "logs",
     "gpu",
     "device",
+    "bench",
 ];
 pub(crate) const NATIVE_KEYS: &[&str] = &[
     "command",
@@ -76,6 +78,16 @@ pub(crate) const SECURITY_KEYS: &[&str] = &["capabilities", "no_new_privileges"]
 pub(crate) const LOGS_KEYS: &[&str] = &["max_size", "max_files"];
 pub(crate) const GPU_KEYS: &[&str] = &["want", "count", "min_vram"];
 pub(crate) const DEVICE_KEYS: &[&str] = &["usb", "serial", "path", "as", "optional"];
+pub(crate) const BENCH_KEYS: &[&str] = &[
+    "api",
+    "url",
+    "model",
+    "prompt",
+    "max_tokens",
+    "requests",
+    "rounds",
+    "max_slowdown",
+];
 
 const DURATION_HINT: &str =
     "write a number with a unit, e.g. \"100ms\", \"10s\", \"5m\" or \"1h 30m\"";
@@ -325,17 +337,24 @@ fn entries<'a, 'i>(t: &'a DeTable<'i>) -> Vec<(&'a Key<'i>, &'a Value<'i>)> {
     v
 }
 
-/// Levenshtein distance, for "did you mean".
+/// Edit distance counting a swap of two neighbours as one edit ("modle"
+/// for "model"), for "did you mean".
 fn distance(a: &str, b: &str) -> usize {
+    let a: Vec<char> = a.chars().collect();
     let b: Vec<char> = b.chars().collect();
+    // Rows i-2, i-1 and i of the table.
+    let mut prev2: Vec<usize> = Vec::new();
     let mut prev: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
+    for i in 0..a.len() {
         let mut cur = vec![i + 1; b.len() + 1];
-        for (j, cb) in b.iter().enumerate() {
-            let sub = prev[j] + usize::from(ca != *cb);
+        for j in 0..b.len() {
+            let sub = prev[j] + usize::from(a[i] != b[j]);
             cur[j + 1] = sub.min(prev[j + 1] + 1).min(cur[j] + 1);
+            if i > 0 && j > 0 && a[i] == b[j - 1] && a[i - 1] == b[j] {
+                cur[j + 1] = cur[j + 1].min(prev2[j - 1] + 1);
+            }
         }
-        prev = cur;
+        prev2 = std::mem::replace(&mut prev, cur);
     }
     prev[b.len()]
 }
@@ -402,6 +421,19 @@ fn key_hint(section: &str, key: &str) -> Option<&'static str> {
         }
         ("device", "target" | "container" | "to" | "path_in_container") => {
             "the path the service sees is as = \"/dev/NAME\""
+        }
+        ("bench", "endpoint" | "host" | "base_url" | "address" | "server") => {
+            "give the server's base URL as url = \"http://127.0.0.1:PORT\""
+        }
+        ("bench", "num_predict" | "n_predict" | "max_new_tokens" | "tokens" | "length") => {
+            "the number of tokens to generate per request is max_tokens"
+        }
+        ("bench", "iterations" | "runs" | "repeat" | "repeats" | "warmup" | "warm_up") => {
+            "requests = N measured requests per round (after one warm-up request) and \
+             rounds = N rounds, alternating native and container"
+        }
+        ("bench", "threshold" | "tolerance" | "max_overhead" | "slowdown") => {
+            "the container's allowed slowdown is max_slowdown, a fraction such as 0.05"
         }
         _ => return None,
     })
@@ -807,7 +839,12 @@ fn build(cx: &mut Cx<'_>, name: Option<String>, doc: &DeTable<'_>) -> Built {
     let mut security = Security::default();
     let mut logs = Logs::default();
     let mut gpu = None;
+    let mut has_gpu = false;
     let mut devices = Vec::new();
+    let mut run: Option<RunKey> = None;
+    let mut bench = None;
+    // The span of [bench], and its url when that is well-formed.
+    let mut bench_section: Option<(Range<usize>, Option<String>)> = None;
 
     for (k, v) in entries(doc) {
         let key: &str = k.get_ref();
@@ -816,13 +853,11 @@ fn build(cx: &mut Cx<'_>, name: Option<String>, doc: &DeTable<'_>) -> Built {
             "depends_on" => deps = depends_on(cx, name.as_deref(), v),
             "native" => {
                 native = Some(ExecSection {
-                    key: k.span(),
                     parsed: parse_native(cx, v),
                 })
             }
             "container" => {
                 container = Some(ExecSection {
-                    key: k.span(),
                     parsed: parse_container(cx, v),
                 })
             }
@@ -836,8 +871,22 @@ fn build(cx: &mut Cx<'_>, name: Option<String>, doc: &DeTable<'_>) -> Built {
             "stop" => stop = parse_stop(cx, v),
             "security" => security = parse_security(cx, v),
             "logs" => logs = parse_logs(cx, v),
-            "gpu" => gpu = parse_gpu(cx, v),
+            "gpu" => {
+                has_gpu = true;
+                gpu = parse_gpu(cx, v);
+            }
             "device" => devices = parse_devices(cx, v),
+            "run" => {
+                run = Some(RunKey {
+                    span: v.span(),
+                    mode: choice(cx, "run", v, RUN_MODES),
+                })
+            }
+            "bench" => {
+                let (parsed, url) = parse_bench(cx, v);
+                bench = parsed;
+                bench_section = Some((v.span(), url));
+            }
             other => cx.error(
                 k.span(),
                 format!(
@@ -849,14 +898,38 @@ fn build(cx: &mut Cx<'_>, name: Option<String>, doc: &DeTable<'_>) -> Built {
         }
     }
 
-    let exec = choose_exec(cx, native, container);
+    if let (Some((span, url)), false) = (&bench_section, has_health) {
+        let example = match url {
+            Some(url) => format!("http = \"{url}/\""),
+            None => "http = \"http://127.0.0.1:PORT/\"".into(),
+        };
+        cx.missing(
+            span.clone(),
+            format!(
+                "[bench] needs a [health] check: each round waits until the service is healthy \
+                 before its first request; add a [health] section, e.g. with {example} or \
+                 tcp = \"127.0.0.1:PORT\""
+            ),
+        );
+    }
 
-    let unit = match (name, exec) {
-        (Some(name), Some(exec)) => Some(Unit {
+    let forms = choose_exec(
+        cx,
+        native,
+        container,
+        run,
+        has_gpu || bench_section.is_some(),
+    );
+
+    let unit = match (name, forms) {
+        (Some(name), Some(forms)) => Some(Unit {
             name,
             description,
             depends_on: deps.iter().map(|(d, _)| d.clone()).collect(),
-            exec,
+            exec: forms.exec,
+            native: forms.native,
+            container: forms.container,
+            run: forms.run,
             env,
             resources,
             restart,
@@ -866,6 +939,7 @@ fn build(cx: &mut Cx<'_>, name: Option<String>, doc: &DeTable<'_>) -> Built {
             logs,
             gpu,
             devices,
+            bench,
         }),
         _ => None,
     };
@@ -876,52 +950,116 @@ fn build(cx: &mut Cx<'_>, name: Option<String>, doc: &DeTable<'_>) -> Built {
     }
 }
 
-/// A `[native]` or `[container]` table: where its key is, and what it parsed
-/// to (`None` when it is not even a table).
+/// A `[native]` or `[container]` table: what it parsed to (`None` when it
+/// has an error).
 struct ExecSection<T> {
-    key: Range<usize>,
     parsed: Option<T>,
 }
 
-/// Picks how the unit runs from its `[native]` and `[container]` sections.
-///
-/// Today a unit has exactly one of them. A later version allows both, with a
-/// top-level `run` key choosing which one runs; that choice belongs here,
-/// where both sections have already been parsed and checked on their own.
+/// The top-level `run` key: where its value is, and what it parsed to.
+struct RunKey {
+    span: Range<usize>,
+    mode: Option<RunMode>,
+}
+
+const RUN_MODES: &[(&str, RunMode)] = &[
+    ("native", RunMode::Native),
+    ("container", RunMode::Container),
+    ("auto", RunMode::Auto),
+];
+
+/// The declared forms, `run`, and the form `run` picks.
+struct Forms {
+    exec: Exec,
+    native: Option<Native>,
+    container: Option<Container>,
+    run: RunMode,
+}
+
+/// Picks how the unit runs from its `[native]` and `[container]` sections
+/// and the `run` key. `gpu_or_bench`: whether `[gpu]` or `[bench]` is
+/// present, which makes `auto` pick native.
 fn choose_exec(
     cx: &mut Cx<'_>,
     native: Option<ExecSection<Native>>,
     container: Option<ExecSection<Container>>,
-) -> Option<Exec> {
-    match (native, container) {
-        (None, None) => {
+    run: Option<RunKey>,
+    gpu_or_bench: bool,
+) -> Option<Forms> {
+    if native.is_none() && container.is_none() {
+        cx.missing(
+            0..0,
+            "missing [native] or [container] section: every unit needs one (or both), either \
+             [native] with command = [\"/path/to/program\", \"arg\", ...] or [container] with \
+             image = \"registry/name:tag\"",
+        );
+        return None;
+    }
+    // `run` names a form the unit does not declare.
+    let mut run_ok = true;
+    if let Some(RunKey {
+        span,
+        mode: Some(mode @ (RunMode::Native | RunMode::Container)),
+    }) = &run
+    {
+        let (missing, present, example) = match mode {
+            RunMode::Native => (
+                native.is_none(),
+                "container",
+                "[native] with command = [\"/path/to/program\", \"arg\", ...]",
+            ),
+            _ => (
+                container.is_none(),
+                "native",
+                "[container] with image = \"registry/name:tag\"",
+            ),
+        };
+        if missing {
+            run_ok = false;
             cx.missing(
-                0..0,
-                "missing [native] or [container] section: every unit needs one, either [native] \
-                 with command = [\"/path/to/program\", \"arg\", ...] or [container] with \
-                 image = \"registry/name:tag\"",
-            );
-            None
-        }
-        (Some(n), None) => n.parsed.map(Exec::Native),
-        (None, Some(c)) => c.parsed.map(Exec::Container),
-        (Some(n), Some(c)) => {
-            let (first, first_span, second_span) = if n.key.start <= c.key.start {
-                ("native", n.key, c.key)
-            } else {
-                ("container", c.key, n.key)
-            };
-            let (line, _) = line_col(cx.text, first_span.start);
-            cx.error(
-                second_span,
+                span.clone(),
                 format!(
-                    "a unit has either a [native] or a [container] section, not both ([{first}] is on \
-                     line {line}); remove one, or split the service into two units"
+                    "run = \"{m}\" but the unit has no [{m}] section; add {example}, or write \
+                     run = \"{present}\" (or leave run out to run the only form declared)",
+                    m = mode.as_str()
                 ),
             );
-            None
         }
     }
+    let declared_native = native.is_some();
+    let declared_container = container.is_some();
+    let native = match native {
+        Some(n) => Some(n.parsed?),
+        None => None,
+    };
+    let container = match container {
+        Some(c) => Some(c.parsed?),
+        None => None,
+    };
+    let run = match run {
+        None if declared_native && declared_container => RunMode::Auto,
+        None if declared_native => RunMode::Native,
+        None => RunMode::Container,
+        Some(RunKey { mode, .. }) => mode?,
+    };
+    if !run_ok {
+        return None;
+    }
+    let form = match run {
+        RunMode::Native => Kind::Native,
+        RunMode::Container => Kind::Container,
+        RunMode::Auto => auto_form(declared_native, declared_container, gpu_or_bench)?,
+    };
+    let exec = match form {
+        Kind::Native => Exec::Native(native.clone()?),
+        Kind::Container => Exec::Container(container.clone()?),
+    };
+    Some(Forms {
+        exec,
+        native,
+        container,
+        run,
+    })
 }
 
 const CONDITIONS: &[(&str, Condition)] = &[
@@ -1985,4 +2123,198 @@ fn device_path(cx: &mut Cx<'_>, label: &str, v: &Value<'_>, under_dev: bool) -> 
         }
         None => Some(normalize_path(&text)),
     }
+}
+
+const BENCH_APIS: &[(&str, BenchApi)] = &[
+    ("ollama", BenchApi::Ollama),
+    ("openai", BenchApi::Openai),
+    ("llamacpp", BenchApi::Llamacpp),
+];
+
+const BENCH_EXAMPLE: &str =
+    "e.g. api = \"ollama\" and url = \"http://127.0.0.1:11434\" with model = \"smollm2\"";
+
+/// `[bench]`: `None` when anything in it is wrong or missing; and its
+/// `url` when that is well-formed, whatever else is wrong.
+fn parse_bench(cx: &mut Cx<'_>, v: &Value<'_>) -> (Option<Bench>, Option<String>) {
+    let Some(s) = Section::open(cx, "bench", v, BENCH_KEYS) else {
+        return (None, None);
+    };
+    let api = s.with(cx, "api", |cx, l, v| choice(cx, l, v, BENCH_APIS));
+    let url = s.with(cx, "url", |cx, l, v| {
+        let url = string(cx, l, v)?;
+        match check_bench_url(&url, api) {
+            Ok(base) => Some(base),
+            Err(e) => {
+                cx.error(v.span(), format!("{l}: {e}"));
+                None
+            }
+        }
+    });
+    let model = s.with(cx, "model", |cx, l, v| {
+        let model = string(cx, l, v)?;
+        if model.trim().is_empty() || model.chars().any(char::is_control) {
+            cx.error(
+                v.span(),
+                format!(
+                    "{l}: must be a model name the server knows, e.g. \"smollm2\", got {model:?}"
+                ),
+            );
+            return None;
+        }
+        Some(model)
+    });
+    let prompt = s.with(cx, "prompt", |cx, l, v| {
+        let prompt = string(cx, l, v)?;
+        if prompt.trim().is_empty() {
+            cx.error(
+                v.span(),
+                format!(
+                    "{l}: must not be empty; leave it out for {:?}",
+                    Bench::DEFAULT_PROMPT
+                ),
+            );
+            return None;
+        }
+        Some(prompt)
+    });
+    let max_tokens = s.with(cx, "max_tokens", |cx, l, v| u32_at_least(cx, l, v, 1));
+    let requests = s.with(cx, "requests", |cx, l, v| u32_at_least(cx, l, v, 1));
+    let rounds = s.with(cx, "rounds", |cx, l, v| u32_at_least(cx, l, v, 2));
+    let max_slowdown = s.with(cx, "max_slowdown", fraction);
+
+    let mut complete = true;
+    const NEEDS_API: &str = "api = \"ollama\", \"openai\" or \"llamacpp\", the server's HTTP API";
+    const NEEDS_URL: &str = "url = \"http://HOST:PORT\", the server's base URL";
+    let needs = match (s.get("api"), s.get("url")) {
+        (None, None) => Some(format!("{NEEDS_API}, and {NEEDS_URL}")),
+        (None, Some(_)) => Some(NEEDS_API.to_string()),
+        (Some(_), None) => Some(NEEDS_URL.to_string()),
+        (Some(_), Some(_)) => None,
+    };
+    if let Some(needs) = needs {
+        complete = false;
+        cx.missing(
+            s.span.clone(),
+            format!("[bench] needs {needs}; {BENCH_EXAMPLE}"),
+        );
+    }
+    if api == Some(BenchApi::Ollama) && s.get("model").is_none() {
+        complete = false;
+        cx.missing(
+            s.span.clone(),
+            "[bench] with api = \"ollama\" needs model = \"NAME\", a model the server has \
+             pulled, e.g. model = \"smollm2\"",
+        );
+    }
+    // Each key: absent gives its default, present but bad gives None.
+    let key = |k: &str| s.get(k).is_some();
+    let bench = || -> Option<Bench> {
+        Some(Bench {
+            api: api?,
+            url: url.clone()?,
+            model: if key("model") { Some(model?) } else { None },
+            prompt: if key("prompt") {
+                prompt?
+            } else {
+                Bench::DEFAULT_PROMPT.into()
+            },
+            max_tokens: if key("max_tokens") {
+                max_tokens?
+            } else {
+                Bench::DEFAULT_MAX_TOKENS
+            },
+            requests: if key("requests") {
+                requests?
+            } else {
+                Bench::DEFAULT_REQUESTS
+            },
+            rounds: if key("rounds") {
+                rounds?
+            } else {
+                Bench::DEFAULT_ROUNDS
+            },
+            max_slowdown: if key("max_slowdown") {
+                max_slowdown?
+            } else {
+                Bench::DEFAULT_MAX_SLOWDOWN
+            },
+        })
+    };
+    (complete.then(bench).flatten(), url)
+}
+
+/// A number in 0..=1: a float, or the integer 0 or 1.
+fn fraction(cx: &mut Cx<'_>, label: &str, v: &Value<'_>) -> Option<f64> {
+    const HINT: &str = "write a fraction such as 0.05 for 5%";
+    let n = match v.get_ref() {
+        DeValue::Float(f) => f.as_str().parse::<f64>().ok(),
+        DeValue::Integer(i) => i64::from_str_radix(i.as_str(), i.radix())
+            .ok()
+            .map(|n| n as f64),
+        other => {
+            cx.error(
+                v.span(),
+                format!(
+                    "{label}: expected a number between 0 and 1, found {}; {HINT}",
+                    a_type(other)
+                ),
+            );
+            return None;
+        }
+    };
+    match n {
+        Some(n) if (0.0..=1.0).contains(&n) => Some(n),
+        _ => {
+            cx.error(
+                v.span(),
+                format!(
+                    "{label}: must be between 0 and 1, got {}; {HINT}",
+                    cx.source(v.span())
+                ),
+            );
+            None
+        }
+    }
+}
+
+/// `url` in `[bench]`: `http://host:port`, with at most a trailing '/'.
+/// Returns it without the trailing '/'.
+fn check_bench_url(url: &str, api: Option<BenchApi>) -> Result<String, String> {
+    const EXAMPLE: &str = "e.g. \"http://127.0.0.1:11434\"";
+    if url.len() > 8 && url[..8].eq_ignore_ascii_case("https://") {
+        return Err(format!(
+            "https is not supported by the bench; give the server's plain-http port on \
+             localhost, {EXAMPLE}"
+        ));
+    }
+    let rest = match url.get(..7) {
+        Some(p) if p.eq_ignore_ascii_case("http://") => &url[7..],
+        _ => return Err(format!("expected an http:// URL, {EXAMPLE}")),
+    };
+    if url.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err(format!("the URL must not contain spaces, {EXAMPLE}"));
+    }
+    let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let (authority, tail) = rest.split_at(end);
+    if authority.contains('@') {
+        return Err(format!(
+            "user info (user@) is not supported in the bench URL, {EXAMPLE}"
+        ));
+    }
+    check_host_port(authority, true).map_err(|e| format!("{e}, {EXAMPLE}"))?;
+    if !tail.is_empty() && tail != "/" {
+        let appended = match api {
+            Some(api) => format!(
+                "the bench appends {} for api = {:?}",
+                api.path(),
+                api.as_str()
+            ),
+            None => "the bench appends the API's path itself".into(),
+        };
+        return Err(format!(
+            "give the server's base URL without a path ({appended}), {EXAMPLE}"
+        ));
+    }
+    Ok(format!("http://{authority}"))
 }

@@ -16,7 +16,23 @@ pub struct Unit {
     pub description: Option<String>,
     /// Dependencies in file order, each with the condition that must hold.
     pub depends_on: Vec<Dependency>,
+    /// The form the unit runs as by default: the one of `native` and
+    /// `container` that `run` picks (for `auto` without a measurement:
+    /// native when `[gpu]` or `[bench]` is present, else container). The
+    /// daemon may run another declared form instead; see
+    /// [`Unit::with_form`] and [`Unit::resolve_form`].
     pub exec: Exec,
+    /// `[native]` as declared; `None` when the file has no such section.
+    #[serde(default)]
+    pub native: Option<Native>,
+    /// `[container]` as declared; `None` when the file has no such section.
+    #[serde(default)]
+    pub container: Option<Container>,
+    /// The top-level `run` key. When absent: the only form declared, or
+    /// `auto` when both are. (Units built in code that leave the declared
+    /// forms empty count `exec` as their only form, whatever `run` says.)
+    #[serde(default)]
+    pub run: RunMode,
     pub env: BTreeMap<String, String>,
     pub resources: Resources,
     pub restart: Restart,
@@ -30,18 +46,126 @@ pub struct Unit {
     /// `[[device]]`: host devices the service sees, in file order.
     #[serde(default)]
     pub devices: Vec<DeviceSpec>,
+    /// `[bench]`: how to measure the unit's native and container forms
+    /// against each other. `None` when the section is absent.
+    #[serde(default)]
+    pub bench: Option<Bench>,
 }
 
 impl Unit {
-    pub fn kind(&self) -> Kind {
-        match self.exec {
-            Exec::Native(_) => Kind::Native,
-            Exec::Container(_) => Kind::Container,
+    /// A unit that runs as `exec` (declared as its only form), with every
+    /// other field at its default, as a file with just that section gives.
+    pub fn new(name: impl Into<String>, exec: Exec) -> Unit {
+        let (native, container, run) = match &exec {
+            Exec::Native(n) => (Some(n.clone()), None, RunMode::Native),
+            Exec::Container(c) => (None, Some(c.clone()), RunMode::Container),
+        };
+        Unit {
+            name: name.into(),
+            description: None,
+            depends_on: Vec::new(),
+            exec,
+            native,
+            container,
+            run,
+            env: BTreeMap::new(),
+            resources: Resources::default(),
+            restart: Restart::default(),
+            health: None,
+            stop: Stop::default(),
+            security: Security::default(),
+            logs: Logs::default(),
+            gpu: None,
+            devices: Vec::new(),
+            bench: None,
         }
+    }
+
+    /// The form of `exec`: how the unit runs.
+    pub fn kind(&self) -> Kind {
+        self.exec.kind()
+    }
+
+    /// The forms the unit can run as, native first: those declared, and the
+    /// form of `exec` (so that a unit built in code with only `exec` has
+    /// that one form).
+    pub fn forms(&self) -> Vec<Kind> {
+        [Kind::Native, Kind::Container]
+            .into_iter()
+            .filter(|&k| self.has_form(k))
+            .collect()
+    }
+
+    /// Whether the unit can run as `form`.
+    pub fn has_form(&self, form: Kind) -> bool {
+        self.kind() == form
+            || match form {
+                Kind::Native => self.native.is_some(),
+                Kind::Container => self.container.is_some(),
+            }
+    }
+
+    /// A copy of the unit that runs as `form`: its `exec` is that form
+    /// (`run`, `native` and `container` stay as declared). `None` when the
+    /// unit does not declare `form`.
+    pub fn with_form(&self, form: Kind) -> Option<Unit> {
+        let exec = if self.kind() == form {
+            self.exec.clone()
+        } else {
+            match form {
+                Kind::Native => Exec::Native(self.native.clone()?),
+                Kind::Container => Exec::Container(self.container.clone()?),
+            }
+        };
+        Some(Unit {
+            exec,
+            ..self.clone()
+        })
+    }
+
+    /// The form `run` picks, given the form a benchmark recommended, if
+    /// any: `native` or `container` as written; for `auto`, the
+    /// recommendation when the unit declares it, else [`Unit::auto_form`].
+    /// Always a form the unit has; for a unit built in code whose `run`
+    /// names a form it lacks, the form of `exec`.
+    pub fn resolve_form(&self, recommended: Option<Kind>) -> Kind {
+        let wanted = match self.run {
+            RunMode::Native => Some(Kind::Native),
+            RunMode::Container => Some(Kind::Container),
+            RunMode::Auto => recommended.filter(|&k| self.has_form(k)),
+        };
+        match wanted {
+            Some(k) if self.has_form(k) => k,
+            Some(_) => self.kind(),
+            None => self.auto_form(),
+        }
+    }
+
+    /// What `run = "auto"` picks without a measurement: with both forms,
+    /// native for GPU and inference units (`[gpu]` or `[bench]` present)
+    /// and container otherwise; with one form, that one.
+    pub fn auto_form(&self) -> Kind {
+        auto_form(
+            self.has_form(Kind::Native),
+            self.has_form(Kind::Container),
+            self.gpu.is_some() || self.bench.is_some(),
+        )
+        .unwrap_or_else(|| self.kind())
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+/// The `auto` rule over what is declared; `None` when neither form is.
+pub(crate) fn auto_form(native: bool, container: bool, gpu_or_bench: bool) -> Option<Kind> {
+    match (native, container) {
+        (true, true) if gpu_or_bench => Some(Kind::Native),
+        (true, true) => Some(Kind::Container),
+        (true, false) => Some(Kind::Native),
+        (false, true) => Some(Kind::Container),
+        (false, false) => None,
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Kind {
     Native,
@@ -55,6 +179,48 @@ impl Kind {
             Kind::Container => "container",
         }
     }
+
+    /// The other form.
+    pub fn other(self) -> Kind {
+        match self {
+            Kind::Native => Kind::Container,
+            Kind::Container => Kind::Native,
+        }
+    }
+}
+
+/// The top-level `run` key: which declared form the unit runs as.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RunMode {
+    /// `[native]`.
+    Native,
+    /// `[container]`.
+    Container,
+    /// The form a benchmark recommended, if there is a measurement; else
+    /// native for GPU and inference units (`[gpu]` or `[bench]` present)
+    /// and container otherwise. With one form declared, that form.
+    #[default]
+    Auto,
+}
+
+impl RunMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RunMode::Native => "native",
+            RunMode::Container => "container",
+            RunMode::Auto => "auto",
+        }
+    }
+}
+
+impl From<Kind> for RunMode {
+    fn from(k: Kind) -> RunMode {
+        match k {
+            Kind::Native => RunMode::Native,
+            Kind::Container => RunMode::Container,
+        }
+    }
 }
 
 /// How the unit runs: `[native]` or `[container]`.
@@ -63,6 +229,15 @@ impl Kind {
 pub enum Exec {
     Native(Native),
     Container(Container),
+}
+
+impl Exec {
+    pub fn kind(&self) -> Kind {
+        match self {
+            Exec::Native(_) => Kind::Native,
+            Exec::Container(_) => Kind::Container,
+        }
+    }
 }
 
 /// `[container]`: an OCI image run through libcontainer.
@@ -335,4 +510,94 @@ pub struct DeviceSpec {
     /// When false (the default) the unit waits, in state "waiting", until
     /// the device is present; when true it starts without it.
     pub optional: bool,
+}
+
+/// `api` in `[bench]`: the inference server's HTTP API.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum BenchApi {
+    /// Ollama: `POST /api/generate`.
+    Ollama,
+    /// OpenAI-compatible completions: `POST /v1/completions`.
+    Openai,
+    /// llama.cpp's server: `POST /completion`.
+    Llamacpp,
+}
+
+impl BenchApi {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BenchApi::Ollama => "ollama",
+            BenchApi::Openai => "openai",
+            BenchApi::Llamacpp => "llamacpp",
+        }
+    }
+
+    /// The path the bench posts to, appended to [`Bench::url`].
+    pub fn path(self) -> &'static str {
+        match self {
+            BenchApi::Ollama => "/api/generate",
+            BenchApi::Openai => "/v1/completions",
+            BenchApi::Llamacpp => "/completion",
+        }
+    }
+
+    /// Whether the API takes a model name (llama.cpp's `/completion` serves
+    /// the one model it loaded).
+    pub fn takes_model(self) -> bool {
+        !matches!(self, BenchApi::Llamacpp)
+    }
+}
+
+/// `[bench]`: a benchmark of the unit's native form against its container
+/// form. Each round starts the unit in one form, waits until its health
+/// check passes, sends one warm-up request and then `requests` measured
+/// ones; rounds alternate native, container, native, ...
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Bench {
+    pub api: BenchApi,
+    /// The server's base URL, `http://host:port` (no path, no trailing
+    /// '/'); the request goes to `url` + [`BenchApi::path`].
+    pub url: String,
+    /// Passed to the API where it takes one; required for `ollama`.
+    pub model: Option<String>,
+    /// Default [`Bench::DEFAULT_PROMPT`]; never empty.
+    pub prompt: String,
+    /// Tokens to generate per request, >= 1. Default 64.
+    pub max_tokens: u32,
+    /// Measured requests per round, after one warm-up request; >= 1.
+    /// Default 10.
+    pub requests: u32,
+    /// Rounds, alternating native and container; >= 2. Default 6.
+    pub rounds: u32,
+    /// The container is preferred unless it is measurably slower than
+    /// native by more than this fraction (0.05: 5%); 0..=1. Default 0.05.
+    pub max_slowdown: f64,
+}
+
+impl Bench {
+    pub const DEFAULT_PROMPT: &'static str = "Why is the sky blue?";
+    pub const DEFAULT_MAX_TOKENS: u32 = 64;
+    pub const DEFAULT_REQUESTS: u32 = 10;
+    pub const DEFAULT_ROUNDS: u32 = 6;
+    pub const DEFAULT_MAX_SLOWDOWN: f64 = 0.05;
+
+    /// A bench with every optional key at its default.
+    pub fn new(api: BenchApi, url: impl Into<String>) -> Bench {
+        Bench {
+            api,
+            url: url.into(),
+            model: None,
+            prompt: Bench::DEFAULT_PROMPT.into(),
+            max_tokens: Bench::DEFAULT_MAX_TOKENS,
+            requests: Bench::DEFAULT_REQUESTS,
+            rounds: Bench::DEFAULT_ROUNDS,
+            max_slowdown: Bench::DEFAULT_MAX_SLOWDOWN,
+        }
+    }
+
+    /// The URL the bench posts to.
+    pub fn endpoint(&self) -> String {
+        format!("{}{}", self.url, self.api.path())
+    }
 }

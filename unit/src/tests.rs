@@ -965,14 +965,39 @@ fn volume_helper() {
     }
 }
 
+/// A unit whose `[bench]` (on line 5; its keys from line 6) holds `body`.
+macro_rules! bench {
+    ($body:literal) => {
+        concat!(
+            "[native]\ncommand = [\"/bin/x\"]\n[health]\ntcp = \"127.0.0.1:11434\"\n[bench]\n",
+            $body
+        )
+    };
+}
+
 /// Each case: file text, expected `line:col`, and a fragment of the message.
 const ERROR_CASES: &[(&str, &str, &str)] = &[
     // Structure.
-    ("nmae = \"x\"\n[native]\ncommand = [\"/bin/true\"]\n", "1:1", "unknown key \"nmae\" at the top level; expected one of: description, depends_on, native"),
-    ("description = \"x\"\n", "1:1", "missing [native] or [container] section: every unit needs one, either [native] with command = [\"/path/to/program\", \"arg\", ...] or [container] with image = "),
+    ("nmae = \"x\"\n[native]\ncommand = [\"/bin/true\"]\n", "1:1", "unknown key \"nmae\" at the top level; expected one of: description, depends_on, run, native, container"),
+    ("description = \"x\"\n", "1:1", "missing [native] or [container] section: every unit needs one (or both), either [native] with command = [\"/path/to/program\", \"arg\", ...] or [container] with image = "),
     ("", "1:1", "missing [native] or [container] section"),
-    ("[native]\ncommand = [\"/bin/true\"]\n[container]\nimage = \"nginx\"\n", "3:2", "a unit has either a [native] or a [container] section, not both ([native] is on line 1); remove one"),
-    ("[container]\nimage = \"nginx\"\n\n[native]\ncommand = [\"/bin/true\"]\n", "4:2", "not both ([container] is on line 1)"),
+    // Both forms: each is checked on its own.
+    ("[native]\ncommand = []\n[container]\nimage = \"nginx\"\n", "2:11", "native.command: must not be empty"),
+    ("[native]\ncommand = [\"/bin/true\"]\n[container]\nimage = \"bad image\"\n", "4:9", "container.image: invalid image reference \"bad image\""),
+    ("[container]\nimage = \"nginx\"\n[native]\nuser = \"x\"\n", "3:1", "[native] needs command = ["),
+    // run
+    ("run = \"native\"\n[container]\nimage = \"nginx\"\n", "1:7", "run = \"native\" but the unit has no [native] section; add [native] with command = [\"/path/to/program\", \"arg\", ...], or write run = \"container\" (or leave run out to run the only form declared)"),
+    ("run = \"container\"\n[native]\ncommand = [\"/bin/true\"]\n", "1:7", "run = \"container\" but the unit has no [container] section; add [container] with image = \"registry/name:tag\", or write run = \"native\""),
+    ("run = \"native\"\n[native]\ncommand = []\n[container]\nimage = \"nginx\"\n", "3:11", "native.command: must not be empty"),
+    ("run = \"native\"\n", "1:1", "missing [native] or [container] section"),
+    ("run = \"fastest\"\n[native]\ncommand = [\"/bin/true\"]\n[container]\nimage = \"nginx\"\n", "1:7", "run: unknown value \"fastest\"; expected one of: native, container, auto"),
+    ("run = \"Native\"\n[native]\ncommand = [\"/bin/true\"]\n", "1:7", "run: unknown value \"Native\"; expected one of: native, container, auto (did you mean \"native\"?)"),
+    ("run = \"both\"\n[native]\ncommand = [\"/bin/true\"]\n", "1:7", "run: unknown value \"both\""),
+    ("run = 1\n[native]\ncommand = [\"/bin/true\"]\n", "1:7", "run: expected a string, one of: native, container, auto; found an integer"),
+    ("run = [\"native\"]\n[native]\ncommand = [\"/bin/true\"]\n", "1:7", "run: expected a string, one of: native, container, auto; found an array"),
+    ("[native]\ncommand = [\"/bin/true\"]\nrun = \"native\"\n", "3:1", "unknown key \"run\" in [native]; expected one of: command, user, group, supplementary_groups, working_dir; if you meant the top-level \"run\", move it above the first [section] header"),
+    ("[native]\ncommand = [\"/bin/true\"]\n[container]\nimage = \"nginx\"\nrun = \"auto\"\n", "5:1", "unknown key \"run\" in [container]; expected one of: image, entrypoint, command, user, working_dir, network, volumes, read_only; if you meant the top-level \"run\""),
+    ("rnu = \"auto\"\n[native]\ncommand = [\"/bin/true\"]\n", "1:1", "unknown key \"rnu\" at the top level; expected one of: description, depends_on, run, native, container, env, resources, restart, health, stop, security, logs, gpu, device, bench (did you mean \"run\"?)"),
     ("container = \"nginx\"\n", "1:13", "container: expected a table (a [container] section), found a string"),
     ("restart = \"always\"\n[native]\ncommand = [\"/bin/true\"]\n", "1:11", "restart: expected a table (a [restart] section), found a string"),
     ("description = 5\n[native]\ncommand = [\"/bin/true\"]\n", "1:15", "description: expected a string, found an integer"),
@@ -1125,7 +1150,7 @@ const ERROR_CASES: &[(&str, &str, &str)] = &[
     ("[native]\ncommand = [\"/bin/x\"]\n[gpu]\nwant = \"auto\"\nmin_ram = \"6G\"\n", "5:1", "unknown key \"min_ram\" in [gpu]; expected one of: want, count, min_vram (did you mean \"min_vram\"?)"),
     ("[native]\ncommand = [\"/bin/x\"]\n[gpu]\nmemory = \"6G\"\n", "4:1", "unknown key \"memory\" in [gpu]; expected one of: want, count, min_vram"),
     ("gpu = \"auto\"\n[native]\ncommand = [\"/bin/x\"]\n", "1:7", "gpu: expected a table (a [gpu] section), found a string"),
-    ("[native]\ncommand = [\"/bin/x\"]\n[gpus]\nwant = \"auto\"\n", "3:2", "unknown key \"gpus\" at the top level; expected one of: description, depends_on, native, container, env, resources, restart, health, stop, security, logs, gpu, device (did you mean \"gpu\"?)"),
+    ("[native]\ncommand = [\"/bin/x\"]\n[gpus]\nwant = \"auto\"\n", "3:2", "unknown key \"gpus\" at the top level; expected one of: description, depends_on, run, native, container, env, resources, restart, health, stop, security, logs, gpu, device, bench (did you mean \"gpu\"?)"),
     ("[native]\ncommand = [\"/bin/x\"]\n[[gpu]]\nwant = \"auto\"\n", "3:1", "gpu: expected a table (a [gpu] section), found an array"),
     ("[container]\nimage = \"ollama/ollama\"\ngpus = \"all\"\n", "3:1", "unknown key \"gpus\" in [container]; expected one of: image, entrypoint, command, user, working_dir, network, volumes, read_only; a GPU is asked for in a [gpu] section at the top level"),
     // [[device]]
@@ -1175,8 +1200,64 @@ const ERROR_CASES: &[(&str, &str, &str)] = &[
     ("[native]\ncommand = [\"/bin/x\"]\n[device]\npath = \"/dev/net/tun\"\n", "3:1", "device: expected an array of tables ([[device]] sections), found a table; write the header with two brackets, [[device]], once per device"),
     ("device = \"/dev/net/tun\"\n[native]\ncommand = [\"/bin/x\"]\n", "1:10", "device: expected an array of tables ([[device]] sections), found a string"),
     ("device = [\"/dev/net/tun\"]\n[native]\ncommand = [\"/bin/x\"]\n", "1:11", "device: expected every element to be a table, found a string; write [[device]] with usb = \"10c4:ea60\" and as = \"/dev/zigbee\", or [[device]] with path = \"/dev/net/tun\""),
-    ("[native]\ncommand = [\"/bin/x\"]\n[[devices]]\npath = \"/dev/net/tun\"\n", "3:3", "unknown key \"devices\" at the top level; expected one of: description, depends_on, native, container, env, resources, restart, health, stop, security, logs, gpu, device (did you mean \"device\"?)"),
+    ("[native]\ncommand = [\"/bin/x\"]\n[[devices]]\npath = \"/dev/net/tun\"\n", "3:3", "unknown key \"devices\" at the top level; expected one of: description, depends_on, run, native, container, env, resources, restart, health, stop, security, logs, gpu, device, bench (did you mean \"device\"?)"),
     ("[container]\nimage = \"koenkk/zigbee2mqtt\"\ndevices = [\"/dev/ttyUSB0:/dev/zigbee\"]\n", "3:1", "unknown key \"devices\" in [container]; expected one of: image, entrypoint, command, user, working_dir, network, volumes, read_only; devices go in [[device]] sections at the top level, e.g. [[device]] with path = \"/dev/net/tun\""),
+    // [bench]: api
+    (bench!("api = \"vllm\"\nurl = \"http://127.0.0.1:8000\"\n"), "6:7", "bench.api: unknown value \"vllm\"; expected one of: ollama, openai, llamacpp"),
+    (bench!("api = \"open-ai\"\nurl = \"http://127.0.0.1:8000\"\n"), "6:7", "bench.api: unknown value \"open-ai\"; expected one of: ollama, openai, llamacpp (did you mean \"openai\"?)"),
+    (bench!("api = \"llama.cpp\"\nurl = \"http://127.0.0.1:8080\"\n"), "6:7", "(did you mean \"llamacpp\"?)"),
+    (bench!("api = 1\nurl = \"http://127.0.0.1:8000\"\n"), "6:7", "bench.api: expected a string, one of: ollama, openai, llamacpp; found an integer"),
+    (bench!("url = \"http://127.0.0.1:8080\"\n"), "5:1", "[bench] needs api = \"ollama\", \"openai\" or \"llamacpp\", the server's HTTP API; e.g. api = \"ollama\" and url = \"http://127.0.0.1:11434\" with model = \"smollm2\""),
+    (bench!(""), "5:1", "[bench] needs api = \"ollama\", \"openai\" or \"llamacpp\", the server's HTTP API, and url = \"http://HOST:PORT\", the server's base URL; e.g. api = \"ollama\""),
+    // [bench]: url
+    (bench!("api = \"openai\"\n"), "5:1", "[bench] needs url = \"http://HOST:PORT\", the server's base URL; e.g. api = \"ollama\""),
+    (bench!("api = \"openai\"\nurl = \"https://127.0.0.1:8000\"\n"), "7:7", "bench.url: https is not supported by the bench; give the server's plain-http port on localhost, e.g. \"http://127.0.0.1:11434\""),
+    (bench!("api = \"openai\"\nurl = \"127.0.0.1:8000\"\n"), "7:7", "bench.url: expected an http:// URL, e.g. \"http://127.0.0.1:11434\""),
+    (bench!("api = \"openai\"\nurl = \"http://127.0.0.1\"\n"), "7:7", "bench.url: missing port; write host:port, e.g. \"http://127.0.0.1:11434\""),
+    (bench!("api = \"openai\"\nurl = \"http://127.0.0.1/\"\n"), "7:7", "bench.url: missing port"),
+    (bench!("api = \"openai\"\nurl = \"http://127.0.0.1:0\"\n"), "7:7", "bench.url: port \"0\" is not a number between 1 and 65535"),
+    (bench!("api = \"openai\"\nurl = \"http://127.0.0.1:http\"\n"), "7:7", "bench.url: port \"http\" is not a number"),
+    (bench!("api = \"openai\"\nurl = \"http://:8000\"\n"), "7:7", "bench.url: missing host"),
+    (bench!("api = \"openai\"\nurl = \"http://::1:8000\"\n"), "7:7", "bench.url: put an IPv6 address in brackets, like [::1]:8080"),
+    (bench!("api = \"openai\"\nurl = \"http://me@127.0.0.1:8000\"\n"), "7:7", "bench.url: user info (user@) is not supported in the bench URL"),
+    (bench!("api = \"openai\"\nurl = \"http://127.0.0.1:8000 \"\n"), "7:7", "bench.url: the URL must not contain spaces"),
+    (bench!("api = \"openai\"\nurl = \"http://127.0.0.1:8000/v1/completions\"\n"), "7:7", "bench.url: give the server's base URL without a path (the bench appends /v1/completions for api = \"openai\"), e.g. \"http://127.0.0.1:11434\""),
+    (bench!("api = \"llamacpp\"\nurl = \"http://127.0.0.1:8080/completion\"\n"), "7:7", "(the bench appends /completion for api = \"llamacpp\")"),
+    (bench!("api = \"ollama\"\nurl = \"http://127.0.0.1:11434/api\"\nmodel = \"smollm2\"\n"), "7:7", "(the bench appends /api/generate for api = \"ollama\")"),
+    (bench!("api = \"openai\"\nurl = \"http://127.0.0.1:8000?x=1\"\n"), "7:7", "bench.url: give the server's base URL without a path"),
+    (bench!("url = \"http://127.0.0.1:8000/v1\"\napi = \"ollama\"\nmodel = \"smollm2\"\n"), "6:7", "(the bench appends /api/generate for api = \"ollama\")"),
+    (bench!("api = \"openai\"\nurl = 8000\n"), "7:7", "bench.url: expected a string, found an integer"),
+    // [bench]: model
+    (bench!("api = \"ollama\"\nurl = \"http://127.0.0.1:11434\"\n"), "5:1", "[bench] with api = \"ollama\" needs model = \"NAME\", a model the server has pulled, e.g. model = \"smollm2\""),
+    (bench!("api = \"ollama\"\nurl = \"http://127.0.0.1:11434\"\nmodel = \"\"\n"), "8:9", "bench.model: must be a model name the server knows, e.g. \"smollm2\", got \"\""),
+    (bench!("api = \"openai\"\nurl = \"http://127.0.0.1:8000\"\nmodel = \"  \"\n"), "8:9", "bench.model: must be a model name"),
+    (bench!("api = \"ollama\"\nurl = \"http://127.0.0.1:11434\"\nmodel = 2\n"), "8:9", "bench.model: expected a string, found an integer"),
+    // [bench]: prompt and numbers
+    (bench!("api = \"openai\"\nurl = \"http://127.0.0.1:8000\"\nprompt = \" \"\n"), "8:10", "bench.prompt: must not be empty; leave it out for \"Why is the sky blue?\""),
+    (bench!("api = \"openai\"\nurl = \"http://127.0.0.1:8000\"\nprompt = [\"hi\"]\n"), "8:10", "bench.prompt: expected a string, found an array"),
+    (bench!("api = \"openai\"\nurl = \"http://127.0.0.1:8000\"\nmax_tokens = 0\n"), "8:14", "bench.max_tokens: must be at least 1, got 0"),
+    (bench!("api = \"openai\"\nurl = \"http://127.0.0.1:8000\"\nmax_tokens = \"64\"\n"), "8:14", "bench.max_tokens: expected an integer (at least 1), found a string"),
+    (bench!("api = \"openai\"\nurl = \"http://127.0.0.1:8000\"\nrequests = 0\n"), "8:12", "bench.requests: must be at least 1, got 0"),
+    (bench!("api = \"openai\"\nurl = \"http://127.0.0.1:8000\"\nrequests = 2.5\n"), "8:12", "bench.requests: expected an integer (at least 1), found a float"),
+    (bench!("api = \"openai\"\nurl = \"http://127.0.0.1:8000\"\nrounds = 1\n"), "8:10", "bench.rounds: must be at least 2, got 1"),
+    (bench!("api = \"openai\"\nurl = \"http://127.0.0.1:8000\"\nrounds = -2\n"), "8:10", "bench.rounds: must be at least 2, got -2"),
+    (bench!("api = \"openai\"\nurl = \"http://127.0.0.1:8000\"\nmax_slowdown = 1.5\n"), "8:16", "bench.max_slowdown: must be between 0 and 1, got 1.5; write a fraction such as 0.05 for 5%"),
+    (bench!("api = \"openai\"\nurl = \"http://127.0.0.1:8000\"\nmax_slowdown = -0.01\n"), "8:16", "bench.max_slowdown: must be between 0 and 1, got -0.01"),
+    (bench!("api = \"openai\"\nurl = \"http://127.0.0.1:8000\"\nmax_slowdown = 5\n"), "8:16", "bench.max_slowdown: must be between 0 and 1, got 5"),
+    (bench!("api = \"openai\"\nurl = \"http://127.0.0.1:8000\"\nmax_slowdown = nan\n"), "8:16", "bench.max_slowdown: must be between 0 and 1, got nan"),
+    (bench!("api = \"openai\"\nurl = \"http://127.0.0.1:8000\"\nmax_slowdown = \"5%\"\n"), "8:16", "bench.max_slowdown: expected a number between 0 and 1, found a string; write a fraction such as 0.05 for 5%"),
+    // [bench]: unknown keys
+    (bench!("api = \"ollama\"\nurl = \"http://127.0.0.1:11434\"\nmodel = \"smollm2\"\nmodle = \"x\"\n"), "9:1", "unknown key \"modle\" in [bench]; expected one of: api, url, model, prompt, max_tokens, requests, rounds, max_slowdown (did you mean \"model\"?)"),
+    (bench!("api = \"ollama\"\nurl = \"http://127.0.0.1:11434\"\nmodel = \"smollm2\"\nmax_token = 5\n"), "9:1", "(did you mean \"max_tokens\"?)"),
+    (bench!("api = \"ollama\"\nurl = \"http://127.0.0.1:11434\"\nmodel = \"smollm2\"\nendpoint = \"/api/generate\"\n"), "9:1", "unknown key \"endpoint\" in [bench]; expected one of: api, url, model, prompt, max_tokens, requests, rounds, max_slowdown; give the server's base URL as url = \"http://127.0.0.1:PORT\""),
+    (bench!("api = \"ollama\"\nurl = \"http://127.0.0.1:11434\"\nmodel = \"smollm2\"\nnum_predict = 64\n"), "9:1", "; the number of tokens to generate per request is max_tokens"),
+    (bench!("api = \"ollama\"\nurl = \"http://127.0.0.1:11434\"\nmodel = \"smollm2\"\niterations = 5\n"), "9:1", "; requests = N measured requests per round (after one warm-up request) and rounds = N rounds, alternating native and container"),
+    (bench!("api = \"ollama\"\nurl = \"http://127.0.0.1:11434\"\nmodel = \"smollm2\"\nthreshold = 0.1\n"), "9:1", "; the container's allowed slowdown is max_slowdown, a fraction such as 0.05"),
+    (bench!("api = \"ollama\"\nurl = \"http://127.0.0.1:11434\"\nmodel = \"smollm2\"\nrun = \"auto\"\n"), "9:1", "unknown key \"run\" in [bench]; expected one of: api, url, model, prompt, max_tokens, requests, rounds, max_slowdown; if you meant the top-level \"run\", move it above the first [section] header"),
+    // [bench]: the section itself
+    ("bench = \"ollama\"\n[native]\ncommand = [\"/bin/x\"]\n[health]\ntcp = \"127.0.0.1:1\"\n", "1:9", "bench: expected a table (a [bench] section), found a string"),
+    ("[native]\ncommand = [\"/bin/x\"]\n[health]\ntcp = \"127.0.0.1:1\"\n[[bench]]\napi = \"openai\"\nurl = \"http://127.0.0.1:8000\"\n", "5:1", "bench: expected a table (a [bench] section), found an array"),
+    ("[native]\ncommand = [\"/bin/x\"]\n[bench]\napi = \"ollama\"\nurl = \"http://127.0.0.1:11434\"\nmodel = \"smollm2\"\n", "3:1", "[bench] needs a [health] check: each round waits until the service is healthy before its first request; add a [health] section, e.g. with http = \"http://127.0.0.1:11434/\" or tcp = \"127.0.0.1:PORT\""),
 ];
 
 #[test]
@@ -1953,4 +2034,543 @@ fn broken_device_header_reports_only_the_syntax_error() {
         render(&diags)
     );
     assert_eq!(diags[0].line, 3, "{}", render(&diags));
+}
+
+// ---------------------------------------------------------------------------
+// Both forms, `run` and `[bench]`.
+
+const NATIVE_X: &str = "[native]\ncommand = [\"/bin/x\"]\n";
+const CONTAINER_NGINX: &str = "[container]\nimage = \"nginx\"\n";
+const HEALTH_OLLAMA: &str = "[health]\ntcp = \"127.0.0.1:11434\"\n";
+const BENCH_OLLAMA: &str =
+    "[bench]\napi = \"ollama\"\nurl = \"http://127.0.0.1:11434\"\nmodel = \"smollm2\"\n";
+
+fn native_x() -> Native {
+    Native {
+        command: vec!["/bin/x".into()],
+        user: None,
+        group: None,
+        supplementary_groups: vec![],
+        working_dir: None,
+    }
+}
+
+fn container_nginx() -> Container {
+    Container {
+        image: "nginx".into(),
+        entrypoint: None,
+        command: None,
+        user: None,
+        working_dir: None,
+        network: Network::Host,
+        volumes: vec![],
+        read_only: false,
+    }
+}
+
+/// (run line, sections, other sections, run, the form exec has, forms)
+type RunCase<'a> = (&'a str, &'a str, &'a str, RunMode, Kind, &'a [Kind]);
+
+#[test]
+fn run_picks_the_form() {
+    use Kind::{Container as C, Native as N};
+    let gpu = "[gpu]\n";
+    let gpu_cpu = "[gpu]\nwant = \"cpu\"\n";
+    let bench = &format!("{HEALTH_OLLAMA}{BENCH_OLLAMA}");
+    let both = &format!("{NATIVE_X}{CONTAINER_NGINX}");
+    let both_reversed = &format!("{CONTAINER_NGINX}{NATIVE_X}");
+    let cases: &[RunCase<'_>] = &[
+        // Both forms: `run` absent is auto.
+        ("", both, "", RunMode::Auto, C, &[N, C]),
+        ("", both_reversed, "", RunMode::Auto, C, &[N, C]),
+        ("run = \"auto\"\n", both, "", RunMode::Auto, C, &[N, C]),
+        ("run = \"native\"\n", both, "", RunMode::Native, N, &[N, C]),
+        (
+            "run = \"container\"\n",
+            both,
+            "",
+            RunMode::Container,
+            C,
+            &[N, C],
+        ),
+        // auto: native for GPU and inference units.
+        ("", both, gpu, RunMode::Auto, N, &[N, C]),
+        ("", both, gpu_cpu, RunMode::Auto, N, &[N, C]),
+        (
+            "run = \"auto\"\n",
+            both_reversed,
+            gpu,
+            RunMode::Auto,
+            N,
+            &[N, C],
+        ),
+        ("", both, bench, RunMode::Auto, N, &[N, C]),
+        ("run = \"auto\"\n", both, bench, RunMode::Auto, N, &[N, C]),
+        // An explicit form beats the auto rule.
+        (
+            "run = \"container\"\n",
+            both,
+            gpu,
+            RunMode::Container,
+            C,
+            &[N, C],
+        ),
+        (
+            "run = \"container\"\n",
+            both,
+            bench,
+            RunMode::Container,
+            C,
+            &[N, C],
+        ),
+        ("run = \"native\"\n", both, "", RunMode::Native, N, &[N, C]),
+        // One form: `run` absent is that form; auto is that form.
+        ("", NATIVE_X, "", RunMode::Native, N, &[N]),
+        ("run = \"native\"\n", NATIVE_X, "", RunMode::Native, N, &[N]),
+        ("run = \"auto\"\n", NATIVE_X, "", RunMode::Auto, N, &[N]),
+        ("", CONTAINER_NGINX, "", RunMode::Container, C, &[C]),
+        (
+            "run = \"container\"\n",
+            CONTAINER_NGINX,
+            gpu,
+            RunMode::Container,
+            C,
+            &[C],
+        ),
+        (
+            "run = \"auto\"\n",
+            CONTAINER_NGINX,
+            gpu,
+            RunMode::Auto,
+            C,
+            &[C],
+        ),
+        ("", CONTAINER_NGINX, bench, RunMode::Container, C, &[C]),
+    ];
+    for (run, sections, others, want_run, want_kind, want_forms) in cases {
+        let text = format!("{run}{sections}{others}");
+        let u = ok(&text);
+        assert_eq!(u.run, *want_run, "{text}");
+        assert_eq!(u.kind(), *want_kind, "{text}");
+        assert_eq!(u.forms(), *want_forms, "{text}");
+        assert_eq!(u.resolve_form(None), *want_kind, "{text}");
+        // The declared sections are kept as written, and exec is one of them.
+        assert_eq!(u.native, want_forms.contains(&N).then(native_x), "{text}");
+        assert_eq!(
+            u.container,
+            want_forms.contains(&C).then(container_nginx),
+            "{text}"
+        );
+        match &u.exec {
+            Exec::Native(n) => assert_eq!(n, &native_x(), "{text}"),
+            Exec::Container(c) => assert_eq!(c, &container_nginx(), "{text}"),
+        }
+        assert_eq!(u.gpu.is_some(), others.contains("[gpu]"), "{text}");
+        assert_eq!(u.bench.is_some(), others.contains("[bench]"), "{text}");
+    }
+}
+
+#[test]
+fn both_forms_keep_every_key() {
+    let text = r#"description = "Ollama, either way"
+run = "auto"
+
+[container]
+image = "docker.io/ollama/ollama:0.5.4"
+entrypoint = ["/bin/ollama"]
+command = ["serve"]
+user = "1000:1000"
+working_dir = "/root"
+network = "host"
+volumes = ["/var/lib/ollama:/root/.ollama"]
+read_only = true
+
+[native]
+command = ["/usr/local/bin/ollama", "serve"]
+user = "ollama"
+group = "ollama"
+supplementary_groups = ["render", "video"]
+working_dir = "/var/lib/ollama"
+
+[env]
+OLLAMA_HOST = "127.0.0.1:11434"
+
+[gpu]
+min_vram = "6G"
+
+[health]
+http = "http://127.0.0.1:11434/api/version"
+"#;
+    let u = ok(text);
+    assert_eq!(u.run, RunMode::Auto);
+    assert_eq!(u.kind(), Kind::Native);
+    let n = u.native.as_ref().unwrap();
+    assert_eq!(&u.exec, &Exec::Native(n.clone()));
+    assert_eq!(n.command, ["/usr/local/bin/ollama", "serve"]);
+    assert_eq!(n.user.as_deref(), Some("ollama"));
+    assert_eq!(n.supplementary_groups, ["render", "video"]);
+    let c = u.container.as_ref().unwrap();
+    assert_eq!(
+        c,
+        &Container {
+            image: "docker.io/ollama/ollama:0.5.4".into(),
+            entrypoint: Some(vec!["/bin/ollama".into()]),
+            command: Some(vec!["serve".into()]),
+            user: Some("1000:1000".into()),
+            working_dir: Some("/root".into()),
+            network: Network::Host,
+            volumes: vec![Volume {
+                host: "/var/lib/ollama".into(),
+                container: "/root/.ollama".into(),
+                read_only: false
+            }],
+            read_only: true,
+        }
+    );
+    // Everything but the form is shared by both.
+    let as_container = u.with_form(Kind::Container).unwrap();
+    assert_eq!(as_container.exec, Exec::Container(c.clone()));
+    assert_eq!(as_container.env, u.env);
+    assert_eq!(as_container.gpu, u.gpu);
+    assert_eq!(as_container.health, u.health);
+}
+
+#[test]
+fn with_form_and_forms() {
+    let both = ok(&format!("{NATIVE_X}{CONTAINER_NGINX}"));
+    assert_eq!(both.kind(), Kind::Container);
+    let n = both.with_form(Kind::Native).unwrap();
+    assert_eq!(n.exec, Exec::Native(native_x()));
+    assert_eq!(n.kind(), Kind::Native);
+    // Only exec changes: run and the declared forms stay as written.
+    assert_eq!(
+        Unit {
+            exec: both.exec.clone(),
+            ..n.clone()
+        },
+        both
+    );
+    assert_eq!(n.run, RunMode::Auto);
+    assert_eq!(n.forms(), [Kind::Native, Kind::Container]);
+    assert_eq!(n.with_form(Kind::Container).unwrap(), both);
+    assert_eq!(both.with_form(Kind::Container).unwrap(), both);
+
+    // A form that is not declared.
+    let native_only = ok(NATIVE_X);
+    assert_eq!(native_only.with_form(Kind::Native).unwrap(), native_only);
+    assert_eq!(native_only.with_form(Kind::Container), None);
+    assert!(native_only.has_form(Kind::Native));
+    assert!(!native_only.has_form(Kind::Container));
+    let container_only = ok(CONTAINER_NGINX);
+    assert_eq!(container_only.with_form(Kind::Native), None);
+    assert_eq!(container_only.forms(), [Kind::Container]);
+
+    // resolve_form: a recommendation counts for auto only, and only for a
+    // declared form.
+    let gpu_both = ok(&format!("{NATIVE_X}{CONTAINER_NGINX}[gpu]\n"));
+    assert_eq!(gpu_both.auto_form(), Kind::Native);
+    assert_eq!(gpu_both.resolve_form(None), Kind::Native);
+    assert_eq!(
+        gpu_both.resolve_form(Some(Kind::Container)),
+        Kind::Container
+    );
+    assert_eq!(both.resolve_form(Some(Kind::Native)), Kind::Native);
+    let pinned = ok(&format!("run = \"native\"\n{NATIVE_X}{CONTAINER_NGINX}"));
+    assert_eq!(pinned.resolve_form(Some(Kind::Container)), Kind::Native);
+    let auto_native = ok(&format!("run = \"auto\"\n{NATIVE_X}"));
+    assert_eq!(
+        auto_native.resolve_form(Some(Kind::Container)),
+        Kind::Native
+    );
+    assert_eq!(auto_native.auto_form(), Kind::Native);
+
+    // Units built in code: Unit::new declares exec as the only form.
+    let u = Unit::new("web", Exec::Container(container_nginx()));
+    assert_eq!(u, container_only);
+    assert_eq!(Unit::new("web", Exec::Native(native_x())), ok(NATIVE_X));
+    // Built with no declared forms (as before there were any), exec is the
+    // one form, whatever run says.
+    let bare = Unit {
+        native: None,
+        container: None,
+        run: RunMode::Container,
+        ..ok(NATIVE_X)
+    };
+    assert_eq!(bare.forms(), [Kind::Native]);
+    assert_eq!(bare.resolve_form(None), Kind::Native);
+    assert_eq!(bare.resolve_form(Some(Kind::Container)), Kind::Native);
+    assert_eq!(bare.with_form(Kind::Native).unwrap(), bare);
+    assert_eq!(bare.with_form(Kind::Container), None);
+    let bare_auto = Unit {
+        run: RunMode::default(),
+        ..bare
+    };
+    assert_eq!(bare_auto.run, RunMode::Auto);
+    assert_eq!(bare_auto.resolve_form(Some(Kind::Container)), Kind::Native);
+    assert_eq!(bare_auto.auto_form(), Kind::Native);
+    assert_eq!(Kind::Native.other(), Kind::Container);
+    assert_eq!(RunMode::from(Kind::Container), RunMode::Container);
+    assert_eq!(RunMode::Auto.as_str(), "auto");
+}
+
+#[test]
+fn bench_defaults() {
+    let u = ok(&format!(
+        "{NATIVE_X}{HEALTH_OLLAMA}[bench]\napi = \"llamacpp\"\nurl = \"http://127.0.0.1:8080\"\n"
+    ));
+    let b = u.bench.unwrap();
+    assert_eq!(b, Bench::new(BenchApi::Llamacpp, "http://127.0.0.1:8080"));
+    assert_eq!(b.model, None);
+    assert_eq!(b.prompt, "Why is the sky blue?");
+    assert_eq!(b.max_tokens, 64);
+    assert_eq!(b.requests, 10);
+    assert_eq!(b.rounds, 6);
+    assert_eq!(b.max_slowdown, 0.05);
+    assert_eq!(b.endpoint(), "http://127.0.0.1:8080/completion");
+    // With one form declared, [bench] leaves run alone.
+    assert_eq!(u.run, RunMode::Native);
+}
+
+#[test]
+fn every_bench_key_parses() {
+    let text = format!(
+        r#"run = "auto"
+{NATIVE_X}{CONTAINER_NGINX}{HEALTH_OLLAMA}
+[bench]
+api = "ollama"
+url = "http://127.0.0.1:11434/"
+model = "smollm2"
+prompt = "Name three planets."
+max_tokens = 128
+requests = 3
+rounds = 4
+max_slowdown = 0.1
+"#
+    );
+    let u = ok(&text);
+    assert_eq!(
+        u.bench,
+        Some(Bench {
+            api: BenchApi::Ollama,
+            url: "http://127.0.0.1:11434".into(),
+            model: Some("smollm2".into()),
+            prompt: "Name three planets.".into(),
+            max_tokens: 128,
+            requests: 3,
+            rounds: 4,
+            max_slowdown: 0.1,
+        })
+    );
+    assert_eq!(
+        u.bench.as_ref().unwrap().endpoint(),
+        "http://127.0.0.1:11434/api/generate"
+    );
+    assert_eq!(u.kind(), Kind::Native);
+}
+
+#[test]
+fn bench_value_forms() {
+    let bench = |body: &str| -> Bench {
+        ok(&format!("{NATIVE_X}{HEALTH_OLLAMA}[bench]\n{body}"))
+            .bench
+            .unwrap()
+    };
+    // (body, url stored, max_slowdown)
+    let cases: &[(&str, &str, f64)] = &[
+        (
+            "api = \"openai\"\nurl = \"http://127.0.0.1:8000\"\n",
+            "http://127.0.0.1:8000",
+            0.05,
+        ),
+        (
+            "api = \"openai\"\nurl = \"HTTP://localhost:8000/\"\n",
+            "http://localhost:8000",
+            0.05,
+        ),
+        (
+            "api = \"openai\"\nurl = \"http://[::1]:8000\"\n",
+            "http://[::1]:8000",
+            0.05,
+        ),
+        (
+            "api = \"openai\"\nurl = \"http://gpu-box.lan:8000\"\nmax_slowdown = 0\n",
+            "http://gpu-box.lan:8000",
+            0.0,
+        ),
+        (
+            "api = \"openai\"\nurl = \"http://127.0.0.1:8000\"\nmax_slowdown = 1\n",
+            "http://127.0.0.1:8000",
+            1.0,
+        ),
+        (
+            "api = \"openai\"\nurl = \"http://127.0.0.1:8000\"\nmax_slowdown = 1.0\n",
+            "http://127.0.0.1:8000",
+            1.0,
+        ),
+        (
+            "api = \"openai\"\nurl = \"http://127.0.0.1:8000\"\nmax_slowdown = 0.25\n",
+            "http://127.0.0.1:8000",
+            0.25,
+        ),
+    ];
+    for (body, url, slowdown) in cases {
+        let b = bench(body);
+        assert_eq!(b.url, *url, "{body}");
+        assert_eq!(b.max_slowdown, *slowdown, "{body}");
+    }
+    // The model is optional for openai and llamacpp (which ignores it).
+    let b = bench("api = \"openai\"\nurl = \"http://127.0.0.1:8000\"\nmodel = \"qwen2.5\"\n");
+    assert_eq!(b.model.as_deref(), Some("qwen2.5"));
+    assert_eq!(b.endpoint(), "http://127.0.0.1:8000/v1/completions");
+    let b = bench("api = \"llamacpp\"\nurl = \"http://127.0.0.1:8080\"\nmodel = \"x\"\n");
+    assert_eq!(b.model.as_deref(), Some("x"));
+    assert!(!b.api.takes_model());
+    assert!(BenchApi::Openai.takes_model());
+    // Numbers at their lower bounds; the section may come in any order.
+    let b = bench(
+        "rounds = 2\nrequests = 1\nmax_tokens = 1\nmodel = \"m\"\nurl = \"http://a:1\"\napi = \"ollama\"\n",
+    );
+    assert_eq!((b.rounds, b.requests, b.max_tokens), (2, 1, 1));
+    assert_eq!(b.url, "http://a:1");
+    assert_eq!(
+        [BenchApi::Ollama, BenchApi::Openai, BenchApi::Llamacpp].map(BenchApi::as_str),
+        ["ollama", "openai", "llamacpp"]
+    );
+}
+
+#[test]
+fn old_json_without_the_new_fields_still_loads() {
+    let u = ok(&format!(
+        "{NATIVE_X}{CONTAINER_NGINX}{HEALTH_OLLAMA}{BENCH_OLLAMA}"
+    ));
+    let json = serde_json::to_value(&u).unwrap();
+    assert_eq!(json["run"], "auto");
+    assert_eq!(json["bench"]["api"], "ollama");
+    let back: Unit = serde_json::from_value(json.clone()).unwrap();
+    assert_eq!(back, u);
+
+    let mut old = json;
+    for key in ["native", "container", "run", "bench"] {
+        old.as_object_mut().unwrap().remove(key);
+    }
+    let old: Unit = serde_json::from_value(old).unwrap();
+    assert_eq!(old.native, None);
+    assert_eq!(old.container, None);
+    assert_eq!(old.run, RunMode::Auto);
+    assert_eq!(old.bench, None);
+    assert_eq!(old.exec, u.exec);
+    assert_eq!(old.forms(), [Kind::Native]);
+    assert_eq!(old.resolve_form(Some(Kind::Container)), Kind::Native);
+}
+
+#[test]
+fn run_and_bench_file_reports_every_problem_in_order() {
+    let text = r#"run = "fast"
+[native]
+command = ["/bin/x"]
+[container]
+image = "Nginx"
+[bench]
+api = "vllm"
+url = "http://localhost"
+model = ""
+max_tokens = 0
+requests = 0
+rounds = 1
+max_slowdown = 2
+prompt = ""
+warmup = 1
+"#;
+    let diags = errs(text);
+    let got: Vec<String> = diags
+        .iter()
+        .map(|d| format!("{}:{}", d.line, d.col))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            "1:7", // run
+            "5:9", // image
+            "6:1", // no [health]
+            "7:7", "8:7", "9:9", "10:14", "11:12", "12:10", "13:16", "14:10", "15:1",
+        ],
+        "{}",
+        render(&diags)
+    );
+    assert!(diags[2].message.contains("[bench] needs a [health] check"));
+    assert!(diags[2]
+        .message
+        .contains("e.g. with http = \"http://127.0.0.1:PORT/\""));
+    // Sorted by position.
+    let mut sorted = diags.clone();
+    sorted.sort();
+    assert_eq!(sorted, diags);
+
+    // `run` names a missing form, and [bench] lacks its keys.
+    let text = "run = \"container\"\n[native]\ncommand = [\"/bin/x\"]\n[health]\ntcp = \"a:1\"\n[bench]\nmodel = \"m\"\n";
+    let diags = errs(text);
+    let want = [
+        (1, 7, "run = \"container\" but the unit has no [container] section"),
+        (6, 1, "[bench] needs api = \"ollama\", \"openai\" or \"llamacpp\", the server's HTTP API, and url = "),
+    ];
+    assert_eq!(diags.len(), want.len(), "{}", render(&diags));
+    for (d, (line, col, start)) in diags.iter().zip(want) {
+        assert!(
+            (d.line, d.col) == (line, col) && d.message.starts_with(start),
+            "{}",
+            render(&diags)
+        );
+    }
+}
+
+#[test]
+fn bench_without_health_suggests_a_probe_at_its_url() {
+    // Even when [bench] has other problems (no model here).
+    let text = "[native]\ncommand = [\"/bin/x\"]\n[bench]\napi = \"ollama\"\nurl = \"http://127.0.0.1:11434/\"\n";
+    let diags = errs(text);
+    assert_eq!(diags.len(), 2, "{}", render(&diags));
+    assert_eq!(
+        diags[0].to_string(),
+        "units/web.toml:3:1: [bench] needs a [health] check: each round waits until the service \
+         is healthy before its first request; add a [health] section, e.g. with \
+         http = \"http://127.0.0.1:11434/\" or tcp = \"127.0.0.1:PORT\""
+    );
+    assert!(diags[1]
+        .message
+        .starts_with("[bench] with api = \"ollama\" needs model"));
+    assert_eq!((diags[1].line, diags[1].col), (3, 1));
+}
+
+#[test]
+fn broken_headers_hide_the_missing_section_complaints() {
+    // A broken [native] header may be what `run` names; a broken [health]
+    // header may be what [bench] needs. Only the syntax errors are reported.
+    for text in [
+        "run = \"native\"\n[native\ncommand = [\"/bin/x\"]\n[container]\nimage = \"nginx\"\n",
+        "[native]\ncommand = [\"/bin/x\"]\n[health\ntcp = \"a:1\"\n[bench]\napi = \"openai\"\nurl = \"http://a:1\"\n",
+    ] {
+        let diags = errs(text);
+        assert!(
+            diags
+                .iter()
+                .all(|d| d.message.starts_with("TOML syntax error")),
+            "{text:?}:\n{}",
+            render(&diags)
+        );
+    }
+}
+
+#[test]
+fn both_form_units_in_a_set() {
+    let ollama = format!(
+        "run = \"auto\"\n{NATIVE_X}[container]\nimage = \"ollama/ollama\"\n{HEALTH_OLLAMA}{BENCH_OLLAMA}"
+    );
+    let webui = format!("depends_on = {{ ollama = \"healthy\" }}\n{NATIVE_X}{CONTAINER_NGINX}");
+    let s = Scratch::new(&[("ollama.toml", &ollama), ("webui.toml", &webui)]);
+    let set = load_dir(&s.0).unwrap_or_else(|d| panic!("{}", render(&d)));
+    assert_eq!(set.start_order(), ["ollama", "webui"]);
+    assert_eq!(set.get("ollama").unwrap().kind(), Kind::Native);
+    assert_eq!(set.get("webui").unwrap().kind(), Kind::Container);
+    let units: Vec<Unit> = set.iter().cloned().collect();
+    assert_eq!(UnitSet::from_units(units).unwrap(), set);
 }

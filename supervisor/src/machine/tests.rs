@@ -28,6 +28,10 @@ fn unit(edit: impl FnOnce(&mut Unit)) -> Unit {
         logs: Logs::default(),
         gpu: None,
         devices: vec![],
+        native: None,
+        container: None,
+        run: jarvis_unit::RunMode::Auto,
+        bench: None,
     };
     edit(&mut u);
     u

@@ -36,6 +36,10 @@ fn unit(c: Container) -> Unit {
         logs: Logs::default(),
         gpu: None,
         devices: vec![],
+        native: None,
+        container: None,
+        run: jarvis_unit::RunMode::Auto,
+        bench: None,
     }
 }
 

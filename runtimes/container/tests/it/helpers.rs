@@ -84,6 +84,10 @@ pub fn unit(name: &str, c: Container) -> Unit {
         logs: Logs::default(),
         gpu: None,
         devices: vec![],
+        native: None,
+        container: None,
+        run: jarvis_unit::RunMode::Auto,
+        bench: None,
     }
 }
 
