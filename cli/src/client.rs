@@ -75,6 +75,11 @@ impl Client {
                 | (Request::Up, Response::Up(_))
                 | (Request::Wait { .. }, Response::Wait(_))
                 | (Request::ImageList, Response::Images { .. })
+                | (Request::BenchBegin { .. }, Response::BenchPlan(_))
+                | (
+                    Request::BenchForm { .. } | Request::BenchResult { .. },
+                    Response::Done { .. }
+                )
                 | (Request::ImageRemove { .. }, Response::Done { .. })
                 | (
                     Request::Down
