@@ -203,7 +203,8 @@ fn write_atomic(path: &Path, data: &[u8], mode: u32) -> Result<(), RunError> {
         .open(&tmp)
         .map_err(io_err("writing", &tmp))?;
     f.write_all(data).map_err(io_err("writing", &tmp))?;
-    f.sync_all().map_err(io_err("syncing", &tmp))?;
+    // No fsync: a bundle is written anew for every start, and the rename
+    // alone keeps a reader from ever seeing half a file.
     fs::rename(&tmp, path).map_err(io_err("renaming to", path))
 }
 

@@ -103,13 +103,14 @@ pub fn exit_record_path(run_dir: &Path, unit: &str) -> PathBuf {
     run_dir.join(format!("{unit}.exit.json"))
 }
 
-/// Writes `value` as JSON to `path` via a temp file and a rename.
+/// Writes `value` as JSON to `path` via a temp file and a rename. Not
+/// fsynced: the records only have to outlive jarvisd (the page cache does
+/// that), not the machine, whose restart ends every run anyway.
 fn write_atomic<T: Serialize>(path: &Path, value: &T) -> std::io::Result<()> {
     use std::io::Write;
     let tmp = path.with_extension("partial");
     let mut f = std::fs::File::create(&tmp)?;
     f.write_all(&serde_json::to_vec(value)?)?;
-    f.sync_all()?;
     std::fs::rename(&tmp, path)
 }
 
