@@ -1,6 +1,6 @@
 //! Supervisor benchmarks: what jarvisd costs next to doing without it.
 //!
-//! `cargo bench --bench supervisor [-- spawn|restart|memory|container|all] [--quick]`
+//! `cargo bench --bench supervisor [-- spawn|restart|memory|container|compose|status|all] [--quick]`
 //! (must run as root: it creates cgroups). Every comparison is measured side
 //! by side with its peer in the same run, alternating, so machine noise hits
 //! both sides alike. Progress goes to stderr, a markdown report to stdout and
@@ -16,7 +16,12 @@
 //!   the same calls against a jarvisd with no units;
 //! - container: a container unit's start vs `runc run` and `docker run`,
 //!   and the memory each running container adds (jarvis's shim vs docker's
-//!   containerd-shim), on one busybox rootfs (`container/mod.rs`).
+//!   containerd-shim), on one busybox rootfs (`container/mod.rs`);
+//! - compose: `jarvisctl up --wait` / `down` of 20 units (10 native, 10
+//!   container) vs `docker-compose up -d` / `down -t 1` of 20 services, on the
+//!   same rootfs (`compose/mod.rs`);
+//! - status: `jarvisctl status --json` latency with 100 native units vs 0,
+//!   and jarvisd's RSS idle and per unit at 100 units (`status/mod.rs`).
 //!
 //! This binary is also the "crasher" the restart benchmark supervises: run
 //! with [`CRASHER_ARG`] first, it records its start and exit times
@@ -58,7 +63,9 @@ macro_rules! progress {
     }};
 }
 
+mod compose;
 mod container;
+mod status;
 
 fn main() -> ExitCode {
     if std::env::args_os().nth(1).as_deref() == Some(CRASHER_ARG.as_ref()) {
@@ -67,7 +74,7 @@ fn main() -> ExitCode {
     let Some(opts) = Opts::parse(std::env::args().skip(1)) else {
         // `cargo test --benches` runs this without `--bench`: nothing to do.
         eprintln!(
-            "supervisor bench: run it with `cargo bench --bench supervisor [-- spawn|restart|memory|container|all] [--quick]`"
+            "supervisor bench: run it with `cargo bench --bench supervisor [-- spawn|restart|memory|container|compose|status|all] [--quick]`"
         );
         return ExitCode::SUCCESS;
     };
@@ -91,6 +98,8 @@ struct Opts {
     restart: bool,
     memory: bool,
     container: bool,
+    compose: bool,
+    status: bool,
 }
 
 impl Opts {
@@ -103,6 +112,8 @@ impl Opts {
             restart: false,
             memory: false,
             container: false,
+            compose: false,
+            status: false,
         };
         let mut bench_mode = false;
         for a in args {
@@ -113,18 +124,29 @@ impl Opts {
                 "restart" => o.restart = true,
                 "memory" => o.memory = true,
                 "container" => o.container = true,
-                "all" => (o.spawn, o.restart, o.memory, o.container) = (true, true, true, true),
+                "compose" => o.compose = true,
+                "status" => o.status = true,
+                "all" => o.select_all(),
                 other => progress!("ignoring argument {other:?}"),
             }
         }
-        let selected = o.spawn || o.restart || o.memory || o.container;
+        let selected = o.spawn || o.restart || o.memory || o.container || o.compose || o.status;
         if !bench_mode && !selected && !o.quick {
             return None;
         }
         if !selected {
-            (o.spawn, o.restart, o.memory, o.container) = (true, true, true, true);
+            o.select_all();
         }
         Some(o)
+    }
+
+    fn select_all(&mut self) {
+        self.spawn = true;
+        self.restart = true;
+        self.memory = true;
+        self.container = true;
+        self.compose = true;
+        self.status = true;
     }
 }
 
@@ -164,6 +186,12 @@ fn run(opts: &Opts) -> Res<()> {
     }
     if opts.container {
         sections.push(("container", container::bench_container(opts.quick)?));
+    }
+    if opts.compose {
+        sections.push(("compose", compose::bench_compose(opts.quick)?));
+    }
+    if opts.status {
+        sections.push(("status", status::bench_status(opts.quick)?));
     }
 
     let mut md = String::new();
@@ -714,6 +742,11 @@ struct Mem {
     pss: u64,
     hwm: u64,
     threads: u64,
+    /// VmRSS split: anonymous, file-backed, shared memory (the sealed memfd
+    /// copy of jarvisd that it runs from shows here).
+    anon: u64,
+    file: u64,
+    shmem: u64,
 }
 
 impl Mem {
@@ -731,12 +764,39 @@ impl Mem {
             hwm: field(&status, "VmHWM")? * 1024,
             threads: field(&status, "Threads")?,
             pss: field(&rollup, "Pss")? * 1024,
+            anon: field(&status, "RssAnon").unwrap_or(0) * 1024,
+            file: field(&status, "RssFile").unwrap_or(0) * 1024,
+            shmem: field(&status, "RssShmem").unwrap_or(0) * 1024,
         })
     }
 
     fn json(&self) -> Value {
-        json!({ "rss_bytes": self.rss, "pss_bytes": self.pss, "hwm_bytes": self.hwm, "threads": self.threads })
+        json!({
+            "rss_bytes": self.rss, "pss_bytes": self.pss, "hwm_bytes": self.hwm, "threads": self.threads,
+            "rss_anon_bytes": self.anon, "rss_file_bytes": self.file, "rss_shmem_bytes": self.shmem,
+        })
     }
+}
+
+/// Waits (up to 20 s) until jarvisd is back to its idle thread count: tokio
+/// keeps idle blocking-pool threads for 10 s, and the steady state is after
+/// they are gone. The reading then, and how long it took.
+fn settle(group: &str, pid: i32, idle_threads: u64) -> Res<(Mem, Duration)> {
+    progress!("{group}: waiting up to 20 s for jarvisd's idle blocking threads to exit");
+    let t = Instant::now();
+    let deadline = t + Duration::from_secs(20);
+    let mut m = Mem::of(pid)?;
+    while m.threads > idle_threads.max(1) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(200));
+        m = Mem::of(pid)?;
+    }
+    progress!(
+        "{group}: settled after {:.1} s: RSS {} MB, {} thread(s)",
+        t.elapsed().as_secs_f64(),
+        mb(m.rss),
+        m.threads
+    );
+    Ok((m, t.elapsed()))
 }
 
 fn sleep_unit() -> String {
@@ -830,21 +890,7 @@ fn bench_memory(quick: bool) -> Res<Section> {
     let settled = if quick {
         None
     } else {
-        progress!("memory: waiting up to 20 s for jarvisd's idle blocking threads to exit");
-        let t = Instant::now();
-        let deadline = t + Duration::from_secs(20);
-        let mut m = Mem::of(full.pid())?;
-        while m.threads > 1 && Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(200));
-            m = Mem::of(full.pid())?;
-        }
-        progress!(
-            "memory: settled after {:.1} s: RSS {} MB, {} thread(s)",
-            t.elapsed().as_secs_f64(),
-            mb(m.rss),
-            m.threads
-        );
-        Some(m)
+        Some(settle("memory", full.pid(), idle_full.threads)?.0)
     };
     let left_full = full.stop()?;
     let left_empty = empty.stop()?;

@@ -169,16 +169,16 @@ pub(crate) fn bench_container(quick: bool) -> Res<Section> {
 // The image
 
 /// A one-layer busybox OCI layout (for jarvisd) and its unpacked rootfs
-/// (for runc and docker).
-struct BusyboxImage {
-    layout: PathBuf,
-    rootfs: PathBuf,
-    files: usize,
-    bytes: u64,
+/// (for runc and docker). Shared with the compose group.
+pub(crate) struct BusyboxImage {
+    pub(crate) layout: PathBuf,
+    pub(crate) rootfs: PathBuf,
+    pub(crate) files: usize,
+    pub(crate) bytes: u64,
 }
 
 impl BusyboxImage {
-    fn build(dir: &Path) -> Res<BusyboxImage> {
+    pub(crate) fn build(dir: &Path) -> Res<BusyboxImage> {
         let busybox = Path::new("/bin/busybox");
         if !busybox.exists() {
             return Err("/bin/busybox is missing: apt-get install busybox-static".into());
@@ -242,7 +242,7 @@ fn count_tree(dir: &Path, files: &mut usize, bytes: &mut u64) {
 }
 
 /// Runs a tool to success; its output on failure.
-fn run_tool(cmd: &mut Command) -> Res<String> {
+pub(crate) fn run_tool(cmd: &mut Command) -> Res<String> {
     let out = cmd
         .stdin(Stdio::null())
         .output()
@@ -259,7 +259,7 @@ fn run_tool(cmd: &mut Command) -> Res<String> {
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
-fn loadavg() -> String {
+pub(crate) fn loadavg() -> String {
     fs::read_to_string("/proc/loadavg")
         .unwrap_or_default()
         .split_whitespace()
@@ -268,7 +268,7 @@ fn loadavg() -> String {
         .join(" ")
 }
 
-fn tool_version(argv: &[&str]) -> String {
+pub(crate) fn tool_version(argv: &[&str]) -> String {
     Command::new(argv[0])
         .args(&argv[1..])
         .stdin(Stdio::null())
@@ -288,7 +288,7 @@ fn tool_version(argv: &[&str]) -> String {
 // jarvisd through its socket, in-process
 
 /// One request on a fresh connection (as jarvisctl does it), one answer.
-fn request(socket: &Path, req: &Request) -> Res<Response> {
+pub(crate) fn request(socket: &Path, req: &Request) -> Res<Response> {
     let mut s = UnixStream::connect(socket)?;
     write_frame(
         &mut s,
@@ -392,7 +392,7 @@ policy = "never"
 }
 
 /// A jarvisd with the busybox image imported.
-fn jarvisd_with_image(tag: &str, image: &BusyboxImage) -> Res<Daemon> {
+pub(crate) fn jarvisd_with_image(tag: &str, image: &BusyboxImage) -> Res<Daemon> {
     let d = Daemon::start(tag, &[])?;
     d.ctl(&[
         "image",
@@ -499,7 +499,7 @@ fn docker_client() -> &'static str {
     }
 }
 
-fn docker_client_version() -> String {
+pub(crate) fn docker_client_version() -> String {
     tool_version(&[docker_client(), "--version"])
 }
 
@@ -507,7 +507,7 @@ fn docker_client_version() -> String {
 /// when they were not there before.
 const DOCKER_STRAYS: [&str; 3] = ["/etc/docker/key.json", "/run/docker", "/root/.docker"];
 
-struct Dockerd {
+pub(crate) struct Dockerd {
     child: Option<Child>,
     dir: tempfile::TempDir,
     socket: PathBuf,
@@ -517,7 +517,7 @@ struct Dockerd {
 }
 
 impl Dockerd {
-    fn start() -> Res<Dockerd> {
+    pub(crate) fn start() -> Res<Dockerd> {
         let mut strays: Vec<PathBuf> = DOCKER_STRAYS
             .iter()
             .map(PathBuf::from)
@@ -581,17 +581,22 @@ impl Dockerd {
 
     fn cmd(&self) -> Command {
         let mut c = Command::new(docker_client());
-        c.arg("-H").arg(format!("unix://{}", self.socket.display()));
+        c.arg("-H").arg(self.host());
         c.stdin(Stdio::null());
         c
     }
 
-    fn cli(&self, args: &[&str]) -> Res<String> {
+    pub(crate) fn cli(&self, args: &[&str]) -> Res<String> {
         run_tool(self.cmd().args(args))
     }
 
+    /// `unix://SOCKET`, for `-H` or `DOCKER_HOST` (docker-compose).
+    pub(crate) fn host(&self) -> String {
+        format!("unix://{}", self.socket.display())
+    }
+
     /// `tar -C ROOTFS -c . | docker import - busybox:local`
-    fn import(&self, rootfs: &Path) -> Res<()> {
+    pub(crate) fn import(&self, rootfs: &Path) -> Res<()> {
         let mut tar = Command::new("tar")
             .arg("-C")
             .arg(rootfs)
@@ -652,7 +657,7 @@ impl Dockerd {
 
     /// Removes every container, stops dockerd, kills any shim it left,
     /// unmounts and removes its directories and the strays it made.
-    fn stop(mut self) -> Res<String> {
+    pub(crate) fn stop(mut self) -> Res<String> {
         let mut notes = Vec::new();
         if let Ok(ids) = self.cli(&["ps", "-aq"]) {
             let ids: Vec<&str> = ids.split_whitespace().collect();
@@ -1112,7 +1117,7 @@ fn bench_start(
     })
 }
 
-fn mounts_under(dir: &Path) -> usize {
+pub(crate) fn mounts_under(dir: &Path) -> usize {
     let base = dir.display().to_string();
     fs::read_to_string("/proc/self/mountinfo")
         .unwrap_or_default()

@@ -83,10 +83,15 @@ impl Api {
                 "max_tokens": max_tokens,
                 "stream": true,
             }),
+            // Every request does the same work: all `n_predict` tokens (no
+            // early end of sequence) and the prompt evaluated again (no
+            // prompt cache carried over from the previous request).
             Api::Llamacpp => json!({
                 "prompt": prompt,
                 "n_predict": max_tokens,
                 "stream": true,
+                "ignore_eos": true,
+                "cache_prompt": false,
             }),
         }
     }
@@ -680,7 +685,10 @@ mod tests {
         let s = client(Api::Llamacpp, &url, None).measure("q", 2).unwrap();
         let (line, body) = seen.recv().unwrap();
         assert_eq!(line, "POST /completion HTTP/1.1");
-        assert_eq!(body, json!({"prompt": "q", "n_predict": 2, "stream": true}));
+        assert_eq!(
+            body,
+            json!({"prompt": "q", "n_predict": 2, "stream": true, "ignore_eos": true, "cache_prompt": false})
+        );
         assert!(s.ttft_ms.unwrap() < s.latency_ms);
         assert_eq!(s.prompt_tokens, Some(10));
         assert_eq!(s.gen_tokens, Some(2));
