@@ -110,6 +110,8 @@ pub struct Daemon {
     ledger: Ledger,
     /// Stored benchmark results: unit -> (recommended form, verdict).
     recommendations: BTreeMap<String, (Kind, String)>,
+    /// Recent cgroup figures per unit (see `stats`).
+    stats_cache: std::cell::RefCell<BTreeMap<String, (Instant, jarvis_native::CgroupStats)>>,
 }
 
 impl Daemon {
@@ -128,6 +130,7 @@ impl Daemon {
             gpus: Vec::new(),
             ledger: Ledger::default(),
             recommendations: bench::load_all(&bench::dir(&cfg_state_dir)),
+            stats_cache: Default::default(),
         })
     }
 
@@ -954,6 +957,21 @@ impl Daemon {
         Response::Up(report)
     }
 
+    /// A unit's cgroup figures, read at most once a second: `status` of a
+    /// hundred units would otherwise read hundreds of files on every call.
+    fn stats(&self, name: &str) -> jarvis_native::CgroupStats {
+        const FRESH: std::time::Duration = std::time::Duration::from_secs(1);
+        let mut cache = self.stats_cache.borrow_mut();
+        if let Some((at, st)) = cache.get(name) {
+            if at.elapsed() < FRESH {
+                return st.clone();
+            }
+        }
+        let st = self.cfg.runtime.cgroup(name).stats();
+        cache.insert(name.to_string(), (Instant::now(), st.clone()));
+        st
+    }
+
     fn status(&self, names: &[String]) -> StatusReport {
         let mut units = vec![];
         for (name, e) in &self.units {
@@ -962,7 +980,15 @@ impl Daemon {
             }
             let s = &e.st;
             let cg = self.cfg.runtime.cgroup(name);
-            let stats = cg.stats();
+            let stats = if s.pid.is_some() {
+                self.stats(name)
+            } else {
+                // Nothing runs: only the limit is of interest.
+                jarvis_native::CgroupStats {
+                    memory_max: e.unit.resources.memory_max,
+                    ..Default::default()
+                }
+            };
             units.push(UnitStatus {
                 name: name.clone(),
                 kind: self.form_of(e).0.as_str().to_string(),
