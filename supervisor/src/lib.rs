@@ -106,6 +106,10 @@ async fn serve(args: Args) -> anyhow::Result<()> {
     }
     std::fs::create_dir_all(&args.state_dir)
         .with_context(|| format!("create state dir {}", args.state_dir.display()))?;
+    // Shims work from "/": every path they get must be absolute.
+    let mut args = args;
+    args.state_dir = std::fs::canonicalize(&args.state_dir)
+        .with_context(|| format!("state dir {}", args.state_dir.display()))?;
     let units = if args.units.exists() {
         jarvis_unit::load_dir(&args.units).map_err(|diags| {
             let lines: Vec<String> = diags.iter().map(|d| d.to_string()).collect();
