@@ -228,6 +228,15 @@ async fn connection(
     }
 }
 
+/// Gives the memory an import or pull used (tens of MB of buffers) back to
+/// the system: glibc's allocator keeps freed heap otherwise.
+fn trim_heap() {
+    // SAFETY: malloc_trim only releases free memory.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+}
+
 /// Pulls, streaming progress frames, then the image (or the error).
 async fn image_pull(
     stream: &mut UnixStream,
@@ -248,6 +257,7 @@ async fn image_pull(
     while let Ok(p) = prx.try_recv() {
         write_frame(stream, &Response::Progress(p)).await?;
     }
+    trim_heap();
     let resp = match result {
         Ok(img) => Response::Pulled(image_info(rt, &img)),
         Err(e) => Response::Error {

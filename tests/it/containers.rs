@@ -142,7 +142,7 @@ timeout = "1s"
 /// The unit's log once a line it printed (not a note of jarvis's) contains
 /// `marker`.
 pub fn wait_log(j: &Jarvis, unit: &str, marker: &str) -> String {
-    let deadline = Instant::now() + Duration::from_secs(10);
+    let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         let log = j.logs(unit);
         if log
