@@ -26,16 +26,12 @@
 //!
 //! # libcontainer features
 //!
-//! `v1`, `v2` (cgroupfs managers for both hierarchies) and `libseccomp`;
-//! not `systemd` (jarvis owns its cgroup tree) and not
-//! `cgroupsv2_devices`: that one builds libbpf from source, which needs
-//! libelf's headers (`libelf-dev`), not installed on the project's machines.
-//! Without it, **on cgroup v2 the device cgroup rules are not enforced**; the
-//! container still has only the device nodes of its `/dev` tmpfs, no
-//! `CAP_MKNOD`, a `nodev` rootfs and `nodev` volumes, so it has no device
-//! node to open beyond the standard ones and the caller's extras. On cgroup
-//! v1 the rules are enforced (and tightened to exactly the spec's, see
-//! [`run::create_and_start`]).
+//! `v1`, `v2` (cgroupfs managers for both hierarchies), `libseccomp`, and
+//! `cgroupsv2_devices`: on cgroup v2 the device rules are an eBPF program
+//! attached to the container's cgroup (building it needs libelf-dev and
+//! zlib1g-dev); on v1 they are the devices controller's lists (tightened to
+//! exactly the spec's, see [`run::create_and_start`]). Not `systemd`: jarvis
+//! owns its cgroup tree.
 
 pub mod inroot;
 pub mod rootfs;
