@@ -345,8 +345,6 @@ impl Daemon {
                     }
                 });
             }
-            // The run task empties the cgroup before it reports an exit.
-            Effect::Cleanup => {}
             Effect::Timer { gen, kind, after } => {
                 let name = name.to_string();
                 tokio::spawn(async move {

@@ -185,8 +185,6 @@ pub enum Effect {
     },
     /// SIGKILL every process in the unit's cgroup.
     KillAll,
-    /// The main process is gone: kill whatever it left in the cgroup.
-    Cleanup,
     /// Deliver `Event::Timer { gen, kind }` after `after`.
     Timer {
         gen: u64,
@@ -318,7 +316,7 @@ impl Machine<'_> {
                 s.state = State::Failed;
                 s.reason = Some(format!("cannot start: {reason}"));
                 s.start_after_stop = None;
-                vec![Effect::Cleanup]
+                vec![]
             }
             Event::SpawnDeferred { gen, reason } => {
                 if gen != s.gen || !s.spawning {
@@ -526,7 +524,8 @@ impl Machine<'_> {
         s.started_at = None;
         s.last_exit = Some(exit);
         s.health = None;
-        let mut effects = vec![Effect::StopHealth, Effect::Cleanup];
+        // The shim has emptied the cgroup before an exit is reported.
+        let mut effects = vec![Effect::StopHealth];
 
         if was_stopping {
             s.state = State::Stopped;

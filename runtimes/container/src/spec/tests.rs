@@ -1,6 +1,4 @@
-use std::collections::BTreeMap;
-
-use jarvis_unit::{Logs, Restart, Stop, Volume};
+use jarvis_unit::Volume;
 use oci_spec::runtime::LinuxSeccompAction;
 
 use super::*;
@@ -22,25 +20,7 @@ fn container() -> Container {
 }
 
 fn unit(c: Container) -> Unit {
-    Unit {
-        name: "web".into(),
-        description: None,
-        depends_on: vec![],
-        exec: Exec::Container(c),
-        env: BTreeMap::new(),
-        resources: Resources::default(),
-        restart: Restart::default(),
-        health: None,
-        stop: Stop::default(),
-        security: Security::default(),
-        logs: Logs::default(),
-        gpu: None,
-        devices: vec![],
-        native: None,
-        container: None,
-        run: jarvis_unit::RunMode::Auto,
-        bench: None,
-    }
+    Unit::new("web", Exec::Container(c))
 }
 
 fn image(config: serde_json::Value) -> ImageConfiguration {

@@ -1,6 +1,5 @@
 //! Per-test environments, bounded waits and reads, cgroup lookups.
 
-use std::collections::BTreeMap;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -11,7 +10,7 @@ use jarvis_container::{
     build_spec, create_and_start, delete, mount_rootfs, rootfs_path, unmount_rootfs, write_bundle,
     write_etc_files, Extras, SpecInput, Stdio, UserDb,
 };
-use jarvis_unit::{Container, Exec, Logs, Network, Resources, Restart, Security, Stop, Unit};
+use jarvis_unit::{Container, Exec, Network, Unit};
 use libtest_mimic::Failed;
 use nix::errno::Errno;
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
@@ -70,25 +69,7 @@ pub fn script(s: &str) -> Container {
 }
 
 pub fn unit(name: &str, c: Container) -> Unit {
-    Unit {
-        name: name.into(),
-        description: None,
-        depends_on: vec![],
-        exec: Exec::Container(c),
-        env: BTreeMap::new(),
-        resources: Resources::default(),
-        restart: Restart::default(),
-        health: None,
-        stop: Stop::default(),
-        security: Security::default(),
-        logs: Logs::default(),
-        gpu: None,
-        devices: vec![],
-        native: None,
-        container: None,
-        run: jarvis_unit::RunMode::Auto,
-        bench: None,
-    }
+    Unit::new(name, Exec::Container(c))
 }
 
 pub fn image() -> ImageConfiguration {
