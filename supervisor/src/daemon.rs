@@ -1054,19 +1054,20 @@ fn effective(e: &Entry, recs: &BTreeMap<String, (Kind, String)>) -> (Unit, Optio
     if let Some(k) = e.form_override {
         return pick(k, format!("a benchmark runs it as {}", k.as_str()));
     }
-    match u.run {
-        RunMode::Native => pick(Kind::Native, "run = \"native\"".into()),
-        RunMode::Container => pick(Kind::Container, "run = \"container\"".into()),
-        RunMode::Auto => match recs.get(&u.name) {
-            Some((k, verdict)) => pick(*k, format!("run = \"auto\", measured: {verdict}")),
-            None if u.gpu.is_some() || u.bench.is_some() => pick(
-                Kind::Native,
-                "run = \"auto\", not measured yet: native for GPU/inference units".into(),
-            ),
-            None => pick(
-                Kind::Container,
-                "run = \"auto\", not measured yet: a container for isolation".into(),
-            ),
-        },
-    }
+    // The rule itself is the unit format's (`Unit::resolve_form`); here
+    // only the reason `status` shows is added.
+    let rec = recs.get(&u.name);
+    let kind = u.resolve_form(rec.map(|(k, _)| *k));
+    let why = match (u.run, rec) {
+        (RunMode::Native, _) => "run = \"native\"".to_string(),
+        (RunMode::Container, _) => "run = \"container\"".to_string(),
+        (RunMode::Auto, Some((_, verdict))) => format!("run = \"auto\", measured: {verdict}"),
+        (RunMode::Auto, None) if kind == Kind::Native => {
+            "run = \"auto\", not measured yet: native for GPU/inference units".to_string()
+        }
+        (RunMode::Auto, None) => {
+            "run = \"auto\", not measured yet: a container for isolation".to_string()
+        }
+    };
+    pick(kind, why)
 }
