@@ -16,7 +16,7 @@ use jarvis_proto::{
 use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::{mpsc, oneshot};
 
-use crate::daemon::{Msg, Reply};
+use crate::msg::{Msg, Reply};
 use crate::run::{blocking, Runtime};
 
 /// Binds the socket with the right mode from the start (no window in which

@@ -16,6 +16,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::task::AbortHandle;
 
 use crate::bench;
+pub use crate::msg::{Msg, Reply};
 use crate::hardware;
 use crate::logs::UnitLog;
 use crate::machine::{self, Effect, Event, ExitInfo, Machine, Readiness, State, UnitState};
@@ -23,37 +24,6 @@ use crate::placement::{self, Decision, GpuInfo, Ledger, Placement};
 use crate::run::{blocking, Runtime};
 use crate::state::{Persisted, PersistedUnit, StateFile};
 use jarvis_shim::Adopted;
-
-/// Everything that reaches the event loop.
-pub enum Msg {
-    Unit {
-        name: String,
-        event: Event,
-    },
-    Request {
-        req: Request,
-        reply: oneshot::Sender<Reply>,
-    },
-    /// SIGTERM/SIGINT: stop every unit, then return.
-    Shutdown,
-    /// A run started with these device nodes.
-    DevicesInUse {
-        name: String,
-        gen: u64,
-        paths: Vec<PathBuf>,
-    },
-    /// The kernel announced a hardware change (a uevent).
-    Hardware(jarvis_hardware::Uevent),
-}
-
-/// The loop's answer to a request.
-pub enum Reply {
-    Now(Response),
-    /// Answered later, when the units settle (stop, down, wait).
-    Later(oneshot::Receiver<Response>),
-    /// A log to stream from.
-    Log(Arc<UnitLog>),
-}
 
 pub struct Config {
     pub units_dir: PathBuf,

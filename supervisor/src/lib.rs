@@ -13,6 +13,7 @@ pub mod daemon;
 pub mod hardware;
 pub mod logs;
 pub mod machine;
+pub mod msg;
 pub mod placement;
 pub mod run;
 pub mod state;
@@ -180,7 +181,7 @@ async fn serve(args: Args) -> anyhow::Result<()> {
             loop {
                 match listener.recv().await {
                     Ok(ev) => {
-                        if tx.send(daemon::Msg::Hardware(ev)).is_err() {
+                        if tx.send(msg::Msg::Hardware(ev)).is_err() {
                             return;
                         }
                     }
@@ -207,7 +208,7 @@ async fn serve(args: Args) -> anyhow::Result<()> {
                     _ = term.recv() => {}
                     _ = int.recv() => {}
                 }
-                let _ = tx.send(daemon::Msg::Shutdown);
+                let _ = tx.send(msg::Msg::Shutdown);
             }
         }
     });

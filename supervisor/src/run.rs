@@ -14,7 +14,7 @@ use jarvis_unit::{Exec, Probe, Unit};
 use tokio::io::AsyncReadExt;
 use tokio::sync::mpsc::UnboundedSender;
 
-use crate::daemon::Msg;
+use crate::msg::Msg;
 use crate::hardware::{self, RunHardware};
 use crate::logs::UnitLog;
 use crate::machine::{Event, ExitInfo};
