@@ -71,6 +71,7 @@ pub(crate) const HEALTH_KEYS: &[&str] = &[
     "timeout",
     "retries",
     "start_period",
+    "start_interval",
     "on_unhealthy",
 ];
 pub(crate) const STOP_KEYS: &[&str] = &["signal", "timeout"];
@@ -1724,6 +1725,9 @@ fn parse_health(cx: &mut Cx<'_>, v: &Value<'_>) -> Option<Health> {
         start_period: s
             .with(cx, "start_period", duration)
             .unwrap_or(Duration::ZERO),
+        start_interval: s
+            .with(cx, "start_interval", positive_duration)
+            .unwrap_or(Duration::from_secs(5)),
         on_unhealthy: s
             .with(cx, "on_unhealthy", |cx, l, v| {
                 choice(cx, l, v, ON_UNHEALTHY)

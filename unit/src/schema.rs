@@ -382,7 +382,11 @@ pub struct Health {
     pub interval: Duration,
     pub timeout: Duration,
     pub retries: u32,
+    /// Failures within this time after a start do not count; a success ends
+    /// it early (Docker's `start_period`).
     pub start_period: Duration,
+    /// How often to probe during `start_period` (Docker's `start_interval`).
+    pub start_interval: Duration,
     pub on_unhealthy: OnUnhealthy,
 }
 

@@ -107,6 +107,7 @@ fn health_defaults() {
             timeout: Duration::from_secs(2),
             retries: 3,
             start_period: Duration::ZERO,
+            start_interval: Duration::from_secs(5),
             on_unhealthy: OnUnhealthy::Restart,
         })
     );
@@ -222,6 +223,7 @@ max_files = 9
             timeout: Duration::from_secs(1),
             retries: 4,
             start_period: Duration::from_secs(30),
+            start_interval: Duration::from_secs(5),
             on_unhealthy: OnUnhealthy::Ignore,
         })
     );
