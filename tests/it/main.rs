@@ -9,4 +9,5 @@ mod cli;
 mod containers;
 mod hardware;
 mod limits;
+mod newuser;
 mod supervise;

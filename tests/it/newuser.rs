@@ -1,0 +1,175 @@
+//! What a new user meets: process names in `ps`, `jarvisd --help`, the
+//! README's account of `status --json`, and `down` being remembered.
+
+use std::collections::BTreeSet;
+use std::process::Command;
+use std::time::Duration;
+
+use crate::harness::*;
+
+fn comm(pid: i32) -> String {
+    std::fs::read_to_string(format!("/proc/{pid}/comm"))
+        .unwrap_or_else(|e| panic!("/proc/{pid}/comm: {e}"))
+        .trim_end()
+        .to_string()
+}
+
+/// `/proc/PID/cmdline` with the NULs between arguments as spaces, as
+/// `ps -f` and `pgrep -f` show it.
+fn cmdline(pid: i32) -> String {
+    let raw = std::fs::read(format!("/proc/{pid}/cmdline"))
+        .unwrap_or_else(|e| panic!("/proc/{pid}/cmdline: {e}"));
+    String::from_utf8_lossy(&raw)
+        .trim_end_matches('\0')
+        .replace('\0', " ")
+}
+
+fn shim_pid(j: &Jarvis, unit: &str) -> i32 {
+    let path = j.state.join(format!("run/{unit}.run.json"));
+    let record: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display())),
+    )
+    .unwrap();
+    record["shim_pid"].as_i64().unwrap() as i32
+}
+
+/// `pgrep ARGS...`: the pids it prints (none when it finds nothing).
+fn pgrep(args: &[&str]) -> Vec<i32> {
+    let out = Command::new("pgrep")
+        .args(args)
+        .output()
+        .expect("run pgrep");
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| l.trim().parse().ok())
+        .collect()
+}
+
+#[test]
+fn ps_and_pgrep_show_jarvisd_and_each_shim_by_name() {
+    if !root() {
+        return;
+    }
+    // A name no other test uses, so pgrep -f finds this test's shim only.
+    let unit = format!("named{}", std::process::id());
+    let j = Jarvis::start(&[(&unit, "[native]\ncommand = [\"sleep\", \"1000\"]\n")]);
+    j.running(&unit);
+    let daemon = j.daemon_pid();
+    assert_eq!(comm(daemon), "jarvisd", "jarvisd's name in ps and top");
+    assert!(
+        pgrep(&["-x", "jarvisd"]).contains(&daemon),
+        "pgrep -x jarvisd finds the daemon"
+    );
+
+    let shim = shim_pid(&j, &unit);
+    assert_eq!(comm(shim), "jarvis-shim", "the shim's name in ps and top");
+    let line = cmdline(shim);
+    assert!(
+        line.starts_with(&format!("jarvis-shim {unit} ")),
+        "the shim's command line names it and its unit: {line:?}"
+    );
+    assert_eq!(
+        pgrep(&["-f", &format!("^jarvis-shim {unit} ")]),
+        vec![shim],
+        "pgrep -f 'jarvis-shim UNIT' finds exactly the unit's shim"
+    );
+    // The unit's own process keeps its own name.
+    let pid = j.unit(&unit)["pid"].as_i64().unwrap() as i32;
+    assert_eq!(comm(pid), "sleep");
+
+    // A restarted jarvisd is named too, and still recognises (re-adopts)
+    // the named shim rather than starting the unit again.
+    let mut j = j;
+    j.kill_daemon();
+    j.spawn_daemon();
+    let again = j.running(&unit);
+    assert_eq!(again["pid"].as_i64(), Some(pid as i64), "re-adopted: {again:#}");
+    assert_eq!(comm(j.daemon_pid()), "jarvisd");
+    assert_eq!(shim_pid(&j, &unit), shim);
+}
+
+#[test]
+fn jarvisd_help_speaks_to_a_user_and_lists_its_environment() {
+    let out = Command::new(&*JARVISD)
+        .arg("--help")
+        .env_remove("JARVIS_SOCKET")
+        .output()
+        .expect("run jarvisd --help");
+    assert!(out.status.success(), "{out:?}");
+    let help = String::from_utf8_lossy(&out.stdout);
+    for want in ["units", "JARVIS_LOG", "JARVIS_LOG=debug", "JARVIS_SOCKET", "jarvisctl"] {
+        assert!(help.contains(want), "--help names {want}:\n{help}");
+    }
+    assert!(
+        !help.contains("state machine"),
+        "--help speaks of what jarvisd does, not of its internals:\n{help}"
+    );
+}
+
+/// The field names of the README's `status --json` table (rows that start
+/// with a backquoted name), in order, repeats kept.
+fn readme_status_fields() -> Vec<String> {
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md"))
+        .expect("README.md");
+    let start = readme
+        .find("`status --json` prints")
+        .expect("the README describes status --json");
+    let mut fields = vec![];
+    let mut in_table = false;
+    for line in readme[start..].lines().skip(1) {
+        if let Some(rest) = line.strip_prefix("| `") {
+            in_table = true;
+            let name = rest.split('`').next().unwrap();
+            fields.push(name.to_string());
+        } else if in_table && !line.starts_with('|') {
+            break;
+        }
+    }
+    fields
+}
+
+#[test]
+fn the_readme_names_every_status_json_field_once() {
+    if !root() {
+        return;
+    }
+    let j = Jarvis::start(&[("s", "[native]\ncommand = [\"sleep\", \"1000\"]\n")]);
+    let u = j.running("s");
+    let actual: BTreeSet<String> = u.as_object().unwrap().keys().cloned().collect();
+    let listed = readme_status_fields();
+    let documented: BTreeSet<String> = listed.iter().cloned().collect();
+    assert_eq!(listed.len(), documented.len(), "a field listed twice: {listed:?}");
+    assert_eq!(
+        documented, actual,
+        "the README's status --json fields are the ones status --json prints"
+    );
+}
+
+#[test]
+fn down_is_remembered_across_a_restart_and_up_undoes_it() {
+    if !root() {
+        return;
+    }
+    let mut j = Jarvis::start(&[
+        ("a", "[native]\ncommand = [\"sleep\", \"1000\"]\n"),
+        ("b", "[native]\ncommand = [\"sleep\", \"1000\"]\n"),
+    ]);
+    j.running("a");
+    j.running("b");
+    j.ok(&["down"]);
+    for n in ["a", "b"] {
+        assert_eq!(j.unit(n)["state"], "stopped");
+    }
+    let st = j.stop_daemon();
+    assert!(st.success(), "{st}");
+    j.spawn_daemon();
+    std::thread::sleep(Duration::from_millis(300));
+    for n in ["a", "b"] {
+        let u = j.unit(n);
+        assert_eq!(u["state"], "stopped", "down is remembered: {u:#}");
+        assert_eq!(u["wanted"], false, "{u:#}");
+    }
+    j.ok(&["up"]);
+    j.running("a");
+    j.running("b");
+}
