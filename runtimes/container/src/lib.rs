@@ -9,6 +9,8 @@
 //! - [`rootfs`]: the overlay root filesystem over the image's layers.
 //! - [`run`]: create + start, kill, delete, state, exec.
 //! - [`inroot`]: path resolution confined to a rootfs (`openat2`).
+//! - [`prepare`]: one run's bundle from a stored image (clear, mount,
+//!   `/etc` files, spec, `config.json`): [`prepare_bundle`].
 //!
 //! A caller's sequence for one run:
 //!
@@ -34,6 +36,7 @@
 //! owns its cgroup tree.
 
 pub mod inroot;
+pub mod prepare;
 pub mod rootfs;
 pub mod run;
 pub mod seccomp;
@@ -41,6 +44,7 @@ pub mod spec;
 pub mod user;
 
 pub use oci_spec;
+pub use prepare::{clear, prepare_bundle, Leftover, PrepareError, PrepareInput, Prepared};
 pub use rootfs::{mount_rootfs, rootfs_path, unmount_rootfs, RootfsError};
 pub use run::{
     create_and_start, delete, ensure_sealed, exec_in, is_sealed, kill, kill_all, state,
