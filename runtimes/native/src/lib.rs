@@ -7,13 +7,16 @@
 //! - [`launch`]: spawning a unit through the launcher, a fresh re-exec of the
 //!   daemon binary that joins the cgroup, switches user and groups, drops
 //!   capabilities and only then execs the unit's command. If any step fails
-//!   the command never runs and the reason comes back to the caller.
+//!   the command never runs and the reason comes back to the caller;
+//! - [`process_started_at`]: when a process started, by the wall clock.
 
 pub mod cgroup;
 pub mod launch;
+mod procstat;
 
 pub use cgroup::{CgroupError, CgroupStats, UnitCgroup};
 pub use launch::{
     inherit_fds, launcher_main, memfd_with, spawn, spawn_blocking, LaunchSpec, SpawnError, Spawned,
     DEFAULT_PATH, LAUNCH_ARG,
 };
+pub use procstat::process_started_at;
