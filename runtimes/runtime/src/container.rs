@@ -1,0 +1,200 @@
+//! Container units: an OCI container from an image in the store (pulled
+//! when missing), its bundle prepared by jarvis-container, started and
+//! deleted by the shim through libcontainer.
+//!
+//! libcontainer owns the container's cgroup: it creates
+//! `/<parent>/<unit>` and writes the spec's `linux.resources`, the one
+//! translation of `[resources]` for a container, and deletes the cgroup
+//! with the container. This runtime creates no cgroup for a container; it
+//! only removes one an earlier run left (a native run's, say, whose
+//! limits would otherwise stay), so each run starts from a fresh one.
+
+use std::sync::Arc;
+
+use jarvis_shim::{ContainerRun, Payload, CEXEC_ARG};
+use jarvis_unit::{Exec, Unit};
+
+use crate::hardware::{resolve_devices, RunHardware};
+use crate::{blocking, shim, BoxFuture, Config, Exit, Found, Running, StartError, StartSpec, Stats};
+
+/// Container units (see the module docs).
+#[derive(Clone)]
+pub struct ContainerRuntime {
+    cfg: Arc<Config>,
+}
+
+impl ContainerRuntime {
+    pub fn new(cfg: Arc<Config>) -> ContainerRuntime {
+        ContainerRuntime { cfg }
+    }
+}
+
+/// Gets the image (pulling it if the store lacks it), clears what an
+/// earlier run left, mounts the rootfs and writes the bundle.
+async fn prepare(
+    cfg: &Config,
+    unit: &Unit,
+    hw: &RunHardware,
+    notes: &crate::Notes,
+) -> Result<ContainerRun, String> {
+    let Exec::Container(c) = &unit.exec else {
+        return Err(format!("unit {} is not a container unit", unit.name));
+    };
+    let image = {
+        let (store, reference) = (cfg.images.clone(), c.image.clone());
+        blocking(move || store.get(&reference)).await
+    }
+    .map_err(|e| format!("image {}: {e}", c.image))?;
+    let image = match image {
+        Some(img) => img,
+        None => {
+            notes(&format!("pulling image {}", c.image));
+            let img = cfg
+                .images
+                .pull(&c.image, &cfg.pull, |_| {})
+                .await
+                .map_err(|e| format!("cannot pull image {}: {e}", c.image))?;
+            notes(&format!(
+                "pulled {} ({})",
+                img.reference, img.manifest_digest
+            ));
+            img
+        }
+    };
+    let mut unit = unit.clone();
+    let (roots, hw2) = (cfg.roots.clone(), hw.clone());
+    let extras = blocking(move || hw2.container_extras(&roots)).await?;
+    for (k, v) in hw.env() {
+        unit.env.insert(k, v);
+    }
+    if let Some(lib) = hw.library_path(&extras) {
+        unit.env.entry("LD_LIBRARY_PATH".into()).or_insert(lib);
+    }
+    let (cfg, id) = (cfg.clone(), unit.name.clone());
+    blocking(move || {
+        // A cgroup an earlier run left goes first: libcontainer would
+        // reuse it with whatever limits it has.
+        shim::remove_cgroup(&cfg, &unit.name)
+            .map_err(|e| format!("cannot clear the cgroup an earlier run left: {e}"))?;
+        let dir = cfg.container_dir(&unit.name);
+        let state_root = cfg.container_state_root();
+        let cgroups_path = cfg.cgroup(&unit.name).path().to_string();
+        let prepared = jarvis_container::prepare_bundle(&jarvis_container::PrepareInput {
+            unit: &unit,
+            image: &image.config,
+            layers: &image.layers,
+            dir: &dir,
+            state_root: &state_root,
+            cgroups_path: &cgroups_path,
+            extras: &extras,
+        })
+        .map_err(|e| e.to_string())?;
+        Ok(ContainerRun {
+            id,
+            bundle: prepared.bundle,
+            state_root,
+            argv: prepared.argv,
+        })
+    })
+    .await
+}
+
+impl crate::Runtime for ContainerRuntime {
+    fn start(&self, spec: StartSpec) -> BoxFuture<Result<Running, StartError>> {
+        let cfg = self.cfg.clone();
+        Box::pin(async move {
+            let StartSpec {
+                unit,
+                placement,
+                log,
+                notes,
+                ..
+            } = spec;
+            // The devices as they are now: one may have gone (or moved)
+            // since the unit was found ready.
+            let devices = blocking({
+                let (roots, unit) = (cfg.roots.clone(), unit.clone());
+                move || resolve_devices(&roots, &unit)
+            })
+            .await
+            .map_err(StartError::Deferred)?;
+            let hw = RunHardware {
+                placement,
+                devices,
+            };
+            let run = prepare(&cfg, &unit, &hw, &notes)
+                .await
+                .map_err(StartError::Failed)?;
+            shim::start(
+                &cfg,
+                &unit.name,
+                Payload::Container(run),
+                log,
+                hw.device_paths(),
+            )
+            .await
+        })
+    }
+
+    fn wait(&self, unit: &str, run: Running) -> BoxFuture<Exit> {
+        shim::wait(&self.cfg, unit, run)
+    }
+
+    fn adopt(&self, unit: &str) -> Found {
+        shim::adopt(&self.cfg, unit)
+    }
+
+    fn kill_all(&self, unit: &str) -> BoxFuture<Result<(), String>> {
+        shim::kill_all(&self.cfg, unit)
+    }
+
+    fn stats(&self, unit: &str) -> BoxFuture<Stats> {
+        shim::stats(&self.cfg, unit)
+    }
+
+    /// Inside the container, through a re-exec of jarvisd that joins it
+    /// (libcontainer forks; jarvisd stays out of that).
+    fn exec_probe(&self, unit: &Unit, argv: Vec<String>) -> BoxFuture<Result<String, String>> {
+        let mut cmd = tokio::process::Command::new(&self.cfg.launcher);
+        cmd.arg(CEXEC_ARG)
+            .arg(&unit.name)
+            .arg(self.cfg.container_state_root())
+            .args(&argv)
+            .stdin(std::process::Stdio::null())
+            .kill_on_drop(true);
+        Box::pin(async move {
+            let what = argv.join(" ");
+            let out = cmd.output().await.map_err(|e| format!("{what}: {e}"))?;
+            let text = String::from_utf8_lossy(&out.stdout).trim().to_string();
+            let err = String::from_utf8_lossy(&out.stderr).trim().to_string();
+            if out.status.success() {
+                Ok(text)
+            } else {
+                Err(format!("{what} {}: {text}{err}", out.status))
+            }
+        })
+    }
+
+    fn remove(&self, unit: &str) -> BoxFuture<()> {
+        let (cfg, unit) = (self.cfg.clone(), unit.to_string());
+        Box::pin(async move {
+            let r = blocking({
+                let unit = unit.clone();
+                move || {
+                    let left = jarvis_container::clear(
+                        &unit,
+                        &cfg.container_state_root(),
+                        &cfg.container_dir(&unit),
+                    )
+                    .map_err(|e| e.to_string());
+                    let cgroup = shim::remove_cgroup(&cfg, &unit);
+                    left.and(cgroup)
+                }
+            })
+            .await;
+            if let Err(e) = r {
+                tracing::warn!(unit, error = %e, "cannot remove what the unit left");
+            }
+        })
+    }
+}

@@ -1,0 +1,339 @@
+//! jarvis-runtime: the kernel behind one seam. The supervisor decides what
+//! runs, when and where (a unit, its generation, its GPU placement); a
+//! [`Runtime`] carries a run out: it prepares what the run needs (the
+//! cgroup, device links, an image, a rootfs, a bundle), starts it under a
+//! shim, waits for its end, finds it again after a jarvisd restart, kills
+//! and removes what is left, and runs exec health checks in it.
+//!
+//! - [`NativeRuntime`]: a process started by the launcher (jarvis-native)
+//!   in a cgroup this crate creates and limits.
+//! - [`ContainerRuntime`]: an OCI container (jarvis-container, through
+//!   libcontainer) from an image in the store (jarvis-image), pulled when
+//!   missing. libcontainer creates the container's cgroup at the same path
+//!   and writes `[resources]` from the spec: one translation of the limits.
+//! - [`Runtimes`]: both, picking one by the unit's form; calls that only
+//!   name a unit (adopt, kill, stats, remove) work on the same cgroup,
+//!   `/<cgroup parent>/<unit>`, whichever form ran.
+//!
+//! Both start the unit's process through a shim (jarvis-shim), the parent
+//! of the process, so a run outlives jarvisd and its end is never lost.
+//! Every blocking step (cgroup files, sysfs, mounts) runs on tokio's
+//! blocking pool inside the implementations: the futures returned here
+//! never block the caller's loop, except [`Runtime::adopt`], which is
+//! blocking and documented so.
+//!
+//! [`hardware`] turns a placement and the unit's devices into what a run
+//! gets (environment, device nodes, driver files, groups, symlinks);
+//! [`gpu`] holds the placement types the supervisor decides with.
+
+pub mod gpu;
+pub mod hardware;
+
+mod container;
+mod native;
+mod shim;
+
+use std::future::Future;
+use std::path::PathBuf;
+use std::pin::Pin;
+use std::sync::Arc;
+
+pub use container::ContainerRuntime;
+pub use gpu::{GpuInfo, Placement, Vendor};
+pub use hardware::RunHardware;
+pub use native::NativeRuntime;
+
+/// A unit's cgroup figures (memory, CPU, pids, OOM kills).
+pub use jarvis_native::CgroupStats as Stats;
+/// A handle on a unit's cgroup (for callers that still read it directly).
+pub use jarvis_native::UnitCgroup;
+/// The log file settings a run's shim writes with, and its writer.
+pub use jarvis_shim::logfile;
+/// An exit as the shim records it, and a run found again by
+/// `jarvis_shim::adopt` (for callers not yet on [`Runtime::adopt`]).
+pub use jarvis_shim::{ExitRecord, Started};
+
+/// A boxed future that owns what it needs.
+pub type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
+
+/// jarvisd's notes in the unit's log ("pulling image ...").
+pub type Notes = Arc<dyn Fn(&str) + Send + Sync>;
+
+/// What a run needs beyond the unit.
+pub struct StartSpec {
+    /// The form to run (native or container), already resolved.
+    pub unit: jarvis_unit::Unit,
+    /// The run's generation; the runtime only passes it through to logs.
+    pub gen: u64,
+    /// The GPU placement the supervisor decided (units with `[gpu]`).
+    pub placement: Option<Placement>,
+    /// Where the shim writes the unit's output.
+    pub log: logfile::LogConfig,
+    /// jarvisd's notes in the unit's log.
+    pub notes: Notes,
+}
+
+/// Why a run did not start.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StartError {
+    /// It cannot start: the unit's start failed (the reason says why).
+    Failed(String),
+    /// A device the unit needs went away since it was found ready: wait for
+    /// it again, do not count a failure.
+    Deferred(String),
+}
+
+impl std::fmt::Display for StartError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            StartError::Failed(r) | StartError::Deferred(r) => f.write_str(r),
+        }
+    }
+}
+
+/// A run whose process runs.
+pub struct Running {
+    /// The unit's main process (a container's init, as the host sees it).
+    pub pid: i32,
+    /// The device nodes the run got (their current paths).
+    pub devices: Vec<PathBuf>,
+    /// The shim to wait on.
+    shim: Started,
+}
+
+impl Running {
+    /// A run an earlier jarvisd started, from `jarvis_shim::adopt`.
+    pub fn adopted(started: Started) -> Running {
+        Running {
+            pid: started.pid(),
+            devices: Vec::new(),
+            shim: started,
+        }
+    }
+}
+
+impl std::fmt::Debug for Running {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Running")
+            .field("pid", &self.pid)
+            .field("devices", &self.devices)
+            .field("shim_pid", &self.shim.record.shim_pid)
+            .finish()
+    }
+}
+
+/// How a run ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Exit {
+    pub code: Option<i32>,
+    pub signal: Option<i32>,
+    /// The OOM killer killed a process of the run.
+    pub oom_killed: bool,
+}
+
+impl Exit {
+    /// A run whose shim died without saying how it ended.
+    pub const UNKNOWN: Exit = Exit {
+        code: None,
+        signal: None,
+        oom_killed: false,
+    };
+}
+
+impl From<ExitRecord> for Exit {
+    fn from(r: ExitRecord) -> Exit {
+        Exit {
+            code: r.code,
+            signal: r.signal,
+            oom_killed: r.oom_killed,
+        }
+    }
+}
+
+/// What [`Runtime::adopt`] found of a unit's last run after a jarvisd
+/// restart.
+#[derive(Debug)]
+pub enum Found {
+    /// Its shim and process still run: wait on it as on a fresh run.
+    Running(Running),
+    /// It ended while no jarvisd watched: its main process was `pid`, and
+    /// the exit is `None` when the shim died without recording it.
+    Ended { pid: i32, exit: Option<Exit> },
+    /// No run on record.
+    Nothing,
+}
+
+/// The kernel side of running units. Every method returns at once; the
+/// work happens in the returned future (blocking parts on tokio's blocking
+/// pool), except [`Runtime::adopt`].
+pub trait Runtime: Send + Sync {
+    /// Prepares and starts one run of `spec.unit` under a shim; resolves
+    /// once its process runs (or could not start). A failure is also noted
+    /// in the unit's log by the caller, not here.
+    fn start(&self, spec: StartSpec) -> BoxFuture<Result<Running, StartError>>;
+
+    /// Resolves with the run's exit once its shim is gone, which is once
+    /// the unit's cgroup is empty (a shim that died without an exit record
+    /// has its cgroup emptied here, and the exit is [`Exit::UNKNOWN`]).
+    fn wait(&self, unit: &str, run: Running) -> BoxFuture<Exit>;
+
+    /// The unit's last run, as an earlier jarvisd left it. Blocking (it
+    /// reads the run records and `/proc`): call it off the event loop, or
+    /// at boot before the loop runs. Needs a tokio runtime (the shim's
+    /// pidfd registers with it).
+    fn adopt(&self, unit: &str) -> Found;
+
+    /// SIGKILLs every process in the unit's cgroup until it is empty.
+    fn kill_all(&self, unit: &str) -> BoxFuture<Result<(), String>>;
+
+    /// The unit's cgroup figures now.
+    fn stats(&self, unit: &str) -> BoxFuture<Stats>;
+
+    /// Runs `argv` as the unit's exec health check: in its cgroup with its
+    /// identity (native), or inside its running container. `Ok` with the
+    /// output when it exits 0. The caller bounds it with a timeout;
+    /// dropping the future kills the check.
+    fn exec_probe(
+        &self,
+        unit: &jarvis_unit::Unit,
+        argv: Vec<String>,
+    ) -> BoxFuture<Result<String, String>>;
+
+    /// Removes what a stopped unit leaves: its cgroup and, for a container,
+    /// libcontainer's state and the rootfs mount (the container's writable
+    /// layer stays). Best effort: failures are logged.
+    fn remove(&self, unit: &str) -> BoxFuture<()>;
+}
+
+/// Where runs keep their things, and what they are started with.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The binary re-executed as the shim, the launcher and the container
+    /// exec helper (jarvisd itself).
+    pub launcher: PathBuf,
+    /// Units' cgroups are `/<cgroup_parent>/<unit>`.
+    pub cgroup_parent: String,
+    /// Where shims keep their run and exit records.
+    pub run_dir: PathBuf,
+    /// Where containers' bundles and libcontainer's state live.
+    pub state_dir: PathBuf,
+    /// Where /sys, /proc and /dev are (JARVIS_SYSFS_ROOT, ... for tests).
+    pub roots: jarvis_hardware::Roots,
+    /// Container images, and how to pull them.
+    pub images: jarvis_image::ImageStore,
+    pub pull: jarvis_image::PullOptions,
+}
+
+impl Config {
+    /// A unit's cgroup, `/<cgroup_parent>/<unit>`, whichever form runs.
+    pub fn cgroup(&self, unit: &str) -> UnitCgroup {
+        UnitCgroup::open(&self.cgroup_parent, unit)
+    }
+
+    /// The directory of a container unit's bundle: `config.json`, and the
+    /// rootfs overlay mount with its upper and work dirs.
+    pub fn container_dir(&self, unit: &str) -> PathBuf {
+        self.state_dir.join("containers").join(unit)
+    }
+
+    /// libcontainer's state root.
+    pub fn container_state_root(&self) -> PathBuf {
+        self.state_dir.join("libcontainer")
+    }
+}
+
+/// Both runtimes; each call goes to the one for the unit's form.
+#[derive(Clone)]
+pub struct Runtimes {
+    cfg: Arc<Config>,
+    native: NativeRuntime,
+    container: ContainerRuntime,
+}
+
+impl Runtimes {
+    pub fn new(cfg: Config) -> Runtimes {
+        let cfg = Arc::new(cfg);
+        Runtimes {
+            native: NativeRuntime::new(cfg.clone()),
+            container: ContainerRuntime::new(cfg.clone()),
+            cfg,
+        }
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.cfg
+    }
+
+    /// The runtime for `unit`'s form.
+    pub fn for_unit(&self, unit: &jarvis_unit::Unit) -> &dyn Runtime {
+        match unit.kind() {
+            jarvis_unit::Kind::Native => &self.native,
+            jarvis_unit::Kind::Container => &self.container,
+        }
+    }
+
+    /// A unit's cgroup path as `/proc/PID/cgroup` shows it (`/jarvis/web`).
+    pub fn cgroup_path(&self, unit: &str) -> String {
+        self.cfg.cgroup(unit).path().to_string()
+    }
+
+    /// The pids in a unit's cgroup now.
+    pub fn pids(&self, unit: &str) -> BoxFuture<Vec<i32>> {
+        let cg = self.cfg.cgroup(unit);
+        Box::pin(blocking(move || cg.pids()))
+    }
+
+    /// Removes the (empty) cgroup parent, at shutdown.
+    pub fn remove_parent(&self) -> BoxFuture<()> {
+        let parent = UnitCgroup::open("", &self.cfg.cgroup_parent);
+        Box::pin(async move {
+            if let Err(e) = blocking(move || parent.remove()).await {
+                tracing::debug!(error = %e, "cannot remove the cgroup parent");
+            }
+        })
+    }
+}
+
+impl Runtime for Runtimes {
+    fn start(&self, spec: StartSpec) -> BoxFuture<Result<Running, StartError>> {
+        self.for_unit(&spec.unit).start(spec)
+    }
+
+    fn wait(&self, unit: &str, run: Running) -> BoxFuture<Exit> {
+        shim::wait(&self.cfg, unit, run)
+    }
+
+    fn adopt(&self, unit: &str) -> Found {
+        shim::adopt(&self.cfg, unit)
+    }
+
+    fn kill_all(&self, unit: &str) -> BoxFuture<Result<(), String>> {
+        shim::kill_all(&self.cfg, unit)
+    }
+
+    fn stats(&self, unit: &str) -> BoxFuture<Stats> {
+        shim::stats(&self.cfg, unit)
+    }
+
+    fn exec_probe(
+        &self,
+        unit: &jarvis_unit::Unit,
+        argv: Vec<String>,
+    ) -> BoxFuture<Result<String, String>> {
+        self.for_unit(unit).exec_probe(unit, argv)
+    }
+
+    /// The container's removal is a superset of the native one (nothing
+    /// there is fine), so it serves either form.
+    fn remove(&self, unit: &str) -> BoxFuture<()> {
+        self.container.remove(unit)
+    }
+}
+
+/// Runs blocking kernel work (cgroup files, sysfs, mounts) on tokio's
+/// blocking pool.
+pub async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
+    tokio::task::spawn_blocking(f)
+        .await
+        .expect("blocking task panicked")
+}

@@ -1,0 +1,291 @@
+//! Native units: a process started by the launcher, in a cgroup this
+//! runtime creates and limits from `[resources]`.
+
+use std::sync::Arc;
+
+use jarvis_native::{LaunchSpec, UnitCgroup};
+use jarvis_shim::Payload;
+use jarvis_unit::{Exec, Unit};
+use tokio::io::AsyncReadExt;
+
+use crate::hardware::{resolve_devices, RunHardware};
+use crate::{blocking, shim, BoxFuture, Config, Exit, Found, Running, StartError, StartSpec, Stats};
+
+/// The environment every unit starts from; `[env]` adds to it and wins.
+const BASE_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+/// At most this much of an exec check's output is kept.
+const PROBE_OUTPUT_MAX: usize = 4096;
+
+/// Native units (see the module docs).
+#[derive(Clone)]
+pub struct NativeRuntime {
+    cfg: Arc<Config>,
+}
+
+impl NativeRuntime {
+    pub fn new(cfg: Arc<Config>) -> NativeRuntime {
+        NativeRuntime { cfg }
+    }
+}
+
+/// The launch spec for `argv` with the unit's identity and privileges, in
+/// `cgroup`.
+pub(crate) fn launch_spec(unit: &Unit, argv: Vec<String>, cgroup: &UnitCgroup) -> LaunchSpec {
+    let (user, group, supplementary_groups, working_dir) = match &unit.exec {
+        Exec::Native(n) => (
+            n.user.clone(),
+            n.group.clone(),
+            n.supplementary_groups.clone(),
+            n.working_dir.clone(),
+        ),
+        Exec::Container(_) => (None, None, vec![], None),
+    };
+    LaunchSpec {
+        env: base_env(unit, user.as_deref(), lookup_user),
+        argv,
+        user,
+        group,
+        supplementary_groups,
+        working_dir,
+        capabilities: unit.security.capabilities.clone(),
+        no_new_privileges: unit.security.no_new_privileges,
+        cgroup_procs: cgroup.procs_files(),
+    }
+}
+
+/// PATH, the account's HOME/USER/LOGNAME (root's without a user), the
+/// unit's name, then `[env]`, which wins.
+fn base_env(
+    unit: &Unit,
+    user: Option<&str>,
+    lookup: impl Fn(&str) -> Option<Account>,
+) -> Vec<(String, String)> {
+    let mut env: Vec<(String, String)> = vec![("PATH".into(), BASE_PATH.into())];
+    let account = match user {
+        None => Some(Account {
+            name: "root".into(),
+            home: "/root".into(),
+        }),
+        Some(u) => lookup(u),
+    };
+    if let Some(account) = account {
+        env.push(("HOME".into(), account.home));
+        env.push(("USER".into(), account.name.clone()));
+        env.push(("LOGNAME".into(), account.name));
+    }
+    env.push(("JARVIS_UNIT".into(), unit.name.clone()));
+    for (k, v) in &unit.env {
+        set_env(&mut env, k.clone(), v.clone());
+    }
+    env
+}
+
+fn set_env(env: &mut Vec<(String, String)>, k: String, v: String) {
+    env.retain(|(ek, _)| *ek != k);
+    env.push((k, v));
+}
+
+impl crate::Runtime for NativeRuntime {
+    fn start(&self, spec: StartSpec) -> BoxFuture<Result<Running, StartError>> {
+        let cfg = self.cfg.clone();
+        Box::pin(async move {
+            let StartSpec {
+                unit,
+                placement,
+                log,
+                ..
+            } = spec;
+            let Exec::Native(native) = &unit.exec else {
+                return Err(StartError::Failed(format!(
+                    "unit {} is not a native unit",
+                    unit.name
+                )));
+            };
+            let cgroup = blocking({
+                let (parent, name, res) = (
+                    cfg.cgroup_parent.clone(),
+                    unit.name.clone(),
+                    unit.resources.clone(),
+                );
+                move || UnitCgroup::create(&parent, &name, &res)
+            })
+            .await
+            .map_err(|e| StartError::Failed(e.to_string()))?;
+            // The devices as they are now: one may have gone (or moved)
+            // since the unit was found ready.
+            let devices = blocking({
+                let (roots, unit) = (cfg.roots.clone(), unit.clone());
+                move || resolve_devices(&roots, &unit)
+            })
+            .await
+            .map_err(StartError::Deferred)?;
+            let hw = RunHardware {
+                placement,
+                devices,
+            };
+            let mut launch = launch_spec(&unit, native.command.clone(), &cgroup);
+            for (k, v) in hw.env() {
+                set_env(&mut launch.env, k, v);
+            }
+            if launch.user.is_some() {
+                launch
+                    .supplementary_groups
+                    .extend(hw.groups().into_iter().map(|g| g.to_string()));
+            }
+            blocking({
+                let (roots, hw) = (cfg.roots.clone(), hw.clone());
+                move || hw.link_native(&roots)
+            })
+            .await
+            .map_err(StartError::Failed)?;
+            shim::start(
+                &cfg,
+                &unit.name,
+                Payload::Native(launch),
+                log,
+                hw.device_paths(),
+            )
+            .await
+        })
+    }
+
+    fn wait(&self, unit: &str, run: Running) -> BoxFuture<Exit> {
+        shim::wait(&self.cfg, unit, run)
+    }
+
+    fn adopt(&self, unit: &str) -> Found {
+        shim::adopt(&self.cfg, unit)
+    }
+
+    fn kill_all(&self, unit: &str) -> BoxFuture<Result<(), String>> {
+        shim::kill_all(&self.cfg, unit)
+    }
+
+    fn stats(&self, unit: &str) -> BoxFuture<Stats> {
+        shim::stats(&self.cfg, unit)
+    }
+
+    fn exec_probe(&self, unit: &Unit, argv: Vec<String>) -> BoxFuture<Result<String, String>> {
+        let cgroup = self.cfg.cgroup(&unit.name);
+        let spec = launch_spec(unit, argv, &cgroup);
+        let launcher = self.cfg.launcher.clone();
+        Box::pin(async move {
+            let what = spec.argv.join(" ");
+            let mut spawned = jarvis_native::spawn(&launcher, &spec)
+                .await
+                .map_err(|e| format!("{what}: {e}"))?;
+            // The check is bounded by the caller's timeout; the process
+            // must not outlive it.
+            let guard = KillOnDrop(spawned.pid);
+            let mut out = Vec::new();
+            let mut buf = [0u8; 4096];
+            while let Ok(n @ 1..) = spawned.output.read(&mut buf).await {
+                if out.len() < PROBE_OUTPUT_MAX {
+                    out.extend_from_slice(&buf[..n.min(PROBE_OUTPUT_MAX - out.len())]);
+                }
+            }
+            let status = spawned.child.wait().await.map_err(|e| e.to_string())?;
+            std::mem::forget(guard);
+            let text = String::from_utf8_lossy(&out).trim().to_string();
+            if status.success() {
+                Ok(text)
+            } else {
+                Err(format!("{what} {status}: {text}"))
+            }
+        })
+    }
+
+    fn remove(&self, unit: &str) -> BoxFuture<()> {
+        let (cfg, unit) = (self.cfg.clone(), unit.to_string());
+        Box::pin(async move {
+            if let Err(e) = blocking({
+                let unit = unit.clone();
+                move || shim::remove_cgroup(&cfg, &unit)
+            })
+            .await
+            {
+                tracing::warn!(unit, error = %e, "cannot remove the cgroup");
+            }
+        })
+    }
+}
+
+struct KillOnDrop(i32);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(self.0),
+            nix::sys::signal::Signal::SIGKILL,
+        );
+    }
+}
+
+struct Account {
+    name: String,
+    home: String,
+}
+
+fn lookup_user(user: &str) -> Option<Account> {
+    let u = match user.parse::<u32>() {
+        Ok(uid) => nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(uid)),
+        Err(_) => nix::unistd::User::from_name(user),
+    };
+    u.ok().flatten().map(|u| Account {
+        name: u.name,
+        home: u.dir.to_string_lossy().into_owned(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn unit(env: &[(&str, &str)]) -> Unit {
+        let mut u = Unit::new(
+            "web",
+            Exec::Native(jarvis_unit::Native {
+                command: vec!["/bin/true".into()],
+                user: None,
+                group: None,
+                supplementary_groups: vec![],
+                working_dir: None,
+            }),
+        );
+        for (k, v) in env {
+            u.env.insert(k.to_string(), v.to_string());
+        }
+        u
+    }
+
+    fn get<'a>(env: &'a [(String, String)], k: &str) -> Option<&'a str> {
+        env.iter().find(|(ek, _)| ek == k).map(|(_, v)| v.as_str())
+    }
+
+    #[test]
+    fn root_by_default_and_env_wins() {
+        let env = base_env(&unit(&[("PATH", "/opt/bin")]), None, |_| None);
+        assert_eq!(get(&env, "PATH"), Some("/opt/bin"));
+        assert_eq!(env.iter().filter(|(k, _)| k == "PATH").count(), 1);
+        assert_eq!(get(&env, "HOME"), Some("/root"));
+        assert_eq!(get(&env, "USER"), Some("root"));
+        assert_eq!(get(&env, "JARVIS_UNIT"), Some("web"));
+    }
+
+    #[test]
+    fn a_user_gets_its_account_and_an_unknown_one_none() {
+        let found = |u: &str| {
+            (u == "www").then(|| Account {
+                name: "www".into(),
+                home: "/var/www".into(),
+            })
+        };
+        let env = base_env(&unit(&[]), Some("www"), found);
+        assert_eq!(get(&env, "HOME"), Some("/var/www"));
+        assert_eq!(get(&env, "LOGNAME"), Some("www"));
+        let env = base_env(&unit(&[]), Some("nobody-here"), found);
+        assert_eq!(get(&env, "HOME"), None);
+        assert_eq!(get(&env, "PATH"), Some(BASE_PATH));
+    }
+}
