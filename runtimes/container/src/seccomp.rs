@@ -1,232 +1,421 @@
-//! The default seccomp profile: allow by default, deny (EPERM) what Docker's
-//! default profile denies, and relax a rule when the unit added the
-//! capability Docker relaxes it for.
+//! The default seccomp profile: Docker's default profile, shipped as data,
+//! turned into an OCI [`LinuxSeccomp`] for this host and the container's
+//! capabilities.
 //!
-//! Docker's profile is an allowlist; this one is a denylist of everything
-//! that list leaves out *and that matters*: module loading, kexec, mount and
-//! the new mount API, namespaces (`unshare`, `setns`, `clone` with
-//! `CLONE_NEW*`), keyrings, tracing, BPF, perf, clocks, NUMA policy, swap,
-//! quotas, handles, userfaultfd, io_uring, obsolete syscalls and `AF_VSOCK`
-//! sockets. Most of these also need a capability the container does not
-//! have; the filter is a second wall for kernel bugs behind them (and for
-//! `CLONE_NEWUSER`, `userfaultfd`, `io_uring` and `keyctl`, which need none).
+//! `seccomp/docker-default.json` is Docker's `profiles/seccomp/default.json`
+//! (moby 20.10.24 as Debian 12 ships it in `golang-github-docker-docker-dev`
+//! 20.10.24+dfsg1-1+deb12u1; Apache-2.0), unchanged. It is an allowlist:
+//! the default action is `SCMP_ACT_ERRNO` (EPERM), so a syscall the profile
+//! does not name fails with EPERM. Its rules keep Docker's conditions:
 //!
-//! `clone3` fails with ENOSYS (not EPERM), as in Docker: the flags of clone3
-//! live in memory that seccomp cannot inspect, and ENOSYS makes glibc fall back
-//! to `clone`, whose flags the filter can see.
+//! - `includes`/`excludes` on `arches` (libseccomp names: `amd64`, `arm64`,
+//!   ...) are compared with this host's architecture; `archMap` gives the
+//!   architectures the filter covers (x86_64 plus its x86 and x32 compat
+//!   ABIs, so a 32-bit syscall entry cannot bypass the rules);
+//! - on `caps`, with the container's capability set (the default set plus
+//!   what the unit adds): a rule is included when the container holds
+//!   *every* capability it `includes`, and left out when it holds *any* it
+//!   `excludes`;
+//! - on `minKernel` (`"4.8"`), with the running kernel's release (uname),
+//!   major and minor only, as Docker does. When the release cannot be read
+//!   the rule is left out.
 //!
-//! Not copied from Docker: the `personality` argument filter (a denylist
-//! cannot express "only these values" for one argument) and the per-arch
-//! socketcall rules of 32-bit x86.
+//! So, among others: `clone` is allowed only without `CLONE_NEW*` flags
+//! (unless `CAP_SYS_ADMIN`), `clone3` fails with ENOSYS (its flags live in
+//! memory seccomp cannot inspect; ENOSYS makes glibc fall back to `clone`),
+//! `personality` only with the five values Docker allows, `ptrace` only on
+//! kernels from 4.8 on, and `mount`, `unshare`, `setns`, `bpf`, `reboot`,
+//! module loading, clocks and the like only with their capability.
+//!
+//! Stricter than that profile, as Docker itself is since 25.0: the
+//! `io_uring_*` syscalls are withheld ([`WITHHELD`]), and `socket` is allowed
+//! for every family but `AF_VSOCK`.
+//!
+//! One translation: Docker's JSON, like runc, gives `SCMP_CMP_MASKED_EQ` as
+//! `value` = mask and `valueTwo` = the datum; libcontainer 0.7 takes
+//! `valueTwo` as the mask and `value` as the datum. [`default_profile`]
+//! writes the arguments the way libcontainer reads them.
+//!
+//! The JSON is parsed, and the host's conditions (architecture, kernel) are
+//! decided, once per process ([`OnceLock`]); each container then only
+//! filters a few dozen rules on its capabilities.
 
-use std::collections::HashSet;
+use std::collections::{BTreeSet, HashSet};
+use std::sync::OnceLock;
 
 use oci_spec::runtime::{
-    Arch, Capability, LinuxSeccomp, LinuxSeccompAction, LinuxSeccompArgBuilder,
+    Arch, Capability, LinuxSeccomp, LinuxSeccompAction, LinuxSeccompArg, LinuxSeccompArgBuilder,
     LinuxSeccompBuilder, LinuxSeccompOperator, LinuxSyscall, LinuxSyscallBuilder,
 };
+use serde::Deserialize;
 
-/// `CLONE_NEWNS | CLONE_NEWCGROUP | CLONE_NEWUTS | CLONE_NEWIPC |
-/// CLONE_NEWUSER | CLONE_NEWPID | CLONE_NEWNET`: the bits of Docker's
-/// `0x7E020000` clone mask, one rule each.
-pub const CLONE_NAMESPACE_FLAGS: [u64; 7] = [
-    0x0002_0000, // CLONE_NEWNS
-    0x0200_0000, // CLONE_NEWCGROUP
-    0x0400_0000, // CLONE_NEWUTS
-    0x0800_0000, // CLONE_NEWIPC
-    0x1000_0000, // CLONE_NEWUSER
-    0x2000_0000, // CLONE_NEWPID
-    0x4000_0000, // CLONE_NEWNET
-];
+/// Docker's default profile, as shipped.
+pub const DOCKER_DEFAULT_JSON: &str = include_str!("seccomp/docker-default.json");
 
-/// `AF_VSOCK`: Docker refuses `socket(AF_VSOCK, ...)`.
+/// Syscalls the profile allows that jarvis does not: io_uring (a large,
+/// often-exploited kernel surface that seccomp cannot see into).
+pub const WITHHELD: &[&str] = &["io_uring_setup", "io_uring_enter", "io_uring_register"];
+
+/// `AF_VSOCK`: `socket(AF_VSOCK, ...)` is refused.
 const AF_VSOCK: u64 = 40;
 
-/// Syscalls denied with EPERM unless the container holds one of the listed
-/// capabilities (an empty list: always denied).
-pub const DENIED: &[(&[&str], &[Capability])] = &[
-    // Never allowed.
-    (
-        &[
-            "create_module",
-            "get_kernel_syms",
-            "query_module",
-            "nfsservctl",
-            "uselib",
-            "ustat",
-            "_sysctl",
-            "sysfs",
-            "vm86",
-            "vm86old",
-            "kexec_load",
-            "kexec_file_load",
-            "keyctl",
-            "add_key",
-            "request_key",
-            "userfaultfd",
-            "swapon",
-            "swapoff",
-            "move_pages",
-            "io_uring_setup",
-            "io_uring_enter",
-            "io_uring_register",
-        ],
-        &[],
-    ),
-    (
-        &[
-            "mount",
-            "umount",
-            "umount2",
-            "mount_setattr",
-            "move_mount",
-            "open_tree",
-            "fsopen",
-            "fsconfig",
-            "fsmount",
-            "fspick",
-            "pivot_root",
-            "unshare",
-            "setns",
-            "quotactl",
-            "quotactl_fd",
-            "lookup_dcookie",
-            "name_to_handle_at",
-            "fanotify_init",
-            "sethostname",
-            "setdomainname",
-        ],
-        &[Capability::SysAdmin],
-    ),
-    (&["bpf"], &[Capability::SysAdmin, Capability::Bpf]),
-    (
-        &["perf_event_open"],
-        &[Capability::SysAdmin, Capability::Perfmon],
-    ),
-    (&["open_by_handle_at"], &[Capability::DacReadSearch]),
-    (
-        &["init_module", "finit_module", "delete_module"],
-        &[Capability::SysModule],
-    ),
-    (&["reboot"], &[Capability::SysBoot]),
-    (&["acct"], &[Capability::SysPacct]),
-    (
-        &[
-            "ptrace",
-            "process_vm_readv",
-            "process_vm_writev",
-            "kcmp",
-            "pidfd_getfd",
-            "process_madvise",
-        ],
-        &[Capability::SysPtrace],
-    ),
-    (&["ioperm", "iopl"], &[Capability::SysRawio]),
-    (
-        &[
-            "settimeofday",
-            "stime",
-            "clock_settime",
-            "clock_settime64",
-            "clock_adjtime",
-            "clock_adjtime64",
-        ],
-        &[Capability::SysTime],
-    ),
-    (
-        &[
-            "get_mempolicy",
-            "set_mempolicy",
-            "set_mempolicy_home_node",
-            "mbind",
-        ],
-        &[Capability::SysNice],
-    ),
-    (&["syslog"], &[Capability::SysAdmin, Capability::Syslog]),
-    (&["vhangup"], &[Capability::SysTtyConfig]),
-];
-
 const EPERM: u32 = libc::EPERM as u32;
-const ENOSYS: u32 = libc::ENOSYS as u32;
 
-/// The architectures the filter covers: the native one plus its compat ABIs
-/// (a 32-bit syscall entry must not bypass the rules).
-pub fn architectures() -> Vec<Arch> {
+/// The profile's JSON form (Docker's `types.Seccomp`).
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Profile {
+    default_action: LinuxSeccompAction,
+    #[serde(default)]
+    default_errno_ret: Option<u32>,
+    #[serde(default)]
+    arch_map: Vec<ArchMap>,
+    syscalls: Vec<Rule>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ArchMap {
+    architecture: Arch,
+    #[serde(default)]
+    sub_architectures: Vec<Arch>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Rule {
+    #[serde(default)]
+    name: Option<String>,
+    #[serde(default)]
+    names: Vec<String>,
+    action: LinuxSeccompAction,
+    #[serde(default)]
+    errno_ret: Option<u32>,
+    #[serde(default)]
+    args: Option<Vec<Arg>>,
+    #[serde(default)]
+    includes: Filter,
+    #[serde(default)]
+    excludes: Filter,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Filter {
+    #[serde(default)]
+    caps: Vec<Capability>,
+    #[serde(default)]
+    arches: Vec<String>,
+    #[serde(default)]
+    min_kernel: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Arg {
+    index: usize,
+    value: u64,
+    #[serde(default)]
+    value_two: u64,
+    op: LinuxSeccompOperator,
+}
+
+/// The profile with this host's conditions decided: what is left to decide
+/// per container is the capabilities.
+#[derive(Debug)]
+struct Prepared {
+    default_errno: u32,
+    architectures: Vec<Arch>,
+    rules: Vec<PreparedRule>,
+}
+
+#[derive(Debug)]
+struct PreparedRule {
+    /// Included only when the container holds all of these.
+    needs: Vec<Capability>,
+    /// Left out when the container holds any of these.
+    unless: Vec<Capability>,
+    syscall: LinuxSyscall,
+}
+
+/// The host's architecture as libseccomp names it in `arches` conditions,
+/// and as an OCI architecture for `archMap`.
+fn host_arch() -> (&'static str, Arch) {
     if cfg!(target_arch = "x86_64") {
-        vec![Arch::ScmpArchX86_64, Arch::ScmpArchX86, Arch::ScmpArchX32]
+        ("amd64", Arch::ScmpArchX86_64)
     } else if cfg!(target_arch = "aarch64") {
-        vec![Arch::ScmpArchAarch64, Arch::ScmpArchArm]
+        ("arm64", Arch::ScmpArchAarch64)
+    } else if cfg!(target_arch = "x86") {
+        ("x86", Arch::ScmpArchX86)
+    } else if cfg!(target_arch = "arm") {
+        ("arm", Arch::ScmpArchArm)
+    } else if cfg!(target_arch = "s390x") {
+        ("s390x", Arch::ScmpArchS390x)
+    } else if cfg!(all(target_arch = "powerpc64", target_endian = "little")) {
+        ("ppc64le", Arch::ScmpArchPpc64le)
+    } else if cfg!(target_arch = "powerpc64") {
+        ("ppc64", Arch::ScmpArchPpc64)
+    } else if cfg!(target_arch = "riscv64") {
+        ("riscv64", Arch::ScmpArchRiscv64)
+    } else if cfg!(target_arch = "loongarch64") {
+        ("loongarch64", Arch::ScmpArchLoongarch64)
     } else {
-        vec![Arch::ScmpArchNative]
+        ("", Arch::ScmpArchNative)
     }
 }
 
-fn rule(names: &[&str], errno: u32) -> LinuxSyscall {
-    LinuxSyscallBuilder::default()
-        .names(names.iter().map(|s| s.to_string()).collect::<Vec<_>>())
-        .action(LinuxSeccompAction::ScmpActErrno)
-        .errno_ret(errno)
-        .build()
-        .expect("a complete syscall rule")
+/// `"6.1.0-18-amd64"` → `(6, 1)`; `"4.8"` → `(4, 8)`.
+fn parse_version(s: &str) -> Option<(u32, u32)> {
+    let mut parts = s.splitn(3, '.');
+    let major = parts.next()?.parse().ok()?;
+    let minor: String = parts
+        .next()?
+        .chars()
+        .take_while(|c| c.is_ascii_digit())
+        .collect();
+    Some((major, minor.parse().ok()?))
 }
 
-/// `(arg0 & flag) == flag`. Value and mask are both `flag`, so the rule
-/// means the same whichever of `value`/`valueTwo` a runtime takes as the
-/// mask (runc and youki disagree).
-fn clone_flag_rule(flag: u64) -> LinuxSyscall {
-    let arg = LinuxSeccompArgBuilder::default()
-        .index(0usize)
-        .value(flag)
-        .value_two(flag)
-        .op(LinuxSeccompOperator::ScmpCmpMaskedEq)
-        .build()
-        .expect("a complete seccomp argument");
-    let mut r = rule(&["clone"], EPERM);
-    r.set_args(Some(vec![arg]));
-    r
+/// The running kernel's major and minor version, from uname.
+fn kernel_version() -> Option<(u32, u32)> {
+    // SAFETY: uname fills the zeroed struct; its fields are NUL-terminated.
+    let mut u: libc::utsname = unsafe { std::mem::zeroed() };
+    if unsafe { libc::uname(&mut u) } != 0 {
+        return None;
+    }
+    let release = unsafe { std::ffi::CStr::from_ptr(u.release.as_ptr()) };
+    parse_version(release.to_str().ok()?)
 }
 
-/// The default profile for a container holding `caps` (its bounding set).
-pub fn default_profile(caps: &HashSet<Capability>) -> LinuxSeccomp {
-    let mut syscalls = Vec::new();
-    for (names, relaxed_by) in DENIED {
-        if relaxed_by.iter().any(|c| caps.contains(c)) {
+/// Whether a rule's `arches` and `minKernel` conditions hold on a host with
+/// architecture `arch` (libseccomp's name) and kernel `kernel`.
+fn host_conditions_hold(rule: &Rule, arch: &str, kernel: Option<(u32, u32)>) -> bool {
+    let at_least = |min: &str| match (parse_version(min), kernel) {
+        (Some(min), Some(k)) => k >= min,
+        _ => false,
+    };
+    if rule.excludes.arches.iter().any(|a| a == arch) {
+        return false;
+    }
+    if rule.excludes.min_kernel.as_deref().is_some_and(at_least) {
+        return false;
+    }
+    if !rule.includes.arches.is_empty() && !rule.includes.arches.iter().any(|a| a == arch) {
+        return false;
+    }
+    if let Some(min) = &rule.includes.min_kernel {
+        if !at_least(min) {
+            return false;
+        }
+    }
+    true
+}
+
+/// One argument condition, written the way libcontainer reads it.
+fn arg(a: &Arg) -> LinuxSeccompArg {
+    let (value, value_two) = match a.op {
+        // JSON: value = mask, valueTwo = datum. libcontainer: the reverse.
+        LinuxSeccompOperator::ScmpCmpMaskedEq => (a.value_two, a.value),
+        _ => (a.value, a.value_two),
+    };
+    let mut b = LinuxSeccompArgBuilder::default()
+        .index(a.index)
+        .value(value)
+        .op(a.op);
+    if value_two != 0 || a.op == LinuxSeccompOperator::ScmpCmpMaskedEq {
+        b = b.value_two(value_two);
+    }
+    b.build().expect("a complete seccomp argument")
+}
+
+fn syscall(
+    names: Vec<String>,
+    action: LinuxSeccompAction,
+    errno: Option<u32>,
+    args: Option<Vec<LinuxSeccompArg>>,
+) -> LinuxSyscall {
+    let mut s = LinuxSyscallBuilder::default()
+        .names(names)
+        .action(action)
+        .build()
+        .expect("a complete syscall rule");
+    s.set_errno_ret(errno);
+    s.set_args(args.filter(|a| !a.is_empty()));
+    s
+}
+
+/// Decides the host's conditions of `profile` and applies jarvis's own
+/// restrictions ([`WITHHELD`], `AF_VSOCK`).
+fn prepare(profile: Profile, arch: &str, host: Arch, kernel: Option<(u32, u32)>) -> Prepared {
+    let architectures = profile
+        .arch_map
+        .iter()
+        .find(|m| m.architecture == host)
+        .map(|m| {
+            let mut v = vec![m.architecture];
+            v.extend(&m.sub_architectures);
+            v
+        })
+        .unwrap_or_else(|| vec![host]);
+    let mut rules = Vec::new();
+    let mut socket_conditions = Vec::new();
+    for rule in profile.syscalls {
+        if !host_conditions_hold(&rule, arch, kernel) {
             continue;
         }
-        syscalls.push(rule(names, EPERM));
+        let mut names: Vec<String> = rule.name.iter().cloned().chain(rule.names).collect();
+        let args = rule
+            .args
+            .as_ref()
+            .map(|a| a.iter().map(arg).collect::<Vec<_>>());
+        let unconditional = args.as_ref().is_none_or(|a| a.is_empty());
+        if rule.action == LinuxSeccompAction::ScmpActAllow {
+            names.retain(|n| !WITHHELD.contains(&n.as_str()));
+            if unconditional && names.iter().any(|n| n == "socket") {
+                names.retain(|n| n != "socket");
+                socket_conditions.push((rule.includes.caps.clone(), rule.excludes.caps.clone()));
+            }
+        }
+        if names.is_empty() {
+            continue;
+        }
+        rules.push(PreparedRule {
+            needs: rule.includes.caps,
+            unless: rule.excludes.caps,
+            syscall: syscall(names, rule.action, rule.errno_ret, args),
+        });
     }
-    if !caps.contains(&Capability::SysAdmin) {
-        syscalls.push(rule(&["clone3"], ENOSYS));
-        syscalls.extend(CLONE_NAMESPACE_FLAGS.iter().map(|&f| clone_flag_rule(f)));
+    for (needs, unless) in socket_conditions {
+        let not_vsock = LinuxSeccompArgBuilder::default()
+            .index(0usize)
+            .value(AF_VSOCK)
+            .op(LinuxSeccompOperator::ScmpCmpNe)
+            .build()
+            .expect("a complete seccomp argument");
+        rules.push(PreparedRule {
+            needs,
+            unless,
+            syscall: syscall(
+                vec!["socket".into()],
+                LinuxSeccompAction::ScmpActAllow,
+                None,
+                Some(vec![not_vsock]),
+            ),
+        });
     }
-    let mut vsock = rule(&["socket"], EPERM);
-    vsock.set_args(Some(vec![LinuxSeccompArgBuilder::default()
-        .index(0usize)
-        .value(AF_VSOCK)
-        .op(LinuxSeccompOperator::ScmpCmpEq)
-        .build()
-        .expect("a complete seccomp argument")]));
-    syscalls.push(vsock);
+    let default_errno = match profile.default_action {
+        LinuxSeccompAction::ScmpActErrno => profile.default_errno_ret.unwrap_or(EPERM),
+        // Anything else would not be an allowlist: refuse it loudly (the
+        // data is built in, so a test catches this).
+        other => panic!("the built-in seccomp profile's default action is {other:?}"),
+    };
+    Prepared {
+        default_errno,
+        architectures,
+        rules,
+    }
+}
 
+fn prepared() -> &'static Prepared {
+    static PREPARED: OnceLock<Prepared> = OnceLock::new();
+    PREPARED.get_or_init(|| {
+        let profile: Profile = serde_json::from_str(DOCKER_DEFAULT_JSON)
+            .expect("the built-in seccomp profile parses (a unit test checks it)");
+        let (arch, host) = host_arch();
+        prepare(profile, arch, host, kernel_version())
+    })
+}
+
+/// The architectures the filter covers: the native one plus its compat ABIs.
+pub fn architectures() -> Vec<Arch> {
+    prepared().architectures.clone()
+}
+
+fn build(p: &Prepared, caps: &HashSet<Capability>) -> LinuxSeccomp {
+    let syscalls: Vec<LinuxSyscall> = p
+        .rules
+        .iter()
+        .filter(|r| r.needs.iter().all(|c| caps.contains(c)))
+        .filter(|r| !r.unless.iter().any(|c| caps.contains(c)))
+        .map(|r| r.syscall.clone())
+        .collect();
     LinuxSeccompBuilder::default()
-        .default_action(LinuxSeccompAction::ScmpActAllow)
-        .architectures(architectures())
+        .default_action(LinuxSeccompAction::ScmpActErrno)
+        .default_errno_ret(p.default_errno)
+        .architectures(p.architectures.clone())
         .syscalls(syscalls)
         .build()
         .expect("a complete seccomp profile")
 }
 
-/// The names a profile denies unconditionally (no argument filter), with
-/// the errno each returns. For tests and diagnostics.
+/// The default profile for a container whose capability set is `caps`.
+pub fn default_profile(caps: &HashSet<Capability>) -> LinuxSeccomp {
+    build(prepared(), caps)
+}
+
+/// What a profile does with a syscall, by name, before looking at its
+/// arguments.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Verdict {
+    /// Allowed whatever its arguments.
+    Allow,
+    /// Fails with this errno whatever its arguments.
+    Errno(u32),
+    /// Some rule looks at its arguments.
+    Conditional,
+    /// Another unconditional action (kill, trap, log, ...).
+    Other,
+}
+
+/// What `profile` does with the syscall `name` (an unconditional rule wins;
+/// no rule: the default action).
+pub fn verdict(profile: &LinuxSeccomp, name: &str) -> Verdict {
+    let of = |action: LinuxSeccompAction, errno: Option<u32>| match action {
+        LinuxSeccompAction::ScmpActAllow => Verdict::Allow,
+        LinuxSeccompAction::ScmpActErrno => Verdict::Errno(errno.unwrap_or(EPERM)),
+        _ => Verdict::Other,
+    };
+    let mut conditional = false;
+    for s in profile.syscalls().iter().flatten() {
+        if !s.names().iter().any(|n| n == name) {
+            continue;
+        }
+        if s.args().as_ref().is_none_or(|a| a.is_empty()) {
+            return of(s.action(), s.errno_ret());
+        }
+        conditional = true;
+    }
+    if conditional {
+        Verdict::Conditional
+    } else {
+        of(profile.default_action(), profile.default_errno_ret())
+    }
+}
+
+/// Every syscall name the built-in profile mentions, in any rule, for any
+/// architecture or capability, plus [`WITHHELD`].
+pub fn known_names() -> &'static BTreeSet<String> {
+    static NAMES: OnceLock<BTreeSet<String>> = OnceLock::new();
+    NAMES.get_or_init(|| {
+        let profile: Profile = serde_json::from_str(DOCKER_DEFAULT_JSON)
+            .expect("the built-in seccomp profile parses (a unit test checks it)");
+        profile
+            .syscalls
+            .into_iter()
+            .flat_map(|r| r.name.into_iter().chain(r.names))
+            .chain(WITHHELD.iter().map(|n| n.to_string()))
+            .collect()
+    })
+}
+
+/// The names among [`known_names`] that `profile` refuses whatever their
+/// arguments, with the errno each gets. For tests and diagnostics.
 pub fn denied_names(profile: &LinuxSeccomp) -> Vec<(String, u32)> {
-    profile
-        .syscalls()
+    known_names()
         .iter()
-        .flatten()
-        .filter(|s| s.args().as_ref().is_none_or(|a| a.is_empty()))
-        .flat_map(|s| {
-            let errno = s.errno_ret().unwrap_or(EPERM);
-            s.names().iter().map(move |n| (n.clone(), errno))
+        .filter_map(|n| match verdict(profile, n) {
+            Verdict::Errno(e) => Some((n.clone(), e)),
+            _ => None,
         })
         .collect()
 }
@@ -235,13 +424,14 @@ pub fn denied_names(profile: &LinuxSeccomp) -> Vec<(String, u32)> {
 mod tests {
     use super::*;
 
-    /// What Docker's default profile denies (for a container without extra
-    /// capabilities), as listed in the task and Docker's documentation.
-    const DOCKER_DENIES: &[&str] = &[
+    const ENOSYS: u32 = libc::ENOSYS as u32;
+
+    /// What Docker's default profile refuses a container without extra
+    /// capabilities (Docker's documentation), plus what jarvis withholds.
+    const REFUSED: &[&str] = &[
         "acct",
         "add_key",
         "bpf",
-        "clock_adjtime",
         "clock_settime",
         "create_module",
         "delete_module",
@@ -272,7 +462,6 @@ mod tests {
         "pivot_root",
         "process_vm_readv",
         "process_vm_writev",
-        "ptrace",
         "query_module",
         "quotactl",
         "reboot",
@@ -293,134 +482,315 @@ mod tests {
         "ustat",
         "vm86",
         "vm86old",
+        "io_uring_setup",
+        "io_uring_enter",
+        "io_uring_register",
     ];
 
-    fn denied(caps: &[Capability]) -> Vec<(String, u32)> {
-        denied_names(&default_profile(&caps.iter().copied().collect()))
+    fn profile(caps: &[Capability]) -> LinuxSeccomp {
+        default_profile(&caps.iter().copied().collect())
     }
 
-    fn is_denied(list: &[(String, u32)], name: &str) -> bool {
-        list.iter().any(|(n, _)| n == name)
+    fn parsed() -> Profile {
+        serde_json::from_str(DOCKER_DEFAULT_JSON).unwrap()
     }
 
-    #[test]
-    fn denies_everything_docker_denies() {
-        let d = denied(&[]);
-        for name in DOCKER_DENIES {
-            assert!(
-                d.iter().any(|(n, e)| n == name && *e == EPERM),
-                "{name} not denied with EPERM"
-            );
-        }
-        assert!(d.contains(&("clone3".to_string(), ENOSYS)));
-        // Plain fork/clone and ordinary syscalls stay allowed.
-        for name in [
-            "clone", "fork", "vfork", "execve", "read", "socket", "chroot",
-        ] {
-            assert!(!is_denied(&d, name), "{name} denied");
-        }
+    /// The built-in profile prepared for another host.
+    fn prepared_for(arch: &str, host: Arch, kernel: Option<(u32, u32)>) -> Prepared {
+        prepare(parsed(), arch, host, kernel)
+    }
+
+    fn rules<'a>(p: &'a LinuxSeccomp, name: &str) -> Vec<&'a LinuxSyscall> {
+        p.syscalls()
+            .iter()
+            .flatten()
+            .filter(|s| s.names().iter().any(|n| n == name))
+            .collect()
     }
 
     #[test]
-    fn default_allow_and_architectures() {
-        let p = default_profile(&HashSet::new());
-        assert_eq!(p.default_action(), LinuxSeccompAction::ScmpActAllow);
+    fn the_built_in_profile_is_dockers_allowlist() {
+        let raw = parsed();
+        assert_eq!(raw.default_action, LinuxSeccompAction::ScmpActErrno);
+        assert!(raw.syscalls.len() > 20);
+        assert!(known_names().len() > 350, "{}", known_names().len());
+
+        let p = profile(&[]);
+        assert_eq!(p.default_action(), LinuxSeccompAction::ScmpActErrno);
+        assert_eq!(p.default_errno_ret(), Some(EPERM));
         if cfg!(target_arch = "x86_64") {
             assert_eq!(
                 p.architectures().as_deref(),
                 Some(&[Arch::ScmpArchX86_64, Arch::ScmpArchX86, Arch::ScmpArchX32][..])
             );
+            assert_eq!(verdict(&p, "arch_prctl"), Verdict::Allow);
+            assert_eq!(verdict(&p, "modify_ldt"), Verdict::Allow);
         }
-        // No rule may use the default action (libcontainer would drop it).
+        assert_eq!(architectures(), p.architectures().clone().unwrap());
+        for name in [
+            "read",
+            "write",
+            "openat",
+            "execve",
+            "fork",
+            "vfork",
+            "wait4",
+            "mmap",
+            "futex",
+            "epoll_wait",
+            "accept4",
+            "getrandom",
+            "exit_group",
+            "setuid",
+            "capset",
+        ] {
+            assert_eq!(verdict(&p, name), Verdict::Allow, "{name}");
+        }
+        // A name the profile does not mention gets the default: EPERM.
+        assert_eq!(verdict(&p, "pkey_alloc"), Verdict::Errno(EPERM));
+        // libcontainer drops a rule whose action is the default one; none is.
         for s in p.syscalls().iter().flatten() {
-            assert_eq!(s.action(), LinuxSeccompAction::ScmpActErrno);
+            assert!(
+                !(s.action() == LinuxSeccompAction::ScmpActErrno
+                    && s.errno_ret().unwrap_or(EPERM) == EPERM),
+                "{:?}",
+                s.names()
+            );
         }
     }
 
     #[test]
-    fn clone_with_namespace_flags_is_denied_bit_by_bit() {
-        let p = default_profile(&HashSet::new());
-        let clone_rules: Vec<_> = p
-            .syscalls()
-            .iter()
-            .flatten()
-            .filter(|s| s.names() == &["clone".to_string()])
-            .collect();
-        assert_eq!(clone_rules.len(), 7);
-        let mut mask = 0;
-        for r in clone_rules {
-            let args = r.args().as_ref().unwrap();
-            assert_eq!(args.len(), 1);
-            let a = args[0];
-            assert_eq!(a.index(), 0);
-            assert_eq!(a.op(), LinuxSeccompOperator::ScmpCmpMaskedEq);
-            assert_eq!(Some(a.value()), a.value_two());
-            assert_eq!(r.errno_ret(), Some(EPERM));
-            mask |= a.value();
+    fn refuses_what_docker_refuses() {
+        let p = profile(&[]);
+        for name in REFUSED {
+            assert_eq!(verdict(&p, name), Verdict::Errno(EPERM), "{name}");
         }
-        assert_eq!(mask, 0x7E02_0000, "Docker's CLONE_NEW* mask");
+        // denied_names lists those the profile mentions (for another
+        // capability or architecture).
+        let denied = denied_names(&p);
+        for name in REFUSED.iter().filter(|n| known_names().contains(**n)) {
+            assert!(denied.contains(&(name.to_string(), EPERM)), "{name}");
+        }
+        assert!(denied.iter().any(|(n, _)| n == "mount"));
+        assert!(!denied.iter().any(|(n, _)| n == "keyctl"));
+        assert!(denied.contains(&("clone3".to_string(), ENOSYS)));
+        assert!(!denied.iter().any(|(n, _)| n == "read" || n == "clone"));
     }
 
     #[test]
-    fn vsock_sockets_are_denied() {
-        let p = default_profile(&HashSet::new());
-        let r = p
-            .syscalls()
-            .iter()
-            .flatten()
-            .find(|s| s.names() == &["socket".to_string()])
-            .unwrap();
-        let a = r.args().as_ref().unwrap()[0];
+    fn clone_without_namespace_flags_only() {
+        let p = profile(&[]);
+        assert_eq!(verdict(&p, "clone3"), Verdict::Errno(ENOSYS));
+        let clone = rules(&p, "clone");
+        assert_eq!(clone.len(), 1, "{clone:?}");
+        assert_eq!(clone[0].action(), LinuxSeccompAction::ScmpActAllow);
+        let args = clone[0].args().as_ref().unwrap();
+        assert_eq!(args.len(), 1);
+        let a = args[0];
+        // (flags & CLONE_NEW*) == 0, with libcontainer's reading of
+        // MASKED_EQ: value = datum, valueTwo = mask.
         assert_eq!(
-            (a.index(), a.value(), a.op()),
-            (0, 40, LinuxSeccompOperator::ScmpCmpEq)
+            (a.index(), a.op(), a.value(), a.value_two()),
+            (
+                if cfg!(target_arch = "s390x") { 1 } else { 0 },
+                LinuxSeccompOperator::ScmpCmpMaskedEq,
+                0,
+                Some(0x7E02_0000)
+            )
         );
+
+        let admin = profile(&[Capability::SysAdmin]);
+        assert_eq!(verdict(&admin, "clone"), Verdict::Allow);
+        assert_eq!(verdict(&admin, "clone3"), Verdict::Allow);
+        assert_eq!(rules(&admin, "clone3").len(), 1);
+    }
+
+    #[test]
+    fn personality_only_with_dockers_values() {
+        let p = profile(&[]);
+        let mut values: Vec<u64> = rules(&p, "personality")
+            .iter()
+            .map(|s| {
+                assert_eq!(s.action(), LinuxSeccompAction::ScmpActAllow);
+                let a = s.args().as_ref().unwrap();
+                assert_eq!((a.len(), a[0].index()), (1, 0));
+                assert_eq!(a[0].op(), LinuxSeccompOperator::ScmpCmpEq);
+                a[0].value()
+            })
+            .collect();
+        values.sort();
+        assert_eq!(values, [0, 8, 0x20000, 0x20008, 0xffff_ffff]);
+        assert_eq!(verdict(&p, "personality"), Verdict::Conditional);
+    }
+
+    #[test]
+    fn vsock_sockets_and_io_uring_are_withheld() {
+        for caps in [&[][..], &[Capability::SysAdmin, Capability::NetAdmin][..]] {
+            let p = profile(caps);
+            let socket = rules(&p, "socket");
+            assert_eq!(socket.len(), 1, "{socket:?}");
+            assert_eq!(socket[0].names(), &["socket".to_string()]);
+            assert_eq!(socket[0].action(), LinuxSeccompAction::ScmpActAllow);
+            let a = socket[0].args().as_ref().unwrap()[0];
+            assert_eq!(
+                (a.index(), a.value(), a.op()),
+                (0, 40, LinuxSeccompOperator::ScmpCmpNe)
+            );
+            for name in WITHHELD {
+                assert_eq!(verdict(&p, name), Verdict::Errno(EPERM), "{name}");
+                assert!(rules(&p, name).is_empty());
+            }
+        }
+        // Everything else of the rule socket came in stays allowed.
+        let p = profile(&[]);
+        assert_eq!(verdict(&p, "socketpair"), Verdict::Allow);
+        assert_eq!(verdict(&p, "connect"), Verdict::Allow);
     }
 
     #[test]
     fn capabilities_relax_their_rules() {
-        let d = denied(&[Capability::SysAdmin]);
-        for name in [
-            "mount", "umount2", "unshare", "setns", "clone3", "bpf", "fsopen",
-        ] {
-            assert!(
-                !is_denied(&d, name),
-                "{name} still denied with CAP_SYS_ADMIN"
-            );
+        let relaxed: &[(Capability, &[&str])] = &[
+            (
+                Capability::SysAdmin,
+                &[
+                    "mount",
+                    "umount2",
+                    "unshare",
+                    "setns",
+                    "bpf",
+                    "fsopen",
+                    "mount_setattr",
+                    "sethostname",
+                    "perf_event_open",
+                    "quotactl",
+                    "lookup_dcookie",
+                ],
+            ),
+            (
+                Capability::SysPtrace,
+                &[
+                    "kcmp",
+                    "process_vm_readv",
+                    "process_vm_writev",
+                    "pidfd_getfd",
+                ],
+            ),
+            (Capability::SysTime, &["settimeofday", "clock_settime"]),
+            (
+                Capability::SysModule,
+                &["init_module", "finit_module", "delete_module"],
+            ),
+            (Capability::SysBoot, &["reboot"]),
+            (Capability::SysNice, &["mbind", "set_mempolicy"]),
+            (Capability::SysRawio, &["iopl", "ioperm"]),
+            (Capability::SysPacct, &["acct"]),
+            (Capability::DacReadSearch, &["open_by_handle_at"]),
+            (Capability::Syslog, &["syslog"]),
+            (Capability::SysTtyConfig, &["vhangup"]),
+            (Capability::SysChroot, &["chroot"]),
+        ];
+        let none = profile(&[]);
+        for (cap, names) in relaxed {
+            let p = profile(&[*cap]);
+            for name in *names {
+                assert_eq!(verdict(&none, name), Verdict::Errno(EPERM), "{name}");
+                assert_eq!(verdict(&p, name), Verdict::Allow, "{name} with {cap:?}");
+            }
+            // The rest stays refused.
+            for name in [
+                "kexec_load",
+                "keyctl",
+                "add_key",
+                "userfaultfd",
+                "io_uring_setup",
+                "pivot_root",
+            ] {
+                assert_eq!(
+                    verdict(&p, name),
+                    Verdict::Errno(EPERM),
+                    "{name} with {cap:?}"
+                );
+            }
         }
-        assert!(is_denied(&d, "ptrace") && is_denied(&d, "keyctl"));
-        let p = default_profile(&[Capability::SysAdmin].into_iter().collect());
-        assert!(!p
-            .syscalls()
-            .iter()
-            .flatten()
-            .any(|s| s.names() == &["clone".to_string()]));
-
-        let d = denied(&[Capability::SysPtrace]);
-        for name in ["ptrace", "process_vm_readv", "process_vm_writev", "kcmp"] {
-            assert!(
-                !is_denied(&d, name),
-                "{name} still denied with CAP_SYS_PTRACE"
-            );
+        // CAP_SYS_ADMIN relaxes no other capability's rules.
+        let admin = profile(&[Capability::SysAdmin]);
+        for name in ["reboot", "init_module", "kcmp", "settimeofday", "acct"] {
+            assert_eq!(verdict(&admin, name), Verdict::Errno(EPERM), "{name}");
         }
-        assert!(is_denied(&d, "mount"));
+    }
 
-        let d = denied(&[Capability::SysTime]);
-        assert!(!is_denied(&d, "settimeofday") && !is_denied(&d, "clock_settime"));
-        let d = denied(&[Capability::SysModule]);
-        assert!(!is_denied(&d, "init_module") && !is_denied(&d, "delete_module"));
-        let d = denied(&[Capability::SysBoot]);
-        assert!(!is_denied(&d, "reboot") && is_denied(&d, "kexec_load"));
-        let d = denied(&[Capability::SysNice]);
-        assert!(!is_denied(&d, "mbind") && is_denied(&d, "move_pages"));
-        let d = denied(&[Capability::SysRawio]);
-        assert!(!is_denied(&d, "iopl"));
-        let d = denied(&[Capability::SysPacct]);
-        assert!(!is_denied(&d, "acct"));
-        let d = denied(&[Capability::DacReadSearch]);
-        assert!(!is_denied(&d, "open_by_handle_at"));
-        let d = denied(&[Capability::Bpf, Capability::Perfmon]);
-        assert!(!is_denied(&d, "bpf") && !is_denied(&d, "perf_event_open"));
-        assert!(is_denied(&d, "mount"));
+    #[test]
+    fn caps_included_need_all_excluded_need_any() {
+        let json = r#"{
+            "defaultAction": "SCMP_ACT_ERRNO",
+            "syscalls": [
+                {"names": ["both"], "action": "SCMP_ACT_ALLOW",
+                 "includes": {"caps": ["CAP_SYS_ADMIN", "CAP_NET_ADMIN"]}},
+                {"names": ["neither"], "action": "SCMP_ACT_ALLOW",
+                 "excludes": {"caps": ["CAP_SYS_ADMIN", "CAP_NET_ADMIN"]}},
+                {"name": "single", "action": "SCMP_ACT_ERRNO", "errnoRet": 38}
+            ]
+        }"#;
+        let p = prepare(
+            serde_json::from_str(json).unwrap(),
+            "amd64",
+            Arch::ScmpArchX86_64,
+            Some((6, 1)),
+        );
+        assert_eq!(p.architectures, [Arch::ScmpArchX86_64]);
+        let with = |caps: &[Capability]| build(&p, &caps.iter().copied().collect());
+        let (admin, net) = (Capability::SysAdmin, Capability::NetAdmin);
+        assert_eq!(verdict(&with(&[admin]), "both"), Verdict::Errno(EPERM));
+        assert_eq!(verdict(&with(&[admin, net]), "both"), Verdict::Allow);
+        assert_eq!(verdict(&with(&[]), "neither"), Verdict::Allow);
+        assert_eq!(verdict(&with(&[net]), "neither"), Verdict::Errno(EPERM));
+        assert_eq!(verdict(&with(&[]), "single"), Verdict::Errno(ENOSYS));
+    }
+
+    #[test]
+    fn min_kernel_is_compared_with_the_kernel() {
+        let on = |kernel| {
+            let p = prepared_for("amd64", Arch::ScmpArchX86_64, kernel);
+            verdict(&build(&p, &HashSet::new()), "ptrace")
+        };
+        assert_eq!(on(Some((4, 8))), Verdict::Allow);
+        assert_eq!(on(Some((6, 1))), Verdict::Allow);
+        assert_eq!(on(Some((5, 0))), Verdict::Allow);
+        assert_eq!(on(Some((4, 7))), Verdict::Errno(EPERM));
+        assert_eq!(on(Some((3, 19))), Verdict::Errno(EPERM));
+        assert_eq!(on(None), Verdict::Errno(EPERM));
+        assert_eq!(parse_version("6.1.0-18-amd64"), Some((6, 1)));
+        assert_eq!(parse_version("3.12-1-amd64"), Some((3, 12)));
+        assert_eq!(parse_version("4.8"), Some((4, 8)));
+        assert_eq!(parse_version("6"), None);
+        // This host: the kernel is read.
+        assert!(kernel_version().is_some());
+    }
+
+    #[test]
+    fn arch_conditions_follow_the_host() {
+        let on = |arch, host| build(&prepared_for(arch, host, Some((6, 1))), &HashSet::new());
+        let amd64 = on("amd64", Arch::ScmpArchX86_64);
+        let arm64 = on("arm64", Arch::ScmpArchAarch64);
+        let s390x = on("s390x", Arch::ScmpArchS390x);
+        assert_eq!(verdict(&amd64, "arch_prctl"), Verdict::Allow);
+        assert_eq!(verdict(&arm64, "arch_prctl"), Verdict::Errno(EPERM));
+        assert_eq!(verdict(&arm64, "arm_fadvise64_64"), Verdict::Allow);
+        assert_eq!(verdict(&amd64, "arm_fadvise64_64"), Verdict::Errno(EPERM));
+        assert_eq!(
+            arm64.architectures().as_deref(),
+            Some(&[Arch::ScmpArchAarch64, Arch::ScmpArchArm][..])
+        );
+        // s390's clone takes its flags second.
+        let clone = rules(&s390x, "clone");
+        assert_eq!(clone.len(), 1);
+        assert_eq!(clone[0].args().as_ref().unwrap()[0].index(), 1);
+        assert_eq!(verdict(&s390x, "clone3"), Verdict::Errno(ENOSYS));
+        // An architecture without an archMap entry: itself only.
+        let riscv = on("riscv64", Arch::ScmpArchRiscv64);
+        assert_eq!(
+            riscv.architectures().as_deref(),
+            Some(&[Arch::ScmpArchRiscv64][..])
+        );
     }
 }

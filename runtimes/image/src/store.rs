@@ -385,14 +385,9 @@ impl ImageStore {
 
     fn write_refs(&self, refs: &RefsFile) -> Result<()> {
         let p = self.refs_path();
-        let partial = self.root.join("refs.json.partial");
         let bytes = serde_json::to_vec_pretty(refs).expect("refs serialize");
-        let mut f = File::create(&partial).ctx("create", &partial)?;
-        f.write_all(&bytes).ctx("write", &partial)?;
-        f.sync_all().ctx("fsync", &partial)?;
-        drop(f);
-        fs::rename(&partial, &p).ctx("rename", &partial)?;
-        fsync_dir(&self.root)
+        jarvis_fsutil::write_atomic(&p, &bytes, jarvis_fsutil::Durability::Durable)
+            .ctx("write", &p)
     }
 
     /// Record `name -> record` if every blob and layer it needs is present.
