@@ -23,17 +23,32 @@ use std::path::PathBuf;
 use anyhow::Context;
 use clap::Parser;
 
-/// jarvisd: supervises every service declared in the units directory.
+/// jarvisd: runs and watches every service declared in the units directory.
 #[derive(Debug, Parser)]
-#[command(name = "jarvisd", version, about, long_about = None)]
+#[command(
+    name = "jarvisd",
+    version,
+    about,
+    long_about = None,
+    after_help = "\
+jarvisd runs as root in the foreground and logs to stderr. It starts each unit
+(a native process or an OCI container) in its own cgroup, in dependency order;
+restarts it when it fails; checks its health; and keeps it running when jarvisd
+itself restarts. Steer it with jarvisctl (status, up, down, start, stop, logs).
+
+Environment:
+  JARVIS_LOG     what jarvisd logs: a tracing filter, e.g. JARVIS_LOG=debug
+                 (default: info; per crate: JARVIS_LOG=info,jarvis_supervisor=debug)
+  JARVIS_SOCKET  the control socket, as --socket; jarvisctl reads it too"
+)]
 pub struct Args {
-    /// Directory of unit files (*.toml).
+    /// Directory of unit files (*.toml), one per unit.
     #[arg(long, default_value = "/etc/jarvis/units")]
     pub units: PathBuf,
     /// Where jarvisd keeps its state and the units' logs.
     #[arg(long, default_value = "/var/lib/jarvis")]
     pub state_dir: PathBuf,
-    /// The control socket.
+    /// The control socket jarvisctl talks to.
     #[arg(long, env = jarvis_proto::SOCKET_ENV, default_value = jarvis_proto::DEFAULT_SOCKET)]
     pub socket: PathBuf,
     /// A group (name or gid) whose members may use the socket (mode 0660);
@@ -47,7 +62,7 @@ pub struct Args {
     /// tests. Repeat for more.
     #[arg(long = "insecure-registry", value_name = "HOST:PORT")]
     pub insecure_registries: Vec<String>,
-    /// Log format on stderr.
+    /// Log format on stderr (the level is JARVIS_LOG's).
     #[arg(long, value_enum, default_value = "text")]
     pub log_format: LogFormat,
 }

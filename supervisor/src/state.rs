@@ -1,15 +1,17 @@
 //! What survives a daemon restart: which units the user stopped.
 //!
-//! Written as `state.json.partial`, fsynced, renamed over `state.json`, and
-//! the directory fsynced, so a crash leaves the old or the new file, never a
+//! Written to a temporary `.state.json.*.partial` beside it, fsynced,
+//! renamed over `state.json`, and the directory fsynced
+//! ([`jarvis_fsutil::write_atomic`]), so a crash leaves the old or the new file, never a
 //! torn one. Unknown fields are ignored and missing ones default, so older
 //! and newer daemons read each other's files.
 
 use std::collections::BTreeMap;
-use std::fs::{self, File};
-use std::io::{self, Write};
+use std::fs;
+use std::io;
 use std::path::{Path, PathBuf};
 
+use jarvis_fsutil::{write_atomic, Durability};
 use serde::{Deserialize, Serialize};
 
 pub const STATE_VERSION: u32 = 1;
@@ -64,16 +66,11 @@ impl StateFile {
     pub fn save(&self, state: &Persisted) -> io::Result<()> {
         let mut state = state.clone();
         state.version = STATE_VERSION;
-        let tmp = self.path.with_extension("json.partial");
-        let mut f = File::create(&tmp)?;
-        f.write_all(&serde_json::to_vec_pretty(&state)?)?;
-        f.sync_all()?;
-        drop(f);
-        fs::rename(&tmp, &self.path)?;
-        if let Some(dir) = self.path.parent() {
-            File::open(dir)?.sync_all()?;
-        }
-        Ok(())
+        write_atomic(
+            &self.path,
+            &serde_json::to_vec_pretty(&state)?,
+            Durability::Durable,
+        )
     }
 }
 
@@ -93,7 +90,11 @@ mod tests {
         let back = sf.load().unwrap();
         assert_eq!(back.units, p.units);
         assert_eq!(back.version, STATE_VERSION);
-        assert!(!dir.path().join("state.json.partial").exists());
+        let names: Vec<_> = fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names, ["state.json"], "only the state file is left");
     }
 
     #[test]

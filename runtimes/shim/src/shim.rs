@@ -31,6 +31,8 @@ const DRAIN: Duration = Duration::from_secs(1);
 ///
 /// Call it first thing in `main` when `argv[1] == SHIM_ARG`.
 pub fn shim_main() -> ! {
+    // Re-executed from /proc/self/exe, the kernel calls it "exe".
+    let _ = std::fs::write("/proc/self/comm", crate::SHIM_NAME);
     let fds = std::env::var(FDS_ENV).ok().and_then(|v| {
         let (a, b) = v.split_once(',')?;
         Some((a.parse::<RawFd>().ok()?, b.parse::<RawFd>().ok()?))

@@ -96,6 +96,7 @@ pub async fn spawn(exe: &Path, spec: &ShimSpec) -> Result<Started, ShimError> {
         nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| start_err(e.into()))?;
     let inherit = [spec_fd.as_raw_fd(), status_w.as_raw_fd()];
     let mut cmd = std::process::Command::new(exe);
+    std::os::unix::process::CommandExt::arg0(&mut cmd, crate::shim_argv0(&spec.unit));
     cmd.arg(SHIM_ARG)
         .arg(&spec.unit)
         .env_clear()
