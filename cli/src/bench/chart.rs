@@ -296,7 +296,7 @@ mod tests {
 
     #[test]
     fn writes_an_svg_with_both_series() {
-        let report = BenchReport::compute("llm", Api::Ollama, fixture(), 0.05);
+        let report = BenchReport::new("llm", Api::Ollama, fixture(), 0.05).unwrap();
         let dir = std::env::temp_dir().join(format!("jarvis-bench-chart-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join("bench.svg");
@@ -310,12 +310,12 @@ mod tests {
         // The bar panels' axis labels, and the round series' legend.
         assert_eq!(
             texts.iter().filter(|t| *t == "native").count(),
-            3,
+            4,
             "{texts:?}"
         );
         assert_eq!(
             texts.iter().filter(|t| *t == "container").count(),
-            3,
+            4,
             "{texts:?}"
         );
         assert!(has("latency_ms (lower is better)"), "{texts:?}");
@@ -339,7 +339,7 @@ mod tests {
                 s.prompt_tokens_per_s = Some(900.0 + 10.0 * j as f64);
             }
         }
-        let report = BenchReport::compute("llm", Api::Openai, rounds, 0.05);
+        let report = BenchReport::new("llm", Api::Openai, rounds, 0.05).unwrap();
         assert_eq!(report.metrics.len(), 4);
         let svg = render_svg(&report).unwrap();
         let texts = texts(&svg);

@@ -116,43 +116,7 @@ impl FromStr for Api {
     }
 }
 
-/// The measurements of one request. Times are milliseconds, rates are
-/// tokens per second; `None` where neither the server nor the client could
-/// say.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Sample {
-    /// From sending the request to receiving the first streamed chunk that
-    /// carries generated text. `None` if none did.
-    pub ttft_ms: Option<f64>,
-    /// From sending the request to the end of the response.
-    pub latency_ms: f64,
-    /// Prompt tokens, as the server counted them.
-    pub prompt_tokens: Option<u64>,
-    /// Generated tokens: the server's count where it gives one, else the
-    /// number of streamed chunks with text.
-    pub gen_tokens: Option<u64>,
-    /// Prompt processing rate: the server's timings where given, else
-    /// `prompt_tokens / ttft`.
-    pub prompt_tokens_per_s: Option<f64>,
-    /// Generation rate: the server's timings where given, else
-    /// `(gen_tokens - 1) / (last token - first token)` as the client saw it.
-    pub gen_tokens_per_s: Option<f64>,
-}
-
-impl Sample {
-    /// The value of a metric by its report name (`ttft_ms`, `latency_ms`,
-    /// `gen_tokens_per_s`, `prompt_tokens_per_s`).
-    pub fn metric(&self, name: &str) -> Option<f64> {
-        match name {
-            "ttft_ms" => self.ttft_ms,
-            "latency_ms" => Some(self.latency_ms),
-            "gen_tokens_per_s" => self.gen_tokens_per_s,
-            "prompt_tokens_per_s" => self.prompt_tokens_per_s,
-            _ => None,
-        }
-        .filter(|v| v.is_finite())
-    }
-}
+pub use jarvis_benchstats::Sample;
 
 /// Sends measured requests to one inference server.
 #[derive(Debug, Clone)]

@@ -1,6 +1,8 @@
 //! The result of `jarvisctl bench`: the rounds as run, per-metric
 //! comparisons, the verdict and the recommendation. Its JSON is what
-//! `--json` prints:
+//! `--json` prints, and what is sent to jarvisd (which reads only `unit`,
+//! `api`, `created`, `max_slowdown` and `rounds`, and computes the rest
+//! again):
 //!
 //! ```json
 //! {
@@ -29,8 +31,9 @@
 //! }
 //! ```
 //!
-//! A metric is left out of `metrics` when a side has no value for it.
-//! `ci_low`/`ci_high` are `null` when a side has a single value.
+//! A metric no round measured is left out of `metrics` (one that some
+//! rounds measured and others did not is a [`Refusal`]). The CI resamples
+//! paired rounds; `ci_low`/`ci_high` are `null` with a single pair.
 //! `difference` is `{"kind": "slower"|"faster", "pct": 4.1}` or
 //! `{"kind": "same"}`.
 
@@ -41,126 +44,15 @@ use std::time::SystemTime;
 use comfy_table::{presets, Cell, CellAlignment, ContentArrangement, Table};
 use serde::{Deserialize, Serialize};
 
-use super::client::{Api, Sample};
-use super::stats::{self, Comparison, Difference, Form};
+pub use jarvis_benchstats::{Analysis, MetricReport, Refusal, Round, SideStats, METRICS};
 
-/// The metrics compared, in the order they are shown; the first is the
-/// primary one ([`stats::PRIMARY_METRIC`]).
-pub const METRICS: [&str; 4] = [
-    "latency_ms",
-    "ttft_ms",
-    "gen_tokens_per_s",
-    "prompt_tokens_per_s",
-];
+use super::client::Api;
+use super::stats::{Difference, Form};
 
-/// One round: a run of requests against one form of the unit.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Round {
-    pub form: Form,
-    /// Position in the order run, from 0.
-    pub index: usize,
-    /// When the round's first request was sent, in milliseconds since the
-    /// bench started.
-    #[serde(default)]
-    pub start_ms: u64,
-    /// From the first request sent to the last reply read.
-    #[serde(default)]
-    pub duration_ms: f64,
-    /// The successful requests, in order.
-    pub samples: Vec<Sample>,
-    /// The failed requests' errors, in order.
-    #[serde(default)]
-    pub errors: Vec<String>,
-}
-
-impl Round {
-    /// An empty round.
-    pub fn new(form: Form, index: usize, start_ms: u64) -> Self {
-        Round {
-            form,
-            index,
-            start_ms,
-            duration_ms: 0.0,
-            samples: Vec::new(),
-            errors: Vec::new(),
-        }
-    }
-
-    /// This round's values of one metric (see [`Sample::metric`]).
-    pub fn values(&self, metric: &str) -> Vec<f64> {
-        self.samples
-            .iter()
-            .filter_map(|s| s.metric(metric))
-            .collect()
-    }
-}
-
-/// Median, nearest-rank p95 and count of one metric on one side.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-pub struct SideStats {
-    pub median: f64,
-    pub p95: f64,
-    pub n: usize,
-}
-
-impl SideStats {
-    /// `None` for no values.
-    pub fn of(xs: &[f64]) -> Option<Self> {
-        Some(SideStats {
-            median: stats::median(xs)?,
-            p95: stats::p95(xs)?,
-            n: xs.len(),
-        })
-    }
-}
-
-/// One metric, native against container.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct MetricReport {
-    pub native: SideStats,
-    pub container: SideStats,
-    /// `container.median / native.median`.
-    pub ratio: f64,
-    /// The 95% bootstrap CI of `ratio`; `None` (null) with a single value
-    /// on a side.
-    pub ci_low: Option<f64>,
-    pub ci_high: Option<f64>,
-    /// Throughputs: a larger value is better. Times: a smaller one.
-    pub higher_is_better: bool,
-    pub difference: Difference,
-    /// The sentence of [`stats::verdict`].
-    pub verdict: String,
-}
-
-impl MetricReport {
-    /// The comparison of `metric` between the two sides' values; `None` if
-    /// a side has none (or the native median is zero).
-    pub fn compute(metric: &str, native: &[f64], container: &[f64]) -> Option<Self> {
-        let n = SideStats::of(native)?;
-        let c = SideStats::of(container)?;
-        let cmp = stats::compare(container, native)?;
-        let (verdict, difference) = stats::verdict_for(metric, &cmp);
-        Some(MetricReport {
-            native: n,
-            container: c,
-            ratio: cmp.ratio,
-            ci_low: cmp.ci.map(|c| c.0),
-            ci_high: cmp.ci.map(|c| c.1),
-            higher_is_better: stats::higher_is_better(metric),
-            difference,
-            verdict,
-        })
-    }
-
-    pub fn comparison(&self) -> Comparison {
-        Comparison {
-            ratio: self.ratio,
-            ci: self.ci_low.zip(self.ci_high),
-        }
-    }
-}
-
-/// Everything one `jarvisctl bench` run found.
+/// Everything one `jarvisctl bench` run found. Its JSON is also what is sent
+/// to jarvisd, which reads only the raw part (`unit`, `api`, `created`,
+/// `max_slowdown`, `rounds`: a [`jarvis_benchstats::Submission`]) and
+/// computes the rest again itself.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct BenchReport {
     pub unit: String,
@@ -185,53 +77,63 @@ pub struct BenchReport {
 }
 
 impl BenchReport {
-    /// Pools each form's samples over its rounds, compares every metric
-    /// that both forms have values for, and recommends a form (see
-    /// [`stats::recommend`]). `created` is now.
+    /// Checks the rounds and analyses them (see
+    /// [`jarvis_benchstats::analyze`]): the i-th native round is paired
+    /// with the i-th container round, every metric the rounds measured is
+    /// compared, and a form is recommended. A failed request, an empty
+    /// round, unpaired rounds or a metric missing from a round is a
+    /// [`Refusal`]: no report, and so no recommendation. `created` is now.
+    pub fn new(
+        unit: impl Into<String>,
+        api: Api,
+        rounds: Vec<Round>,
+        max_slowdown: f64,
+    ) -> Result<Self, Refusal> {
+        let a = jarvis_benchstats::analyze(&rounds, max_slowdown)?;
+        Ok(Self::assemble(unit.into(), api, rounds, max_slowdown, a))
+    }
+
+    /// [`new`](Self::new) for callers that let jarvisd do the refusing:
+    /// rounds that fail the checks give a report with no metrics, a
+    /// verdict that says why, and no form preferred on the data, and
+    /// jarvisd (which analyses the rounds again) refuses to store it.
     pub fn compute(
         unit: impl Into<String>,
         api: Api,
         rounds: Vec<Round>,
         max_slowdown: f64,
     ) -> Self {
-        let pooled = |form: Form, metric: &str| -> Vec<f64> {
-            rounds
-                .iter()
-                .filter(|r| r.form == form)
-                .flat_map(|r| r.values(metric))
-                .collect()
-        };
-        let metrics: BTreeMap<String, MetricReport> = METRICS
-            .iter()
-            .filter_map(|&m| {
-                MetricReport::compute(m, &pooled(Form::Native, m), &pooled(Form::Container, m))
-                    .map(|r| (m.to_string(), r))
-            })
-            .collect();
-        let comparisons = metrics
-            .iter()
-            .map(|(k, m)| (k.clone(), m.comparison()))
-            .collect();
-        let (recommendation, reason) = stats::recommend(&comparisons, max_slowdown);
-        let verdict = match metrics.get(stats::PRIMARY_METRIC) {
-            Some(m) => m.verdict.clone(),
-            None => format!(
-                "{}: no data from both forms to compare",
-                stats::PRIMARY_METRIC
-            ),
-        };
+        let a =
+            jarvis_benchstats::analyze(&rounds, max_slowdown).unwrap_or_else(|refusal| Analysis {
+                requests: rounds.iter().map(|r| r.samples.len()).sum(),
+                errors: rounds.iter().map(|r| r.errors.len()).sum(),
+                metrics: BTreeMap::new(),
+                verdict: format!("no verdict: {refusal}"),
+                recommendation: Form::Container,
+                reason: format!("nothing can be concluded: {refusal}"),
+            });
+        Self::assemble(unit.into(), api, rounds, max_slowdown, a)
+    }
+
+    fn assemble(
+        unit: String,
+        api: Api,
+        rounds: Vec<Round>,
+        max_slowdown: f64,
+        a: Analysis,
+    ) -> Self {
         BenchReport {
-            unit: unit.into(),
+            unit,
             api,
             created: humantime::format_rfc3339_seconds(SystemTime::now()).to_string(),
             max_slowdown,
-            requests: rounds.iter().map(|r| r.samples.len()).sum(),
-            errors: rounds.iter().map(|r| r.errors.len()).sum(),
+            requests: a.requests,
+            errors: a.errors,
             rounds,
-            metrics,
-            verdict,
-            recommendation,
-            reason,
+            metrics: a.metrics,
+            verdict: a.verdict,
+            recommendation: a.recommendation,
+            reason: a.reason,
         }
     }
 
@@ -357,6 +259,7 @@ pub fn render_text(report: &BenchReport) -> String {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
+    use crate::bench::Sample;
 
     fn sample(latency: f64, ttft: f64, tps: Option<f64>) -> Sample {
         Sample {
@@ -370,7 +273,7 @@ pub(crate) mod tests {
     }
 
     /// Four alternating rounds of five requests; the container is ~10%
-    /// slower on latency, the same on ttft, and has no tokens/s.
+    /// slower on latency, the same on ttft and tokens/s; no prompt rate.
     pub(crate) fn fixture() -> Vec<Round> {
         let mut rounds = Vec::new();
         for i in 0..4 {
@@ -382,27 +285,27 @@ pub(crate) mod tests {
             let mut r = Round::new(form, i, i as u64 * 1000);
             for j in 0..5 {
                 let jitter = f64::from(j) - 2.0;
-                let (lat, tps) = match form {
-                    Form::Native => (100.0 + jitter, Some(50.0 + jitter)),
-                    Form::Container => (110.0 + jitter, None),
+                let lat = match form {
+                    Form::Native => 100.0 + jitter,
+                    Form::Container => 110.0 + jitter,
                 };
-                r.samples.push(sample(lat, 20.0 + jitter, tps));
+                r.samples
+                    .push(sample(lat, 20.0 + jitter, Some(50.0 + jitter)));
             }
             r.duration_ms = 500.0;
             rounds.push(r);
         }
-        rounds[3].errors.push("HTTP 500".into());
         rounds
     }
 
     #[test]
-    fn compute_fills_metrics_and_recommendation() {
-        let report = BenchReport::compute("llm", Api::Ollama, fixture(), 0.05);
+    fn new_fills_metrics_and_recommendation() {
+        let report = BenchReport::new("llm", Api::Ollama, fixture(), 0.05).unwrap();
         assert_eq!(report.requests, 20);
-        assert_eq!(report.errors, 1);
+        assert_eq!(report.errors, 0);
         assert_eq!(
             report.metrics.keys().collect::<Vec<_>>(),
-            ["latency_ms", "ttft_ms"]
+            ["gen_tokens_per_s", "latency_ms", "ttft_ms"]
         );
         let lat = &report.metrics["latency_ms"];
         assert_eq!(
@@ -429,13 +332,39 @@ pub(crate) mod tests {
         // RFC 3339, UTC.
         assert!(humantime::parse_rfc3339(&report.created).is_ok());
 
-        let lenient = BenchReport::compute("llm", Api::Ollama, fixture(), 0.2);
+        let lenient = BenchReport::new("llm", Api::Ollama, fixture(), 0.2).unwrap();
         assert_eq!(lenient.recommendation, Form::Container);
+        // The unchecked form gives the same report on clean rounds.
+        let unchecked = BenchReport::compute("llm", Api::Ollama, fixture(), 0.05);
+        assert_eq!(unchecked.metrics, report.metrics);
+        assert_eq!(unchecked.recommendation, report.recommendation);
+    }
+
+    #[test]
+    fn failed_rounds_give_no_recommendation() {
+        let mut rounds = fixture();
+        rounds[3].errors.push("HTTP 500".into());
+        let refusal = BenchReport::new("llm", Api::Ollama, rounds.clone(), 0.05).unwrap_err();
+        assert_eq!(
+            refusal.to_string(),
+            "round 4 (container) had 1 failed request(s), the first: HTTP 500"
+        );
+        let report = BenchReport::compute("llm", Api::Ollama, rounds, 0.05);
+        assert_eq!((report.requests, report.errors), (20, 1));
+        assert!(report.metrics.is_empty());
+        assert_eq!(
+            report.verdict,
+            "no verdict: round 4 (container) had 1 failed request(s), the first: HTTP 500"
+        );
+        // jarvisd, analysing the rounds it is sent, refuses it too.
+        let sent: jarvis_benchstats::Submission =
+            serde_json::from_value(serde_json::to_value(&report).unwrap()).unwrap();
+        assert_eq!(sent.analyze().unwrap_err(), refusal);
     }
 
     #[test]
     fn json_shape() {
-        let report = BenchReport::compute("llm", Api::Llamacpp, fixture(), 0.05);
+        let report = BenchReport::new("llm", Api::Llamacpp, fixture(), 0.05).unwrap();
         let v = serde_json::to_value(&report).unwrap();
         for key in [
             "unit",
@@ -456,8 +385,9 @@ pub(crate) mod tests {
         assert_eq!(v["rounds"][1]["form"], "container");
         assert_eq!(v["rounds"][1]["index"], 1);
         assert_eq!(v["rounds"][0]["samples"][0]["latency_ms"], 98.0);
+        assert_eq!(v["rounds"][1]["samples"][0]["gen_tokens_per_s"], 48.0);
         assert_eq!(
-            v["rounds"][1]["samples"][0]["gen_tokens_per_s"],
+            v["rounds"][1]["samples"][0]["prompt_tokens_per_s"],
             serde_json::Value::Null
         );
         let lat = &v["metrics"]["latency_ms"];
@@ -468,7 +398,14 @@ pub(crate) mod tests {
         assert_eq!(lat["native"]["p95"], 102.0);
         assert_eq!(lat["native"]["n"], 10);
         assert_eq!(lat["difference"]["kind"], "slower");
-        assert!(v["metrics"].get("gen_tokens_per_s").is_none());
+        assert!(v["metrics"].get("prompt_tokens_per_s").is_none());
+        // What jarvisd reads from it, and what it computes again, agree.
+        let sent: jarvis_benchstats::Submission = serde_json::from_value(v.clone()).unwrap();
+        assert_eq!(sent.unit, "llm");
+        assert_eq!(sent.api, "llamacpp");
+        let again = sent.analyze().unwrap();
+        assert_eq!(again.analysis.metrics, report.metrics);
+        assert_eq!(again.analysis.recommendation, report.recommendation);
         // Round-trips.
         let back: BenchReport = serde_json::from_value(v).unwrap();
         assert_eq!(back, report);
@@ -477,12 +414,17 @@ pub(crate) mod tests {
     #[test]
     fn no_data_on_a_side() {
         let rounds = vec![fixture().remove(0)];
+        assert_eq!(
+            BenchReport::new("llm", Api::Openai, rounds.clone(), 0.05).unwrap_err(),
+            Refusal::NoRounds {
+                form: Form::Container
+            }
+        );
         let report = BenchReport::compute("llm", Api::Openai, rounds, 0.05);
         assert!(report.metrics.is_empty());
-        assert_eq!(report.recommendation, Form::Container);
         assert_eq!(
             report.verdict,
-            "latency_ms: no data from both forms to compare"
+            "no verdict: no container round was measured"
         );
         let text = render_text(&report);
         assert!(
@@ -493,12 +435,10 @@ pub(crate) mod tests {
 
     #[test]
     fn text_rendering() {
-        let report = BenchReport::compute("llm", Api::Ollama, fixture(), 0.05);
+        let report = BenchReport::new("llm", Api::Ollama, fixture(), 0.05).unwrap();
         let text = render_text(&report);
         assert!(
-            text.starts_with(
-                "bench llm (ollama): 20 requests in 2 native + 2 container rounds, 1 failed\n"
-            ),
+            text.starts_with("bench llm (ollama): 20 requests in 2 native + 2 container rounds\n"),
             "{text}"
         );
         let lines: Vec<&str> = text.lines().collect();
