@@ -320,6 +320,41 @@ fn logical(roots: &Roots, host: &std::path::Path) -> PathBuf {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use jarvis_hardware::fixture::{Fixture, UsbSpec};
+    use jarvis_unit::{Exec, Native};
+
+    fn unit(devices: Vec<DeviceSpec>) -> Unit {
+        let mut u = Unit::new(
+            "zigbee2mqtt",
+            Exec::Native(Native {
+                command: vec!["/bin/true".into()],
+                user: None,
+                group: None,
+                supplementary_groups: vec![],
+                working_dir: None,
+            }),
+        );
+        u.devices = devices;
+        u
+    }
+
+    fn usb(vendor: &str, product: &str, as_path: &str, optional: bool) -> DeviceSpec {
+        DeviceSpec {
+            matcher: DeviceMatch::Usb {
+                vendor: vendor.into(),
+                product: product.into(),
+                serial: None,
+            },
+            as_path: as_path.into(),
+            optional,
+        }
+    }
+
+    fn gpu_of(fx: &Fixture) -> GpuInfo {
+        let gpus = inventory(&fx.roots_without_nvml());
+        assert_eq!(gpus.len(), 1, "{gpus:?}");
+        gpus.into_iter().next().unwrap()
+    }
 
     #[test]
     fn device_env_names() {
@@ -328,5 +363,125 @@ mod tests {
             device_env_name("/dev/serial/zwave-1"),
             "JARVIS_DEVICE_SERIAL_ZWAVE_1"
         );
+    }
+
+    #[test]
+    fn a_required_device_is_waited_for_and_an_optional_one_skipped() {
+        let mut fx = Fixture::new().unwrap();
+        fx.add_usb(&UsbSpec::sonoff_zbdongle_p()).unwrap();
+        let roots = fx.roots();
+        let found = resolve_devices(
+            &roots,
+            &unit(vec![
+                usb("10c4", "ea60", "/dev/zigbee", false),
+                usb("1cf1", "0030", "/dev/conbee", true),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(found.len(), 1);
+        assert_eq!(found[0].1.dev_path, PathBuf::from("/dev/ttyUSB0"));
+        let err = resolve_devices(&roots, &unit(vec![usb("1cf1", "0030", "/dev/conbee", false)]))
+            .unwrap_err();
+        assert_eq!(err, "waiting for device usb 1cf1:0030 (for /dev/conbee)");
+    }
+
+    #[test]
+    fn a_run_gets_its_devices_env_groups_and_links() {
+        let mut fx = Fixture::new().unwrap();
+        fx.add_usb(&UsbSpec::sonoff_zbdongle_p()).unwrap();
+        let roots = fx.roots();
+        let u = unit(vec![usb("10c4", "ea60", "/dev/zigbee", false)]);
+        let hw = RunHardware {
+            placement: Some(Placement::Cpu),
+            devices: resolve_devices(&roots, &u).unwrap(),
+        };
+        let env = hw.env();
+        let get = |k: &str| env.iter().find(|(ek, _)| ek == k).map(|(_, v)| v.as_str());
+        assert_eq!(get("CUDA_VISIBLE_DEVICES"), Some("-1"));
+        assert_eq!(get("JARVIS_DEVICE_ZIGBEE"), Some("/dev/ttyUSB0"));
+        assert_eq!(hw.groups(), vec![20], "dialout");
+        assert_eq!(hw.device_paths(), vec![PathBuf::from("/dev/ttyUSB0")]);
+
+        hw.link_native(&roots).unwrap();
+        let link = roots.dev_host_path("/dev/zigbee");
+        assert_eq!(std::fs::read_link(&link).unwrap(), hw.devices[0].1.node);
+        // Linking again replaces the link.
+        hw.link_native(&roots).unwrap();
+        assert_eq!(std::fs::read_link(&link).unwrap(), hw.devices[0].1.node);
+
+        let extras = hw.container_extras(&roots).unwrap();
+        assert_eq!(extras.devices.len(), 1);
+        let d = &extras.devices[0];
+        assert_eq!(d.path, PathBuf::from("/dev/zigbee"), "the container sees it at `as`");
+        assert_eq!((d.major, d.minor), (188, 0));
+        assert_eq!(d.gid, 20);
+        assert_eq!(extras.additional_gids, vec![20]);
+        assert!(extras.mounts.is_empty());
+        assert_eq!(hw.library_path(&extras), None);
+    }
+
+    #[test]
+    fn an_nvidia_gpu_without_cdi_gets_its_nodes_and_driver_files() {
+        let fx = Fixture::h200_host().unwrap();
+        let gpu = gpu_of(&fx);
+        assert_eq!(gpu.vendor, Vendor::Nvidia);
+        assert!(gpu.id.starts_with("GPU-"), "{}", gpu.id);
+        assert_eq!(gpu.minor, Some(0));
+        let hw = RunHardware {
+            placement: Some(Placement::Gpus {
+                vendor: Vendor::Nvidia,
+                gpus: vec![gpu],
+            }),
+            devices: vec![],
+        };
+        let extras = hw.container_extras(&fx.roots_without_nvml()).unwrap();
+        let paths: Vec<String> = extras
+            .devices
+            .iter()
+            .map(|d| d.path.display().to_string())
+            .collect();
+        for want in ["/dev/nvidia0", "/dev/nvidiactl", "/dev/nvidia-uvm"] {
+            assert!(paths.iter().any(|p| p == want), "{want} in {paths:?}");
+        }
+        // Driver files are mounted where the host has them, as the
+        // container sees the host: without the fixture's root.
+        let root = fx.path().display().to_string();
+        assert!(!extras.mounts.is_empty());
+        for m in &extras.mounts {
+            assert!(m.host.starts_with(fx.path()), "{:?}", m.host);
+            assert!(!m.container.display().to_string().starts_with(&root));
+            assert_eq!(m.options, vec!["ro", "nosuid", "nodev"]);
+        }
+        let lib = hw.library_path(&extras).unwrap();
+        assert!(lib.split(':').any(|d| d == "/usr/local/nvidia/lib64"), "{lib}");
+    }
+
+    #[test]
+    fn an_amd_gpu_gets_kfd_its_render_node_and_groups() {
+        let fx = Fixture::amd_host().unwrap();
+        let gpu = gpu_of(&fx);
+        assert_eq!(gpu.vendor, Vendor::Amd);
+        assert_eq!(gpu.id, "0000:03:00.0");
+        assert_eq!((gpu.index, gpu.memory_total), (0, 25_753_026_560));
+        let hw = RunHardware {
+            placement: Some(Placement::Gpus {
+                vendor: Vendor::Amd,
+                gpus: vec![gpu],
+            }),
+            devices: vec![],
+        };
+        let extras = hw.container_extras(&fx.roots_without_nvml()).unwrap();
+        let paths: Vec<String> = extras
+            .devices
+            .iter()
+            .map(|d| d.path.display().to_string())
+            .collect();
+        assert!(paths.contains(&"/dev/kfd".to_string()), "{paths:?}");
+        assert!(paths.contains(&"/dev/dri/renderD128".to_string()), "{paths:?}");
+        let mut gids = extras.additional_gids.clone();
+        gids.sort();
+        assert_eq!(gids, vec![44, 993], "video and render");
+        let env = hw.env();
+        assert!(env.contains(&("HIP_VISIBLE_DEVICES".into(), "0".into())));
     }
 }
