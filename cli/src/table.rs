@@ -1,7 +1,7 @@
 //! The status table people read.
 
 use comfy_table::{presets, Cell, CellAlignment, ContentArrangement, Table};
-use jarvis_proto::{ImageInfo, StatusReport, UnitStatus};
+use jarvis_proto::{Health, ImageInfo, StatusReport, UnitState, UnitStatus};
 
 pub fn status(report: &StatusReport) -> String {
     if report.units.is_empty() {
@@ -30,14 +30,14 @@ pub fn status(report: &StatusReport) -> String {
     for u in &report.units {
         let mut row = vec![
             Cell::new(&u.name),
-            Cell::new(&u.kind),
+            Cell::new(u.kind),
             Cell::new(state(u)),
             Cell::new(u.pid.map(|p| p.to_string()).unwrap_or_else(|| "-".into()))
                 .set_alignment(CellAlignment::Right),
             Cell::new(u.uptime_ms.map(uptime).unwrap_or_else(|| "-".into()))
                 .set_alignment(CellAlignment::Right),
             Cell::new(u.restarts).set_alignment(CellAlignment::Right),
-            Cell::new(u.health.as_deref().unwrap_or("-")),
+            Cell::new(u.health.map_or("-", Health::as_str)),
             Cell::new(memory(u)).set_alignment(CellAlignment::Right),
             Cell::new(
                 u.cpu_usage_ns
@@ -183,9 +183,9 @@ pub fn probe(p: &jarvis_hardware::Probe) -> String {
 }
 
 fn state(u: &UnitStatus) -> String {
-    match (u.state.as_str(), u.exit_code) {
-        ("exited" | "failed", Some(code)) => format!("{} ({code})", u.state),
-        _ => u.state.clone(),
+    match (u.state, u.exit_code) {
+        (UnitState::Exited | UnitState::Failed, Some(code)) => format!("{} ({code})", u.state),
+        _ => u.state.to_string(),
     }
 }
 
@@ -234,11 +234,11 @@ pub fn uptime(ms: u64) -> String {
 mod tests {
     use super::*;
 
-    fn unit(name: &str, state: &str) -> UnitStatus {
+    fn unit(name: &str, state: UnitState) -> UnitStatus {
         UnitStatus {
             name: name.into(),
-            kind: "native".into(),
-            state: state.into(),
+            kind: jarvis_proto::UnitKind::Native,
+            state,
             pid: None,
             restarts: 0,
             health: None,
@@ -262,15 +262,15 @@ mod tests {
 
     #[test]
     fn table_reads_at_a_glance() {
-        let mut web = unit("web", "running");
+        let mut web = unit("web", UnitState::Running);
         web.pid = Some(4242);
         web.uptime_ms = Some(3_723_000);
         web.restarts = 2;
-        web.health = Some("healthy".into());
+        web.health = Some(Health::Healthy);
         web.memory_bytes = Some(12 * 1024 * 1024);
         web.memory_max_bytes = Some(64 * 1024 * 1024);
         web.cpu_usage_ns = Some(1_500_000_000);
-        let mut db = unit("db", "failed");
+        let mut db = unit("db", UnitState::Failed);
         db.exit_code = Some(137);
         db.reason = Some("killed by SIGKILL: out of memory".into());
         let out = status(&StatusReport {
@@ -287,7 +287,7 @@ web   native  running       4242   1h02m         2  healthy  12M / 64M  1.50s
     #[test]
     fn the_reason_column_hides_when_empty() {
         let out = status(&StatusReport {
-            units: vec![unit("a", "stopped")],
+            units: vec![unit("a", UnitState::Stopped)],
         });
         assert!(!out.contains("REASON"), "{out}");
     }

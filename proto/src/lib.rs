@@ -188,14 +188,13 @@ pub struct StatusReport {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct UnitStatus {
     pub name: String,
-    /// `native`
-    pub kind: String,
-    /// `starting`, `running`, `stopping`, `stopped`, `exited`, `failed`, `waiting`
-    pub state: String,
+    /// The form the unit runs as now.
+    pub kind: UnitKind,
+    pub state: UnitState,
     pub pid: Option<i32>,
     pub restarts: u32,
-    /// `healthy`, `unhealthy`, `starting`, or null without a health check.
-    pub health: Option<String>,
+    /// Null without a health check.
+    pub health: Option<Health>,
     /// The last exit: the code, or 128 + the signal number when killed.
     pub exit_code: Option<i32>,
     /// The unit's cgroup path, as in /proc/PID/cgroup.
@@ -214,9 +213,8 @@ pub struct UnitStatus {
     pub tasks: Option<u64>,
     /// Whether the unit is meant to run (`up`/`start`) or was stopped.
     pub wanted: bool,
-    /// The form the unit runs as (`native`|`container`) and why, for units
-    /// that declare both.
-    pub form: Option<String>,
+    /// The form the unit runs as, for units that declare both; and why.
+    pub form: Option<UnitKind>,
     pub form_reason: Option<String>,
     /// Where a unit with `[gpu]` runs: `{"device": "cpu"}` or
     /// `{"device": "gpu", "gpus": ["GPU-..."]}`; null for units without
@@ -226,10 +224,99 @@ pub struct UnitStatus {
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Placement {
-    /// `cpu` or `gpu`
-    pub device: String,
+    pub device: Device,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub gpus: Option<Vec<String>>,
+}
+
+/// A closed set of words on the wire. Each variant's spelling is written
+/// once: serde uses it, and so do `as_str`, `Display`, `FromStr` and `ALL`.
+macro_rules! wire_enum {
+    ($(#[$meta:meta])* pub enum $name:ident { $($(#[$vmeta:meta])* $variant:ident = $text:literal,)+ }) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+        pub enum $name {
+            $($(#[$vmeta])* #[serde(rename = $text)] $variant,)+
+        }
+
+        impl $name {
+            /// Every variant, in declaration order.
+            pub const ALL: &'static [$name] = &[$($name::$variant),+];
+
+            /// The spelling on the wire.
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $($name::$variant => $text,)+
+                }
+            }
+        }
+
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+
+        impl std::str::FromStr for $name {
+            type Err = UnknownWord;
+            fn from_str(s: &str) -> Result<Self, UnknownWord> {
+                $name::ALL
+                    .iter()
+                    .copied()
+                    .find(|v| v.as_str() == s)
+                    .ok_or_else(|| UnknownWord {
+                        word: s.to_string(),
+                        expected: $name::ALL.iter().map(|v| v.as_str()).collect(),
+                    })
+            }
+        }
+    };
+}
+
+/// A string that is none of a wire enum's spellings.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown value {word:?}; expected one of: {}", expected.join(", "))]
+pub struct UnknownWord {
+    pub word: String,
+    pub expected: Vec<&'static str>,
+}
+
+wire_enum! {
+    /// How a unit runs: `kind` and `form` in [`UnitStatus`].
+    pub enum UnitKind {
+        Native = "native",
+        Container = "container",
+    }
+}
+
+wire_enum! {
+    /// Where a unit is in its life: `state` in [`UnitStatus`].
+    pub enum UnitState {
+        Waiting = "waiting",
+        Starting = "starting",
+        Running = "running",
+        Stopping = "stopping",
+        Stopped = "stopped",
+        Exited = "exited",
+        Failed = "failed",
+    }
+}
+
+wire_enum! {
+    /// What a unit's health check says: `health` in [`UnitStatus`].
+    pub enum Health {
+        Starting = "starting",
+        Healthy = "healthy",
+        Unhealthy = "unhealthy",
+    }
+}
+
+wire_enum! {
+    /// What a unit with `[gpu]` was placed on: `device` in [`Placement`].
+    pub enum Device {
+        Cpu = "cpu",
+        Gpu = "gpu",
+    }
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -372,5 +459,92 @@ mod tests {
         assert_eq!(json["request"], "stop");
         assert!(Request::Up.is_mutating());
         assert!(!Request::Status { units: vec![] }.is_mutating());
+    }
+
+    /// The spellings scripts see in `status --json`: pinned, every variant.
+    #[test]
+    fn wire_words_keep_their_spelling() {
+        fn check<T>(pairs: &[(T, &str)], all: &[T])
+        where
+            T: Serialize + DeserializeOwned + std::fmt::Debug + PartialEq + Copy + std::str::FromStr,
+            <T as std::str::FromStr>::Err: std::fmt::Debug,
+        {
+            let listed: Vec<T> = pairs.iter().map(|(v, _)| *v).collect();
+            assert_eq!(listed, all, "every variant is pinned here");
+            for (v, text) in pairs {
+                let json = format!("\"{text}\"");
+                assert_eq!(serde_json::to_string(v).unwrap(), json);
+                assert_eq!(&serde_json::from_str::<T>(&json).unwrap(), v);
+                assert_eq!(&text.parse::<T>().unwrap(), v);
+            }
+        }
+        check(
+            &[(UnitKind::Native, "native"), (UnitKind::Container, "container")],
+            UnitKind::ALL,
+        );
+        check(
+            &[
+                (UnitState::Waiting, "waiting"),
+                (UnitState::Starting, "starting"),
+                (UnitState::Running, "running"),
+                (UnitState::Stopping, "stopping"),
+                (UnitState::Stopped, "stopped"),
+                (UnitState::Exited, "exited"),
+                (UnitState::Failed, "failed"),
+            ],
+            UnitState::ALL,
+        );
+        check(
+            &[
+                (Health::Starting, "starting"),
+                (Health::Healthy, "healthy"),
+                (Health::Unhealthy, "unhealthy"),
+            ],
+            Health::ALL,
+        );
+        check(&[(Device::Cpu, "cpu"), (Device::Gpu, "gpu")], Device::ALL);
+        assert_eq!(UnitState::Failed.to_string(), "failed");
+        let e = "Running".parse::<UnitState>().unwrap_err().to_string();
+        assert!(e.contains("\"Running\"") && e.contains("running, stopping"), "{e}");
+    }
+
+    /// A whole `status --json` entry, byte for byte as the string-typed
+    /// fields wrote it.
+    #[test]
+    fn unit_status_json_is_unchanged() {
+        let pinned = r#"{"name":"llm","kind":"native","state":"running","pid":42,"restarts":1,"health":"healthy","exit_code":null,"cgroup":"/jarvis/llm","reason":null,"description":null,"exit_signal":null,"oom_killed":false,"uptime_ms":5,"memory_bytes":null,"memory_max_bytes":null,"cpu_usage_ns":null,"tasks":null,"wanted":true,"form":"container","form_reason":"run = \"container\"","placement":{"device":"gpu","gpus":["GPU-1"]}}"#;
+        let u = UnitStatus {
+            name: "llm".into(),
+            kind: UnitKind::Native,
+            state: UnitState::Running,
+            pid: Some(42),
+            restarts: 1,
+            health: Some(Health::Healthy),
+            exit_code: None,
+            cgroup: "/jarvis/llm".into(),
+            reason: None,
+            description: None,
+            exit_signal: None,
+            oom_killed: false,
+            uptime_ms: Some(5),
+            memory_bytes: None,
+            memory_max_bytes: None,
+            cpu_usage_ns: None,
+            tasks: None,
+            wanted: true,
+            form: Some(UnitKind::Container),
+            form_reason: Some("run = \"container\"".into()),
+            placement: Some(Placement {
+                device: Device::Gpu,
+                gpus: Some(vec!["GPU-1".into()]),
+            }),
+        };
+        assert_eq!(serde_json::to_string(&u).unwrap(), pinned);
+        assert_eq!(serde_json::from_str::<UnitStatus>(pinned).unwrap(), u);
+        let cpu = Placement {
+            device: Device::Cpu,
+            gpus: None,
+        };
+        assert_eq!(serde_json::to_string(&cpu).unwrap(), r#"{"device":"cpu"}"#);
     }
 }

@@ -319,7 +319,7 @@ fn pending(status: &StatusReport) -> String {
     let mut parts = vec![];
     for u in &status.units {
         let ready = match u.state.as_str() {
-            "running" => u.health.is_none() || u.health.as_deref() == Some("healthy"),
+            "running" => u.health.is_none_or(|h| h == jarvis_proto::Health::Healthy),
             "exited" => true,
             _ => !u.wanted,
         };

@@ -941,6 +941,31 @@ impl Daemon {
     }
 
     fn status(&self, names: &[String]) -> StatusReport {
+        fn wire_kind(k: Kind) -> jarvis_proto::UnitKind {
+            match k {
+                Kind::Native => jarvis_proto::UnitKind::Native,
+                Kind::Container => jarvis_proto::UnitKind::Container,
+            }
+        }
+        fn wire_state(s: State) -> jarvis_proto::UnitState {
+            use jarvis_proto::UnitState as W;
+            match s {
+                State::Waiting => W::Waiting,
+                State::Starting => W::Starting,
+                State::Running => W::Running,
+                State::Stopping => W::Stopping,
+                State::Stopped => W::Stopped,
+                State::Exited => W::Exited,
+                State::Failed => W::Failed,
+            }
+        }
+        fn wire_health(h: machine::Health) -> jarvis_proto::Health {
+            match h {
+                machine::Health::Starting => jarvis_proto::Health::Starting,
+                machine::Health::Healthy => jarvis_proto::Health::Healthy,
+                machine::Health::Unhealthy => jarvis_proto::Health::Unhealthy,
+            }
+        }
         let mut units = vec![];
         for (name, e) in &self.units {
             if !names.is_empty() && !names.contains(name) {
@@ -959,15 +984,15 @@ impl Daemon {
             };
             units.push(UnitStatus {
                 name: name.clone(),
-                kind: self.form_of(e).0.as_str().to_string(),
-                form: (e.unit.forms().len() > 1).then(|| self.form_of(e).0.as_str().to_string()),
+                kind: wire_kind(self.form_of(e).0),
+                form: (e.unit.forms().len() > 1).then(|| wire_kind(self.form_of(e).0)),
                 form_reason: (e.unit.forms().len() > 1)
                     .then(|| self.form_of(e).1)
                     .flatten(),
-                state: s.state.as_str().to_string(),
+                state: wire_state(s.state),
                 pid: s.pid,
                 restarts: s.restarts,
-                health: s.health.map(|h| h.as_str().to_string()),
+                health: s.health.map(wire_health),
                 exit_code: s.last_exit.map(|x| x.shell_code()),
                 cgroup: cg.path().to_string(),
                 reason: s.reason.clone(),
@@ -990,11 +1015,11 @@ impl Daemon {
                     .and(e.placement.as_ref())
                     .map(|p| match p {
                         Placement::Cpu => jarvis_proto::Placement {
-                            device: "cpu".into(),
+                            device: jarvis_proto::Device::Cpu,
                             gpus: None,
                         },
                         Placement::Gpus { .. } => jarvis_proto::Placement {
-                            device: "gpu".into(),
+                            device: jarvis_proto::Device::Gpu,
                             gpus: Some(p.ids()),
                         },
                     }),
