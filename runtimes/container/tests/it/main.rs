@@ -15,6 +15,7 @@
 
 mod fixture;
 mod helpers;
+mod seccomp;
 mod tests;
 
 use libtest_mimic::{Arguments, Trial};
@@ -40,6 +41,7 @@ fn main() {
     }
     let trials = tests::ALL
         .iter()
+        .chain(seccomp::ALL)
         .map(|&(name, f)| Trial::test(name, f).with_ignored_flag(!root))
         .collect();
     let conclusion = libtest_mimic::run(&args, trials);
