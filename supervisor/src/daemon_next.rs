@@ -1,0 +1,750 @@
+//! The event loop: a thin shell around the pure core ([`Supervisor`]).
+//!
+//! It turns what happens (a run reports, a timer fires, a probe answers, a
+//! request or a uevent arrives) into the core's [`Input`]s, and carries out
+//! the [`Output`]s the core returns: spawning runs through the runtime,
+//! signals, timers, probes, replies. It sleeps on its channel until a task
+//! reports something. Anything that blocks (cgroup files, sysfs, loading unit
+//! files, the state file, log notes) runs on blocking threads or the writer
+//! thread, never on the loop.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use jarvis_proto::{Request, Response, StatusReport, UnitStatus};
+use jarvis_unit::{Kind, Unit};
+use tokio::sync::{mpsc, oneshot};
+
+use crate::bench;
+use crate::engine::machine::{Event, ExitInfo};
+use crate::engine::{Ask, BootUnit, Devices, Found, Input, Output, ReplyId, Supervisor};
+use crate::hardware;
+use crate::logs::UnitLog;
+use crate::msg::{Msg, Reply};
+use crate::placement::Placement;
+use crate::run::{blocking, Runtime};
+use crate::state::{Persisted, StateFile};
+
+pub struct Config {
+    pub units_dir: PathBuf,
+    pub state_dir: PathBuf,
+    pub runtime: Runtime,
+}
+
+pub struct Daemon {
+    cfg: Config,
+    core: Supervisor,
+    tx: mpsc::UnboundedSender<Msg>,
+    logs: BTreeMap<String, Arc<UnitLog>>,
+    replies: HashMap<ReplyId, oneshot::Sender<Response>>,
+    next_id: ReplyId,
+    /// Runs found at boot, until the core says to watch them.
+    adopted: HashMap<String, jarvis_shim::Started>,
+    writer: Writer,
+    stats: Arc<Mutex<StatsCache>>,
+    rescan: Rescan,
+}
+
+/// Hardware rescans: one at a time; uevents that come meanwhile are
+/// folded into one more.
+#[derive(Default)]
+struct Rescan {
+    running: bool,
+    again: bool,
+    gpus: bool,
+}
+
+impl Daemon {
+    pub fn new(cfg: Config, tx: mpsc::UnboundedSender<Msg>) -> anyhow::Result<Daemon> {
+        let state_file = StateFile::new(&cfg.state_dir);
+        let saved = state_file.load()?;
+        let recommendations = bench::load_all(&bench::dir(&cfg.state_dir));
+        Ok(Daemon {
+            core: Supervisor::new(saved, recommendations),
+            cfg,
+            tx,
+            logs: BTreeMap::new(),
+            replies: HashMap::new(),
+            next_id: 0,
+            adopted: HashMap::new(),
+            writer: Writer::start(state_file),
+            stats: Default::default(),
+            rescan: Rescan::default(),
+        })
+    }
+
+    fn log_dir(&self) -> PathBuf {
+        self.cfg.state_dir.join("logs")
+    }
+
+    /// The unit's log, made on first use; its limits follow the unit.
+    fn log(&mut self, unit: &Unit) -> Arc<UnitLog> {
+        let dir = self.log_dir();
+        let log = self
+            .logs
+            .entry(unit.name.clone())
+            .or_insert_with(|| Arc::new(UnitLog::new(&dir, &unit.name, &unit.logs)));
+        log.set_limits(&unit.logs);
+        log.clone()
+    }
+
+    /// Takes the GPU inventory, finds what earlier runs left (their shims
+    /// kept them running), resolves devices, and hands it all to the core.
+    pub async fn boot(&mut self, units: Vec<Unit>) {
+        let rt = self.cfg.runtime.clone();
+        let (gpus, found) = blocking(move || {
+            let gpus = hardware::inventory(&rt.roots);
+            let found: Vec<_> = units
+                .into_iter()
+                .map(|unit| {
+                    let adopted = jarvis_shim::adopt(&rt.run_dir, &unit.name);
+                    let devices = devices_of(&rt, &unit);
+                    (unit, adopted, devices)
+                })
+                .collect();
+            (gpus, found)
+        })
+        .await;
+        tracing::info!(
+            gpus = ?gpus.iter().map(|g| format!("{} {} {}B", g.vendor.as_str(), g.id, g.memory_total)).collect::<Vec<_>>(),
+            "GPU inventory"
+        );
+        let mut boot = Vec::new();
+        for (unit, adopted, devices) in found {
+            let found = match adopted {
+                Some(jarvis_shim::Adopted::Running(started)) => {
+                    let pid = started.pid();
+                    tracing::info!(unit = %unit.name, pid, "re-adopted a running unit");
+                    self.adopted.insert(unit.name.clone(), started);
+                    Found::Running { pid }
+                }
+                Some(jarvis_shim::Adopted::Ended(record, exit)) => {
+                    let exit = exit.map(crate::run::exit_info).unwrap_or(ExitInfo::UNKNOWN);
+                    tracing::info!(unit = %unit.name, pid = record.pid, "{} while jarvisd was away", exit.describe());
+                    Found::Ended {
+                        pid: record.pid,
+                        exit,
+                    }
+                }
+                None => Found::Nothing,
+            };
+            self.log(&unit);
+            boot.push(BootUnit {
+                unit,
+                found,
+                devices,
+            });
+        }
+        self.feed(Input::Boot(boot, gpus));
+    }
+
+    /// Runs until shutdown.
+    pub async fn run(mut self, mut rx: mpsc::UnboundedReceiver<Msg>) {
+        while let Some(msg) = rx.recv().await {
+            let input = match msg {
+                Msg::Unit { name, event } => Some(Input::Unit { name, event }),
+                Msg::DevicesInUse { name, gen, paths } => {
+                    Some(Input::DevicesInUse { name, gen, paths })
+                }
+                Msg::Hardware(ev) => {
+                    self.uevent(ev);
+                    None
+                }
+                Msg::Rescanned { devices, gpus } => {
+                    self.rescan.running = false;
+                    if std::mem::take(&mut self.rescan.again) {
+                        self.start_rescan();
+                    }
+                    Some(Input::Hardware { devices, gpus })
+                }
+                Msg::Request { req, reply } => self.request(req, reply),
+                Msg::Loaded { id, set } => Some(Input::Ask {
+                    id,
+                    ask: Ask::Up(set),
+                }),
+                Msg::Recommended { id, unit, result } => match result {
+                    Ok((kind, verdict)) => Some(Input::Ask {
+                        id,
+                        ask: Ask::Recommend {
+                            unit,
+                            kind,
+                            verdict,
+                        },
+                    }),
+                    Err(message) => {
+                        self.reply(id, Response::Error { message });
+                        None
+                    }
+                },
+                Msg::Shutdown => {
+                    if !self.core.is_shutting_down() {
+                        tracing::info!("shutting down: stopping every unit");
+                    }
+                    Some(Input::Shutdown)
+                }
+            };
+            if let Some(input) = input {
+                if self.feed(input) {
+                    break;
+                }
+            }
+        }
+        let rt = self.cfg.runtime.clone();
+        let names = self.core.names();
+        blocking(move || {
+            for name in names {
+                let _ = rt.cgroup(&name).remove();
+            }
+        })
+        .await;
+        self.writer.finish();
+    }
+
+    /// Hands one input to the core and carries out what it says. True once
+    /// a shutdown is complete.
+    fn feed(&mut self, input: Input) -> bool {
+        let outputs = self.core.handle(input, Instant::now());
+        let mut done = false;
+        for o in outputs {
+            done |= self.carry(o);
+        }
+        done
+    }
+
+    fn carry(&mut self, output: Output) -> bool {
+        let tx = self.tx.clone();
+        match output {
+            Output::Spawn {
+                name,
+                gen,
+                unit,
+                placement,
+            } => {
+                let log = self.log(&unit);
+                if let Some(p) = &placement {
+                    tracing::info!(unit = %name, placement = ?p.ids(), "placed");
+                }
+                self.cfg.runtime.start(&unit, gen, placement, log, tx);
+            }
+            Output::Watch { name, gen } => {
+                if let Some(started) = self.adopted.remove(&name) {
+                    self.cfg.runtime.watch(&name, gen, started, tx);
+                }
+            }
+            Output::Signal { name, pid, signal } => {
+                let sig = nix::sys::signal::Signal::try_from(signal)
+                    .unwrap_or(nix::sys::signal::Signal::SIGTERM);
+                if let Err(e) = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), sig) {
+                    tracing::debug!(unit = %name, pid, error = %e, "signal");
+                }
+            }
+            Output::KillAll { name } => {
+                let cg = self.cfg.runtime.cgroup(&name);
+                tokio::spawn(async move {
+                    if let Err(err) = blocking(move || cg.kill_all()).await {
+                        tracing::error!(unit = %name, error = %err, "cannot kill cgroup");
+                    }
+                });
+            }
+            Output::Sweep { name } => {
+                let cg = self.cfg.runtime.cgroup(&name);
+                tokio::spawn(async move {
+                    let r = blocking(move || {
+                        let left = cg.pids();
+                        if left.is_empty() {
+                            return Ok(left);
+                        }
+                        cg.kill_all().map(|_| left)
+                    })
+                    .await;
+                    match r {
+                        Ok(left) if !left.is_empty() => {
+                            tracing::warn!(unit = %name, pids = ?left, "killed processes no shim watched")
+                        }
+                        Ok(_) => {}
+                        Err(e) => tracing::error!(unit = %name, error = %e, "cannot empty cgroup"),
+                    }
+                });
+            }
+            Output::Timer {
+                name,
+                gen,
+                kind,
+                after,
+            } => {
+                tokio::spawn(async move {
+                    tokio::time::sleep(after).await;
+                    let _ = tx.send(Msg::Unit {
+                        name,
+                        event: Event::Timer { gen, kind },
+                    });
+                });
+            }
+            Output::Probe { name, gen } => {
+                let Some(unit) = self.core.unit(&name).cloned() else {
+                    return false;
+                };
+                let rt = self.cfg.runtime.clone();
+                tokio::spawn(async move {
+                    let Some(h) = &unit.health else { return };
+                    let (ok, detail) =
+                        match tokio::time::timeout(h.timeout, rt.probe(&unit, &h.probe)).await {
+                            Ok(Ok(detail)) => (true, detail),
+                            Ok(Err(detail)) => (false, detail),
+                            Err(_) => (
+                                false,
+                                format!(
+                                    "no answer within {}",
+                                    humantime::format_duration(h.timeout)
+                                ),
+                            ),
+                        };
+                    let _ = tx.send(Msg::Unit {
+                        name,
+                        event: Event::HealthResult { gen, ok, detail },
+                    });
+                });
+            }
+            Output::Remove { name } => {
+                self.logs.remove(&name);
+                let cg = self.cfg.runtime.cgroup(&name);
+                tokio::spawn(async move {
+                    let _ = blocking(move || cg.remove()).await;
+                });
+            }
+            Output::Note { name, text } => {
+                if let Some(log) = self.logs.get(&name) {
+                    self.writer.send(Write::Note(log.clone(), text));
+                }
+            }
+            Output::Changed {
+                name,
+                state,
+                pid,
+                reason,
+            } => {
+                tracing::info!(
+                    unit = %name,
+                    state = state.as_str(),
+                    pid,
+                    reason = reason.as_deref(),
+                    "unit changed"
+                );
+            }
+            Output::Reply { id, response } => self.reply(id, response),
+            Output::Save(p) => self.writer.send(Write::Save(p)),
+            Output::Done => return true,
+        }
+        false
+    }
+
+    fn reply(&mut self, id: ReplyId, response: Response) {
+        if let Some(tx) = self.replies.remove(&id) {
+            let _ = tx.send(response);
+        }
+    }
+
+    /// A request: queries are answered here, the rest goes to the core.
+    fn request(&mut self, req: Request, reply: oneshot::Sender<Reply>) -> Option<Input> {
+        let now = |r: Response| {
+            let _ = reply.send(Reply::Now(r));
+            None
+        };
+        let ask = match req {
+            Request::Status { units } => {
+                if let Some(err) = self.core.unknown(&units) {
+                    return now(err);
+                }
+                let _ = reply.send(Reply::Later(self.status(&units)));
+                return None;
+            }
+            Request::Logs { unit, .. } => {
+                return match self.logs.get(&unit) {
+                    Some(log) if self.core.unit(&unit).is_some() => {
+                        let _ = reply.send(Reply::Log(log.clone()));
+                        None
+                    }
+                    _ => now(self.core.unknown(&[unit]).unwrap_or(Response::Error {
+                        message: "no log yet".into(),
+                    })),
+                };
+            }
+            Request::ImageRemove { reference } => {
+                let _ = reply.send(self.remove_image(reference));
+                return None;
+            }
+            Request::ImagePull { .. } | Request::ImageImport { .. } | Request::ImageList => {
+                return now(Response::Error {
+                    message: "internal: image request reached the event loop".into(),
+                });
+            }
+            Request::Up => {
+                let (id, rx) = self.pending();
+                let _ = reply.send(Reply::Later(rx));
+                self.load(id);
+                return None;
+            }
+            Request::BenchResult { unit, result } => {
+                if let Some(err) = self.core.unknown(std::slice::from_ref(&unit)) {
+                    return now(err);
+                }
+                let (id, rx) = self.pending();
+                let _ = reply.send(Reply::Later(rx));
+                let dir = bench::dir(&self.cfg.state_dir);
+                let tx = self.tx.clone();
+                tokio::spawn(async move {
+                    let u = unit.clone();
+                    let result = blocking(move || match bench::store(&dir, &u, &result) {
+                        Ok(Some(rec)) => Ok(rec),
+                        Ok(None) => Err(
+                            "the result has no recommendation (\"native\" or \"container\")".into(),
+                        ),
+                        Err(e) => Err(format!("cannot store the result: {e}")),
+                    })
+                    .await;
+                    let _ = tx.send(Msg::Recommended { id, unit, result });
+                });
+                return None;
+            }
+            Request::Wait { .. } => Ask::Wait,
+            Request::Down => Ask::Down,
+            Request::Start { units } => Ask::Start(units),
+            Request::Stop { units } => Ask::Stop(units),
+            Request::Restart { units } => Ask::Restart(units),
+            Request::BenchBegin { unit } => Ask::BenchBegin(unit),
+            Request::BenchForm { unit, form, .. } => {
+                let form = match form.as_deref() {
+                    None => None,
+                    Some("native") => Some(Kind::Native),
+                    Some("container") => Some(Kind::Container),
+                    Some(other) => {
+                        return now(Response::Error {
+                            message: format!("no form {other:?}: native or container"),
+                        })
+                    }
+                };
+                Ask::BenchForm(unit, form)
+            }
+        };
+        let (id, rx) = self.pending();
+        let _ = reply.send(Reply::Later(rx));
+        Some(Input::Ask { id, ask })
+    }
+
+    /// A reply id and the receiver its answer will come on.
+    fn pending(&mut self) -> (ReplyId, oneshot::Receiver<Response>) {
+        self.next_id += 1;
+        let (tx, rx) = oneshot::channel();
+        self.replies.insert(self.next_id, tx);
+        (self.next_id, rx)
+    }
+
+    /// Loads and validates the units directory off the loop, and resolves
+    /// each unit's devices; the core gets the result.
+    fn load(&self, id: ReplyId) {
+        let dir = self.cfg.units_dir.clone();
+        let rt = self.cfg.runtime.clone();
+        let tx = self.tx.clone();
+        tokio::spawn(async move {
+            let set = blocking(move || match jarvis_unit::load_dir(&dir) {
+                Ok(set) => Ok(set
+                    .units
+                    .into_values()
+                    .map(|u| {
+                        let d = devices_of(&rt, &u);
+                        (u, d)
+                    })
+                    .collect()),
+                Err(diags) => Err(format!(
+                    "{} problem(s) in {}; nothing was changed:\n{}",
+                    diags.len(),
+                    dir.display(),
+                    diags
+                        .iter()
+                        .map(|d| d.to_string())
+                        .collect::<Vec<_>>()
+                        .join("\n")
+                )),
+            })
+            .await;
+            let _ = tx.send(Msg::Loaded { id, set });
+        });
+    }
+
+    /// A uevent: resolve the units' devices again (and the GPUs, when they
+    /// changed), off the loop.
+    fn uevent(&mut self, ev: jarvis_hardware::Uevent) {
+        if !ev.wants_rescan() {
+            return;
+        }
+        tracing::debug!(action = %ev.action, devpath = %ev.devpath, subsystem = ?ev.subsystem, "hardware changed");
+        self.rescan.gpus |= matches!(ev.subsystem.as_deref(), Some("drm" | "pci" | "kfd"))
+            || ev.action == jarvis_hardware::Uevent::OVERFLOW;
+        if self.rescan.running {
+            self.rescan.again = true;
+        } else {
+            self.start_rescan();
+        }
+    }
+
+    fn start_rescan(&mut self) {
+        self.rescan.running = true;
+        let gpus = std::mem::take(&mut self.rescan.gpus);
+        let units = self.core.device_units();
+        let rt = self.cfg.runtime.clone();
+        let tx = self.tx.clone();
+        tokio::spawn(async move {
+            let (devices, gpus) = blocking(move || {
+                let devices = units
+                    .iter()
+                    .map(|u| (u.name.clone(), devices_of(&rt, u)))
+                    .collect();
+                let gpus = gpus.then(|| hardware::inventory(&rt.roots));
+                (devices, gpus)
+            })
+            .await;
+            let _ = tx.send(Msg::Rescanned { devices, gpus });
+        });
+    }
+
+    /// `status`: the core's view, with each running unit's cgroup figures
+    /// and its process's start time read off the loop.
+    fn status(&self, names: &[String]) -> oneshot::Receiver<Response> {
+        let mut rows = Vec::new();
+        for v in self.core.views(names) {
+            let s = v.st;
+            let multi = v.unit.forms().len() > 1;
+            rows.push(UnitStatus {
+                name: v.name.to_string(),
+                kind: kind_wire(v.kind),
+                form: multi.then(|| kind_wire(v.kind)),
+                form_reason: v.form_reason.clone(),
+                state: state_wire(s.state),
+                pid: s.pid,
+                restarts: s.restarts,
+                health: s.health.map(health_wire),
+                exit_code: s.last_exit.map(|x| x.shell_code()),
+                cgroup: self.cfg.runtime.cgroup(v.name).path().to_string(),
+                reason: s.reason.as_ref().map(|r| r.to_string()),
+                description: v.unit.description.clone(),
+                exit_signal: s
+                    .last_exit
+                    .and_then(|x| x.signal)
+                    .map(crate::engine::machine::signal_name),
+                oom_killed: s.last_exit.is_some_and(|x| x.oom_killed),
+                uptime_ms: None,
+                memory_bytes: None,
+                memory_max_bytes: v.unit.resources.memory_max,
+                cpu_usage_ns: None,
+                tasks: None,
+                wanted: s.wanted,
+                placement: v.placement.map(placement_wire),
+            });
+        }
+        let started: Vec<Option<Instant>> = self
+            .core
+            .views(names)
+            .iter()
+            .map(|v| v.st.started_at)
+            .collect();
+        let rt = self.cfg.runtime.clone();
+        let cache = self.stats.clone();
+        let (tx, rx) = oneshot::channel();
+        tokio::spawn(async move {
+            let units = blocking(move || {
+                let mut cache = cache.lock().unwrap_or_else(|e| e.into_inner());
+                for (row, started) in rows.iter_mut().zip(started) {
+                    let Some(pid) = row.pid else { continue };
+                    let st = cache.get(&rt, &row.name);
+                    row.memory_bytes = st.memory_current;
+                    row.memory_max_bytes = st.memory_max;
+                    row.cpu_usage_ns = st.cpu_usage_ns;
+                    row.tasks = st.pids_current;
+                    row.uptime_ms = uptime(pid, started);
+                }
+                rows
+            })
+            .await;
+            let _ = tx.send(Response::Status(StatusReport { units }));
+        });
+        rx
+    }
+
+    /// Removes an image unless a unit that runs uses it.
+    fn remove_image(&mut self, reference: String) -> Reply {
+        let Ok(wanted) = jarvis_image::parse_reference(&reference).map(|r| r.to_string()) else {
+            return Reply::Now(Response::Error {
+                message: format!("{reference:?} is not an image reference"),
+            });
+        };
+        let users = self.core.active_users(|u| match &u.exec {
+            jarvis_unit::Exec::Container(c) => {
+                jarvis_image::parse_reference(&c.image).is_ok_and(|r| r.to_string() == wanted)
+            }
+            jarvis_unit::Exec::Native(_) => false,
+        });
+        if !users.is_empty() {
+            return Reply::Now(Response::Error {
+                message: format!(
+                    "{wanted} is in use by {}; stop them first",
+                    users.join(", ")
+                ),
+            });
+        }
+        let store = self.cfg.runtime.images.clone();
+        let (tx, rx) = oneshot::channel();
+        tokio::spawn(async move {
+            let r = blocking(move || store.remove(&wanted).map(|_| wanted)).await;
+            let _ = tx.send(match r {
+                Ok(name) => Response::Done {
+                    message: format!("removed {name}"),
+                },
+                Err(e) => Response::Error {
+                    message: e.to_string(),
+                },
+            });
+        });
+        Reply::Later(rx)
+    }
+}
+
+/// How long a unit's process has run: from the process's own start time, so
+/// a re-adopted unit keeps its uptime; else from when jarvisd saw it start.
+fn uptime(pid: i32, started: Option<Instant>) -> Option<u64> {
+    match jarvis_native::process_started_at(pid) {
+        Ok(t) => Some(
+            std::time::SystemTime::now()
+                .duration_since(t)
+                .unwrap_or_default()
+                .as_millis() as u64,
+        ),
+        Err(_) => started.map(|t| t.elapsed().as_millis() as u64),
+    }
+}
+
+/// Whether a unit's devices are there now (blocking: reads sysfs).
+fn devices_of(rt: &Runtime, unit: &Unit) -> Devices {
+    if unit.devices.is_empty() {
+        return Devices::Present(vec![]);
+    }
+    match hardware::resolve_devices(&rt.roots, unit) {
+        Ok(found) => Devices::Present(found.iter().map(|(_, d)| d.dev_path.clone()).collect()),
+        Err(reason) => Devices::Missing(reason),
+    }
+}
+
+/// Recent cgroup figures per unit, read at most once a second: `status` of
+/// a hundred units would otherwise read hundreds of files on every call.
+#[derive(Default)]
+struct StatsCache(BTreeMap<String, (Instant, jarvis_native::CgroupStats)>);
+
+impl StatsCache {
+    fn get(&mut self, rt: &Runtime, name: &str) -> jarvis_native::CgroupStats {
+        const FRESH: Duration = Duration::from_secs(1);
+        if let Some((at, st)) = self.0.get(name) {
+            if at.elapsed() < FRESH {
+                return st.clone();
+            }
+        }
+        let st = rt.cgroup(name).stats();
+        self.0.insert(name.to_string(), (Instant::now(), st.clone()));
+        st
+    }
+}
+
+/// What the writer thread writes, in order.
+enum Write {
+    Note(Arc<UnitLog>, String),
+    Save(Persisted),
+}
+
+/// One thread for jarvisd's own writes (notes in unit logs, the state
+/// file), so the loop never waits on a disk.
+struct Writer {
+    tx: Option<std::sync::mpsc::Sender<Write>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Writer {
+    fn start(state: StateFile) -> Writer {
+        let (tx, rx) = std::sync::mpsc::channel::<Write>();
+        let thread = std::thread::Builder::new()
+            .name("jarvisd-writer".into())
+            .spawn(move || {
+                for w in rx {
+                    match w {
+                        Write::Note(log, text) => log.note(&text),
+                        Write::Save(p) => {
+                            if let Err(err) = state.save(&p) {
+                                tracing::error!(error = %err, "cannot save state");
+                            }
+                        }
+                    }
+                }
+            })
+            .ok();
+        Writer {
+            tx: Some(tx),
+            thread,
+        }
+    }
+
+    fn send(&self, w: Write) {
+        if let Some(tx) = &self.tx {
+            let _ = tx.send(w);
+        }
+    }
+
+    /// Waits until everything sent has been written.
+    fn finish(&mut self) {
+        self.tx.take();
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+fn kind_wire(k: Kind) -> jarvis_proto::UnitKind {
+    match k {
+        Kind::Native => jarvis_proto::UnitKind::Native,
+        Kind::Container => jarvis_proto::UnitKind::Container,
+    }
+}
+
+fn state_wire(s: crate::engine::machine::State) -> jarvis_proto::UnitState {
+    use crate::engine::machine::State;
+    use jarvis_proto::UnitState as W;
+    match s {
+        State::Waiting => W::Waiting,
+        State::Starting(_) => W::Starting,
+        State::Running => W::Running,
+        State::Stopping => W::Stopping,
+        State::Stopped => W::Stopped,
+        State::Exited => W::Exited,
+        State::Failed => W::Failed,
+    }
+}
+
+fn health_wire(h: crate::engine::machine::Health) -> jarvis_proto::Health {
+    use crate::engine::machine::Health;
+    match h {
+        Health::Starting => jarvis_proto::Health::Starting,
+        Health::Healthy => jarvis_proto::Health::Healthy,
+        Health::Unhealthy => jarvis_proto::Health::Unhealthy,
+    }
+}
+
+fn placement_wire(p: &Placement) -> jarvis_proto::Placement {
+    match p {
+        Placement::Cpu => jarvis_proto::Placement {
+            device: jarvis_proto::Device::Cpu,
+            gpus: None,
+        },
+        Placement::Gpus { .. } => jarvis_proto::Placement {
+            device: jarvis_proto::Device::Gpu,
+            gpus: Some(p.ids()),
+        },
+    }
+}

@@ -1,0 +1,588 @@
+//! Table-driven tests of the core: each case is a unit set and a script of
+//! inputs, each input with the outputs it must produce (in a short
+//! notation, see [`brief`]; notes, saves and state-change records are left
+//! out), then the states the units must end in.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use jarvis_proto::Response;
+use jarvis_unit::{
+    Condition, Dependency, Exec, Gpu, GpuWant, Health as HealthCheck, Native, OnUnhealthy, Probe,
+    Unit,
+};
+
+use super::machine::{Event, ExitInfo, TimerKind};
+use super::*;
+use crate::placement::{GpuInfo, Vendor};
+
+pub(super) fn native(name: &str) -> Unit {
+    Unit::new(
+        name,
+        Exec::Native(Native {
+            command: vec!["/bin/true".into()],
+            user: None,
+            group: None,
+            supplementary_groups: vec![],
+            working_dir: None,
+        }),
+    )
+}
+
+pub(super) fn dep(u: &mut Unit, on: &str, condition: Condition) {
+    u.depends_on.push(Dependency {
+        unit: on.into(),
+        condition,
+    });
+}
+
+pub(super) fn checked(u: &mut Unit) {
+    u.health = Some(HealthCheck {
+        probe: Probe::Tcp("127.0.0.1:1".into()),
+        interval: Duration::from_secs(1),
+        timeout: Duration::from_secs(1),
+        retries: 1,
+        start_period: Duration::ZERO,
+        start_interval: Duration::from_secs(1),
+        on_unhealthy: OnUnhealthy::Restart,
+    });
+}
+
+pub(super) fn gpu_unit(name: &str, min_vram_gib: u64) -> Unit {
+    let mut u = native(name);
+    u.gpu = Some(Gpu {
+        want: GpuWant::Nvidia,
+        count: 1,
+        min_vram: min_vram_gib << 30,
+    });
+    u
+}
+
+pub(super) fn h200() -> GpuInfo {
+    GpuInfo {
+        id: "GPU-h200".into(),
+        vendor: Vendor::Nvidia,
+        index: 0,
+        minor: Some(0),
+        memory_total: 141 << 30,
+    }
+}
+
+const CRASH: ExitInfo = ExitInfo {
+    code: Some(1),
+    signal: None,
+    oom_killed: false,
+};
+const TERM: ExitInfo = ExitInfo {
+    code: None,
+    signal: Some(15),
+    oom_killed: false,
+};
+
+/// An output in short: `spawn web`, `signal web`, `timer web restart 100ms`,
+/// `reply 7 done: ...`; `None` for outputs the tables leave out.
+fn brief(o: &Output) -> Option<String> {
+    Some(match o {
+        Output::Spawn { name, unit, .. } => format!("spawn {name} as {}", unit.kind().as_str()),
+        Output::Watch { name, .. } => format!("watch {name}"),
+        Output::Signal { name, signal, .. } => format!("signal {name} {signal}"),
+        Output::KillAll { name } => format!("killall {name}"),
+        Output::Sweep { name } => format!("sweep {name}"),
+        Output::Timer {
+            name, kind, after, ..
+        } => {
+            let k = match kind {
+                TimerKind::RestartDelay => "restart",
+                TimerKind::StopTimeout => "stop-timeout",
+                TimerKind::HealthProbe => "probe",
+            };
+            format!("timer {name} {k} {}", humantime::format_duration(*after))
+        }
+        Output::Probe { name, .. } => format!("probe {name}"),
+        Output::Remove { name } => format!("remove {name}"),
+        Output::Reply { id, response } => format!(
+            "reply {id} {}",
+            match response {
+                Response::Done { .. } => "done".to_string(),
+                Response::Error { message } => format!("error: {message}"),
+                Response::Up(r) => format!(
+                    "up +{:?} ~{:?} -{:?} ={:?}",
+                    r.started, r.restarted, r.stopped, r.unchanged
+                ),
+                Response::Wait(w) => format!("wait ok={}", w.ok),
+                Response::BenchPlan(_) => "plan".to_string(),
+                _ => "other".to_string(),
+            }
+        ),
+        Output::Done => "done".into(),
+        Output::Note { .. } | Output::Save(_) | Output::Changed { .. } => return None,
+    })
+}
+
+/// Drives a core by hand; the clock moves only when told.
+pub(super) struct Rig {
+    pub sv: Supervisor,
+    pub now: Instant,
+}
+
+impl Rig {
+    pub fn boot(units: Vec<Unit>, gpus: Vec<GpuInfo>) -> (Rig, Vec<Output>) {
+        Rig::boot_with(units, gpus, Persisted::default())
+    }
+
+    pub fn boot_with(units: Vec<Unit>, gpus: Vec<GpuInfo>, saved: Persisted) -> (Rig, Vec<Output>) {
+        let t0 = Instant::now();
+        let mut rig = Rig {
+            sv: Supervisor::new(saved, BTreeMap::new()),
+            now: t0,
+        };
+        let boot = units
+            .into_iter()
+            .map(|unit| BootUnit {
+                unit,
+                found: Found::Nothing,
+                devices: Devices::Present(vec![]),
+            })
+            .collect();
+        let out = rig.sv.handle(Input::Boot(boot, gpus), t0);
+        (rig, out)
+    }
+
+    pub fn gen(&self, name: &str) -> u64 {
+        self.sv.slot(name).unwrap().st.gen
+    }
+
+    pub fn state(&self, name: &str) -> &'static str {
+        self.sv.slot(name).unwrap().st.state.as_str()
+    }
+
+    pub fn reason(&self, name: &str) -> String {
+        self.sv
+            .slot(name)
+            .unwrap()
+            .st
+            .reason
+            .as_ref()
+            .map(|r| r.to_string())
+            .unwrap_or_default()
+    }
+}
+
+/// One scripted input, named by what it does to which unit.
+#[derive(Clone, Copy)]
+enum Do {
+    Spawned(&'static str),
+    Exit(&'static str, ExitInfo),
+    Healthy(&'static str),
+    Sick(&'static str),
+    Timer(&'static str, TimerKind),
+    Ask(ReplyId, fn() -> Ask),
+    Missing(&'static str),
+    Present(&'static str),
+    After(Duration),
+    Shutdown,
+}
+
+struct Case {
+    name: &'static str,
+    units: fn() -> Vec<Unit>,
+    /// What boot must output.
+    boot: &'static [&'static str],
+    script: &'static [(Do, &'static [&'static str])],
+    /// Final states: (unit, state, a piece of its reason).
+    end: &'static [(&'static str, &'static str, &'static str)],
+}
+
+fn run_case(c: &Case) {
+    let (mut rig, out) = Rig::boot((c.units)(), vec![h200()]);
+    let got: Vec<String> = out.iter().filter_map(brief).collect();
+    assert_eq!(got, c.boot, "{}: boot", c.name);
+    for (i, (act, want)) in c.script.iter().enumerate() {
+        let input = match *act {
+            Do::Spawned(n) => Input::Unit {
+                name: n.into(),
+                event: Event::Spawned {
+                    gen: rig.gen(n),
+                    pid: 100 + i as i32,
+                },
+            },
+            Do::Exit(n, exit) => Input::Unit {
+                name: n.into(),
+                event: Event::Exited {
+                    gen: rig.gen(n),
+                    exit,
+                },
+            },
+            Do::Healthy(n) | Do::Sick(n) => Input::Unit {
+                name: n.into(),
+                event: Event::HealthResult {
+                    gen: rig.gen(n),
+                    ok: matches!(act, Do::Healthy(_)),
+                    detail: "probe".into(),
+                },
+            },
+            Do::Timer(n, kind) => Input::Unit {
+                name: n.into(),
+                event: Event::Timer {
+                    gen: rig.gen(n),
+                    kind,
+                },
+            },
+            Do::Ask(id, ask) => Input::Ask { id, ask: ask() },
+            Do::Missing(n) => Input::Hardware {
+                devices: [(n.to_string(), Devices::Missing("dongle unplugged".into()))].into(),
+                gpus: None,
+            },
+            Do::Present(n) => Input::Hardware {
+                devices: [(n.to_string(), Devices::Present(vec!["/dev/ttyUSB0".into()]))].into(),
+                gpus: None,
+            },
+            Do::After(d) => {
+                rig.now += d;
+                continue;
+            }
+            Do::Shutdown => Input::Shutdown,
+        };
+        let out = rig.sv.handle(input, rig.now);
+        let got: Vec<String> = out.iter().filter_map(brief).collect();
+        assert_eq!(got, *want, "{}: step {i}", c.name);
+    }
+    for (unit, state, reason) in c.end {
+        assert_eq!(rig.state(unit), *state, "{}: state of {unit}", c.name);
+        assert!(
+            rig.reason(unit).contains(reason),
+            "{}: reason of {unit}: {:?} lacks {reason:?}",
+            c.name,
+            rig.reason(unit)
+        );
+    }
+}
+
+fn db_web() -> Vec<Unit> {
+    let mut db = native("db");
+    checked(&mut db);
+    let mut web = native("web");
+    dep(&mut web, "db", Condition::Healthy);
+    vec![db, web]
+}
+
+fn two_gpu_units() -> Vec<Unit> {
+    vec![gpu_unit("a", 100), gpu_unit("b", 100)]
+}
+
+fn one() -> Vec<Unit> {
+    vec![native("svc")]
+}
+
+fn never_restarted() -> Vec<Unit> {
+    let mut u = native("svc");
+    u.restart.policy = jarvis_unit::RestartPolicy::Never;
+    checked(&mut u);
+    vec![u]
+}
+
+fn dongle() -> Vec<Unit> {
+    vec![native("zigbee")]
+}
+
+fn both_forms() -> Vec<Unit> {
+    let mut u = native("llm");
+    u.container = Some(jarvis_unit::Container {
+        image: "busybox".into(),
+        entrypoint: None,
+        command: None,
+        user: None,
+        working_dir: None,
+        network: jarvis_unit::Network::Host,
+        volumes: vec![],
+        read_only: false,
+    });
+    u.bench = Some(jarvis_unit::Bench::new(
+        jarvis_unit::BenchApi::Ollama,
+        "http://127.0.0.1:1",
+    ));
+    vec![u]
+}
+
+fn changed_svc() -> Ask {
+    let mut u = native("svc");
+    u.description = Some("new".into());
+    Ask::Up(Ok(vec![(u, Devices::Present(vec![]))]))
+}
+
+const CASES: &[Case] = &[
+    Case {
+        name: "a dependent waits for its dependency to be healthy",
+        units: db_web,
+        boot: &["sweep db", "sweep web", "spawn db as native"],
+        script: &[
+            (Do::Spawned("db"), &["timer db probe 1s"]),
+            (Do::Timer("db", TimerKind::HealthProbe), &["probe db"]),
+            (Do::Sick("db"), &["signal db 15", "timer db stop-timeout 10s"]),
+        ],
+        end: &[("db", "stopping", "unhealthy"), ("web", "waiting", "db (healthy)")],
+    },
+    Case {
+        name: "a healthy dependency releases its dependent",
+        units: db_web,
+        boot: &["sweep db", "sweep web", "spawn db as native"],
+        script: &[
+            (Do::Spawned("db"), &["timer db probe 1s"]),
+            (Do::Healthy("db"), &["timer db probe 1s", "spawn web as native"]),
+            (Do::Spawned("web"), &[]),
+        ],
+        end: &[("db", "running", ""), ("web", "running", "")],
+    },
+    Case {
+        name: "an unhealthy restart waits out the restart delay",
+        units: db_web,
+        boot: &["sweep db", "sweep web", "spawn db as native"],
+        script: &[
+            (Do::Spawned("db"), &["timer db probe 1s"]),
+            (Do::Sick("db"), &["signal db 15", "timer db stop-timeout 10s"]),
+            (Do::Exit("db", TERM), &["timer db restart 100ms"]),
+            (Do::Timer("db", TimerKind::RestartDelay), &["spawn db as native"]),
+        ],
+        end: &[("db", "starting", "restarted: unhealthy after 1 failed checks")],
+    },
+    Case {
+        name: "a dependency that fails blocks its dependent",
+        units: db_web,
+        boot: &["sweep db", "sweep web", "spawn db as native"],
+        script: &[
+            (Do::Ask(1, || Ask::Stop(vec!["db".into()])), &[]),
+            (Do::Spawned("db"), &["signal db 15", "timer db stop-timeout 10s"]),
+            (Do::Exit("db", TERM), &["reply 1 done"]),
+        ],
+        end: &[("db", "stopped", "stopped by stop"), ("web", "failed", "db is stopped")],
+    },
+    Case {
+        name: "the ledger admits one unit per card; the second gets it when the first stops",
+        units: two_gpu_units,
+        boot: &["sweep a", "sweep b", "spawn a as native"],
+        script: &[
+            (Do::Spawned("a"), &[]),
+            (Do::Ask(1, || Ask::Stop(vec!["a".into()])), &["signal a 15", "timer a stop-timeout 10s"]),
+            (Do::Exit("a", TERM), &["spawn b as native", "reply 1 done"]),
+        ],
+        end: &[("a", "stopped", "stopped by stop"), ("b", "starting", "")],
+    },
+    Case {
+        name: "down stops everything and says so",
+        units: db_web,
+        boot: &["sweep db", "sweep web", "spawn db as native"],
+        script: &[
+            (Do::Spawned("db"), &["timer db probe 1s"]),
+            (Do::Ask(9, || Ask::Down), &["signal db 15", "timer db stop-timeout 10s"]),
+            (Do::Timer("db", TimerKind::StopTimeout), &["killall db"]),
+            (Do::Exit("db", ExitInfo { code: None, signal: Some(9), oom_killed: false }), &["reply 9 done"]),
+        ],
+        end: &[("db", "stopped", "stopped by down"), ("web", "stopped", "stopped by down")],
+    },
+    Case {
+        name: "up restarts a changed unit with its new definition, once stopped",
+        units: one,
+        boot: &["sweep svc", "spawn svc as native"],
+        script: &[
+            (Do::Spawned("svc"), &[]),
+            (Do::Ask(2, changed_svc), &["signal svc 15", "timer svc stop-timeout 10s", "reply 2 up +[] ~[\"svc\"] -[] =[]"]),
+            (Do::Exit("svc", TERM), &["spawn svc as native"]),
+        ],
+        end: &[("svc", "starting", "")],
+    },
+    Case {
+        name: "up removes a unit once it has stopped",
+        units: one,
+        boot: &["sweep svc", "spawn svc as native"],
+        script: &[
+            (Do::Spawned("svc"), &[]),
+            (Do::Ask(3, || Ask::Up(Ok(vec![]))), &["signal svc 15", "timer svc stop-timeout 10s", "reply 3 up +[] ~[] -[\"svc\"] =[]"]),
+            (Do::Exit("svc", TERM), &["remove svc"]),
+        ],
+        end: &[],
+    },
+    Case {
+        name: "a bad unit set changes nothing",
+        units: one,
+        boot: &["sweep svc", "spawn svc as native"],
+        script: &[
+            (Do::Spawned("svc"), &[]),
+            (Do::Ask(4, || Ask::Up(Err("a.toml:1:1: bad".into()))), &["reply 4 error: a.toml:1:1: bad"]),
+        ],
+        end: &[("svc", "running", "")],
+    },
+    Case {
+        name: "a crash restarts after the delay, counted",
+        units: one,
+        boot: &["sweep svc", "spawn svc as native"],
+        script: &[
+            (Do::Spawned("svc"), &[]),
+            (Do::Exit("svc", CRASH), &["timer svc restart 100ms"]),
+            (Do::After(Duration::from_millis(100)), &[]),
+            (Do::Timer("svc", TimerKind::RestartDelay), &["spawn svc as native"]),
+            (Do::Spawned("svc"), &[]),
+        ],
+        end: &[("svc", "running", "restarted: exited with code 1")],
+    },
+    Case {
+        name: "an unplugged dongle puts its unit back to waiting, and the replug brings it back",
+        units: dongle,
+        boot: &["sweep zigbee", "spawn zigbee as native"],
+        script: &[
+            (Do::Spawned("zigbee"), &[]),
+            (Do::Missing("zigbee"), &["signal zigbee 15", "timer zigbee stop-timeout 10s"]),
+            (Do::Exit("zigbee", TERM), &[]),
+            (Do::Present("zigbee"), &["spawn zigbee as native"]),
+        ],
+        end: &[("zigbee", "starting", "")],
+    },
+    Case {
+        name: "a dongle unplugged while its unit spawns stops it as soon as it runs",
+        units: dongle,
+        boot: &["sweep zigbee", "spawn zigbee as native"],
+        script: &[
+            (Do::Missing("zigbee"), &[]),
+            (Do::Spawned("zigbee"), &["signal zigbee 15", "timer zigbee stop-timeout 10s"]),
+            (Do::Exit("zigbee", TERM), &[]),
+        ],
+        end: &[("zigbee", "waiting", "dongle unplugged")],
+    },
+    Case {
+        name: "a benchmark runs the other form, then puts the unit back",
+        units: both_forms,
+        boot: &["sweep llm", "spawn llm as native"],
+        script: &[
+            (Do::Spawned("llm"), &[]),
+            (Do::Ask(5, || Ask::BenchBegin("llm".into())), &["reply 5 plan"]),
+            (Do::Ask(6, || Ask::BenchForm("llm".into(), Some(Kind::Container))), &["signal llm 15", "timer llm stop-timeout 10s"]),
+            (Do::Exit("llm", TERM), &["spawn llm as container"]),
+            (Do::Spawned("llm"), &["reply 6 done"]),
+            (Do::Ask(7, || Ask::BenchForm("llm".into(), None)), &["signal llm 15", "timer llm stop-timeout 10s", "reply 7 done"]),
+            (Do::Exit("llm", TERM), &["spawn llm as native"]),
+        ],
+        end: &[("llm", "starting", "")],
+    },
+    Case {
+        name: "wait answers when every wanted unit is ready",
+        units: db_web,
+        boot: &["sweep db", "sweep web", "spawn db as native"],
+        script: &[
+            (Do::Ask(8, || Ask::Wait), &[]),
+            (Do::Spawned("db"), &["timer db probe 1s"]),
+            (Do::Healthy("db"), &["timer db probe 1s", "spawn web as native"]),
+            (Do::Spawned("web"), &["reply 8 wait ok=true"]),
+        ],
+        end: &[],
+    },
+    Case {
+        name: "a unit without a check is ready once it runs; a crash restarts it after the delay",
+        units: one,
+        boot: &["sweep svc", "spawn svc as native"],
+        script: &[
+            (Do::Ask(8, || Ask::Wait), &[]),
+            (Do::Ask(9, || Ask::Stop(vec!["nope".into()])), &["reply 9 error: no unit named nope (known: svc)"]),
+            (Do::Spawned("svc"), &["reply 8 wait ok=true"]),
+            (Do::Exit("svc", CRASH), &["timer svc restart 100ms"]),
+        ],
+        end: &[("svc", "starting", "exited with code 1; restarting in 100ms")],
+    },
+    Case {
+        name: "a unit that fails blocks a wait",
+        units: never_restarted,
+        boot: &["sweep svc", "spawn svc as native"],
+        script: &[
+            (Do::Ask(8, || Ask::Wait), &[]),
+            (Do::Spawned("svc"), &["timer svc probe 1s"]),
+            (Do::Exit("svc", CRASH), &["reply 8 wait ok=false"]),
+        ],
+        end: &[("svc", "failed", "exited with code 1")],
+    },
+    Case {
+        name: "shutdown stops every unit, then is done",
+        units: one,
+        boot: &["sweep svc", "spawn svc as native"],
+        script: &[
+            (Do::Spawned("svc"), &[]),
+            (Do::Shutdown, &["signal svc 15", "timer svc stop-timeout 10s"]),
+            (Do::Ask(1, || Ask::Start(vec!["svc".into()])), &["reply 1 error: jarvisd is shutting down"]),
+            (Do::Exit("svc", TERM), &["done"]),
+        ],
+        end: &[("svc", "stopped", "shutdown")],
+    },
+];
+
+#[test]
+fn tables() {
+    for c in CASES {
+        run_case(c);
+    }
+}
+
+#[test]
+fn a_down_is_remembered_and_said_after_a_restart_of_jarvisd() {
+    let (mut rig, _) = Rig::boot(one(), vec![]);
+    let gen = rig.gen("svc");
+    rig.sv.handle(
+        Input::Unit {
+            name: "svc".into(),
+            event: Event::Spawned { gen, pid: 5 },
+        },
+        rig.now,
+    );
+    let out = rig.sv.handle(Input::Ask { id: 1, ask: Ask::Down }, rig.now);
+    let gen = rig.gen("svc");
+    let out2 = rig.sv.handle(
+        Input::Unit {
+            name: "svc".into(),
+            event: Event::Exited { gen, exit: TERM },
+        },
+        rig.now,
+    );
+    let saved = out
+        .iter()
+        .chain(&out2)
+        .filter_map(|o| match o {
+            Output::Save(p) => Some(p.clone()),
+            _ => None,
+        })
+        .last()
+        .expect("saved");
+    assert_eq!(saved.units["svc"].stopped_by.as_deref(), Some("down"));
+    let (rig, out) = Rig::boot_with(one(), vec![], saved);
+    assert!(!out.iter().any(|o| matches!(o, Output::Spawn { .. })));
+    assert_eq!(rig.state("svc"), "stopped");
+    assert_eq!(rig.reason("svc"), "stopped by down");
+}
+
+#[test]
+fn re_adopted_units_are_watched_and_ended_ones_follow_their_policy() {
+    let t0 = Instant::now();
+    let mut sv = Supervisor::new(Persisted::default(), BTreeMap::new());
+    let mut gone = native("gone");
+    gone.restart.policy = jarvis_unit::RestartPolicy::OnFailure;
+    let out = sv.handle(
+        Input::Boot(
+            vec![
+                BootUnit {
+                    unit: native("alive"),
+                    found: Found::Running { pid: 42 },
+                    devices: Devices::Present(vec![]),
+                },
+                BootUnit {
+                    unit: gone,
+                    found: Found::Ended {
+                        pid: 43,
+                        exit: CRASH,
+                    },
+                    devices: Devices::Present(vec![]),
+                },
+            ],
+            vec![],
+        ),
+        t0,
+    );
+    let got: Vec<String> = out.iter().filter_map(brief).collect();
+    assert_eq!(got, ["watch alive", "sweep gone", "timer gone restart 100ms"]);
+    assert_eq!(sv.slot("alive").unwrap().st.pid, Some(42));
+    assert_eq!(sv.slot("alive").unwrap().st.state, State::Running);
+}
