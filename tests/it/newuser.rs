@@ -83,7 +83,11 @@ fn ps_and_pgrep_show_jarvisd_and_each_shim_by_name() {
     j.kill_daemon();
     j.spawn_daemon();
     let again = j.running(&unit);
-    assert_eq!(again["pid"].as_i64(), Some(pid as i64), "re-adopted: {again:#}");
+    assert_eq!(
+        again["pid"].as_i64(),
+        Some(pid as i64),
+        "re-adopted: {again:#}"
+    );
     assert_eq!(comm(j.daemon_pid()), "jarvisd");
     assert_eq!(shim_pid(&j, &unit), shim);
 }
@@ -97,7 +101,13 @@ fn jarvisd_help_speaks_to_a_user_and_lists_its_environment() {
         .expect("run jarvisd --help");
     assert!(out.status.success(), "{out:?}");
     let help = String::from_utf8_lossy(&out.stdout);
-    for want in ["units", "JARVIS_LOG", "JARVIS_LOG=debug", "JARVIS_SOCKET", "jarvisctl"] {
+    for want in [
+        "units",
+        "JARVIS_LOG",
+        "JARVIS_LOG=debug",
+        "JARVIS_SOCKET",
+        "jarvisctl",
+    ] {
         assert!(help.contains(want), "--help names {want}:\n{help}");
     }
     assert!(
@@ -138,7 +148,11 @@ fn the_readme_names_every_status_json_field_once() {
     let actual: BTreeSet<String> = u.as_object().unwrap().keys().cloned().collect();
     let listed = readme_status_fields();
     let documented: BTreeSet<String> = listed.iter().cloned().collect();
-    assert_eq!(listed.len(), documented.len(), "a field listed twice: {listed:?}");
+    assert_eq!(
+        listed.len(),
+        documented.len(),
+        "a field listed twice: {listed:?}"
+    );
     assert_eq!(
         documented, actual,
         "the README's status --json fields are the ones status --json prints"
