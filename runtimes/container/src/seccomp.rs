@@ -719,6 +719,61 @@ mod tests {
         }
     }
 
+    /// A container spec carries the profile of its capability set: the
+    /// defaults plus what the unit adds.
+    #[test]
+    fn the_spec_carries_the_profile_of_its_capabilities() {
+        use crate::spec::{build_spec, Extras, SpecInput};
+        use jarvis_unit::{Container, Exec, Network, Unit};
+        let spec = |caps: &[&str]| {
+            let mut u = Unit::new(
+                "web",
+                Exec::Container(Container {
+                    image: "busybox".into(),
+                    entrypoint: None,
+                    command: Some(vec!["sh".into()]),
+                    user: None,
+                    working_dir: None,
+                    network: Network::Host,
+                    volumes: vec![],
+                    read_only: false,
+                }),
+            );
+            u.security.capabilities = caps.iter().map(|c| c.to_string()).collect();
+            let image = serde_json::from_value(serde_json::json!({
+                "architecture": "amd64",
+                "os": "linux",
+                "rootfs": {"type": "layers", "diff_ids": []},
+                "config": {},
+            }))
+            .unwrap();
+            let s = build_spec(&SpecInput {
+                unit: &u,
+                image: &image,
+                users: &crate::UserDb::parse("root:x:0:0::/:/bin/sh\n", "root:x:0:\n"),
+                rootfs: std::path::Path::new("/var/lib/jarvis/c/web/rootfs"),
+                cgroups_path: "/jarvis/web",
+                etc: None,
+                extras: &Extras::default(),
+            })
+            .unwrap();
+            s.linux().as_ref().unwrap().seccomp().clone().unwrap()
+        };
+        let eperm = Verdict::Errno(EPERM);
+        let sc = spec(&[]);
+        assert_eq!(sc.default_action(), LinuxSeccompAction::ScmpActErrno);
+        assert_eq!(sc.default_errno_ret(), Some(EPERM));
+        assert_eq!(verdict(&sc, "mount"), eperm);
+        assert_eq!(verdict(&sc, "kcmp"), eperm);
+        // CAP_SYS_CHROOT is one of the default capabilities.
+        assert_eq!(verdict(&sc, "chroot"), Verdict::Allow);
+        let sc = spec(&["CAP_SYS_ADMIN", "CAP_SYS_PTRACE"]);
+        for name in ["mount", "umount2", "kcmp", "chroot"] {
+            assert_eq!(verdict(&sc, name), Verdict::Allow, "{name}");
+        }
+        assert_eq!(verdict(&sc, "kexec_load"), eperm);
+    }
+
     #[test]
     fn caps_included_need_all_excluded_need_any() {
         let json = r#"{
