@@ -22,7 +22,8 @@ pub static JARVISCTL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| 
 
 static COUNTER: AtomicUsize = AtomicUsize::new(0);
 
-/// Whether this test process can do what the tests need (root).
+/// Whether this test process can do what the tests need (root); if not,
+/// the test is [`skip`]ped (CI runs them as root, so there it fails).
 pub fn root() -> bool {
     let root = nix::unistd::geteuid().is_root();
     assert!(
@@ -30,7 +31,34 @@ pub fn root() -> bool {
         "these tests start real cgroups and must run as root \
          (set JARVIS_TESTS_ALLOW_NONROOT=1 to skip them instead)"
     );
+    if !root {
+        skip(true, "not root (JARVIS_TESTS_ALLOW_NONROOT is set)");
+    }
     root
+}
+
+/// Says that the calling test cannot run, and why, in the test runner's own
+/// output: `SKIPPED: <test>: <reason>` written straight to stderr, which
+/// the runner does not capture, so it shows without `--nocapture`. The
+/// caller then returns. `ci_provides`: CI installs or builds what is
+/// missing (a package, the benchmark workload, root), so under `CI=true` the
+/// test panics instead: there a skip would hide a broken setup. Pass false
+/// for what a machine may simply lack (a kernel feature, hardware).
+pub fn skip(ci_provides: bool, reason: &str) {
+    let test = std::thread::current()
+        .name()
+        .unwrap_or("a test")
+        .to_string();
+    if ci_provides && ci() {
+        panic!("{test}: {reason}; CI provides this, so it must not be skipped there");
+    }
+    use std::io::Write as _;
+    let _ = writeln!(std::io::stderr().lock(), "SKIPPED: {test}: {reason}");
+}
+
+/// Whether this runs under CI (`CI=true`, as CI services set it).
+pub fn ci() -> bool {
+    std::env::var("CI").is_ok_and(|v| v.eq_ignore_ascii_case("true") || v == "1")
 }
 
 pub struct Jarvis {

@@ -540,7 +540,7 @@ fn fixture_matches_the_shared_capture() {
     let dir =
         PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/fixtures/gpu/nvidia-h200");
     let Ok(probe_txt) = std::fs::read_to_string(dir.join("host-probe.txt")) else {
-        eprintln!("no shared capture at {}: skipped", dir.display());
+        skip(true, &format!("no shared capture at {}", dir.display()));
         return;
     };
     for line in h200::PROC_INFORMATION.lines() {
@@ -577,4 +577,23 @@ fn fixture_matches_the_shared_capture() {
         h200::CUDA_VERSION
     )));
     assert!(xml.contains(&format!("<product_name>{}</product_name>", h200::NAME)));
+}
+
+/// Says that the calling test cannot run, and why: `SKIPPED: <test>:
+/// <reason>` written straight to stderr, which the test runner does not
+/// capture, so it shows in its output. A prerequisite CI provides
+/// (`ci_provides`) panics instead under `CI=true`, where a skip would hide a
+/// broken setup. The caller then returns.
+fn skip(ci_provides: bool, reason: &str) {
+    use std::io::Write as _;
+    let test = std::thread::current()
+        .name()
+        .unwrap_or("a test")
+        .to_string();
+    let ci = std::env::var("CI").is_ok_and(|v| v.eq_ignore_ascii_case("true") || v == "1");
+    assert!(
+        !(ci_provides && ci),
+        "{test}: {reason}; CI provides this, so it must not be skipped there"
+    );
+    let _ = writeln!(std::io::stderr().lock(), "SKIPPED: {test}: {reason}");
 }

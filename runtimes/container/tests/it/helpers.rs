@@ -22,6 +22,18 @@ use crate::fixture;
 
 pub type TestResult = Result<(), Failed>;
 
+/// Says that a test cannot run, and why: `SKIPPED: <reason>` on stderr, in
+/// the runner's output. A prerequisite CI provides (`ci_provides`) fails
+/// the test instead under `CI=true`, where a skip would hide a broken setup.
+pub fn skip(ci_provides: bool, reason: &str) -> TestResult {
+    let ci = std::env::var("CI").is_ok_and(|v| v.eq_ignore_ascii_case("true") || v == "1");
+    if ci_provides && ci {
+        return Err(format!("{reason}; CI provides this, so it must not be skipped there").into());
+    }
+    eprintln!("SKIPPED: {reason}");
+    Ok(())
+}
+
 pub const TIMEOUT: Duration = Duration::from_secs(20);
 
 #[macro_export]
