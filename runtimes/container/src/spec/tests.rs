@@ -129,21 +129,25 @@ fn unit_capabilities_add_to_the_default() {
 
 #[test]
 fn seccomp_follows_the_capabilities() {
+    use crate::seccomp::{verdict, Verdict};
+    let eperm = Verdict::Errno(libc::EPERM as u32);
     let s = build(&unit(container()));
     let sc = linux(&s).seccomp().as_ref().unwrap();
-    assert_eq!(sc.default_action(), LinuxSeccompAction::ScmpActAllow);
-    let denied = crate::seccomp::denied_names(sc);
-    assert!(denied.iter().any(|(n, _)| n == "mount"));
-    assert!(denied.iter().any(|(n, _)| n == "ptrace"));
+    assert_eq!(sc.default_action(), LinuxSeccompAction::ScmpActErrno);
+    assert_eq!(sc.default_errno_ret(), Some(libc::EPERM as u32));
+    assert_eq!(verdict(sc, "mount"), eperm);
+    assert_eq!(verdict(sc, "kcmp"), eperm);
+    // CAP_SYS_CHROOT is one of the default capabilities.
+    assert_eq!(verdict(sc, "chroot"), Verdict::Allow);
 
     let mut u = unit(container());
     u.security.capabilities = vec!["CAP_SYS_ADMIN".into(), "CAP_SYS_PTRACE".into()];
     let s = build(&u);
-    let denied = crate::seccomp::denied_names(linux(&s).seccomp().as_ref().unwrap());
-    assert!(!denied
-        .iter()
-        .any(|(n, _)| n == "mount" || n == "umount2" || n == "ptrace"));
-    assert!(denied.iter().any(|(n, _)| n == "kexec_load"));
+    let sc = linux(&s).seccomp().as_ref().unwrap();
+    for name in ["mount", "umount2", "kcmp"] {
+        assert_eq!(verdict(sc, name), Verdict::Allow, "{name}");
+    }
+    assert_eq!(verdict(sc, "kexec_load"), eperm);
 }
 
 #[test]
