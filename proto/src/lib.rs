@@ -466,7 +466,12 @@ mod tests {
     fn wire_words_keep_their_spelling() {
         fn check<T>(pairs: &[(T, &str)], all: &[T])
         where
-            T: Serialize + DeserializeOwned + std::fmt::Debug + PartialEq + Copy + std::str::FromStr,
+            T: Serialize
+                + DeserializeOwned
+                + std::fmt::Debug
+                + PartialEq
+                + Copy
+                + std::str::FromStr,
             <T as std::str::FromStr>::Err: std::fmt::Debug,
         {
             let listed: Vec<T> = pairs.iter().map(|(v, _)| *v).collect();
@@ -479,7 +484,10 @@ mod tests {
             }
         }
         check(
-            &[(UnitKind::Native, "native"), (UnitKind::Container, "container")],
+            &[
+                (UnitKind::Native, "native"),
+                (UnitKind::Container, "container"),
+            ],
             UnitKind::ALL,
         );
         check(
@@ -505,7 +513,10 @@ mod tests {
         check(&[(Device::Cpu, "cpu"), (Device::Gpu, "gpu")], Device::ALL);
         assert_eq!(UnitState::Failed.to_string(), "failed");
         let e = "Running".parse::<UnitState>().unwrap_err().to_string();
-        assert!(e.contains("\"Running\"") && e.contains("running, stopping"), "{e}");
+        assert!(
+            e.contains("\"Running\"") && e.contains("running, stopping"),
+            "{e}"
+        );
     }
 
     /// A whole `status --json` entry, byte for byte as the string-typed

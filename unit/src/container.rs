@@ -3,65 +3,108 @@
 //! positions are added by `parse.rs`.
 
 use std::fmt;
+use std::path::PathBuf;
+use std::str::FromStr;
 
 use crate::schema::Volume;
 
-/// `image` as written in a unit, split into its parts with the defaults
-/// filled in.
+/// An image reference, as `[container] image` and every image command take
+/// it, parsed by [`parse_image_reference`].
+///
+/// Its [`Display`](fmt::Display) form is canonical (the image store keys
+/// images by it): `busybox`, `docker.io/busybox` and
+/// `docker.io/library/busybox:latest` all name the same image.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ImageReference {
-    /// `[host[:port]/]path[:tag][@sha256:<hex>]`.
-    Registry {
-        /// `docker.io` when the reference names no registry.
-        registry: String,
-        /// The path in the registry, `library/NAME` for a one-component
-        /// Docker Hub name.
-        repository: String,
-        /// `latest` when neither a tag nor a digest is given; `None` when
-        /// only a digest is given.
+    /// An image in a registry, in the grammar of the OCI distribution
+    /// reference (`oci_spec::distribution::Reference`): Docker Hub
+    /// (`docker.io`) is the default registry, `library/` its default
+    /// namespace, `latest` the default tag (unless a digest is given).
+    Registry(oci_spec::distribution::Reference),
+    /// `oci-layout:/path/to/dir[:tag]`: a manifest in an OCI image layout
+    /// directory on this machine, chosen by its
+    /// `org.opencontainers.image.ref.name` annotation (`tag`), or the
+    /// layout's only manifest when no tag is given.
+    OciLayout {
+        /// The layout directory: absolute, without a trailing '/'.
+        path: PathBuf,
         tag: Option<String>,
-        /// `sha256:<64 lowercase hex>`.
-        digest: Option<String>,
     },
-    /// `oci-layout:/path/to/dir:tag`: an image in an OCI image layout
-    /// directory on this machine, picked by its `org.opencontainers.image.ref.name`.
-    OciLayout { path: String, tag: String },
 }
+
+/// The prefix of a reference to a local OCI image layout directory.
+pub const OCI_LAYOUT_PREFIX: &str = "oci-layout:";
 
 pub(crate) const IMAGE_EXAMPLES: &str = "e.g. \"docker.io/library/nginx:1.27\", \
      \"ghcr.io/home-assistant/home-assistant:2024.12\" or \"oci-layout:/var/lib/images/nginx:latest\"";
 
-const DEFAULT_REGISTRY: &str = "docker.io";
-const OCI_LAYOUT: &str = "oci-layout:";
-
-impl fmt::Display for ImageReference {
-    /// The fully qualified form: `docker.io/library/nginx:latest`.
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+impl ImageReference {
+    /// The registry host (`HOST[:PORT]`) of a registry reference, as
+    /// written (`docker.io` for Docker Hub).
+    pub fn registry(&self) -> Option<&str> {
         match self {
-            ImageReference::Registry {
-                registry,
-                repository,
-                tag,
-                digest,
-            } => {
-                write!(f, "{registry}/{repository}")?;
-                if let Some(tag) = tag {
-                    write!(f, ":{tag}")?;
-                }
-                if let Some(digest) = digest {
-                    write!(f, "@{digest}")?;
-                }
-                Ok(())
-            }
-            ImageReference::OciLayout { path, tag } => write!(f, "{OCI_LAYOUT}{path}:{tag}"),
+            ImageReference::Registry(r) => Some(r.registry()),
+            ImageReference::OciLayout { .. } => None,
+        }
+    }
+
+    /// The repository path of a registry reference (`library/nginx`).
+    pub fn repository(&self) -> Option<&str> {
+        match self {
+            ImageReference::Registry(r) => Some(r.repository()),
+            ImageReference::OciLayout { .. } => None,
+        }
+    }
+
+    /// The tag, if the reference has one.
+    pub fn tag(&self) -> Option<&str> {
+        match self {
+            ImageReference::Registry(r) => r.tag(),
+            ImageReference::OciLayout { tag, .. } => tag.as_deref(),
+        }
+    }
+
+    /// The pinned digest of a registry reference (`name@sha256:...`).
+    pub fn digest(&self) -> Option<&str> {
+        match self {
+            ImageReference::Registry(r) => r.digest(),
+            ImageReference::OciLayout { .. } => None,
         }
     }
 }
 
-/// Parses an image reference: `[host[:port]/]path[:tag][@sha256:<64 hex>]`
-/// (Docker Hub and `library/` and `latest` are the defaults) or
-/// `oci-layout:/path/to/dir:tag`. The error says what is wrong, without
-/// repeating the reference.
+impl fmt::Display for ImageReference {
+    /// The canonical form: `docker.io/library/nginx:latest`,
+    /// `oci-layout:/srv/images/nginx:1.27`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ImageReference::Registry(r) => write!(f, "{r}"),
+            ImageReference::OciLayout { path, tag } => {
+                write!(f, "{OCI_LAYOUT_PREFIX}{}", path.display())?;
+                if let Some(tag) = tag {
+                    write!(f, ":{tag}")?;
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
+impl FromStr for ImageReference {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        parse_image_reference(s)
+    }
+}
+
+/// Parses an image reference: a registry reference in the OCI distribution
+/// grammar (`[host[:port]/]path[:tag][@sha256:<64 hex>]`, parsed by
+/// `oci_spec::distribution::Reference`) or `oci-layout:/path/to/dir[:tag]`.
+/// This is the one grammar: unit files are validated with it and the image
+/// store pulls with it. On top of oci-spec's grammar a reference must be
+/// ASCII without spaces, its repository lower-case, its port 1..=65535 and
+/// its digest sha256 in lower-case hex, as the store needs. The error says
+/// what is wrong, without repeating the reference.
 pub fn parse_image_reference(s: &str) -> Result<ImageReference, String> {
     if s.is_empty() {
         return Err("the image reference is empty".into());
@@ -69,7 +112,7 @@ pub fn parse_image_reference(s: &str) -> Result<ImageReference, String> {
     if s.chars().any(|c| c.is_whitespace() || c.is_control()) {
         return Err("an image reference must not contain spaces".into());
     }
-    if let Some(rest) = s.strip_prefix(OCI_LAYOUT) {
+    if let Some(rest) = s.strip_prefix(OCI_LAYOUT_PREFIX) {
         return parse_oci_layout(rest);
     }
     if let Some((scheme, _)) = s.split_once("://") {
@@ -77,73 +120,91 @@ pub fn parse_image_reference(s: &str) -> Result<ImageReference, String> {
             "leave out the scheme ({scheme}://): an image reference names the registry host directly"
         ));
     }
-
-    let (name_tag, digest) = match s.split_once('@') {
-        Some((n, d)) => {
-            check_digest(d)?;
-            (n, Some(d.to_string()))
-        }
-        None => (s, None),
-    };
-    // The tag follows the last ':' after the last '/' (a ':' before a '/' is
-    // the registry's port).
-    let last_slash = name_tag.rfind('/');
-    let (name, tag) = match name_tag.rfind(':') {
-        Some(i) if last_slash.is_none_or(|j| i > j) => {
-            let tag = &name_tag[i + 1..];
-            check_tag(tag)?;
-            (&name_tag[..i], Some(tag.to_string()))
-        }
-        _ => (name_tag, None),
-    };
-    if name.is_empty() {
-        return Err("the image name is missing".into());
+    if let Some(c) = s.chars().find(|c| !c.is_ascii()) {
+        return Err(format!(
+            "{c:?} is not allowed: an image reference is ASCII letters, digits and . _ - : / @"
+        ));
     }
-
-    // Docker's rule: the first component is a registry host when it has a
-    // '.' or a ':', is "localhost", or has upper-case letters, and something
-    // follows it.
-    let (registry, path) = match name.split_once('/') {
-        Some((first, rest))
-            if first.contains(['.', ':'])
-                || first == "localhost"
-                || first.chars().any(|c| c.is_ascii_uppercase()) =>
-        {
-            check_registry(first)?;
-            (first.to_string(), rest)
-        }
-        _ => (DEFAULT_REGISTRY.to_string(), name),
-    };
-    if path.is_empty() {
-        return Err(format!("the repository path after {registry:?} is missing"));
+    let r = oci_spec::distribution::Reference::from_str(s).map_err(|e| explain(s, e))?;
+    if r.repository().chars().any(|c| c.is_ascii_uppercase()) {
+        return Err(format!(
+            "repository paths are lower-case: write {:?}",
+            r.repository().to_ascii_lowercase()
+        ));
     }
-    for component in path.split('/') {
-        check_path_component(component)?;
+    if let Some((_, port)) = r.registry().split_once(':') {
+        check_port(port)?;
     }
-    let repository = if registry == DEFAULT_REGISTRY && !path.contains('/') {
-        format!("library/{path}")
-    } else {
-        path.to_string()
-    };
-    if repository.len() > 255 {
-        return Err("the repository path is longer than 255 characters".into());
+    if let Some(d) = r.digest() {
+        check_digest(d)?;
     }
-    let tag = match (tag, &digest) {
-        (None, None) => Some("latest".to_string()),
-        (tag, _) => tag,
-    };
-    Ok(ImageReference::Registry {
-        registry,
-        repository,
-        tag,
-        digest,
-    })
+    Ok(ImageReference::Registry(r))
 }
 
+fn check_port(p: &str) -> Result<(), String> {
+    match p.parse::<u16>() {
+        Ok(n) if n > 0 && p.chars().all(|c| c.is_ascii_digit()) => Ok(()),
+        _ => Err(format!(
+            "the registry port {p:?} is not a number between 1 and 65535"
+        )),
+    }
+}
+
+/// Why oci-spec refused `s`. This only explains: whether a reference is
+/// valid is decided by [`parse_image_reference`]. It looks for the usual
+/// mistakes, part by part, and falls back to oci-spec's own words.
+fn explain(s: &str, e: oci_spec::distribution::ParseError) -> String {
+    let found = (|| -> Result<(), String> {
+        let (name_tag, digest) = match s.split_once('@') {
+            Some((n, d)) => (n, Some(d)),
+            None => (s, None),
+        };
+        if let Some(d) = digest {
+            check_digest(d)?;
+        }
+        // The tag follows the last ':' after the last '/' (a ':' before a
+        // '/' is the registry's port).
+        let last_slash = name_tag.rfind('/');
+        let name = match name_tag.rfind(':') {
+            Some(i) if last_slash.is_none_or(|j| i > j) => {
+                check_tag(&name_tag[i + 1..])?;
+                &name_tag[..i]
+            }
+            _ => name_tag,
+        };
+        if name.is_empty() {
+            return Err("the image name is missing".into());
+        }
+        // Docker's rule: the first component names a registry when it has a
+        // '.' or a ':' or is "localhost", and something follows it ('[' too
+        // here, to say that an IPv6 address cannot be one).
+        let path = match name.split_once('/') {
+            Some((first, rest)) if first.contains(['.', ':', '[']) || first == "localhost" => {
+                check_registry(first)?;
+                if rest.is_empty() {
+                    return Err(format!("the repository path after {first:?} is missing"));
+                }
+                rest
+            }
+            _ => name,
+        };
+        path.split('/').try_for_each(check_path_component)
+    })();
+    match found {
+        Err(why) => why,
+        Ok(()) => format!("{e}; write [REGISTRY[:PORT]/]PATH[:TAG][@sha256:DIGEST]"),
+    }
+}
+
+/// `oci-layout:` then `/DIR[:TAG]`: the tag is what follows the last ':'
+/// after the last '/'.
 fn parse_oci_layout(rest: &str) -> Result<ImageReference, String> {
-    const FORM: &str = "write oci-layout:/path/to/dir:tag";
-    let Some((path, tag)) = rest.rsplit_once(':') else {
-        return Err(format!("an oci-layout image needs a tag; {FORM}"));
+    const FORM: &str = "write oci-layout:/path/to/dir:tag (the tag may be left out when the \
+                        layout holds one image)";
+    let last_slash = rest.rfind('/').unwrap_or(0);
+    let (path, tag) = match rest[last_slash..].rfind(':') {
+        Some(i) => (&rest[..last_slash + i], Some(&rest[last_slash + i + 1..])),
+        None => (rest, None),
     };
     if path.is_empty() {
         return Err(format!("the layout directory is missing; {FORM}"));
@@ -153,17 +214,20 @@ fn parse_oci_layout(rest: &str) -> Result<ImageReference, String> {
             "the layout directory {path:?} must be an absolute path; {FORM}"
         ));
     }
-    if tag.is_empty() {
-        return Err(format!("the tag after the last ':' is empty; {FORM}"));
-    }
-    if tag.contains('/') {
+    if path.split('/').any(|c| c == "..") {
         return Err(format!(
-            "an oci-layout image needs a tag after the directory; {FORM}"
+            "the layout directory {path:?} must not contain \"..\""
         ));
     }
+    match tag {
+        Some("") => return Err(format!("the tag after the last ':' is empty; {FORM}")),
+        Some(t) => check_tag(t)?,
+        None => {}
+    }
+    let trimmed = path.trim_end_matches('/');
     Ok(ImageReference::OciLayout {
-        path: path.to_string(),
-        tag: tag.to_string(),
+        path: PathBuf::from(if trimmed.is_empty() { "/" } else { trimmed }),
+        tag: tag.map(str::to_string),
     })
 }
 
@@ -209,49 +273,28 @@ fn check_tag(tag: &str) -> Result<(), String> {
     Ok(())
 }
 
-/// `host[:port]`, the host a DNS name, an IPv4 address or `[IPv6]`.
+/// `host[:port]`, the host a DNS name or an IPv4 address.
 fn check_registry(r: &str) -> Result<(), String> {
-    let port = if let Some(after) = r.strip_prefix('[') {
-        let Some((h, rest)) = after.split_once(']') else {
-            return Err(format!("the registry {r:?} has an unclosed '['"));
-        };
-        if h.is_empty() || !h.chars().all(|c| c.is_ascii_hexdigit() || c == ':') {
-            return Err(format!("the registry {r:?} has an invalid IPv6 address"));
-        }
-        match rest {
-            "" => None,
-            _ => match rest.strip_prefix(':') {
-                Some(p) => Some(p),
-                None => return Err(format!("the registry {r:?} has junk after ']'")),
-            },
-        }
-    } else {
-        let (h, p) = match r.split_once(':') {
-            Some((h, p)) => (h, Some(p)),
-            None => (r, None),
-        };
-        let label_ok = |l: &str| {
-            !l.is_empty()
-                && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
-                && !l.starts_with('-')
-                && !l.ends_with('-')
-        };
-        if !h.split('.').all(label_ok) {
-            return Err(format!("the registry host {h:?} is not a valid host name"));
-        }
-        p
-    };
-    if let Some(p) = port {
-        match p.parse::<u16>() {
-            Ok(n) if n > 0 && p.chars().all(|c| c.is_ascii_digit()) => {}
-            _ => {
-                return Err(format!(
-                    "the registry port {p:?} is not a number between 1 and 65535"
-                ))
-            }
-        }
+    if r.starts_with('[') {
+        return Err(format!(
+            "the registry {r:?} is an IPv6 address, which image references cannot name; give \
+             the registry's host name"
+        ));
     }
-    Ok(())
+    let (h, port) = match r.split_once(':') {
+        Some((h, p)) => (h, Some(p)),
+        None => (r, None),
+    };
+    let label_ok = |l: &str| {
+        !l.is_empty()
+            && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+            && !l.starts_with('-')
+            && !l.ends_with('-')
+    };
+    if !h.split('.').all(label_ok) {
+        return Err(format!("the registry host {h:?} is not a valid host name"));
+    }
+    port.map_or(Ok(()), check_port)
 }
 
 /// A repository path component: `[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*`.

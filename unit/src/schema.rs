@@ -244,7 +244,9 @@ impl Exec {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Container {
     /// A registry reference (`docker.io` and `library/` and `latest` are the
-    /// defaults) or `oci-layout:/path/to/dir:tag`.
+    /// defaults) or `oci-layout:/path/to/dir[:tag]`; see
+    /// [`crate::parse_image_reference`], the grammar the image store pulls
+    /// with too.
     pub image: String,
     /// Overrides the image's Entrypoint.
     pub entrypoint: Option<Vec<String>>,

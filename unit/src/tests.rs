@@ -855,7 +855,6 @@ fn image_references() {
             "registry.example.com:5000/a/b/c",
             "registry.example.com:5000/a/b/c:latest".into(),
         ),
-        ("[::1]:5000/app:x", "[::1]:5000/app:x".into()),
         (
             "a__b/c---d.e_f:_tag",
             "docker.io/a__b/c---d.e_f:_tag".into(),
@@ -877,6 +876,7 @@ fn image_references() {
             "oci-layout:/srv/oci:dir:v1",
             "oci-layout:/srv/oci:dir:v1".into(),
         ),
+        ("oci-layout:/a:b/c", "oci-layout:/a:b/c".into()),
     ];
     for (image, full) in &cases {
         let r = parse_image_reference(image).unwrap_or_else(|e| panic!("{image}: {e}"));
@@ -885,29 +885,34 @@ fn image_references() {
         let u = ok(&format!("[container]\nimage = \"{image}\"\n"));
         assert_eq!(&container(&u).image, image, "the image is kept as written");
     }
+    let r = parse_image_reference("ghcr.io/open-webui/open-webui:main").unwrap();
     assert_eq!(
-        parse_image_reference("ghcr.io/open-webui/open-webui:main"),
-        Ok(ImageReference::Registry {
-            registry: "ghcr.io".into(),
-            repository: "open-webui/open-webui".into(),
-            tag: Some("main".into()),
-            digest: None,
-        })
+        (r.registry(), r.repository(), r.tag(), r.digest()),
+        (
+            Some("ghcr.io"),
+            Some("open-webui/open-webui"),
+            Some("main"),
+            None
+        )
     );
+    let r = parse_image_reference(&format!("nginx@{DIGEST}")).unwrap();
     assert_eq!(
-        parse_image_reference(&format!("nginx@{DIGEST}")),
-        Ok(ImageReference::Registry {
-            registry: "docker.io".into(),
-            repository: "library/nginx".into(),
-            tag: None,
-            digest: Some(DIGEST.into()),
-        })
+        (r.registry(), r.repository(), r.tag(), r.digest()),
+        (Some("docker.io"), Some("library/nginx"), None, Some(DIGEST))
     );
     assert_eq!(
         parse_image_reference("oci-layout:/srv/oci:dir:v1"),
         Ok(ImageReference::OciLayout {
             path: "/srv/oci:dir".into(),
-            tag: "v1".into(),
+            tag: Some("v1".into()),
+        })
+    );
+    // Without a tag: the layout's only image.
+    assert_eq!(
+        parse_image_reference("oci-layout:/srv/oci/"),
+        Ok(ImageReference::OciLayout {
+            path: "/srv/oci".into(),
+            tag: None,
         })
     );
     for bad in [
@@ -915,6 +920,7 @@ fn image_references() {
         " nginx",
         "nginx:",
         "Nginx",
+        "Owner/nginx",
         "nginx/",
         "/nginx",
         "ghcr.io/",
@@ -922,14 +928,15 @@ fn image_references() {
         "ghcr.io:0/app",
         "bad_host.io:5000/app",
         "[::1/app",
+        "[::1]:5000/app:x",
         "nginx:a/b",
+        "nginx:caf\u{e9}",
         "nginx@sha256:ABCDEF",
         "nginx@",
         "http://docker.io/nginx",
         "oci-layout:",
-        "oci-layout:/dir",
         "oci-layout:dir:tag",
-        "oci-layout:/a:b/c",
+        "oci-layout:/a/../b:tag",
     ] {
         assert!(
             parse_image_reference(bad).is_err(),
@@ -1087,7 +1094,10 @@ const ERROR_CASES: &[(&str, &str, &str)] = &[
     ("[container]\nimage = \"home assistant\"\n", "2:9", "an image reference must not contain spaces"),
     ("[container]\nimage = 5\n", "2:9", "container.image: expected a string, found an integer"),
     ("[container]\nimage = \"oci-layout:images/nginx:latest\"\n", "2:9", "the layout directory \"images/nginx\" must be an absolute path; write oci-layout:/path/to/dir:tag"),
-    ("[container]\nimage = \"oci-layout:/var/lib/images/nginx\"\n", "2:9", "an oci-layout image needs a tag"),
+    ("[container]\nimage = \"oci-layout:/var/lib/../images/nginx:latest\"\n", "2:9", "the layout directory \"/var/lib/../images/nginx\" must not contain \"..\""),
+    ("[container]\nimage = \"[::1]:5000/app\"\n", "2:9", "the registry \"[::1]:5000\" is an IPv6 address, which image references cannot name"),
+    ("[container]\nimage = \"Owner/app\"\n", "2:9", "repository paths are lower-case: write \"owner/app\""),
+    ("[container]\nimage = \"ghcr.io/app@sha512:0123\"\n", "2:9", "the digest \"sha512:0123\" must be sha256:<64 hex digits>"),
     ("[container]\nimage = \"oci-layout:/var/lib/images/nginx:\"\n", "2:9", "the tag after the last ':' is empty"),
     ("[container]\nimage = \"ghcr.io/Home-Assistant/home-assistant\"\n", "2:9", "repository paths are lower-case: write \"home-assistant\""),
     ("[container]\nimage = \"nginx:\"\n", "2:9", "the tag after ':' is empty"),

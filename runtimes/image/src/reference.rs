@@ -1,87 +1,18 @@
 //! Image references: `busybox`, `docker.io/homeassistant/home-assistant:2024.12`,
 //! `registry.lan:5000/ns/app:1`, `app@sha256:...`, `oci-layout:/srv/images/app:1`.
-
-use std::fmt;
-use std::path::PathBuf;
-use std::str::FromStr;
-
-use oci_spec::distribution::ParseError;
+//!
+//! The grammar is the unit format's ([`jarvis_unit::parse_image_reference`],
+//! built on `oci_spec::distribution::Reference`), so a unit file that
+//! validates names an image that pulls, and the other way round.
 
 use crate::error::{Error, Result};
 
+/// A parsed image reference; see [`jarvis_unit::ImageReference`]. Its
+/// [`Display`](std::fmt::Display) form is canonical: the store keys images
+/// by it.
+pub use jarvis_unit::ImageReference as Reference;
 /// The prefix of a reference to a local OCI image layout directory.
-pub const OCI_LAYOUT_PREFIX: &str = "oci-layout:";
-
-/// A parsed image reference.
-///
-/// Its [`Display`](fmt::Display) form is canonical: the store keys images by
-/// it, so `busybox`, `docker.io/busybox` and `docker.io/library/busybox:latest`
-/// all name the same image.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Reference {
-    /// An image in a registry. Docker Hub (`docker.io`) is the default
-    /// registry, `library/` its default namespace, `latest` the default tag
-    /// (unless a digest is given).
-    Registry(oci_spec::distribution::Reference),
-    /// A manifest in a local OCI image layout directory, chosen by its
-    /// `org.opencontainers.image.ref.name` annotation (`tag`), or the layout's
-    /// only manifest when no tag is given.
-    OciLayout {
-        /// The layout directory (absolute).
-        path: PathBuf,
-        /// The `org.opencontainers.image.ref.name` to select.
-        tag: Option<String>,
-    },
-}
-
-impl Reference {
-    /// The registry host (`HOST[:PORT]`) for a registry reference, as written
-    /// (`docker.io` for Docker Hub).
-    pub fn registry(&self) -> Option<&str> {
-        match self {
-            Reference::Registry(r) => Some(r.registry()),
-            Reference::OciLayout { .. } => None,
-        }
-    }
-
-    /// The tag, if the reference has one.
-    pub fn tag(&self) -> Option<&str> {
-        match self {
-            Reference::Registry(r) => r.tag(),
-            Reference::OciLayout { tag, .. } => tag.as_deref(),
-        }
-    }
-
-    /// The pinned digest of a registry reference (`name@sha256:...`).
-    pub fn digest(&self) -> Option<&str> {
-        match self {
-            Reference::Registry(r) => r.digest(),
-            Reference::OciLayout { .. } => None,
-        }
-    }
-}
-
-impl fmt::Display for Reference {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Reference::Registry(r) => write!(f, "{r}"),
-            Reference::OciLayout { path, tag } => {
-                write!(f, "{OCI_LAYOUT_PREFIX}{}", path.display())?;
-                if let Some(tag) = tag {
-                    write!(f, ":{tag}")?;
-                }
-                Ok(())
-            }
-        }
-    }
-}
-
-impl FromStr for Reference {
-    type Err = Error;
-    fn from_str(s: &str) -> Result<Self> {
-        parse_reference(s)
-    }
-}
+pub use jarvis_unit::OCI_LAYOUT_PREFIX;
 
 /// Parse an image reference. See [`Reference`] for the accepted forms.
 ///
@@ -94,85 +25,16 @@ impl FromStr for Reference {
 /// );
 /// ```
 pub fn parse_reference(s: &str) -> Result<Reference> {
-    let bad = |reason: &str| Error::Reference {
+    jarvis_unit::parse_image_reference(s).map_err(|reason| Error::Reference {
         input: s.to_string(),
-        reason: reason.to_string(),
-    };
-    if let Some(rest) = s.strip_prefix(OCI_LAYOUT_PREFIX) {
-        return parse_layout(rest).map_err(|r| bad(&r));
-    }
-    if s.trim() != s || s.is_empty() {
-        return Err(bad("empty, or surrounded by whitespace"));
-    }
-    let r = oci_spec::distribution::Reference::try_from(s).map_err(|e| {
-        let reason = match e {
-            ParseError::ReferenceInvalidFormat if s.chars().any(|c| c.is_ascii_uppercase()) => {
-                "invalid reference format (repository names must be lowercase)".to_string()
-            }
-            ParseError::DigestUnsupported => {
-                "unsupported digest algorithm (only sha256 is supported)".to_string()
-            }
-            e => e.to_string(),
-        };
-        bad(&reason)
-    })?;
-    if let Some(d) = r.digest() {
-        if !d.starts_with("sha256:") {
-            return Err(bad(
-                "unsupported digest algorithm (only sha256 is supported)",
-            ));
-        }
-        if !d[7..]
-            .bytes()
-            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
-        {
-            return Err(bad("digest must be lowercase hex"));
-        }
-    }
-    Ok(Reference::Registry(r))
-}
-
-fn parse_layout(rest: &str) -> Result<Reference, String> {
-    if !rest.starts_with('/') {
-        return Err("the layout directory must be an absolute path (oci-layout:/DIR[:TAG])".into());
-    }
-    // A tag is what follows the last ':' after the last '/'.
-    let last_slash = rest.rfind('/').unwrap_or(0);
-    let (path, tag) = match rest[last_slash..].rfind(':') {
-        Some(i) => {
-            let i = last_slash + i;
-            (&rest[..i], Some(&rest[i + 1..]))
-        }
-        None => (rest, None),
-    };
-    if let Some(tag) = tag {
-        if !valid_tag(tag) {
-            return Err(format!("invalid tag {tag:?}"));
-        }
-    }
-    let trimmed = path.trim_end_matches('/');
-    let path = if trimmed.is_empty() { "/" } else { trimmed };
-    if path.split('/').any(|c| c == "..") {
-        return Err("the layout path must not contain `..`".into());
-    }
-    Ok(Reference::OciLayout {
-        path: PathBuf::from(path),
-        tag: tag.map(str::to_string),
+        reason,
     })
-}
-
-/// A tag as the distribution spec defines it: `[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}`.
-pub(crate) fn valid_tag(tag: &str) -> bool {
-    let b = tag.as_bytes();
-    !b.is_empty()
-        && b.len() <= 128
-        && (b[0].is_ascii_alphanumeric() || b[0] == b'_')
-        && b.iter()
-            .all(|&c| c.is_ascii_alphanumeric() || c == b'_' || c == b'.' || c == b'-')
 }
 
 #[cfg(test)]
 mod tests {
+    use std::path::PathBuf;
+
     use super::*;
 
     fn canon(s: &str) -> String {
@@ -242,7 +104,7 @@ mod tests {
             assert!(matches!(e, Error::Reference { .. }), "{s:?}: {e}");
         }
         let e = parse_reference("Busybox").unwrap_err().to_string();
-        assert!(e.contains("lowercase"), "{e}");
+        assert!(e.contains("lower-case"), "{e}");
         let upper = "sha256:".to_string() + &"AB".repeat(32);
         assert!(parse_reference(&format!("busybox@{upper}")).is_err());
     }
@@ -265,6 +127,93 @@ mod tests {
         match parse_reference("oci-layout:/srv/img").unwrap() {
             Reference::OciLayout { tag, .. } => assert_eq!(tag, None),
             r => panic!("{r:?}"),
+        }
+    }
+
+    /// Validation of `[container] image` and the pull side take and refuse
+    /// exactly the same strings.
+    #[test]
+    fn unit_validation_and_pull_agree() {
+        let digest = format!("sha256:{}", "0123456789abcdef".repeat(4));
+        let valid = [
+            "busybox".to_string(),
+            "library/busybox:1.36".into(),
+            "ghcr.io/open-webui/open-webui:main".into(),
+            format!("localhost:5000/x/y@{digest}"),
+            "ollama/ollama".into(),
+            "docker.io/homeassistant/home-assistant:2024.12".into(),
+            "registry.lan:5000/ns/app:1.2".into(),
+            "127.0.0.1:5000/test/busybox:t".into(),
+            format!("busybox:1@{digest}"),
+            "a__b/c---d.e_f:_tag".into(),
+            format!("nginx:{}", "a".repeat(128)),
+            "oci-layout:/srv/img:1.0".into(),
+            "oci-layout:/srv/img".into(),
+            "oci-layout:/srv/my:dir/img:t".into(),
+        ];
+        let invalid = [
+            "".to_string(),
+            "Busybox".into(),
+            "ghcr.io/Open-WebUI/open-webui".into(),
+            "Foo/bar".into(),
+            "a b".into(),
+            " busybox".into(),
+            ":tag".into(),
+            "busybox:".into(),
+            "a//b".into(),
+            "nginx/".into(),
+            "/nginx".into(),
+            "nginx:a/b".into(),
+            "nginx:-rc1".into(),
+            "nginx:café".into(),
+            format!("nginx:{}", "a".repeat(129)),
+            "busybox@sha256:abc".into(),
+            "busybox@".into(),
+            format!(
+                "busybox@{}",
+                digest.to_uppercase().replace("SHA256", "sha256")
+            ),
+            format!("busybox@sha512:{}", "ab".repeat(64)),
+            "busybox@md5:0123456789abcdef0123456789abcdef".into(),
+            "ghcr.io:0/app".into(),
+            "registry.local:99999/app".into(),
+            "bad_host.io:5000/app".into(),
+            "[::1]:5000/app".into(),
+            "http://docker.io/nginx".into(),
+            "owner/my+app".into(),
+            "oci-layout:".into(),
+            "oci-layout:relative/dir".into(),
+            "oci-layout:/dir:bad tag".into(),
+            "oci-layout:/dir:".into(),
+            "oci-layout:/a/../b".into(),
+        ];
+        let unit_ok = |image: &str| {
+            let text = format!(
+                "[container]\nimage = {}\n",
+                serde_json::to_string(image).unwrap()
+            );
+            jarvis_unit::parse_unit(std::path::Path::new("units/app.toml"), &text)
+                .map(|_| ())
+                .map_err(|d| d[0].to_string())
+        };
+        for (list, want) in [(&valid[..], true), (&invalid[..], false)] {
+            for image in list.iter() {
+                let pulled = parse_reference(image);
+                let validated = unit_ok(image);
+                assert_eq!(pulled.is_ok(), want, "pull side on {image:?}: {pulled:?}");
+                assert_eq!(
+                    validated.is_ok(),
+                    want,
+                    "unit validation on {image:?}: {validated:?}"
+                );
+                if let (Err(pull), Err(unit)) = (&pulled, &validated) {
+                    // Both say the same thing about it.
+                    let Error::Reference { reason, .. } = pull else {
+                        panic!("{pull}")
+                    };
+                    assert!(unit.contains(reason.as_str()), "{unit} / {reason}");
+                }
+            }
         }
     }
 }
