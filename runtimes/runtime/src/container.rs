@@ -15,7 +15,9 @@ use jarvis_shim::{ContainerRun, Payload, CEXEC_ARG};
 use jarvis_unit::{Exec, Unit};
 
 use crate::hardware::{resolve_devices, RunHardware};
-use crate::{blocking, shim, BoxFuture, Config, Exit, Found, Running, StartError, StartSpec, Stats};
+use crate::{
+    blocking, shim, BoxFuture, Config, Exit, Found, Running, StartError, StartSpec, Stats,
+};
 
 /// Container units (see the module docs).
 #[derive(Clone)]
@@ -118,10 +120,7 @@ impl crate::Runtime for ContainerRuntime {
             })
             .await
             .map_err(StartError::Deferred)?;
-            let hw = RunHardware {
-                placement,
-                devices,
-            };
+            let hw = RunHardware { placement, devices };
             let run = prepare(&cfg, &unit, &hw, &notes)
                 .await
                 .map_err(StartError::Failed)?;

@@ -142,7 +142,10 @@ impl RunHardware {
 
     /// The device nodes' current paths (`/dev/ttyUSB0`).
     pub fn device_paths(&self) -> Vec<PathBuf> {
-        self.devices.iter().map(|(_, d)| d.dev_path.clone()).collect()
+        self.devices
+            .iter()
+            .map(|(_, d)| d.dev_path.clone())
+            .collect()
     }
 
     /// Groups of the device nodes, so a non-root process can open them.
@@ -380,8 +383,11 @@ mod tests {
         .unwrap();
         assert_eq!(found.len(), 1);
         assert_eq!(found[0].1.dev_path, PathBuf::from("/dev/ttyUSB0"));
-        let err = resolve_devices(&roots, &unit(vec![usb("1cf1", "0030", "/dev/conbee", false)]))
-            .unwrap_err();
+        let err = resolve_devices(
+            &roots,
+            &unit(vec![usb("1cf1", "0030", "/dev/conbee", false)]),
+        )
+        .unwrap_err();
         assert_eq!(err, "waiting for device usb 1cf1:0030 (for /dev/conbee)");
     }
 
@@ -412,7 +418,11 @@ mod tests {
         let extras = hw.container_extras(&roots).unwrap();
         assert_eq!(extras.devices.len(), 1);
         let d = &extras.devices[0];
-        assert_eq!(d.path, PathBuf::from("/dev/zigbee"), "the container sees it at `as`");
+        assert_eq!(
+            d.path,
+            PathBuf::from("/dev/zigbee"),
+            "the container sees it at `as`"
+        );
         assert_eq!((d.major, d.minor), (188, 0));
         assert_eq!(d.gid, 20);
         assert_eq!(extras.additional_gids, vec![20]);
@@ -453,7 +463,10 @@ mod tests {
             assert_eq!(m.options, vec!["ro", "nosuid", "nodev"]);
         }
         let lib = hw.library_path(&extras).unwrap();
-        assert!(lib.split(':').any(|d| d == "/usr/local/nvidia/lib64"), "{lib}");
+        assert!(
+            lib.split(':').any(|d| d == "/usr/local/nvidia/lib64"),
+            "{lib}"
+        );
     }
 
     #[test]
@@ -477,7 +490,10 @@ mod tests {
             .map(|d| d.path.display().to_string())
             .collect();
         assert!(paths.contains(&"/dev/kfd".to_string()), "{paths:?}");
-        assert!(paths.contains(&"/dev/dri/renderD128".to_string()), "{paths:?}");
+        assert!(
+            paths.contains(&"/dev/dri/renderD128".to_string()),
+            "{paths:?}"
+        );
         let mut gids = extras.additional_gids.clone();
         gids.sort();
         assert_eq!(gids, vec![44, 993], "video and render");

@@ -98,7 +98,7 @@ pub struct Running {
     /// The device nodes the run got (their current paths).
     pub devices: Vec<PathBuf>,
     /// The shim to wait on.
-    shim: Started,
+    shim: Box<Started>,
 }
 
 impl Running {
@@ -107,7 +107,7 @@ impl Running {
         Running {
             pid: started.pid(),
             devices: Vec::new(),
-            shim: started,
+            shim: Box::new(started),
         }
     }
 }

@@ -9,7 +9,9 @@ use jarvis_unit::{Exec, Unit};
 use tokio::io::AsyncReadExt;
 
 use crate::hardware::{resolve_devices, RunHardware};
-use crate::{blocking, shim, BoxFuture, Config, Exit, Found, Running, StartError, StartSpec, Stats};
+use crate::{
+    blocking, shim, BoxFuture, Config, Exit, Found, Running, StartError, StartSpec, Stats,
+};
 
 /// The environment every unit starts from; `[env]` adds to it and wins.
 const BASE_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
@@ -120,10 +122,7 @@ impl crate::Runtime for NativeRuntime {
             })
             .await
             .map_err(StartError::Deferred)?;
-            let hw = RunHardware {
-                placement,
-                devices,
-            };
+            let hw = RunHardware { placement, devices };
             let mut launch = launch_spec(&unit, native.command.clone(), &cgroup);
             for (k, v) in hw.env() {
                 set_env(&mut launch.env, k, v);

@@ -31,14 +31,14 @@ pub(crate) async fn start(
     Ok(Running {
         pid: started.pid(),
         devices,
-        shim: started,
+        shim: Box::new(started),
     })
 }
 
 pub(crate) fn wait(cfg: &Config, unit: &str, run: Running) -> BoxFuture<Exit> {
     let (run_dir, cg, unit) = (cfg.run_dir.clone(), cfg.cgroup(unit), unit.to_string());
     Box::pin(async move {
-        match jarvis_shim::wait(run.shim, &run_dir).await {
+        match jarvis_shim::wait(*run.shim, &run_dir).await {
             Some(rec) => rec.into(),
             None => {
                 tracing::warn!(
