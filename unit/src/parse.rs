@@ -25,71 +25,6 @@ use crate::schema::*;
 type Value<'i> = Spanned<DeValue<'i>>;
 type Key<'i> = Spanned<DeString<'i>>;
 
-/// Keys allowed at the top level of a unit file.
-pub(crate) const TOP_KEYS: &[&str] = &[
-    "description",
-    "depends_on",
-    "run",
-    "native",
-    "container",
-    "env",
-    "resources",
-    "restart",
-    "health",
-    "stop",
-    "security",
-    "logs",
-    "gpu",
-    "device",
-    "bench",
-];
-pub(crate) const NATIVE_KEYS: &[&str] = &[
-    "command",
-    "user",
-    "group",
-    "supplementary_groups",
-    "working_dir",
-];
-pub(crate) const CONTAINER_KEYS: &[&str] = &[
-    "image",
-    "entrypoint",
-    "command",
-    "user",
-    "working_dir",
-    "network",
-    "volumes",
-    "read_only",
-];
-pub(crate) const RESOURCES_KEYS: &[&str] =
-    &["memory_max", "cpus", "cpu_weight", "pids_max", "cpuset"];
-pub(crate) const RESTART_KEYS: &[&str] = &["policy", "delay", "max_delay", "burst", "interval"];
-pub(crate) const HEALTH_KEYS: &[&str] = &[
-    "http",
-    "tcp",
-    "exec",
-    "interval",
-    "timeout",
-    "retries",
-    "start_period",
-    "start_interval",
-    "on_unhealthy",
-];
-pub(crate) const STOP_KEYS: &[&str] = &["signal", "timeout"];
-pub(crate) const SECURITY_KEYS: &[&str] = &["capabilities", "no_new_privileges"];
-pub(crate) const LOGS_KEYS: &[&str] = &["max_size", "max_files"];
-pub(crate) const GPU_KEYS: &[&str] = &["want", "count", "min_vram"];
-pub(crate) const DEVICE_KEYS: &[&str] = &["usb", "serial", "path", "as", "optional"];
-pub(crate) const BENCH_KEYS: &[&str] = &[
-    "api",
-    "url",
-    "model",
-    "prompt",
-    "max_tokens",
-    "requests",
-    "rounds",
-    "max_slowdown",
-];
-
 const DURATION_HINT: &str =
     "write a number with a unit, e.g. \"100ms\", \"10s\", \"5m\" or \"1h 30m\"";
 const SIZE_HINT: &str = "write a number with an optional binary suffix, e.g. \"512K\", \"64M\", \"8G\" (1M = 1024K), or \"1048576\" for plain bytes";
@@ -480,7 +415,7 @@ impl<'a, 'i> Section<'a, 'i> {
             if !allowed.contains(&key) {
                 let hint = if let Some(hint) = key_hint(name, key) {
                     format!("; {hint}")
-                } else if TOP_KEYS.contains(&key) {
+                } else if Unit::KEYS.contains(&key) {
                     format!(
                         "; if you meant the top-level {key:?}, move it above the first [section] header \
                          (keys below a header belong to that table)"
@@ -712,25 +647,20 @@ fn size_or_zero(cx: &mut Cx<'_>, label: &str, v: &Value<'_>) -> Option<u64> {
     Some(n)
 }
 
-/// One of a fixed set of strings.
-fn choice<T: Copy>(
-    cx: &mut Cx<'_>,
-    label: &str,
-    v: &Value<'_>,
-    options: &[(&str, T)],
-) -> Option<T> {
-    let names: Vec<&str> = options.iter().map(|(n, _)| *n).collect();
-    let list = names.join(", ");
+/// One of a [`Word`] enum's spellings.
+fn choice<T: Word>(cx: &mut Cx<'_>, label: &str, v: &Value<'_>) -> Option<T> {
+    let names = || T::ALL.iter().map(|w| w.as_str());
+    let list = names().collect::<Vec<_>>().join(", ");
     match v.get_ref() {
-        DeValue::String(s) => match options.iter().find(|(n, _)| *n == s.as_ref()) {
-            Some((_, t)) => Some(*t),
+        DeValue::String(s) => match T::from_word(s) {
+            Some(t) => Some(t),
             None => {
                 cx.error(
                     v.span(),
                     format!(
                         "{label}: unknown value {:?}; expected one of: {list}{}",
                         s.as_ref(),
-                        did_you_mean(s, names.iter().copied())
+                        did_you_mean(s, names())
                     ),
                 );
                 None
@@ -746,6 +676,15 @@ fn choice<T: Copy>(
             );
             None
         }
+    }
+}
+
+/// `"a", "b" or "c"`: a [`Word`] enum's spellings for a message.
+fn or_list<T: Word>(all: &[T]) -> String {
+    let quoted: Vec<String> = all.iter().map(|w| format!("{:?}", w.as_str())).collect();
+    match quoted.split_last() {
+        Some((last, rest)) if !rest.is_empty() => format!("{} or {last}", rest.join(", ")),
+        _ => quoted.concat(),
     }
 }
 
@@ -880,7 +819,7 @@ fn build(cx: &mut Cx<'_>, name: Option<String>, doc: &DeTable<'_>) -> Built {
             "run" => {
                 run = Some(RunKey {
                     span: v.span(),
-                    mode: choice(cx, "run", v, RUN_MODES),
+                    mode: choice(cx, "run", v),
                 })
             }
             "bench" => {
@@ -892,8 +831,8 @@ fn build(cx: &mut Cx<'_>, name: Option<String>, doc: &DeTable<'_>) -> Built {
                 k.span(),
                 format!(
                     "unknown key {other:?} at the top level; expected one of: {}{}",
-                    TOP_KEYS.join(", "),
-                    did_you_mean(other, TOP_KEYS.iter().copied())
+                    Unit::KEYS.join(", "),
+                    did_you_mean(other, Unit::KEYS.iter().copied())
                 ),
             ),
         }
@@ -962,12 +901,6 @@ struct RunKey {
     span: Range<usize>,
     mode: Option<RunMode>,
 }
-
-const RUN_MODES: &[(&str, RunMode)] = &[
-    ("native", RunMode::Native),
-    ("container", RunMode::Container),
-    ("auto", RunMode::Auto),
-];
 
 /// The declared forms, `run`, and the form `run` picks.
 struct Forms {
@@ -1063,12 +996,6 @@ fn choose_exec(
     })
 }
 
-const CONDITIONS: &[(&str, Condition)] = &[
-    ("started", Condition::Started),
-    ("healthy", Condition::Healthy),
-    ("completed", Condition::Completed),
-];
-
 fn depends_on(
     cx: &mut Cx<'_>,
     self_name: Option<&str>,
@@ -1100,7 +1027,7 @@ fn depends_on(
             for (k, cv) in entries(t) {
                 let dep: &str = k.get_ref();
                 let name_ok = check_name(cx, dep, k.span());
-                let condition = choice(cx, &format!("depends_on.{dep}"), cv, CONDITIONS);
+                let condition = choice(cx, &format!("depends_on.{dep}"), cv);
                 if let (true, Some(condition)) = (name_ok, condition) {
                     out.push((
                         Dependency {
@@ -1154,7 +1081,7 @@ fn depends_on(
 }
 
 fn parse_native(cx: &mut Cx<'_>, v: &Value<'_>) -> Option<Native> {
-    let s = Section::open(cx, "native", v, NATIVE_KEYS)?;
+    let s = Section::open(cx, "native", v, Native::KEYS)?;
     let mut native = Native {
         command: Vec::new(),
         user: None,
@@ -1230,10 +1157,8 @@ fn absolute_path(cx: &mut Cx<'_>, label: &str, v: &Value<'_>) -> Option<String> 
     Some(dir)
 }
 
-const NETWORKS: &[(&str, Network)] = &[("host", Network::Host), ("none", Network::None)];
-
 fn parse_container(cx: &mut Cx<'_>, v: &Value<'_>) -> Option<Container> {
-    let s = Section::open(cx, "container", v, CONTAINER_KEYS)?;
+    let s = Section::open(cx, "container", v, Container::KEYS)?;
     let image = match s.get("image") {
         None => {
             cx.missing(
@@ -1266,9 +1191,7 @@ fn parse_container(cx: &mut Cx<'_>, v: &Value<'_>) -> Option<Container> {
     });
     let user = s.with(cx, "user", container_user);
     let working_dir = s.with(cx, "working_dir", absolute_path);
-    let network = s
-        .with(cx, "network", |cx, l, v| choice(cx, l, v, NETWORKS))
-        .unwrap_or(Network::Host);
+    let network = s.with(cx, "network", choice).unwrap_or(Network::Host);
     let volumes = s.with(cx, "volumes", volumes).unwrap_or_default();
     let read_only = s.with(cx, "read_only", boolean).unwrap_or(false);
     Some(Container {
@@ -1486,7 +1409,7 @@ pub fn parse_cpuset(s: &str) -> Result<String, String> {
 
 fn parse_resources(cx: &mut Cx<'_>, v: &Value<'_>) -> Resources {
     let mut r = Resources::default();
-    let Some(s) = Section::open(cx, "resources", v, RESOURCES_KEYS) else {
+    let Some(s) = Section::open(cx, "resources", v, Resources::KEYS) else {
         return r;
     };
     r.memory_max = s.with(cx, "memory_max", size);
@@ -1541,15 +1464,10 @@ fn parse_resources(cx: &mut Cx<'_>, v: &Value<'_>) -> Resources {
 
 fn parse_restart(cx: &mut Cx<'_>, v: &Value<'_>) -> Restart {
     let mut r = Restart::default();
-    let Some(s) = Section::open(cx, "restart", v, RESTART_KEYS) else {
+    let Some(s) = Section::open(cx, "restart", v, Restart::KEYS) else {
         return r;
     };
-    const POLICIES: &[(&str, RestartPolicy)] = &[
-        ("always", RestartPolicy::Always),
-        ("on-failure", RestartPolicy::OnFailure),
-        ("never", RestartPolicy::Never),
-    ];
-    if let Some(p) = s.with(cx, "policy", |cx, l, v| choice(cx, l, v, POLICIES)) {
+    if let Some(p) = s.with(cx, "policy", choice) {
         r.policy = p;
     }
     let delay = s.with(cx, "delay", duration);
@@ -1646,11 +1564,11 @@ fn check_host_port(s: &str, need_port: bool) -> Result<(), String> {
 }
 
 fn parse_health(cx: &mut Cx<'_>, v: &Value<'_>) -> Option<Health> {
-    let s = Section::open(cx, "health", v, HEALTH_KEYS)?;
+    let s = Section::open(cx, "health", v, Health::KEYS)?;
     let probe_keys: Vec<(&Key<'_>, &Value<'_>)> = s
         .entries
         .iter()
-        .filter(|(k, _)| matches!(k.get_ref().as_ref(), "http" | "tcp" | "exec"))
+        .filter(|(k, _)| Probe::KEYS.contains(&k.get_ref().as_ref()))
         .copied()
         .collect();
     let mut probe = None;
@@ -1669,8 +1587,9 @@ fn parse_health(cx: &mut Cx<'_>, v: &Value<'_>) -> Option<Health> {
                 cx.error(
                     extra.span(),
                     format!(
-                        "[health] has more than one probe ({}); keep exactly one of http, tcp, exec",
-                        names.join(", ")
+                        "[health] has more than one probe ({}); keep exactly one of {}",
+                        names.join(", "),
+                        Probe::KEYS.join(", ")
                     ),
                 );
             }
@@ -1707,10 +1626,6 @@ fn parse_health(cx: &mut Cx<'_>, v: &Value<'_>) -> Option<Health> {
             };
         }
     }
-    const ON_UNHEALTHY: &[(&str, OnUnhealthy)] = &[
-        ("restart", OnUnhealthy::Restart),
-        ("ignore", OnUnhealthy::Ignore),
-    ];
     let health = Health {
         probe: probe.unwrap_or(Probe::Exec(Vec::new())),
         interval: s
@@ -1729,9 +1644,7 @@ fn parse_health(cx: &mut Cx<'_>, v: &Value<'_>) -> Option<Health> {
             .with(cx, "start_interval", positive_duration)
             .unwrap_or(Duration::from_secs(5)),
         on_unhealthy: s
-            .with(cx, "on_unhealthy", |cx, l, v| {
-                choice(cx, l, v, ON_UNHEALTHY)
-            })
+            .with(cx, "on_unhealthy", choice)
             .unwrap_or(OnUnhealthy::Restart),
     };
     Some(health)
@@ -1752,7 +1665,7 @@ pub fn parse_signal(name: &str) -> Option<i32> {
 
 fn parse_stop(cx: &mut Cx<'_>, v: &Value<'_>) -> Stop {
     let mut stop = Stop::default();
-    let Some(s) = Section::open(cx, "stop", v, STOP_KEYS) else {
+    let Some(s) = Section::open(cx, "stop", v, Stop::KEYS) else {
         return stop;
     };
     const HINT: &str =
@@ -1814,7 +1727,7 @@ pub fn parse_capability(name: &str) -> Option<String> {
 
 fn parse_security(cx: &mut Cx<'_>, v: &Value<'_>) -> Security {
     let mut sec = Security::default();
-    let Some(s) = Section::open(cx, "security", v, SECURITY_KEYS) else {
+    let Some(s) = Section::open(cx, "security", v, Security::KEYS) else {
         return sec;
     };
     if let Some(list) = s.with(cx, "capabilities", |cx, l, v| {
@@ -1854,7 +1767,7 @@ fn parse_security(cx: &mut Cx<'_>, v: &Value<'_>) -> Security {
 
 fn parse_logs(cx: &mut Cx<'_>, v: &Value<'_>) -> Logs {
     let mut logs = Logs::default();
-    let Some(s) = Section::open(cx, "logs", v, LOGS_KEYS) else {
+    let Some(s) = Section::open(cx, "logs", v, Logs::KEYS) else {
         return logs;
     };
     if let Some(n) = s.with(cx, "max_size", size) {
@@ -1866,17 +1779,10 @@ fn parse_logs(cx: &mut Cx<'_>, v: &Value<'_>) -> Logs {
     logs
 }
 
-const GPU_WANTS: &[(&str, GpuWant)] = &[
-    ("auto", GpuWant::Auto),
-    ("nvidia", GpuWant::Nvidia),
-    ("amd", GpuWant::Amd),
-    ("cpu", GpuWant::Cpu),
-];
-
 fn parse_gpu(cx: &mut Cx<'_>, v: &Value<'_>) -> Option<Gpu> {
-    let s = Section::open(cx, "gpu", v, GPU_KEYS)?;
+    let s = Section::open(cx, "gpu", v, Gpu::KEYS)?;
     let mut gpu = Gpu::default();
-    if let Some(w) = s.with(cx, "want", |cx, l, v| choice(cx, l, v, GPU_WANTS)) {
+    if let Some(w) = s.with(cx, "want", choice) {
         gpu.want = w;
     }
     if let Some(n) = s.with(cx, "count", |cx, l, v| integer(cx, l, v, 1, 16)) {
@@ -1949,11 +1855,11 @@ type AsSource = (&'static str, Range<usize>);
 
 /// One `[[device]]` table, with where its `as` path comes from.
 fn parse_device(cx: &mut Cx<'_>, v: &Value<'_>) -> Option<(DeviceSpec, AsSource)> {
-    let s = Section::open(cx, "device", v, DEVICE_KEYS)?;
+    let s = Section::open(cx, "device", v, DeviceSpec::KEYS)?;
     let matcher_keys: Vec<&Key<'_>> = s
         .entries
         .iter()
-        .filter(|(k, _)| matches!(k.get_ref().as_ref(), "usb" | "path"))
+        .filter(|(k, _)| DeviceMatch::KEYS.contains(&k.get_ref().as_ref()))
         .map(|(k, _)| *k)
         .collect();
     if let [_, second, ..] = matcher_keys.as_slice() {
@@ -2129,22 +2035,16 @@ fn device_path(cx: &mut Cx<'_>, label: &str, v: &Value<'_>, under_dev: bool) -> 
     }
 }
 
-const BENCH_APIS: &[(&str, BenchApi)] = &[
-    ("ollama", BenchApi::Ollama),
-    ("openai", BenchApi::Openai),
-    ("llamacpp", BenchApi::Llamacpp),
-];
-
 const BENCH_EXAMPLE: &str =
     "e.g. api = \"ollama\" and url = \"http://127.0.0.1:11434\" with model = \"smollm2\"";
 
 /// `[bench]`: `None` when anything in it is wrong or missing; and its
 /// `url` when that is well-formed, whatever else is wrong.
 fn parse_bench(cx: &mut Cx<'_>, v: &Value<'_>) -> (Option<Bench>, Option<String>) {
-    let Some(s) = Section::open(cx, "bench", v, BENCH_KEYS) else {
+    let Some(s) = Section::open(cx, "bench", v, Bench::KEYS) else {
         return (None, None);
     };
-    let api = s.with(cx, "api", |cx, l, v| choice(cx, l, v, BENCH_APIS));
+    let api = s.with(cx, "api", choice);
     let url = s.with(cx, "url", |cx, l, v| {
         let url = string(cx, l, v)?;
         match check_bench_url(&url, api) {
@@ -2188,11 +2088,11 @@ fn parse_bench(cx: &mut Cx<'_>, v: &Value<'_>) -> (Option<Bench>, Option<String>
     let max_slowdown = s.with(cx, "max_slowdown", fraction);
 
     let mut complete = true;
-    const NEEDS_API: &str = "api = \"ollama\", \"openai\" or \"llamacpp\", the server's HTTP API";
+    let needs_api = format!("api = {}, the server's HTTP API", or_list(BenchApi::ALL));
     const NEEDS_URL: &str = "url = \"http://HOST:PORT\", the server's base URL";
     let needs = match (s.get("api"), s.get("url")) {
-        (None, None) => Some(format!("{NEEDS_API}, and {NEEDS_URL}")),
-        (None, Some(_)) => Some(NEEDS_API.to_string()),
+        (None, None) => Some(format!("{needs_api}, and {NEEDS_URL}")),
+        (None, Some(_)) => Some(needs_api),
         (Some(_), None) => Some(NEEDS_URL.to_string()),
         (Some(_), Some(_)) => None,
     };
@@ -2207,8 +2107,11 @@ fn parse_bench(cx: &mut Cx<'_>, v: &Value<'_>) -> (Option<Bench>, Option<String>
         complete = false;
         cx.missing(
             s.span.clone(),
-            "[bench] with api = \"ollama\" needs model = \"NAME\", a model the server has \
-             pulled, e.g. model = \"smollm2\"",
+            format!(
+                "[bench] with api = \"{}\" needs model = \"NAME\", a model the server has \
+                 pulled, e.g. model = \"smollm2\"",
+                BenchApi::Ollama.as_str()
+            ),
         );
     }
     // Each key: absent gives its default, present but bad gives None.

@@ -9,6 +9,73 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+/// A closed set of words a unit file takes as a value (`run = "auto"`,
+/// `policy = "on-failure"`, ...). Each variant's spelling is written once,
+/// in its enum's `words!` block: the parser, the "expected one of ..."
+/// messages, `as_str` and serde all take it from there.
+pub trait Word: Copy + Sized + 'static {
+    /// Every variant, in the order messages list them.
+    const ALL: &'static [Self];
+    /// The spelling in a unit file.
+    fn as_str(self) -> &'static str;
+    /// The variant spelled `s`, exactly.
+    fn from_word(s: &str) -> Option<Self> {
+        Self::ALL.iter().copied().find(|w| w.as_str() == s)
+    }
+}
+
+/// Defines a [`Word`] enum: the variants and their spellings, once.
+macro_rules! words {
+    (
+        $(#[$meta:meta])*
+        pub enum $name:ident {
+            $($(#[$vmeta:meta])* $variant:ident = $text:literal,)+
+        }
+    ) => {
+        $(#[$meta])*
+        #[derive(Serialize, Deserialize)]
+        pub enum $name {
+            $($(#[$vmeta])* #[serde(rename = $text)] $variant,)+
+        }
+
+        impl $name {
+            /// Every variant, in the order messages list them.
+            pub const ALL: &'static [$name] = &[$($name::$variant),+];
+
+            /// The spelling in a unit file.
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $($name::$variant => $text,)+
+                }
+            }
+        }
+
+        impl Word for $name {
+            const ALL: &'static [$name] = $name::ALL;
+            fn as_str(self) -> &'static str {
+                $name::as_str(self)
+            }
+        }
+    };
+}
+
+/// `N` keys: `a` then `b`, for key lists built from others.
+const fn concat<const N: usize>(a: &[&'static str], b: &[&'static str]) -> [&'static str; N] {
+    assert!(a.len() + b.len() == N, "concat: N must be the total length");
+    let mut out = [""; N];
+    let mut i = 0;
+    while i < a.len() {
+        out[i] = a[i];
+        i += 1;
+    }
+    let mut j = 0;
+    while j < b.len() {
+        out[i + j] = b[j];
+        j += 1;
+    }
+    out
+}
+
 /// A validated unit. `name` is the file stem.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Unit {
@@ -53,6 +120,25 @@ pub struct Unit {
 }
 
 impl Unit {
+    /// The keys at the top level of a unit file.
+    pub const KEYS: &'static [&'static str] = &[
+        "description",
+        "depends_on",
+        "run",
+        "native",
+        "container",
+        "env",
+        "resources",
+        "restart",
+        "health",
+        "stop",
+        "security",
+        "logs",
+        "gpu",
+        "device",
+        "bench",
+    ];
+
     /// A unit that runs as `exec` (declared as its only form), with every
     /// other field at its default, as a file with just that section gives.
     pub fn new(name: impl Into<String>, exec: Exec) -> Unit {
@@ -165,21 +251,15 @@ pub(crate) fn auto_form(native: bool, container: bool, gpu_or_bench: bool) -> Op
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Kind {
-    Native,
-    Container,
+words! {
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+    pub enum Kind {
+        Native = "native",
+        Container = "container",
+    }
 }
 
 impl Kind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Kind::Native => "native",
-            Kind::Container => "container",
-        }
-    }
-
     /// The other form.
     pub fn other(self) -> Kind {
         match self {
@@ -189,28 +269,19 @@ impl Kind {
     }
 }
 
-/// The top-level `run` key: which declared form the unit runs as.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum RunMode {
-    /// `[native]`.
-    Native,
-    /// `[container]`.
-    Container,
-    /// The form a benchmark recommended, if there is a measurement; else
-    /// native for GPU and inference units (`[gpu]` or `[bench]` present)
-    /// and container otherwise. With one form declared, that form.
-    #[default]
-    Auto,
-}
-
-impl RunMode {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            RunMode::Native => "native",
-            RunMode::Container => "container",
-            RunMode::Auto => "auto",
-        }
+words! {
+    /// The top-level `run` key: which declared form the unit runs as.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+    pub enum RunMode {
+        /// `[native]`.
+        Native = "native",
+        /// `[container]`.
+        Container = "container",
+        /// The form a benchmark recommended, if there is a measurement; else
+        /// native for GPU and inference units (`[gpu]` or `[bench]` present)
+        /// and container otherwise. With one form declared, that form.
+        #[default]
+        Auto = "auto",
     }
 }
 
@@ -262,13 +333,28 @@ pub struct Container {
     pub read_only: bool,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Network {
-    /// The host's network namespace (the default).
-    Host,
-    /// A new network namespace with only loopback.
-    None,
+impl Container {
+    /// The keys of `[container]`.
+    pub const KEYS: &'static [&'static str] = &[
+        "image",
+        "entrypoint",
+        "command",
+        "user",
+        "working_dir",
+        "network",
+        "volumes",
+        "read_only",
+    ];
+}
+
+words! {
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    pub enum Network {
+        /// The host's network namespace (the default).
+        Host = "host",
+        /// A new network namespace with only loopback.
+        None = "none",
+    }
 }
 
 /// A bind mount `host:container[:ro]`; both paths absolute.
@@ -291,24 +377,26 @@ pub struct Native {
     pub working_dir: Option<String>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Condition {
-    /// The dependency's process has been started.
-    Started,
-    /// The dependency is running and its health check passes.
-    Healthy,
-    /// The dependency ran to completion and exited 0.
-    Completed,
+impl Native {
+    /// The keys of `[native]`.
+    pub const KEYS: &'static [&'static str] = &[
+        "command",
+        "user",
+        "group",
+        "supplementary_groups",
+        "working_dir",
+    ];
 }
 
-impl Condition {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Condition::Started => "started",
-            Condition::Healthy => "healthy",
-            Condition::Completed => "completed",
-        }
+words! {
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+    pub enum Condition {
+        /// The dependency's process has been started.
+        Started = "started",
+        /// The dependency is running and its health check passes.
+        Healthy = "healthy",
+        /// The dependency ran to completion and exited 0.
+        Completed = "completed",
     }
 }
 
@@ -331,12 +419,19 @@ pub struct Resources {
     pub cpuset: Option<String>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum RestartPolicy {
-    Always,
-    OnFailure,
-    Never,
+impl Resources {
+    /// The keys of `[resources]`.
+    pub const KEYS: &'static [&'static str] =
+        &["memory_max", "cpus", "cpu_weight", "pids_max", "cpuset"];
+}
+
+words! {
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    pub enum RestartPolicy {
+        Always = "always",
+        OnFailure = "on-failure",
+        Never = "never",
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -346,6 +441,12 @@ pub struct Restart {
     pub max_delay: Duration,
     pub burst: u32,
     pub interval: Duration,
+}
+
+impl Restart {
+    /// The keys of `[restart]`.
+    pub const KEYS: &'static [&'static str] =
+        &["policy", "delay", "max_delay", "burst", "interval"];
 }
 
 impl Default for Restart {
@@ -371,11 +472,18 @@ pub enum Probe {
     Exec(Vec<String>),
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum OnUnhealthy {
-    Restart,
-    Ignore,
+impl Probe {
+    /// The keys of `[health]` that name a probe; a health check has
+    /// exactly one of them.
+    pub const KEYS: &'static [&'static str] = &["http", "tcp", "exec"];
+}
+
+words! {
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    pub enum OnUnhealthy {
+        Restart = "restart",
+        Ignore = "ignore",
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -392,11 +500,30 @@ pub struct Health {
     pub on_unhealthy: OnUnhealthy,
 }
 
+impl Health {
+    /// The keys of `[health]`: a probe, then its settings.
+    pub const KEYS: &'static [&'static str] = &concat::<8>(
+        Probe::KEYS,
+        &[
+            "interval",
+            "timeout",
+            "retries",
+            "start_period",
+            "on_unhealthy",
+        ],
+    );
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Stop {
     /// A signal number (validated from a name such as "SIGTERM" or "TERM").
     pub signal: i32,
     pub timeout: Duration,
+}
+
+impl Stop {
+    /// The keys of `[stop]`.
+    pub const KEYS: &'static [&'static str] = &["signal", "timeout"];
 }
 
 impl Default for Stop {
@@ -416,6 +543,11 @@ pub struct Security {
     pub no_new_privileges: bool,
 }
 
+impl Security {
+    /// The keys of `[security]`.
+    pub const KEYS: &'static [&'static str] = &["capabilities", "no_new_privileges"];
+}
+
 impl Default for Security {
     fn default() -> Self {
         Security {
@@ -432,6 +564,11 @@ pub struct Logs {
     pub max_files: u32,
 }
 
+impl Logs {
+    /// The keys of `[logs]`.
+    pub const KEYS: &'static [&'static str] = &["max_size", "max_files"];
+}
+
 impl Default for Logs {
     fn default() -> Self {
         Logs {
@@ -441,28 +578,18 @@ impl Default for Logs {
     }
 }
 
-/// `want` in `[gpu]`: which kind of accelerator the unit runs on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum GpuWant {
-    /// The best GPU that fits (`count` and `min_vram`), else the CPU.
-    Auto,
-    /// An NVIDIA GPU; the unit waits until one fits.
-    Nvidia,
-    /// An AMD GPU; the unit waits until one fits.
-    Amd,
-    /// No GPU: run on the CPU.
-    Cpu,
-}
-
-impl GpuWant {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            GpuWant::Auto => "auto",
-            GpuWant::Nvidia => "nvidia",
-            GpuWant::Amd => "amd",
-            GpuWant::Cpu => "cpu",
-        }
+words! {
+    /// `want` in `[gpu]`: which kind of accelerator the unit runs on.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+    pub enum GpuWant {
+        /// The best GPU that fits (`count` and `min_vram`), else the CPU.
+        Auto = "auto",
+        /// An NVIDIA GPU; the unit waits until one fits.
+        Nvidia = "nvidia",
+        /// An AMD GPU; the unit waits until one fits.
+        Amd = "amd",
+        /// No GPU: run on the CPU.
+        Cpu = "cpu",
     }
 }
 
@@ -477,6 +604,11 @@ pub struct Gpu {
     /// Bytes of video memory that each GPU must have free (not promised to
     /// other units) for this unit to be admitted; 0 means no requirement.
     pub min_vram: u64,
+}
+
+impl Gpu {
+    /// The keys of `[gpu]`.
+    pub const KEYS: &'static [&'static str] = &["want", "count", "min_vram"];
 }
 
 impl Default for Gpu {
@@ -505,6 +637,12 @@ pub enum DeviceMatch {
     Path(String),
 }
 
+impl DeviceMatch {
+    /// The keys of `[[device]]` that name the device; an entry has exactly
+    /// one of them.
+    pub const KEYS: &'static [&'static str] = &["usb", "path"];
+}
+
 /// `[[device]]`: a host device the service sees at `as_path`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct DeviceSpec {
@@ -518,27 +656,25 @@ pub struct DeviceSpec {
     pub optional: bool,
 }
 
-/// `api` in `[bench]`: the inference server's HTTP API.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum BenchApi {
-    /// Ollama: `POST /api/generate`.
-    Ollama,
-    /// OpenAI-compatible completions: `POST /v1/completions`.
-    Openai,
-    /// llama.cpp's server: `POST /completion`.
-    Llamacpp,
+impl DeviceSpec {
+    /// The keys of `[[device]]`.
+    pub const KEYS: &'static [&'static str] = &["usb", "serial", "path", "as", "optional"];
+}
+
+words! {
+    /// `api` in `[bench]`: the inference server's HTTP API.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+    pub enum BenchApi {
+        /// Ollama: `POST /api/generate`.
+        Ollama = "ollama",
+        /// OpenAI-compatible completions: `POST /v1/completions`.
+        Openai = "openai",
+        /// llama.cpp's server: `POST /completion`.
+        Llamacpp = "llamacpp",
+    }
 }
 
 impl BenchApi {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            BenchApi::Ollama => "ollama",
-            BenchApi::Openai => "openai",
-            BenchApi::Llamacpp => "llamacpp",
-        }
-    }
-
     /// The path the bench posts to, appended to [`Bench::url`].
     pub fn path(self) -> &'static str {
         match self {
@@ -582,6 +718,17 @@ pub struct Bench {
 }
 
 impl Bench {
+    /// The keys of `[bench]`.
+    pub const KEYS: &'static [&'static str] = &[
+        "api",
+        "url",
+        "model",
+        "prompt",
+        "max_tokens",
+        "requests",
+        "rounds",
+        "max_slowdown",
+    ];
     pub const DEFAULT_PROMPT: &'static str = "Why is the sky blue?";
     pub const DEFAULT_MAX_TOKENS: u32 = 64;
     pub const DEFAULT_REQUESTS: u32 = 10;

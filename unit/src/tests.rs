@@ -2586,3 +2586,113 @@ fn both_form_units_in_a_set() {
     let units: Vec<Unit> = set.iter().cloned().collect();
     assert_eq!(UnitSet::from_units(units).unwrap(), set);
 }
+
+/// Every key a table's `KEYS` lists is read by the parser: a value of the
+/// wrong type under it is reported on its line, not as an unknown key (a
+/// listed key the parser ignored would pass silently).
+#[test]
+fn every_listed_key_is_read() {
+    const HEALTH: &str = "[health]\ntcp = \"127.0.0.1:1\"\n";
+    let tables: [(&str, &[&str], &[&str], String); 11] = [
+        (
+            "[native]",
+            Native::KEYS,
+            &["command = [\"/bin/true\"]"],
+            String::new(),
+        ),
+        (
+            "[container]",
+            Container::KEYS,
+            &["image = \"nginx\""],
+            String::new(),
+        ),
+        ("[resources]", Resources::KEYS, &[], MIN.into()),
+        ("[restart]", Restart::KEYS, &[], MIN.into()),
+        (
+            "[health]",
+            Health::KEYS,
+            &["tcp = \"127.0.0.1:1\""],
+            MIN.into(),
+        ),
+        ("[stop]", Stop::KEYS, &[], MIN.into()),
+        ("[security]", Security::KEYS, &[], MIN.into()),
+        ("[logs]", Logs::KEYS, &[], MIN.into()),
+        ("[gpu]", Gpu::KEYS, &[], MIN.into()),
+        (
+            "[[device]]",
+            DeviceSpec::KEYS,
+            &["usb = \"10c4:ea60\"", "as = \"/dev/x\""],
+            MIN.into(),
+        ),
+        (
+            "[bench]",
+            Bench::KEYS,
+            &["api = \"openai\"", "url = \"http://127.0.0.1:1\""],
+            format!("{MIN}{HEALTH}"),
+        ),
+    ];
+    let mut cases = Vec::new();
+    for (header, keys, base, prefix) in &tables {
+        for key in keys.iter() {
+            let mut text = format!("{prefix}{header}\n");
+            for line in base.iter().filter(|l| !l.starts_with(&format!("{key} "))) {
+                text.push_str(line);
+                text.push('\n');
+            }
+            text.push_str(&format!("{key} = {{ x = 1 }}\n"));
+            cases.push((format!("{header} {key}"), text));
+        }
+    }
+    for key in Unit::KEYS {
+        let rest = if *key == "native" {
+            "[container]\nimage = \"nginx\"\n"
+        } else {
+            MIN
+        };
+        cases.push((format!("top-level {key}"), format!("{key} = 1\n{rest}")));
+    }
+    for (what, text) in cases {
+        let line = if what.starts_with("top-level") {
+            1
+        } else {
+            text.lines().count()
+        };
+        let diags = errs(&text);
+        assert!(
+            diags.iter().all(|d| !d.message.starts_with("unknown key")),
+            "{what}: {}",
+            render(&diags)
+        );
+        assert!(
+            diags.iter().any(|d| d.line == line),
+            "{what}: nothing reported on line {line}:\n{text}\n{}",
+            render(&diags)
+        );
+    }
+}
+
+/// The words unit files take, pinned: each enum lists its spellings once,
+/// and serde writes the same ones.
+#[test]
+fn word_spellings_are_pinned() {
+    fn words<T: Word + serde::Serialize>() -> Vec<&'static str> {
+        for w in T::ALL {
+            assert_eq!(serde_json::to_value(w).unwrap(), w.as_str());
+            assert_eq!(
+                T::from_word(w.as_str()).map(|x| x.as_str()),
+                Some(w.as_str())
+            );
+        }
+        T::ALL.iter().map(|w| w.as_str()).collect()
+    }
+    assert_eq!(words::<Kind>(), ["native", "container"]);
+    assert_eq!(words::<RunMode>(), ["native", "container", "auto"]);
+    assert_eq!(words::<Network>(), ["host", "none"]);
+    assert_eq!(words::<Condition>(), ["started", "healthy", "completed"]);
+    assert_eq!(words::<RestartPolicy>(), ["always", "on-failure", "never"]);
+    assert_eq!(words::<OnUnhealthy>(), ["restart", "ignore"]);
+    assert_eq!(words::<GpuWant>(), ["auto", "nvidia", "amd", "cpu"]);
+    assert_eq!(words::<BenchApi>(), ["ollama", "openai", "llamacpp"]);
+    assert_eq!(Health::KEYS[..3], *Probe::KEYS);
+    assert_eq!(RestartPolicy::from_word("On-Failure"), None);
+}
