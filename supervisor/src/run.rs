@@ -40,8 +40,10 @@ pub struct Runtime {
     pub pull: jarvis_image::PullOptions,
 }
 
-pub fn exit_info(rec: jarvis_runtime::ExitRecord) -> ExitInfo {
-    to_exit_info(rec.into())
+/// The machine's view of an exit, from the runtime's [`jarvis_runtime::Exit`]
+/// or a shim's exit record.
+pub fn exit_info(exit: impl Into<jarvis_runtime::Exit>) -> ExitInfo {
+    to_exit_info(exit.into())
 }
 
 fn to_exit_info(e: jarvis_runtime::Exit) -> ExitInfo {
@@ -68,6 +70,12 @@ impl Runtime {
 
     pub fn cgroup(&self, unit: &str) -> jarvis_runtime::UnitCgroup {
         jarvis_runtime::UnitCgroup::open(&self.cgroup_parent, unit)
+    }
+
+    /// The unit's last run as an earlier jarvisd left it (running, ended,
+    /// or nothing on record). Blocking: call it off the event loop.
+    pub fn adopt(&self, unit: &str) -> jarvis_runtime::Found {
+        self.runtimes().adopt(unit)
     }
 
     /// Runs one incarnation of `unit` to its end: starts it, reports
@@ -138,21 +146,21 @@ impl Runtime {
         self.runtimes().config().container_state_root()
     }
 
-    /// Watches a run found again after a daemon restart, reporting its exit
-    /// as generation `gen`.
+    /// Watches a run found again after a daemon restart
+    /// ([`jarvis_runtime::Found::Running`], or a shim's `Started`),
+    /// reporting its exit as generation `gen`.
     pub fn watch(
         &self,
         unit: &str,
         gen: u64,
-        started: jarvis_runtime::Started,
+        run: impl Into<jarvis_runtime::Running>,
         tx: UnboundedSender<Msg>,
     ) {
         let rts = self.runtimes();
         let unit = unit.to_string();
+        let run = run.into();
         tokio::spawn(async move {
-            let exit = rts
-                .wait(&unit, jarvis_runtime::Running::adopted(started))
-                .await;
+            let exit = rts.wait(&unit, run).await;
             let _ = tx.send(Msg::Unit {
                 name: unit,
                 event: Event::Exited {

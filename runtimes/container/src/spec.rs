@@ -174,7 +174,9 @@ pub struct SpecInput<'a> {
     pub users: &'a UserDb,
     /// The container's root filesystem (absolute).
     pub rootfs: &'a Path,
-    /// `linux.cgroupsPath`, set exactly, e.g. `/jarvis/<unit>`.
+    /// `linux.cgroupsPath`, set exactly, e.g. `/jarvis/<unit>`. libcontainer
+    /// creates this cgroup (in every hierarchy it manages) and deletes it
+    /// with the container; the caller creates none there.
     pub cgroups_path: &'a str,
     /// `None`: the image's own `/etc` files stay.
     pub etc: Option<&'a EtcFiles>,
@@ -591,7 +593,9 @@ pub fn device_rules(extras: &Extras) -> Result<Vec<LinuxDeviceCgroup>, SpecError
     Ok(rules)
 }
 
-/// `Resources` to `linux.resources`: memory (swap = limit: no swap; on v2
+/// `Resources` to `linux.resources`, the only translation of a container
+/// unit's `[resources]` (libcontainer writes it into the cgroup it
+/// creates): memory (swap = limit: no swap; on v2
 /// libcgroups leaves `memory.swap.max` alone for that, so
 /// [`crate::run::create_and_start`] writes 0 there itself), cpu quota over a
 /// 100 ms period, cpu shares from the weight (v1 scale, `weight * 1024 /

@@ -112,6 +112,12 @@ impl Running {
     }
 }
 
+impl From<Started> for Running {
+    fn from(started: Started) -> Running {
+        Running::adopted(started)
+    }
+}
+
 impl std::fmt::Debug for Running {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Running")
