@@ -111,6 +111,35 @@ impl Uevent {
                 .as_deref()
                 .is_some_and(|s| RESCAN_SUBSYSTEMS.contains(&s))
     }
+
+    /// How much an event asks of the daemon: 3 for an overflow (everything
+    /// again), 2 for a GPU's subsystem (`drm`, `pci`, `kfd`: the GPU
+    /// inventory too), 1 for another rescan subsystem, 0 for nothing.
+    fn weight(&self) -> u8 {
+        if self.action == Self::OVERFLOW {
+            3
+        } else if matches!(self.subsystem.as_deref(), Some("drm" | "pci" | "kfd")) {
+            2
+        } else if self.wants_rescan() {
+            1
+        } else {
+            0
+        }
+    }
+
+    /// The one event of `batch` that asks the most of the daemon (the
+    /// latest of equals): handling it alone does everything handling each of
+    /// them would, since a rescan reads the hardware as it is now. `None`
+    /// for an empty batch.
+    pub fn most_telling(batch: impl IntoIterator<Item = Uevent>) -> Option<Uevent> {
+        batch.into_iter().reduce(|best, ev| {
+            if ev.weight() >= best.weight() {
+                ev
+            } else {
+                best
+            }
+        })
+    }
 }
 
 /// A bound uevent socket. Create it inside a tokio runtime (it registers
@@ -118,6 +147,8 @@ impl Uevent {
 pub struct UeventListener {
     fd: AsyncFd<OwnedFd>,
     buf: Vec<u8>,
+    /// Read by a cancelled [`UeventListener::recv_batch`], not yet returned.
+    pending: Vec<Uevent>,
 }
 
 impl UeventListener {
@@ -143,6 +174,7 @@ impl UeventListener {
         Ok(UeventListener {
             fd,
             buf: vec![0; 64 * 1024],
+            pending: Vec::new(),
         })
     }
 
@@ -152,25 +184,60 @@ impl UeventListener {
     pub async fn recv(&mut self) -> Result<Uevent> {
         loop {
             let mut guard = self.fd.readable().await.map_err(Error::Netlink)?;
-            let buf = &mut self.buf;
-            let res = guard.try_io(|fd| {
-                recvfrom::<NetlinkAddr>(fd.get_ref().as_raw_fd(), buf).map_err(io::Error::from)
-            });
-            match res {
+            match guard.try_io(|fd| Self::read_one(fd.get_ref(), &mut self.buf)) {
                 Err(_would_block) => continue,
-                Ok(Ok((n, from))) => {
-                    if from.map(|a| a.pid()) != Some(0) {
-                        continue;
-                    }
-                    if let Some(ev) = Uevent::parse(&self.buf[..n]) {
-                        return Ok(ev);
-                    }
-                }
-                Ok(Err(e)) if e.raw_os_error() == Some(libc::ENOBUFS) => {
-                    return Ok(Uevent::overflow())
-                }
-                Ok(Err(e)) => return Err(Error::Netlink(e)),
+                Ok(Ok(Ok(Some(ev)))) => return Ok(ev),
+                Ok(Ok(Ok(None))) => continue,
+                Ok(Ok(Err(e)) | Err(e)) => return Err(Error::Netlink(e)),
             }
+        }
+    }
+
+    /// The most events [`UeventListener::recv_batch`] returns at once.
+    pub const MAX_BATCH: usize = 4096;
+
+    /// Every uevent the kernel has queued, at least one (waiting for it if
+    /// need be): the socket is read until it is empty. A burst (a hub
+    /// with many devices, `udevadm trigger`, other programs poking `uevent`
+    /// files) comes as one batch, so a caller that rescans per batch does
+    /// one rescan for all of it instead of falling behind by one per event.
+    /// [`Uevent::most_telling`] picks the event to act on. Cancel-safe: what
+    /// was read before a cancel is kept for the next call.
+    pub async fn recv_batch(&mut self) -> Result<Vec<Uevent>> {
+        loop {
+            let mut guard = self.fd.readable().await.map_err(Error::Netlink)?;
+            // A bound, should the kernel queue events as fast as they are
+            // read: the rest come with the next call (readiness stays set).
+            while self.pending.len() < Self::MAX_BATCH {
+                match guard.try_io(|fd| Self::read_one(fd.get_ref(), &mut self.buf)) {
+                    // Empty: readiness is cleared, so the next await waits
+                    // for the kernel.
+                    Err(_would_block) => break,
+                    Ok(Ok(Ok(Some(ev)))) => self.pending.push(ev),
+                    Ok(Ok(Ok(None))) => {}
+                    Ok(Ok(Err(e)) | Err(e)) => return Err(Error::Netlink(e)),
+                }
+            }
+            if !self.pending.is_empty() {
+                return Ok(std::mem::take(&mut self.pending));
+            }
+        }
+    }
+
+    /// One message off the socket, as `try_io` wants it: `WouldBlock` when
+    /// the socket is empty; the overflow event for `ENOBUFS`; `Ok(None)` for
+    /// a message that is no kernel uevent (or `EINTR`); `Ok(Err(_))` for any
+    /// other error.
+    fn read_one(fd: &OwnedFd, buf: &mut [u8]) -> io::Result<io::Result<Option<Uevent>>> {
+        use nix::errno::Errno;
+        match recvfrom::<NetlinkAddr>(fd.as_raw_fd(), buf) {
+            Ok((n, from)) => Ok(Ok((from.map(|a| a.pid()) == Some(0))
+                .then(|| Uevent::parse(&buf[..n]))
+                .flatten())),
+            Err(Errno::EAGAIN) => Err(io::ErrorKind::WouldBlock.into()),
+            Err(Errno::EINTR) => Ok(Ok(None)),
+            Err(Errno::ENOBUFS) => Ok(Ok(Some(Uevent::overflow()))),
+            Err(e) => Ok(Err(e.into())),
         }
     }
 }
@@ -195,5 +262,67 @@ mod tests {
         assert_eq!(Uevent::parse(b"libudev\0\xfe\xed"), None);
         let ev = Uevent::parse(b"change@/devices/system/cpu/cpu0\0SUBSYSTEM=cpu\0").unwrap();
         assert!(!ev.wants_rescan());
+    }
+
+    fn ev(action: &str, subsystem: &str, devpath: &str) -> Uevent {
+        let msg = format!("{action}@{devpath}\0SUBSYSTEM={subsystem}\0");
+        Uevent::parse(msg.as_bytes()).unwrap()
+    }
+
+    #[test]
+    fn the_most_telling_event_of_a_batch() {
+        assert_eq!(Uevent::most_telling(vec![]), None);
+        let cpu = ev("change", "cpu", "/devices/system/cpu/cpu0");
+        let tty1 = ev("change", "tty", "/devices/virtual/tty/tty1");
+        let tty2 = ev("change", "tty", "/devices/virtual/tty/tty2");
+        let drm = ev("add", "drm", "/devices/pci0000:00/drm/card0");
+        // A rescan beats nothing, the latest of equals wins.
+        let pick = Uevent::most_telling(vec![tty1.clone(), cpu.clone(), tty2.clone(), cpu.clone()]);
+        assert_eq!(pick, Some(tty2.clone()));
+        // A GPU's subsystem beats a rescan: the inventory is taken too.
+        let pick = Uevent::most_telling(vec![tty1.clone(), drm.clone(), tty2.clone()]);
+        assert_eq!(pick, Some(drm.clone()));
+        // An overflow beats everything.
+        let pick = Uevent::most_telling(vec![drm, Uevent::overflow(), tty1]);
+        assert_eq!(pick.unwrap().action, Uevent::OVERFLOW);
+        assert_eq!(Uevent::most_telling(vec![cpu.clone()]), Some(cpu));
+    }
+
+    /// A burst of real kernel events is read whole by one `recv_batch`
+    /// (root only: writing a `uevent` file needs it).
+    #[test]
+    fn a_burst_comes_as_one_batch() {
+        let tty = "/sys/class/tty/tty1/uevent";
+        if !nix::unistd::geteuid().is_root() || !std::path::Path::new(tty).exists() {
+            eprintln!("SKIPPED: a_burst_comes_as_one_batch: needs root and {tty}");
+            return;
+        }
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let mut l = UeventListener::bind().unwrap();
+            const N: usize = 500;
+            // The kernel queues each event before the write returns.
+            for _ in 0..N {
+                std::fs::write(tty, "change").unwrap();
+            }
+            let batch = tokio::time::timeout(std::time::Duration::from_secs(10), l.recv_batch())
+                .await
+                .expect("no uevent within 10 s")
+                .unwrap();
+            let ours = batch
+                .iter()
+                .filter(|e| e.action == "change" && e.devpath.ends_with("/tty/tty1"))
+                .count();
+            // Other programs may poke tty1 meanwhile: at least ours.
+            assert!(
+                ours >= N,
+                "{ours} of {N} in the first batch of {}",
+                batch.len()
+            );
+            assert!(!batch.iter().any(|e| e.action == Uevent::OVERFLOW));
+        });
     }
 }
