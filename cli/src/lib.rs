@@ -14,6 +14,7 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use jarvis_proto::{Request, Response};
+use jarvis_unit::Diagnostic;
 
 use client::Client;
 
@@ -48,6 +49,9 @@ pub enum Command {
         /// How long --wait waits, e.g. "90s", "5m".
         #[arg(long, default_value = "2m", value_parser = humantime::parse_duration)]
         timeout: Duration,
+        /// Print {"started": [...], "restarted": [...], "stopped": [...],
+        /// "unchanged": [...]} for scripts (with --wait, nothing more unless
+        /// it fails).
         #[arg(long)]
         json: bool,
     },
@@ -82,6 +86,7 @@ pub enum Command {
     /// What hardware this machine has: GPUs (NVML, procfs, sysfs), the CPU,
     /// USB devices and their nodes. Needs no daemon.
     Probe {
+        /// Print everything found as JSON for scripts.
         #[arg(long)]
         json: bool,
     },
@@ -103,6 +108,7 @@ pub enum Command {
         /// How long each form may take to become healthy.
         #[arg(long, default_value = "3m", value_parser = humantime::parse_duration)]
         start_timeout: Duration,
+        /// Print the report as JSON (what jarvisd stores) instead of text.
         #[arg(long)]
         json: bool,
     },
@@ -111,9 +117,12 @@ pub enum Command {
     Image(ImageCommand),
     /// Check unit files without a daemon: every problem, as FILE:LINE:COL.
     Validate {
-        /// Unit files or directories of them.
-        #[arg(default_value = "units")]
+        /// Unit files or directories of them [default: units, in the
+        /// current directory].
         paths: Vec<PathBuf>,
+        /// Print {"ok": ..., "units": [...], "problems": [{"file", "line",
+        /// "col", "message"}]} for scripts (line and col are 0 for a
+        /// problem with a whole file or directory).
         #[arg(long)]
         json: bool,
     },
@@ -125,11 +134,14 @@ pub enum ImageCommand {
     /// the defaults), showing progress on a terminal.
     Pull {
         reference: String,
+        /// Print the pulled image as JSON ({"reference", "digest", "size",
+        /// "created"}) instead of progress bars.
         #[arg(long)]
         json: bool,
     },
     /// List the images in jarvisd's store.
     Ls {
+        /// Print {"images": [...]} for scripts.
         #[arg(long)]
         json: bool,
     },
@@ -396,8 +408,58 @@ fn done(resp: Response) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// Where `validate` looks when given no path.
+const DEFAULT_UNITS: &str = "units";
+
+/// Loads `paths` as `validate` does: like jarvisd, but a path that holds no
+/// unit file is a problem too, and one that is missing says what to pass
+/// (`default`: no path was given, so `paths` is [`DEFAULT_UNITS`]).
+fn check(paths: &[PathBuf], default: bool) -> Result<jarvis_unit::UnitSet, Vec<Diagnostic>> {
+    let mut problems = Vec::new();
+    let mut load = Vec::new();
+    for p in paths {
+        if default && std::fs::symlink_metadata(p).is_err() {
+            problems.push(Diagnostic::whole_file(
+                p,
+                format!(
+                    "no units directory here (validate reads ./{DEFAULT_UNITS} when given no \
+                     path); pass the units directory or unit files, e.g. jarvisctl validate \
+                     /etc/jarvis/units"
+                ),
+            ));
+        } else if p.is_dir() && jarvis_unit::unit_files(p).is_ok_and(|f| f.is_empty()) {
+            problems.push(Diagnostic::whole_file(
+                p,
+                "no *.toml unit files here; pass the units directory or files",
+            ));
+        } else {
+            load.push(p.clone());
+        }
+    }
+    let loaded = if load.is_empty() {
+        Ok(Default::default())
+    } else {
+        jarvis_unit::load_paths(&load)
+    };
+    match loaded {
+        Ok(set) if problems.is_empty() => Ok(set),
+        Ok(_) => Err(problems),
+        Err(diags) => {
+            problems.extend(diags);
+            Err(problems)
+        }
+    }
+}
+
 fn validate(paths: &[PathBuf], json: bool) -> ExitCode {
-    match jarvis_unit::load_paths(paths) {
+    let default = paths.is_empty();
+    let paths = if default {
+        vec![PathBuf::from(DEFAULT_UNITS)]
+    } else {
+        paths.to_vec()
+    };
+    let paths = paths.as_slice();
+    match check(paths, default) {
         Ok(set) => {
             if json {
                 let names: Vec<&String> = set.units.keys().collect();
@@ -446,4 +508,81 @@ fn validate(paths: &[PathBuf], json: bool) -> ExitCode {
 /// Reads a duration flag the way unit files do.
 pub fn parse_duration(s: &str) -> anyhow::Result<Duration> {
     humantime::parse_duration(s).with_context(|| format!("bad duration {s:?} (e.g. \"90s\")"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn messages(r: Result<jarvis_unit::UnitSet, Vec<Diagnostic>>) -> Vec<String> {
+        r.expect_err("expected problems")
+            .iter()
+            .map(|d| d.to_string())
+            .collect()
+    }
+
+    #[test]
+    fn validate_says_what_is_wrong_with_a_path() {
+        let dir = std::env::temp_dir().join(format!("jarvisctl-validate-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let empty = dir.join("empty");
+        let units = dir.join("units");
+        std::fs::create_dir_all(&empty).unwrap();
+        std::fs::create_dir_all(&units).unwrap();
+        std::fs::write(empty.join("notes.txt"), "not a unit").unwrap();
+        std::fs::write(
+            units.join("web.toml"),
+            "[native]\ncommand = [\"/bin/true\"]\n",
+        )
+        .unwrap();
+
+        // A directory without unit files.
+        assert_eq!(
+            messages(check(std::slice::from_ref(&empty), false)),
+            [format!(
+                "{}: no *.toml unit files here; pass the units directory or files",
+                empty.display()
+            )]
+        );
+        // No path given, and no ./units.
+        let missing = dir.join("nowhere");
+        let m = messages(check(std::slice::from_ref(&missing), true));
+        assert_eq!(m.len(), 1);
+        assert!(
+            m[0].contains("no units directory here (validate reads ./units when given no path)")
+                && m[0].contains("pass the units directory or unit files"),
+            "{m:?}"
+        );
+        // A path given that is not there.
+        let m = messages(check(std::slice::from_ref(&missing), false));
+        assert!(
+            m[0].ends_with("no such file or directory; give the units directory or unit files"),
+            "{m:?}"
+        );
+        // Good paths still load next to a bad one, and the bad one is named.
+        let m = messages(check(&[units.clone(), empty.clone()], false));
+        assert_eq!(m.len(), 1, "{m:?}");
+        assert!(m[0].starts_with(&empty.display().to_string()), "{m:?}");
+        let set = check(std::slice::from_ref(&units), false).unwrap();
+        assert_eq!(set.names().collect::<Vec<_>>(), ["web"]);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn every_json_flag_says_what_it_prints() {
+        use clap::CommandFactory;
+        fn walk(cmd: &clap::Command, path: &str, missing: &mut Vec<String>) {
+            for arg in cmd.get_arguments() {
+                if arg.get_id() == "json" && arg.get_help().is_none() {
+                    missing.push(path.to_string());
+                }
+            }
+            for sub in cmd.get_subcommands() {
+                walk(sub, &format!("{path} {}", sub.get_name()), missing);
+            }
+        }
+        let mut missing = Vec::new();
+        walk(&Args::command(), "jarvisctl", &mut missing);
+        assert!(missing.is_empty(), "--json without help: {missing:?}");
+    }
 }

@@ -17,7 +17,7 @@ pub use diagnostic::Diagnostic;
 pub use parse::{
     is_valid_unit_name, parse_capability, parse_cpuset, parse_signal, parse_size, parse_unit,
 };
-pub use validate::{load_dir, load_paths, UnitSet};
+pub use validate::{load_dir, load_paths, unit_files, UnitSet};
 
 #[cfg(test)]
 mod tests;

@@ -1687,9 +1687,17 @@ fn unreadable_paths_are_reported() {
     let d = load_paths(&[PathBuf::from("/nonexistent/jarvis/x.toml")]).unwrap_err();
     assert_eq!(d.len(), 1);
     assert_eq!(d[0].line, 0);
+    assert_eq!(
+        d[0].to_string(),
+        "/nonexistent/jarvis/x.toml: no such file or directory; give the units directory or unit files"
+    );
+    // A file that is there but cannot be read says why.
+    let s = Scratch::new(&[]);
+    let unreadable = s.0.join("u.toml");
+    std::os::unix::fs::symlink("/nonexistent/jarvis/target", &unreadable).unwrap();
+    let d = load_paths(std::slice::from_ref(&unreadable)).unwrap_err();
     assert!(
-        d[0].to_string()
-            .starts_with("/nonexistent/jarvis/x.toml: cannot read unit file"),
+        d[0].to_string().contains("u.toml: cannot read unit file"),
         "{}",
         d[0]
     );

@@ -217,6 +217,23 @@ struct Info {
     has_health: Option<bool>,
 }
 
+/// The unit files in `dir`: its `*.toml` files that are files (not
+/// recursive; hidden files skipped), sorted.
+pub fn unit_files(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
+    let mut found: Vec<PathBuf> = fs::read_dir(dir)?
+        .filter_map(Result::ok)
+        .filter(|e| {
+            let name = e.file_name();
+            let name = name.to_string_lossy();
+            !name.starts_with('.') && name.ends_with(".toml")
+        })
+        .map(|e| dir.join(e.file_name()))
+        .filter(|f| f.is_file())
+        .collect();
+    found.sort();
+    Ok(found)
+}
+
 /// Loads every unit file in `dir` (its `*.toml` files, not recursive).
 pub fn load_dir(dir: &Path) -> Result<UnitSet, Vec<Diagnostic>> {
     load_paths(&[dir.to_path_buf()])
@@ -231,26 +248,18 @@ pub fn load_paths(paths: &[PathBuf]) -> Result<UnitSet, Vec<Diagnostic>> {
     let mut files: Vec<PathBuf> = Vec::new();
     for p in paths {
         if p.is_dir() {
-            match fs::read_dir(p) {
-                Ok(entries) => {
-                    let mut found: Vec<PathBuf> = entries
-                        .filter_map(Result::ok)
-                        .filter(|e| {
-                            let name = e.file_name();
-                            let name = name.to_string_lossy();
-                            !name.starts_with('.') && name.ends_with(".toml")
-                        })
-                        .map(|e| p.join(e.file_name()))
-                        .filter(|f| f.is_file())
-                        .collect();
-                    found.sort();
-                    files.extend(found);
-                }
+            match unit_files(p) {
+                Ok(found) => files.extend(found),
                 Err(e) => diags.push(Diagnostic::whole_file(
                     p,
                     format!("cannot read directory: {e}"),
                 )),
             }
+        } else if fs::symlink_metadata(p).is_err_and(|e| e.kind() == std::io::ErrorKind::NotFound) {
+            diags.push(Diagnostic::whole_file(
+                p,
+                "no such file or directory; give the units directory or unit files",
+            ));
         } else {
             files.push(p.clone());
         }
