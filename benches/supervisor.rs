@@ -3,8 +3,11 @@
 //! `cargo bench --bench supervisor [-- spawn|restart|memory|container|compose|status|all] [--quick]`
 //! (must run as root: it creates cgroups). Every comparison is measured side
 //! by side with its peer in the same run, alternating, so machine noise hits
-//! both sides alike. Progress goes to stderr, a markdown report to stdout and
-//! the raw samples to `target/bench/supervisor.json`. See BENCHMARKS.md.
+//! both sides alike. Progress goes to stderr, a markdown report to stdout,
+//! the raw samples to `target/bench/supervisor.json` and each group's target
+//! rows (pass/miss, decided here from the samples) to
+//! `benches/results/targets-<group>.md`. The groups share `support/mod.rs`
+//! and the statistics of `jarvis-benchstats`. See BENCHMARKS.md.
 //!
 //! - spawn: a native unit into a limited cgroup (`UnitCgroup::create` +
 //!   `jarvis_native::spawn` through the jarvisd launcher + wait) vs a bare
@@ -66,6 +69,9 @@ macro_rules! progress {
 mod compose;
 mod container;
 mod status;
+mod support;
+
+use support::*;
 
 fn main() -> ExitCode {
     if std::env::args_os().nth(1).as_deref() == Some(CRASHER_ARG.as_ref()) {
@@ -208,26 +214,22 @@ fn run(opts: &Opts) -> Res<()> {
     );
     let mut targets = Vec::new();
     let mut json_sections = serde_json::Map::new();
+    let results = results_dir(opts.quick);
+    fs::create_dir_all(&results)?;
     for (name, s) in sections {
         md.push_str(&s.markdown);
         md.push('\n');
         json_sections.insert(name.to_string(), s.json);
+        if !s.targets.is_empty() {
+            let file = results.join(format!("targets-{name}.md"));
+            fs::write(&file, targets_file(name, &machine, opts.quick, &s.targets))?;
+            progress!("{name}: target rows in {}", file.display());
+        }
         targets.extend(s.targets);
     }
     if !targets.is_empty() {
         let _ = writeln!(md, "## Targets\n");
-        let _ = writeln!(md, "| target | limit | measured | result |");
-        let _ = writeln!(md, "| --- | --- | --- | --- |");
-        for t in &targets {
-            let _ = writeln!(
-                md,
-                "| {} | {} | {} | {} |",
-                t.what,
-                t.limit,
-                t.measured,
-                if t.pass { "pass" } else { "**miss**" }
-            );
-        }
+        md.push_str(&targets_table(&targets));
     }
     print!("{md}");
 
@@ -251,6 +253,56 @@ fn run(opts: &Opts) -> Res<()> {
     Ok(())
 }
 
+impl Target {
+    /// Its row of the targets table: computed here from the samples, the
+    /// only place a pass or a miss is decided.
+    fn row(&self) -> String {
+        format!(
+            "| {} | {} | {} | {} |",
+            self.what,
+            self.limit,
+            self.measured,
+            if self.pass { "pass" } else { "**miss**" }
+        )
+    }
+}
+
+fn targets_table(targets: &[Target]) -> String {
+    let mut t = String::from("| target | limit | measured | result |\n| --- | --- | --- | --- |\n");
+    for target in targets {
+        t.push_str(&target.row());
+        t.push('\n');
+    }
+    t
+}
+
+/// Where the target rows of each group go: `benches/results/`, which
+/// BENCHMARKS.md quotes, for a full run; the target directory for a
+/// `--quick` one, which must not replace them.
+fn results_dir(quick: bool) -> PathBuf {
+    if quick {
+        target_dir().join("bench")
+    } else {
+        PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/benches/results"))
+    }
+}
+
+/// `benches/results/targets-<group>.md`: the group's target rows as this
+/// run computed them, with the machine and the date.
+fn targets_file(group: &str, machine: &Value, quick: bool, targets: &[Target]) -> String {
+    format!(
+        "<!-- Written by `cargo bench --bench supervisor -- {group}`{}; not edited by hand. -->\n\
+         Run {} on {} cores ({}), kernel {}, cgroups {}.\n\n{}",
+        if quick { " --quick" } else { "" },
+        machine["date"].as_str().unwrap_or("?"),
+        machine["cores"],
+        machine["cpu"].as_str().unwrap_or("?"),
+        machine["kernel"].as_str().unwrap_or("?"),
+        machine["cgroup_mode"].as_str().unwrap_or("?"),
+        targets_table(targets)
+    )
+}
+
 /// The cargo target directory: this binary is `<target>/<profile>/deps/supervisor-<hash>`.
 fn target_dir() -> PathBuf {
     std::env::current_exe()
@@ -261,55 +313,7 @@ fn target_dir() -> PathBuf {
 }
 
 // ---------------------------------------------------------------------------
-// Statistics
-
-#[derive(Debug, Clone, Copy)]
-struct Summary {
-    n: usize,
-    min: u64,
-    p50: u64,
-    p95: u64,
-    p99: u64,
-    max: u64,
-    mean: f64,
-}
-
-/// Nearest-rank percentiles of nanosecond samples.
-fn summarize(samples: &[u64]) -> Summary {
-    let mut v = samples.to_vec();
-    v.sort_unstable();
-    let n = v.len();
-    if n == 0 {
-        return Summary {
-            n,
-            min: 0,
-            p50: 0,
-            p95: 0,
-            p99: 0,
-            max: 0,
-            mean: 0.0,
-        };
-    }
-    let pct = |p: f64| v[((p * n as f64).ceil() as usize).clamp(1, n) - 1];
-    Summary {
-        n,
-        min: v[0],
-        p50: pct(0.50),
-        p95: pct(0.95),
-        p99: pct(0.99),
-        max: v[n - 1],
-        mean: v.iter().map(|&x| x as f64).sum::<f64>() / n as f64,
-    }
-}
-
-impl Summary {
-    fn json(&self) -> Value {
-        json!({
-            "n": self.n, "min_ns": self.min, "p50_ns": self.p50, "p95_ns": self.p95,
-            "p99_ns": self.p99, "max_ns": self.max, "mean_ns": self.mean,
-        })
-    }
-}
+// Formatting
 
 /// Nanoseconds as milliseconds with microsecond precision.
 fn ms(ns: u64) -> String {
@@ -735,86 +739,6 @@ interval = "1s"
 // ---------------------------------------------------------------------------
 // 3. memory
 
-/// Memory figures of one process, in bytes.
-#[derive(Debug, Clone, Copy)]
-struct Mem {
-    rss: u64,
-    pss: u64,
-    hwm: u64,
-    threads: u64,
-    /// VmRSS split: anonymous, file-backed, shared memory (the sealed memfd
-    /// copy of jarvisd that it runs from shows here).
-    anon: u64,
-    file: u64,
-    shmem: u64,
-}
-
-impl Mem {
-    fn of(pid: i32) -> Res<Mem> {
-        let status = fs::read_to_string(format!("/proc/{pid}/status"))?;
-        let rollup = fs::read_to_string(format!("/proc/{pid}/smaps_rollup"))?;
-        let field = |text: &str, key: &str| -> Res<u64> {
-            text.lines()
-                .find_map(|l| l.strip_prefix(key)?.strip_prefix(':'))
-                .and_then(|v| v.split_whitespace().next()?.parse::<u64>().ok())
-                .ok_or_else(|| format!("no {key} for pid {pid}").into())
-        };
-        Ok(Mem {
-            rss: field(&status, "VmRSS")? * 1024,
-            hwm: field(&status, "VmHWM")? * 1024,
-            threads: field(&status, "Threads")?,
-            pss: field(&rollup, "Pss")? * 1024,
-            anon: field(&status, "RssAnon").unwrap_or(0) * 1024,
-            file: field(&status, "RssFile").unwrap_or(0) * 1024,
-            shmem: field(&status, "RssShmem").unwrap_or(0) * 1024,
-        })
-    }
-
-    fn json(&self) -> Value {
-        json!({
-            "rss_bytes": self.rss, "pss_bytes": self.pss, "hwm_bytes": self.hwm, "threads": self.threads,
-            "rss_anon_bytes": self.anon, "rss_file_bytes": self.file, "rss_shmem_bytes": self.shmem,
-        })
-    }
-}
-
-/// Waits (up to 20 s) until jarvisd is back to its idle thread count: tokio
-/// keeps idle blocking-pool threads for 10 s, and the steady state is after
-/// they are gone. The reading then, and how long it took.
-fn settle(group: &str, pid: i32, idle_threads: u64) -> Res<(Mem, Duration)> {
-    progress!("{group}: waiting up to 20 s for jarvisd's idle blocking threads to exit");
-    let t = Instant::now();
-    let deadline = t + Duration::from_secs(20);
-    let mut m = Mem::of(pid)?;
-    while m.threads > idle_threads.max(1) && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(200));
-        m = Mem::of(pid)?;
-    }
-    progress!(
-        "{group}: settled after {:.1} s: RSS {} MB, {} thread(s)",
-        t.elapsed().as_secs_f64(),
-        mb(m.rss),
-        m.threads
-    );
-    Ok((m, t.elapsed()))
-}
-
-fn sleep_unit() -> String {
-    r#"description = "bench: a long sleep"
-
-[native]
-command = ["sleep", "100000"]
-
-[resources]
-memory_max = "32M"
-pids_max = 16
-
-[restart]
-policy = "always"
-"#
-    .to_string()
-}
-
 fn bench_memory(quick: bool) -> Res<Section> {
     const UNITS: usize = 50;
     let calls = if quick { 20 } else { 100 };
@@ -822,8 +746,8 @@ fn bench_memory(quick: bool) -> Res<Section> {
     let mut empty = Daemon::start("mem-0", &[])?;
     let mut full = Daemon::start("mem-50", &[])?;
     std::thread::sleep(Duration::from_millis(500));
-    let idle_empty = Mem::of(empty.pid())?;
-    let idle_full = Mem::of(full.pid())?;
+    let idle_empty = ProcMem::of(empty.pid())?;
+    let idle_full = ProcMem::of(full.pid())?;
     progress!(
         "memory: idle RSS A {} MB, B {} MB",
         mb(idle_full.rss),
@@ -831,21 +755,11 @@ fn bench_memory(quick: bool) -> Res<Section> {
     );
 
     let names: Vec<String> = (0..UNITS).map(|i| format!("svc-{i:02}")).collect();
-    for n in &names {
-        fs::write(full.units.join(format!("{n}.toml")), sleep_unit())?;
-    }
-    let t = Instant::now();
-    full.ctl(&["up", "--wait", "--timeout", "60s"])?;
-    let up_ns = elapsed_ns(t);
-    let status: Value = serde_json::from_str(&full.ctl(&["status", "--json"])?)?;
-    let units = status["units"].as_array().ok_or("status without units")?;
-    let running = units.iter().filter(|u| u["state"] == "running").count();
-    if running != UNITS {
-        return Err(format!("{running} of {UNITS} units running after up --wait").into());
-    }
+    let up_ns = bring_up(&full, &names, &sleep_unit())?;
     progress!("memory: {UNITS} units up in {} ms; settling", ms(up_ns));
     std::thread::sleep(Duration::from_millis(500));
-    let up_full = Mem::of(full.pid())?;
+    let up_full = ProcMem::of(full.pid())?;
+    let units_mem = UnitsMem::of(&full, &names)?;
     progress!(
         "memory: RSS with {UNITS} units {} MB ({} threads)",
         mb(up_full.rss),
@@ -877,8 +791,8 @@ fn bench_memory(quick: bool) -> Res<Section> {
         }
     }
     std::thread::sleep(Duration::from_millis(200));
-    let calls_full = Mem::of(full.pid())?;
-    let calls_empty = Mem::of(empty.pid())?;
+    let calls_full = ProcMem::of(full.pid())?;
+    let calls_empty = ProcMem::of(empty.pid())?;
     progress!(
         "memory: after {calls} status calls RSS A {} MB, B {} MB",
         mb(calls_full.rss),
@@ -902,8 +816,8 @@ fn bench_memory(quick: bool) -> Res<Section> {
     let _ = writeln!(
         md,
         "Two jarvisd side by side: A gets {UNITS} native units (`sleep 100000`, memory_max 32M, pids_max 16), B keeps 0. \
-         VmRSS and VmHWM from /proc/PID/status, Pss from /proc/PID/smaps_rollup, of the jarvisd process only \
-         (the units' own processes are not counted: jarvis has no per-unit shim). MB = 10^6 bytes.\n"
+         VmRSS and VmHWM from /proc/PID/status, Pss from /proc/PID/smaps_rollup, of the jarvisd process \
+         (each unit's shim and process are counted after the table). MB = 10^6 bytes.\n"
     );
     let _ = writeln!(
         md,
@@ -931,11 +845,17 @@ fn bench_memory(quick: bool) -> Res<Section> {
         );
     }
     let per_unit = up_full.rss.saturating_sub(idle_full.rss) / UNITS as u64;
+    let shim_pss = median_of(&units_mem.shims.iter().map(|m| m.pss).collect::<Vec<_>>());
+    let service_pss = median_of(&units_mem.services.iter().map(|m| m.pss).collect::<Vec<_>>());
     let _ = writeln!(
         md,
-        "\nAbout {:.0} kB of jarvisd RSS per running unit (after `up`, threads included); `up --wait` brought the {UNITS} units up in {} ms.\n",
+        "\nAbout {:.0} kB of jarvisd RSS per running unit (after `up`, threads included); `up --wait` brought the {UNITS} units up in {} ms. \
+         Outside jarvisd each run is the unit's process and its shim (its parent): Pss per unit, median, shim {} MB + service {} MB = {} MB.\n",
         per_unit as f64 / 1e3,
-        ms(up_ns)
+        ms(up_ns),
+        mb(shim_pss),
+        mb(service_pss),
+        mb(median_of(&units_mem.per_unit_pss()))
     );
     let _ = writeln!(
         md,
@@ -987,6 +907,7 @@ fn bench_memory(quick: bool) -> Res<Section> {
             "up_wait_ns": up_ns,
             "idle": { "a": idle_full.json(), "b": idle_empty.json() },
             "units_running": up_full.json(),
+            "units": units_mem.json(),
             "after_status_calls": { "a": calls_full.json(), "b": calls_empty.json() },
             "settled": settled.map(|m| m.json()),
             "status_latency": {
@@ -1012,280 +933,6 @@ fn bench_memory(quick: bool) -> Res<Section> {
             },
         ],
     })
-}
-
-// ---------------------------------------------------------------------------
-// A real jarvisd on temporary directories
-
-struct Daemon {
-    child: Option<Child>,
-    dir: tempfile::TempDir,
-    units: PathBuf,
-    socket: PathBuf,
-    cgroup_parent: String,
-}
-
-impl Daemon {
-    /// Writes `units` (name, TOML) and starts jarvisd on them; returns once
-    /// its socket exists.
-    fn start(tag: &str, units: &[(String, String)]) -> Res<Daemon> {
-        let dir = tempfile::Builder::new()
-            .prefix(&format!("jarvis-bench-{tag}-"))
-            .tempdir()?;
-        let units_dir = dir.path().join("units");
-        fs::create_dir(&units_dir)?;
-        for (name, text) in units {
-            fs::write(units_dir.join(format!("{name}.toml")), text)?;
-        }
-        let log = fs::File::create(dir.path().join("jarvisd.log"))?;
-        let socket = dir.path().join("jarvis.sock");
-        let cgroup_parent = format!("jarvis-bench-{}-{tag}", std::process::id());
-        let child = Command::new(JARVISD)
-            .arg("--units")
-            .arg(&units_dir)
-            .arg("--state-dir")
-            .arg(dir.path().join("state"))
-            .arg("--socket")
-            .arg(&socket)
-            .arg("--cgroup-parent")
-            .arg(&cgroup_parent)
-            .env_remove("JARVIS_LOG")
-            .stdin(Stdio::null())
-            .stdout(log.try_clone()?)
-            .stderr(log)
-            .spawn()?;
-        let mut d = Daemon {
-            child: Some(child),
-            dir,
-            units: units_dir,
-            socket,
-            cgroup_parent,
-        };
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while !d.socket.exists() {
-            d.check_alive()?;
-            if Instant::now() > deadline {
-                return Err(format!("jarvisd made no socket in 10 s:\n{}", d.log_tail()).into());
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        }
-        Ok(d)
-    }
-
-    fn pid(&self) -> i32 {
-        self.child.as_ref().map_or(0, |c| c.id() as i32)
-    }
-
-    fn check_alive(&mut self) -> Res<()> {
-        if let Some(c) = self.child.as_mut() {
-            if let Some(st) = c.try_wait()? {
-                self.child = None;
-                return Err(format!("jarvisd exited {st}:\n{}", self.log_tail()).into());
-            }
-        }
-        Ok(())
-    }
-
-    fn log_tail(&self) -> String {
-        let log = fs::read_to_string(self.dir.path().join("jarvisd.log")).unwrap_or_default();
-        let lines: Vec<&str> = log.lines().collect();
-        lines[lines.len().saturating_sub(40)..].join("\n")
-    }
-
-    /// Runs jarvisctl against this daemon and insists on success.
-    fn ctl(&self, args: &[&str]) -> Res<String> {
-        let out = Command::new(JARVISCTL)
-            .arg("--socket")
-            .arg(&self.socket)
-            .args(args)
-            .stdin(Stdio::null())
-            .output()?;
-        if !out.status.success() {
-            return Err(format!(
-                "jarvisctl {args:?}: {}: {}{}\njarvisd log:\n{}",
-                out.status,
-                String::from_utf8_lossy(&out.stderr),
-                String::from_utf8_lossy(&out.stdout),
-                self.log_tail()
-            )
-            .into());
-        }
-        Ok(String::from_utf8(out.stdout)?)
-    }
-
-    /// SIGTERM, wait, then report (and remove) whatever it left in the cgroup
-    /// hierarchies.
-    fn stop(&mut self) -> Res<Leftovers> {
-        let Some(mut c) = self.child.take() else {
-            return Err("jarvisd is not running".into());
-        };
-        nix::sys::signal::kill(
-            nix::unistd::Pid::from_raw(c.id() as i32),
-            nix::sys::signal::Signal::SIGTERM,
-        )?;
-        let deadline = Instant::now() + Duration::from_secs(30);
-        let st = loop {
-            if let Some(st) = c.try_wait()? {
-                break st;
-            }
-            if Instant::now() > deadline {
-                let _ = c.kill();
-                let _ = c.wait();
-                return Err(
-                    format!("jarvisd ignored SIGTERM for 30 s:\n{}", self.log_tail()).into(),
-                );
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        };
-        let left = Leftovers::find(&self.cgroup_parent);
-        purge_cgroup_parent(&self.cgroup_parent);
-        if !st.success() {
-            return Err(format!("jarvisd exited {st} on SIGTERM:\n{}", self.log_tail()).into());
-        }
-        Ok(left)
-    }
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-        purge_cgroup_parent(&self.cgroup_parent);
-    }
-}
-
-/// What a stopped jarvisd left under its cgroup parent.
-struct Leftovers {
-    /// Unit cgroups still there (jarvisd removes them on a clean shutdown).
-    unit_cgroups: usize,
-    /// Hierarchies where the (then empty) parent cgroup itself remained.
-    parents: usize,
-    /// Processes still in them.
-    processes: usize,
-}
-
-impl Leftovers {
-    fn find(parent: &str) -> Leftovers {
-        let mut l = Leftovers {
-            unit_cgroups: 0,
-            parents: 0,
-            processes: 0,
-        };
-        for m in cgroup_mounts() {
-            let p = m.join(parent);
-            if !p.is_dir() {
-                continue;
-            }
-            l.parents += 1;
-            l.processes += procs_in(&p).len();
-            for sub in subdirs(&p) {
-                l.unit_cgroups += 1;
-                l.processes += procs_in(&sub).len();
-            }
-        }
-        l
-    }
-
-    fn describe(&self) -> String {
-        if self.unit_cgroups == 0 && self.processes == 0 {
-            let parents = if self.parents == 0 {
-                "the parent cgroup was gone too".to_string()
-            } else {
-                format!(
-                    "the empty parent cgroup remained in {} hierarchies (the bench removed it)",
-                    self.parents
-                )
-            };
-            format!("no unit cgroup and no process left; {parents}")
-        } else {
-            format!(
-                "LEFT {} unit cgroup dir(s) and {} process(es) (the bench removed them)",
-                self.unit_cgroups, self.processes
-            )
-        }
-    }
-
-    fn json(&self) -> Value {
-        json!({ "unit_cgroups": self.unit_cgroups, "parent_dirs": self.parents, "processes": self.processes })
-    }
-}
-
-/// Every mounted cgroup hierarchy (v1 and v2).
-fn cgroup_mounts() -> Vec<PathBuf> {
-    let text = fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
-    let mut out: Vec<PathBuf> = text
-        .lines()
-        .filter_map(|l| {
-            let (left, right) = l.split_once(" - ")?;
-            let fstype = right.split(' ').next()?;
-            if fstype != "cgroup" && fstype != "cgroup2" {
-                return None;
-            }
-            left.split(' ').nth(4).map(PathBuf::from)
-        })
-        .collect();
-    out.sort();
-    out.dedup();
-    out
-}
-
-fn subdirs(p: &Path) -> Vec<PathBuf> {
-    fs::read_dir(p)
-        .into_iter()
-        .flatten()
-        .flatten()
-        .map(|e| e.path())
-        .filter(|p| p.is_dir())
-        .collect()
-}
-
-fn procs_in(cg: &Path) -> Vec<i32> {
-    fs::read_to_string(cg.join("cgroup.procs"))
-        .unwrap_or_default()
-        .lines()
-        .filter_map(|l| l.trim().parse().ok())
-        .collect()
-}
-
-/// Kills whatever is in `/<parent>/**` and removes the cgroups, deepest
-/// first, in every hierarchy.
-fn purge_cgroup_parent(parent: &str) {
-    fn purge(dir: &Path) {
-        for sub in subdirs(dir) {
-            purge(&sub);
-        }
-        for _ in 0..100 {
-            let pids = procs_in(dir);
-            if pids.is_empty() {
-                break;
-            }
-            for pid in pids {
-                let _ = nix::sys::signal::kill(
-                    nix::unistd::Pid::from_raw(pid),
-                    nix::sys::signal::Signal::SIGKILL,
-                );
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        }
-        let _ = fs::remove_dir(dir);
-    }
-    for m in cgroup_mounts() {
-        let p = m.join(parent);
-        if p.is_dir() {
-            purge(&p);
-        }
-    }
-}
-
-/// Removes a cgroup parent (and anything under it) when dropped.
-struct CgroupParentGuard(String);
-
-impl Drop for CgroupParentGuard {
-    fn drop(&mut self) {
-        purge_cgroup_parent(&self.0);
-    }
 }
 
 // ---------------------------------------------------------------------------

@@ -13,7 +13,6 @@
 //! removed at the end. Without dockerd (or runc) the section says why and
 //! keeps the rest.
 
-use std::collections::BTreeMap;
 use std::os::unix::net::UnixStream;
 
 use jarvis_proto::{read_frame, write_frame, Hello, Request, Response, PROTOCOL_VERSION};
@@ -338,7 +337,7 @@ fn unit_states(socket: &Path, units: &[String]) -> Res<Vec<UnitState>> {
         Response::Status(r) => Ok(r
             .units
             .into_iter()
-            .map(|u| (u.state, u.pid, u.exit_code))
+            .map(|u| (u.state.as_str().to_string(), u.pid, u.exit_code))
             .collect()),
         other => Err(format!("status: {other:?}").into()),
     }
@@ -782,148 +781,6 @@ fn remove_cgroup_tree(dir: &Path) {
 // ---------------------------------------------------------------------------
 // Processes and their memory
 
-#[derive(Debug, Clone)]
-struct Proc {
-    pid: i32,
-    ppid: i32,
-    comm: String,
-    cmdline: String,
-}
-
-fn processes() -> Vec<Proc> {
-    let mut out = Vec::new();
-    for e in fs::read_dir("/proc").into_iter().flatten().flatten() {
-        let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else {
-            continue;
-        };
-        let Ok(stat) = fs::read_to_string(format!("/proc/{pid}/stat")) else {
-            continue;
-        };
-        // pid (comm) state ppid ...: comm may hold spaces and parentheses.
-        let (Some(open), Some(close)) = (stat.find('('), stat.rfind(')')) else {
-            continue;
-        };
-        let comm = stat[open + 1..close].to_string();
-        let ppid = stat[close + 1..]
-            .split_whitespace()
-            .nth(1)
-            .and_then(|s| s.parse().ok())
-            .unwrap_or(0);
-        let cmdline = fs::read(format!("/proc/{pid}/cmdline"))
-            .map(|b| String::from_utf8_lossy(&b).replace('\0', " "))
-            .unwrap_or_default();
-        out.push(Proc {
-            pid,
-            ppid,
-            comm,
-            cmdline,
-        });
-    }
-    out
-}
-
-fn ppid_of(pid: i32) -> Option<i32> {
-    processes()
-        .into_iter()
-        .find(|p| p.pid == pid)
-        .map(|p| p.ppid)
-}
-
-/// Memory of one process, in bytes: VmRSS and its split from
-/// /proc/PID/status; Pss and private (USS) from smaps_rollup.
-#[derive(Debug, Clone, Copy, Default)]
-struct PMem {
-    rss: u64,
-    pss: u64,
-    uss: u64,
-    anon: u64,
-    file: u64,
-    shmem: u64,
-}
-
-impl PMem {
-    fn of(pid: i32) -> Res<PMem> {
-        let status = fs::read_to_string(format!("/proc/{pid}/status"))?;
-        let rollup = fs::read_to_string(format!("/proc/{pid}/smaps_rollup"))?;
-        let field = |text: &str, key: &str| -> u64 {
-            text.lines()
-                .find_map(|l| l.strip_prefix(key)?.strip_prefix(':'))
-                .and_then(|v| v.split_whitespace().next()?.parse::<u64>().ok())
-                .unwrap_or(0)
-                * 1024
-        };
-        Ok(PMem {
-            rss: field(&status, "VmRSS"),
-            anon: field(&status, "RssAnon"),
-            file: field(&status, "RssFile"),
-            shmem: field(&status, "RssShmem"),
-            pss: field(&rollup, "Pss"),
-            uss: field(&rollup, "Private_Clean") + field(&rollup, "Private_Dirty"),
-        })
-    }
-
-    fn add(&mut self, o: &PMem) {
-        self.rss += o.rss;
-        self.pss += o.pss;
-        self.uss += o.uss;
-        self.anon += o.anon;
-        self.file += o.file;
-        self.shmem += o.shmem;
-    }
-
-    fn json(&self) -> Value {
-        json!({ "rss": self.rss, "pss": self.pss, "uss": self.uss, "rss_anon": self.anon, "rss_file": self.file, "rss_shmem": self.shmem })
-    }
-}
-
-/// Rss, Pss and private bytes of one process by mapping name (anonymous
-/// mappings together), largest Rss first.
-fn smaps_by_mapping(pid: i32) -> Vec<(String, u64, u64, u64)> {
-    let text = fs::read_to_string(format!("/proc/{pid}/smaps")).unwrap_or_default();
-    let mut by: BTreeMap<String, (u64, u64, u64)> = BTreeMap::new();
-    let mut current = String::new();
-    for line in text.lines() {
-        let first = line.split_whitespace().next().unwrap_or("");
-        if first.contains('-') && first.chars().all(|c| c.is_ascii_hexdigit() || c == '-') {
-            let name = line
-                .split_whitespace()
-                .skip(5)
-                .collect::<Vec<_>>()
-                .join(" ");
-            current = if name.is_empty() {
-                "[anonymous]".into()
-            } else {
-                name
-            };
-            continue;
-        }
-        let Some((key, rest)) = line.split_once(':') else {
-            continue;
-        };
-        let kb = rest
-            .split_whitespace()
-            .next()
-            .and_then(|v| v.parse::<u64>().ok())
-            .unwrap_or(0)
-            * 1024;
-        let e = by.entry(current.clone()).or_default();
-        match key {
-            "Rss" => e.0 += kb,
-            "Pss" => e.1 += kb,
-            "Private_Clean" | "Private_Dirty" => e.2 += kb,
-            _ => {}
-        }
-    }
-    let mut v: Vec<(String, u64, u64, u64)> =
-        by.into_iter().map(|(k, (r, p, u))| (k, r, p, u)).collect();
-    v.sort_by_key(|e| std::cmp::Reverse(e.1));
-    v
-}
-
-fn median_of(v: &[u64]) -> u64 {
-    summarize(v).p50
-}
-
 // ---------------------------------------------------------------------------
 // start
 
@@ -1135,14 +992,14 @@ struct MemRound {
     round: usize,
     /// The shim of the first container while it ran alone: its Pss then
     /// shares the binary's pages with fewer processes.
-    single: PMem,
+    single: ProcMem,
     /// The per-container processes (shims), with all N running.
-    shims: Vec<PMem>,
+    shims: Vec<ProcMem>,
     /// Other processes per container besides the workload, if any.
     extra_per_container: Vec<String>,
     /// The daemon(s) before and after (summed for docker).
-    daemons_before: PMem,
-    daemons_after: PMem,
+    daemons_before: ProcMem,
+    daemons_after: ProcMem,
     /// Time to bring up the N - 1 containers after the first.
     up_ns: u64,
     /// A breakdown of one shim by mapping.
@@ -1162,14 +1019,14 @@ impl MemRound {
 }
 
 fn jarvis_mem_round(d: &mut Daemon, names: &[String], round: usize) -> Res<MemRound> {
-    let before = PMem::of(d.pid())?;
+    let before = ProcMem::of(d.pid())?;
     // The first container alone, then the rest.
     start_units(&d.socket, &names[..1])?;
     wait_ready(&d.socket)?;
     std::thread::sleep(Duration::from_millis(500));
     let first = unit_states(&d.socket, &names[..1])?;
     let first_pid = first[0].1.ok_or("the first unit has no pid")?;
-    let single = PMem::of(ppid_of(first_pid).ok_or("no shim")?)?;
+    let single = ProcMem::of(ppid_of(first_pid).ok_or("no shim")?)?;
     let t = Instant::now();
     start_units(&d.socket, &names[1..])?;
     wait_ready(&d.socket)?;
@@ -1198,7 +1055,7 @@ fn jarvis_mem_round(d: &mut Daemon, names: &[String], round: usize) -> Res<MemRo
         for p in procs.iter().filter(|p| p.ppid == shim && p.pid != pid) {
             extra.push(format!("{name}: {} {}", p.pid, p.comm));
         }
-        shims.push(PMem::of(shim)?);
+        shims.push(ProcMem::of(shim)?);
         if breakdown.is_empty() {
             breakdown = smaps_by_mapping(shim);
         }
@@ -1210,7 +1067,7 @@ fn jarvis_mem_round(d: &mut Daemon, names: &[String], round: usize) -> Res<MemRo
     {
         extra.push(format!("jarvisd child {} {}", p.pid, p.comm));
     }
-    let after = PMem::of(d.pid())?;
+    let after = ProcMem::of(d.pid())?;
     match request(
         &d.socket,
         &Request::Stop {
@@ -1234,9 +1091,9 @@ fn jarvis_mem_round(d: &mut Daemon, names: &[String], round: usize) -> Res<MemRo
 }
 
 fn docker_mem_round(dk: &Dockerd, n: usize, round: usize) -> Res<MemRound> {
-    let daemons = |dk: &Dockerd| -> Res<PMem> {
-        let mut m = PMem::of(dk.pid().ok_or("dockerd gone")?)?;
-        m.add(&PMem::of(dk.containerd_pid().ok_or("no containerd")?)?);
+    let daemons = |dk: &Dockerd| -> Res<ProcMem> {
+        let mut m = ProcMem::of(dk.pid().ok_or("dockerd gone")?)?;
+        m.add(&ProcMem::of(dk.containerd_pid().ok_or("no containerd")?)?);
         Ok(m)
     };
     let before = daemons(dk)?;
@@ -1258,7 +1115,7 @@ fn docker_mem_round(dk: &Dockerd, n: usize, round: usize) -> Res<MemRound> {
     let mut ids = vec![run()?];
     std::thread::sleep(Duration::from_millis(500));
     let single = match dk.shims().as_slice() {
-        [one] => PMem::of(one.pid)?,
+        [one] => ProcMem::of(one.pid)?,
         other => return Err(format!("{} containerd shims for 1 container", other.len()).into()),
     };
     let t = Instant::now();
@@ -1280,9 +1137,9 @@ fn docker_mem_round(dk: &Dockerd, n: usize, round: usize) -> Res<MemRound> {
             extra.push(format!("shim {}: {} {}", s.pid, k.pid, k.comm));
         }
     }
-    let shims: Vec<PMem> = shim_procs
+    let shims: Vec<ProcMem> = shim_procs
         .iter()
-        .map(|p| PMem::of(p.pid))
+        .map(|p| ProcMem::of(p.pid))
         .collect::<Res<_>>()?;
     let breakdown = smaps_by_mapping(shim_procs[0].pid);
     let after = daemons(dk)?;
@@ -1307,7 +1164,7 @@ fn bench_ctr_memory(image: &BusyboxImage, docker: Option<&Dockerd>, rounds: usiz
     progress!("container memory: {n} running containers per side, {rounds} alternating round(s)");
     let mut d = Daemon::start("ctr-mem", &[])?;
     std::thread::sleep(Duration::from_millis(300));
-    let fresh = PMem::of(d.pid())?;
+    let fresh = ProcMem::of(d.pid())?;
     // The sealed copy of jarvisd that it and every shim run from: a memfd,
     // all of it in RAM (shmem) once, whatever is mapped.
     let memfd_bytes = fs::metadata(format!("/proc/{}/exe", d.pid()))?.len();
@@ -1326,7 +1183,7 @@ fn bench_ctr_memory(image: &BusyboxImage, docker: Option<&Dockerd>, rounds: usiz
         )?;
     }
     std::thread::sleep(Duration::from_millis(300));
-    let idle = PMem::of(d.pid())?;
+    let idle = ProcMem::of(d.pid())?;
     // A first `up` loads the units and runs them once (a warm-up); they are
     // stopped again and each round starts them by request.
     d.ctl(&["up", "--wait", "--timeout", "60s"])?;
@@ -1388,7 +1245,8 @@ fn bench_ctr_memory(image: &BusyboxImage, docker: Option<&Dockerd>, rounds: usiz
         "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
     );
     for m in &all {
-        let col = |f: fn(&PMem) -> u64| mb(median_of(&m.shims.iter().map(f).collect::<Vec<_>>()));
+        let col =
+            |f: fn(&ProcMem) -> u64| mb(median_of(&m.shims.iter().map(f).collect::<Vec<_>>()));
         let total: u64 = m.shims.iter().map(|s| s.pss).sum();
         let _ = writeln!(
             md,
