@@ -377,3 +377,168 @@ fn an_amd_unit_is_pinned_by_index() {
     let id = u["placement"]["gpus"][0].as_str().unwrap();
     assert!(id.contains(':'), "AMD GPUs are named by PCI address: {id}");
 }
+
+/// Polls `status --json` until `pred` holds for `name`, for at most `limit`;
+/// how long it took (`None`: it never held) and the last status.
+fn time_until(
+    j: &Jarvis,
+    name: &str,
+    limit: Duration,
+    pred: impl Fn(&serde_json::Value) -> bool,
+) -> (Option<Duration>, serde_json::Value) {
+    let t0 = std::time::Instant::now();
+    loop {
+        let u = j.unit(name);
+        if pred(&u) {
+            return (Some(t0.elapsed()), u);
+        }
+        if t0.elapsed() > limit {
+            return (None, u);
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// Makes the kernel send uevents without pause (a tty "change" every
+/// `every`) until the returned guard is dropped, as a hub full of devices,
+/// `udevadm trigger` or other programs poking `uevent` files do: every
+/// daemon on the machine receives each one.
+fn uevent_storm(every: Duration) -> impl Drop {
+    struct Storm(
+        std::sync::Arc<std::sync::atomic::AtomicBool>,
+        Option<std::thread::JoinHandle<u64>>,
+    );
+    impl Drop for Storm {
+        fn drop(&mut self) {
+            self.0.store(true, std::sync::atomic::Ordering::Relaxed);
+            if let Some(t) = self.1.take() {
+                let n = t.join().unwrap();
+                eprintln!("uevent storm: {n} events");
+            }
+        }
+    }
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let thread = std::thread::spawn({
+        let stop = stop.clone();
+        move || {
+            // Bounded, should the guard never be dropped.
+            let end = std::time::Instant::now() + Duration::from_secs(180);
+            let mut n = 0;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed)
+                && std::time::Instant::now() < end
+            {
+                kick();
+                n += 1;
+                std::thread::sleep(every);
+            }
+            n
+        }
+    });
+    Storm(stop, Some(thread))
+}
+
+/// Unplugs and replugs a dongle `rounds` times; each unplug must stop the
+/// unit (state `waiting`) within a second of the uevent, and each replug
+/// start it again (a new pid) within 5 s (a start takes a spawn, slow on a
+/// loaded machine; a replug not seen at all is not seen in 15 s). Says the
+/// worst of each.
+fn unplug_and_replug(rounds: u32, storm: Option<Duration>) {
+    let limit = Duration::from_secs(1);
+    let replug_limit = Duration::from_secs(5);
+    let mut fx = Fixture::new().unwrap();
+    let sonoff = UsbSpec::sonoff_zbdongle_p();
+    fx.add_usb(&sonoff).unwrap();
+    let unit = r#"
+[native]
+command = ["sleep", "1000"]
+[[device]]
+usb = "10c4:EA60"
+as = "/dev/zigbee"
+[stop]
+timeout = "1s"
+# Every replug is a start: more than the default burst of 5 in 10 s.
+[restart]
+burst = 1000
+"#;
+    let j = Jarvis::start_full(&[("z2m", unit)], &[], env(&fx, 0, 0));
+    let mut pid = j.running("z2m")["pid"].as_i64().unwrap();
+    let storm = storm.map(uevent_storm);
+    let (mut worst_unplug, mut worst_replug) = (Duration::ZERO, Duration::ZERO);
+    let mut late = Vec::new();
+    for round in 0..rounds {
+        let mut gone = fx.unplug(&sonoff.bus_path).unwrap();
+        kick();
+        // A late one is timed on (up to 15 s) to say how late it came.
+        let (took, u) = time_until(&j, "z2m", Duration::from_secs(15), |u| {
+            u["state"] == "waiting"
+        });
+        let Some(took) = took else {
+            panic!(
+                "round {round}: unplug not seen within 15 s: {u:#}\njarvisd:\n{}",
+                j.daemon_log()
+            );
+        };
+        if took > limit {
+            late.push(format!("round {round}: unplug seen after {took:?}"));
+        }
+        worst_unplug = worst_unplug.max(took);
+        assert!(u["reason"].as_str().unwrap().contains("10c4:ea60"), "{u:#}");
+        assert!(
+            !alive(pid as i32),
+            "round {round}: the unit's process lives on"
+        );
+
+        // Back, every other time under another number.
+        gone.node = gone.node.renumbered(if round % 2 == 0 { 3 } else { 0 });
+        gone.devnum += 1;
+        fx.add_usb(&gone).unwrap();
+        kick();
+        let (took, u) = time_until(&j, "z2m", Duration::from_secs(15), |u| {
+            u["state"] == "running" && u["pid"].is_number() && u["pid"].as_i64() != Some(pid)
+        });
+        let Some(took) = took else {
+            panic!(
+                "round {round}: replug not seen within 15 s: {u:#}\njarvisd:\n{}",
+                j.daemon_log()
+            );
+        };
+        if took > replug_limit {
+            late.push(format!("round {round}: replug seen after {took:?}"));
+        }
+        worst_replug = worst_replug.max(took);
+        pid = u["pid"].as_i64().unwrap();
+        assert_eq!(u["restarts"], 0, "a device coming and going is no crash");
+    }
+    drop(storm);
+    eprintln!("{rounds} rounds: worst unplug {worst_unplug:?}, worst replug {worst_replug:?}");
+    // The daemon's log is long after a storm: its last lines say enough.
+    let log = j.daemon_log();
+    let tail: Vec<&str> = log.lines().rev().take(60).collect();
+    assert!(
+        late.is_empty(),
+        "{late:#?}\njarvisd (last lines):\n{}",
+        tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+    );
+}
+
+/// Every unplug stops the unit within a second of the kernel's uevent, and
+/// every replug starts it again, over many rounds and whatever events the
+/// other tests make the kernel send meanwhile.
+#[test]
+fn every_unplug_and_replug_is_seen_within_a_second() {
+    if !root() {
+        return;
+    }
+    unplug_and_replug(30, None);
+}
+
+/// The same while the kernel sends a uevent every half millisecond: jarvisd
+/// must not fall behind, one rescan per event, until an unplug waits its
+/// turn for seconds.
+#[test]
+fn an_unplug_is_seen_within_a_second_during_a_uevent_storm() {
+    if !root() {
+        return;
+    }
+    unplug_and_replug(20, Some(Duration::from_micros(500)));
+}
