@@ -403,11 +403,11 @@ pub(crate) fn bench_status(quick: bool) -> Res<Section> {
                 what: "memory per running native unit (at 100): jarvisd's RSS growth per unit + the unit's shim and service Pss (median)",
                 limit: format!("< {} MB", mb(TARGET_PER_UNIT_BYTES)),
                 measured: format!(
-                    "{} MB ({:.1} kB jarvisd + {} MB shim + {} MB service)",
-                    mb(per_unit_all),
+                    "{:.0} kB ({:.1} kB jarvisd + {:.0} kB shim + {:.0} kB service)",
+                    per_unit_all as f64 / 1e3,
                     per_unit as f64 / 1e3,
-                    mb(shim_pss),
-                    mb(service_pss)
+                    shim_pss as f64 / 1e3,
+                    service_pss as f64 / 1e3
                 ),
                 pass: per_unit_all < TARGET_PER_UNIT_BYTES,
             },

@@ -1,29 +1,31 @@
-//! The event loop: one task owns every unit's state and handles one
-//! [`Msg`] at a time (a process event, a timer, a health result, a request),
-//! feeds it to the state machine and carries out the effects.
+//! The event loop: a thin shell around the pure core ([`Supervisor`]).
 //!
-//! Nothing here polls: the loop sleeps on its channel until a task reports
-//! something.
+//! It turns what happens (a run reports, a timer fires, a probe answers, a
+//! request or a uevent arrives) into the core's [`Input`]s, and carries out
+//! the [`Output`]s the core returns: spawning runs through the runtime,
+//! signals, timers, probes, replies. It sleeps on its channel until a task
+//! reports something. Anything that blocks (cgroup files, sysfs, loading unit
+//! files, the state file, log notes) runs on blocking threads or the writer
+//! thread, never on the loop.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
-use std::sync::Arc;
-use std::time::Instant;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
-use jarvis_proto::{Request, Response, StatusReport, UnitStatus, UpReport, WaitReport};
-use jarvis_unit::{Kind, RunMode, Unit};
+use jarvis_proto::{Request, Response, StatusReport, UnitStatus};
+use jarvis_unit::{Kind, Unit};
 use tokio::sync::{mpsc, oneshot};
-use tokio::task::AbortHandle;
 
 use crate::bench;
-pub use crate::msg::{Msg, Reply};
+use crate::engine::machine::{Event, ExitInfo};
+use crate::engine::{Ask, BootUnit, Devices, Found, Input, Output, ReplyId, Supervisor};
 use crate::hardware;
 use crate::logs::UnitLog;
-use crate::machine::{self, Effect, Event, ExitInfo, Machine, Readiness, State, UnitState};
-use crate::placement::{self, Decision, GpuInfo, Ledger, Placement};
+use crate::msg::{Msg, Reply};
+use crate::placement::Placement;
 use crate::run::{blocking, Runtime};
-use crate::state::{Persisted, PersistedUnit, StateFile};
-use jarvis_shim::Adopted;
+use crate::state::{Persisted, StateFile};
 
 pub struct Config {
     pub units_dir: PathBuf,
@@ -31,76 +33,45 @@ pub struct Config {
     pub runtime: Runtime,
 }
 
-struct Entry {
-    unit: Unit,
-    st: UnitState,
-    log: Arc<UnitLog>,
-    health: Option<AbortHandle>,
-    /// `up` found the unit changed: once stopped, run this definition.
-    replace_with: Option<Unit>,
-    /// `up` found the unit gone: once stopped, forget it.
-    remove: bool,
-    /// Where its current run was placed (units with `[gpu]`).
-    placement: Option<Placement>,
-    /// A benchmark runs it in this form for now.
-    form_override: Option<Kind>,
-    /// While a benchmark runs: whether the unit was wanted before.
-    bench_restore: Option<bool>,
-    /// The form its current run has, and why (units with both forms).
-    form: Option<(Kind, String)>,
-    /// The device nodes its current run got.
-    devices_in_use: Vec<PathBuf>,
-}
-
-enum Until {
-    /// Every listed unit has no process.
-    Quiet(Vec<String>),
-    /// Every wanted unit is ready, or one failed.
-    Ready,
-    /// This unit runs and is healthy (or failed).
-    Healthy(String),
-}
-
-struct Waiter {
-    until: Until,
-    reply: oneshot::Sender<Response>,
-}
-
 pub struct Daemon {
     cfg: Config,
-    units: BTreeMap<String, Entry>,
+    core: Supervisor,
     tx: mpsc::UnboundedSender<Msg>,
-    waiters: Vec<Waiter>,
-    state_file: StateFile,
-    saved: Persisted,
-    shutting_down: bool,
-    /// The GPUs placement chooses from.
-    gpus: Vec<GpuInfo>,
-    /// VRAM promised to placed units.
-    ledger: Ledger,
-    /// Stored benchmark results: unit -> (recommended form, verdict).
-    recommendations: BTreeMap<String, (Kind, String)>,
-    /// Recent cgroup figures per unit (see `stats`).
-    stats_cache: std::cell::RefCell<BTreeMap<String, (Instant, jarvis_native::CgroupStats)>>,
+    logs: BTreeMap<String, Arc<UnitLog>>,
+    replies: HashMap<ReplyId, oneshot::Sender<Response>>,
+    next_id: ReplyId,
+    /// Runs found at boot, until the core says to watch them.
+    adopted: HashMap<String, jarvis_shim::Started>,
+    writer: Writer,
+    stats: Arc<Mutex<StatsCache>>,
+    rescan: Rescan,
+}
+
+/// Hardware rescans: one at a time; uevents that come meanwhile are
+/// folded into one more.
+#[derive(Default)]
+struct Rescan {
+    running: bool,
+    again: bool,
+    gpus: bool,
 }
 
 impl Daemon {
     pub fn new(cfg: Config, tx: mpsc::UnboundedSender<Msg>) -> anyhow::Result<Daemon> {
-        let cfg_state_dir = cfg.state_dir.clone();
         let state_file = StateFile::new(&cfg.state_dir);
         let saved = state_file.load()?;
+        let recommendations = bench::load_all(&bench::dir(&cfg.state_dir));
         Ok(Daemon {
+            core: Supervisor::new(saved, recommendations),
             cfg,
-            units: BTreeMap::new(),
             tx,
-            waiters: Vec::new(),
-            state_file,
-            saved,
-            shutting_down: false,
-            gpus: Vec::new(),
-            ledger: Ledger::default(),
-            recommendations: bench::load_all(&bench::dir(&cfg_state_dir)),
-            stats_cache: Default::default(),
+            logs: BTreeMap::new(),
+            replies: HashMap::new(),
+            next_id: 0,
+            adopted: HashMap::new(),
+            writer: Writer::start(state_file),
+            stats: Default::default(),
+            rescan: Rescan::default(),
         })
     }
 
@@ -108,215 +79,201 @@ impl Daemon {
         self.cfg.state_dir.join("logs")
     }
 
-    /// Loads the units, re-adopts runs an earlier daemon left (their shims
-    /// kept them running), and starts every other unit the user has not
-    /// stopped.
+    /// The unit's log, made on first use; its limits follow the unit.
+    fn log(&mut self, unit: &Unit) -> Arc<UnitLog> {
+        let dir = self.log_dir();
+        let log = self
+            .logs
+            .entry(unit.name.clone())
+            .or_insert_with(|| Arc::new(UnitLog::new(&dir, &unit.name, &unit.logs)));
+        log.set_limits(&unit.logs);
+        log.clone()
+    }
+
+    /// Takes the GPU inventory, finds what earlier runs left (their shims
+    /// kept them running), resolves devices, and hands it all to the core.
     pub async fn boot(&mut self, units: Vec<Unit>) {
-        self.take_inventory().await;
-        let run_dir = self.cfg.runtime.run_dir.clone();
-        for unit in units {
-            let name = unit.name.clone();
-            let wanted = self.saved.units.get(&name).is_none_or(|u| u.wanted);
-            self.insert(unit);
-            match jarvis_shim::adopt(&run_dir, &name) {
-                Some(Adopted::Running(started)) => {
-                    let pid = started.pid();
-                    tracing::info!(unit = %name, pid, "re-adopted a running unit");
-                    self.step(&name, Event::Adopted { pid });
-                    let e = &self.units[&name];
-                    e.log
-                        .note(&format!("re-adopted pid {pid} after a jarvisd restart"));
-                    self.cfg
-                        .runtime
-                        .watch(&name, e.st.gen, started, self.tx.clone());
-                    if !wanted {
-                        self.step(&name, Event::Stop);
-                    }
-                    continue;
-                }
-                Some(Adopted::Ended(record, exit)) => {
-                    // It ended while no daemon watched: let the restart
-                    // policy decide, as if we had seen it.
-                    let exit = exit.map(crate::run::exit_info).unwrap_or(ExitInfo {
-                        code: None,
-                        signal: None,
-                        oom_killed: false,
-                    });
-                    tracing::info!(unit = %name, pid = record.pid, "{} while jarvisd was away", exit.describe());
-                    self.empty_cgroup(&name).await;
-                    if wanted {
-                        self.step(&name, Event::Adopted { pid: record.pid });
-                        let gen = self.units[&name].st.gen;
-                        self.step(&name, Event::Exited { gen, exit });
-                    }
-                    continue;
-                }
-                None => self.empty_cgroup(&name).await,
-            }
-            if wanted {
-                self.step(&name, Event::Start);
-            }
-        }
-        self.settle();
-    }
-
-    /// Probes the GPUs again (at boot, and when the kernel says they
-    /// changed).
-    async fn take_inventory(&mut self) {
-        let roots = self.cfg.runtime.roots.clone();
-        self.gpus = blocking(move || hardware::inventory(&roots)).await;
-        tracing::info!(
-            gpus = ?self.gpus.iter().map(|g| format!("{} {} {}B", g.vendor.as_str(), g.id, g.memory_total)).collect::<Vec<_>>(),
-            "GPU inventory"
-        );
-    }
-
-    /// Kills whatever is left in a unit's cgroup with no shim watching it.
-    async fn empty_cgroup(&self, name: &str) {
-        let cg = self.cfg.runtime.cgroup(name);
-        let left = blocking({
-            let cg = cg.clone();
-            move || cg.pids()
+        let rt = self.cfg.runtime.clone();
+        let (gpus, found) = blocking(move || {
+            let gpus = hardware::inventory(&rt.roots);
+            let found: Vec<_> = units
+                .into_iter()
+                .map(|unit| {
+                    let adopted = jarvis_shim::adopt(&rt.run_dir, &unit.name);
+                    let devices = devices_of(&rt, &unit);
+                    (unit, adopted, devices)
+                })
+                .collect();
+            (gpus, found)
         })
         .await;
-        if !left.is_empty() {
-            tracing::warn!(unit = name, pids = ?left, "killing processes no shim watches");
-            if let Err(e) = blocking(move || cg.kill_all()).await {
-                tracing::error!(unit = name, error = %e, "cannot empty cgroup");
-            }
-        }
-    }
-
-    fn insert(&mut self, unit: Unit) {
-        let log = Arc::new(UnitLog::new(&self.log_dir(), &unit.name, &unit.logs));
-        self.units.insert(
-            unit.name.clone(),
-            Entry {
-                unit,
-                st: UnitState::default(),
-                log,
-                health: None,
-                replace_with: None,
-                remove: false,
-                placement: None,
-                devices_in_use: Vec::new(),
-                form_override: None,
-                bench_restore: None,
-                form: None,
-            },
+        tracing::info!(
+            gpus = ?gpus.iter().map(|g| format!("{} {} {}B", g.vendor.as_str(), g.id, g.memory_total)).collect::<Vec<_>>(),
+            "GPU inventory"
         );
+        let mut boot = Vec::new();
+        for (unit, adopted, devices) in found {
+            let found = match adopted {
+                Some(jarvis_shim::Adopted::Running(started)) => {
+                    let pid = started.pid();
+                    tracing::info!(unit = %unit.name, pid, "re-adopted a running unit");
+                    self.adopted.insert(unit.name.clone(), started);
+                    Found::Running { pid }
+                }
+                Some(jarvis_shim::Adopted::Ended(record, exit)) => {
+                    let exit = exit.map(crate::run::exit_info).unwrap_or(ExitInfo::UNKNOWN);
+                    tracing::info!(unit = %unit.name, pid = record.pid, "{} while jarvisd was away", exit.describe());
+                    Found::Ended {
+                        pid: record.pid,
+                        exit,
+                    }
+                }
+                None => Found::Nothing,
+            };
+            self.log(&unit);
+            boot.push(BootUnit {
+                unit,
+                found,
+                devices,
+            });
+        }
+        self.feed(Input::Boot(boot, gpus));
     }
 
     /// Runs until shutdown.
     pub async fn run(mut self, mut rx: mpsc::UnboundedReceiver<Msg>) {
         while let Some(msg) = rx.recv().await {
-            match msg {
-                Msg::Unit { name, event } => self.step(&name, event),
+            let input = match msg {
+                Msg::Unit { name, event } => Some(Input::Unit { name, event }),
                 Msg::DevicesInUse { name, gen, paths } => {
-                    if let Some(e) = self.units.get_mut(&name) {
-                        if e.st.gen == gen {
-                            e.devices_in_use = paths;
-                        }
+                    Some(Input::DevicesInUse { name, gen, paths })
+                }
+                Msg::Hardware(ev) => {
+                    self.uevent(ev);
+                    None
+                }
+                Msg::Rescanned { devices, gpus } => {
+                    self.rescan.running = false;
+                    if std::mem::take(&mut self.rescan.again) {
+                        self.start_rescan();
                     }
+                    Some(Input::Hardware { devices, gpus })
                 }
-                Msg::Hardware(ev) => self.hardware_changed(ev).await,
-                Msg::Request { req, reply } => {
-                    let r = self.request(req);
-                    let _ = reply.send(r);
-                }
+                Msg::Request { req, reply } => self.request(req, reply),
+                Msg::Loaded { id, set } => Some(Input::Ask {
+                    id,
+                    ask: Ask::Up(set),
+                }),
+                Msg::Recommended { id, unit, result } => match result {
+                    Ok((kind, verdict)) => Some(Input::Ask {
+                        id,
+                        ask: Ask::Recommend {
+                            unit,
+                            kind,
+                            verdict,
+                        },
+                    }),
+                    Err(message) => {
+                        self.reply(id, Response::Error { message });
+                        None
+                    }
+                },
                 Msg::Shutdown => {
-                    if !self.shutting_down {
+                    if !self.core.is_shutting_down() {
                         tracing::info!("shutting down: stopping every unit");
-                        self.shutting_down = true;
-                        let names: Vec<String> = self.units.keys().cloned().collect();
-                        for n in &names {
-                            self.step(n, Event::Stop);
-                        }
                     }
+                    Some(Input::Shutdown)
                 }
-            }
-            self.settle();
-            if self.shutting_down && self.units.values().all(|e| !e.st.is_active()) {
-                break;
-            }
-        }
-        for (name, _) in std::mem::take(&mut self.units) {
-            let cg = self.cfg.runtime.cgroup(&name);
-            let _ = blocking(move || cg.remove()).await;
-        }
-        // The parent goes too, when nothing else is in it.
-        let parent = jarvis_native::UnitCgroup::open("", &self.cfg.runtime.cgroup_parent);
-        let _ = blocking(move || parent.remove()).await;
-    }
-
-    /// Feeds one event to a unit's machine and carries out the effects.
-    fn step(&mut self, name: &str, event: Event) {
-        let Some(e) = self.units.get_mut(name) else {
-            return;
-        };
-        let before = (e.st.state, e.st.pid);
-        let effects = Machine {
-            unit: &e.unit,
-            now: Instant::now(),
-        }
-        .step(&mut e.st, event);
-        let after = (e.st.state, e.st.pid);
-        if before != after {
-            tracing::info!(
-                unit = name,
-                state = e.st.state.as_str(),
-                pid = e.st.pid,
-                reason = e.st.reason.as_deref(),
-                "unit changed"
-            );
-            if e.st.state == State::Failed {
-                if let Some(r) = &e.st.reason {
-                    e.log.note(&format!("failed: {r}"));
+            };
+            if let Some(input) = input {
+                if self.feed(input) {
+                    break;
                 }
             }
         }
-        for effect in effects {
-            self.effect(name, effect);
-        }
+        let rt = self.cfg.runtime.clone();
+        let names = self.core.names();
+        blocking(move || {
+            for name in names {
+                let _ = rt.cgroup(&name).remove();
+            }
+        })
+        .await;
+        self.writer.finish();
     }
 
-    fn effect(&mut self, name: &str, effect: Effect) {
-        let Some(e) = self.units.get_mut(name) else {
-            return;
-        };
+    /// Hands one input to the core and carries out what it says. True once
+    /// a shutdown is complete.
+    fn feed(&mut self, input: Input) -> bool {
+        let outputs = self.core.handle(input, Instant::now());
+        let mut done = false;
+        for o in outputs {
+            done |= self.carry(o);
+        }
+        done
+    }
+
+    fn carry(&mut self, output: Output) -> bool {
         let tx = self.tx.clone();
-        match effect {
-            Effect::Spawn { gen } => {
-                let (unit, why) = effective(e, &self.recommendations);
-                let e = self.units.get_mut(name).expect("looked up above");
-                e.devices_in_use.clear();
-                e.form = why.map(|w| (unit.kind(), w));
-                self.cfg
-                    .runtime
-                    .start(&unit, gen, e.placement.clone(), e.log.clone(), tx);
+        match output {
+            Output::Spawn {
+                name,
+                gen,
+                unit,
+                placement,
+            } => {
+                let log = self.log(&unit);
+                if let Some(p) = &placement {
+                    tracing::info!(unit = %name, placement = ?p.ids(), "placed");
+                }
+                self.cfg.runtime.start(&unit, gen, placement, log, tx);
             }
-            Effect::Signal { signal } => {
-                if let Some(pid) = e.st.pid {
-                    let sig = nix::sys::signal::Signal::try_from(signal)
-                        .unwrap_or(nix::sys::signal::Signal::SIGTERM);
-                    e.log
-                        .note(&format!("stopping: {} to pid {pid}", sig.as_str()));
-                    let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), sig);
+            Output::Watch { name, gen } => {
+                if let Some(started) = self.adopted.remove(&name) {
+                    self.cfg.runtime.watch(&name, gen, started, tx);
                 }
             }
-            Effect::KillAll => {
-                e.log
-                    .note("stop timeout passed: killing every process in the cgroup");
-                let cg = self.cfg.runtime.cgroup(name);
-                let unit = name.to_string();
+            Output::Signal { name, pid, signal } => {
+                let sig = nix::sys::signal::Signal::try_from(signal)
+                    .unwrap_or(nix::sys::signal::Signal::SIGTERM);
+                if let Err(e) = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), sig) {
+                    tracing::debug!(unit = %name, pid, error = %e, "signal");
+                }
+            }
+            Output::KillAll { name } => {
+                let cg = self.cfg.runtime.cgroup(&name);
                 tokio::spawn(async move {
                     if let Err(err) = blocking(move || cg.kill_all()).await {
-                        tracing::error!(unit, error = %err, "cannot kill cgroup");
+                        tracing::error!(unit = %name, error = %err, "cannot kill cgroup");
                     }
                 });
             }
-            Effect::Timer { gen, kind, after } => {
-                let name = name.to_string();
+            Output::Sweep { name } => {
+                let cg = self.cfg.runtime.cgroup(&name);
+                tokio::spawn(async move {
+                    let r = blocking(move || {
+                        let left = cg.pids();
+                        if left.is_empty() {
+                            return Ok(left);
+                        }
+                        cg.kill_all().map(|_| left)
+                    })
+                    .await;
+                    match r {
+                        Ok(left) if !left.is_empty() => {
+                            tracing::warn!(unit = %name, pids = ?left, "killed processes no shim watched")
+                        }
+                        Ok(_) => {}
+                        Err(e) => tracing::error!(unit = %name, error = %e, "cannot empty cgroup"),
+                    }
+                });
+            }
+            Output::Timer {
+                name,
+                gen,
+                kind,
+                after,
+            } => {
                 tokio::spawn(async move {
                     tokio::time::sleep(after).await;
                     let _ = tx.send(Msg::Unit {
@@ -325,460 +282,294 @@ impl Daemon {
                     });
                 });
             }
-            Effect::StartHealth { gen } => {
-                if let Some(h) = e.health.take() {
-                    h.abort();
-                }
-                e.health = Some(self.cfg.runtime.health(&e.unit, gen, tx));
-            }
-            Effect::StopHealth => {
-                if let Some(h) = e.health.take() {
-                    h.abort();
-                }
-            }
-        }
-    }
-
-    /// After every message: start waiting units whose dependencies are ready,
-    /// swap or drop units `up` changed or removed, answer waiters, save.
-    fn settle(&mut self) {
-        loop {
-            let mut changed = false;
-            let names: Vec<String> = self.units.keys().cloned().collect();
-            for name in &names {
-                // A unit that is not running holds no GPU promise.
-                let e = self.units.get_mut(name).expect("listed");
-                if matches!(
-                    e.st.state,
-                    State::Waiting | State::Stopped | State::Exited | State::Failed
-                ) && e.placement.take().is_some()
-                {
-                    self.ledger.release(name);
-                }
-                if self.units[name].st.state == State::Waiting {
-                    let before = {
-                        let e = &self.units[name];
-                        (e.st.state, e.st.reason.clone())
-                    };
-                    let readiness = self.readiness(name);
-                    self.step(name, Event::Deps(readiness));
-                    let e = &self.units[name];
-                    changed |= before != (e.st.state, e.st.reason.clone());
-                }
-                let e = self.units.get_mut(name).expect("listed");
-                if e.st.is_active() {
-                    continue;
-                }
-                if e.remove {
-                    if let Some(h) = e.health.take() {
-                        h.abort();
-                    }
-                    self.units.remove(name);
-                    let cg = self.cfg.runtime.cgroup(name);
-                    tokio::spawn(async move {
-                        let _ = blocking(move || cg.remove()).await;
-                    });
-                    changed = true;
-                } else if let Some(unit) = e.replace_with.take() {
-                    e.log.set_limits(&unit.logs);
-                    e.unit = unit;
-                    self.step(name, Event::Start);
-                    changed = true;
-                }
-            }
-            if !changed {
-                break;
-            }
-        }
-        self.answer_waiters();
-        if !self.shutting_down {
-            self.save();
-        }
-    }
-
-    /// Whether a waiting unit may start: its dependencies, then its
-    /// devices, then a GPU placement (promised here, when it may).
-    fn readiness(&mut self, name: &str) -> Readiness {
-        let e = &self.units[name];
-        let deps = machine::readiness(&e.unit, |n| self.units.get(n).map(|d| &d.st));
-        if deps != Readiness::Ready {
-            return deps;
-        }
-        if !e.unit.devices.is_empty() {
-            if let Err(reason) = hardware::resolve_devices(&self.cfg.runtime.roots, &e.unit) {
-                return Readiness::Pending(reason);
-            }
-        }
-        let Some(want) = e.unit.gpu.clone() else {
-            return Readiness::Ready;
-        };
-        match placement::place(name, &want, &self.gpus, &self.ledger) {
-            Decision::Wait(reason) => Readiness::Pending(reason),
-            Decision::Place(p) => {
-                self.ledger.promise(name, &p, want.min_vram);
-                tracing::info!(unit = name, placement = ?p.ids(), "placed");
-                self.units.get_mut(name).expect("listed").placement = Some(p);
-                Readiness::Ready
-            }
-        }
-    }
-
-    /// A uevent: take the GPU inventory again if GPUs changed, and move
-    /// units whose devices went away (or moved to another node) back to
-    /// waiting. Waiting units are looked at again by `settle`.
-    async fn hardware_changed(&mut self, ev: jarvis_hardware::Uevent) {
-        if !ev.wants_rescan() {
-            return;
-        }
-        tracing::debug!(action = %ev.action, devpath = %ev.devpath, subsystem = ?ev.subsystem, "hardware changed");
-        if matches!(ev.subsystem.as_deref(), Some("drm" | "pci" | "kfd"))
-            || ev.action == jarvis_hardware::Uevent::OVERFLOW
-        {
-            self.take_inventory().await;
-        }
-        let names: Vec<String> = self
-            .units
-            .iter()
-            .filter(|(_, e)| !e.unit.devices.is_empty() && e.st.is_active())
-            .map(|(n, _)| n.clone())
-            .collect();
-        for name in names {
-            let e = &self.units[&name];
-            let withdraw = match hardware::resolve_devices(&self.cfg.runtime.roots, &e.unit) {
-                Err(reason) => Some(reason),
-                Ok(now) => {
-                    let paths: Vec<PathBuf> = now.iter().map(|(_, d)| d.dev_path.clone()).collect();
-                    (!e.devices_in_use.is_empty() && paths != e.devices_in_use).then(|| {
-                        format!(
-                            "device moved from {} to {}; restarting",
-                            join_paths(&e.devices_in_use),
-                            join_paths(&paths)
-                        )
-                    })
-                }
-            };
-            if let Some(reason) = withdraw {
-                e.log.note(&reason);
-                self.step(&name, Event::Withdraw { reason });
-            }
-        }
-    }
-
-    fn save(&mut self) {
-        let mut p = Persisted::default();
-        for (name, e) in &self.units {
-            p.units.insert(
-                name.clone(),
-                PersistedUnit {
-                    wanted: e.st.wanted || e.replace_with.is_some(),
-                },
-            );
-        }
-        if p.units != self.saved.units {
-            if let Err(err) = self.state_file.save(&p) {
-                tracing::error!(error = %err, "cannot save state");
-            }
-            self.saved = p;
-        }
-    }
-
-    fn answer_waiters(&mut self) {
-        let waiters = std::mem::take(&mut self.waiters);
-        for w in waiters {
-            match self.check(&w.until) {
-                Some(resp) => {
-                    let _ = w.reply.send(resp);
-                }
-                None => self.waiters.push(w),
-            }
-        }
-    }
-
-    fn check(&self, until: &Until) -> Option<Response> {
-        match until {
-            Until::Healthy(name) => {
-                let e = self.units.get(name)?;
-                match e.st.state {
-                    State::Running
-                        if e.unit.health.is_none()
-                            || e.st.health == Some(machine::Health::Healthy) =>
-                    {
-                        Some(Response::Done {
-                            message: format!(
-                                "{name} runs as {} (pid {})",
-                                self.form_of(e).0.as_str(),
-                                e.st.pid.unwrap_or(0)
+            Output::Probe { name, gen } => {
+                let Some(unit) = self.core.unit(&name).cloned() else {
+                    return false;
+                };
+                let rt = self.cfg.runtime.clone();
+                tokio::spawn(async move {
+                    let Some(h) = &unit.health else { return };
+                    let (ok, detail) =
+                        match tokio::time::timeout(h.timeout, rt.probe(&unit, &h.probe)).await {
+                            Ok(Ok(detail)) => (true, detail),
+                            Ok(Err(detail)) => (false, detail),
+                            Err(_) => (
+                                false,
+                                format!(
+                                    "no answer within {}",
+                                    humantime::format_duration(h.timeout)
+                                ),
                             ),
-                        })
-                    }
-                    State::Failed | State::Stopped | State::Exited => Some(Response::Error {
-                        message: format!(
-                            "{name} is {}: {}",
-                            e.st.state.as_str(),
-                            e.st.reason.as_deref().unwrap_or("no reason given")
-                        ),
-                    }),
-                    _ => None,
-                }
-            }
-            Until::Quiet(names) => names
-                .iter()
-                .all(|n| self.units.get(n).is_none_or(|e| !e.st.is_active()))
-                .then(|| Response::Done {
-                    message: format!("stopped {}", names.join(", ")),
-                }),
-            Until::Ready => {
-                let mut pending = vec![];
-                for (name, e) in &self.units {
-                    if !e.st.wanted && e.replace_with.is_none() {
-                        continue;
-                    }
-                    let s = &e.st;
-                    if s.state == State::Failed {
-                        return Some(Response::Wait(WaitReport {
-                            ok: false,
-                            message: format!(
-                                "{name} failed: {}",
-                                s.reason.as_deref().unwrap_or("unknown reason")
-                            ),
-                        }));
-                    }
-                    let ready = e.replace_with.is_none()
-                        && match s.state {
-                            State::Running => {
-                                e.unit.health.is_none()
-                                    || s.health == Some(machine::Health::Healthy)
-                            }
-                            State::Exited => s.last_exit.is_some_and(|x| x.success()),
-                            _ => false,
                         };
-                    if !ready {
-                        pending.push(name.clone());
-                    }
+                    let _ = tx.send(Msg::Unit {
+                        name,
+                        event: Event::HealthResult { gen, ok, detail },
+                    });
+                });
+            }
+            Output::Remove { name } => {
+                self.logs.remove(&name);
+                let cg = self.cfg.runtime.cgroup(&name);
+                tokio::spawn(async move {
+                    let _ = blocking(move || cg.remove()).await;
+                });
+            }
+            Output::Note { name, text } => {
+                if let Some(log) = self.logs.get(&name) {
+                    self.writer.send(Write::Note(log.clone(), text));
                 }
-                pending.is_empty().then(|| {
-                    Response::Wait(WaitReport {
-                        ok: true,
-                        message: format!("{} units ready", self.units.len()),
-                    })
-                })
             }
-        }
-    }
-
-    fn later(&mut self, until: Until) -> Reply {
-        let (tx, rx) = oneshot::channel();
-        match self.check(&until) {
-            Some(resp) => {
-                let _ = tx.send(resp);
+            Output::Changed {
+                name,
+                state,
+                pid,
+                reason,
+            } => {
+                tracing::info!(
+                    unit = %name,
+                    state = state.as_str(),
+                    pid,
+                    reason = reason.as_deref(),
+                    "unit changed"
+                );
             }
-            None => self.waiters.push(Waiter { until, reply: tx }),
+            Output::Reply { id, response } => self.reply(id, response),
+            Output::Save(p) => self.writer.send(Write::Save(p)),
+            Output::Done => return true,
         }
-        Reply::Later(rx)
+        false
     }
 
-    fn unknown(&self, names: &[String]) -> Option<Response> {
-        let missing: Vec<&str> = names
-            .iter()
-            .filter(|n| !self.units.contains_key(*n))
-            .map(String::as_str)
-            .collect();
-        (!missing.is_empty()).then(|| Response::Error {
-            message: format!(
-                "no unit named {} (known: {})",
-                missing.join(", "),
-                self.units.keys().cloned().collect::<Vec<_>>().join(", ")
-            ),
-        })
+    fn reply(&mut self, id: ReplyId, response: Response) {
+        if let Some(tx) = self.replies.remove(&id) {
+            let _ = tx.send(response);
+        }
     }
 
-    fn request(&mut self, req: Request) -> Reply {
-        if self.shutting_down && req.is_mutating() {
-            return Reply::Now(Response::Error {
-                message: "jarvisd is shutting down".into(),
-            });
-        }
-        match req {
+    /// A request: queries are answered here, the rest goes to the core.
+    fn request(&mut self, req: Request, reply: oneshot::Sender<Reply>) -> Option<Input> {
+        let now = |r: Response| {
+            let _ = reply.send(Reply::Now(r));
+            None
+        };
+        let ask = match req {
             Request::Status { units } => {
-                if let Some(err) = self.unknown(&units) {
-                    return Reply::Now(err);
+                if let Some(err) = self.core.unknown(&units) {
+                    return now(err);
                 }
-                Reply::Now(Response::Status(self.status(&units)))
+                let _ = reply.send(Reply::Later(self.status(&units)));
+                return None;
             }
-            Request::Up => Reply::Now(self.up()),
-            Request::Wait { .. } => self.later(Until::Ready),
-            Request::Down => {
-                let names: Vec<String> = self.units.keys().cloned().collect();
-                for n in &names {
-                    self.step(n, Event::Stop);
-                }
-                self.settle();
-                self.later(Until::Quiet(names))
+            Request::Logs { unit, .. } => {
+                return match self.logs.get(&unit) {
+                    Some(log) if self.core.unit(&unit).is_some() => {
+                        let _ = reply.send(Reply::Log(log.clone()));
+                        None
+                    }
+                    _ => now(self.core.unknown(&[unit]).unwrap_or(Response::Error {
+                        message: "no log yet".into(),
+                    })),
+                };
             }
-            Request::Start { units } | Request::Restart { units } | Request::Stop { units }
-                if units.is_empty() =>
-            {
-                let _ = units;
-                Reply::Now(Response::Error {
-                    message: "name at least one unit".into(),
-                })
+            Request::ImageRemove { reference } => {
+                let _ = reply.send(self.remove_image(reference));
+                return None;
             }
-            Request::Start { units } => {
-                if let Some(err) = self.unknown(&units) {
-                    return Reply::Now(err);
-                }
-                // Like `compose up web`: what a unit depends on starts too.
-                let all = self.with_dependencies(&units);
-                self.each(all, Event::Start, "starting")
-            }
-            Request::Restart { units } => self.each(units, Event::Restart, "restarting"),
-            Request::Stop { units } => {
-                if let Some(err) = self.unknown(&units) {
-                    return Reply::Now(err);
-                }
-                for n in &units {
-                    self.step(n, Event::Stop);
-                }
-                self.settle();
-                self.later(Until::Quiet(units))
-            }
-            Request::ImageRemove { reference } => self.remove_image(reference),
-            // Answered by the connection itself.
             Request::ImagePull { .. } | Request::ImageImport { .. } | Request::ImageList => {
-                Reply::Now(Response::Error {
+                return now(Response::Error {
                     message: "internal: image request reached the event loop".into(),
-                })
+                });
             }
-            Request::BenchBegin { unit } => Reply::Now(self.bench_begin(&unit)),
-            Request::BenchForm { unit, form, .. } => self.bench_form(&unit, form),
-            Request::BenchResult { unit, result } => Reply::Now(self.bench_result(&unit, result)),
-            Request::Logs { unit, .. } => match self.units.get(&unit) {
-                Some(e) => Reply::Log(e.log.clone()),
-                None => Reply::Now(self.unknown(&[unit]).expect("unknown")),
-            },
-        }
-    }
-
-    /// The form a unit runs (or would run) as, and why.
-    fn form_of(&self, e: &Entry) -> (Kind, Option<String>) {
-        if let Some((k, why)) = &e.form {
-            return (*k, Some(why.clone()));
-        }
-        let (unit, why) = effective(e, &self.recommendations);
-        (unit.kind(), why)
-    }
-
-    fn bench_begin(&mut self, name: &str) -> Response {
-        let Some(e) = self.units.get_mut(name) else {
-            return self.unknown(&[name.to_string()]).expect("unknown");
-        };
-        let Some(b) = e.unit.bench.clone() else {
-            return Response::Error {
-                message: format!(
-                    "{name} has no [bench] section: add one (api, url, ...) to benchmark it"
-                ),
-            };
-        };
-        let forms: Vec<String> = e
-            .unit
-            .forms()
-            .iter()
-            .map(|k| k.as_str().to_string())
-            .collect();
-        if forms.len() < 2 {
-            return Response::Error {
-                message: format!(
-                    "{name} declares only [{}]: declare both [native] and [container] to compare them",
-                    forms.join("")
-                ),
-            };
-        }
-        if e.bench_restore.is_none() {
-            e.bench_restore = Some(e.st.wanted);
-        }
-        Response::BenchPlan(jarvis_proto::BenchPlan {
-            unit: name.to_string(),
-            api: b.api.as_str().to_string(),
-            url: b.url.clone(),
-            model: b.model.clone(),
-            prompt: b.prompt.clone(),
-            max_tokens: b.max_tokens,
-            requests: b.requests,
-            rounds: b.rounds,
-            max_slowdown: b.max_slowdown,
-            forms,
-        })
-    }
-
-    fn bench_form(&mut self, name: &str, form: Option<String>) -> Reply {
-        let Some(e) = self.units.get_mut(name) else {
-            return Reply::Now(self.unknown(&[name.to_string()]).expect("unknown"));
-        };
-        match form {
-            Some(f) => {
-                let kind = match f.as_str() {
-                    "native" => Kind::Native,
-                    "container" => Kind::Container,
-                    other => {
-                        return Reply::Now(Response::Error {
+            Request::Up => {
+                let (id, rx) = self.pending();
+                let _ = reply.send(Reply::Later(rx));
+                self.load(id);
+                return None;
+            }
+            Request::BenchResult { unit, result } => {
+                if let Some(err) = self.core.unknown(std::slice::from_ref(&unit)) {
+                    return now(err);
+                }
+                let (id, rx) = self.pending();
+                let _ = reply.send(Reply::Later(rx));
+                let dir = bench::dir(&self.cfg.state_dir);
+                let tx = self.tx.clone();
+                tokio::spawn(async move {
+                    let u = unit.clone();
+                    let result = blocking(move || match bench::store(&dir, &u, &result) {
+                        Ok(Some(rec)) => Ok(rec),
+                        Ok(None) => Err(
+                            "the result has no recommendation (\"native\" or \"container\")".into(),
+                        ),
+                        Err(e) => Err(format!("cannot store the result: {e}")),
+                    })
+                    .await;
+                    let _ = tx.send(Msg::Recommended { id, unit, result });
+                });
+                return None;
+            }
+            Request::Wait { .. } => Ask::Wait,
+            Request::Down => Ask::Down,
+            Request::Start { units } => Ask::Start(units),
+            Request::Stop { units } => Ask::Stop(units),
+            Request::Restart { units } => Ask::Restart(units),
+            Request::BenchBegin { unit } => Ask::BenchBegin(unit),
+            Request::BenchForm { unit, form, .. } => {
+                let form = match form.as_deref() {
+                    None => None,
+                    Some("native") => Some(Kind::Native),
+                    Some("container") => Some(Kind::Container),
+                    Some(other) => {
+                        return now(Response::Error {
                             message: format!("no form {other:?}: native or container"),
                         })
                     }
                 };
-                if e.unit.with_form(kind).is_none() {
-                    return Reply::Now(Response::Error {
-                        message: format!("{name} has no [{f}] section"),
-                    });
-                }
-                e.form_override = Some(kind);
-                let runs_as = e.form.as_ref().map(|(k, _)| *k);
-                let event = if e.st.is_active() && runs_as != Some(kind) {
-                    Event::Restart
-                } else {
-                    Event::Start
-                };
-                self.step(name, event);
-                self.settle();
-                self.later(Until::Healthy(name.to_string()))
+                Ask::BenchForm(unit, form)
             }
-            None => {
-                let restore = e.bench_restore.take();
-                e.form_override = None;
-                let event = match restore {
-                    Some(true) => Event::Restart,
-                    _ => Event::Stop,
-                };
-                self.step(name, event);
-                self.settle();
-                Reply::Now(Response::Done {
-                    message: format!("{name} is back as it was"),
-                })
-            }
+        };
+        let (id, rx) = self.pending();
+        let _ = reply.send(Reply::Later(rx));
+        Some(Input::Ask { id, ask })
+    }
+
+    /// A reply id and the receiver its answer will come on.
+    fn pending(&mut self) -> (ReplyId, oneshot::Receiver<Response>) {
+        self.next_id += 1;
+        let (tx, rx) = oneshot::channel();
+        self.replies.insert(self.next_id, tx);
+        (self.next_id, rx)
+    }
+
+    /// Loads and validates the units directory off the loop, and resolves
+    /// each unit's devices; the core gets the result.
+    fn load(&self, id: ReplyId) {
+        let dir = self.cfg.units_dir.clone();
+        let rt = self.cfg.runtime.clone();
+        let tx = self.tx.clone();
+        tokio::spawn(async move {
+            let set = blocking(move || match jarvis_unit::load_dir(&dir) {
+                Ok(set) => Ok(set
+                    .units
+                    .into_values()
+                    .map(|u| {
+                        let d = devices_of(&rt, &u);
+                        (u, d)
+                    })
+                    .collect()),
+                Err(diags) => Err(format!(
+                    "{} problem(s) in {}; nothing was changed:\n{}",
+                    diags.len(),
+                    dir.display(),
+                    diags
+                        .iter()
+                        .map(|d| d.to_string())
+                        .collect::<Vec<_>>()
+                        .join("\n")
+                )),
+            })
+            .await;
+            let _ = tx.send(Msg::Loaded { id, set });
+        });
+    }
+
+    /// A uevent: resolve the units' devices again (and the GPUs, when they
+    /// changed), off the loop.
+    fn uevent(&mut self, ev: jarvis_hardware::Uevent) {
+        if !ev.wants_rescan() {
+            return;
+        }
+        tracing::debug!(action = %ev.action, devpath = %ev.devpath, subsystem = ?ev.subsystem, "hardware changed");
+        self.rescan.gpus |= matches!(ev.subsystem.as_deref(), Some("drm" | "pci" | "kfd"))
+            || ev.action == jarvis_hardware::Uevent::OVERFLOW;
+        if self.rescan.running {
+            self.rescan.again = true;
+        } else {
+            self.start_rescan();
         }
     }
 
-    fn bench_result(&mut self, name: &str, result: serde_json::Value) -> Response {
-        if !self.units.contains_key(name) {
-            return self.unknown(&[name.to_string()]).expect("unknown");
+    fn start_rescan(&mut self) {
+        self.rescan.running = true;
+        let gpus = std::mem::take(&mut self.rescan.gpus);
+        let units = self.core.device_units();
+        let rt = self.cfg.runtime.clone();
+        let tx = self.tx.clone();
+        tokio::spawn(async move {
+            let (devices, gpus) = blocking(move || {
+                let devices = units
+                    .iter()
+                    .map(|u| (u.name.clone(), devices_of(&rt, u)))
+                    .collect();
+                let gpus = gpus.then(|| hardware::inventory(&rt.roots));
+                (devices, gpus)
+            })
+            .await;
+            let _ = tx.send(Msg::Rescanned { devices, gpus });
+        });
+    }
+
+    /// `status`: the core's view, with each running unit's cgroup figures
+    /// and its process's start time read off the loop.
+    fn status(&self, names: &[String]) -> oneshot::Receiver<Response> {
+        let mut rows = Vec::new();
+        for v in self.core.views(names) {
+            let s = v.st;
+            let multi = v.unit.forms().len() > 1;
+            rows.push(UnitStatus {
+                name: v.name.to_string(),
+                kind: kind_wire(v.kind),
+                form: multi.then(|| kind_wire(v.kind)),
+                form_reason: v.form_reason.clone(),
+                state: state_wire(s.state),
+                pid: s.pid,
+                restarts: s.restarts,
+                health: s.health.map(health_wire),
+                exit_code: s.last_exit.map(|x| x.shell_code()),
+                cgroup: self.cfg.runtime.cgroup(v.name).path().to_string(),
+                reason: s.reason.as_ref().map(|r| r.to_string()),
+                description: v.unit.description.clone(),
+                exit_signal: s
+                    .last_exit
+                    .and_then(|x| x.signal)
+                    .map(crate::engine::machine::signal_name),
+                oom_killed: s.last_exit.is_some_and(|x| x.oom_killed),
+                uptime_ms: None,
+                memory_bytes: None,
+                memory_max_bytes: v.unit.resources.memory_max,
+                cpu_usage_ns: None,
+                tasks: None,
+                wanted: s.wanted,
+                placement: v.placement.map(placement_wire),
+            });
         }
-        let dir = bench::dir(&self.cfg.state_dir);
-        match bench::store(&dir, name, &result) {
-            Ok(Some((kind, verdict))) => {
-                let msg = format!(
-                    "stored; run = \"auto\" now runs {name} as {} ({verdict})",
-                    kind.as_str()
-                );
-                self.recommendations
-                    .insert(name.to_string(), (kind, verdict));
-                Response::Done { message: msg }
-            }
-            Ok(None) => Response::Error {
-                message: "the result has no recommendation (\"native\" or \"container\")".into(),
-            },
-            Err(e) => Response::Error {
-                message: format!("cannot store the result: {e}"),
-            },
-        }
+        let started: Vec<Option<Instant>> = self
+            .core
+            .views(names)
+            .iter()
+            .map(|v| v.st.started_at)
+            .collect();
+        let rt = self.cfg.runtime.clone();
+        let cache = self.stats.clone();
+        let (tx, rx) = oneshot::channel();
+        tokio::spawn(async move {
+            let units = blocking(move || {
+                let mut cache = cache.lock().unwrap_or_else(|e| e.into_inner());
+                for (row, started) in rows.iter_mut().zip(started) {
+                    let Some(pid) = row.pid else { continue };
+                    let st = cache.get(&rt, &row.name);
+                    row.memory_bytes = st.memory_current;
+                    row.memory_max_bytes = st.memory_max;
+                    row.cpu_usage_ns = st.cpu_usage_ns;
+                    row.tasks = st.pids_current;
+                    row.uptime_ms = uptime(pid, started);
+                }
+                rows
+            })
+            .await;
+            let _ = tx.send(Response::Status(StatusReport { units }));
+        });
+        rx
     }
 
     /// Removes an image unless a unit that runs uses it.
@@ -788,17 +579,12 @@ impl Daemon {
                 message: format!("{reference:?} is not an image reference"),
             });
         };
-        let users: Vec<&str> =
-            self.units
-                .values()
-                .filter(|e| e.st.is_active())
-                .filter(|e| match &e.unit.exec {
-                    jarvis_unit::Exec::Container(c) => jarvis_image::parse_reference(&c.image)
-                        .is_ok_and(|r| r.to_string() == wanted),
-                    jarvis_unit::Exec::Native(_) => false,
-                })
-                .map(|e| e.unit.name.as_str())
-                .collect();
+        let users = self.core.active_users(|u| match &u.exec {
+            jarvis_unit::Exec::Container(c) => {
+                jarvis_image::parse_reference(&c.image).is_ok_and(|r| r.to_string() == wanted)
+            }
+            jarvis_unit::Exec::Native(_) => false,
+        });
         if !users.is_empty() {
             return Reply::Now(Response::Error {
                 message: format!(
@@ -822,247 +608,143 @@ impl Daemon {
         });
         Reply::Later(rx)
     }
+}
 
-    /// `names` and, transitively, every unit they depend on; dependencies
-    /// first.
-    fn with_dependencies(&self, names: &[String]) -> Vec<String> {
-        // Unit sets are validated acyclic; `seen` guards anyway.
-        fn visit(d: &Daemon, name: &str, seen: &mut Vec<String>, out: &mut Vec<String>) {
-            if seen.iter().any(|n| n == name) {
-                return;
-            }
-            seen.push(name.to_string());
-            if let Some(e) = d.units.get(name) {
-                for dep in &e.unit.depends_on {
-                    visit(d, &dep.unit, seen, out);
-                }
-            }
-            out.push(name.to_string());
-        }
-        let (mut seen, mut out) = (Vec::new(), Vec::new());
-        for n in names {
-            visit(self, n, &mut seen, &mut out);
-        }
-        out
+/// How long a unit's process has run: from the process's own start time, so
+/// a re-adopted unit keeps its uptime; else from when jarvisd saw it start.
+fn uptime(pid: i32, started: Option<Instant>) -> Option<u64> {
+    match jarvis_native::process_started_at(pid) {
+        Ok(t) => Some(
+            std::time::SystemTime::now()
+                .duration_since(t)
+                .unwrap_or_default()
+                .as_millis() as u64,
+        ),
+        Err(_) => started.map(|t| t.elapsed().as_millis() as u64),
     }
+}
 
-    fn each(&mut self, units: Vec<String>, event: Event, verb: &str) -> Reply {
-        if let Some(err) = self.unknown(&units) {
-            return Reply::Now(err);
-        }
-        for n in &units {
-            self.step(n, event.clone());
-        }
-        self.settle();
-        Reply::Now(Response::Done {
-            message: format!("{verb} {}", units.join(", ")),
-        })
+/// Whether a unit's devices are there now (blocking: reads sysfs).
+fn devices_of(rt: &Runtime, unit: &Unit) -> Devices {
+    if unit.devices.is_empty() {
+        return Devices::Present(vec![]);
     }
-
-    /// Reads the units directory again and reconciles. A directory with any
-    /// problem changes nothing.
-    fn up(&mut self) -> Response {
-        let set = match jarvis_unit::load_dir(&self.cfg.units_dir) {
-            Ok(set) => set,
-            Err(diags) => {
-                return Response::Error {
-                    message: format!(
-                        "{} problem(s) in {}; nothing was changed:\n{}",
-                        diags.len(),
-                        self.cfg.units_dir.display(),
-                        diags
-                            .iter()
-                            .map(|d| d.to_string())
-                            .collect::<Vec<_>>()
-                            .join("\n")
-                    ),
-                }
-            }
-        };
-        let mut report = UpReport::default();
-        let removed: Vec<String> = self
-            .units
-            .keys()
-            .filter(|n| !set.units.contains_key(*n))
-            .cloned()
-            .collect();
-        for name in removed {
-            self.units.get_mut(&name).expect("listed").remove = true;
-            self.step(&name, Event::Stop);
-            report.stopped.push(name);
-        }
-        for (name, unit) in set.units {
-            match self.units.get_mut(&name) {
-                None => {
-                    self.insert(unit);
-                    self.step(&name, Event::Start);
-                    report.started.push(name);
-                }
-                Some(e) if e.unit != unit => {
-                    e.remove = false;
-                    if e.st.is_active() {
-                        e.replace_with = Some(unit);
-                        self.step(&name, Event::Stop);
-                    } else {
-                        e.log.set_limits(&unit.logs);
-                        e.unit = unit;
-                        self.step(&name, Event::Start);
-                    }
-                    report.restarted.push(name);
-                }
-                Some(e) => {
-                    e.remove = false;
-                    if matches!(e.st.state, State::Stopped | State::Failed) {
-                        self.step(&name, Event::Start);
-                        report.started.push(name);
-                    } else {
-                        report.unchanged.push(name);
-                    }
-                }
-            }
-        }
-        self.settle();
-        Response::Up(report)
+    match hardware::resolve_devices(&rt.roots, unit) {
+        Ok(found) => Devices::Present(found.iter().map(|(_, d)| d.dev_path.clone()).collect()),
+        Err(reason) => Devices::Missing(reason),
     }
+}
 
-    /// A unit's cgroup figures, read at most once a second: `status` of a
-    /// hundred units would otherwise read hundreds of files on every call.
-    fn stats(&self, name: &str) -> jarvis_native::CgroupStats {
-        const FRESH: std::time::Duration = std::time::Duration::from_secs(1);
-        let mut cache = self.stats_cache.borrow_mut();
-        if let Some((at, st)) = cache.get(name) {
+/// Recent cgroup figures per unit, read at most once a second: `status` of
+/// a hundred units would otherwise read hundreds of files on every call.
+#[derive(Default)]
+struct StatsCache(BTreeMap<String, (Instant, jarvis_native::CgroupStats)>);
+
+impl StatsCache {
+    fn get(&mut self, rt: &Runtime, name: &str) -> jarvis_native::CgroupStats {
+        const FRESH: Duration = Duration::from_secs(1);
+        if let Some((at, st)) = self.0.get(name) {
             if at.elapsed() < FRESH {
                 return st.clone();
             }
         }
-        let st = self.cfg.runtime.cgroup(name).stats();
-        cache.insert(name.to_string(), (Instant::now(), st.clone()));
+        let st = rt.cgroup(name).stats();
+        self.0.insert(name.to_string(), (Instant::now(), st.clone()));
         st
     }
+}
 
-    fn status(&self, names: &[String]) -> StatusReport {
-        fn wire_kind(k: Kind) -> jarvis_proto::UnitKind {
-            match k {
-                Kind::Native => jarvis_proto::UnitKind::Native,
-                Kind::Container => jarvis_proto::UnitKind::Container,
-            }
-        }
-        fn wire_state(s: State) -> jarvis_proto::UnitState {
-            use jarvis_proto::UnitState as W;
-            match s {
-                State::Waiting => W::Waiting,
-                State::Starting => W::Starting,
-                State::Running => W::Running,
-                State::Stopping => W::Stopping,
-                State::Stopped => W::Stopped,
-                State::Exited => W::Exited,
-                State::Failed => W::Failed,
-            }
-        }
-        fn wire_health(h: machine::Health) -> jarvis_proto::Health {
-            match h {
-                machine::Health::Starting => jarvis_proto::Health::Starting,
-                machine::Health::Healthy => jarvis_proto::Health::Healthy,
-                machine::Health::Unhealthy => jarvis_proto::Health::Unhealthy,
-            }
-        }
-        let mut units = vec![];
-        for (name, e) in &self.units {
-            if !names.is_empty() && !names.contains(name) {
-                continue;
-            }
-            let s = &e.st;
-            let cg = self.cfg.runtime.cgroup(name);
-            let stats = if s.pid.is_some() {
-                self.stats(name)
-            } else {
-                // Nothing runs: only the limit is of interest.
-                jarvis_native::CgroupStats {
-                    memory_max: e.unit.resources.memory_max,
-                    ..Default::default()
+/// What the writer thread writes, in order.
+enum Write {
+    Note(Arc<UnitLog>, String),
+    Save(Persisted),
+}
+
+/// One thread for jarvisd's own writes (notes in unit logs, the state
+/// file), so the loop never waits on a disk.
+struct Writer {
+    tx: Option<std::sync::mpsc::Sender<Write>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Writer {
+    fn start(state: StateFile) -> Writer {
+        let (tx, rx) = std::sync::mpsc::channel::<Write>();
+        let thread = std::thread::Builder::new()
+            .name("jarvisd-writer".into())
+            .spawn(move || {
+                for w in rx {
+                    match w {
+                        Write::Note(log, text) => log.note(&text),
+                        Write::Save(p) => {
+                            if let Err(err) = state.save(&p) {
+                                tracing::error!(error = %err, "cannot save state");
+                            }
+                        }
+                    }
                 }
-            };
-            units.push(UnitStatus {
-                name: name.clone(),
-                kind: wire_kind(self.form_of(e).0),
-                form: (e.unit.forms().len() > 1).then(|| wire_kind(self.form_of(e).0)),
-                form_reason: (e.unit.forms().len() > 1)
-                    .then(|| self.form_of(e).1)
-                    .flatten(),
-                state: wire_state(s.state),
-                pid: s.pid,
-                restarts: s.restarts,
-                health: s.health.map(wire_health),
-                exit_code: s.last_exit.map(|x| x.shell_code()),
-                cgroup: cg.path().to_string(),
-                reason: s.reason.clone(),
-                description: e.unit.description.clone(),
-                exit_signal: s.last_exit.and_then(|x| x.signal).map(machine::signal_name),
-                oom_killed: s.last_exit.is_some_and(|x| x.oom_killed),
-                uptime_ms: s
-                    .started_at
-                    .filter(|_| s.pid.is_some())
-                    .map(|t| t.elapsed().as_millis() as u64),
-                memory_bytes: stats.memory_current,
-                memory_max_bytes: stats.memory_max,
-                cpu_usage_ns: stats.cpu_usage_ns,
-                tasks: stats.pids_current,
-                wanted: s.wanted,
-                placement: e
-                    .unit
-                    .gpu
-                    .as_ref()
-                    .and(e.placement.as_ref())
-                    .map(|p| match p {
-                        Placement::Cpu => jarvis_proto::Placement {
-                            device: jarvis_proto::Device::Cpu,
-                            gpus: None,
-                        },
-                        Placement::Gpus { .. } => jarvis_proto::Placement {
-                            device: jarvis_proto::Device::Gpu,
-                            gpus: Some(p.ids()),
-                        },
-                    }),
-            });
+            })
+            .ok();
+        Writer {
+            tx: Some(tx),
+            thread,
         }
-        StatusReport { units }
+    }
+
+    fn send(&self, w: Write) {
+        if let Some(tx) = &self.tx {
+            let _ = tx.send(w);
+        }
+    }
+
+    /// Waits until everything sent has been written.
+    fn finish(&mut self) {
+        self.tx.take();
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
     }
 }
 
-fn join_paths(paths: &[PathBuf]) -> String {
-    paths
-        .iter()
-        .map(|p| p.display().to_string())
-        .collect::<Vec<_>>()
-        .join(", ")
+fn kind_wire(k: Kind) -> jarvis_proto::UnitKind {
+    match k {
+        Kind::Native => jarvis_proto::UnitKind::Native,
+        Kind::Container => jarvis_proto::UnitKind::Container,
+    }
 }
 
-/// The unit as it runs now: for a unit with both forms, the form a
-/// benchmark asks for, else `run`, else (`auto`) the stored recommendation,
-/// else the default rule. The reason says which, for `status`.
-fn effective(e: &Entry, recs: &BTreeMap<String, (Kind, String)>) -> (Unit, Option<String>) {
-    let u = &e.unit;
-    if u.forms().len() < 2 {
-        return (u.clone(), None);
+fn state_wire(s: crate::engine::machine::State) -> jarvis_proto::UnitState {
+    use crate::engine::machine::State;
+    use jarvis_proto::UnitState as W;
+    match s {
+        State::Waiting => W::Waiting,
+        State::Starting(_) => W::Starting,
+        State::Running => W::Running,
+        State::Stopping => W::Stopping,
+        State::Stopped => W::Stopped,
+        State::Exited => W::Exited,
+        State::Failed => W::Failed,
     }
-    let pick = |k: Kind, why: String| (u.with_form(k).unwrap_or_else(|| u.clone()), Some(why));
-    if let Some(k) = e.form_override {
-        return pick(k, format!("a benchmark runs it as {}", k.as_str()));
+}
+
+fn health_wire(h: crate::engine::machine::Health) -> jarvis_proto::Health {
+    use crate::engine::machine::Health;
+    match h {
+        Health::Starting => jarvis_proto::Health::Starting,
+        Health::Healthy => jarvis_proto::Health::Healthy,
+        Health::Unhealthy => jarvis_proto::Health::Unhealthy,
     }
-    // The rule itself is the unit format's (`Unit::resolve_form`); here
-    // only the reason `status` shows is added.
-    let rec = recs.get(&u.name);
-    let kind = u.resolve_form(rec.map(|(k, _)| *k));
-    let why = match (u.run, rec) {
-        (RunMode::Native, _) => "run = \"native\"".to_string(),
-        (RunMode::Container, _) => "run = \"container\"".to_string(),
-        (RunMode::Auto, Some((_, verdict))) => format!("run = \"auto\", measured: {verdict}"),
-        (RunMode::Auto, None) if kind == Kind::Native => {
-            "run = \"auto\", not measured yet: native for GPU/inference units".to_string()
-        }
-        (RunMode::Auto, None) => {
-            "run = \"auto\", not measured yet: a container for isolation".to_string()
-        }
-    };
-    pick(kind, why)
+}
+
+fn placement_wire(p: &Placement) -> jarvis_proto::Placement {
+    match p {
+        Placement::Cpu => jarvis_proto::Placement {
+            device: jarvis_proto::Device::Cpu,
+            gpus: None,
+        },
+        Placement::Gpus { .. } => jarvis_proto::Placement {
+            device: jarvis_proto::Device::Gpu,
+            gpus: Some(p.ids()),
+        },
+    }
 }
