@@ -17,7 +17,7 @@ use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::msg::{Msg, Reply};
-use crate::run::{blocking, Runtime};
+use jarvis_runtime::{blocking, Runtimes};
 
 /// Binds the socket with the right mode from the start (no window in which
 /// it is open to others). Refuses to take over a live daemon's socket.
@@ -65,7 +65,7 @@ pub async fn serve(
     tx: mpsc::UnboundedSender<Msg>,
     socket: PathBuf,
     access: Access,
-    rt: Runtime,
+    rt: Runtimes,
 ) {
     loop {
         match listener.accept().await {
@@ -98,7 +98,7 @@ async fn connection(
     mut stream: UnixStream,
     tx: mpsc::UnboundedSender<Msg>,
     access: Access,
-    rt: Runtime,
+    rt: Runtimes,
 ) -> Result<(), FrameError> {
     let cred = stream.peer_cred()?;
     if !access.allows(cred.uid()) {
@@ -131,7 +131,7 @@ async fn connection(
             return image_pull(&mut stream, &rt, &reference).await;
         }
         Request::ImageImport { path, tag } => {
-            let store = rt.images.clone();
+            let store = rt.config().images.clone();
             let resp = match blocking(move || store.import(std::path::Path::new(&path), &tag)).await
             {
                 Ok(img) => Response::Pulled(image_info(&rt, &img)),
@@ -142,7 +142,7 @@ async fn connection(
             return write_frame(&mut stream, &resp).await;
         }
         Request::ImageList => {
-            let store = rt.images.clone();
+            let store = rt.config().images.clone();
             let resp = match blocking(move || store.list()).await {
                 Ok(list) => Response::Images {
                     images: list
@@ -240,13 +240,16 @@ fn trim_heap() {
 /// Pulls, streaming progress frames, then the image (or the error).
 async fn image_pull(
     stream: &mut UnixStream,
-    rt: &Runtime,
+    rt: &Runtimes,
     reference: &str,
 ) -> Result<(), FrameError> {
     let (ptx, mut prx) = mpsc::unbounded_channel();
-    let pull = rt.images.pull(reference, &rt.pull, move |p| {
-        let _ = ptx.send(progress(&p));
-    });
+    let pull = rt
+        .config()
+        .images
+        .pull(reference, &rt.config().pull, move |p| {
+            let _ = ptx.send(progress(&p));
+        });
     tokio::pin!(pull);
     let result = loop {
         tokio::select! {
@@ -285,8 +288,9 @@ pub fn progress(p: &jarvis_image::Progress) -> PullProgress {
     }
 }
 
-fn image_info(rt: &Runtime, img: &jarvis_image::StoredImage) -> ImageInfo {
+fn image_info(rt: &Runtimes, img: &jarvis_image::StoredImage) -> ImageInfo {
     let summary = rt
+        .config()
         .images
         .list()
         .ok()
@@ -303,6 +307,10 @@ fn image_info(rt: &Runtime, img: &jarvis_image::StoredImage) -> ImageInfo {
 async fn timed_out(tx: &mpsc::UnboundedSender<Msg>, t: Duration) -> Response {
     let status = match ask(tx, Request::Status { units: vec![] }).await {
         Some(Reply::Now(Response::Status(s))) => s,
+        Some(Reply::Later(rx)) => match rx.await {
+            Ok(Response::Status(s)) => s,
+            _ => StatusReport::default(),
+        },
         _ => StatusReport::default(),
     };
     Response::Wait(WaitReport {

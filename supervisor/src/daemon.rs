@@ -17,20 +17,21 @@ use jarvis_proto::{Request, Response, StatusReport, UnitStatus};
 use jarvis_unit::{Kind, Unit};
 use tokio::sync::{mpsc, oneshot};
 
+use jarvis_runtime::{blocking, hardware, Runtime as _, Runtimes, StartError, StartSpec};
+
 use crate::bench;
 use crate::engine::machine::{Event, ExitInfo};
 use crate::engine::{Ask, BootUnit, Devices, Found, Input, Output, ReplyId, Supervisor};
-use crate::hardware;
 use crate::logs::UnitLog;
 use crate::msg::{Msg, Reply};
 use crate::placement::Placement;
-use crate::run::{blocking, Runtime};
+use crate::probe::probe;
 use crate::state::{Persisted, StateFile};
 
 pub struct Config {
     pub units_dir: PathBuf,
     pub state_dir: PathBuf,
-    pub runtime: Runtime,
+    pub runtime: Runtimes,
 }
 
 pub struct Daemon {
@@ -41,7 +42,7 @@ pub struct Daemon {
     replies: HashMap<ReplyId, oneshot::Sender<Response>>,
     next_id: ReplyId,
     /// Runs found at boot, until the core says to watch them.
-    adopted: HashMap<String, jarvis_shim::Started>,
+    adopted: HashMap<String, jarvis_runtime::Running>,
     writer: Writer,
     stats: Arc<Mutex<StatsCache>>,
     rescan: Rescan,
@@ -79,6 +80,65 @@ impl Daemon {
         self.cfg.state_dir.join("logs")
     }
 
+    /// The log of a unit the core knows.
+    fn log_named(&mut self, name: &str) -> Option<Arc<UnitLog>> {
+        let unit = self.core.unit(name)?.clone();
+        Some(self.log(&unit))
+    }
+
+    /// Starts one run through the runtime and reports it: `Started` (or
+    /// `SpawnFailed`, or `SpawnDeferred` when a device went away), then
+    /// `Exited` once its cgroup is empty.
+    fn start(&self, unit: Unit, gen: u64, placement: Option<Placement>, log: Arc<UnitLog>) {
+        let rt = self.cfg.runtime.clone();
+        let tx = self.tx.clone();
+        let notes_tx = self.writer.sender();
+        let name = unit.name.clone();
+        let spec = StartSpec {
+            unit,
+            gen,
+            placement,
+            log: log.config().clone(),
+            notes: {
+                let log = log.clone();
+                Arc::new(move |note: &str| {
+                    if let Some(w) = &notes_tx {
+                        let _ = w.send(Write::Note(log.clone(), note.to_string()));
+                    }
+                })
+            },
+        };
+        let writer = self.writer.sender();
+        tokio::spawn(async move {
+            let send = |event| {
+                let _ = tx.send(Msg::Unit {
+                    name: name.clone(),
+                    event,
+                });
+            };
+            let running = match rt.start(spec).await {
+                Ok(r) => r,
+                Err(StartError::Deferred(reason)) => {
+                    return send(Event::SpawnDeferred { gen, reason })
+                }
+                Err(StartError::Failed(reason)) => {
+                    if let Some(w) = &writer {
+                        let _ = w.send(Write::Note(log, format!("cannot start: {reason}")));
+                    }
+                    return send(Event::SpawnFailed { gen, reason });
+                }
+            };
+            let _ = tx.send(Msg::Started {
+                name: name.clone(),
+                gen,
+                pid: running.pid,
+                devices: running.devices.clone(),
+            });
+            let exit = exit_info(rt.wait(&name, running).await);
+            send(Event::Exited { gen, exit });
+        });
+    }
+
     /// The unit's log, made on first use; its limits follow the unit.
     fn log(&mut self, unit: &Unit) -> Arc<UnitLog> {
         let dir = self.log_dir();
@@ -94,19 +154,22 @@ impl Daemon {
     /// kept them running), resolves devices, and hands it all to the core.
     pub async fn boot(&mut self, units: Vec<Unit>) {
         let rt = self.cfg.runtime.clone();
-        let (gpus, found) = blocking(move || {
-            let gpus = hardware::inventory(&rt.roots);
-            let found: Vec<_> = units
-                .into_iter()
-                .map(|unit| {
-                    let adopted = jarvis_shim::adopt(&rt.run_dir, &unit.name);
-                    let devices = devices_of(&rt, &unit);
-                    (unit, adopted, devices)
-                })
-                .collect();
-            (gpus, found)
-        })
-        .await;
+        // adopt() registers the shims' pidfds with tokio: run it in this
+        // runtime's context (block_in_place is not available on the
+        // current-thread runtime; this is boot, before the loop serves).
+        let gpus = {
+            let rt = rt.clone();
+            blocking(move || hardware::inventory(&rt.config().roots)).await
+        };
+        let mut found = Vec::new();
+        for unit in units {
+            let adopted = rt.adopt(&unit.name);
+            let devices = {
+                let (rt, unit) = (rt.clone(), unit.clone());
+                blocking(move || devices_of(&rt, &unit)).await
+            };
+            found.push((unit, adopted, devices));
+        }
         tracing::info!(
             gpus = ?gpus.iter().map(|g| format!("{} {} {}B", g.vendor.as_str(), g.id, g.memory_total)).collect::<Vec<_>>(),
             "GPU inventory"
@@ -114,21 +177,18 @@ impl Daemon {
         let mut boot = Vec::new();
         for (unit, adopted, devices) in found {
             let found = match adopted {
-                Some(jarvis_shim::Adopted::Running(started)) => {
-                    let pid = started.pid();
+                jarvis_runtime::Found::Running(running) => {
+                    let pid = running.pid;
                     tracing::info!(unit = %unit.name, pid, "re-adopted a running unit");
-                    self.adopted.insert(unit.name.clone(), started);
+                    self.adopted.insert(unit.name.clone(), running);
                     Found::Running { pid }
                 }
-                Some(jarvis_shim::Adopted::Ended(record, exit)) => {
-                    let exit = exit.map(crate::run::exit_info).unwrap_or(ExitInfo::UNKNOWN);
-                    tracing::info!(unit = %unit.name, pid = record.pid, "{} while jarvisd was away", exit.describe());
-                    Found::Ended {
-                        pid: record.pid,
-                        exit,
-                    }
+                jarvis_runtime::Found::Ended { pid, exit } => {
+                    let exit = exit.map(exit_info).unwrap_or(ExitInfo::UNKNOWN);
+                    tracing::info!(unit = %unit.name, pid, "{} while jarvisd was away", exit.describe());
+                    Found::Ended { pid, exit }
                 }
-                None => Found::Nothing,
+                jarvis_runtime::Found::Nothing => Found::Nothing,
             };
             self.log(&unit);
             boot.push(BootUnit {
@@ -145,9 +205,17 @@ impl Daemon {
         while let Some(msg) = rx.recv().await {
             let input = match msg {
                 Msg::Unit { name, event } => Some(Input::Unit { name, event }),
-                Msg::DevicesInUse { name, gen, paths } => {
-                    Some(Input::DevicesInUse { name, gen, paths })
-                }
+                Msg::Started {
+                    name,
+                    gen,
+                    pid,
+                    devices,
+                } => Some(Input::Started {
+                    name,
+                    gen,
+                    pid,
+                    devices,
+                }),
                 Msg::Hardware(ev) => {
                     self.uevent(ev);
                     None
@@ -191,14 +259,9 @@ impl Daemon {
                 }
             }
         }
-        let rt = self.cfg.runtime.clone();
-        let names = self.core.names();
-        blocking(move || {
-            for name in names {
-                let _ = rt.cgroup(&name).remove();
-            }
-        })
-        .await;
+        for name in self.core.names() {
+            self.cfg.runtime.remove(&name).await;
+        }
         self.writer.finish();
     }
 
@@ -226,11 +289,18 @@ impl Daemon {
                 if let Some(p) = &placement {
                     tracing::info!(unit = %name, placement = ?p.ids(), "placed");
                 }
-                self.cfg.runtime.start(&unit, gen, placement, log, tx);
+                self.start(*unit, gen, placement, log);
             }
             Output::Watch { name, gen } => {
-                if let Some(started) = self.adopted.remove(&name) {
-                    self.cfg.runtime.watch(&name, gen, started, tx);
+                if let Some(running) = self.adopted.remove(&name) {
+                    let rt = self.cfg.runtime.clone();
+                    tokio::spawn(async move {
+                        let exit = exit_info(rt.wait(&name, running).await);
+                        let _ = tx.send(Msg::Unit {
+                            name,
+                            event: Event::Exited { gen, exit },
+                        });
+                    });
                 }
             }
             Output::Signal { name, pid, signal } => {
@@ -241,30 +311,23 @@ impl Daemon {
                 }
             }
             Output::KillAll { name } => {
-                let cg = self.cfg.runtime.cgroup(&name);
+                let kill = self.cfg.runtime.kill_all(&name);
                 tokio::spawn(async move {
-                    if let Err(err) = blocking(move || cg.kill_all()).await {
+                    if let Err(err) = kill.await {
                         tracing::error!(unit = %name, error = %err, "cannot kill cgroup");
                     }
                 });
             }
             Output::Sweep { name } => {
-                let cg = self.cfg.runtime.cgroup(&name);
+                let rt = self.cfg.runtime.clone();
                 tokio::spawn(async move {
-                    let r = blocking(move || {
-                        let left = cg.pids();
-                        if left.is_empty() {
-                            return Ok(left);
-                        }
-                        cg.kill_all().map(|_| left)
-                    })
-                    .await;
-                    match r {
-                        Ok(left) if !left.is_empty() => {
-                            tracing::warn!(unit = %name, pids = ?left, "killed processes no shim watched")
-                        }
-                        Ok(_) => {}
-                        Err(e) => tracing::error!(unit = %name, error = %e, "cannot empty cgroup"),
+                    let left = rt.pids(&name).await;
+                    if left.is_empty() {
+                        return;
+                    }
+                    tracing::warn!(unit = %name, pids = ?left, "killing processes no shim watches");
+                    if let Err(e) = rt.kill_all(&name).await {
+                        tracing::error!(unit = %name, error = %e, "cannot empty cgroup");
                     }
                 });
             }
@@ -290,7 +353,7 @@ impl Daemon {
                 tokio::spawn(async move {
                     let Some(h) = &unit.health else { return };
                     let (ok, detail) =
-                        match tokio::time::timeout(h.timeout, rt.probe(&unit, &h.probe)).await {
+                        match tokio::time::timeout(h.timeout, probe(&rt, &unit, &h.probe)).await {
                             Ok(Ok(detail)) => (true, detail),
                             Ok(Err(detail)) => (false, detail),
                             Err(_) => (
@@ -309,14 +372,11 @@ impl Daemon {
             }
             Output::Remove { name } => {
                 self.logs.remove(&name);
-                let cg = self.cfg.runtime.cgroup(&name);
-                tokio::spawn(async move {
-                    let _ = blocking(move || cg.remove()).await;
-                });
+                tokio::spawn(self.cfg.runtime.remove(&name));
             }
             Output::Note { name, text } => {
-                if let Some(log) = self.logs.get(&name) {
-                    self.writer.send(Write::Note(log.clone(), text));
+                if let Some(log) = self.log_named(&name) {
+                    self.writer.send(Write::Note(log, text));
                 }
             }
             Output::Changed {
@@ -348,27 +408,26 @@ impl Daemon {
 
     /// A request: queries are answered here, the rest goes to the core.
     fn request(&mut self, req: Request, reply: oneshot::Sender<Reply>) -> Option<Input> {
-        let now = |r: Response| {
-            let _ = reply.send(Reply::Now(r));
-            None
-        };
         let ask = match req {
             Request::Status { units } => {
                 if let Some(err) = self.core.unknown(&units) {
-                    return now(err);
+                    return answer(reply, err);
                 }
                 let _ = reply.send(Reply::Later(self.status(&units)));
                 return None;
             }
             Request::Logs { unit, .. } => {
-                return match self.logs.get(&unit) {
-                    Some(log) if self.core.unit(&unit).is_some() => {
-                        let _ = reply.send(Reply::Log(log.clone()));
+                return match self.log_named(&unit) {
+                    Some(log) => {
+                        let _ = reply.send(Reply::Log(log));
                         None
                     }
-                    _ => now(self.core.unknown(&[unit]).unwrap_or(Response::Error {
-                        message: "no log yet".into(),
-                    })),
+                    None => answer(
+                        reply,
+                        self.core.unknown(&[unit]).unwrap_or(Response::Error {
+                            message: "no such unit".into(),
+                        }),
+                    ),
                 };
             }
             Request::ImageRemove { reference } => {
@@ -376,9 +435,12 @@ impl Daemon {
                 return None;
             }
             Request::ImagePull { .. } | Request::ImageImport { .. } | Request::ImageList => {
-                return now(Response::Error {
-                    message: "internal: image request reached the event loop".into(),
-                });
+                return answer(
+                    reply,
+                    Response::Error {
+                        message: "internal: image request reached the event loop".into(),
+                    },
+                );
             }
             Request::Up => {
                 let (id, rx) = self.pending();
@@ -388,7 +450,7 @@ impl Daemon {
             }
             Request::BenchResult { unit, result } => {
                 if let Some(err) = self.core.unknown(std::slice::from_ref(&unit)) {
-                    return now(err);
+                    return answer(reply, err);
                 }
                 let (id, rx) = self.pending();
                 let _ = reply.send(Reply::Later(rx));
@@ -420,9 +482,12 @@ impl Daemon {
                     Some("native") => Some(Kind::Native),
                     Some("container") => Some(Kind::Container),
                     Some(other) => {
-                        return now(Response::Error {
-                            message: format!("no form {other:?}: native or container"),
-                        })
+                        return answer(
+                            reply,
+                            Response::Error {
+                                message: format!("no form {other:?}: native or container"),
+                            },
+                        )
                     }
                 };
                 Ask::BenchForm(unit, form)
@@ -501,7 +566,7 @@ impl Daemon {
                     .iter()
                     .map(|u| (u.name.clone(), devices_of(&rt, u)))
                     .collect();
-                let gpus = gpus.then(|| hardware::inventory(&rt.roots));
+                let gpus = gpus.then(|| hardware::inventory(&rt.config().roots));
                 (devices, gpus)
             })
             .await;
@@ -513,7 +578,9 @@ impl Daemon {
     /// and its process's start time read off the loop.
     fn status(&self, names: &[String]) -> oneshot::Receiver<Response> {
         let mut rows = Vec::new();
+        let mut started = Vec::new();
         for v in self.core.views(names) {
+            started.push(v.st.started_at);
             let s = v.st;
             let multi = v.unit.forms().len() > 1;
             rows.push(UnitStatus {
@@ -526,7 +593,7 @@ impl Daemon {
                 restarts: s.restarts,
                 health: s.health.map(health_wire),
                 exit_code: s.last_exit.map(|x| x.shell_code()),
-                cgroup: self.cfg.runtime.cgroup(v.name).path().to_string(),
+                cgroup: self.cfg.runtime.cgroup_path(v.name),
                 reason: s.reason.as_ref().map(|r| r.to_string()),
                 description: v.unit.description.clone(),
                 exit_signal: s
@@ -543,12 +610,6 @@ impl Daemon {
                 placement: v.placement.map(placement_wire),
             });
         }
-        let started: Vec<Option<Instant>> = self
-            .core
-            .views(names)
-            .iter()
-            .map(|v| v.st.started_at)
-            .collect();
         let rt = self.cfg.runtime.clone();
         let cache = self.stats.clone();
         let (tx, rx) = oneshot::channel();
@@ -593,7 +654,7 @@ impl Daemon {
                 ),
             });
         }
-        let store = self.cfg.runtime.images.clone();
+        let store = self.cfg.runtime.config().images.clone();
         let (tx, rx) = oneshot::channel();
         tokio::spawn(async move {
             let r = blocking(move || store.remove(&wanted).map(|_| wanted)).await;
@@ -610,10 +671,16 @@ impl Daemon {
     }
 }
 
+/// Answers a request at once.
+fn answer(reply: oneshot::Sender<Reply>, r: Response) -> Option<Input> {
+    let _ = reply.send(Reply::Now(r));
+    None
+}
+
 /// How long a unit's process has run: from the process's own start time, so
 /// a re-adopted unit keeps its uptime; else from when jarvisd saw it start.
 fn uptime(pid: i32, started: Option<Instant>) -> Option<u64> {
-    match jarvis_native::process_started_at(pid) {
+    match jarvis_runtime::process_started_at(pid) {
         Ok(t) => Some(
             std::time::SystemTime::now()
                 .duration_since(t)
@@ -625,11 +692,11 @@ fn uptime(pid: i32, started: Option<Instant>) -> Option<u64> {
 }
 
 /// Whether a unit's devices are there now (blocking: reads sysfs).
-fn devices_of(rt: &Runtime, unit: &Unit) -> Devices {
+fn devices_of(rt: &Runtimes, unit: &Unit) -> Devices {
     if unit.devices.is_empty() {
         return Devices::Present(vec![]);
     }
-    match hardware::resolve_devices(&rt.roots, unit) {
+    match hardware::resolve_devices(&rt.config().roots, unit) {
         Ok(found) => Devices::Present(found.iter().map(|(_, d)| d.dev_path.clone()).collect()),
         Err(reason) => Devices::Missing(reason),
     }
@@ -638,18 +705,20 @@ fn devices_of(rt: &Runtime, unit: &Unit) -> Devices {
 /// Recent cgroup figures per unit, read at most once a second: `status` of
 /// a hundred units would otherwise read hundreds of files on every call.
 #[derive(Default)]
-struct StatsCache(BTreeMap<String, (Instant, jarvis_native::CgroupStats)>);
+struct StatsCache(BTreeMap<String, (Instant, jarvis_runtime::Stats)>);
 
 impl StatsCache {
-    fn get(&mut self, rt: &Runtime, name: &str) -> jarvis_native::CgroupStats {
+    /// Blocking: reads cgroup files.
+    fn get(&mut self, rt: &Runtimes, name: &str) -> jarvis_runtime::Stats {
         const FRESH: Duration = Duration::from_secs(1);
         if let Some((at, st)) = self.0.get(name) {
             if at.elapsed() < FRESH {
                 return st.clone();
             }
         }
-        let st = rt.cgroup(name).stats();
-        self.0.insert(name.to_string(), (Instant::now(), st.clone()));
+        let st = rt.config().cgroup(name).stats();
+        self.0
+            .insert(name.to_string(), (Instant::now(), st.clone()));
         st
     }
 }
@@ -697,12 +766,26 @@ impl Writer {
         }
     }
 
+    /// A sender for tasks (a run's notes while it starts).
+    fn sender(&self) -> Option<std::sync::mpsc::Sender<Write>> {
+        self.tx.clone()
+    }
+
     /// Waits until everything sent has been written.
     fn finish(&mut self) {
         self.tx.take();
         if let Some(t) = self.thread.take() {
             let _ = t.join();
         }
+    }
+}
+
+/// How a run ended, as the state machine takes it.
+fn exit_info(e: jarvis_runtime::Exit) -> ExitInfo {
+    ExitInfo {
+        code: e.code,
+        signal: e.signal,
+        oom_killed: e.oom_killed,
     }
 }
 

@@ -10,13 +10,14 @@
 pub mod bench;
 pub mod control;
 pub mod daemon;
-pub mod hardware;
+pub mod engine;
 pub mod logs;
-pub mod machine;
 pub mod msg;
 pub mod placement;
-pub mod run;
+pub mod probe;
 pub mod state;
+
+pub use engine::machine;
 
 use std::path::PathBuf;
 
@@ -151,7 +152,7 @@ async fn serve(args: Args) -> anyhow::Result<()> {
     let cfg = daemon::Config {
         units_dir: args.units.clone(),
         state_dir: args.state_dir.clone(),
-        runtime: run::Runtime {
+        runtime: jarvis_runtime::Runtimes::new(jarvis_runtime::Config {
             launcher: PathBuf::from("/proc/self/exe"),
             cgroup_parent: args.cgroup_parent.clone(),
             run_dir: args.state_dir.join("run"),
@@ -163,7 +164,7 @@ async fn serve(args: Args) -> anyhow::Result<()> {
                 insecure: args.insecure_registries.clone(),
                 ..Default::default()
             },
-        },
+        }),
     };
     let runtime = cfg.runtime.clone();
     let mut daemon = daemon::Daemon::new(cfg, tx.clone())?;

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 use futures_util::StreamExt;
-use jarvis_shim::logfile::{self, LogConfig};
+use jarvis_runtime::logfile::{self, LogConfig};
 use jarvis_unit::Logs;
 
 pub struct UnitLog {

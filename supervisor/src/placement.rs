@@ -46,6 +46,14 @@ impl Ledger {
         self.promised.retain(|_, u| !u.is_empty());
     }
 
+    /// Everything promised on `gpu`.
+    pub fn promised(&self, gpu: &str) -> u64 {
+        self.promised
+            .get(gpu)
+            .map(|u| u.values().sum())
+            .unwrap_or(0)
+    }
+
     /// What is promised on `gpu` to units other than `unit`.
     fn promised_to_others(&self, gpu: &str, unit: &str) -> u64 {
         self.promised

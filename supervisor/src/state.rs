@@ -29,6 +29,10 @@ pub struct PersistedUnit {
     /// false once the user stopped the unit: it stays stopped across restarts.
     #[serde(default = "yes")]
     pub wanted: bool,
+    /// Who stopped it ("stop", "down"), so `status` still says so after a
+    /// restart of jarvisd.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stopped_by: Option<String>,
 }
 
 fn yes() -> bool {
@@ -84,8 +88,13 @@ mod tests {
         let sf = StateFile::new(dir.path());
         assert_eq!(sf.load().unwrap(), Persisted::default());
         let mut p = Persisted::default();
-        p.units
-            .insert("web".into(), PersistedUnit { wanted: false });
+        p.units.insert(
+            "web".into(),
+            PersistedUnit {
+                wanted: false,
+                stopped_by: None,
+            },
+        );
         sf.save(&p).unwrap();
         let back = sf.load().unwrap();
         assert_eq!(back.units, p.units);

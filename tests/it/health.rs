@@ -56,7 +56,11 @@ interval = "1m"
     assert!(reason.contains("burst"), "{u:#}");
     let starts = stamps(&starts);
     let probes = stamps(&probes);
-    assert_eq!(starts.len(), 4, "4 starts, then the burst limit: {starts:?}");
+    assert_eq!(
+        starts.len(),
+        4,
+        "4 starts, then the burst limit: {starts:?}"
+    );
     // The first probe comes one interval after the start, not at once.
     let first_probe = probes.iter().find(|p| **p > starts[0]).expect("a probe");
     assert!(
@@ -149,5 +153,7 @@ retries = 1000
     std::thread::sleep(Duration::from_millis(400));
     assert_eq!(j.unit("late")["health"], "starting");
     std::fs::write(&ok, "").unwrap();
-    j.wait_unit("late", Duration::from_secs(10), |u| u["health"] == "healthy");
+    j.wait_unit("late", Duration::from_secs(10), |u| {
+        u["health"] == "healthy"
+    });
 }

@@ -8,6 +8,7 @@ mod bench;
 mod cli;
 mod containers;
 mod hardware;
+mod health;
 mod limits;
 mod newuser;
 mod supervise;

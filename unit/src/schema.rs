@@ -502,13 +502,14 @@ pub struct Health {
 
 impl Health {
     /// The keys of `[health]`: a probe, then its settings.
-    pub const KEYS: &'static [&'static str] = &concat::<8>(
+    pub const KEYS: &'static [&'static str] = &concat::<9>(
         Probe::KEYS,
         &[
             "interval",
             "timeout",
             "retries",
             "start_period",
+            "start_interval",
             "on_unhealthy",
         ],
     );

@@ -47,6 +47,8 @@ pub use native::NativeRuntime;
 pub use jarvis_native::CgroupStats as Stats;
 /// A handle on a unit's cgroup (for callers that still read it directly).
 pub use jarvis_native::UnitCgroup;
+/// When a process started, by the wall clock (a re-adopted run keeps its uptime).
+pub use jarvis_native::process_started_at;
 /// The log file settings a run's shim writes with, and its writer.
 pub use jarvis_shim::logfile;
 /// An exit as the shim records it, and a run found again by

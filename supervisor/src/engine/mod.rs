@@ -30,8 +30,7 @@ use jarvis_unit::{Kind, RunMode, Unit};
 use crate::placement::{self, Decision, GpuInfo, Ledger, Placement};
 use crate::state::{Persisted, PersistedUnit};
 use machine::{
-    Effect, Event, ExitInfo, Health, Machine, Readiness, State, StopCause, TimerKind,
-    UnitState,
+    Effect, Event, ExitInfo, Health, Machine, Readiness, State, StopCause, TimerKind, UnitState,
 };
 
 /// Identifies a request whose answer may come later.
@@ -95,12 +94,16 @@ pub enum Ask {
 pub enum Input {
     Boot(Vec<BootUnit>, Vec<GpuInfo>),
     /// An event for one unit's machine.
-    Unit { name: String, event: Event },
-    /// The device nodes a run of generation `gen` got.
-    DevicesInUse {
+    Unit {
+        name: String,
+        event: Event,
+    },
+    /// A run is up: its main process and the device nodes it got.
+    Started {
         name: String,
         gen: u64,
-        paths: Vec<PathBuf>,
+        pid: i32,
+        devices: Vec<PathBuf>,
     },
     /// The hardware as it is now, after a uevent: devices per unit (units
     /// with `[[device]]`), and the GPUs when they were probed again.
@@ -108,7 +111,10 @@ pub enum Input {
         devices: BTreeMap<String, Devices>,
         gpus: Option<Vec<GpuInfo>>,
     },
-    Ask { id: ReplyId, ask: Ask },
+    Ask {
+        id: ReplyId,
+        ask: Ask,
+    },
     /// SIGTERM/SIGINT: stop every unit.
     Shutdown,
 }
@@ -124,17 +130,24 @@ pub enum Output {
         placement: Option<Placement>,
     },
     /// Watch a run re-adopted at boot as generation `gen`.
-    Watch { name: String, gen: u64 },
+    Watch {
+        name: String,
+        gen: u64,
+    },
     Signal {
         name: String,
         pid: i32,
         signal: i32,
     },
     /// SIGKILL everything in the unit's cgroup.
-    KillAll { name: String },
+    KillAll {
+        name: String,
+    },
     /// At boot: kill whatever is left in the unit's cgroup with no shim
     /// watching it.
-    Sweep { name: String },
+    Sweep {
+        name: String,
+    },
     Timer {
         name: String,
         gen: u64,
@@ -142,11 +155,19 @@ pub enum Output {
         after: Duration,
     },
     /// Run the unit's health probe once.
-    Probe { name: String, gen: u64 },
+    Probe {
+        name: String,
+        gen: u64,
+    },
     /// The unit left the set: remove what is left of it (its cgroup).
-    Remove { name: String },
+    Remove {
+        name: String,
+    },
     /// A line of jarvisd's own in the unit's log.
-    Note { name: String, text: String },
+    Note {
+        name: String,
+        text: String,
+    },
     /// The state or pid of a unit changed (for jarvisd's own log).
     Changed {
         name: String,
@@ -154,7 +175,10 @@ pub enum Output {
         pid: Option<i32>,
         reason: Option<String>,
     },
-    Reply { id: ReplyId, response: Response },
+    Reply {
+        id: ReplyId,
+        response: Response,
+    },
     /// Persist which units are wanted.
     Save(Persisted),
     /// Shutdown is complete: nothing runs.
@@ -252,10 +276,7 @@ impl Supervisor {
 
     pub fn handle(&mut self, input: Input, now: Instant) -> Vec<Output> {
         let mut out = Vec::new();
-        let mut cx = Cx {
-            now,
-            out: &mut out,
-        };
+        let mut cx = Cx { now, out: &mut out };
         match input {
             Input::Boot(units, gpus) => self.boot(&mut cx, units, gpus),
             Input::Unit { name, event } => {
@@ -268,12 +289,18 @@ impl Supervisor {
                 }
                 self.step(&mut cx, &name, event)
             }
-            Input::DevicesInUse { name, gen, paths } => {
+            Input::Started {
+                name,
+                gen,
+                pid,
+                devices,
+            } => {
                 if let Some(s) = self.units.get_mut(&name) {
                     if s.st.gen == gen {
-                        s.devices_in_use = paths;
+                        s.devices_in_use = devices;
                     }
                 }
+                self.step(&mut cx, &name, Event::Spawned { gen, pid });
             }
             Input::Hardware { devices, gpus } => self.hardware(&mut cx, devices, gpus),
             Input::Ask { id, ask } => self.ask(&mut cx, id, ask),
@@ -408,7 +435,10 @@ impl Supervisor {
                         name: name.clone(),
                         gen,
                     });
-                    cx.note(&name, format!("re-adopted pid {pid} after a jarvisd restart"));
+                    cx.note(
+                        &name,
+                        format!("re-adopted pid {pid} after a jarvisd restart"),
+                    );
                     if !wanted {
                         self.step(cx, &name, Event::Stop(stopped_by));
                     }
@@ -461,15 +491,15 @@ impl Supervisor {
             }
             let withdraw = match &now {
                 Devices::Missing(reason) => Some(reason.clone()),
-                Devices::Present(paths) => (!s.devices_in_use.is_empty()
-                    && *paths != s.devices_in_use)
-                    .then(|| {
+                Devices::Present(paths) => {
+                    (!s.devices_in_use.is_empty() && *paths != s.devices_in_use).then(|| {
                         format!(
                             "device moved from {} to {}; restarting",
                             join_paths(&s.devices_in_use),
                             join_paths(paths)
                         )
-                    }),
+                    })
+                }
             };
             if let Some(reason) = withdraw {
                 cx.note(&name, reason.clone());
@@ -760,9 +790,17 @@ impl Supervisor {
             }
             Effect::Signal { signal } => {
                 if let Some(pid) = s.st.pid {
+                    let why =
+                        s.st.reason
+                            .as_ref()
+                            .map(|r| format!(" ({r})"))
+                            .unwrap_or_default();
                     cx.note(
                         &name,
-                        format!("stopping: {} to pid {pid}", machine::signal_name(signal)),
+                        format!(
+                            "stopping{why}: {} to pid {pid}",
+                            machine::signal_name(signal)
+                        ),
                     );
                     cx.out.push(Output::Signal { name, pid, signal });
                 }

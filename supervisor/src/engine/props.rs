@@ -123,7 +123,13 @@ impl World {
     /// the invariants that hold after every input.
     fn feed(&mut self, input: Input) -> Vec<Output> {
         let before = self.snapshot();
-        let bad_up = matches!(input, Input::Ask { ask: Ask::Up(Err(_)), .. });
+        let bad_up = matches!(
+            input,
+            Input::Ask {
+                ask: Ask::Up(Err(_)),
+                ..
+            }
+        );
         let out = self.sv.handle(input, self.now);
         if bad_up {
             assert_eq!(self.snapshot(), before, "a bad unit set changed something");
@@ -134,7 +140,9 @@ impl World {
         }
         for o in &out {
             match o {
-                Output::Spawn { name, gen, unit, .. } => {
+                Output::Spawn {
+                    name, gen, unit, ..
+                } => {
                     // Never before each dependency meets its condition.
                     for d in &unit.depends_on {
                         let ds = &self.sv.slot(&d.unit).expect("dependency exists").st;
@@ -147,12 +155,11 @@ impl World {
                         );
                     }
                     self.next_pid += 1;
-                    self.pending.push(Input::Unit {
+                    self.pending.push(Input::Started {
                         name: name.clone(),
-                        event: Event::Spawned {
-                            gen: *gen,
-                            pid: self.next_pid,
-                        },
+                        gen: *gen,
+                        pid: self.next_pid,
+                        devices: vec![],
                     });
                 }
                 Output::Signal { name, .. } | Output::KillAll { name } => {
@@ -162,7 +169,9 @@ impl World {
                         event: Event::Exited { gen, exit: KILLED },
                     });
                 }
-                Output::Timer { name, gen, kind, .. } => self.pending.push(Input::Unit {
+                Output::Timer {
+                    name, gen, kind, ..
+                } => self.pending.push(Input::Unit {
                     name: name.clone(),
                     event: Event::Timer {
                         gen: *gen,

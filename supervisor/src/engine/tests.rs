@@ -179,6 +179,7 @@ enum Do {
     Ask(ReplyId, fn() -> Ask),
     Missing(&'static str),
     Present(&'static str),
+    Moved(&'static str),
     After(Duration),
     Shutdown,
 }
@@ -199,11 +200,14 @@ fn run_case(c: &Case) {
     assert_eq!(got, c.boot, "{}: boot", c.name);
     for (i, (act, want)) in c.script.iter().enumerate() {
         let input = match *act {
-            Do::Spawned(n) => Input::Unit {
+            Do::Spawned(n) => Input::Started {
                 name: n.into(),
-                event: Event::Spawned {
-                    gen: rig.gen(n),
-                    pid: 100 + i as i32,
+                gen: rig.gen(n),
+                pid: 100 + i as i32,
+                devices: if n == "zigbee" {
+                    vec!["/dev/ttyUSB0".into()]
+                } else {
+                    vec![]
                 },
             },
             Do::Exit(n, exit) => Input::Unit {
@@ -235,6 +239,10 @@ fn run_case(c: &Case) {
             },
             Do::Present(n) => Input::Hardware {
                 devices: [(n.to_string(), Devices::Present(vec!["/dev/ttyUSB0".into()]))].into(),
+                gpus: None,
+            },
+            Do::Moved(n) => Input::Hardware {
+                devices: [(n.to_string(), Devices::Present(vec!["/dev/ttyUSB1".into()]))].into(),
                 gpus: None,
             },
             Do::After(d) => {
@@ -318,9 +326,15 @@ const CASES: &[Case] = &[
         script: &[
             (Do::Spawned("db"), &["timer db probe 1s"]),
             (Do::Timer("db", TimerKind::HealthProbe), &["probe db"]),
-            (Do::Sick("db"), &["signal db 15", "timer db stop-timeout 10s"]),
+            (
+                Do::Sick("db"),
+                &["signal db 15", "timer db stop-timeout 10s"],
+            ),
         ],
-        end: &[("db", "stopping", "unhealthy"), ("web", "waiting", "db (healthy)")],
+        end: &[
+            ("db", "stopping", "unhealthy"),
+            ("web", "waiting", "db (healthy)"),
+        ],
     },
     Case {
         name: "a healthy dependency releases its dependent",
@@ -328,7 +342,10 @@ const CASES: &[Case] = &[
         boot: &["sweep db", "sweep web", "spawn db as native"],
         script: &[
             (Do::Spawned("db"), &["timer db probe 1s"]),
-            (Do::Healthy("db"), &["timer db probe 1s", "spawn web as native"]),
+            (
+                Do::Healthy("db"),
+                &["timer db probe 1s", "spawn web as native"],
+            ),
             (Do::Spawned("web"), &[]),
         ],
         end: &[("db", "running", ""), ("web", "running", "")],
@@ -339,11 +356,21 @@ const CASES: &[Case] = &[
         boot: &["sweep db", "sweep web", "spawn db as native"],
         script: &[
             (Do::Spawned("db"), &["timer db probe 1s"]),
-            (Do::Sick("db"), &["signal db 15", "timer db stop-timeout 10s"]),
+            (
+                Do::Sick("db"),
+                &["signal db 15", "timer db stop-timeout 10s"],
+            ),
             (Do::Exit("db", TERM), &["timer db restart 100ms"]),
-            (Do::Timer("db", TimerKind::RestartDelay), &["spawn db as native"]),
+            (
+                Do::Timer("db", TimerKind::RestartDelay),
+                &["spawn db as native"],
+            ),
         ],
-        end: &[("db", "starting", "restarted: unhealthy after 1 failed checks")],
+        end: &[(
+            "db",
+            "starting",
+            "restarted: unhealthy after 1 failed checks",
+        )],
     },
     Case {
         name: "a dependency that fails blocks its dependent",
@@ -351,10 +378,16 @@ const CASES: &[Case] = &[
         boot: &["sweep db", "sweep web", "spawn db as native"],
         script: &[
             (Do::Ask(1, || Ask::Stop(vec!["db".into()])), &[]),
-            (Do::Spawned("db"), &["signal db 15", "timer db stop-timeout 10s"]),
+            (
+                Do::Spawned("db"),
+                &["signal db 15", "timer db stop-timeout 10s"],
+            ),
             (Do::Exit("db", TERM), &["reply 1 done"]),
         ],
-        end: &[("db", "stopped", "stopped by stop"), ("web", "failed", "db is stopped")],
+        end: &[
+            ("db", "stopped", "stopped by stop"),
+            ("web", "failed", "db is stopped"),
+        ],
     },
     Case {
         name: "the ledger admits one unit per card; the second gets it when the first stops",
@@ -362,7 +395,10 @@ const CASES: &[Case] = &[
         boot: &["sweep a", "sweep b", "spawn a as native"],
         script: &[
             (Do::Spawned("a"), &[]),
-            (Do::Ask(1, || Ask::Stop(vec!["a".into()])), &["signal a 15", "timer a stop-timeout 10s"]),
+            (
+                Do::Ask(1, || Ask::Stop(vec!["a".into()])),
+                &["signal a 15", "timer a stop-timeout 10s"],
+            ),
             (Do::Exit("a", TERM), &["spawn b as native", "reply 1 done"]),
         ],
         end: &[("a", "stopped", "stopped by stop"), ("b", "starting", "")],
@@ -373,11 +409,27 @@ const CASES: &[Case] = &[
         boot: &["sweep db", "sweep web", "spawn db as native"],
         script: &[
             (Do::Spawned("db"), &["timer db probe 1s"]),
-            (Do::Ask(9, || Ask::Down), &["signal db 15", "timer db stop-timeout 10s"]),
+            (
+                Do::Ask(9, || Ask::Down),
+                &["signal db 15", "timer db stop-timeout 10s"],
+            ),
             (Do::Timer("db", TimerKind::StopTimeout), &["killall db"]),
-            (Do::Exit("db", ExitInfo { code: None, signal: Some(9), oom_killed: false }), &["reply 9 done"]),
+            (
+                Do::Exit(
+                    "db",
+                    ExitInfo {
+                        code: None,
+                        signal: Some(9),
+                        oom_killed: false,
+                    },
+                ),
+                &["reply 9 done"],
+            ),
         ],
-        end: &[("db", "stopped", "stopped by down"), ("web", "stopped", "stopped by down")],
+        end: &[
+            ("db", "stopped", "stopped by down"),
+            ("web", "stopped", "stopped by down"),
+        ],
     },
     Case {
         name: "up restarts a changed unit with its new definition, once stopped",
@@ -385,7 +437,14 @@ const CASES: &[Case] = &[
         boot: &["sweep svc", "spawn svc as native"],
         script: &[
             (Do::Spawned("svc"), &[]),
-            (Do::Ask(2, changed_svc), &["signal svc 15", "timer svc stop-timeout 10s", "reply 2 up +[] ~[\"svc\"] -[] =[]"]),
+            (
+                Do::Ask(2, changed_svc),
+                &[
+                    "signal svc 15",
+                    "timer svc stop-timeout 10s",
+                    "reply 2 up +[] ~[\"svc\"] -[] =[]",
+                ],
+            ),
             (Do::Exit("svc", TERM), &["spawn svc as native"]),
         ],
         end: &[("svc", "starting", "")],
@@ -396,7 +455,14 @@ const CASES: &[Case] = &[
         boot: &["sweep svc", "spawn svc as native"],
         script: &[
             (Do::Spawned("svc"), &[]),
-            (Do::Ask(3, || Ask::Up(Ok(vec![]))), &["signal svc 15", "timer svc stop-timeout 10s", "reply 3 up +[] ~[] -[\"svc\"] =[]"]),
+            (
+                Do::Ask(3, || Ask::Up(Ok(vec![]))),
+                &[
+                    "signal svc 15",
+                    "timer svc stop-timeout 10s",
+                    "reply 3 up +[] ~[] -[\"svc\"] =[]",
+                ],
+            ),
             (Do::Exit("svc", TERM), &["remove svc"]),
         ],
         end: &[],
@@ -407,7 +473,10 @@ const CASES: &[Case] = &[
         boot: &["sweep svc", "spawn svc as native"],
         script: &[
             (Do::Spawned("svc"), &[]),
-            (Do::Ask(4, || Ask::Up(Err("a.toml:1:1: bad".into()))), &["reply 4 error: a.toml:1:1: bad"]),
+            (
+                Do::Ask(4, || Ask::Up(Err("a.toml:1:1: bad".into()))),
+                &["reply 4 error: a.toml:1:1: bad"],
+            ),
         ],
         end: &[("svc", "running", "")],
     },
@@ -419,7 +488,10 @@ const CASES: &[Case] = &[
             (Do::Spawned("svc"), &[]),
             (Do::Exit("svc", CRASH), &["timer svc restart 100ms"]),
             (Do::After(Duration::from_millis(100)), &[]),
-            (Do::Timer("svc", TimerKind::RestartDelay), &["spawn svc as native"]),
+            (
+                Do::Timer("svc", TimerKind::RestartDelay),
+                &["spawn svc as native"],
+            ),
             (Do::Spawned("svc"), &[]),
         ],
         end: &[("svc", "running", "restarted: exited with code 1")],
@@ -430,9 +502,27 @@ const CASES: &[Case] = &[
         boot: &["sweep zigbee", "spawn zigbee as native"],
         script: &[
             (Do::Spawned("zigbee"), &[]),
-            (Do::Missing("zigbee"), &["signal zigbee 15", "timer zigbee stop-timeout 10s"]),
+            (
+                Do::Missing("zigbee"),
+                &["signal zigbee 15", "timer zigbee stop-timeout 10s"],
+            ),
             (Do::Exit("zigbee", TERM), &[]),
             (Do::Present("zigbee"), &["spawn zigbee as native"]),
+        ],
+        end: &[("zigbee", "starting", "")],
+    },
+    Case {
+        name: "a dongle that comes back under another node restarts its unit",
+        units: dongle,
+        boot: &["sweep zigbee", "spawn zigbee as native"],
+        script: &[
+            (Do::Spawned("zigbee"), &[]),
+            (Do::Present("zigbee"), &[]),
+            (
+                Do::Moved("zigbee"),
+                &["signal zigbee 15", "timer zigbee stop-timeout 10s"],
+            ),
+            (Do::Exit("zigbee", TERM), &["spawn zigbee as native"]),
         ],
         end: &[("zigbee", "starting", "")],
     },
@@ -442,7 +532,10 @@ const CASES: &[Case] = &[
         boot: &["sweep zigbee", "spawn zigbee as native"],
         script: &[
             (Do::Missing("zigbee"), &[]),
-            (Do::Spawned("zigbee"), &["signal zigbee 15", "timer zigbee stop-timeout 10s"]),
+            (
+                Do::Spawned("zigbee"),
+                &["signal zigbee 15", "timer zigbee stop-timeout 10s"],
+            ),
             (Do::Exit("zigbee", TERM), &[]),
         ],
         end: &[("zigbee", "waiting", "dongle unplugged")],
@@ -453,11 +546,24 @@ const CASES: &[Case] = &[
         boot: &["sweep llm", "spawn llm as native"],
         script: &[
             (Do::Spawned("llm"), &[]),
-            (Do::Ask(5, || Ask::BenchBegin("llm".into())), &["reply 5 plan"]),
-            (Do::Ask(6, || Ask::BenchForm("llm".into(), Some(Kind::Container))), &["signal llm 15", "timer llm stop-timeout 10s"]),
+            (
+                Do::Ask(5, || Ask::BenchBegin("llm".into())),
+                &["reply 5 plan"],
+            ),
+            (
+                Do::Ask(6, || Ask::BenchForm("llm".into(), Some(Kind::Container))),
+                &["signal llm 15", "timer llm stop-timeout 10s"],
+            ),
             (Do::Exit("llm", TERM), &["spawn llm as container"]),
             (Do::Spawned("llm"), &["reply 6 done"]),
-            (Do::Ask(7, || Ask::BenchForm("llm".into(), None)), &["signal llm 15", "timer llm stop-timeout 10s", "reply 7 done"]),
+            (
+                Do::Ask(7, || Ask::BenchForm("llm".into(), None)),
+                &[
+                    "signal llm 15",
+                    "timer llm stop-timeout 10s",
+                    "reply 7 done",
+                ],
+            ),
             (Do::Exit("llm", TERM), &["spawn llm as native"]),
         ],
         end: &[("llm", "starting", "")],
@@ -469,7 +575,10 @@ const CASES: &[Case] = &[
         script: &[
             (Do::Ask(8, || Ask::Wait), &[]),
             (Do::Spawned("db"), &["timer db probe 1s"]),
-            (Do::Healthy("db"), &["timer db probe 1s", "spawn web as native"]),
+            (
+                Do::Healthy("db"),
+                &["timer db probe 1s", "spawn web as native"],
+            ),
             (Do::Spawned("web"), &["reply 8 wait ok=true"]),
         ],
         end: &[],
@@ -480,7 +589,10 @@ const CASES: &[Case] = &[
         boot: &["sweep svc", "spawn svc as native"],
         script: &[
             (Do::Ask(8, || Ask::Wait), &[]),
-            (Do::Ask(9, || Ask::Stop(vec!["nope".into()])), &["reply 9 error: no unit named nope (known: svc)"]),
+            (
+                Do::Ask(9, || Ask::Stop(vec!["nope".into()])),
+                &["reply 9 error: no unit named nope (known: svc)"],
+            ),
             (Do::Spawned("svc"), &["reply 8 wait ok=true"]),
             (Do::Exit("svc", CRASH), &["timer svc restart 100ms"]),
         ],
@@ -503,8 +615,14 @@ const CASES: &[Case] = &[
         boot: &["sweep svc", "spawn svc as native"],
         script: &[
             (Do::Spawned("svc"), &[]),
-            (Do::Shutdown, &["signal svc 15", "timer svc stop-timeout 10s"]),
-            (Do::Ask(1, || Ask::Start(vec!["svc".into()])), &["reply 1 error: jarvisd is shutting down"]),
+            (
+                Do::Shutdown,
+                &["signal svc 15", "timer svc stop-timeout 10s"],
+            ),
+            (
+                Do::Ask(1, || Ask::Start(vec!["svc".into()])),
+                &["reply 1 error: jarvisd is shutting down"],
+            ),
             (Do::Exit("svc", TERM), &["done"]),
         ],
         end: &[("svc", "stopped", "shutdown")],
@@ -529,7 +647,13 @@ fn a_down_is_remembered_and_said_after_a_restart_of_jarvisd() {
         },
         rig.now,
     );
-    let out = rig.sv.handle(Input::Ask { id: 1, ask: Ask::Down }, rig.now);
+    let out = rig.sv.handle(
+        Input::Ask {
+            id: 1,
+            ask: Ask::Down,
+        },
+        rig.now,
+    );
     let gen = rig.gen("svc");
     let out2 = rig.sv.handle(
         Input::Unit {
@@ -582,7 +706,10 @@ fn re_adopted_units_are_watched_and_ended_ones_follow_their_policy() {
         t0,
     );
     let got: Vec<String> = out.iter().filter_map(brief).collect();
-    assert_eq!(got, ["watch alive", "sweep gone", "timer gone restart 100ms"]);
+    assert_eq!(
+        got,
+        ["watch alive", "sweep gone", "timer gone restart 100ms"]
+    );
     assert_eq!(sv.slot("alive").unwrap().st.pid, Some(42));
     assert_eq!(sv.slot("alive").unwrap().st.state, State::Running);
 }
