@@ -194,8 +194,13 @@ async fn connection(
         }
         Reply::Log(log) => {
             let (lines, follow) = logs.unwrap_or((usize::MAX, false));
-            let from = log.end();
-            let text = log.tail(lines)?;
+            // Reading files: off the runtime's thread, which the event
+            // loop shares.
+            let (from, text) = {
+                let log = log.clone();
+                blocking(move || (log.end(), log.tail(lines))).await
+            };
+            let text = text?;
             write_frame(
                 &mut stream,
                 &Response::LogData {

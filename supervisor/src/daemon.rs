@@ -46,6 +46,9 @@ pub struct Daemon {
     writer: Writer,
     stats: Arc<Mutex<StatsCache>>,
     rescan: Rescan,
+    /// Whether this jarvisd made the cgroup parent (it was not there at
+    /// boot): only then is it removed at the end.
+    made_parent: bool,
 }
 
 /// Hardware rescans: one at a time; uevents that come meanwhile are
@@ -73,6 +76,7 @@ impl Daemon {
             writer: Writer::start(state_file),
             stats: Default::default(),
             rescan: Rescan::default(),
+            made_parent: false,
         })
     }
 
@@ -154,6 +158,7 @@ impl Daemon {
     /// kept them running), resolves devices, and hands it all to the core.
     pub async fn boot(&mut self, units: Vec<Unit>) {
         let rt = self.cfg.runtime.clone();
+        self.made_parent = !rt.parent_exists().await;
         // adopt() registers the shims' pidfds with tokio: run it in this
         // runtime's context (block_in_place is not available on the
         // current-thread runtime; this is boot, before the loop serves).
@@ -261,6 +266,9 @@ impl Daemon {
         }
         for name in self.core.names() {
             self.cfg.runtime.remove(&name).await;
+        }
+        if self.made_parent {
+            self.cfg.runtime.remove_parent().await;
         }
         self.writer.finish();
     }

@@ -96,29 +96,15 @@ pub async fn follow(
     let name = path.file_name().map(|n| n.to_owned());
     let mut file = from.file.take();
     loop {
-        // Catch up: read what is there (checking for a rotation first).
-        let current = std::fs::metadata(&path).ok().map(|m| m.ino());
-        if current != from.ino {
-            if let Some(f) = file.as_mut() {
-                let rest = read_from(f, from.offset)?;
-                if !rest.is_empty() && out.send(rest).await.is_err() {
-                    return Ok(());
-                }
-            }
-            file = None;
-            from = Position {
-                ino: current,
-                offset: 0,
-                file: None,
-            };
-        }
-        if file.is_none() && from.ino.is_some() {
-            file = File::open(&path).ok();
-        }
-        if let Some(f) = file.as_mut() {
-            let data = read_from(f, from.offset)?;
-            from.offset += data.len() as u64;
-            if !data.is_empty() && out.send(data).await.is_err() {
+        // Catch up with what is there, off the runtime's thread (the event
+        // loop shares it).
+        let (f, p, chunks) = {
+            let path = path.clone();
+            jarvis_runtime::blocking(move || catch_up(&path, file, from)).await?
+        };
+        (file, from) = (f, p);
+        for chunk in chunks {
+            if out.send(chunk).await.is_err() {
                 return Ok(());
             }
         }
@@ -135,6 +121,42 @@ pub async fn follow(
             }
         }
     }
+}
+
+/// Reads what was written after `from`: the rest of a file rotated away
+/// first, then the current file. Blocking.
+fn catch_up(
+    path: &Path,
+    mut file: Option<File>,
+    mut from: Position,
+) -> io::Result<(Option<File>, Position, Vec<Vec<u8>>)> {
+    let mut chunks = Vec::new();
+    let current = std::fs::metadata(path).ok().map(|m| m.ino());
+    if current != from.ino {
+        if let Some(f) = file.as_mut() {
+            let rest = read_from(f, from.offset)?;
+            if !rest.is_empty() {
+                chunks.push(rest);
+            }
+        }
+        file = None;
+        from = Position {
+            ino: current,
+            offset: 0,
+            file: None,
+        };
+    }
+    if file.is_none() && from.ino.is_some() {
+        file = File::open(path).ok();
+    }
+    if let Some(f) = file.as_mut() {
+        let data = read_from(f, from.offset)?;
+        from.offset += data.len() as u64;
+        if !data.is_empty() {
+            chunks.push(data);
+        }
+    }
+    Ok((file, from, chunks))
 }
 
 fn read_from(f: &mut File, offset: u64) -> io::Result<Vec<u8>> {

@@ -187,3 +187,35 @@ fn down_is_remembered_across_a_restart_and_up_undoes_it() {
     j.running("a");
     j.running("b");
 }
+
+/// jarvisd removes only the cgroups it made: at its end, its units' cgroups
+/// go, but a cgroup another jarvisd made under the same parent stays (and
+/// so does the parent that holds it).
+#[test]
+fn jarvisd_removes_only_the_cgroups_it_made() {
+    if !root() {
+        return;
+    }
+    let mut j = Jarvis::start(&[(
+        "mine",
+        r#"
+[native]
+command = ["sleep", "1000"]
+"#,
+    )]);
+    j.running("mine");
+    let mine = j.cgroup_dir("pids", "mine");
+    let parent = mine.parent().unwrap().to_path_buf();
+    let other = parent.join("another-jarvisd-unit");
+    std::fs::create_dir(&other).unwrap();
+    let status = j.stop_daemon();
+    assert!(status.success(), "{status}");
+    let kept = other.is_dir();
+    let _ = std::fs::remove_dir(&other);
+    assert!(
+        !mine.exists(),
+        "the unit's own cgroup {} is left",
+        mine.display()
+    );
+    assert!(kept, "{} (not jarvisd's) was removed", other.display());
+}

@@ -389,6 +389,22 @@ impl UnitCgroup {
         first_err.map_or(Ok(()), Err)
     }
 
+    /// Whether the cgroup exists in any hierarchy.
+    pub fn exists(&self) -> bool {
+        self.check_path().is_ok() && hierarchies().iter().any(|h| self.dir(h).is_dir())
+    }
+
+    /// Removes this cgroup's own directories where they hold no
+    /// sub-cgroups; a sub-cgroup (someone else's) keeps it. Never recursive.
+    pub fn remove_if_empty(&self) {
+        if self.check_path().is_err() {
+            return;
+        }
+        for h in hierarchies() {
+            let _ = fs::remove_dir(self.dir(&h));
+        }
+    }
+
     fn setup_err(&self, msg: &str) -> CgroupError {
         CgroupError::Setup {
             path: self.path.clone(),

@@ -43,12 +43,12 @@ pub use gpu::{GpuInfo, Placement, Vendor};
 pub use hardware::RunHardware;
 pub use native::NativeRuntime;
 
+/// When a process started, by the wall clock (a re-adopted run keeps its uptime).
+pub use jarvis_native::process_started_at;
 /// A unit's cgroup figures (memory, CPU, pids, OOM kills).
 pub use jarvis_native::CgroupStats as Stats;
 /// A handle on a unit's cgroup (for callers that still read it directly).
 pub use jarvis_native::UnitCgroup;
-/// When a process started, by the wall clock (a re-adopted run keeps its uptime).
-pub use jarvis_native::process_started_at;
 /// The log file settings a run's shim writes with, and its writer.
 pub use jarvis_shim::logfile;
 /// An exit as the shim records it, and a run found again by
@@ -291,14 +291,18 @@ impl Runtimes {
         Box::pin(blocking(move || cg.pids()))
     }
 
-    /// Removes the (empty) cgroup parent, at shutdown.
+    /// Whether the cgroup parent exists (at boot: one that does was not
+    /// made by this jarvisd, and is not its to remove).
+    pub fn parent_exists(&self) -> BoxFuture<bool> {
+        let parent = UnitCgroup::open("", &self.cfg.cgroup_parent);
+        Box::pin(blocking(move || parent.exists()))
+    }
+
+    /// Removes the cgroup parent at shutdown if nothing is left in it: never
+    /// a sub-cgroup, so another jarvisd's units under the same parent stay.
     pub fn remove_parent(&self) -> BoxFuture<()> {
         let parent = UnitCgroup::open("", &self.cfg.cgroup_parent);
-        Box::pin(async move {
-            if let Err(e) = blocking(move || parent.remove()).await {
-                tracing::debug!(error = %e, "cannot remove the cgroup parent");
-            }
-        })
+        Box::pin(blocking(move || parent.remove_if_empty()))
     }
 }
 
