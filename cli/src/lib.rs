@@ -242,7 +242,7 @@ fn run(args: Args) -> anyhow::Result<ExitCode> {
             chart,
             start_timeout,
             json,
-        } => run_bench(&client, &unit, rounds, requests, chart, start_timeout, json),
+        } => bench::run::run(&client, &unit, rounds, requests, chart, start_timeout, json),
         Command::Logs {
             unit,
             follow,
@@ -305,98 +305,6 @@ fn image(client: &Client, cmd: ImageCommand) -> anyhow::Result<ExitCode> {
         ImageCommand::Rm { reference } => {
             return done(client.expect(Request::ImageRemove { reference })?)
         }
-    }
-    Ok(ExitCode::SUCCESS)
-}
-
-/// `jarvisctl bench`: jarvisd switches the unit between its forms; the
-/// requests go from here, the same client for both.
-fn run_bench(
-    client: &Client,
-    unit: &str,
-    rounds: Option<u32>,
-    requests: Option<u32>,
-    chart: Option<PathBuf>,
-    start_timeout: Duration,
-    json: bool,
-) -> anyhow::Result<ExitCode> {
-    use bench::{Api, BenchClient, BenchReport, Form, Round};
-    let Response::BenchPlan(plan) = client.expect(Request::BenchBegin {
-        unit: unit.to_string(),
-    })?
-    else {
-        unreachable!("checked by expect")
-    };
-    let api: Api = plan.api.parse()?;
-    let rounds_n = rounds.unwrap_or(plan.rounds).max(2);
-    let per_round = requests.unwrap_or(plan.requests).max(1);
-    let http = BenchClient::new(api, &plan.url, plan.model.clone(), Duration::from_secs(120))?;
-    let t0 = std::time::Instant::now();
-    let mut done = Vec::new();
-    let result = (|| -> anyhow::Result<()> {
-        for i in 0..rounds_n {
-            let form = if i % 2 == 0 {
-                Form::Native
-            } else {
-                Form::Container
-            };
-            eprint!("round {}/{rounds_n} {form}: starting ", i + 1);
-            client.expect(Request::BenchForm {
-                unit: unit.to_string(),
-                form: Some(form.as_str().to_string()),
-                timeout_ms: start_timeout.as_millis() as u64,
-            })?;
-            // One warm-up request, not measured.
-            http.measure(&plan.prompt, plan.max_tokens)?;
-            let mut round = Round::new(form, i as usize, t0.elapsed().as_millis() as u64);
-            let started = std::time::Instant::now();
-            for k in 0..per_round {
-                eprint!(
-                    "\rround {}/{rounds_n} {form}: request {}/{per_round}   ",
-                    i + 1,
-                    k + 1
-                );
-                match http.measure(&plan.prompt, plan.max_tokens) {
-                    Ok(s) => round.samples.push(s),
-                    Err(e) => round.errors.push(format!("{e:#}")),
-                }
-            }
-            round.duration_ms = started.elapsed().as_secs_f64() * 1e3;
-            let lat: Vec<f64> = round.samples.iter().map(|s| s.latency_ms).collect();
-            eprintln!(
-                "\rround {}/{rounds_n} {form}: {} requests, median latency {:.1} ms",
-                i + 1,
-                round.samples.len(),
-                bench::stats::median(&lat).unwrap_or(f64::NAN)
-            );
-            done.push(round);
-        }
-        Ok(())
-    })();
-    // Whatever happened, the unit goes back to how it was.
-    let restored = client.expect(Request::BenchForm {
-        unit: unit.to_string(),
-        form: None,
-        timeout_ms: 0,
-    });
-    result?;
-    restored?;
-    let report = BenchReport::compute(unit, api, done, plan.max_slowdown);
-    let value = serde_json::to_value(&report)?;
-    if let Response::Done { message } = client.expect(Request::BenchResult {
-        unit: unit.to_string(),
-        result: value.clone(),
-    })? {
-        eprintln!("{message}");
-    }
-    if let Some(path) = chart {
-        bench::chart::write_svg(&report, &path)?;
-        eprintln!("chart: {}", path.display());
-    }
-    if json {
-        println!("{}", serde_json::to_string_pretty(&value)?);
-    } else {
-        print!("{}", bench::report::render_text(&report));
     }
     Ok(ExitCode::SUCCESS)
 }
