@@ -386,8 +386,7 @@ impl ImageStore {
     fn write_refs(&self, refs: &RefsFile) -> Result<()> {
         let p = self.refs_path();
         let bytes = serde_json::to_vec_pretty(refs).expect("refs serialize");
-        jarvis_fsutil::write_atomic(&p, &bytes, jarvis_fsutil::Durability::Durable)
-            .ctx("write", &p)
+        jarvis_fsutil::write_atomic(&p, &bytes, jarvis_fsutil::Durability::Durable).ctx("write", &p)
     }
 
     /// Record `name -> record` if every blob and layer it needs is present.

@@ -665,11 +665,12 @@ fn a_down_is_remembered_and_said_after_a_restart_of_jarvisd() {
     let saved = out
         .iter()
         .chain(&out2)
+        .rev()
         .filter_map(|o| match o {
             Output::Save(p) => Some(p.clone()),
             _ => None,
         })
-        .last()
+        .next()
         .expect("saved");
     assert_eq!(saved.units["svc"].stopped_by.as_deref(), Some("down"));
     let (rig, out) = Rig::boot_with(one(), vec![], saved);
