@@ -108,7 +108,7 @@ pub fn load_all(dir: &Path) -> BTreeMap<String, (Kind, String)> {
 }
 
 /// Analyses the rounds of `result` (the report `jarvisctl bench` sent for
-/// `unit`) again, and stores that analysis (temp, fsync, rename); returns
+/// `unit`) again, and stores that analysis (`jarvis_fsutil::write_atomic`, durably); returns
 /// the recommended form and the verdict. A result with failed or missing
 /// data, or that is not a report of `unit`, is refused and nothing is
 /// written. `Ok(None)` is never returned.
@@ -117,23 +117,16 @@ pub fn store(
     unit: &str,
     result: &serde_json::Value,
 ) -> Result<Option<(Kind, String)>, StoreError> {
-    use std::io::Write;
     let rec = recompute(unit, result)?;
     let path = dir.join(format!("{unit}.json"));
-    let tmp = path.with_extension("json.partial");
     let io = |path: &Path| {
         let path = path.to_path_buf();
         move |err| StoreError::Io { path, err }
     };
     std::fs::create_dir_all(dir).map_err(io(dir))?;
     let bytes = serde_json::to_vec_pretty(&rec).map_err(StoreError::Malformed)?;
-    let mut f = std::fs::File::create(&tmp).map_err(io(&tmp))?;
-    f.write_all(&bytes).map_err(io(&tmp))?;
-    f.sync_all().map_err(io(&tmp))?;
-    std::fs::rename(&tmp, &path).map_err(io(&path))?;
-    if let Ok(d) = std::fs::File::open(dir) {
-        d.sync_all().map_err(io(dir))?;
-    }
+    jarvis_fsutil::write_atomic(&path, &bytes, jarvis_fsutil::Durability::Durable)
+        .map_err(io(&path))?;
     Ok(Some((
         kind(rec.analysis.recommendation),
         rec.analysis.verdict,

@@ -47,9 +47,9 @@
 
 use std::collections::HashMap;
 use std::fs;
-use std::io::{self, Write};
+use std::io;
 use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 
 use jarvis_unit::Network;
@@ -193,19 +193,10 @@ fn mkdir_private(dir: &Path) -> Result<(), RunError> {
 }
 
 fn write_atomic(path: &Path, data: &[u8], mode: u32) -> Result<(), RunError> {
-    let tmp = path.with_extension("partial");
-    let mut f = fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(mode)
-        .custom_flags(libc::O_NOFOLLOW)
-        .open(&tmp)
-        .map_err(io_err("writing", &tmp))?;
-    f.write_all(data).map_err(io_err("writing", &tmp))?;
     // No fsync: a bundle is written anew for every start, and the rename
     // alone keeps a reader from ever seeing half a file.
-    fs::rename(&tmp, path).map_err(io_err("renaming to", path))
+    jarvis_fsutil::write_atomic_mode(path, data, jarvis_fsutil::Durability::Atomic, mode)
+        .map_err(io_err("writing", path))
 }
 
 /// Writes `config.json` into the bundle directory (created 0700 if needed).

@@ -29,6 +29,18 @@ pub enum Durability {
 /// file is created with mode 0666 less the umask, as `File::create` would.
 /// Errors name the file the failing step was about.
 pub fn write_atomic(path: &Path, contents: &[u8], durability: Durability) -> io::Result<()> {
+    write_atomic_mode(path, contents, durability, 0o666)
+}
+
+/// [`write_atomic`], with the new file created with `mode` (less the umask)
+/// from the start: a private file (0600) is never readable by others, not
+/// even for a moment.
+pub fn write_atomic_mode(
+    path: &Path,
+    contents: &[u8],
+    durability: Durability,
+    mode: u32,
+) -> io::Result<()> {
     let dir = match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d,
         _ => Path::new("."),
@@ -43,7 +55,7 @@ pub fn write_atomic(path: &Path, contents: &[u8], durability: Durability) -> io:
     let mut tmp = tempfile::Builder::new()
         .prefix(&prefix)
         .suffix(".partial")
-        .permissions(Permissions::from_mode(0o666))
+        .permissions(Permissions::from_mode(mode))
         .tempfile_in(dir)
         .map_err(|e| context(e, "create a temporary file in", dir))?;
     tmp.write_all(contents)
