@@ -88,7 +88,7 @@ pub enum Request {
     /// benchmark is over, put the unit back as it was.
     BenchForm {
         unit: String,
-        form: Option<String>,
+        form: Option<UnitKind>,
         timeout_ms: u64,
     },
     /// Store a benchmark's result (the JSON `jarvisctl bench --json` prints):
@@ -151,7 +151,7 @@ pub struct BenchPlan {
     pub rounds: u32,
     pub max_slowdown: f64,
     /// The forms the unit declares.
-    pub forms: Vec<String>,
+    pub forms: Vec<UnitKind>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

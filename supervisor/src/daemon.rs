@@ -484,22 +484,13 @@ impl Daemon {
             Request::Stop { units } => Ask::Stop(units),
             Request::Restart { units } => Ask::Restart(units),
             Request::BenchBegin { unit } => Ask::BenchBegin(unit),
-            Request::BenchForm { unit, form, .. } => {
-                let form = match form.as_deref() {
-                    None => None,
-                    Some("native") => Some(Kind::Native),
-                    Some("container") => Some(Kind::Container),
-                    Some(other) => {
-                        return answer(
-                            reply,
-                            Response::Error {
-                                message: format!("no form {other:?}: native or container"),
-                            },
-                        )
-                    }
-                };
-                Ask::BenchForm(unit, form)
-            }
+            Request::BenchForm { unit, form, .. } => Ask::BenchForm(
+                unit,
+                form.map(|f| match f {
+                    jarvis_proto::UnitKind::Native => Kind::Native,
+                    jarvis_proto::UnitKind::Container => Kind::Container,
+                }),
+            ),
         };
         let (id, rx) = self.pending();
         let _ = reply.send(Reply::Later(rx));

@@ -74,7 +74,10 @@ pub fn run(
             eprint!("round {}/{rounds_n} {form}: starting ", i + 1);
             client.expect(Request::BenchForm {
                 unit: unit.to_string(),
-                form: Some(form.as_str().to_string()),
+                form: Some(match form {
+                    Form::Native => jarvis_proto::UnitKind::Native,
+                    Form::Container => jarvis_proto::UnitKind::Container,
+                }),
                 timeout_ms: start_timeout.as_millis() as u64,
             })?;
             // One warm-up request, not measured.
@@ -231,7 +234,10 @@ mod tests {
                     requests: 3,
                     rounds: 4,
                     max_slowdown: 0.05,
-                    forms: vec!["native".into(), "container".into()],
+                    forms: vec![
+                        jarvis_proto::UnitKind::Native,
+                        jarvis_proto::UnitKind::Container,
+                    ],
                 }),
                 _ => Response::Done {
                     message: "ok".into(),
@@ -278,16 +284,20 @@ mod tests {
         assert!(err.ends_with("nothing was sent to jarvisd, and run = \"auto\" keeps what it had"));
         assert!(sent_result(&seen).is_none(), "{seen:?}");
         // The measurement stopped there, and the unit was put back.
-        let forms: Vec<Option<String>> = seen
+        let forms: Vec<Option<jarvis_proto::UnitKind>> = seen
             .iter()
             .filter_map(|r| match r {
-                Request::BenchForm { form, .. } => Some(form.clone()),
+                Request::BenchForm { form, .. } => Some(*form),
                 _ => None,
             })
             .collect();
         assert_eq!(
             forms,
-            [Some("native".into()), Some("container".into()), None]
+            [
+                Some(jarvis_proto::UnitKind::Native),
+                Some(jarvis_proto::UnitKind::Container),
+                None
+            ]
         );
     }
 

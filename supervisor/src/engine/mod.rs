@@ -663,17 +663,20 @@ impl Supervisor {
                 ),
             };
         };
-        let forms: Vec<String> = s
+        let forms: Vec<jarvis_proto::UnitKind> = s
             .unit
             .forms()
             .iter()
-            .map(|k| k.as_str().to_string())
+            .map(|k| match k {
+                Kind::Native => jarvis_proto::UnitKind::Native,
+                Kind::Container => jarvis_proto::UnitKind::Container,
+            })
             .collect();
         if forms.len() < 2 {
             return Response::Error {
                 message: format!(
                     "{name} declares only [{}]: declare both [native] and [container] to compare them",
-                    forms.join("")
+                    forms.iter().map(|k| k.as_str()).collect::<Vec<_>>().join("")
                 ),
             };
         }
