@@ -1,29 +1,38 @@
-//! Spawning through the launcher.
+//! Starting a unit's process.
 //!
-//! [`spawn`] runs `LAUNCHER LAUNCH_ARG` (a fresh exec of the daemon binary)
-//! with stdin on /dev/null and stdout+stderr on one pipe. The [`LaunchSpec`]
-//! travels as JSON in a memfd; failures come back on an error pipe whose
-//! write end is close-on-exec in the launcher, so EOF without bytes means the
-//! command was exec'd. Both descriptors are named in the launcher's
-//! environment variable `JARVIS_LAUNCH_FDS=SPEC_FD,ERR_FD`.
+//! [`spawn`] and [`spawn_blocking`] fork the caller, and the child does the
+//! launcher's work itself before it execs the command: it joins the
+//! cgroups, leaves only stdio open across the exec, starts a session,
+//! changes directory, drops capabilities and switches user and groups, sets
+//! `no_new_privs` and resets the signals. Everything it needs (the user and
+//! groups, the capabilities, the program, every C string) is worked out in
+//! the parent first ([`plan`]), so the child runs system calls only and is
+//! safe to fork from a multi-threaded process; no second program is loaded
+//! on the way. If a step fails the command does not run: the child exits
+//! and `Command::spawn` returns the step and its errno, which come back as
+//! [`SpawnError::Setup`] in words.
+//!
+//! The launcher mode (`jarvisd LAUNCH_ARG`, [`launcher_main`]) runs the
+//! same plan in a fresh process, for callers that hand it a spec in a memfd
+//! (`JARVIS_LAUNCH_FDS=SPEC_FD,ERR_FD`); failures come back on the error
+//! pipe.
 
-use std::collections::HashSet;
 use std::convert::Infallible;
-use std::ffi::CString;
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::PermissionsExt;
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
-use std::str::FromStr;
+use std::sync::Arc;
 
-use caps::{CapSet, Capability, CapsHashSet};
-use nix::unistd::{Gid, Group, Uid, User};
 use serde::{Deserialize, Serialize};
-use tokio::io::AsyncReadExt;
 use tokio::net::unix::pipe;
+
+mod plan;
+
+use plan::Plan;
 
 /// `jarvisd LAUNCH_ARG` runs [`launcher_main`].
 pub const LAUNCH_ARG: &str = "__launch";
@@ -84,127 +93,86 @@ pub struct Spawned {
     pub output: tokio::net::unix::pipe::Receiver,
 }
 
-/// A launcher command ready to spawn, with the descriptors the parent must
-/// close right after spawning it.
-struct Prepared {
-    cmd: std::process::Command,
-    /// Read end of the error pipe: EOF without bytes means exec succeeded.
-    err_r: OwnedFd,
-    /// The spec memfd and the error pipe's write end: the child's copies.
-    parent_copies: (OwnedFd, OwnedFd),
-}
-
-fn prepare(launcher: &Path, spec: &LaunchSpec, output: OwnedFd) -> Result<Prepared, SpawnError> {
-    let launcher_err = |err: std::io::Error| SpawnError::Launcher {
-        path: launcher.to_path_buf(),
-        err,
-    };
-    let json = serde_json::to_vec(spec)
-        .map_err(|e| SpawnError::Setup(format!("serialize launch spec: {e}")))?;
-    let spec_fd = memfd_with(c"jarvis-launch-spec", &json).map_err(launcher_err)?;
-    let (err_r, err_w) = cloexec_pipe().map_err(launcher_err)?;
-    let output2 = output.try_clone().map_err(launcher_err)?;
-    let inherit = [spec_fd.as_raw_fd(), err_w.as_raw_fd()];
-
-    let mut cmd = std::process::Command::new(launcher);
-    cmd.arg(LAUNCH_ARG)
-        .env_clear()
-        .env(FDS_ENV, format!("{},{}", inherit[0], inherit[1]))
+/// A command whose child runs `plan`, with stdin on /dev/null and stdout
+/// and stderr on `output`.
+fn prepare(
+    spec: &LaunchSpec,
+    output: OwnedFd,
+) -> Result<(std::process::Command, Arc<Plan>), SpawnError> {
+    let plan = Arc::new(Plan::new(spec).map_err(SpawnError::Setup)?);
+    let stderr = output
+        .try_clone()
+        .map_err(|e| SpawnError::Setup(format!("duplicate the output pipe: {e}")))?;
+    let mut cmd =
+        std::process::Command::new(std::ffi::OsStr::from_bytes(plan.first_program().to_bytes()));
+    cmd.env_clear()
         .stdin(Stdio::null())
         .stdout(Stdio::from(output))
-        .stderr(Stdio::from(output2));
-    inherit_fds(&mut cmd, inherit);
-    Ok(Prepared {
-        cmd,
-        err_r,
-        parent_copies: (spec_fd, err_w),
+        .stderr(Stdio::from(stderr));
+    let child_plan = Arc::clone(&plan);
+    // SAFETY: `Plan::apply` runs system calls only, on memory the plan
+    // owns (it allocates nothing and takes no lock), so it is sound in the
+    // child of a fork even of a multi-threaded process; the child becomes
+    // the command or exits.
+    unsafe {
+        cmd.pre_exec(move || {
+            let failure = child_plan.apply();
+            Err(std::io::Error::from_raw_os_error(failure.to_raw()))
+        });
+    }
+    Ok((cmd, plan))
+}
+
+/// The launcher binary must be there: a missing one is a broken install,
+/// reported as [`SpawnError::Launcher`] before anything starts, as when
+/// every start went through it. (It is not executed: the child of the
+/// fork does its work.)
+fn check_launcher(launcher: &Path) -> Result<(), SpawnError> {
+    nix::unistd::access(launcher, nix::unistd::AccessFlags::X_OK).map_err(|e| {
+        SpawnError::Launcher {
+            path: launcher.to_path_buf(),
+            err: e.into(),
+        }
     })
 }
 
-fn report(bytes: &[u8]) -> Option<SpawnError> {
-    (!bytes.is_empty())
-        .then(|| SpawnError::Setup(String::from_utf8_lossy(bytes).trim().to_string()))
-}
-
-/// Starts `spec` through the launcher with stdout and stderr on `output`,
-/// blocking until the command has been exec'd or the launcher reports why
-/// it could not. stdin is /dev/null. For single-threaded callers (the shim).
+/// Starts `spec` with stdout and stderr on `output`, blocking until the
+/// command has been exec'd or a setup step has failed (then it did not
+/// run, and the error says why). stdin is /dev/null. `launcher` is jarvisd's
+/// binary, checked to be there.
 pub fn spawn_blocking(
     launcher: &Path,
     spec: &LaunchSpec,
     output: OwnedFd,
 ) -> Result<std::process::Child, SpawnError> {
-    let Prepared {
-        mut cmd,
-        err_r,
-        parent_copies,
-    } = prepare(launcher, spec, output)?;
+    check_launcher(launcher)?;
+    let (mut cmd, plan) = prepare(spec, output)?;
     let spawned = cmd.spawn();
-    // Close the parent's copies of the write ends (and the spec) at once.
+    // The parent's copies of the output pipe go with the command.
     drop(cmd);
-    drop(parent_copies);
-    let mut child = spawned.map_err(|err| SpawnError::Launcher {
-        path: launcher.to_path_buf(),
-        err,
-    })?;
-    let mut bytes = Vec::new();
-    if let Err(e) = File::from(err_r).read_to_end(&mut bytes) {
-        let _ = child.kill();
-        let _ = child.wait();
-        return Err(SpawnError::Setup(format!(
-            "read the launcher's report: {e}"
-        )));
-    }
-    if let Some(err) = report(&bytes) {
-        let _ = child.wait();
-        return Err(err);
-    }
-    Ok(child)
+    spawned.map_err(|e| SpawnError::Setup(plan.spawn_error(&e)))
 }
 
-/// Starts `spec` by running `launcher LAUNCH_ARG` and waits (asynchronously)
-/// until the command has been exec'd, or the launcher reports why it could
-/// not. stdin is /dev/null; stdout and stderr come back on one pipe.
+/// Starts `spec`: returns once the command has been exec'd, or with the
+/// reason a setup step failed (then it did not run). stdin is /dev/null;
+/// stdout and stderr come back on one pipe. `launcher` is jarvisd's
+/// binary, checked to be there. The fork and the child's setup take
+/// microseconds, so this does not yield in between.
 pub async fn spawn(launcher: &Path, spec: &LaunchSpec) -> Result<Spawned, SpawnError> {
-    let launcher_err = |err: std::io::Error| SpawnError::Launcher {
-        path: launcher.to_path_buf(),
-        err,
-    };
-    let (out_r, out_w) = cloexec_pipe().map_err(launcher_err)?;
-    let Prepared {
-        cmd,
-        err_r,
-        parent_copies,
-    } = prepare(launcher, spec, out_w)?;
+    check_launcher(launcher)?;
+    let (out_r, out_w) =
+        cloexec_pipe().map_err(|e| SpawnError::Setup(format!("create the output pipe: {e}")))?;
+    let (cmd, plan) = prepare(spec, out_w)?;
     let mut cmd = tokio::process::Command::from(cmd);
     cmd.kill_on_drop(false);
     let spawned = cmd.spawn();
     drop(cmd);
-    drop(parent_copies);
-    let mut child = spawned.map_err(launcher_err)?;
-
-    let mut bytes = Vec::new();
-    let read = match pipe::Receiver::from_owned_fd(err_r) {
-        Ok(mut rx) => rx.read_to_end(&mut bytes).await.map(|_| ()),
-        Err(e) => Err(e),
-    };
-    if let Err(e) = read {
-        let _ = child.start_kill();
-        let _ = child.wait().await;
-        return Err(SpawnError::Setup(format!(
-            "read the launcher's report: {e}"
-        )));
-    }
-    if let Some(err) = report(&bytes) {
-        let _ = child.wait().await;
-        return Err(err);
-    }
+    let child = spawned.map_err(|e| SpawnError::Setup(plan.spawn_error(&e)))?;
     let Some(pid) = child.id().and_then(|p| i32::try_from(p).ok()) else {
-        return Err(SpawnError::Setup(
-            "the launcher vanished before exec".into(),
-        ));
+        return Err(SpawnError::Setup("the command vanished at once".into()));
     };
-    let output = pipe::Receiver::from_owned_fd(out_r).map_err(launcher_err)?;
+    let output = pipe::Receiver::from_owned_fd(out_r)
+        .map_err(|e| SpawnError::Setup(format!("register the output pipe: {e}")))?;
     Ok(Spawned { pid, child, output })
 }
 
@@ -285,7 +253,7 @@ pub fn launcher_main() -> ! {
     std::panic::set_hook(Box::new(move |info| {
         fail(err_fd, &format!("launcher panicked: {info}"))
     }));
-    match run_launcher(spec_fd, err_fd) {
+    match run_launcher(spec_fd) {
         Err(reason) => fail(err_fd, &reason),
         Ok(never) => match never {},
     }
@@ -310,58 +278,13 @@ fn fail(err_fd: RawFd, reason: &str) -> ! {
     unsafe { libc::_exit(127) }
 }
 
-fn run_launcher(spec_fd: RawFd, err_fd: RawFd) -> Result<Infallible, String> {
-    // 1. The spec.
+fn run_launcher(spec_fd: RawFd) -> Result<Infallible, String> {
     let spec = read_spec(spec_fd)?;
-
-    // 2. Join the cgroups first, so every descendant is contained.
-    let pid = std::process::id().to_string();
-    for f in &spec.cgroup_procs {
-        std::fs::OpenOptions::new()
-            .write(true)
-            .open(f)
-            .and_then(|mut file| file.write_all(pid.as_bytes()))
-            .map_err(|e| format!("join cgroup {}: {e}", f.display()))?;
-    }
-
-    // 3. Close every descriptor but stdio and the (close-on-exec) error pipe.
-    close_fds_except(err_fd)?;
-
-    // 4. A session of its own.
-    nix::unistd::setsid().map_err(|e| format!("setsid: {}", e.desc()))?;
-
-    // 5. Identity and working directory.
-    let id = resolve_identity(&spec)?;
-    let dir = match &spec.working_dir {
-        Some(d) => PathBuf::from(d),
-        None => id
-            .home
-            .clone()
-            .filter(|h| h.is_dir())
-            .unwrap_or_else(|| PathBuf::from("/")),
-    };
-    nix::unistd::chdir(&dir).map_err(|e| format!("chdir {}: {}", dir.display(), e.desc()))?;
-
-    // 6. Capabilities and the identity switch.
-    let keep = parse_caps(&spec.capabilities)?;
-    switch_identity(&id, &keep)?;
-
-    // 7. no_new_privs.
-    if spec.no_new_privileges {
-        // SAFETY: prctl with integer arguments.
-        if unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) } != 0 {
-            return Err(format!(
-                "no_new_privileges: {}",
-                std::io::Error::last_os_error()
-            ));
-        }
-    }
-
-    // 8. Default signal mask and dispositions.
-    reset_signals();
-
-    // 9. Exec.
-    exec(&spec)
+    let plan = Plan::new(&spec)?;
+    // SAFETY: this process is single-threaded (the launcher mode runs
+    // first thing in main) and is about to become the command.
+    let failure = unsafe { plan.apply() };
+    Err(plan.describe(failure))
 }
 
 fn read_spec(spec_fd: RawFd) -> Result<LaunchSpec, String> {
@@ -377,300 +300,75 @@ fn read_spec(spec_fd: RawFd) -> Result<LaunchSpec, String> {
     serde_json::from_str(&text).map_err(|e| format!("parse launch spec: {e}"))
 }
 
-fn close_fds_except(keep: RawFd) -> Result<(), String> {
-    let ranges = [(3, keep - 1), (keep + 1, RawFd::MAX)];
-    let mut supported = true;
-    for (lo, hi) in ranges {
-        if lo > hi {
-            continue;
-        }
-        // SAFETY: close_range(2) only closes descriptors.
-        let r = unsafe {
-            libc::syscall(
-                libc::SYS_close_range,
-                lo as libc::c_uint,
-                hi as libc::c_uint,
-                0,
-            )
-        };
-        if r != 0 {
-            supported = false;
-            break;
-        }
-    }
-    if supported {
-        return Ok(());
-    }
-    // Old kernel: close what /proc/self/fd lists.
-    let fds: Vec<RawFd> = std::fs::read_dir("/proc/self/fd")
-        .map_err(|e| format!("close descriptors: read /proc/self/fd: {e}"))?
-        .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
-        .collect();
-    for fd in fds.into_iter().filter(|&fd| fd > 2 && fd != keep) {
-        // SAFETY: closing a descriptor; the directory's own is already gone.
-        unsafe { libc::close(fd) };
-    }
-    Ok(())
-}
-
-/// Who the command runs as.
-#[derive(Debug)]
-struct Identity {
-    uid: Uid,
-    gid: Gid,
-    groups: Vec<Gid>,
-    home: Option<PathBuf>,
-}
-
-fn resolve_identity(spec: &LaunchSpec) -> Result<Identity, String> {
-    let (uid, entry) = match spec.user.as_deref() {
-        None => (
-            Uid::from_raw(0),
-            User::from_uid(Uid::from_raw(0)).ok().flatten(),
-        ),
-        Some(u) => match u.parse::<u32>() {
-            Ok(n) => {
-                let uid = Uid::from_raw(n);
-                let entry =
-                    User::from_uid(uid).map_err(|e| format!("look up uid {n}: {}", e.desc()))?;
-                (uid, entry)
-            }
-            Err(_) => {
-                let entry = User::from_name(u)
-                    .map_err(|e| format!("look up user {u:?}: {}", e.desc()))?
-                    .ok_or_else(|| format!("user {u:?} does not exist"))?;
-                (entry.uid, Some(entry))
-            }
-        },
-    };
-    let gid = match spec.group.as_deref() {
-        Some(g) => resolve_group(g)?,
-        // A uid without a passwd entry gets the gid of the same number.
-        None => entry
-            .as_ref()
-            .map_or(Gid::from_raw(uid.as_raw()), |e| e.gid),
-    };
-    let mut groups = Vec::new();
-    if let Some(e) = &entry {
-        let name =
-            CString::new(e.name.as_bytes()).map_err(|_| format!("user {:?}: bad name", e.name))?;
-        groups = nix::unistd::getgrouplist(&name, gid)
-            .map_err(|err| format!("groups of user {:?}: {}", e.name, err.desc()))?;
-    }
-    for g in &spec.supplementary_groups {
-        let gid = resolve_group(g)?;
-        if !groups.contains(&gid) {
-            groups.push(gid);
-        }
-    }
-    if groups.is_empty() {
-        groups.push(gid);
-    }
-    Ok(Identity {
-        uid,
-        gid,
-        groups,
-        home: entry.map(|e| e.dir),
-    })
-}
-
-fn resolve_group(g: &str) -> Result<Gid, String> {
-    if let Ok(n) = g.parse::<u32>() {
-        return Ok(Gid::from_raw(n));
-    }
-    Group::from_name(g)
-        .map_err(|e| format!("look up group {g:?}: {}", e.desc()))?
-        .map(|gr| gr.gid)
-        .ok_or_else(|| format!("group {g:?} does not exist"))
-}
-
-fn parse_caps(names: &[String]) -> Result<CapsHashSet, String> {
-    names
-        .iter()
-        .map(|n| {
-            Capability::from_str(&caps::to_canonical(n))
-                .map_err(|_| format!("unknown capability {n:?}"))
-        })
-        .collect()
-}
-
-/// Drops every capability not in `keep` from the bounding set, switches to
-/// `id` keeping the permitted set, then leaves exactly `keep` in the
-/// inheritable, permitted, effective and ambient sets.
-fn switch_identity(id: &Identity, keep: &CapsHashSet) -> Result<(), String> {
-    let cap_err = |what: &str, e: caps::errors::CapsError| format!("capabilities: {what}: {e}");
-    let permitted =
-        caps::read(None, CapSet::Permitted).map_err(|e| cap_err("read permitted set", e))?;
-    let bounding =
-        caps::read(None, CapSet::Bounding).map_err(|e| cap_err("read bounding set", e))?;
-    let mut keep_sorted: Vec<_> = keep.iter().collect();
-    keep_sorted.sort_by_key(|c| c.index());
-    for c in &keep_sorted {
-        if !permitted.contains(c) || !bounding.contains(c) {
-            return Err(format!(
-                "capabilities: cannot keep {c}: jarvisd itself does not have it"
-            ));
-        }
-    }
-    for c in bounding.difference(keep) {
-        caps::drop(None, CapSet::Bounding, *c)
-            .map_err(|e| cap_err(&format!("drop {c} from the bounding set"), e))?;
-    }
-    // Capabilities newer than the caps crate knows about.
-    let last = std::fs::read_to_string("/proc/sys/kernel/cap_last_cap")
-        .ok()
-        .and_then(|s| s.trim().parse::<libc::c_ulong>().ok())
-        .unwrap_or(0);
-    let known = caps::all()
-        .iter()
-        .map(|c| libc::c_ulong::from(c.index()))
-        .max()
-        .unwrap_or(0);
-    for n in known + 1..=last {
-        // SAFETY: prctl with integer arguments.
-        let in_bounding = unsafe { libc::prctl(libc::PR_CAPBSET_READ, n, 0, 0, 0) } == 1;
-        // SAFETY: as above.
-        if in_bounding && unsafe { libc::prctl(libc::PR_CAPBSET_DROP, n, 0, 0, 0) } != 0 {
-            let e = std::io::Error::last_os_error();
-            return Err(format!(
-                "capabilities: drop capability {n} from the bounding set: {e}"
-            ));
-        }
-    }
-    let _ = caps::clear(None, CapSet::Ambient);
-    caps::set(None, CapSet::Inheritable, keep).map_err(|e| cap_err("set inheritable", e))?;
-    if !id.uid.is_root() {
-        // SAFETY: prctl with integer arguments.
-        if unsafe { libc::prctl(libc::PR_SET_KEEPCAPS, 1, 0, 0, 0) } != 0 {
-            return Err(format!(
-                "capabilities: PR_SET_KEEPCAPS: {}",
-                std::io::Error::last_os_error()
-            ));
-        }
-    }
-    nix::unistd::setgroups(&id.groups).map_err(|e| {
-        let list: Vec<String> = id.groups.iter().map(|g| g.to_string()).collect();
-        format!("setgroups [{}]: {}", list.join(","), e.desc())
-    })?;
-    nix::unistd::setresgid(id.gid, id.gid, id.gid)
-        .map_err(|e| format!("setgid {}: {}", id.gid, e.desc()))?;
-    nix::unistd::setresuid(id.uid, id.uid, id.uid)
-        .map_err(|e| format!("setuid {}: {}", id.uid, e.desc()))?;
-    // Effective first: it must stay a subset of permitted.
-    caps::set(None, CapSet::Effective, keep).map_err(|e| cap_err("set effective", e))?;
-    caps::set(None, CapSet::Permitted, keep).map_err(|e| cap_err("set permitted", e))?;
-    for c in keep_sorted {
-        caps::raise(None, CapSet::Ambient, *c)
-            .map_err(|e| cap_err(&format!("raise {c} in the ambient set"), e))?;
-    }
-    Ok(())
-}
-
-fn reset_signals() {
-    use nix::sys::signal::{signal, sigprocmask, SigHandler, SigSet, SigmaskHow, Signal};
-    let _ = sigprocmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None);
-    for sig in Signal::iterator() {
-        if sig != Signal::SIGKILL && sig != Signal::SIGSTOP {
-            // SAFETY: installing SIG_DFL runs no code of ours.
-            let _ = unsafe { signal(sig, SigHandler::SigDfl) };
-        }
-    }
-    // Real-time signals are not in nix's iterator.
-    for n in libc::SIGRTMIN()..=libc::SIGRTMAX() {
-        // SAFETY: installing SIG_DFL runs no code of ours.
-        unsafe { libc::signal(n, libc::SIG_DFL) };
-    }
-}
-
-fn exec(spec: &LaunchSpec) -> Result<Infallible, String> {
-    let Some(arg0) = spec.argv.first() else {
-        return Err("exec: the command is empty".into());
-    };
-    let path_var = spec
-        .env
-        .iter()
-        .rev()
-        .find(|(k, _)| k == "PATH")
-        .map_or(DEFAULT_PATH, |(_, v)| v.as_str());
-    let program = resolve_program(arg0, path_var)?;
-    let cstr = |s: &str, what: &str| {
-        CString::new(s).map_err(|_| format!("exec {arg0}: {what} contains a NUL byte"))
-    };
-    let argv = spec
-        .argv
-        .iter()
-        .map(|a| cstr(a, "an argument"))
-        .collect::<Result<Vec<_>, _>>()?;
-    let envp = spec
-        .env
-        .iter()
-        .map(|(k, v)| cstr(&format!("{k}={v}"), "the environment"))
-        .collect::<Result<Vec<_>, _>>()?;
-    let prog_c = CString::new(program.as_os_str().as_bytes())
-        .map_err(|_| format!("exec {arg0}: the program path contains a NUL byte"))?;
-    let err = nix::unistd::execve(&prog_c, &argv, &envp).unwrap_err();
-    Err(format!("exec {}: {}", program.display(), err.desc()))
-}
-
-/// `arg0` itself when it has a slash, else the first executable file named
-/// `arg0` in `path_var`.
-fn resolve_program(arg0: &str, path_var: &str) -> Result<PathBuf, String> {
-    if arg0.is_empty() {
-        return Err("exec: the program name is empty".into());
-    }
-    if arg0.contains('/') {
-        return Ok(PathBuf::from(arg0));
-    }
-    let mut seen = HashSet::new();
-    for dir in path_var.split(':') {
-        let dir = if dir.is_empty() { "." } else { dir };
-        if !seen.insert(dir) {
-            continue;
-        }
-        let candidate = Path::new(dir).join(arg0);
-        let is_exec_file = std::fs::metadata(&candidate)
-            .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0);
-        if is_exec_file && nix::unistd::access(&candidate, nix::unistd::AccessFlags::X_OK).is_ok() {
-            return Ok(candidate);
-        }
-    }
-    Err(format!(
-        "exec {arg0}: No such file or directory (not found in PATH {path_var})"
-    ))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    #[test]
-    fn program_resolution() {
-        assert_eq!(
-            resolve_program("/x/y", "/bin").unwrap(),
-            PathBuf::from("/x/y")
-        );
-        assert_eq!(
-            resolve_program("sh", DEFAULT_PATH)
-                .unwrap()
-                .file_name()
-                .unwrap(),
-            "sh"
-        );
-        let err = resolve_program("no-such-program-jarvis", "/bin").unwrap_err();
-        assert!(
-            err.starts_with("exec no-such-program-jarvis: No such file or directory"),
-            "{err}"
-        );
+    fn sh_spec(script: &str, cgroup_procs: Vec<PathBuf>) -> LaunchSpec {
+        LaunchSpec {
+            argv: vec!["sh".into(), "-c".into(), script.into()],
+            env: vec![("PATH".into(), DEFAULT_PATH.into())],
+            user: None,
+            group: None,
+            supplementary_groups: vec![],
+            working_dir: Some("/".into()),
+            capabilities: vec![],
+            no_new_privileges: true,
+            cgroup_procs,
+        }
+    }
+
+    fn output_pipe() -> (File, OwnedFd) {
+        let (r, w) = cloexec_pipe().unwrap();
+        (File::from(r), w)
     }
 
     #[test]
-    fn capability_names() {
-        let set = parse_caps(&["CAP_NET_ADMIN".into(), "net_raw".into()]).unwrap();
-        assert!(set.contains(&Capability::CAP_NET_ADMIN) && set.contains(&Capability::CAP_NET_RAW));
-        assert_eq!(
-            parse_caps(&["CAP_BOGUS".into()]).unwrap_err(),
-            "unknown capability \"CAP_BOGUS\""
-        );
+    fn spawns_the_command_with_its_output_on_the_pipe() {
+        let (mut r, w) = output_pipe();
+        let me = std::env::current_exe().unwrap();
+        let mut child =
+            spawn_blocking(&me, &sh_spec("echo out; echo err >&2; pwd", vec![]), w).unwrap();
+        let mut out = String::new();
+        r.read_to_string(&mut out).unwrap();
+        assert!(child.wait().unwrap().success());
+        assert_eq!(out, "out\nerr\n/\n");
+    }
+
+    #[test]
+    fn a_failed_step_in_the_child_runs_nothing_and_says_why() {
+        let tmp = tempfile::tempdir().unwrap();
+        let marker = tmp.path().join("ran");
+        let procs = tmp.path().join("no-such-cgroup/cgroup.procs");
+        let (_r, w) = output_pipe();
+        let me = std::env::current_exe().unwrap();
+        let script = format!("touch {}", marker.display());
+        match spawn_blocking(&me, &sh_spec(&script, vec![procs.clone()]), w) {
+            Err(SpawnError::Setup(msg)) => assert_eq!(
+                msg,
+                format!(
+                    "join cgroup {}: No such file or directory (os error 2)",
+                    procs.display()
+                )
+            ),
+            other => panic!("want a setup error, got {other:?}"),
+        }
+        assert!(!marker.exists(), "the command ran");
+    }
+
+    #[test]
+    fn a_missing_launcher_is_reported() {
+        let (_r, w) = output_pipe();
+        match spawn_blocking(
+            Path::new("/nonexistent/jarvisd"),
+            &sh_spec("true", vec![]),
+            w,
+        ) {
+            Err(e @ SpawnError::Launcher { .. }) => {
+                assert!(e.to_string().contains("/nonexistent/jarvisd"), "{e}")
+            }
+            other => panic!("want a launcher error, got {other:?}"),
+        }
     }
 
     #[test]
