@@ -37,13 +37,18 @@ pub fn shim_main() -> ! {
         let (a, b) = v.split_once(',')?;
         Some((a.parse::<RawFd>().ok()?, b.parse::<RawFd>().ok()?))
     });
-    let Some((spec_fd, status_fd)) = fds.filter(|(a, b)| *a > 2 && *b > 2) else {
+    let Some((spec_fd, status_fd)) = fds.filter(|(a, b)| *a >= 0 && *b >= 0 && a != b) else {
         eprintln!("{} is internal to jarvisd", crate::SHIM_ARG);
         std::process::exit(2);
     };
     std::env::remove_var(FDS_ENV);
-    // SAFETY: the parent handed us these descriptors; we take them over.
-    let (spec_file, status) = unsafe { (File::from_raw_fd(spec_fd), File::from_raw_fd(status_fd)) };
+    let (spec_file, status) = match take_fds(spec_fd, status_fd) {
+        Ok(files) => files,
+        Err(e) => {
+            eprintln!("jarvis shim: {e}");
+            std::process::exit(2);
+        }
+    };
     let code = match run(spec_file, status) {
         Ok(()) => 0,
         Err(e) => {
@@ -54,6 +59,41 @@ pub fn shim_main() -> ! {
         }
     };
     std::process::exit(code)
+}
+
+/// Takes over the spec and status descriptors (jarvisd passes them as
+/// stdin and stdout) at close-on-exec numbers above stdio, and puts
+/// /dev/null on stdin and stdout.
+fn take_fds(spec_fd: RawFd, status_fd: RawFd) -> Result<(File, File), String> {
+    let dup = |fd: RawFd| -> Result<File, String> {
+        // SAFETY: fcntl duplicates a descriptor; the copy is ours.
+        let new = unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 3) };
+        if new < 0 {
+            return Err(format!(
+                "take descriptor {fd}: {}",
+                std::io::Error::last_os_error()
+            ));
+        }
+        // SAFETY: a fresh descriptor nobody else owns.
+        Ok(unsafe { File::from_raw_fd(new) })
+    };
+    let files = (dup(spec_fd)?, dup(status_fd)?);
+    let null = File::options()
+        .read(true)
+        .write(true)
+        .open("/dev/null")
+        .map_err(|e| format!("open /dev/null: {e}"))?;
+    for fd in [spec_fd, status_fd] {
+        // SAFETY: dup2 over a descriptor we were given, or closing one.
+        unsafe {
+            if fd <= 2 {
+                libc::dup2(null.as_raw_fd(), fd);
+            } else {
+                libc::close(fd);
+            }
+        }
+    }
+    Ok(files)
 }
 
 fn run(mut spec_file: File, mut status: File) -> Result<(), String> {
@@ -82,7 +122,7 @@ fn run(mut spec_file: File, mut status: File) -> Result<(), String> {
         let _ = unsafe { nix::sys::signal::signal(sig, nix::sys::signal::SigHandler::SigIgn) };
     }
     let status_raw = status.as_raw_fd();
-    close_fds_except(&[0, 1, 2, status_raw]);
+    close_fds_except(status_raw);
 
     let cgroup = jarvis_native::UnitCgroup::open(&spec.cgroup_parent, &spec.cgroup_name);
     let oom_before = cgroup.stats().oom_kills.unwrap_or(0);
@@ -331,14 +371,33 @@ fn reap(pid: i32) -> Option<ExitRecord> {
     }
 }
 
-fn close_fds_except(keep: &[RawFd]) {
+/// Closes every descriptor above stdio but `keep`.
+fn close_fds_except(keep: RawFd) {
+    let mut ok = true;
+    for (lo, hi) in [(3, keep - 1), (keep + 1, RawFd::MAX)] {
+        if lo <= hi {
+            // SAFETY: close_range(2) only closes descriptors.
+            let r = unsafe {
+                libc::syscall(
+                    libc::SYS_close_range,
+                    lo as libc::c_uint,
+                    hi as libc::c_uint,
+                    0,
+                )
+            };
+            ok &= r == 0;
+        }
+    }
+    if ok {
+        return;
+    }
     let Ok(dir) = std::fs::read_dir("/proc/self/fd") else {
         return;
     };
     let fds: Vec<RawFd> = dir
         .flatten()
         .filter_map(|e| e.file_name().to_str()?.parse().ok())
-        .filter(|fd| !keep.contains(fd))
+        .filter(|fd| *fd > 2 && *fd != keep)
         .collect();
     for fd in fds {
         // SAFETY: closing descriptors this process does not use; the one

@@ -1,6 +1,6 @@
 //! jarvisd's side: starting shims, finding them again, waiting for them.
 
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{FromRawFd, OwnedFd, RawFd};
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 
@@ -94,22 +94,23 @@ pub async fn spawn(exe: &Path, spec: &ShimSpec) -> Result<Started, ShimError> {
     let spec_fd = jarvis_native::memfd_with(c"jarvis-shim-spec", &json).map_err(start_err)?;
     let (status_r, status_w) =
         nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| start_err(e.into()))?;
-    let inherit = [spec_fd.as_raw_fd(), status_w.as_raw_fd()];
+    // The spec comes in on the shim's stdin and its status goes out on its
+    // stdout: no descriptor to pass by number, so no code runs between fork
+    // and exec and the standard library can use posix_spawn (a vfork),
+    // which costs the same however large jarvisd is.
     let mut cmd = std::process::Command::new(exe);
     std::os::unix::process::CommandExt::arg0(&mut cmd, crate::shim_argv0(&spec.unit));
     cmd.arg(SHIM_ARG)
         .arg(&spec.unit)
         .env_clear()
-        .env(FDS_ENV, format!("{},{}", inherit[0], inherit[1]))
-        .stdin(Stdio::null())
-        .stdout(Stdio::null());
-    jarvis_native::inherit_fds(&mut cmd, inherit);
+        .env(FDS_ENV, "0,1")
+        .stdin(Stdio::from(spec_fd))
+        .stdout(Stdio::from(status_w));
     let mut cmd = tokio::process::Command::from(cmd);
     cmd.kill_on_drop(false);
     let spawned = cmd.spawn();
+    // The parent's copies of the spec and the status pipe's write end.
     drop(cmd);
-    drop(spec_fd);
-    drop(status_w);
     let child = spawned.map_err(start_err)?;
     let shim_pid = child.id().map(|p| p as i32).unwrap_or(0);
     let shim = PidFd::open(shim_pid).map_err(start_err)?;
