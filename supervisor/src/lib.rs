@@ -195,8 +195,13 @@ async fn serve(args: Args) -> anyhow::Result<()> {
                 }
             };
             loop {
-                match listener.recv().await {
-                    Ok(ev) => {
+                // What the kernel queued meanwhile comes at once and is acted
+                // on once: a burst costs one rescan, not one per event.
+                match listener.recv_batch().await {
+                    Ok(batch) => {
+                        let Some(ev) = jarvis_hardware::Uevent::most_telling(batch) else {
+                            continue;
+                        };
                         if tx.send(msg::Msg::Hardware(ev)).is_err() {
                             return;
                         }

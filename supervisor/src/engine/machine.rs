@@ -594,6 +594,10 @@ impl Machine<'_> {
         if !s.wanted {
             return vec![];
         }
+        // A device leaving ends any crash loop: the start that follows its
+        // return is not counted against the burst window.
+        s.starts.clear();
+        s.backoff = 0;
         match s.state {
             State::Running => {
                 s.again = Some(Again::Withdrawn(reason.clone()));
