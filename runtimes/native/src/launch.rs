@@ -33,6 +33,7 @@ use tokio::net::unix::pipe;
 mod plan;
 
 use plan::Plan;
+pub use plan::{resolve_identity, Identity};
 
 /// `jarvisd LAUNCH_ARG` runs [`launcher_main`].
 pub const LAUNCH_ARG: &str = "__launch";
@@ -97,9 +98,10 @@ pub struct Spawned {
 /// and stderr on `output`.
 fn prepare(
     spec: &LaunchSpec,
+    identity: Option<Identity>,
     output: OwnedFd,
 ) -> Result<(std::process::Command, Arc<Plan>), SpawnError> {
-    let plan = Arc::new(Plan::new(spec).map_err(SpawnError::Setup)?);
+    let plan = Arc::new(Plan::new(spec, identity).map_err(SpawnError::Setup)?);
     let stderr = output
         .try_clone()
         .map_err(|e| SpawnError::Setup(format!("duplicate the output pipe: {e}")))?;
@@ -145,8 +147,19 @@ pub fn spawn_blocking(
     spec: &LaunchSpec,
     output: OwnedFd,
 ) -> Result<std::process::Child, SpawnError> {
+    spawn_blocking_as(launcher, spec, None, output)
+}
+
+/// [`spawn_blocking`] with the user and groups already looked up
+/// ([`resolve_identity`]); `None` looks them up here.
+pub fn spawn_blocking_as(
+    launcher: &Path,
+    spec: &LaunchSpec,
+    identity: Option<Identity>,
+    output: OwnedFd,
+) -> Result<std::process::Child, SpawnError> {
     check_launcher(launcher)?;
-    let (mut cmd, plan) = prepare(spec, output)?;
+    let (mut cmd, plan) = prepare(spec, identity, output)?;
     let spawned = cmd.spawn();
     // The parent's copies of the output pipe go with the command.
     drop(cmd);
@@ -162,7 +175,7 @@ pub async fn spawn(launcher: &Path, spec: &LaunchSpec) -> Result<Spawned, SpawnE
     check_launcher(launcher)?;
     let (out_r, out_w) =
         cloexec_pipe().map_err(|e| SpawnError::Setup(format!("create the output pipe: {e}")))?;
-    let (cmd, plan) = prepare(spec, out_w)?;
+    let (cmd, plan) = prepare(spec, None, out_w)?;
     let mut cmd = tokio::process::Command::from(cmd);
     cmd.kill_on_drop(false);
     let spawned = cmd.spawn();
@@ -280,7 +293,7 @@ fn fail(err_fd: RawFd, reason: &str) -> ! {
 
 fn run_launcher(spec_fd: RawFd) -> Result<Infallible, String> {
     let spec = read_spec(spec_fd)?;
-    let plan = Plan::new(&spec)?;
+    let plan = Plan::new(&spec, None)?;
     // SAFETY: this process is single-threaded (the launcher mode runs
     // first thing in main) and is about to become the command.
     let failure = unsafe { plan.apply() };

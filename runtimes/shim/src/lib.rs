@@ -59,6 +59,14 @@ pub struct ShimSpec {
     pub cgroup_name: String,
 }
 
+/// What jarvisd hands a shim: the spec, and for a native unit its user and
+/// groups, looked up by jarvisd.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub(crate) struct ShimInput {
+    pub spec: ShimSpec,
+    pub identity: Option<jarvis_native::launch::Identity>,
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Payload {

@@ -14,7 +14,7 @@ use nix::unistd::Pid;
 use crate::logfile::{note_line, LogFile};
 use crate::{
     exit_record_path, process_start, run_record_path, write_atomic, ExitRecord, Payload, RunRecord,
-    ShimSpec,
+    ShimInput,
 };
 
 /// The shim's environment variable naming its spec and status descriptors.
@@ -103,7 +103,7 @@ fn run(mut spec_file: File, mut status: File) -> Result<(), String> {
         .and_then(|_| spec_file.read_to_string(&mut text))
         .map_err(|e| format!("read shim spec: {e}"))?;
     drop(spec_file);
-    let spec: ShimSpec =
+    let ShimInput { spec, identity } =
         serde_json::from_str(&text).map_err(|e| format!("parse shim spec: {e}"))?;
 
     // Detach: no terminal signals from jarvisd's session, and orphans of the
@@ -130,9 +130,11 @@ fn run(mut spec_file: File, mut status: File) -> Result<(), String> {
         .map_err(|e| format!("output pipe: {e}"))?;
 
     let started = match &spec.payload {
-        Payload::Native(launch) => jarvis_native::spawn_blocking(&spec.launcher, launch, out_w)
-            .map(|c| c.id() as i32)
-            .map_err(|e| e.to_string()),
+        Payload::Native(launch) => {
+            { jarvis_native::launch::spawn_blocking_as(&spec.launcher, launch, identity, out_w) }
+                .map(|c| c.id() as i32)
+                .map_err(|e| e.to_string())
+        }
         Payload::Container(c) => start_container(c, out_w),
     };
     let pid = match started {

@@ -9,8 +9,8 @@ use tokio::io::AsyncReadExt;
 
 use crate::shim::FDS_ENV;
 use crate::{
-    exit_record_path, process_start, read_json, run_record_path, ExitRecord, RunRecord, ShimSpec,
-    SHIM_ARG,
+    exit_record_path, process_start, read_json, run_record_path, ExitRecord, Payload, RunRecord,
+    ShimInput, ShimSpec, SHIM_ARG,
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -90,7 +90,26 @@ pub async fn spawn(exe: &Path, spec: &ShimSpec) -> Result<Started, ShimError> {
     let _ = std::fs::remove_file(run_record_path(&spec.run_dir, &spec.unit));
     std::fs::create_dir_all(&spec.run_dir).map_err(start_err)?;
 
-    let json = serde_json::to_vec(spec).map_err(|e| ShimError::Setup(e.to_string()))?;
+    // The user and groups are looked up here, where the databases' modules
+    // are loaded already, rather than in every fresh shim. An unknown user
+    // fails the start as it would in the shim: nothing runs.
+    let identity = match &spec.payload {
+        Payload::Native(launch) => {
+            let launch = launch.clone();
+            let found = tokio::task::spawn_blocking(move || {
+                jarvis_native::launch::resolve_identity(&launch)
+            })
+            .await
+            .map_err(|e| ShimError::Setup(format!("look up the user: {e}")))?;
+            Some(found.map_err(ShimError::Setup)?)
+        }
+        Payload::Container(_) => None,
+    };
+    let input = ShimInput {
+        spec: spec.clone(),
+        identity,
+    };
+    let json = serde_json::to_vec(&input).map_err(|e| ShimError::Setup(e.to_string()))?;
     let spec_fd = jarvis_native::memfd_with(c"jarvis-shim-spec", &json).map_err(start_err)?;
     let (status_r, status_w) =
         nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| start_err(e.into()))?;

@@ -23,6 +23,7 @@ use std::sync::OnceLock;
 
 use caps::{CapSet, Capability, CapsHashSet};
 use nix::unistd::{Gid, Group, Uid, User};
+use serde::{Deserialize, Serialize};
 
 use super::{LaunchSpec, DEFAULT_PATH};
 
@@ -162,7 +163,7 @@ impl Plan {
     /// Works out the plan for `spec`, checking what can be checked before
     /// the fork: the user, groups and capabilities exist and can be had,
     /// and the program is there.
-    pub(super) fn new(spec: &LaunchSpec) -> Result<Plan, String> {
+    pub(super) fn new(spec: &LaunchSpec, identity: Option<Identity>) -> Result<Plan, String> {
         let cgroup_procs = spec
             .cgroup_procs
             .iter()
@@ -174,7 +175,10 @@ impl Plan {
         if cgroup_procs.len() as u32 >= INDEX_LIMIT {
             return Err("too many cgroups to join".into());
         }
-        let id = resolve_identity(spec)?;
+        let id = match identity {
+            Some(id) => id,
+            None => resolve_identity(spec)?,
+        };
         let dir = match &spec.working_dir {
             Some(d) => PathBuf::from(d),
             None => id
@@ -221,9 +225,9 @@ impl Plan {
             arg0: arg0.clone(),
             cgroup_procs,
             dir: dir_c,
-            uid: id.uid,
-            gid: id.gid,
-            groups: id.groups.iter().map(|g| g.as_raw()).collect(),
+            uid: Uid::from_raw(id.uid),
+            gid: Gid::from_raw(id.gid),
+            groups: id.groups,
             keep,
             last_cap: last_cap(),
             no_new_privileges: spec.no_new_privileges,
@@ -542,16 +546,22 @@ fn cap_name(n: u32) -> String {
         .map_or_else(|| format!("capability {n}"), |c| c.to_string())
 }
 
-/// Who the command runs as.
-#[derive(Debug)]
-struct Identity {
-    uid: Uid,
-    gid: Gid,
-    groups: Vec<Gid>,
-    home: Option<PathBuf>,
+/// Who the command runs as: the spec's user and groups looked up in the
+/// user and group databases. [`resolve_identity`] does it ahead of a spawn
+/// where the lookups are cheap (a long-lived process has the databases'
+/// modules loaded already); a fresh process would pay for loading them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Identity {
+    pub uid: u32,
+    pub gid: u32,
+    /// The supplementary groups, in order.
+    pub groups: Vec<u32>,
+    /// The user's home directory, if the user has an entry.
+    pub home: Option<PathBuf>,
 }
 
-fn resolve_identity(spec: &LaunchSpec) -> Result<Identity, String> {
+/// Looks up the user and groups of `spec`.
+pub fn resolve_identity(spec: &LaunchSpec) -> Result<Identity, String> {
     let (uid, entry) = match spec.user.as_deref() {
         None => (
             Uid::from_raw(0),
@@ -596,9 +606,9 @@ fn resolve_identity(spec: &LaunchSpec) -> Result<Identity, String> {
         groups.push(gid);
     }
     Ok(Identity {
-        uid,
-        gid,
-        groups,
+        uid: uid.as_raw(),
+        gid: gid.as_raw(),
+        groups: groups.iter().map(|g| g.as_raw()).collect(),
         home: entry.map(|e| e.dir),
     })
 }
@@ -768,7 +778,7 @@ mod tests {
             no_new_privileges: true,
             cgroup_procs: vec![PathBuf::from("/sys/fs/cgroup/x/cgroup.procs")],
         };
-        let plan = Plan::new(&spec).unwrap();
+        let plan = Plan::new(&spec, None).unwrap();
         let say = |step, errno| plan.describe(Failure { step, errno });
         assert_eq!(
             say(Step::Exec(0), libc::EACCES),
