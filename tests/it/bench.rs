@@ -104,7 +104,8 @@ fn bench_alternates_forms_and_auto_follows_the_result() {
         "{u:#}"
     );
     // jarvisd stored its own analysis of the rounds, which agrees with the
-    // client's: the same code on the same samples.
+    // client's to the bit: the same code on the same samples (floats
+    // round-trip exactly through the JSON).
     let stored: serde_json::Value =
         serde_json::from_slice(&std::fs::read(j.state.join("bench/llm.json")).unwrap()).unwrap();
     assert_eq!(stored["rounds"], r["rounds"]);

@@ -402,7 +402,8 @@ impl Supervisor {
 
     /// The form a unit runs (or would run) as, and why.
     fn form_of(&self, s: &Slot) -> (Kind, Option<String>) {
-        if let Some((k, why)) = &s.form {
+        // The form of the run there is; else the one a start would take.
+        if let Some((k, why)) = s.form.as_ref().filter(|_| s.st.is_active()) {
             return (*k, Some(why.clone()));
         }
         let (unit, why) = effective(s, &self.recommendations);
@@ -594,7 +595,8 @@ impl Supervisor {
                     "stored; run = \"auto\" now runs {unit} as {} ({verdict})",
                     kind.as_str()
                 );
-                self.recommendations.insert(unit, (kind, verdict));
+                self.recommendations.insert(unit.clone(), (kind, verdict));
+                self.follow_recommendation(cx, &unit);
                 now(cx, Response::Done { message })
             }
         }
@@ -737,6 +739,26 @@ impl Supervisor {
                     },
                 })
             }
+        }
+    }
+
+    /// A new recommendation for a `run = "auto"` unit that runs: if it
+    /// runs in the other form, it restarts in the recommended one; else
+    /// only the reason `status` gives changes.
+    fn follow_recommendation(&mut self, cx: &mut Cx, name: &str) {
+        let Some(s) = self.units.get(name) else {
+            return;
+        };
+        if s.unit.run != RunMode::Auto || s.form_override.is_some() || !s.st.is_active() {
+            return;
+        }
+        let (unit, why) = effective(s, &self.recommendations);
+        let runs_as = s.form.as_ref().map(|(k, _)| *k);
+        if runs_as == Some(unit.kind()) {
+            let s = self.units.get_mut(name).expect("looked up above");
+            s.form = why.map(|w| (unit.kind(), w));
+        } else {
+            self.step(cx, name, Event::Restart);
         }
     }
 

@@ -312,6 +312,12 @@ fn both_forms() -> Vec<Unit> {
     vec![u]
 }
 
+fn auto_forms() -> Vec<Unit> {
+    let mut units = both_forms();
+    units[0].run = jarvis_unit::RunMode::Auto;
+    units
+}
+
 fn changed_svc() -> Ask {
     let mut u = native("svc");
     u.description = Some("new".into());
@@ -609,6 +615,36 @@ const CASES: &[Case] = &[
                 ],
             ),
             (Do::Exit("llm", TERM), &["spawn llm as native"]),
+        ],
+        end: &[("llm", "starting", "")],
+    },
+    Case {
+        name: "a run = auto unit follows a new recommendation into the other form",
+        units: auto_forms,
+        boot: &["sweep llm", "spawn llm as native"],
+        script: &[
+            (Do::Spawned("llm"), &[]),
+            (
+                Do::Ask(5, || Ask::Recommend {
+                    unit: "llm".into(),
+                    kind: Kind::Native,
+                    verdict: "no difference".into(),
+                }),
+                &["reply 5 done"],
+            ),
+            (
+                Do::Ask(6, || Ask::Recommend {
+                    unit: "llm".into(),
+                    kind: Kind::Container,
+                    verdict: "as fast".into(),
+                }),
+                &[
+                    "signal llm 15",
+                    "timer llm stop-timeout 10s",
+                    "reply 6 done",
+                ],
+            ),
+            (Do::Exit("llm", TERM), &["spawn llm as container"]),
         ],
         end: &[("llm", "starting", "")],
     },
