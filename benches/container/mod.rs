@@ -889,7 +889,20 @@ fn bench_start(
     let mounts = mounts_under(d.dir.path());
     progress!("container start: jarvisd stopped; {}", left.describe());
 
-    let sums: Vec<Summary> = samples.iter().map(|v| summarize(v)).collect();
+    // A peer that is not installed (docker) was not run: its row says so.
+    let not_run = Summary {
+        n: 0,
+        min: 0,
+        p50: 0,
+        p95: 0,
+        p99: 0,
+        max: 0,
+        mean: 0.0,
+    };
+    let sums: Vec<Summary> = samples
+        .iter()
+        .map(|v| if v.is_empty() { not_run } else { summarize(v) })
+        .collect();
     let base = if runc.is_some() { sums[3].p50 } else { 0 };
     let mut md = String::new();
     let _ = writeln!(
