@@ -534,13 +534,15 @@ fn cdi_spec_yaml_and_json() {
 }
 
 /// The fixture's H200 facts match the capture in shared/, where it is
-/// reachable (the repository's parent directory, as on CI).
+/// reachable (beside the checkout). The capture is not part of the
+/// repository and nothing installs it, so its absence is a skip, said in the
+/// output, under CI too.
 #[test]
 fn fixture_matches_the_shared_capture() {
     let dir =
         PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/fixtures/gpu/nvidia-h200");
     let Ok(probe_txt) = std::fs::read_to_string(dir.join("host-probe.txt")) else {
-        skip(true, &format!("no shared capture at {}", dir.display()));
+        skip(false, &format!("no shared capture at {}", dir.display()));
         return;
     };
     for line in h200::PROC_INFORMATION.lines() {
