@@ -1,8 +1,9 @@
 //! jarvisd: the supervisor daemon. The same binary is re-executed as the
-//! shim of each run (`jarvisd __shim UNIT`, shown as `jarvis-shim UNIT`) and
-//! as the launcher of each process (`jarvisd __launch`, shown as
-//! `jarvis-launch`); both are internal. The mode comes from argv[1] alone,
-//! so argv[0] is free to name the process.
+//! shim of each run (`jarvisd __shim UNIT`, shown as `jarvis-shim UNIT`).
+//! `jarvisd __launch` (shown as `jarvis-launch`) runs a launch plan as a
+//! process of its own; jarvisd's shims no longer start it (they fork and
+//! run the plan in the child). Both modes are internal. The mode comes from
+//! argv[1] alone, so argv[0] is free to name the process.
 
 fn main() -> std::process::ExitCode {
     let mode = std::env::args_os().nth(1);
