@@ -613,16 +613,19 @@ impl Daemon {
         let cache = self.stats.clone();
         let (tx, rx) = oneshot::channel();
         tokio::spawn(async move {
+            for row in rows.iter_mut().filter(|r| r.pid.is_some()) {
+                let st = StatsCache::get(&cache, &rt, &row.name).await;
+                row.memory_bytes = st.memory_current;
+                row.memory_max_bytes = st.memory_max;
+                row.cpu_usage_ns = st.cpu_usage_ns;
+                row.tasks = st.pids_current;
+            }
+            // Start times come from /proc: off the loop too.
             let units = blocking(move || {
-                let mut cache = cache.lock().unwrap_or_else(|e| e.into_inner());
                 for (row, started) in rows.iter_mut().zip(started) {
-                    let Some(pid) = row.pid else { continue };
-                    let st = cache.get(&rt, &row.name);
-                    row.memory_bytes = st.memory_current;
-                    row.memory_max_bytes = st.memory_max;
-                    row.cpu_usage_ns = st.cpu_usage_ns;
-                    row.tasks = st.pids_current;
-                    row.uptime_ms = uptime(pid, started);
+                    if let Some(pid) = row.pid {
+                        row.uptime_ms = uptime(pid, started);
+                    }
                 }
                 rows
             })
@@ -707,16 +710,23 @@ fn devices_of(rt: &Runtimes, unit: &Unit) -> Devices {
 struct StatsCache(BTreeMap<String, (Instant, jarvis_runtime::Stats)>);
 
 impl StatsCache {
-    /// Blocking: reads cgroup files.
-    fn get(&mut self, rt: &Runtimes, name: &str) -> jarvis_runtime::Stats {
+    /// A unit's figures from the cache, or through the runtime when they
+    /// are older than a second.
+    async fn get(cache: &Mutex<StatsCache>, rt: &Runtimes, name: &str) -> jarvis_runtime::Stats {
         const FRESH: Duration = Duration::from_secs(1);
-        if let Some((at, st)) = self.0.get(name) {
-            if at.elapsed() < FRESH {
-                return st.clone();
+        {
+            let c = cache.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some((at, st)) = c.0.get(name) {
+                if at.elapsed() < FRESH {
+                    return st.clone();
+                }
             }
         }
-        let st = rt.config().cgroup(name).stats();
-        self.0
+        let st = rt.stats(name).await;
+        cache
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .0
             .insert(name.to_string(), (Instant::now(), st.clone()));
         st
     }
