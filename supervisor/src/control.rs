@@ -17,7 +17,7 @@ use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::msg::{Msg, Reply};
-use jarvis_runtime::{blocking, Runtimes};
+use jarvis_runtime::{blocking, Runtime as _, Runtimes};
 
 /// Binds the socket with the right mode from the start (no window in which
 /// it is open to others). Refuses to take over a live daemon's socket.

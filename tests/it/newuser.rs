@@ -182,6 +182,7 @@ fn down_is_remembered_across_a_restart_and_up_undoes_it() {
         let u = j.unit(n);
         assert_eq!(u["state"], "stopped", "down is remembered: {u:#}");
         assert_eq!(u["wanted"], false, "{u:#}");
+        assert_eq!(u["reason"], "stopped by down", "and who did it: {u:#}");
     }
     j.ok(&["up"]);
     j.running("a");

@@ -385,11 +385,12 @@ fn user_stops_survive_a_daemon_restart_and_sigterm_stops_everything() {
     j.spawn_daemon();
     j.running("b");
     std::thread::sleep(Duration::from_millis(200));
+    let a = j.unit("a");
     assert_eq!(
-        j.unit("a")["state"],
-        "stopped",
-        "the user's stop is remembered"
+        a["state"], "stopped",
+        "the user's stop is remembered: {a:#}"
     );
+    assert_eq!(a["reason"], "stopped by stop", "{a:#}");
 }
 
 #[test]

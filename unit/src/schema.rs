@@ -378,6 +378,17 @@ pub struct Native {
 }
 
 impl Native {
+    /// `command` run as root, in jarvisd's working directory.
+    pub fn new(command: Vec<String>) -> Native {
+        Native {
+            command,
+            user: None,
+            group: None,
+            supplementary_groups: vec![],
+            working_dir: None,
+        }
+    }
+
     /// The keys of `[native]`.
     pub const KEYS: &'static [&'static str] = &[
         "command",

@@ -51,16 +51,7 @@ fn minimal_unit_gets_defaults() {
     assert_eq!(u.kind(), Kind::Native);
     assert_eq!(u.description, None);
     assert!(u.depends_on.is_empty());
-    assert_eq!(
-        u.exec,
-        Exec::Native(Native {
-            command: vec!["/bin/true".into()],
-            user: None,
-            group: None,
-            supplementary_groups: vec![],
-            working_dir: None,
-        })
-    );
+    assert_eq!(u.exec, Exec::Native(Native::new(vec!["/bin/true".into()])));
     assert!(u.env.is_empty());
     assert_eq!(u.resources, Resources::default());
     assert_eq!(u.resources.memory_max, None);
@@ -2066,13 +2057,7 @@ const BENCH_OLLAMA: &str =
     "[bench]\napi = \"ollama\"\nurl = \"http://127.0.0.1:11434\"\nmodel = \"smollm2\"\n";
 
 fn native_x() -> Native {
-    Native {
-        command: vec!["/bin/x".into()],
-        user: None,
-        group: None,
-        supplementary_groups: vec![],
-        working_dir: None,
-    }
+    Native::new(vec!["/bin/x".into()])
 }
 
 fn container_nginx() -> Container {

@@ -93,28 +93,6 @@ impl BenchReport {
         Ok(Self::assemble(unit.into(), api, rounds, max_slowdown, a))
     }
 
-    /// [`new`](Self::new) for callers that let jarvisd do the refusing:
-    /// rounds that fail the checks give a report with no metrics, a
-    /// verdict that says why, and no form preferred on the data, and
-    /// jarvisd (which analyses the rounds again) refuses to store it.
-    pub fn compute(
-        unit: impl Into<String>,
-        api: Api,
-        rounds: Vec<Round>,
-        max_slowdown: f64,
-    ) -> Self {
-        let a =
-            jarvis_benchstats::analyze(&rounds, max_slowdown).unwrap_or_else(|refusal| Analysis {
-                requests: rounds.iter().map(|r| r.samples.len()).sum(),
-                errors: rounds.iter().map(|r| r.errors.len()).sum(),
-                metrics: BTreeMap::new(),
-                verdict: format!("no verdict: {refusal}"),
-                recommendation: Form::Container,
-                reason: format!("nothing can be concluded: {refusal}"),
-            });
-        Self::assemble(unit.into(), api, rounds, max_slowdown, a)
-    }
-
     fn assemble(
         unit: String,
         api: Api,
@@ -334,10 +312,6 @@ pub(crate) mod tests {
 
         let lenient = BenchReport::new("llm", Api::Ollama, fixture(), 0.2).unwrap();
         assert_eq!(lenient.recommendation, Form::Container);
-        // The unchecked form gives the same report on clean rounds.
-        let unchecked = BenchReport::compute("llm", Api::Ollama, fixture(), 0.05);
-        assert_eq!(unchecked.metrics, report.metrics);
-        assert_eq!(unchecked.recommendation, report.recommendation);
     }
 
     #[test]
@@ -349,16 +323,15 @@ pub(crate) mod tests {
             refusal.to_string(),
             "round 4 (container) had 1 failed request(s), the first: HTTP 500"
         );
-        let report = BenchReport::compute("llm", Api::Ollama, rounds, 0.05);
-        assert_eq!((report.requests, report.errors), (20, 1));
-        assert!(report.metrics.is_empty());
-        assert_eq!(
-            report.verdict,
-            "no verdict: round 4 (container) had 1 failed request(s), the first: HTTP 500"
-        );
-        // jarvisd, analysing the rounds it is sent, refuses it too.
-        let sent: jarvis_benchstats::Submission =
-            serde_json::from_value(serde_json::to_value(&report).unwrap()).unwrap();
+        // jarvisd, analysing the same rounds if it were sent them, refuses
+        // them too.
+        let sent = jarvis_benchstats::Submission {
+            unit: "llm".into(),
+            api: "ollama".into(),
+            created: String::new(),
+            max_slowdown: 0.05,
+            rounds,
+        };
         assert_eq!(sent.analyze().unwrap_err(), refusal);
     }
 
@@ -415,21 +388,10 @@ pub(crate) mod tests {
     fn no_data_on_a_side() {
         let rounds = vec![fixture().remove(0)];
         assert_eq!(
-            BenchReport::new("llm", Api::Openai, rounds.clone(), 0.05).unwrap_err(),
+            BenchReport::new("llm", Api::Openai, rounds, 0.05).unwrap_err(),
             Refusal::NoRounds {
                 form: Form::Container
             }
-        );
-        let report = BenchReport::compute("llm", Api::Openai, rounds, 0.05);
-        assert!(report.metrics.is_empty());
-        assert_eq!(
-            report.verdict,
-            "no verdict: no container round was measured"
-        );
-        let text = render_text(&report);
-        assert!(
-            text.contains("no metric has values from both forms"),
-            "{text}"
         );
     }
 

@@ -162,13 +162,7 @@ mod tests {
     fn a_native_unit_has_no_bundle() {
         let unit = Unit::new(
             "web",
-            Exec::Native(jarvis_unit::Native {
-                command: vec!["/bin/true".into()],
-                user: None,
-                group: None,
-                supplementary_groups: vec![],
-                working_dir: None,
-            }),
+            Exec::Native(jarvis_unit::Native::new(vec!["/bin/true".into()])),
         );
         let dir = std::env::temp_dir().join("jarvis-prepare-native");
         let err = prepare_bundle(&PrepareInput {

@@ -15,9 +15,7 @@ use jarvis_shim::{ContainerRun, Payload, CEXEC_ARG};
 use jarvis_unit::{Exec, Unit};
 
 use crate::hardware::{resolve_devices, RunHardware};
-use crate::{
-    blocking, shim, BoxFuture, Config, Exit, Found, Running, StartError, StartSpec, Stats,
-};
+use crate::{blocking, shim, BoxFuture, Config, Running, StartError, StartSpec};
 
 /// Container units (see the module docs).
 #[derive(Clone)]
@@ -135,20 +133,8 @@ impl crate::Runtime for ContainerRuntime {
         })
     }
 
-    fn wait(&self, unit: &str, run: Running) -> BoxFuture<Exit> {
-        shim::wait(&self.cfg, unit, run)
-    }
-
-    fn adopt(&self, unit: &str) -> Found {
-        shim::adopt(&self.cfg, unit)
-    }
-
-    fn kill_all(&self, unit: &str) -> BoxFuture<Result<(), String>> {
-        shim::kill_all(&self.cfg, unit)
-    }
-
-    fn stats(&self, unit: &str) -> BoxFuture<Stats> {
-        shim::stats(&self.cfg, unit)
+    fn config(&self) -> &Config {
+        &self.cfg
     }
 
     /// Inside the container, through a re-exec of jarvisd that joins it

@@ -329,13 +329,7 @@ mod tests {
     fn unit(devices: Vec<DeviceSpec>) -> Unit {
         let mut u = Unit::new(
             "zigbee2mqtt",
-            Exec::Native(Native {
-                command: vec!["/bin/true".into()],
-                user: None,
-                group: None,
-                supplementary_groups: vec![],
-                working_dir: None,
-            }),
+            Exec::Native(Native::new(vec!["/bin/true".into()])),
         );
         u.devices = devices;
         u

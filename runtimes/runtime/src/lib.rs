@@ -180,22 +180,34 @@ pub trait Runtime: Send + Sync {
     /// in the unit's log by the caller, not here.
     fn start(&self, spec: StartSpec) -> BoxFuture<Result<Running, StartError>>;
 
+    /// Where runs keep their things; the methods below work from it.
+    fn config(&self) -> &Config;
+
     /// Resolves with the run's exit once its shim is gone, which is once
     /// the unit's cgroup is empty (a shim that died without an exit record
     /// has its cgroup emptied here, and the exit is [`Exit::UNKNOWN`]).
-    fn wait(&self, unit: &str, run: Running) -> BoxFuture<Exit>;
+    /// The same for either form: it is the shim's.
+    fn wait(&self, unit: &str, run: Running) -> BoxFuture<Exit> {
+        shim::wait(self.config(), unit, run)
+    }
 
     /// The unit's last run, as an earlier jarvisd left it. Blocking (it
     /// reads the run records and `/proc`): call it off the event loop, or
     /// at boot before the loop runs. Needs a tokio runtime (the shim's
     /// pidfd registers with it).
-    fn adopt(&self, unit: &str) -> Found;
+    fn adopt(&self, unit: &str) -> Found {
+        shim::adopt(self.config(), unit)
+    }
 
     /// SIGKILLs every process in the unit's cgroup until it is empty.
-    fn kill_all(&self, unit: &str) -> BoxFuture<Result<(), String>>;
+    fn kill_all(&self, unit: &str) -> BoxFuture<Result<(), String>> {
+        shim::kill_all(self.config(), unit)
+    }
 
     /// The unit's cgroup figures now.
-    fn stats(&self, unit: &str) -> BoxFuture<Stats>;
+    fn stats(&self, unit: &str) -> BoxFuture<Stats> {
+        shim::stats(self.config(), unit)
+    }
 
     /// Runs `argv` as the unit's exec health check: in its cgroup with its
     /// identity (native), or inside its running container. `Ok` with the
@@ -268,10 +280,6 @@ impl Runtimes {
         }
     }
 
-    pub fn config(&self) -> &Config {
-        &self.cfg
-    }
-
     /// The runtime for `unit`'s form.
     pub fn for_unit(&self, unit: &jarvis_unit::Unit) -> &dyn Runtime {
         match unit.kind() {
@@ -307,24 +315,12 @@ impl Runtimes {
 }
 
 impl Runtime for Runtimes {
+    fn config(&self) -> &Config {
+        &self.cfg
+    }
+
     fn start(&self, spec: StartSpec) -> BoxFuture<Result<Running, StartError>> {
         self.for_unit(&spec.unit).start(spec)
-    }
-
-    fn wait(&self, unit: &str, run: Running) -> BoxFuture<Exit> {
-        shim::wait(&self.cfg, unit, run)
-    }
-
-    fn adopt(&self, unit: &str) -> Found {
-        shim::adopt(&self.cfg, unit)
-    }
-
-    fn kill_all(&self, unit: &str) -> BoxFuture<Result<(), String>> {
-        shim::kill_all(&self.cfg, unit)
-    }
-
-    fn stats(&self, unit: &str) -> BoxFuture<Stats> {
-        shim::stats(&self.cfg, unit)
     }
 
     fn exec_probe(

@@ -9,9 +9,7 @@ use jarvis_unit::{Exec, Unit};
 use tokio::io::AsyncReadExt;
 
 use crate::hardware::{resolve_devices, RunHardware};
-use crate::{
-    blocking, shim, BoxFuture, Config, Exit, Found, Running, StartError, StartSpec, Stats,
-};
+use crate::{blocking, shim, BoxFuture, Config, Running, StartError, StartSpec};
 
 /// The environment every unit starts from; `[env]` adds to it and wins.
 const BASE_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
@@ -149,20 +147,8 @@ impl crate::Runtime for NativeRuntime {
         })
     }
 
-    fn wait(&self, unit: &str, run: Running) -> BoxFuture<Exit> {
-        shim::wait(&self.cfg, unit, run)
-    }
-
-    fn adopt(&self, unit: &str) -> Found {
-        shim::adopt(&self.cfg, unit)
-    }
-
-    fn kill_all(&self, unit: &str) -> BoxFuture<Result<(), String>> {
-        shim::kill_all(&self.cfg, unit)
-    }
-
-    fn stats(&self, unit: &str) -> BoxFuture<Stats> {
-        shim::stats(&self.cfg, unit)
+    fn config(&self) -> &Config {
+        &self.cfg
     }
 
     fn exec_probe(&self, unit: &Unit, argv: Vec<String>) -> BoxFuture<Result<String, String>> {
@@ -244,13 +230,7 @@ mod tests {
     fn unit(env: &[(&str, &str)]) -> Unit {
         let mut u = Unit::new(
             "web",
-            Exec::Native(jarvis_unit::Native {
-                command: vec!["/bin/true".into()],
-                user: None,
-                group: None,
-                supplementary_groups: vec![],
-                working_dir: None,
-            }),
+            Exec::Native(jarvis_unit::Native::new(vec!["/bin/true".into()])),
         );
         for (k, v) in env {
             u.env.insert(k.to_string(), v.to_string());

@@ -17,16 +17,7 @@ use super::*;
 use crate::placement::{GpuInfo, Vendor};
 
 pub(super) fn native(name: &str) -> Unit {
-    Unit::new(
-        name,
-        Exec::Native(Native {
-            command: vec!["/bin/true".into()],
-            user: None,
-            group: None,
-            supplementary_groups: vec![],
-            working_dir: None,
-        }),
-    )
+    Unit::new(name, Exec::Native(Native::new(vec!["/bin/true".into()])))
 }
 
 pub(super) fn dep(u: &mut Unit, on: &str, condition: Condition) {
@@ -533,50 +524,6 @@ const CASES: &[Case] = &[
         end: &[("zigbee", "starting", "")],
     },
     Case {
-        name: "replugs do not count against the burst window",
-        units: dongle,
-        boot: &["sweep zigbee", "spawn zigbee as native"],
-        script: &[
-            (Do::Spawned("zigbee"), &[]),
-            (
-                Do::Missing("zigbee"),
-                &["signal zigbee 15", "timer zigbee stop-timeout 10s"],
-            ),
-            (Do::Exit("zigbee", TERM), &[]),
-            (Do::Present("zigbee"), &["spawn zigbee as native"]),
-            (Do::Spawned("zigbee"), &[]),
-            (
-                Do::Missing("zigbee"),
-                &["signal zigbee 15", "timer zigbee stop-timeout 10s"],
-            ),
-            (Do::Exit("zigbee", TERM), &[]),
-            (Do::Present("zigbee"), &["spawn zigbee as native"]),
-            (Do::Spawned("zigbee"), &[]),
-            (
-                Do::Missing("zigbee"),
-                &["signal zigbee 15", "timer zigbee stop-timeout 10s"],
-            ),
-            (Do::Exit("zigbee", TERM), &[]),
-            (Do::Present("zigbee"), &["spawn zigbee as native"]),
-            (Do::Spawned("zigbee"), &[]),
-            (
-                Do::Missing("zigbee"),
-                &["signal zigbee 15", "timer zigbee stop-timeout 10s"],
-            ),
-            (Do::Exit("zigbee", TERM), &[]),
-            (Do::Present("zigbee"), &["spawn zigbee as native"]),
-            (Do::Spawned("zigbee"), &[]),
-            (
-                Do::Missing("zigbee"),
-                &["signal zigbee 15", "timer zigbee stop-timeout 10s"],
-            ),
-            (Do::Exit("zigbee", TERM), &[]),
-            (Do::Present("zigbee"), &["spawn zigbee as native"]),
-            (Do::Spawned("zigbee"), &[]),
-        ],
-        end: &[("zigbee", "running", "")],
-    },
-    Case {
         name: "a dongle unplugged while its unit spawns stops it as soon as it runs",
         units: dongle,
         boot: &["sweep zigbee", "spawn zigbee as native"],
@@ -713,6 +660,59 @@ const CASES: &[Case] = &[
 fn tables() {
     for c in CASES {
         run_case(c);
+    }
+}
+
+#[test]
+fn replugs_do_not_count_against_the_burst_window() {
+    let (mut rig, _) = Rig::boot(dongle(), vec![]);
+    let burst = native("zigbee").restart.burst as usize;
+    for round in 0..burst * 2 {
+        let gen = rig.gen("zigbee");
+        rig.sv.handle(
+            Input::Started {
+                name: "zigbee".into(),
+                gen,
+                pid: 100 + round as i32,
+                devices: vec!["/dev/ttyUSB0".into()],
+            },
+            rig.now,
+        );
+        assert_eq!(
+            rig.state("zigbee"),
+            "running",
+            "round {round}: {}",
+            rig.reason("zigbee")
+        );
+        for input in [
+            Input::Hardware {
+                devices: [("zigbee".into(), Devices::Missing("unplugged".into()))].into(),
+                gpus: None,
+            },
+            Input::Unit {
+                name: "zigbee".into(),
+                event: Event::Exited {
+                    gen: rig.gen("zigbee"),
+                    exit: TERM,
+                },
+            },
+            Input::Hardware {
+                devices: [(
+                    "zigbee".into(),
+                    Devices::Present(vec!["/dev/ttyUSB0".into()]),
+                )]
+                .into(),
+                gpus: None,
+            },
+        ] {
+            rig.sv.handle(input, rig.now);
+        }
+        assert_eq!(
+            rig.state("zigbee"),
+            "starting",
+            "round {round}: {}",
+            rig.reason("zigbee")
+        );
     }
 }
 

@@ -623,13 +623,7 @@ fn mounts_and_volumes() {
 #[test]
 fn native_units_and_bad_inputs_are_refused() {
     let mut u = unit(container());
-    u.exec = Exec::Native(jarvis_unit::Native {
-        command: vec!["/bin/true".into()],
-        user: None,
-        group: None,
-        supplementary_groups: vec![],
-        working_dir: None,
-    });
+    u.exec = Exec::Native(jarvis_unit::Native::new(vec!["/bin/true".into()]));
     assert!(matches!(
         build_with(&u, &default_image(), &Extras::default()),
         Err(SpecError::NotAContainer(_))
