@@ -1,0 +1,1 @@
+//! jarvis-network: bridged container networking (being written).
