@@ -1,0 +1,1 @@
+//! jarvisd's name server for bridge networks.
