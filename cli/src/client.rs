@@ -75,6 +75,7 @@ impl Client {
                 | (Request::Up, Response::Up(_))
                 | (Request::Wait { .. }, Response::Wait(_))
                 | (Request::ImageList, Response::Images { .. })
+                | (Request::NetworkList, Response::Networks { .. })
                 | (Request::BenchBegin { .. }, Response::BenchPlan(_))
                 | (
                     Request::BenchForm { .. } | Request::BenchResult { .. },

@@ -115,6 +115,9 @@ pub enum Command {
     /// Container images: pull, list, remove, import.
     #[command(subcommand)]
     Image(ImageCommand),
+    /// Bridge networks: the ones bridged container units use now.
+    #[command(subcommand)]
+    Network(NetworkCommand),
     /// Check unit files without a daemon: every problem, as FILE:LINE:COL.
     Validate {
         /// Unit files or directories of them [default: units, in the
@@ -153,6 +156,17 @@ pub enum ImageCommand {
         /// The name to store it under, e.g. "busybox:local".
         #[arg(long)]
         tag: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum NetworkCommand {
+    /// List the networks in use: name, subnet, gateway, bridge, units.
+    Ls {
+        /// Print {"networks": [{"name", "subnet", "gateway", "bridge",
+        /// "units"}]} for scripts.
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -235,6 +249,17 @@ fn run(args: Args) -> anyhow::Result<ExitCode> {
         Command::Stop { units } => done(client.expect(Request::Stop { units })?),
         Command::Restart { units } => done(client.expect(Request::Restart { units })?),
         Command::Image(cmd) => image(&client, cmd),
+        Command::Network(NetworkCommand::Ls { json }) => {
+            let Response::Networks { networks } = client.expect(Request::NetworkList)? else {
+                unreachable!("checked by expect")
+            };
+            if json {
+                println!("{}", serde_json::json!({ "networks": networks }));
+            } else {
+                print!("{}", table::networks(&networks));
+            }
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Bench {
             unit,
             rounds,

@@ -1,7 +1,7 @@
 //! The status table people read.
 
 use comfy_table::{presets, Cell, CellAlignment, ContentArrangement, Table};
-use jarvis_proto::{Health, ImageInfo, StatusReport, UnitState, UnitStatus};
+use jarvis_proto::{Health, ImageInfo, NetworkInfo, StatusReport, UnitState, UnitStatus};
 
 pub fn status(report: &StatusReport) -> String {
     if report.units.is_empty() {
@@ -12,9 +12,13 @@ pub fn status(report: &StatusReport) -> String {
         .load_preset(presets::NOTHING)
         .set_content_arrangement(ContentArrangement::Disabled);
     let with_reason = report.units.iter().any(|u| u.reason.is_some());
+    let with_ports = report.units.iter().any(|u| !u.ports.is_empty());
     let mut header = vec![
         "UNIT", "KIND", "STATE", "PID", "UPTIME", "RESTARTS", "HEALTH", "MEMORY", "CPU",
     ];
+    if with_ports {
+        header.push("PORTS");
+    }
     if with_reason {
         header.push("REASON");
     }
@@ -47,6 +51,9 @@ pub fn status(report: &StatusReport) -> String {
             )
             .set_alignment(CellAlignment::Right),
         ];
+        if with_ports {
+            row.push(Cell::new(u.ports.join(", ")));
+        }
         if with_reason {
             row.push(Cell::new(u.reason.as_deref().unwrap_or("")));
         }
@@ -84,6 +91,36 @@ pub fn images(images: &[ImageInfo]) -> String {
             Cell::new(&digest[..digest.len().min(12)]),
             Cell::new(bytes(i.size)).set_alignment(CellAlignment::Right),
             Cell::new(i.created.as_deref().unwrap_or("-")),
+        ]);
+    }
+    for column in table.column_iter_mut() {
+        column.set_padding((0, 2));
+    }
+    let mut out = String::new();
+    for line in table.to_string().lines() {
+        out.push_str(line.trim_end());
+        out.push('\n');
+    }
+    out
+}
+
+/// `jarvisctl network ls` for people.
+pub fn networks(networks: &[NetworkInfo]) -> String {
+    if networks.is_empty() {
+        return "no networks (one is made when a bridged container starts)\n".to_string();
+    }
+    let mut table = Table::new();
+    table
+        .load_preset(presets::NOTHING)
+        .set_content_arrangement(ContentArrangement::Disabled);
+    table.set_header(vec!["NETWORK", "SUBNET", "GATEWAY", "BRIDGE", "UNITS"]);
+    for n in networks {
+        table.add_row(vec![
+            Cell::new(&n.name),
+            Cell::new(&n.subnet),
+            Cell::new(&n.gateway),
+            Cell::new(&n.bridge),
+            Cell::new(n.units.join(", ")),
         ]);
     }
     for column in table.column_iter_mut() {
@@ -257,7 +294,44 @@ mod tests {
             placement: None,
             form: None,
             form_reason: None,
+            networks: vec![],
+            ports: vec![],
         }
+    }
+
+    #[test]
+    fn ports_show_like_docker_ps() {
+        let mut web = unit("web", UnitState::Running);
+        web.ports = vec!["0.0.0.0:8080->80/tcp".into(), "127.0.0.1:5353->53/udp".into()];
+        let out = status(&StatusReport {
+            units: vec![web, unit("db", UnitState::Running)],
+        });
+        assert!(out.lines().next().unwrap().contains("PORTS"), "{out}");
+        assert!(
+            out.contains("0.0.0.0:8080->80/tcp, 127.0.0.1:5353->53/udp"),
+            "{out}"
+        );
+        let out = status(&StatusReport {
+            units: vec![unit("db", UnitState::Running)],
+        });
+        assert!(!out.contains("PORTS"), "{out}");
+    }
+
+    #[test]
+    fn networks_table() {
+        let out = networks(&[NetworkInfo {
+            name: "default".into(),
+            subnet: "10.89.0.0/24".into(),
+            gateway: "10.89.0.1".into(),
+            bridge: "jarvis0".into(),
+            units: vec!["db".into(), "web".into()],
+        }]);
+        assert_eq!(
+            out,
+            "NETWORK  SUBNET        GATEWAY    BRIDGE   UNITS\n\
+             default  10.89.0.0/24  10.89.0.1  jarvis0  db, web\n"
+        );
+        assert!(networks(&[]).starts_with("no networks"));
     }
 
     #[test]

@@ -97,6 +97,8 @@ pub enum Request {
         unit: String,
         result: serde_json::Value,
     },
+    /// The bridge networks in use: answered with `Networks`.
+    NetworkList,
 }
 
 impl Request {
@@ -104,7 +106,10 @@ impl Request {
     pub fn is_mutating(&self) -> bool {
         !matches!(
             self,
-            Request::Status { .. } | Request::Wait { .. } | Request::Logs { .. }
+            Request::Status { .. }
+                | Request::Wait { .. }
+                | Request::Logs { .. }
+                | Request::NetworkList
         )
     }
 }
@@ -132,6 +137,9 @@ pub enum Response {
         images: Vec<ImageInfo>,
     },
     BenchPlan(BenchPlan),
+    Networks {
+        networks: Vec<NetworkInfo>,
+    },
     Error {
         message: String,
     },
@@ -220,6 +228,33 @@ pub struct UnitStatus {
     /// `{"device": "gpu", "gpus": ["GPU-..."]}`; null for units without
     /// `[gpu]` and while one waits.
     pub placement: Option<Placement>,
+    /// The bridge networks the unit is on, with its address on each (a unit
+    /// in another's namespace, `network = "unit:NAME"`, shows NAME's).
+    #[serde(default)]
+    pub networks: Vec<NetworkAddress>,
+    /// Published ports as `docker ps` shows them: `0.0.0.0:8080->80/tcp`.
+    #[serde(default)]
+    pub ports: Vec<String>,
+}
+
+/// A unit's address on one network.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NetworkAddress {
+    pub name: String,
+    pub ip: String,
+}
+
+/// One bridge network, as `jarvisctl network ls` shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NetworkInfo {
+    pub name: String,
+    /// e.g. `10.89.0.0/24`
+    pub subnet: String,
+    pub gateway: String,
+    /// The host's bridge interface, e.g. `jarvis0`.
+    pub bridge: String,
+    /// The units attached now.
+    pub units: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

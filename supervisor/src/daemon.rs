@@ -179,6 +179,14 @@ impl Daemon {
             gpus = ?gpus.iter().map(|g| format!("{} {} {}B", g.vendor.as_str(), g.id, g.memory_total)).collect::<Vec<_>>(),
             "GPU inventory"
         );
+        // Networks first: re-adopted containers keep theirs, the rest of
+        // the record goes, before any new run attaches.
+        let alive = found
+            .iter()
+            .filter(|(_, a, _)| matches!(a, jarvis_runtime::Found::Running(_)))
+            .map(|(u, _, _)| u.clone())
+            .collect();
+        rt.restore_networks(alive).await;
         let mut boot = Vec::new();
         for (unit, adopted, devices) in found {
             let found = match adopted {
@@ -442,6 +450,22 @@ impl Daemon {
                 let _ = reply.send(self.remove_image(reference));
                 return None;
             }
+            Request::NetworkList => {
+                let networks = self
+                    .cfg
+                    .runtime
+                    .networks()
+                    .into_iter()
+                    .map(|n| jarvis_proto::NetworkInfo {
+                        name: n.name,
+                        subnet: n.subnet.to_string(),
+                        gateway: n.gateway.to_string(),
+                        bridge: n.bridge,
+                        units: n.units,
+                    })
+                    .collect();
+                return answer(reply, Response::Networks { networks });
+            }
             Request::ImagePull { .. } | Request::ImageImport { .. } | Request::ImageList => {
                 return answer(
                     reply,
@@ -582,6 +606,11 @@ impl Daemon {
             started.push(v.st.started_at);
             let s = v.st;
             let multi = v.unit.forms().len() > 1;
+            let net = if v.kind == Kind::Container && s.pid.is_some() {
+                self.cfg.runtime.unit_network(&effective_unit(v.unit, v.kind))
+            } else {
+                Default::default()
+            };
             rows.push(UnitStatus {
                 name: v.name.to_string(),
                 kind: kind_wire(v.kind),
@@ -607,6 +636,15 @@ impl Daemon {
                 tasks: None,
                 wanted: s.wanted,
                 placement: v.placement.map(placement_wire),
+                networks: net
+                    .addresses
+                    .into_iter()
+                    .map(|(name, ip)| jarvis_proto::NetworkAddress {
+                        name,
+                        ip: ip.to_string(),
+                    })
+                    .collect(),
+                ports: net.ports,
             });
         }
         let rt = self.cfg.runtime.clone();
@@ -796,6 +834,11 @@ fn exit_info(e: jarvis_runtime::Exit) -> ExitInfo {
         signal: e.signal,
         oom_killed: e.oom_killed,
     }
+}
+
+/// `unit` in the form it runs as now.
+fn effective_unit(unit: &Unit, kind: Kind) -> Unit {
+    unit.with_form(kind).unwrap_or_else(|| unit.clone())
 }
 
 fn kind_wire(k: Kind) -> jarvis_proto::UnitKind {

@@ -63,6 +63,10 @@ pub struct Args {
     /// tests. Repeat for more.
     #[arg(long = "insecure-registry", value_name = "HOST:PORT")]
     pub insecure_registries: Vec<String>,
+    /// Where bridge networks get their subnets: a /24 each (or the whole
+    /// pool if it is smaller).
+    #[arg(long, value_name = "CIDR", default_value = jarvis_runtime::DEFAULT_SUBNET_POOL)]
+    pub subnet_pool: ipnet::Ipv4Net,
     /// Log format on stderr (the level is JARVIS_LOG's).
     #[arg(long, value_enum, default_value = "text")]
     pub log_format: LogFormat,
@@ -164,7 +168,9 @@ async fn serve(args: Args) -> anyhow::Result<()> {
                 insecure: args.insecure_registries.clone(),
                 ..Default::default()
             },
-        }),
+            subnet_pool: args.subnet_pool,
+        })
+        .map_err(|e| anyhow::anyhow!("networks: {e}"))?,
     };
     let runtime = cfg.runtime.clone();
     let mut daemon = daemon::Daemon::new(cfg, tx.clone())?;

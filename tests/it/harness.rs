@@ -70,7 +70,96 @@ pub struct Jarvis {
     /// More jarvisd arguments and environment, kept for restarts.
     extra_args: Vec<String>,
     extra_env: Vec<(std::ffi::OsString, std::ffi::OsString)>,
+    /// The network namespace jarvisd runs in, for tests that make networks.
+    pub netns: Option<NetNs>,
     daemon: Option<Child>,
+}
+
+/// A network namespace made for one test, so the host's own network is
+/// never touched: held by a `sleep` that `unshare --net` started, with
+/// loopback up and a dummy interface holding `ADDR` (the namespace's "own
+/// address", like a host's LAN address).
+pub struct NetNs {
+    holder: Child,
+}
+
+impl NetNs {
+    /// The namespace's address on its dummy interface.
+    pub const ADDR: &'static str = "192.0.2.1";
+
+    pub fn new() -> NetNs {
+        let holder = Command::new("unshare")
+            .args(["--net", "sleep", "infinity"])
+            .stdin(Stdio::null())
+            .spawn()
+            .expect("unshare --net (util-linux)");
+        let ns = NetNs { holder };
+        // unshare has execed sleep once the namespace differs from ours.
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while fs::read_link(ns.path()).ok() == fs::read_link("/proc/self/ns/net").ok() {
+            assert!(Instant::now() < deadline, "unshare --net did not start");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        for cmd in [
+            "ip link set lo up",
+            "ip link add jvtest0 type dummy",
+            "ip addr add 192.0.2.1/24 dev jvtest0",
+            "ip link set jvtest0 up",
+        ] {
+            let out = ns.run(&cmd.split(' ').collect::<Vec<_>>());
+            assert!(out.status.success(), "{cmd}: {out:?}");
+        }
+        ns
+    }
+
+    /// `/proc/PID/ns/net` of the holder.
+    pub fn path(&self) -> PathBuf {
+        PathBuf::from(format!("/proc/{}/ns/net", self.holder.id()))
+    }
+
+    /// Runs `argv` in the namespace (`nsenter --net`).
+    pub fn run(&self, argv: &[&str]) -> Output {
+        Command::new("nsenter")
+            .arg(format!("--net={}", self.path().display()))
+            .arg("--")
+            .args(argv)
+            .stdin(Stdio::null())
+            .output()
+            .expect("nsenter")
+    }
+
+    /// Runs `argv` in the namespace and returns its stdout; panics on failure.
+    pub fn ok(&self, argv: &[&str]) -> String {
+        let out = self.run(argv);
+        assert!(
+            out.status.success(),
+            "{argv:?} in the test's namespace: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// Runs `f` on a thread that has joined the namespace (sockets it makes
+    /// live there).
+    pub fn within<T: Send>(&self, f: impl FnOnce() -> T + Send) -> T {
+        let file = fs::File::open(self.path()).expect("open the netns");
+        std::thread::scope(|s| {
+            s.spawn(move || {
+                nix::sched::setns(&file, nix::sched::CloneFlags::CLONE_NEWNET).expect("setns");
+                f()
+            })
+            .join()
+            .expect("thread in the netns")
+        })
+    }
+}
+
+impl Drop for NetNs {
+    fn drop(&mut self) {
+        let _ = self.holder.kill();
+        let _ = self.holder.wait();
+    }
 }
 
 impl Jarvis {
@@ -112,6 +201,40 @@ impl Jarvis {
             cgroup_parent: format!("jarvis-it-{}-{n}", std::process::id()),
             extra_args: args.iter().map(|a| a.to_string()).collect(),
             extra_env: env,
+            netns: None,
+            dir,
+            daemon: None,
+        };
+        j.spawn_daemon();
+        j
+    }
+
+    /// Like `start_with`, with jarvisd in a network namespace of its own
+    /// (`self.netns`), for tests that make bridges, routes and rules.
+    pub fn start_in_netns(units: &[(&str, &str)], args: &[&str]) -> Jarvis {
+        let netns = NetNs::new();
+        let dir = tempfile::Builder::new()
+            .prefix("jarvis-it-")
+            .tempdir()
+            .expect("tempdir");
+        let _ = fs::set_permissions(
+            dir.path(),
+            std::os::unix::fs::PermissionsExt::from_mode(0o755),
+        );
+        let units_dir = dir.path().join("units");
+        fs::create_dir(&units_dir).unwrap();
+        for (name, text) in units {
+            fs::write(units_dir.join(format!("{name}.toml")), text).unwrap();
+        }
+        let n = COUNTER.fetch_add(1, Ordering::SeqCst);
+        let mut j = Jarvis {
+            state: dir.path().join("state"),
+            socket: dir.path().join("jarvis.sock"),
+            units: units_dir,
+            cgroup_parent: format!("jarvis-it-{}-{n}", std::process::id()),
+            extra_args: args.iter().map(|a| a.to_string()).collect(),
+            extra_env: vec![],
+            netns: Some(netns),
             dir,
             daemon: None,
         };
@@ -125,7 +248,17 @@ impl Jarvis {
             .append(true)
             .open(self.dir.path().join("jarvisd.log"))
             .unwrap();
-        let child = Command::new(&*JARVISD)
+        let mut cmd = match &self.netns {
+            Some(ns) => {
+                let mut c = Command::new("nsenter");
+                c.arg(format!("--net={}", ns.path().display()))
+                    .arg("--")
+                    .arg(&*JARVISD);
+                c
+            }
+            None => Command::new(&*JARVISD),
+        };
+        let child = cmd
             .arg("--units")
             .arg(&self.units)
             .arg("--state-dir")
@@ -326,6 +459,15 @@ impl Drop for Jarvis {
                     eprintln!("jarvisd exited {st}:\n{}", self.daemon_log());
                 }
             }
+        }
+        // Network namespaces a killed daemon left mounted would keep the
+        // temporary directory busy.
+        for ns in fs::read_dir(self.state.join("run/netns"))
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            let _ = nix::mount::umount2(&ns.path(), nix::mount::MntFlags::MNT_DETACH);
         }
         // Whatever is left (a failed test, a killed daemon): kill and remove.
         for root in ["/sys/fs/cgroup", "/sys/fs/cgroup/unified"]

@@ -10,5 +10,6 @@ mod containers;
 mod hardware;
 mod health;
 mod limits;
+mod network;
 mod newuser;
 mod supervise;

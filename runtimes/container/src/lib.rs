@@ -9,6 +9,8 @@
 //! - [`rootfs`]: the overlay root filesystem over the image's layers.
 //! - [`run`]: create + start, kill, delete, state, exec.
 //! - [`inroot`]: path resolution confined to a rootfs (`openat2`).
+//! - [`net`]: the namespace a run joins and its `/etc/hosts` and
+//!   `/etc/resolv.conf` ([`NetSetup`]).
 //! - [`prepare`]: one run's bundle from a stored image (clear, mount,
 //!   `/etc` files, spec, `config.json`): [`prepare_bundle`].
 //!
@@ -36,6 +38,7 @@
 //! owns its cgroup tree.
 
 pub mod inroot;
+pub mod net;
 pub mod prepare;
 pub mod rootfs;
 pub mod run;
@@ -43,6 +46,7 @@ pub mod seccomp;
 pub mod spec;
 pub mod user;
 
+pub use net::NetSetup;
 pub use oci_spec;
 pub use prepare::{clear, prepare_bundle, Leftover, PrepareError, PrepareInput, Prepared};
 pub use rootfs::{mount_rootfs, rootfs_path, unmount_rootfs, RootfsError};

@@ -37,6 +37,8 @@ pub struct PrepareInput<'a> {
     pub cgroups_path: &'a str,
     /// Devices, mounts and groups the run adds.
     pub extras: &'a Extras,
+    /// The run's network namespace and `/etc/hosts`, `/etc/resolv.conf`.
+    pub net: &'a crate::NetSetup,
 }
 
 /// A bundle ready for `create_and_start`.
@@ -103,7 +105,8 @@ pub fn prepare_bundle(input: &PrepareInput) -> Result<Prepared, PrepareError> {
     let rootfs = mount_rootfs(input.layers, dir).map_err(PrepareError::Mount)?;
     let built = (|| {
         let users = UserDb::load(&rootfs).map_err(PrepareError::Users)?;
-        let etc = write_etc_files(dir, &unit.name, c.network).map_err(PrepareError::Etc)?;
+        let etc = write_etc_files(dir, c.hostname_or(&unit.name), &c.network, input.net)
+            .map_err(PrepareError::Etc)?;
         let spec = build_spec(&SpecInput {
             unit,
             image: input.image,
@@ -112,6 +115,7 @@ pub fn prepare_bundle(input: &PrepareInput) -> Result<Prepared, PrepareError> {
             cgroups_path: input.cgroups_path,
             etc: Some(&etc),
             extras: input.extras,
+            netns: input.net.netns.as_deref(),
         })
         .map_err(PrepareError::Spec)?;
         write_bundle(dir, &spec).map_err(PrepareError::Bundle)?;
@@ -173,6 +177,7 @@ mod tests {
             state_root: &dir,
             cgroups_path: "/jarvis/web",
             extras: &Extras::default(),
+            net: &crate::NetSetup::default(),
         })
         .unwrap_err();
         assert!(matches!(err, PrepareError::NotAContainer(n) if n == "web"));

@@ -207,14 +207,17 @@ pub fn write_bundle(bundle_dir: &Path, spec: &Spec) -> Result<(), RunError> {
     write_atomic(&bundle_dir.join("config.json"), &json, 0o600)
 }
 
-/// Writes the files bound over the container's `/etc/hostname` (and, for
-/// `network = "none"`, `/etc/hosts` and an empty `/etc/resolv.conf`) into
-/// the bundle directory. With the host's network, the container gets the
-/// host's `/etc/hosts` and `/etc/resolv.conf`, read-only.
+/// Writes the files bound over the container's `/etc/hostname`,
+/// `/etc/hosts` and `/etc/resolv.conf` into the bundle directory. With the
+/// host's network, the container gets the host's `/etc/hosts` and
+/// `/etc/resolv.conf`, read-only; in a namespace of its own (`none`,
+/// `bridge`, `unit:NAME`) it gets the files `net` describes: localhost, its
+/// addresses under its hostname, `extra_hosts`, and jarvis's name server.
 pub fn write_etc_files(
     bundle_dir: &Path,
     hostname: &str,
-    network: Network,
+    network: &Network,
+    net: &crate::NetSetup,
 ) -> Result<EtcFiles, RunError> {
     mkdir_private(bundle_dir)?;
     let hostname_file = bundle_dir.join("hostname");
@@ -229,18 +232,11 @@ pub fn write_etc_files(
             write_atomic(&resolv, b"", 0o644)?;
             (PathBuf::from("/etc/hosts"), resolv)
         }
-        Network::None => {
+        Network::None | Network::Bridge | Network::Unit(_) => {
             let hosts = bundle_dir.join("hosts");
-            write_atomic(
-                &hosts,
-                format!(
-                    "127.0.0.1\tlocalhost {hostname}\n::1\tlocalhost ip6-localhost ip6-loopback\n"
-                )
-                .as_bytes(),
-                0o644,
-            )?;
+            write_atomic(&hosts, net.hosts_file(hostname).as_bytes(), 0o644)?;
             let resolv = bundle_dir.join("resolv.conf");
-            write_atomic(&resolv, b"", 0o644)?;
+            write_atomic(&resolv, net.resolv_conf().as_bytes(), 0o644)?;
             (hosts, resolv)
         }
     };

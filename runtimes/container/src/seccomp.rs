@@ -729,14 +729,8 @@ mod tests {
             let mut u = Unit::new(
                 "web",
                 Exec::Container(Container {
-                    image: "busybox".into(),
-                    entrypoint: None,
                     command: Some(vec!["sh".into()]),
-                    user: None,
-                    working_dir: None,
-                    network: Network::Host,
-                    volumes: vec![],
-                    read_only: false,
+                    ..Container::new("busybox").with_network(Network::Host)
                 }),
             );
             u.security.capabilities = caps.iter().map(|c| c.to_string()).collect();
@@ -755,6 +749,7 @@ mod tests {
                 cgroups_path: "/jarvis/web",
                 etc: None,
                 extras: &Extras::default(),
+                netns: None,
             })
             .unwrap();
             s.linux().as_ref().unwrap().seccomp().clone().unwrap()

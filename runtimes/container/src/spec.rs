@@ -181,6 +181,10 @@ pub struct SpecInput<'a> {
     /// `None`: the image's own `/etc` files stay.
     pub etc: Option<&'a EtcFiles>,
     pub extras: &'a Extras,
+    /// The network namespace to join (`bridge` and `unit:NAME`: made by
+    /// jarvis-network); `None` makes a new one, with only loopback, unless
+    /// the unit's network is `host`.
+    pub netns: Option<&'a Path>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -197,6 +201,8 @@ pub enum SpecError {
     BadPath { what: &'static str, path: String },
     #[error("cgroups path {0:?} must be absolute and without `..`")]
     BadCgroupsPath(String),
+    #[error("network = {0:?} needs the network namespace jarvis made for the run")]
+    NoNetwork(String),
     #[error("hostname {0:?} is longer than 64 bytes")]
     HostnameTooLong(String),
     #[error("environment variable name {0:?} is invalid")]
@@ -216,8 +222,9 @@ pub fn build_spec(input: &SpecInput) -> Result<Spec, SpecError> {
     };
     let image = input.image.config().as_ref();
 
-    if unit.name.len() > 64 {
-        return Err(SpecError::HostnameTooLong(unit.name.clone()));
+    let hostname = container.hostname_or(&unit.name).to_string();
+    if hostname.len() > 64 {
+        return Err(SpecError::HostnameTooLong(hostname));
     }
     check_abs("cgroups path", input.cgroups_path)
         .map_err(|_| SpecError::BadCgroupsPath(input.cgroups_path.to_string()))?;
@@ -287,19 +294,33 @@ pub fn build_spec(input: &SpecInput) -> Result<Spec, SpecError> {
     root.set_path(input.rootfs.to_path_buf())
         .set_readonly(Some(container.read_only));
 
-    let mut namespaces = vec![
+    let namespaces = vec![
         LinuxNamespaceType::Pid,
         LinuxNamespaceType::Ipc,
         LinuxNamespaceType::Uts,
         LinuxNamespaceType::Mount,
     ];
-    if container.network == Network::None {
-        namespaces.push(LinuxNamespaceType::Network);
-    }
-    let namespaces = namespaces
+    let mut namespaces = namespaces
         .into_iter()
         .map(|t| LinuxNamespaceBuilder::default().typ(t).build())
         .collect::<Result<Vec<_>, _>>()?;
+    match (&container.network, input.netns) {
+        (Network::Host, _) => {}
+        (_, Some(path)) => namespaces.push(
+            LinuxNamespaceBuilder::default()
+                .typ(LinuxNamespaceType::Network)
+                .path(path)
+                .build()?,
+        ),
+        (Network::None, None) => namespaces.push(
+            LinuxNamespaceBuilder::default()
+                .typ(LinuxNamespaceType::Network)
+                .build()?,
+        ),
+        (Network::Bridge | Network::Unit(_), None) => {
+            return Err(SpecError::NoNetwork(container.network.to_string()))
+        }
+    }
 
     let mut devices = standard_devices();
     for d in &input.extras.devices {
@@ -347,7 +368,7 @@ pub fn build_spec(input: &SpecInput) -> Result<Spec, SpecError> {
     spec.set_version(oci_spec::runtime::VERSION.to_string())
         .set_process(Some(process))
         .set_root(Some(root))
-        .set_hostname(Some(unit.name.clone()))
+        .set_hostname(Some(hostname))
         .set_domainname(None)
         .set_mounts(Some(mounts(
             &container.volumes,

@@ -8,6 +8,10 @@
 //! with the container. This runtime creates no cgroup for a container; it
 //! only removes one an earlier run left (a native run's, say, whose
 //! limits would otherwise stay), so each run starts from a fresh one.
+//!
+//! A bridged run's network (its namespace, addresses, ports and names) is
+//! set up before the bundle and removed once the run is over, when its
+//! shim is gone (see [`crate::net`]).
 
 use std::sync::Arc;
 
@@ -15,17 +19,19 @@ use jarvis_shim::{ContainerRun, Payload, CEXEC_ARG};
 use jarvis_unit::{Exec, Unit};
 
 use crate::hardware::{resolve_devices, RunHardware};
-use crate::{blocking, shim, BoxFuture, Config, Running, StartError, StartSpec};
+use crate::net::Net;
+use crate::{blocking, shim, BoxFuture, Config, Exit, Running, StartError, StartSpec};
 
 /// Container units (see the module docs).
 #[derive(Clone)]
 pub struct ContainerRuntime {
     cfg: Arc<Config>,
+    net: Arc<Net>,
 }
 
 impl ContainerRuntime {
-    pub fn new(cfg: Arc<Config>) -> ContainerRuntime {
-        ContainerRuntime { cfg }
+    pub(crate) fn new(cfg: Arc<Config>, net: Arc<Net>) -> ContainerRuntime {
+        ContainerRuntime { cfg, net }
     }
 }
 
@@ -35,6 +41,7 @@ async fn prepare(
     cfg: &Config,
     unit: &Unit,
     hw: &RunHardware,
+    net: jarvis_container::NetSetup,
     notes: &crate::Notes,
 ) -> Result<ContainerRun, String> {
     let Exec::Container(c) = &unit.exec else {
@@ -87,6 +94,7 @@ async fn prepare(
             state_root: &state_root,
             cgroups_path: &cgroups_path,
             extras: &extras,
+            net: &net,
         })
         .map_err(|e| e.to_string())?;
         Ok(ContainerRun {
@@ -101,7 +109,7 @@ async fn prepare(
 
 impl crate::Runtime for ContainerRuntime {
     fn start(&self, spec: StartSpec) -> BoxFuture<Result<Running, StartError>> {
-        let cfg = self.cfg.clone();
+        let (cfg, net) = (self.cfg.clone(), self.net.clone());
         Box::pin(async move {
             let StartSpec {
                 unit,
@@ -119,17 +127,42 @@ impl crate::Runtime for ContainerRuntime {
             .await
             .map_err(StartError::Deferred)?;
             let hw = RunHardware { placement, devices };
-            let run = prepare(&cfg, &unit, &hw, &notes)
-                .await
-                .map_err(StartError::Failed)?;
-            shim::start(
-                &cfg,
-                &unit.name,
-                Payload::Container(run),
-                log,
-                hw.device_paths(),
-            )
-            .await
+            let Exec::Container(c) = &unit.exec else {
+                return Err(StartError::Failed(format!(
+                    "unit {} is not a container unit",
+                    unit.name
+                )));
+            };
+            let setup = net.attach(&unit, c).await?;
+            let started = match prepare(&cfg, &unit, &hw, setup, &notes).await {
+                Ok(run) => {
+                    shim::start(
+                        &cfg,
+                        &unit.name,
+                        Payload::Container(run),
+                        log,
+                        hw.device_paths(),
+                    )
+                    .await
+                }
+                Err(e) => Err(StartError::Failed(e)),
+            };
+            if started.is_err() {
+                net.detach(&unit.name).await;
+            }
+            started
+        })
+    }
+
+    /// The shim's end, then the run's network goes (its namespace died
+    /// with the container; the links, ports, rules and names are removed).
+    fn wait(&self, unit: &str, run: Running) -> BoxFuture<Exit> {
+        let (net, name) = (self.net.clone(), unit.to_string());
+        let ended = shim::wait(&self.cfg, unit, run);
+        Box::pin(async move {
+            let exit = ended.await;
+            net.detach(&name).await;
+            exit
         })
     }
 
@@ -161,8 +194,9 @@ impl crate::Runtime for ContainerRuntime {
     }
 
     fn remove(&self, unit: &str) -> BoxFuture<()> {
-        let (cfg, unit) = (self.cfg.clone(), unit.to_string());
+        let (cfg, net, unit) = (self.cfg.clone(), self.net.clone(), unit.to_string());
         Box::pin(async move {
+            net.detach(&unit).await;
             let r = blocking({
                 let unit = unit.clone();
                 move || {

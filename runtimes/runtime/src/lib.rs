@@ -31,6 +31,7 @@ pub mod hardware;
 
 mod container;
 mod native;
+mod net;
 mod shim;
 
 use std::future::Future;
@@ -242,7 +243,12 @@ pub struct Config {
     /// Container images, and how to pull them.
     pub images: jarvis_image::ImageStore,
     pub pull: jarvis_image::PullOptions,
+    /// Bridge networks get their subnets from here (`--subnet-pool`).
+    pub subnet_pool: ipnet::Ipv4Net,
 }
+
+/// The default `--subnet-pool`: /24s out of `10.89.0.0/16`.
+pub const DEFAULT_SUBNET_POOL: &str = "10.89.0.0/16";
 
 impl Config {
     /// A unit's cgroup, `/<cgroup_parent>/<unit>`, whichever form runs.
@@ -268,16 +274,53 @@ pub struct Runtimes {
     cfg: Arc<Config>,
     native: NativeRuntime,
     container: ContainerRuntime,
+    net: Arc<net::Net>,
 }
 
+/// A unit's place on the bridge networks, for `status`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct UnitNetwork {
+    /// `(network, address)`.
+    pub addresses: Vec<(String, std::net::Ipv4Addr)>,
+    /// Published ports as `docker ps` shows them.
+    pub ports: Vec<String>,
+}
+
+pub use jarvis_network::NetworkInfo;
+
 impl Runtimes {
-    pub fn new(cfg: Config) -> Runtimes {
+    /// Fails only when the networks' record cannot be read.
+    pub fn new(cfg: Config) -> Result<Runtimes, String> {
         let cfg = Arc::new(cfg);
-        Runtimes {
+        let net = Arc::new(net::Net::open(
+            &cfg.state_dir,
+            &cfg.run_dir,
+            cfg.subnet_pool,
+        )?);
+        Ok(Runtimes {
             native: NativeRuntime::new(cfg.clone()),
-            container: ContainerRuntime::new(cfg.clone()),
+            container: ContainerRuntime::new(cfg.clone(), net.clone()),
+            net,
             cfg,
-        }
+        })
+    }
+
+    /// At jarvisd's start, after re-adopting runs: the containers in
+    /// `alive` keep their networks; what else the record holds is removed.
+    pub fn restore_networks(&self, alive: Vec<jarvis_unit::Unit>) -> BoxFuture<()> {
+        let net = self.net.clone();
+        Box::pin(async move { net.restore(alive).await })
+    }
+
+    /// `unit`'s addresses and published ports now (in memory; cheap).
+    pub fn unit_network(&self, unit: &jarvis_unit::Unit) -> UnitNetwork {
+        let (addresses, ports) = self.net.addresses(unit);
+        UnitNetwork { addresses, ports }
+    }
+
+    /// The bridge networks in use.
+    pub fn networks(&self) -> Vec<NetworkInfo> {
+        self.net.list()
     }
 
     /// The runtime for `unit`'s form.
@@ -321,6 +364,12 @@ impl Runtime for Runtimes {
 
     fn start(&self, spec: StartSpec) -> BoxFuture<Result<Running, StartError>> {
         self.for_unit(&spec.unit).start(spec)
+    }
+
+    /// The container's wait is a superset of the native one (a run with no
+    /// network has none to remove), so it serves either form.
+    fn wait(&self, unit: &str, run: Running) -> BoxFuture<Exit> {
+        self.container.wait(unit, run)
     }
 
     fn exec_probe(

@@ -206,6 +206,11 @@ pub struct Slot {
     devices: Devices,
     /// The device nodes its current run got.
     devices_in_use: Vec<PathBuf>,
+    /// For a container in another unit's network namespace
+    /// (`network = "unit:NAME"`): that unit and the generation of its run
+    /// whose namespace the current run joined. When that run ends, this
+    /// unit restarts after it.
+    ns_owner: Option<(String, u64)>,
 }
 
 impl Slot {
@@ -221,7 +226,16 @@ impl Slot {
             form: None,
             devices,
             devices_in_use: Vec::new(),
+            ns_owner: None,
         }
+    }
+}
+
+/// The unit whose network namespace `unit`'s container joins, if any.
+fn ns_owner_of(unit: &Unit) -> Option<&str> {
+    match &unit.exec {
+        jarvis_unit::Exec::Container(c) => c.network.unit(),
+        jarvis_unit::Exec::Native(_) => None,
     }
 }
 
@@ -803,7 +817,10 @@ impl Supervisor {
         match effect {
             Effect::Spawn { gen } => {
                 let (unit, why) = effective(s, &self.recommendations);
+                let owner = ns_owner_of(&unit)
+                    .and_then(|o| self.units.get(o).map(|os| (o.to_string(), os.st.gen)));
                 let s = self.units.get_mut(&name).expect("looked up above");
+                s.ns_owner = owner;
                 s.devices_in_use.clear();
                 s.form = why.map(|w| (unit.kind(), w));
                 cx.out.push(Output::Spawn {
@@ -864,6 +881,7 @@ impl Supervisor {
                     self.ledger.release(name);
                 }
             }
+            changed |= self.follow_namespace_owners(cx);
             for name in self.names() {
                 if self.units[&name].st.state == State::Waiting {
                     let before = {
@@ -899,6 +917,52 @@ impl Supervisor {
         if !self.shutting_down {
             self.save(cx);
         }
+    }
+
+    /// Units in another unit's network namespace restart after it: when the
+    /// run whose namespace they joined is over (the namespace goes with
+    /// it), they are withdrawn and wait, through their implied
+    /// `depends_on NAME started`, for its next run. True if one was.
+    fn follow_namespace_owners(&mut self, cx: &mut Cx) -> bool {
+        let mut gone = Vec::new();
+        for (name, s) in &self.units {
+            if !s.st.is_active() {
+                continue;
+            }
+            let Some(owner) = ns_owner_of(&s.unit) else {
+                continue;
+            };
+            let now = self
+                .units
+                .get(owner)
+                .filter(|o| matches!(o.st.state, State::Running | State::Stopping))
+                .map(|o| o.st.gen);
+            match (&s.ns_owner, now) {
+                // A run found at boot: it joined the owner's current run.
+                (None, Some(g)) if s.st.state == State::Running => {
+                    gone.push((name.clone(), Some((owner.to_string(), g))))
+                }
+                (Some((_, joined)), Some(g)) if *joined == g => {}
+                (Some(_), _) => gone.push((name.clone(), None)),
+                (None, _) => {}
+            }
+        }
+        let mut changed = false;
+        for (name, bind) in gone {
+            let s = self.units.get_mut(&name).expect("listed");
+            if bind.is_some() {
+                s.ns_owner = bind;
+                continue;
+            }
+            let (owner, _) = s.ns_owner.take().expect("bound");
+            let reason = format!(
+                "the network namespace of {owner} went away with its run; restarting after it"
+            );
+            cx.note(&name, reason.clone());
+            self.step(cx, &name, Event::Withdraw { reason });
+            changed = true;
+        }
+        changed
     }
 
     /// Whether a waiting unit may start: its dependencies, then its

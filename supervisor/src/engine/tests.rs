@@ -286,21 +286,28 @@ fn dongle() -> Vec<Unit> {
 
 fn both_forms() -> Vec<Unit> {
     let mut u = native("llm");
-    u.container = Some(jarvis_unit::Container {
-        image: "busybox".into(),
-        entrypoint: None,
-        command: None,
-        user: None,
-        working_dir: None,
-        network: jarvis_unit::Network::Host,
-        volumes: vec![],
-        read_only: false,
-    });
+    u.container =
+        Some(jarvis_unit::Container::new("busybox").with_network(jarvis_unit::Network::Host));
     u.bench = Some(jarvis_unit::Bench::new(
         jarvis_unit::BenchApi::Ollama,
         "http://127.0.0.1:1",
     ));
     vec![u]
+}
+
+/// `vpn` owns a network namespace that `app` joins (`network = "unit:vpn"`,
+/// which implies `depends_on vpn started`).
+fn sidecar() -> Vec<Unit> {
+    let vpn = Unit::new(
+        "vpn",
+        Exec::Container(jarvis_unit::Container::new("busybox")),
+    );
+    let c = jarvis_unit::Container::new("busybox")
+        .with_network(jarvis_unit::Network::Unit("vpn".into()));
+    let mut app = Unit::new("app", Exec::Container(c.clone()));
+    app.container = Some(c);
+    dep(&mut app, "vpn", Condition::Started);
+    vec![vpn, app]
 }
 
 fn auto_forms() -> Vec<Unit> {
@@ -316,6 +323,31 @@ fn changed_svc() -> Ask {
 }
 
 const CASES: &[Case] = &[
+    Case {
+        name: "a unit in another's network namespace restarts after it",
+        units: sidecar,
+        boot: &["sweep vpn", "sweep app", "spawn vpn as container"],
+        script: &[
+            (Do::Spawned("vpn"), &["spawn app as container"]),
+            (Do::Spawned("app"), &[]),
+            (
+                Do::Exit("vpn", CRASH),
+                &[
+                    "timer vpn restart 100ms",
+                    "signal app 15",
+                    "timer app stop-timeout 10s",
+                ],
+            ),
+            (Do::Exit("app", TERM), &[]),
+            (
+                Do::Timer("vpn", TimerKind::RestartDelay),
+                &["spawn vpn as container"],
+            ),
+            (Do::Spawned("vpn"), &["spawn app as container"]),
+            (Do::Spawned("app"), &[]),
+        ],
+        end: &[("vpn", "running", ""), ("app", "running", "")],
+    },
     Case {
         name: "a dependent waits for its dependency to be healthy",
         units: db_web,

@@ -7,16 +7,7 @@ const PASSWD: &str = "root:x:0:0:root:/root:/bin/sh\napp:x:1000:1000::/home/app:
 const GROUP: &str = "root:x:0:\nvideo:x:44:app\napp:x:1000:\nnogroup:x:65534:\n";
 
 fn container() -> Container {
-    Container {
-        image: "busybox".into(),
-        entrypoint: None,
-        command: None,
-        user: None,
-        working_dir: None,
-        network: Network::Host,
-        volumes: vec![],
-        read_only: false,
-    }
+    Container::new("busybox").with_network(Network::Host)
 }
 
 fn unit(c: Container) -> Unit {
@@ -52,6 +43,7 @@ fn build_with(u: &Unit, img: &ImageConfiguration, extras: &Extras) -> Result<Spe
         cgroups_path: "/jarvis/web",
         etc: Some(&etc),
         extras,
+        netns: None,
     })
 }
 
@@ -638,6 +630,7 @@ fn native_units_and_bad_inputs_are_refused() {
         cgroups_path: "jarvis/web",
         etc: None,
         extras: &Extras::default(),
+        netns: None,
     };
     assert!(matches!(
         build_spec(&input),

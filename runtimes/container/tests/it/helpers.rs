@@ -65,14 +65,8 @@ macro_rules! ensure_eq {
 
 pub fn container(argv: &[&str]) -> Container {
     Container {
-        image: "busybox".into(),
-        entrypoint: None,
         command: Some(argv.iter().map(|s| s.to_string()).collect()),
-        user: None,
-        working_dir: None,
-        network: Network::Host,
-        volumes: vec![],
-        read_only: false,
+        ..Container::new("busybox").with_network(Network::Host)
     }
 }
 
@@ -221,7 +215,12 @@ impl Env {
         let Exec::Container(c) = &unit.exec else {
             return Err("not a container unit".into());
         };
-        let etc = write_etc_files(&self.container_dir, &unit.name, c.network)?;
+        let etc = write_etc_files(
+            &self.container_dir,
+            &unit.name,
+            &c.network,
+            &jarvis_container::NetSetup::default(),
+        )?;
         let img = image();
         let spec = build_spec(&SpecInput {
             unit,
@@ -231,6 +230,7 @@ impl Env {
             cgroups_path: &self.cgroups_path,
             etc: Some(&etc),
             extras,
+            netns: None,
         })?;
         write_bundle(&self.container_dir, &spec)?;
         Ok(())
