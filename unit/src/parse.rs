@@ -22,6 +22,8 @@ use crate::container::{
 use crate::diagnostic::{self, line_col, Diagnostic};
 use crate::schema::*;
 
+mod network;
+
 type Value<'i> = Spanned<DeValue<'i>>;
 type Key<'i> = Spanned<DeString<'i>>;
 
@@ -50,6 +52,25 @@ pub(crate) struct Parsed {
     pub deps: Vec<(Dependency, (usize, usize))>,
     /// Whether the file has a `[health]` section (valid or not).
     pub has_health: bool,
+    /// What its `[container]` says about networking; `None` without a
+    /// `[container]` (or with a TOML syntax error in the file).
+    pub net: Option<NetInfo>,
+}
+
+/// What the cross-unit checks need to know of a unit's networking.
+#[derive(Debug, Clone)]
+pub(crate) struct NetInfo {
+    /// `network` with the `(line, col)` of its value (of `[container]` when
+    /// absent); `None` when the value is bad.
+    pub network: Option<(Network, (usize, usize))>,
+    /// The well-formed published ports with the `(line, col)` of each.
+    pub ports: Vec<(PortSpec, (usize, usize))>,
+    /// `run` when the unit also declares `[native]` and `run` may pick it
+    /// (`native` or `auto`).
+    pub may_run_native: Option<RunMode>,
+    /// The dependency `network = "unit:NAME"` adds (unless the unit depends
+    /// on NAME already), at the `network` value.
+    pub implied: Option<(Dependency, (usize, usize))>,
 }
 
 pub(crate) fn parse_detailed(path: &Path, text: &str) -> Parsed {
@@ -137,20 +158,25 @@ pub(crate) fn parse_detailed(path: &Path, text: &str) -> Parsed {
         .collect();
     diagnostic::sort(&mut diagnostics);
 
-    let deps = if has_syntax {
-        Vec::new()
+    let at = |span: Range<usize>| line_col(text, span.start);
+    let (deps, net) = if has_syntax {
+        (Vec::new(), None)
     } else {
-        built
-            .deps
-            .into_iter()
-            .map(|(d, span)| (d, line_col(text, span.start)))
-            .collect()
+        let deps = built.deps.into_iter().map(|(d, span)| (d, at(span))).collect();
+        let net = built.net.map(|n| NetInfo {
+            network: n.network.map(|(net, span)| (net, at(span))),
+            ports: n.ports.into_iter().map(|(p, span)| (p, at(span))).collect(),
+            may_run_native: n.may_run_native,
+            implied: n.implied.map(|(d, span)| (d, at(span))),
+        });
+        (deps, net)
     };
     Parsed {
         unit: built.unit.filter(|_| diagnostics.is_empty()),
         diagnostics,
         deps,
         has_health: built.has_health,
+        net,
     }
 }
 
@@ -336,9 +362,14 @@ fn key_hint(section: &str, key: &str) -> Option<&'static str> {
         ("container", "group" | "supplementary_groups") => {
             "in a container, give the group with user = \"uid:gid\" or \"name:group\""
         }
-        ("container", "ports" | "publish") => {
-            "there is no port mapping: with network = \"host\" the service listens on the host's \
-             ports directly"
+        ("container", "publish" | "expose") => {
+            "published ports go in ports = [\"8080:80\"] ([HOST_IP:]HOST_PORT:CONTAINER_PORT[/tcp|/udp])"
+        }
+        ("container", "network_mode" | "net") => {
+            "the network is network = \"bridge\", \"host\", \"none\" or \"unit:NAME\""
+        }
+        ("container", "add_host" | "add_hosts" | "extra_host" | "hosts") => {
+            "lines for /etc/hosts go in extra_hosts = [\"NAME:IP\"] or [\"NAME:host-gateway\"]"
         }
         ("container", "environment") => "set environment variables in an [env] section",
         ("container", "mounts" | "binds") => {
@@ -445,6 +476,13 @@ impl<'a, 'i> Section<'a, 'i> {
             .iter()
             .find(|(k, _)| k.get_ref().as_ref() == key)
             .map(|(_, v)| *v)
+    }
+
+    fn key(&self, key: &str) -> Option<&'a Key<'i>> {
+        self.entries
+            .iter()
+            .find(|(k, _)| k.get_ref().as_ref() == key)
+            .map(|(k, _)| *k)
     }
 
     fn label(&self, key: &str) -> String {
@@ -762,6 +800,15 @@ struct Built {
     unit: Option<Unit>,
     deps: Vec<(Dependency, Range<usize>)>,
     has_health: bool,
+    net: Option<BuiltNet>,
+}
+
+/// [`NetInfo`] with spans.
+struct BuiltNet {
+    network: Option<(Network, Range<usize>)>,
+    ports: Vec<(PortSpec, Range<usize>)>,
+    may_run_native: Option<RunMode>,
+    implied: Option<(Dependency, Range<usize>)>,
 }
 
 /// Walks the whole document.
@@ -785,6 +832,8 @@ fn build(cx: &mut Cx<'_>, name: Option<String>, doc: &DeTable<'_>) -> Built {
     let mut bench = None;
     // The span of [bench], and its url when that is well-formed.
     let mut bench_section: Option<(Range<usize>, Option<String>)> = None;
+    // What [container] says about networking: its network and its ports.
+    let mut net: Option<ContainerNet> = None;
 
     for (k, v) in entries(doc) {
         let key: &str = k.get_ref();
@@ -797,9 +846,9 @@ fn build(cx: &mut Cx<'_>, name: Option<String>, doc: &DeTable<'_>) -> Built {
                 })
             }
             "container" => {
-                container = Some(ExecSection {
-                    parsed: parse_container(cx, v),
-                })
+                let (parsed, keys) = parse_container(cx, v, name.as_deref());
+                container = Some(ExecSection { parsed });
+                net = Some(keys);
             }
             "env" => env = parse_env(cx, v),
             "resources" => resources = parse_resources(cx, v),
@@ -853,6 +902,32 @@ fn build(cx: &mut Cx<'_>, name: Option<String>, doc: &DeTable<'_>) -> Built {
         );
     }
 
+    let net = net.map(|n| {
+        let may_run_native = match &run {
+            _ if native.is_none() => None,
+            None => Some(RunMode::Auto),
+            Some(RunKey { mode, .. }) => mode.filter(|m| *m != RunMode::Container),
+        };
+        let implied = match &n.network {
+            Some((Network::Unit(owner), span)) if !deps.iter().any(|(d, _)| d.unit == *owner) => {
+                Some((
+                    Dependency {
+                        unit: owner.clone(),
+                        condition: Condition::Started,
+                    },
+                    span.clone(),
+                ))
+            }
+            _ => None,
+        };
+        BuiltNet {
+            network: n.network,
+            ports: n.ports,
+            may_run_native,
+            implied,
+        }
+    });
+
     let forms = choose_exec(
         cx,
         native,
@@ -865,7 +940,11 @@ fn build(cx: &mut Cx<'_>, name: Option<String>, doc: &DeTable<'_>) -> Built {
         (Some(name), Some(forms)) => Some(Unit {
             name,
             description,
-            depends_on: deps.iter().map(|(d, _)| d.clone()).collect(),
+            depends_on: deps
+                .iter()
+                .chain(net.as_ref().and_then(|n| n.implied.as_ref()))
+                .map(|(d, _)| d.clone())
+                .collect(),
             exec: forms.exec,
             native: forms.native,
             container: forms.container,
@@ -887,6 +966,7 @@ fn build(cx: &mut Cx<'_>, name: Option<String>, doc: &DeTable<'_>) -> Built {
         unit,
         deps,
         has_health,
+        net,
     }
 }
 
@@ -1157,8 +1237,28 @@ fn absolute_path(cx: &mut Cx<'_>, label: &str, v: &Value<'_>) -> Option<String> 
     Some(dir)
 }
 
-fn parse_container(cx: &mut Cx<'_>, v: &Value<'_>) -> Option<Container> {
-    let s = Section::open(cx, "container", v, Container::KEYS)?;
+/// What a `[container]` says about networking, with spans: its network
+/// (`None` when the value is bad) and its well-formed ports.
+struct ContainerNet {
+    network: Option<(Network, Range<usize>)>,
+    ports: Vec<(PortSpec, Range<usize>)>,
+}
+
+/// `[container]` of the unit `unit` (`None` when the file name is not a
+/// unit name): the section, `None` when anything in it is wrong, and what
+/// it says about networking.
+fn parse_container(
+    cx: &mut Cx<'_>,
+    v: &Value<'_>,
+    unit: Option<&str>,
+) -> (Option<Container>, ContainerNet) {
+    let Some(s) = Section::open(cx, "container", v, Container::KEYS) else {
+        let net = ContainerNet {
+            network: None,
+            ports: Vec::new(),
+        };
+        return (None, net);
+    };
     let image = match s.get("image") {
         None => {
             cx.missing(
@@ -1191,19 +1291,33 @@ fn parse_container(cx: &mut Cx<'_>, v: &Value<'_>) -> Option<Container> {
     });
     let user = s.with(cx, "user", container_user);
     let working_dir = s.with(cx, "working_dir", absolute_path);
-    let network = s.with(cx, "network", choice).unwrap_or(Network::Host);
+    let keys = network::parse_network_keys(cx, &s, unit);
     let volumes = s.with(cx, "volumes", volumes).unwrap_or_default();
     let read_only = s.with(cx, "read_only", boolean).unwrap_or(false);
-    Some(Container {
-        image: image?,
-        entrypoint,
-        command,
-        user,
-        working_dir,
-        network,
-        volumes,
-        read_only,
-    })
+    let net = ContainerNet {
+        network: keys.network,
+        ports: keys.ports,
+    };
+    let container = (|| {
+        let n = keys.fields?;
+        Some(Container {
+            image: image?,
+            entrypoint,
+            command,
+            user,
+            working_dir,
+            network: n.network,
+            networks: n.networks,
+            ports: n.ports,
+            hostname: n.hostname,
+            aliases: n.aliases,
+            extra_hosts: n.extra_hosts,
+            dns: n.dns,
+            volumes,
+            read_only,
+        })
+    })();
+    (container, net)
 }
 
 /// `entrypoint` or `command`: a non-empty argv that replaces the image's

@@ -5,6 +5,9 @@
 //! TOML (with positions) to these types.
 
 use std::collections::BTreeMap;
+use std::fmt;
+use std::net::IpAddr;
+use std::str::FromStr;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -327,7 +330,35 @@ pub struct Container {
     /// (names are looked up in the image's /etc/passwd and /etc/group).
     pub user: Option<String>,
     pub working_dir: Option<String>,
+    /// The network namespace the container runs in; `bridge` by default.
     pub network: Network,
+    /// The bridge networks joined, in order (the first one gives the
+    /// default route): `["default"]` by default for `bridge`, empty for
+    /// every other `network`. Names are `[a-z0-9][a-z0-9_.-]*`, at most 64
+    /// bytes, each once.
+    #[serde(default)]
+    pub networks: Vec<String>,
+    /// Published ports (bridge only), each host address, port and protocol
+    /// once across all units.
+    #[serde(default)]
+    pub ports: Vec<PortSpec>,
+    /// The container's hostname; `None` means the unit's name (see
+    /// [`Container::hostname_or`]). Labels of RFC 1123, dots allowed, at
+    /// most 64 bytes (the kernel's limit).
+    #[serde(default)]
+    pub hostname: Option<String>,
+    /// More names for the unit on its networks (bridge only): DNS labels,
+    /// each once.
+    #[serde(default)]
+    pub aliases: Vec<String>,
+    /// Lines added to the container's `/etc/hosts` (not with `host`, where
+    /// the host's own `/etc/hosts` is used).
+    #[serde(default)]
+    pub extra_hosts: Vec<ExtraHost>,
+    /// Upstream resolvers for names that are not units (bridge only);
+    /// empty means the host's.
+    #[serde(default)]
+    pub dns: Vec<IpAddr>,
     pub volumes: Vec<Volume>,
     /// A read-only root filesystem.
     pub read_only: bool,
@@ -342,19 +373,521 @@ impl Container {
         "user",
         "working_dir",
         "network",
+        "networks",
+        "ports",
+        "hostname",
+        "aliases",
+        "extra_hosts",
+        "dns",
         "volumes",
         "read_only",
     ];
+
+    /// The network a container joins when `networks` is not given.
+    pub const DEFAULT_NETWORK: &'static str = "default";
+
+    /// `image` with every other key at its default, as a `[container]`
+    /// with only `image` gives: `bridge` on the `default` network.
+    pub fn new(image: impl Into<String>) -> Container {
+        Container {
+            image: image.into(),
+            entrypoint: None,
+            command: None,
+            user: None,
+            working_dir: None,
+            network: Network::Bridge,
+            networks: Container::default_networks(&Network::Bridge),
+            ports: Vec::new(),
+            hostname: None,
+            aliases: Vec::new(),
+            extra_hosts: Vec::new(),
+            dns: Vec::new(),
+            volumes: Vec::new(),
+            read_only: false,
+        }
+    }
+
+    /// This container on `network`, with `networks` at that network's
+    /// default (`["default"]` for `bridge`, else none).
+    pub fn with_network(self, network: Network) -> Container {
+        Container {
+            networks: Container::default_networks(&network),
+            network,
+            ..self
+        }
+    }
+
+    /// What `networks` is when the file leaves it out.
+    pub fn default_networks(network: &Network) -> Vec<String> {
+        match network {
+            Network::Bridge => vec![Container::DEFAULT_NETWORK.to_string()],
+            _ => Vec::new(),
+        }
+    }
+
+    /// The container's hostname: `hostname`, else the unit's name.
+    pub fn hostname_or<'a>(&'a self, unit: &'a str) -> &'a str {
+        self.hostname.as_deref().unwrap_or(unit)
+    }
+
+    /// The names other units on its networks find this one by, each once:
+    /// the unit's name (when it is a DNS label), its hostname, its aliases.
+    /// Empty unless `network` is `bridge`.
+    pub fn dns_names(&self, unit: &str) -> Vec<String> {
+        if self.network != Network::Bridge {
+            return Vec::new();
+        }
+        let mut names: Vec<String> = Vec::new();
+        let candidates = [unit]
+            .into_iter()
+            .filter(|n| is_dns_label(n))
+            .chain(self.hostname.as_deref())
+            .chain(self.aliases.iter().map(String::as_str));
+        for n in candidates {
+            if !names.iter().any(|m| m == n) {
+                names.push(n.to_string());
+            }
+        }
+        names
+    }
+}
+
+/// Whether `s` is a DNS label as RFC 1123 has it: 1 to 63 letters, digits
+/// and '-', not starting or ending with '-'.
+pub fn is_dns_label(s: &str) -> bool {
+    (1..=63).contains(&s.len())
+        && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        && !s.starts_with('-')
+        && !s.ends_with('-')
 }
 
 words! {
-    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-    pub enum Network {
-        /// The host's network namespace (the default).
+    /// The plain words `network` takes; with the `unit:NAME` form they make
+    /// up [`Network`].
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+    pub enum NetworkWord {
+        Bridge = "bridge",
         Host = "host",
-        /// A new network namespace with only loopback.
         None = "none",
     }
+}
+
+/// `network` in `[container]`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Network {
+    /// A network namespace of its own, joined to each of `networks` by a
+    /// veth pair into that network's bridge (the default).
+    Bridge,
+    /// The host's network namespace.
+    Host,
+    /// A new network namespace with only loopback.
+    None,
+    /// The network namespace of another unit's container, which has
+    /// `network = "bridge"` (written `unit:NAME`).
+    Unit(String),
+}
+
+impl Network {
+    /// The prefix of the `unit:NAME` form.
+    pub const UNIT_PREFIX: &'static str = "unit:";
+
+    /// The spellings, for messages: `"bridge", "host", "none" or "unit:NAME"`.
+    pub fn expected() -> String {
+        let words: Vec<String> = NetworkWord::ALL
+            .iter()
+            .map(|w| format!("{:?}", w.as_str()))
+            .collect();
+        format!("{} or \"{}NAME\"", words.join(", "), Network::UNIT_PREFIX)
+    }
+
+    /// The word for `bridge`, `host` and `none`; `None` for `unit:NAME`.
+    pub fn word(&self) -> Option<NetworkWord> {
+        match self {
+            Network::Bridge => Some(NetworkWord::Bridge),
+            Network::Host => Some(NetworkWord::Host),
+            Network::None => Some(NetworkWord::None),
+            Network::Unit(_) => None,
+        }
+    }
+
+    /// The unit whose namespace this one joins, for `unit:NAME`.
+    pub fn unit(&self) -> Option<&str> {
+        match self {
+            Network::Unit(name) => Some(name),
+            _ => None,
+        }
+    }
+}
+
+impl From<NetworkWord> for Network {
+    fn from(w: NetworkWord) -> Network {
+        match w {
+            NetworkWord::Bridge => Network::Bridge,
+            NetworkWord::Host => Network::Host,
+            NetworkWord::None => Network::None,
+        }
+    }
+}
+
+impl fmt::Display for Network {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match (self, self.word()) {
+            (Network::Unit(name), _) => write!(f, "{}{name}", Network::UNIT_PREFIX),
+            (_, Some(w)) => f.write_str(w.as_str()),
+            (_, None) => unreachable!("every network but unit:NAME is a word"),
+        }
+    }
+}
+
+impl FromStr for Network {
+    type Err = String;
+
+    /// A word, or `unit:NAME` with a non-empty NAME (not checked further:
+    /// the parser checks it is a unit name).
+    fn from_str(s: &str) -> Result<Network, String> {
+        if let Some(w) = NetworkWord::from_word(s) {
+            return Ok(w.into());
+        }
+        match s.strip_prefix(Network::UNIT_PREFIX) {
+            Some("") => Err(format!(
+                "{s:?} names no unit; write \"{}NAME\" with the name of the unit whose \
+                 network namespace this one joins",
+                Network::UNIT_PREFIX
+            )),
+            Some(name) => Ok(Network::Unit(name.to_string())),
+            None => Err(format!(
+                "unknown network {s:?}; expected one of {}",
+                Network::expected()
+            )),
+        }
+    }
+}
+
+words! {
+    /// The protocol of a published port.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
+    pub enum Protocol {
+        #[default]
+        Tcp = "tcp",
+        Udp = "udp",
+    }
+}
+
+/// A published port, `[HOST_IP:]HOST_PORT:CONTAINER_PORT[/tcp|/udp]`:
+/// traffic to the host's address and port reaches the container's port.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct PortSpec {
+    /// The host address it is published on; `None` means every address.
+    pub host_ip: Option<IpAddr>,
+    /// 1..=65535.
+    pub host_port: u16,
+    /// 1..=65535.
+    pub container_port: u16,
+    pub protocol: Protocol,
+}
+
+impl PortSpec {
+    /// The form, for messages.
+    pub const FORM: &'static str = "[HOST_IP:]HOST_PORT:CONTAINER_PORT[/tcp|/udp]";
+    /// Examples, for messages.
+    pub const EXAMPLES: &'static str = "e.g. \"8080:80\", \"127.0.0.1:5353:53/udp\" or \
+                                        \"[::1]:8080:80\"";
+
+    /// Whether `self` and `other` take the same host port: the same port
+    /// and protocol on the same address, or on every address.
+    pub fn clashes_with(&self, other: &PortSpec) -> bool {
+        self.host_port == other.host_port
+            && self.protocol == other.protocol
+            && match (self.host_ip, other.host_ip) {
+                (Some(a), Some(b)) => a == b,
+                _ => true,
+            }
+    }
+
+    /// The host side as `docker ps` shows it: `0.0.0.0:8080/tcp`,
+    /// `[::1]:8080/udp`.
+    pub fn host_side(&self) -> String {
+        format!(
+            "{}:{}/{}",
+            show_host_ip(self.host_ip),
+            self.host_port,
+            self.protocol.as_str()
+        )
+    }
+}
+
+fn show_host_ip(ip: Option<IpAddr>) -> String {
+    match ip {
+        None => "0.0.0.0".into(),
+        Some(IpAddr::V4(ip)) => ip.to_string(),
+        Some(IpAddr::V6(ip)) => format!("[{ip}]"),
+    }
+}
+
+/// As `docker ps` shows it: `0.0.0.0:8080->80/tcp`, `[::1]:53->53/udp`.
+impl fmt::Display for PortSpec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{}:{}->{}/{}",
+            show_host_ip(self.host_ip),
+            self.host_port,
+            self.container_port,
+            self.protocol.as_str()
+        )
+    }
+}
+
+impl FromStr for PortSpec {
+    type Err = String;
+
+    /// `[HOST_IP:]HOST_PORT:CONTAINER_PORT[/tcp|/udp]`; an IPv6 host
+    /// address in brackets, `[::1]:8080:80`. The error says what is wrong
+    /// and shows the form.
+    fn from_str(s: &str) -> Result<PortSpec, String> {
+        parse_port_spec(s).map_err(|e| format!("{e}; write {}, {}", PortSpec::FORM, PortSpec::EXAMPLES))
+    }
+}
+
+fn parse_port_spec(s: &str) -> Result<PortSpec, String> {
+    if s.is_empty() {
+        return Err("it is empty".into());
+    }
+    if s.chars().any(char::is_whitespace) {
+        return Err("it must not contain spaces".into());
+    }
+    let (rest, protocol) = match s.rsplit_once('/') {
+        Some((rest, p)) => match Protocol::from_word(p) {
+            Some(p) => (rest, p),
+            None if Protocol::from_word(&p.to_ascii_lowercase()).is_some() => {
+                return Err(format!(
+                    "write the protocol in lower case, /{}",
+                    p.to_ascii_lowercase()
+                ))
+            }
+            None => {
+                return Err(format!(
+                    "unknown protocol {p:?} after '/'; expected /tcp or /udp"
+                ))
+            }
+        },
+        None => (s, Protocol::Tcp),
+    };
+    let (host_ip, ports) = if let Some(after) = rest.strip_prefix('[') {
+        let Some((ip, ports)) = after.split_once(']') else {
+            return Err("unclosed '[' in the IPv6 host address".into());
+        };
+        let Some(ports) = ports.strip_prefix(':') else {
+            return Err("expected ':' and the host port after the IPv6 host address".into());
+        };
+        match ip.parse::<std::net::Ipv6Addr>() {
+            Ok(ip) => (Some(IpAddr::V6(ip)), ports),
+            Err(_) => return Err(format!("{ip:?} in brackets is not an IPv6 address")),
+        }
+    } else {
+        match rest.split(':').count() {
+            0..=1 => {
+                return Err(format!(
+                    "give the host port and the container port, e.g. \"{rest}:{rest}\" \
+                     (a port is not published without a host port)"
+                ))
+            }
+            2 => (None, rest),
+            3 => {
+                let (ip, ports) = rest.split_once(':').expect("has ':'");
+                match ip.parse::<IpAddr>() {
+                    Ok(ip) => (Some(ip), ports),
+                    Err(_) if ip.is_empty() => {
+                        return Err("the host address before the first ':' is empty; leave it \
+                                    out to publish on every address"
+                            .into())
+                    }
+                    Err(_) => return Err(format!("the host address {ip:?} is not an IP address")),
+                }
+            }
+            _ => {
+                return Err("too many ':'; an IPv6 host address goes in brackets, \
+                            e.g. \"[::1]:8080:80\""
+                    .into())
+            }
+        }
+    };
+    let (host, container) = ports
+        .split_once(':')
+        .ok_or_else(|| "expected HOST_PORT:CONTAINER_PORT after the host address".to_string())?;
+    if ports[host.len() + 1..].contains(':') {
+        return Err("too many ':'".into());
+    }
+    let host_port = port_number(host, "host")?;
+    let container_port = port_number(container, "container")?;
+    Ok(PortSpec {
+        host_ip,
+        host_port,
+        container_port,
+        protocol,
+    })
+}
+
+/// A port number, 1..=65535.
+fn port_number(s: &str, which: &str) -> Result<u16, String> {
+    if s.is_empty() {
+        return Err(format!("the {which} port is empty"));
+    }
+    if s.contains('-') && s.split('-').all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit())) {
+        return Err(format!(
+            "the {which} port {s:?} is a range; ranges are not supported, publish each port \
+             on its own"
+        ));
+    }
+    if !s.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(format!("the {which} port {s:?} is not a number"));
+    }
+    match s.parse::<u32>() {
+        Ok(n @ 1..=65535) => Ok(n as u16),
+        _ => Err(format!(
+            "the {which} port {s} is out of range; ports are 1 to 65535"
+        )),
+    }
+}
+
+/// A line of `extra_hosts`: `NAME:IP` or `NAME:host-gateway`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct ExtraHost {
+    /// A hostname (labels of RFC 1123, dots allowed).
+    pub name: String,
+    pub target: HostTarget,
+}
+
+/// The address of an [`ExtraHost`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum HostTarget {
+    /// `host-gateway`: the host, as the container reaches it (the gateway
+    /// of its first network).
+    Gateway,
+    Addr(IpAddr),
+}
+
+impl HostTarget {
+    /// How `extra_hosts` writes [`HostTarget::Gateway`].
+    pub const GATEWAY: &'static str = "host-gateway";
+}
+
+impl ExtraHost {
+    /// The form, for messages.
+    pub const FORM: &'static str = "NAME:IP or NAME:host-gateway";
+    /// Examples, for messages.
+    pub const EXAMPLES: &'static str =
+        "e.g. \"nas:192.0.2.10\", \"host.docker.internal:host-gateway\" or \"v6host:[::1]\"";
+}
+
+/// `NAME:IP` (IPv6 in brackets) or `NAME:host-gateway`.
+impl fmt::Display for ExtraHost {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.target {
+            HostTarget::Gateway => write!(f, "{}:{}", self.name, HostTarget::GATEWAY),
+            HostTarget::Addr(IpAddr::V4(ip)) => write!(f, "{}:{ip}", self.name),
+            HostTarget::Addr(IpAddr::V6(ip)) => write!(f, "{}:[{ip}]", self.name),
+        }
+    }
+}
+
+impl FromStr for ExtraHost {
+    type Err = String;
+
+    /// `NAME:IP`, `NAME:[IPv6]`, `NAME:IPv6` (as compose allows) or
+    /// `NAME:host-gateway`. NAME is a hostname.
+    fn from_str(s: &str) -> Result<ExtraHost, String> {
+        let form = || format!("write {}, {}", ExtraHost::FORM, ExtraHost::EXAMPLES);
+        let Some((name, target)) = s.split_once(':') else {
+            return Err(format!("expected ':' between the name and the address; {}", form()));
+        };
+        if name.is_empty() {
+            return Err(format!("the name before ':' is empty; {}", form()));
+        }
+        if let Err(e) = check_hostname(name, 253) {
+            return Err(format!("the name {e}; {}", form()));
+        }
+        let target = if target == HostTarget::GATEWAY {
+            HostTarget::Gateway
+        } else {
+            let bare = target
+                .strip_prefix('[')
+                .and_then(|t| t.strip_suffix(']'))
+                .filter(|t| t.contains(':'));
+            let parsed = match bare {
+                Some(v6) => v6.parse::<std::net::Ipv6Addr>().map(IpAddr::V6).ok(),
+                None => target.parse::<IpAddr>().ok(),
+            };
+            match parsed {
+                Some(ip) => HostTarget::Addr(ip),
+                None if target.is_empty() => {
+                    return Err(format!("the address after ':' is empty; {}", form()))
+                }
+                None => {
+                    return Err(format!(
+                        "{target:?} is not an IP address or {:?}; {}",
+                        HostTarget::GATEWAY,
+                        form()
+                    ))
+                }
+            }
+        };
+        Ok(ExtraHost {
+            name: name.to_string(),
+            target,
+        })
+    }
+}
+
+/// Checks a hostname: DNS labels (RFC 1123) joined by dots, at most `max`
+/// bytes. The error reads after "the name" / "the hostname".
+pub(crate) fn check_hostname(s: &str, max: usize) -> Result<(), String> {
+    if s.len() > max {
+        return Err(format!(
+            "{s:?} is {} bytes long; at most {max} are allowed",
+            s.len()
+        ));
+    }
+    for label in s.split('.') {
+        if label.is_empty() {
+            return Err(format!(
+                "{s:?} has an empty label (two dots in a row, or a dot at an end)"
+            ));
+        }
+        match check_label(label) {
+            Err(e) if label.len() == s.len() => return Err(e),
+            Err(e) => return Err(format!("{s:?}: {e}")),
+            Ok(()) => {}
+        }
+    }
+    Ok(())
+}
+
+/// Why `s` is not a DNS label, if it is not.
+pub(crate) fn check_label(s: &str) -> Result<(), String> {
+    if s.is_empty() {
+        return Err("a name is empty".into());
+    }
+    if let Some(c) = s
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || *c == '-'))
+    {
+        return Err(format!(
+            "{s:?} has {c:?}; a DNS name has only letters, digits and '-'"
+        ));
+    }
+    if s.starts_with('-') || s.ends_with('-') {
+        return Err(format!("{s:?} must not start or end with '-'"));
+    }
+    if s.len() > 63 {
+        return Err(format!(
+            "{s:?} is {} characters long; a DNS label has at most 63",
+            s.len()
+        ));
+    }
+    Ok(())
 }
 
 /// A bind mount `host:container[:ro]`; both paths absolute.

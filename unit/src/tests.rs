@@ -365,11 +365,18 @@ fn minimal_container_unit_gets_defaults() {
             command: None,
             user: None,
             working_dir: None,
-            network: Network::Host,
+            network: Network::Bridge,
+            networks: vec!["default".into()],
+            ports: vec![],
+            hostname: None,
+            aliases: vec![],
+            extra_hosts: vec![],
+            dns: vec![],
             volumes: vec![],
             read_only: false,
         })
     );
+    assert_eq!(u.exec, Exec::Container(Container::new("nginx")));
     // The other sections keep the same defaults as for a native unit.
     let native = ok(MIN);
     assert_eq!(u.env, native.env);
@@ -451,6 +458,12 @@ max_files = 5
             user: Some("1000:1000".into()),
             working_dir: Some("/config".into()),
             network: Network::Host,
+            networks: vec![],
+            ports: vec![],
+            hostname: None,
+            aliases: vec![],
+            extra_hosts: vec![],
+            dns: vec![],
             volumes: vec![
                 Volume {
                     host: "/srv/ha".into(),
@@ -996,7 +1009,7 @@ const ERROR_CASES: &[(&str, &str, &str)] = &[
     ("run = 1\n[native]\ncommand = [\"/bin/true\"]\n", "1:7", "run: expected a string, one of: native, container, auto; found an integer"),
     ("run = [\"native\"]\n[native]\ncommand = [\"/bin/true\"]\n", "1:7", "run: expected a string, one of: native, container, auto; found an array"),
     ("[native]\ncommand = [\"/bin/true\"]\nrun = \"native\"\n", "3:1", "unknown key \"run\" in [native]; expected one of: command, user, group, supplementary_groups, working_dir; if you meant the top-level \"run\", move it above the first [section] header"),
-    ("[native]\ncommand = [\"/bin/true\"]\n[container]\nimage = \"nginx\"\nrun = \"auto\"\n", "5:1", "unknown key \"run\" in [container]; expected one of: image, entrypoint, command, user, working_dir, network, volumes, read_only; if you meant the top-level \"run\""),
+    ("[native]\ncommand = [\"/bin/true\"]\n[container]\nimage = \"nginx\"\nrun = \"auto\"\n", "5:1", "unknown key \"run\" in [container]; expected one of: image, entrypoint, command, user, working_dir, network, networks, ports, hostname, aliases, extra_hosts, dns, volumes, read_only; if you meant the top-level \"run\""),
     ("rnu = \"auto\"\n[native]\ncommand = [\"/bin/true\"]\n", "1:1", "unknown key \"rnu\" at the top level; expected one of: description, depends_on, run, native, container, env, resources, restart, health, stop, security, logs, gpu, device, bench (did you mean \"run\"?)"),
     ("container = \"nginx\"\n", "1:13", "container: expected a table (a [container] section), found a string"),
     ("restart = \"always\"\n[native]\ncommand = [\"/bin/true\"]\n", "1:11", "restart: expected a table (a [restart] section), found a string"),
@@ -1115,9 +1128,8 @@ const ERROR_CASES: &[(&str, &str, &str)] = &[
     ("[container]\nimage = \"nginx\"\nuser = -1\n", "3:8", "container.user: must be at least 0, got -1"),
     ("[container]\nimage = \"nginx\"\nuser = true\n", "3:8", "container.user: expected a string, found a boolean"),
     ("[container]\nimage = \"nginx\"\nworking_dir = \"config\"\n", "3:15", "container.working_dir: must be an absolute path (starting with /), got \"config\""),
-    ("[container]\nimage = \"nginx\"\nnetwork = \"bridge\"\n", "3:11", "container.network: unknown value \"bridge\"; expected one of: host, none"),
     ("[container]\nimage = \"nginx\"\nnetwork = \"hosts\"\n", "3:11", "did you mean \"host\"?"),
-    ("[container]\nimage = \"nginx\"\nnetwork = false\n", "3:11", "container.network: expected a string, one of: host, none; found a boolean"),
+    ("[container]\nimage = \"nginx\"\nnetwork = false\n", "3:11", "container.network: expected a string, one of \"bridge\", \"host\", \"none\" or \"unit:NAME\"; found a boolean"),
     ("[container]\nimage = \"nginx\"\nvolumes = \"/srv/a:/a\"\n", "3:11", "container.volumes: expected a list of bind mounts \"host:container[:ro]\""),
     ("[container]\nimage = \"nginx\"\nvolumes = [1]\n", "3:12", "container.volumes: expected every element to be a string \"host:container[:ro]\", found an integer"),
     ("[container]\nimage = \"nginx\"\nvolumes = [\"/srv/a\"]\n", "3:12", "container.volumes: invalid volume \"/srv/a\": expected host:container"),
@@ -1134,10 +1146,10 @@ const ERROR_CASES: &[(&str, &str, &str)] = &[
     ("[container]\nimage = \"nginx\"\nvolumes = [\"/srv/a:/data\", \"/srv/b:/data/\"]\n", "3:28", "container.volumes: the container path \"/data/\" is already mounted by \"/srv/a:/data\" (line 3); each container path may be mounted only once"),
     ("[container]\nimage = \"nginx\"\nvolumes = [\n  \"/srv/a:/data:ro\",\n  \"/etc/localtime:/etc/localtime:ro\",\n  \"/srv/b://data\",\n]\n", "6:3", "already mounted by \"/srv/a:/data:ro\" (line 4)"),
     ("[container]\nimage = \"nginx\"\nread_only = \"yes\"\n", "3:13", "container.read_only: expected true or false, found a string"),
-    ("[container]\nimage = \"nginx\"\nports = [\"8123:8123\"]\n", "3:1", "unknown key \"ports\" in [container]; expected one of: image, entrypoint, command, user, working_dir, network, volumes, read_only; there is no port mapping"),
-    ("[container]\nimage = \"nginx\"\ngroup = \"dialout\"\n", "3:1", "unknown key \"group\" in [container]; expected one of: image, entrypoint, command, user, working_dir, network, volumes, read_only; in a container, give the group with user = \"uid:gid\""),
+    ("[container]\nimage = \"nginx\"\npublish = [\"8123:8123\"]\n", "3:1", "unknown key \"publish\" in [container]; expected one of: image, entrypoint, command, user, working_dir, network, networks, ports, hostname, aliases, extra_hosts, dns, volumes, read_only; published ports go in ports = [\"8080:80\"]"),
+    ("[container]\nimage = \"nginx\"\ngroup = \"dialout\"\n", "3:1", "unknown key \"group\" in [container]; expected one of: image, entrypoint, command, user, working_dir, network, networks, ports, hostname, aliases, extra_hosts, dns, volumes, read_only; in a container, give the group with user = \"uid:gid\""),
     ("[container]\nimage = \"nginx\"\nenvironment = { TZ = \"UTC\" }\n", "3:1", "set environment variables in an [env] section"),
-    ("[container]\nimage = \"nginx\"\nvolume = [\"/a:/a\"]\n", "3:1", "unknown key \"volume\" in [container]; expected one of: image, entrypoint, command, user, working_dir, network, volumes, read_only (did you mean \"volumes\"?)"),
+    ("[container]\nimage = \"nginx\"\nvolume = [\"/a:/a\"]\n", "3:1", "unknown key \"volume\" in [container]; expected one of: image, entrypoint, command, user, working_dir, network, networks, ports, hostname, aliases, extra_hosts, dns, volumes, read_only (did you mean \"volumes\"?)"),
     ("[container]\nimage = \"nginx\"\ndescription = \"x\"\n", "3:1", "if you meant the top-level \"description\", move it above the first [section] header"),
     ("[native]\ncommand = [\"/bin/x\"]\nimage = \"nginx\"\n", "3:1", "unknown key \"image\" in [native]; expected one of: command, user, group, supplementary_groups, working_dir; an image runs in a [container] section, not [native]"),
     // [gpu]
@@ -1155,7 +1167,7 @@ const ERROR_CASES: &[(&str, &str, &str)] = &[
     ("gpu = \"auto\"\n[native]\ncommand = [\"/bin/x\"]\n", "1:7", "gpu: expected a table (a [gpu] section), found a string"),
     ("[native]\ncommand = [\"/bin/x\"]\n[gpus]\nwant = \"auto\"\n", "3:2", "unknown key \"gpus\" at the top level; expected one of: description, depends_on, run, native, container, env, resources, restart, health, stop, security, logs, gpu, device, bench (did you mean \"gpu\"?)"),
     ("[native]\ncommand = [\"/bin/x\"]\n[[gpu]]\nwant = \"auto\"\n", "3:1", "gpu: expected a table (a [gpu] section), found an array"),
-    ("[container]\nimage = \"ollama/ollama\"\ngpus = \"all\"\n", "3:1", "unknown key \"gpus\" in [container]; expected one of: image, entrypoint, command, user, working_dir, network, volumes, read_only; a GPU is asked for in a [gpu] section at the top level"),
+    ("[container]\nimage = \"ollama/ollama\"\ngpus = \"all\"\n", "3:1", "unknown key \"gpus\" in [container]; expected one of: image, entrypoint, command, user, working_dir, network, networks, ports, hostname, aliases, extra_hosts, dns, volumes, read_only; a GPU is asked for in a [gpu] section at the top level"),
     // [[device]]
     ("[native]\ncommand = [\"/bin/x\"]\n[[device]]\nusb = \"10c4-ea60\"\nas = \"/dev/zigbee\"\n", "4:7", "device.usb: invalid USB id \"10c4-ea60\"; write vendor:product as two 4-digit hex numbers, as lsusb shows them, e.g. \"10c4:ea60\""),
     ("[native]\ncommand = [\"/bin/x\"]\n[[device]]\nusb = \"10c4:ea6\"\nas = \"/dev/zigbee\"\n", "4:7", "device.usb: invalid USB id \"10c4:ea6\""),
@@ -1204,7 +1216,7 @@ const ERROR_CASES: &[(&str, &str, &str)] = &[
     ("device = \"/dev/net/tun\"\n[native]\ncommand = [\"/bin/x\"]\n", "1:10", "device: expected an array of tables ([[device]] sections), found a string"),
     ("device = [\"/dev/net/tun\"]\n[native]\ncommand = [\"/bin/x\"]\n", "1:11", "device: expected every element to be a table, found a string; write [[device]] with usb = \"10c4:ea60\" and as = \"/dev/zigbee\", or [[device]] with path = \"/dev/net/tun\""),
     ("[native]\ncommand = [\"/bin/x\"]\n[[devices]]\npath = \"/dev/net/tun\"\n", "3:3", "unknown key \"devices\" at the top level; expected one of: description, depends_on, run, native, container, env, resources, restart, health, stop, security, logs, gpu, device, bench (did you mean \"device\"?)"),
-    ("[container]\nimage = \"koenkk/zigbee2mqtt\"\ndevices = [\"/dev/ttyUSB0:/dev/zigbee\"]\n", "3:1", "unknown key \"devices\" in [container]; expected one of: image, entrypoint, command, user, working_dir, network, volumes, read_only; devices go in [[device]] sections at the top level, e.g. [[device]] with path = \"/dev/net/tun\""),
+    ("[container]\nimage = \"koenkk/zigbee2mqtt\"\ndevices = [\"/dev/ttyUSB0:/dev/zigbee\"]\n", "3:1", "unknown key \"devices\" in [container]; expected one of: image, entrypoint, command, user, working_dir, network, networks, ports, hostname, aliases, extra_hosts, dns, volumes, read_only; devices go in [[device]] sections at the top level, e.g. [[device]] with path = \"/dev/net/tun\""),
     // [bench]: api
     (bench!("api = \"vllm\"\nurl = \"http://127.0.0.1:8000\"\n"), "6:7", "bench.api: unknown value \"vllm\"; expected one of: ollama, openai, llamacpp"),
     (bench!("api = \"open-ai\"\nurl = \"http://127.0.0.1:8000\"\n"), "6:7", "bench.api: unknown value \"open-ai\"; expected one of: ollama, openai, llamacpp (did you mean \"openai\"?)"),
@@ -1917,7 +1929,7 @@ fn container_file_reports_every_problem_in_order() {
 image = "Nginx:latest"
 entrypoint = []
 user = "1000:"
-network = "bridge"
+network = "bridges"
 volumes = ["/srv/a:/data", "data:/x", "/srv/b:/data"]
 read_only = 1
 group = "x"
@@ -2061,16 +2073,7 @@ fn native_x() -> Native {
 }
 
 fn container_nginx() -> Container {
-    Container {
-        image: "nginx".into(),
-        entrypoint: None,
-        command: None,
-        user: None,
-        working_dir: None,
-        network: Network::Host,
-        volumes: vec![],
-        read_only: false,
-    }
+    Container::new("nginx")
 }
 
 /// (run line, sections, other sections, run, the form exec has, forms)
@@ -2223,13 +2226,13 @@ http = "http://127.0.0.1:11434/api/version"
             command: Some(vec!["serve".into()]),
             user: Some("1000:1000".into()),
             working_dir: Some("/root".into()),
-            network: Network::Host,
             volumes: vec![Volume {
                 host: "/var/lib/ollama".into(),
                 container: "/root/.ollama".into(),
                 read_only: false
             }],
             read_only: true,
+            ..Container::new("").with_network(Network::Host)
         }
     );
     // Everything but the form is shared by both.
@@ -2680,7 +2683,8 @@ fn word_spellings_are_pinned() {
     }
     assert_eq!(words::<Kind>(), ["native", "container"]);
     assert_eq!(words::<RunMode>(), ["native", "container", "auto"]);
-    assert_eq!(words::<Network>(), ["host", "none"]);
+    assert_eq!(words::<NetworkWord>(), ["bridge", "host", "none"]);
+    assert_eq!(words::<Protocol>(), ["tcp", "udp"]);
     assert_eq!(words::<Condition>(), ["started", "healthy", "completed"]);
     assert_eq!(words::<RestartPolicy>(), ["always", "on-failure", "never"]);
     assert_eq!(words::<OnUnhealthy>(), ["restart", "ignore"]);
