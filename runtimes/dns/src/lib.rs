@@ -43,6 +43,12 @@
 //! and only gets its records swapped, as a whole (a query sees the old records or the new ones, never a mix).
 //! A network whose address changed is stopped and started on the new one; a network no longer in the view is
 //! stopped and its sockets closed before `apply` returns. A network that cannot bind does not stop the others.
+//!
+//! # Runtime
+//! The servers are tasks on the tokio runtime that calls [`Dns::apply`] (jarvisd's: IO and time drivers
+//! enabled; called outside a runtime, `apply` panics). [`Dns::shutdown`] ends every task at its next poll and
+//! returns once they have ended, in a few milliseconds (a 5-second guard bounds the wait). Dropping the last
+//! clone of a [`Dns`] also stops the servers, without waiting for their sockets to close.
 
 mod message;
 mod resolv;
@@ -78,7 +84,9 @@ pub struct NetView {
 pub struct View {
     /// One entry per bridge network that has a server.
     pub networks: Vec<NetView>,
-    /// Per client (container) address, the unit's `dns` servers; other clients use the host's.
+    /// Per client (container) address, the unit's `dns` servers; other clients use the host's. A client is
+    /// known by the source address of its query, its address on the network it asks: a unit on several
+    /// networks needs an entry for each of its addresses.
     pub upstreams: HashMap<Ipv4Addr, Vec<SocketAddr>>,
 }
 

@@ -96,7 +96,14 @@ fn normalize(name: &Name) -> String {
 
 /// A record's name as a key, or None when it is not a DNS name.
 fn normalize_str(name: &str) -> Option<String> {
-    let parsed = Name::from_utf8(name).ok()?;
+    // ASCII names are taken as they are (unit names may hold `_`, which IDNA rejects); others go through
+    // IDNA, as a client's resolver sends them.
+    let parsed = if name.is_ascii() {
+        Name::from_ascii(name)
+    } else {
+        Name::from_utf8(name)
+    }
+    .ok()?;
     let key = normalize(&parsed);
     (!key.is_empty()).then_some(key)
 }
@@ -289,6 +296,28 @@ mod tests {
             s.records["web"],
             vec![Ipv4Addr::new(10, 0, 0, 1), Ipv4Addr::new(10, 0, 0, 2)]
         );
+    }
+
+    #[test]
+    fn unit_names_with_underscores_digits_and_dots_are_names() {
+        let s = snapshot(&[
+            ("my_unit", [10, 0, 0, 1]),
+            ("web-1", [10, 0, 0, 2]),
+            ("db.internal", [10, 0, 0, 3]),
+            ("", [10, 0, 0, 4]),
+            ("bücher", [10, 0, 0, 5]),
+        ]);
+        let mut keys: Vec<&str> = s.records.keys().map(String::as_str).collect();
+        keys.sort();
+        assert_eq!(
+            keys,
+            vec!["db.internal", "my_unit", "web-1", "xn--bcher-kva"]
+        );
+        for name in ["MY_UNIT.", "web-1", "db.Internal.", "xn--bcher-kva"] {
+            let q = query(name, RecordType::A).to_vec().unwrap();
+            let r = reply(decide(&q, CLIENT, Transport::Udp, &s, &[]));
+            assert_eq!(r.answers().len(), 1, "{name}");
+        }
     }
 
     #[test]
