@@ -174,6 +174,7 @@ run = "native"
 command = ["sleep", "1000"]
 [container]
 image = "busybox"
+network = "none"
 [health]
 exec = ["true"]
 [bench]

@@ -163,6 +163,7 @@ fn a_gpu_container_gets_the_nodes_libraries_and_environment() {
     let unit = r#"
 [container]
 image = "busybox:local"
+network = "none"
 command = ["sh", "-c", "ls -l /dev/nvidia0 /dev/nvidiactl /dev/nvidia-uvm; ls /usr/local/nvidia/lib64; echo cvd=$CUDA_VISIBLE_DEVICES; echo done; sleep 1000"]
 [gpu]
 want = "nvidia"
@@ -309,6 +310,7 @@ fn a_container_sees_its_dongle_at_the_as_path() {
         r#"
 [container]
 image = "busybox:local"
+network = "none"
 command = ["sh", "-c", "ls -l /dev/conbee; echo done; sleep 1000"]
 [[device]]
 usb = "1cf1:0030"

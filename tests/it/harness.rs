@@ -77,14 +77,14 @@ pub struct Jarvis {
 
 /// A network namespace made for one test, so the host's own network is
 /// never touched: held by a `sleep` that `unshare --net` started, with
-/// loopback up and a dummy interface holding `ADDR` (the namespace's "own
-/// address", like a host's LAN address).
+/// loopback up and a veth pair whose one end holds `ADDR` (the namespace's
+/// "own address", like a host's LAN address).
 pub struct NetNs {
     holder: Child,
 }
 
 impl NetNs {
-    /// The namespace's address on its dummy interface.
+    /// The namespace's own address.
     pub const ADDR: &'static str = "192.0.2.1";
 
     pub fn new() -> NetNs {
@@ -102,9 +102,10 @@ impl NetNs {
         }
         for cmd in [
             "ip link set lo up",
-            "ip link add jvtest0 type dummy",
-            "ip addr add 192.0.2.1/24 dev jvtest0",
-            "ip link set jvtest0 up",
+            "ip link add lan0 type veth peer name lan1",
+            "ip addr add 192.0.2.1/24 dev lan0",
+            "ip link set lan0 up",
+            "ip link set lan1 up",
         ] {
             let out = ns.run(&cmd.split(' ').collect::<Vec<_>>());
             assert!(out.status.success(), "{cmd}: {out:?}");

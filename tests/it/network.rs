@@ -131,8 +131,9 @@ fn idle(f: &Fixture, extra: &str) -> String {
 /// Runs `argv` inside the running container `unit` (its files and network).
 fn exec_in(j: &Jarvis, unit: &str, argv: &[&str]) -> Output {
     let pid = j.running(unit)["pid"].as_i64().unwrap().to_string();
-    Command::new("nsenter")
-        .args(["-t", &pid, "-m", "-n", "--"])
+    // busybox's own wget -T crashes when statically linked: bound it here.
+    Command::new("timeout")
+        .args(["5", "nsenter", "-t", &pid, "-m", "-n", "--"])
         .args(argv)
         .output()
         .expect("nsenter")
@@ -253,7 +254,7 @@ fn bridged_containers_resolve_reach_publish_share_and_leave_nothing() {
     assert_ne!(web_ip, client_ip);
     for name in ["web", "www"] {
         let url = format!("http://{name}/");
-        let body = exec_ok(&j, "client", &["busybox", "wget", "-q", "-T", "2", "-O-", &url]);
+        let body = exec_ok(&j, "client", &["busybox", "wget", "-q", "-O-", &url]);
         assert_eq!(body.trim(), "hello from web", "{name}");
     }
     let lookup = exec_ok(&j, "client", &["busybox", "nslookup", "web"]);
@@ -272,7 +273,7 @@ fn bridged_containers_resolve_reach_publish_share_and_leave_nothing() {
         "loner resolved web: {out:?}"
     );
     let url = format!("http://{web_ip}/");
-    let out = exec_in(&j, "loner", &["busybox", "wget", "-q", "-T", "2", "-O-", &url]);
+    let out = exec_in(&j, "loner", &["busybox", "wget", "-q", "-O-", &url]);
     assert!(!out.status.success(), "loner reached web: {out:?}");
 
     // Published ports, from the namespace's loopback and its own address.
@@ -309,7 +310,7 @@ fn bridged_containers_resolve_reach_publish_share_and_leave_nothing() {
     let body = exec_ok(
         &j,
         "side",
-        &["busybox", "wget", "-q", "-T", "2", "-O-", "http://127.0.0.1/"],
+        &["busybox", "wget", "-q", "-O-", "http://127.0.0.1/"],
     );
     assert_eq!(body.trim(), "hello from web");
 
@@ -322,8 +323,6 @@ fn bridged_containers_resolve_reach_publish_share_and_leave_nothing() {
             "busybox",
             "wget",
             "-q",
-            "-T",
-            "2",
             "-O-",
             "http://host.docker.internal:9999/",
         ],
@@ -397,7 +396,7 @@ fn after_kill_9_and_a_restart_containers_keep_addresses_and_rules_are_not_duplic
     assert!(http_get(ns, "127.0.0.1:8080")
         .unwrap()
         .contains("hello from web"));
-    let body = exec_ok(&j, "client", &["busybox", "wget", "-q", "-T", "2", "-O-", "http://web/"]);
+    let body = exec_ok(&j, "client", &["busybox", "wget", "-q", "-O-", "http://web/"]);
     assert_eq!(body.trim(), "hello from web", "names resolve after the restart");
 
     // A restarted unit keeps its address.
@@ -433,7 +432,7 @@ fn a_sidecar_restarts_after_the_unit_whose_namespace_it_shares() {
 #[test]
 fn a_published_port_a_host_process_holds_fails_the_unit_and_names_the_port() {
     let Some(f) = fixture() else { return };
-    let mut j = Jarvis::start_in_netns(&[], &[]);
+    let j = Jarvis::start_in_netns(&[], &[]);
     // Something on the host (in the test's namespace) holds 8081 already.
     let ns = j.netns.as_ref().unwrap();
     let holder = ns.within(|| std::net::TcpListener::bind("0.0.0.0:8081").unwrap());

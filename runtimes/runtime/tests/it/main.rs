@@ -73,7 +73,9 @@ impl Env {
             roots: jarvis_hardware::Roots::from_env(),
             images: jarvis_image::ImageStore::open(state.join("images")).unwrap(),
             pull: Default::default(),
-        });
+            subnet_pool: jarvis_runtime::DEFAULT_SUBNET_POOL.parse().unwrap(),
+        })
+        .unwrap();
         Env {
             dir,
             rts,
