@@ -24,6 +24,8 @@ use crate::schema::*;
 
 mod network;
 
+pub(crate) use network::every_address;
+
 type Value<'i> = Spanned<DeValue<'i>>;
 type Key<'i> = Spanned<DeString<'i>>;
 
@@ -162,7 +164,11 @@ pub(crate) fn parse_detailed(path: &Path, text: &str) -> Parsed {
     let (deps, net) = if has_syntax {
         (Vec::new(), None)
     } else {
-        let deps = built.deps.into_iter().map(|(d, span)| (d, at(span))).collect();
+        let deps = built
+            .deps
+            .into_iter()
+            .map(|(d, span)| (d, at(span)))
+            .collect();
         let net = built.net.map(|n| NetInfo {
             network: n.network.map(|(net, span)| (net, at(span))),
             ports: n.ports.into_iter().map(|(p, span)| (p, at(span))).collect(),

@@ -646,7 +646,8 @@ impl FromStr for PortSpec {
     /// address in brackets, `[::1]:8080:80`. The error says what is wrong
     /// and shows the form.
     fn from_str(s: &str) -> Result<PortSpec, String> {
-        parse_port_spec(s).map_err(|e| format!("{e}; write {}, {}", PortSpec::FORM, PortSpec::EXAMPLES))
+        parse_port_spec(s)
+            .map_err(|e| format!("{e}; write {}, {}", PortSpec::FORM, PortSpec::EXAMPLES))
     }
 }
 
@@ -734,7 +735,10 @@ fn port_number(s: &str, which: &str) -> Result<u16, String> {
     if s.is_empty() {
         return Err(format!("the {which} port is empty"));
     }
-    if s.contains('-') && s.split('-').all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit())) {
+    if s.contains('-')
+        && s.split('-')
+            .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))
+    {
         return Err(format!(
             "the {which} port {s:?} is a range; ranges are not supported, publish each port \
              on its own"
@@ -801,7 +805,10 @@ impl FromStr for ExtraHost {
     fn from_str(s: &str) -> Result<ExtraHost, String> {
         let form = || format!("write {}, {}", ExtraHost::FORM, ExtraHost::EXAMPLES);
         let Some((name, target)) = s.split_once(':') else {
-            return Err(format!("expected ':' between the name and the address; {}", form()));
+            return Err(format!(
+                "expected ':' between the name and the address; {}",
+                form()
+            ));
         };
         if name.is_empty() {
             return Err(format!("the name before ':' is empty; {}", form()));

@@ -1130,6 +1130,66 @@ const ERROR_CASES: &[(&str, &str, &str)] = &[
     ("[container]\nimage = \"nginx\"\nworking_dir = \"config\"\n", "3:15", "container.working_dir: must be an absolute path (starting with /), got \"config\""),
     ("[container]\nimage = \"nginx\"\nnetwork = \"hosts\"\n", "3:11", "did you mean \"host\"?"),
     ("[container]\nimage = \"nginx\"\nnetwork = false\n", "3:11", "container.network: expected a string, one of \"bridge\", \"host\", \"none\" or \"unit:NAME\"; found a boolean"),
+    // [container] networking
+    ("[container]\nimage = \"nginx\"\nnetwork = \"bridges\"\n", "3:11", "container.network: unknown value \"bridges\"; expected one of \"bridge\", \"host\", \"none\" or \"unit:NAME\" (did you mean \"bridge\"?)"),
+    ("[container]\nimage = \"nginx\"\nnetwork = \"unit:\"\n", "3:11", "container.network: \"unit:\" names no unit; write \"unit:NAME\""),
+    ("[container]\nimage = \"nginx\"\nnetwork = \"unit:web\"\n", "3:11", "container.network: \"unit:web\" names this unit itself, a cycle"),
+    ("[container]\nimage = \"nginx\"\nnetwork = \"unit:Vpn\"\n", "3:11", "container.network: \"unit:Vpn\" names no unit: \"Vpn\" is not a unit name"),
+    ("[container]\nimage = \"nginx\"\nnetwork = \"container:vpn\"\n", "3:11", "to join the network namespace of another unit write \"unit:vpn\""),
+    ("[container]\nimage = \"nginx\"\nnetworks = []\n", "3:12", "container.networks: a bridged unit joins at least one network; leave networks out for [\"default\"]"),
+    ("[container]\nimage = \"nginx\"\nnetworks = [\"Media\"]\n", "3:13", "container.networks: \"Media\" is not a network name; network names are lowercase letters, digits, '_', '.' and '-'"),
+    ("[container]\nimage = \"nginx\"\nnetworks = [\"me dia\"]\n", "3:13", "container.networks: \"me dia\" has ' '"),
+    ("[container]\nimage = \"nginx\"\nnetworks = [\"\"]\n", "3:13", "container.networks: a network name is empty"),
+    ("[container]\nimage = \"nginx\"\nnetworks = [\"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\"]\n", "3:13", "is 65 bytes long; a network name has at most 64"),
+    ("[container]\nimage = \"nginx\"\nnetworks = [\"media\", \"default\", \"media\"]\n", "3:33", "container.networks: \"media\" is listed twice (first at 3:13); remove one"),
+    ("[container]\nimage = \"nginx\"\nnetworks = \"media\"\n", "3:12", "container.networks: expected a list of strings, e.g. [\"default\", \"media\"], found a string"),
+    ("[container]\nimage = \"nginx\"\nports = [\"8080\"]\n", "3:10", "container.ports: invalid port \"8080\": give the host port and the container port, e.g. \"8080:8080\""),
+    ("[container]\nimage = \"nginx\"\nports = [8080]\n", "3:10", "container.ports: expected a string \"HOST_PORT:CONTAINER_PORT\", found an integer; write \"8080:8080\""),
+    ("[container]\nimage = \"nginx\"\nports = [\"8080:0\"]\n", "3:10", "container.ports: invalid port \"8080:0\": the container port 0 is out of range; ports are 1 to 65535; write [HOST_IP:]HOST_PORT:CONTAINER_PORT[/tcp|/udp], e.g. \"8080:80\""),
+    ("[container]\nimage = \"nginx\"\nports = [\"70000:80\"]\n", "3:10", "the host port 70000 is out of range"),
+    ("[container]\nimage = \"nginx\"\nports = [\"http:80\"]\n", "3:10", "the host port \"http\" is not a number"),
+    ("[container]\nimage = \"nginx\"\nports = [\"8000-8010:8000-8010\"]\n", "3:10", "the host port \"8000-8010\" is a range; ranges are not supported"),
+    ("[container]\nimage = \"nginx\"\nports = [\"8080:80/sctp\"]\n", "3:10", "unknown protocol \"sctp\" after '/'; expected /tcp or /udp"),
+    ("[container]\nimage = \"nginx\"\nports = [\"8080:80/TCP\"]\n", "3:10", "write the protocol in lower case, /tcp"),
+    ("[container]\nimage = \"nginx\"\nports = [\"127.0.0.300:8080:80\"]\n", "3:10", "the host address \"127.0.0.300\" is not an IP address"),
+    ("[container]\nimage = \"nginx\"\nports = [\"::1:8080:80\"]\n", "3:10", "too many ':'; an IPv6 host address goes in brackets, e.g. \"[::1]:8080:80\""),
+    ("[container]\nimage = \"nginx\"\nports = [\"[::1:8080:80\"]\n", "3:10", "unclosed '[' in the IPv6 host address"),
+    ("[container]\nimage = \"nginx\"\nports = [\"[1.2.3.4]:8080:80\"]\n", "3:10", "\"1.2.3.4\" in brackets is not an IPv6 address"),
+    ("[container]\nimage = \"nginx\"\nports = [\":8080:80\"]\n", "3:10", "the host address before the first ':' is empty"),
+    ("[container]\nimage = \"nginx\"\nports = [\"8080:80\", \"8080:81\"]\n", "3:21", "container.ports: \"8080:81\" takes host port 0.0.0.0:8080/tcp too, which \"8080:80\" (3:10) already publishes; publish it on another host port"),
+    ("[container]\nimage = \"nginx\"\nports = [\"8080:80\", \"127.0.0.1:8080:80\"]\n", "3:21", "takes host port 127.0.0.1:8080/tcp too, which \"8080:80\" (3:10) already publishes (a port without a host address is published on every address)"),
+    ("[container]\nimage = \"nginx\"\nports = [\"53:53/udp\", \"53:53/udp\"]\n", "3:23", "container.ports: \"53:53/udp\" is listed twice (first at 3:10); remove one"),
+    ("[container]\nimage = \"nginx\"\nnetwork = \"host\"\nports = [\"8080:80\"]\n", "4:1", "container.ports: only a bridged unit (network = \"bridge\") has published ports; with network = \"host\" the service listens on the host's ports directly; remove ports"),
+    ("[container]\nimage = \"nginx\"\nnetwork = \"none\"\nports = [\"8080:80\"]\n", "4:1", "network = \"none\" has only loopback, so nothing can reach a published port"),
+    ("[container]\nimage = \"nginx\"\nnetwork = \"unit:vpn\"\nports = [\"8080:80\"]\n", "4:1", "container.ports: only a bridged unit (network = \"bridge\") has published ports; ports belong to the unit that owns the namespace, vpn: move them to the [container] of vpn"),
+    ("[container]\nimage = \"nginx\"\nnetwork = \"host\"\nnetworks = [\"media\"]\n", "4:1", "container.networks: only a bridged unit (network = \"bridge\") has networks to join; network = \"host\" joins no bridge network"),
+    ("[container]\nimage = \"nginx\"\nnetwork = \"unit:vpn\"\nnetworks = [\"media\"]\n", "4:1", "the container shares the network namespace of vpn, and so its networks"),
+    ("[container]\nimage = \"nginx\"\nnetwork = \"none\"\naliases = [\"llm\"]\n", "4:1", "container.aliases: only a bridged unit (network = \"bridge\") has aliases"),
+    ("[container]\nimage = \"nginx\"\nnetwork = \"unit:vpn\"\naliases = [\"llm\"]\n", "4:1", "give the aliases to vpn, and they reach this container too"),
+    ("[container]\nimage = \"nginx\"\nnetwork = \"host\"\ndns = [\"9.9.9.9\"]\n", "4:1", "container.dns: only a bridged unit (network = \"bridge\") has upstream resolvers (dns); with network = \"host\" the container uses the host's /etc/resolv.conf"),
+    ("[container]\nimage = \"nginx\"\nnetwork = \"unit:vpn\"\ndns = [\"9.9.9.9\"]\n", "4:1", "set dns in the [container] of vpn"),
+    ("[container]\nimage = \"nginx\"\nnetwork = \"host\"\nextra_hosts = [\"nas:192.0.2.10\"]\n", "4:1", "container.extra_hosts: with network = \"host\" the container uses the host's /etc/hosts"),
+    ("[container]\nimage = \"nginx\"\nnetwork = \"none\"\nextra_hosts = [\"gw:host-gateway\"]\n", "4:16", "container.extra_hosts: \"gw:host-gateway\": with network = \"none\" there is no way to the host, so no \"host-gateway\""),
+    ("[container]\nimage = \"nginx\"\nhostname = \"my_host\"\n", "3:12", "container.hostname: \"my_host\" has '_'; a DNS name has only letters, digits and '-'"),
+    ("[container]\nimage = \"nginx\"\nhostname = \"-web\"\n", "3:12", "\"-web\" must not start or end with '-'"),
+    ("[container]\nimage = \"nginx\"\nhostname = \"web..lan\"\n", "3:12", "\"web..lan\" has an empty label"),
+    ("[container]\nimage = \"nginx\"\nhostname = \"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\"\n", "3:12", "is 64 characters long; a DNS label has at most 63"),
+    ("[container]\nimage = \"nginx\"\nhostname = \"aaaaaaaaaa.aaaaaaaaaa.aaaaaaaaaa.aaaaaaaaaa.aaaaaaaaaa.aaaaaaaaaa\"\n", "3:12", "is 65 bytes long; at most 64 are allowed"),
+    ("[container]\nimage = \"nginx\"\nhostname = \"\"\n", "3:12", "container.hostname: must not be empty; leave it out for the unit's name"),
+    ("[container]\nimage = \"nginx\"\naliases = [\"llm.lan\"]\n", "3:12", "container.aliases: \"llm.lan\" has '.'; a DNS name has only letters, digits and '-' (an alias is one label, without dots)"),
+    ("[container]\nimage = \"nginx\"\naliases = [\"llm-\"]\n", "3:12", "container.aliases: \"llm-\" must not start or end with '-'"),
+    ("[container]\nimage = \"nginx\"\naliases = [\"llm\", \"llm\"]\n", "3:19", "container.aliases: \"llm\" is listed twice (first at 3:12); remove one"),
+    ("[container]\nimage = \"nginx\"\naliases = [\"web\"]\n", "3:12", "container.aliases: \"web\" is the unit's name, which is a name on its networks already; remove it"),
+    ("[container]\nimage = \"nginx\"\nextra_hosts = [\"nas\"]\n", "3:16", "container.extra_hosts: invalid entry \"nas\": expected ':' between the name and the address; write NAME:IP or NAME:host-gateway"),
+    ("[container]\nimage = \"nginx\"\nextra_hosts = [\"nas:192.0.2\"]\n", "3:16", "\"192.0.2\" is not an IP address or \"host-gateway\""),
+    ("[container]\nimage = \"nginx\"\nextra_hosts = [\"nas:\"]\n", "3:16", "the address after ':' is empty"),
+    ("[container]\nimage = \"nginx\"\nextra_hosts = [\":192.0.2.1\"]\n", "3:16", "the name before ':' is empty"),
+    ("[container]\nimage = \"nginx\"\nextra_hosts = [\"my_nas:192.0.2.1\"]\n", "3:16", "the name \"my_nas\" has '_'"),
+    ("[container]\nimage = \"nginx\"\nextra_hosts = [\"nas:192.0.2.1\", \"NAS:192.0.2.2\"]\n", "3:33", "container.extra_hosts: \"NAS:192.0.2.2\": the name \"NAS\" is given an address already (at 3:16); give each name once"),
+    ("[container]\nimage = \"nginx\"\ndns = [\"9.9.9\"]\n", "3:8", "container.dns: \"9.9.9\" is not an IP address; give the resolvers' IP addresses, e.g. [\"9.9.9.9\", \"2620:fe::fe\"]"),
+    ("[container]\nimage = \"nginx\"\ndns = [\"9.9.9.9:53\"]\n", "3:8", "give the address without a port (resolvers are asked on port 53)"),
+    ("[container]\nimage = \"nginx\"\ndns = [\"9.9.9.9\", \"9.9.9.9\"]\n", "3:19", "container.dns: \"9.9.9.9\" is listed twice (first at 3:8); remove one"),
+    ("[container]\nimage = \"nginx\"\nnetwork_mode = \"host\"\n", "3:1", "the network is network = \"bridge\", \"host\", \"none\" or \"unit:NAME\""),
     ("[container]\nimage = \"nginx\"\nvolumes = \"/srv/a:/a\"\n", "3:11", "container.volumes: expected a list of bind mounts \"host:container[:ro]\""),
     ("[container]\nimage = \"nginx\"\nvolumes = [1]\n", "3:12", "container.volumes: expected every element to be a string \"host:container[:ro]\", found an integer"),
     ("[container]\nimage = \"nginx\"\nvolumes = [\"/srv/a\"]\n", "3:12", "container.volumes: invalid volume \"/srv/a\": expected host:container"),
@@ -2692,4 +2752,463 @@ fn word_spellings_are_pinned() {
     assert_eq!(words::<BenchApi>(), ["ollama", "openai", "llamacpp"]);
     assert_eq!(Health::KEYS[..3], *Probe::KEYS);
     assert_eq!(RestartPolicy::from_word("On-Failure"), None);
+}
+
+// ---------------------------------------------------------------------------
+// Container networking.
+
+#[test]
+fn container_network_defaults() {
+    let c = container_nginx();
+    assert_eq!(c.network, Network::Bridge);
+    assert_eq!(c.networks, ["default"]);
+    assert_eq!(c.hostname, None);
+    assert_eq!(c.hostname_or("web"), "web");
+    assert!(c.ports.is_empty() && c.aliases.is_empty());
+    assert!(c.extra_hosts.is_empty() && c.dns.is_empty());
+    assert_eq!(container(&ok(CONTAINER_NGINX)), &c);
+    // Another network joins no bridge network by default.
+    for (word, network) in [("host", Network::Host), ("none", Network::None)] {
+        let u = ok(&format!("{CONTAINER_NGINX}network = \"{word}\"\n"));
+        assert_eq!(container(&u).network, network);
+        assert!(container(&u).networks.is_empty(), "{word}");
+    }
+    assert_eq!(
+        Container::new("nginx").with_network(Network::Host).networks,
+        Vec::<String>::new()
+    );
+    assert_eq!(
+        Container::new("nginx")
+            .with_network(Network::None)
+            .with_network(Network::Bridge)
+            .networks,
+        ["default"]
+    );
+}
+
+#[test]
+fn every_network_key_parses() {
+    let text = r#"[container]
+image = "docker.io/ollama/ollama"
+network = "bridge"
+networks = ["default", "media"]
+ports = ["8080:80", "127.0.0.1:5353:53/udp", "9000:9000/tcp", "[::1]:8443:443"]
+hostname = "ollama.home.lan"
+aliases = ["llm", "ollama-api"]
+extra_hosts = ["host.docker.internal:host-gateway", "nas:192.0.2.10", "v6:::1", "v6b:[fe80::1]"]
+dns = ["9.9.9.9", "2620:fe::fe"]
+"#;
+    let u = ok(text);
+    let c = container(&u);
+    assert_eq!(c.network, Network::Bridge);
+    assert_eq!(c.networks, ["default", "media"]);
+    let ip = |s: &str| s.parse::<std::net::IpAddr>().unwrap();
+    assert_eq!(
+        c.ports,
+        [
+            PortSpec {
+                host_ip: None,
+                host_port: 8080,
+                container_port: 80,
+                protocol: Protocol::Tcp
+            },
+            PortSpec {
+                host_ip: Some(ip("127.0.0.1")),
+                host_port: 5353,
+                container_port: 53,
+                protocol: Protocol::Udp
+            },
+            PortSpec {
+                host_ip: None,
+                host_port: 9000,
+                container_port: 9000,
+                protocol: Protocol::Tcp
+            },
+            PortSpec {
+                host_ip: Some(ip("::1")),
+                host_port: 8443,
+                container_port: 443,
+                protocol: Protocol::Tcp
+            },
+        ]
+    );
+    assert_eq!(c.hostname.as_deref(), Some("ollama.home.lan"));
+    assert_eq!(c.hostname_or("web"), "ollama.home.lan");
+    assert_eq!(c.aliases, ["llm", "ollama-api"]);
+    let host = |name: &str, target| ExtraHost {
+        name: name.into(),
+        target,
+    };
+    assert_eq!(
+        c.extra_hosts,
+        [
+            host("host.docker.internal", HostTarget::Gateway),
+            host("nas", HostTarget::Addr(ip("192.0.2.10"))),
+            host("v6", HostTarget::Addr(ip("::1"))),
+            host("v6b", HostTarget::Addr(ip("fe80::1"))),
+        ]
+    );
+    assert_eq!(c.dns, [ip("9.9.9.9"), ip("2620:fe::fe")]);
+    assert_eq!(
+        c.dns_names("web"),
+        ["web", "ollama.home.lan", "llm", "ollama-api"]
+    );
+    // The typed unit round-trips through JSON.
+    let json = serde_json::to_string(&u).unwrap();
+    assert_eq!(serde_json::from_str::<Unit>(&json).unwrap(), u);
+    // Keys in another order, and extra_hosts without host-gateway on none.
+    let u = ok("[container]\nimage = \"nginx\"\nextra_hosts = [\"nas:192.0.2.10\"]\nnetwork = \"none\"\nhostname = \"box\"\n");
+    assert_eq!(container(&u).network, Network::None);
+    assert_eq!(container(&u).extra_hosts.len(), 1);
+    assert!(container(&u).dns_names("web").is_empty());
+}
+
+#[test]
+fn network_spellings() {
+    for (text, network) in [
+        ("bridge", Network::Bridge),
+        ("host", Network::Host),
+        ("none", Network::None),
+        ("unit:vpn", Network::Unit("vpn".into())),
+    ] {
+        assert_eq!(text.parse::<Network>(), Ok(network.clone()));
+        assert_eq!(network.to_string(), text);
+        let u = ok(&format!("{CONTAINER_NGINX}network = \"{text}\"\n"));
+        assert_eq!(container(&u).network, network);
+    }
+    assert_eq!(
+        Network::expected(),
+        "\"bridge\", \"host\", \"none\" or \"unit:NAME\""
+    );
+    assert_eq!(Network::Unit("vpn".into()).unit(), Some("vpn"));
+    assert_eq!(Network::Bridge.unit(), None);
+    assert_eq!(Network::Bridge.word(), Some(NetworkWord::Bridge));
+    assert!("Bridge".parse::<Network>().is_err());
+    assert!("unit:".parse::<Network>().is_err());
+    // serde: the words as themselves, unit:NAME as {"unit": NAME}.
+    assert_eq!(serde_json::to_value(Network::Bridge).unwrap(), "bridge");
+    assert_eq!(
+        serde_json::to_value(Network::Unit("vpn".into())).unwrap(),
+        serde_json::json!({"unit": "vpn"})
+    );
+    for n in [Network::Host, Network::None, Network::Unit("a".into())] {
+        let json = serde_json::to_string(&n).unwrap();
+        assert_eq!(serde_json::from_str::<Network>(&json).unwrap(), n);
+    }
+}
+
+#[test]
+fn port_specs_round_trip() {
+    for (text, shown) in [
+        ("8080:80", "0.0.0.0:8080->80/tcp"),
+        ("8080:80/tcp", "0.0.0.0:8080->80/tcp"),
+        ("127.0.0.1:5353:53/udp", "127.0.0.1:5353->53/udp"),
+        ("0.0.0.0:1:65535", "0.0.0.0:1->65535/tcp"),
+        ("[::1]:8080:80", "[::1]:8080->80/tcp"),
+        ("[2001:db8::1]:53:53/udp", "[2001:db8::1]:53->53/udp"),
+    ] {
+        let p: PortSpec = text.parse().unwrap_or_else(|e| panic!("{text}: {e}"));
+        assert_eq!(p.to_string(), shown, "{text}");
+        // What Display shows, in the file's grammar, parses back the same.
+        let (host, container) = shown.split_once("->").unwrap();
+        let (addr, host_port) = host.rsplit_once(':').unwrap();
+        let again: PortSpec = format!("{addr}:{host_port}:{container}").parse().unwrap();
+        let same_host = if p.host_ip.is_none() {
+            PortSpec {
+                host_ip: Some("0.0.0.0".parse().unwrap()),
+                ..p
+            }
+        } else {
+            p
+        };
+        assert_eq!(again, same_host, "{text}");
+    }
+    let e = "8080".parse::<PortSpec>().unwrap_err();
+    assert_eq!(
+        e,
+        "give the host port and the container port, e.g. \"8080:8080\" (a port is not \
+         published without a host port); write [HOST_IP:]HOST_PORT:CONTAINER_PORT[/tcp|/udp], \
+         e.g. \"8080:80\", \"127.0.0.1:5353:53/udp\" or \"[::1]:8080:80\""
+    );
+    for bad in [
+        "",
+        "0:80",
+        "80:0",
+        "65536:80",
+        "a:80",
+        "80:",
+        ":80",
+        "1:2:3:4",
+        "8080:80/",
+        "8080:80/tcp/udp",
+        " 8080:80",
+        "[::1]8080:80",
+        "[::1]:8080",
+        "1.2.3.4:80",
+    ] {
+        assert!(bad.parse::<PortSpec>().is_err(), "{bad:?} parsed");
+    }
+}
+
+#[test]
+fn ports_clash_by_address_port_and_protocol() {
+    let p = |s: &str| s.parse::<PortSpec>().unwrap();
+    assert!(p("8080:80").clashes_with(&p("8080:81")));
+    assert!(p("8080:80").clashes_with(&p("127.0.0.1:8080:80")));
+    assert!(p("127.0.0.1:8080:80").clashes_with(&p("8080:80")));
+    assert!(p("127.0.0.1:53:53/udp").clashes_with(&p("127.0.0.1:53:5353/udp")));
+    assert!(!p("127.0.0.1:53:53/udp").clashes_with(&p("53:53/tcp")));
+    assert!(!p("127.0.0.1:8080:80").clashes_with(&p("127.0.0.2:8080:80")));
+    assert!(!p("8080:80").clashes_with(&p("8081:80")));
+    // One unit may publish one container port on several host ports.
+    let u = ok(&format!(
+        "{CONTAINER_NGINX}ports = [\"8080:80\", \"8081:80\", \"127.0.0.1:53:53/udp\", \"53:53/tcp\"]\n"
+    ));
+    assert_eq!(container(&u).ports.len(), 4);
+}
+
+#[test]
+fn extra_hosts_round_trip() {
+    for (text, shown) in [
+        ("nas:192.0.2.10", "nas:192.0.2.10"),
+        (
+            "host.docker.internal:host-gateway",
+            "host.docker.internal:host-gateway",
+        ),
+        ("v6:::1", "v6:[::1]"),
+        ("v6:[::1]", "v6:[::1]"),
+    ] {
+        let h: ExtraHost = text.parse().unwrap_or_else(|e| panic!("{text}: {e}"));
+        assert_eq!(h.to_string(), shown);
+        assert_eq!(shown.parse::<ExtraHost>().unwrap(), h);
+    }
+    for bad in [
+        "nas",
+        "nas:",
+        ":1.2.3.4",
+        "nas:gateway",
+        "n_s:1.2.3.4",
+        "nas:[1.2.3.4]",
+    ] {
+        assert!(bad.parse::<ExtraHost>().is_err(), "{bad:?} parsed");
+    }
+}
+
+#[test]
+fn a_bridged_unit_name_must_be_a_dns_name() {
+    let parse_as = |file: &str, text: &str| parse_unit(Path::new(file), text);
+    let d = parse_as("units/web-.toml", CONTAINER_NGINX).unwrap_err();
+    assert_eq!(d.len(), 1, "{}", render(&d));
+    assert_eq!(
+        d[0].to_string(),
+        "units/web-.toml:1:1: the unit name \"web-\" is not a DNS name (\"web-\" must not start \
+         or end with '-'), and a bridged container is known on its networks by its unit name; \
+         rename the file (e.g. to \"web.toml\") or set hostname = \"web\" to name it"
+    );
+    // At the network value when there is one.
+    let d = parse_as(
+        "units/web-.toml",
+        &format!("{CONTAINER_NGINX}network = \"bridge\"\n"),
+    )
+    .unwrap_err();
+    assert_eq!((d[0].line, d[0].col), (3, 11));
+    // With a hostname, the unit is known by that (and its aliases) instead.
+    let u = parse_as(
+        "units/web-.toml",
+        &format!("{CONTAINER_NGINX}hostname = \"web\"\naliases = [\"www\"]\n"),
+    )
+    .unwrap();
+    assert_eq!(container(&u).dns_names("web-"), ["web", "www"]);
+    // Other networks, and native units, do not care.
+    parse_as(
+        "units/web-.toml",
+        &format!("{CONTAINER_NGINX}network = \"host\"\n"),
+    )
+    .unwrap();
+    parse_as("units/web-.toml", MIN).unwrap();
+}
+
+#[test]
+fn network_of_a_unit_implies_a_dependency() {
+    let u = ok(&format!("{CONTAINER_NGINX}network = \"unit:vpn\"\n"));
+    assert_eq!(container(&u).network, Network::Unit("vpn".into()));
+    assert!(container(&u).networks.is_empty());
+    assert_eq!(
+        u.depends_on,
+        [Dependency {
+            unit: "vpn".into(),
+            condition: Condition::Started
+        }]
+    );
+    // Added after the declared ones.
+    let u = ok(&format!(
+        "depends_on = [\"db\"]\n{CONTAINER_NGINX}network = \"unit:vpn\"\n"
+    ));
+    let deps: Vec<&str> = u.depends_on.iter().map(|d| d.unit.as_str()).collect();
+    assert_eq!(deps, ["db", "vpn"]);
+    // A declared dependency on it keeps its condition.
+    let u = ok(&format!(
+        "depends_on = {{ vpn = \"healthy\" }}\n{CONTAINER_NGINX}network = \"unit:vpn\"\n"
+    ));
+    assert_eq!(
+        u.depends_on,
+        [Dependency {
+            unit: "vpn".into(),
+            condition: Condition::Healthy
+        }]
+    );
+    // A native unit with both forms gets it too (from its [container]).
+    let u = ok(&format!(
+        "{NATIVE_X}{CONTAINER_NGINX}network = \"unit:vpn\"\n"
+    ));
+    assert_eq!(u.depends_on.len(), 1);
+}
+
+const VPN: &str = "[container]\nimage = \"tailscale/tailscale\"\n";
+
+fn joins(owner: &str) -> String {
+    format!("{CONTAINER_NGINX}network = \"unit:{owner}\"\n")
+}
+
+#[test]
+fn a_unit_joins_the_namespace_of_a_bridged_unit() {
+    let s = Scratch::new(&[("vpn.toml", VPN), ("app.toml", &joins("vpn"))]);
+    let set = load_dir(&s.0).unwrap_or_else(|d| panic!("{}", render(&d)));
+    assert_eq!(set.dependencies("app"), ["vpn"]);
+    assert_eq!(set.start_order(), ["vpn", "app"]);
+    // Units built in code get the dependency too.
+    let app = Unit::new(
+        "app",
+        Exec::Container(Container::new("nginx").with_network(Network::Unit("vpn".into()))),
+    );
+    let vpn = Unit::new("vpn", Exec::Container(Container::new("tailscale")));
+    let set = UnitSet::from_units([app, vpn]).unwrap();
+    assert_eq!(set.dependencies("app"), ["vpn"]);
+}
+
+#[test]
+fn network_unit_checks() {
+    let cases: &[(&[(&str, &str)], &str)] = &[
+        (
+            &[("app.toml", &joins("vpm")), ("vpn.toml", VPN)],
+            "app.toml:3:11: container.network: \"unit:vpm\": no unit named \"vpm\" (known: app, vpn); did you mean \"unit:vpn\"? network = \"unit:NAME\" joins the network namespace of the unit NAME.toml next to this one",
+        ),
+        (
+            &[("app.toml", &joins("vpn")), ("vpn.toml", MIN)],
+            "app.toml:3:11: container.network: \"unit:vpn\": unit \"vpn\" has no [container], so it has no network namespace to join (a native unit uses the host's network); write network = \"host\" to share the host's network",
+        ),
+        (
+            &[("app.toml", &joins("vpn")), ("vpn.toml", &format!("{MIN}{VPN}"))],
+            "app.toml:3:11: container.network: \"unit:vpn\": unit \"vpn\" may run natively (it declares [native] too and run = \"auto\"), and then it has no network namespace to join; write run = \"container\" in ",
+        ),
+        (
+            &[("app.toml", &joins("vpn")), ("vpn.toml", &format!("run = \"native\"\n{MIN}{VPN}"))],
+            "unit \"vpn\" runs natively (run = \"native\"), and then",
+        ),
+        (
+            &[("app.toml", &joins("vpn")), ("vpn.toml", &format!("{VPN}network = \"host\"\n"))],
+            "app.toml:3:11: container.network: \"unit:vpn\": unit \"vpn\" uses the host's network (network = \"host\"), which is no namespace of its own; write network = \"host\" here to share it",
+        ),
+        (
+            &[("app.toml", &joins("vpn")), ("vpn.toml", &format!("{VPN}network = \"none\"\n"))],
+            "app.toml:3:11: container.network: \"unit:vpn\": unit \"vpn\" has network = \"none\", only a loopback of its own; give \"vpn\" network = \"bridge\" to share its network, or write network = \"none\" here for a loopback of this unit's own",
+        ),
+        (
+            &[("a.toml", &joins("b")), ("b.toml", &joins("c")), ("c.toml", VPN)],
+            "a.toml:3:11: container.network: \"unit:b\": unit \"b\" itself joins the network namespace of \"c\" (network = \"unit:c\"); namespaces are not chained: write network = \"unit:c\" to join the one \"b\" is in",
+        ),
+        (
+            &[("a.toml", &joins("b")), ("b.toml", &joins("a"))],
+            "a.toml:3:11: container.network: \"unit:b\": network cycle: a -> b -> a (each joins the network namespace of the next); one of them must own the namespace: give it network = \"bridge\"",
+        ),
+    ];
+    for (files, want) in cases {
+        let s = Scratch::new(files);
+        let d = load_err(&s);
+        let got = render(&d).replace(&format!("{}/", s.0.display()), "");
+        assert_eq!(d.len(), 1, "{want}\ngot:\n{got}");
+        assert!(got.contains(want), "want {want}\ngot  {got}");
+    }
+    // A chain of three in a cycle is one diagnostic (no dependency cycle
+    // besides), at its first unit.
+    let s = Scratch::new(&[
+        ("a.toml", &joins("b")),
+        ("b.toml", &joins("c")),
+        ("c.toml", &joins("a")),
+    ]);
+    let d = load_err(&s);
+    assert_eq!(d.len(), 1, "{}", render(&d));
+    assert!(
+        d[0].message.contains("network cycle: a -> b -> c -> a"),
+        "{}",
+        d[0]
+    );
+    // A dependency cycle through an implied dependency says where it is.
+    let s = Scratch::new(&[
+        ("a.toml", &joins("b")),
+        ("b.toml", &format!("depends_on = [\"a\"]\n{VPN}")),
+    ]);
+    let d = load_err(&s);
+    assert_eq!(d.len(), 1, "{}", render(&d));
+    assert_eq!(
+        d[0].to_string(),
+        format!(
+            "{}:3:11: dependency cycle: a -> b -> a (network = \"unit:b\" makes a depend on it); \
+             remove one of these dependencies",
+            s.file("a.toml")
+        )
+    );
+}
+
+#[test]
+fn host_ports_are_published_once_across_units() {
+    let web = format!("{CONTAINER_NGINX}ports = [\"8080:80\", \"127.0.0.1:53:53/udp\"]\n");
+    let s = Scratch::new(&[
+        ("web.toml", &web),
+        (
+            "api.toml",
+            &format!("{CONTAINER_NGINX}ports = [\"9000:9000\", \"127.0.0.1:8080:80\"]\n"),
+        ),
+        (
+            "dns.toml",
+            &format!("{CONTAINER_NGINX}ports = [\"53:53/tcp\", \"127.0.0.2:53:53/udp\"]\n"),
+        ),
+    ]);
+    let d = load_err(&s);
+    assert_eq!(d.len(), 1, "{}", render(&d));
+    assert_eq!(
+        d[0].to_string(),
+        format!(
+            "{}:3:10: container.ports: 0.0.0.0:8080->80/tcp takes host port 0.0.0.0:8080/tcp, \
+             which unit \"api\" publishes already (127.0.0.1:8080->80/tcp, at {}:3:23) (a port \
+             without a host address is published on every address); a host address, port and \
+             protocol is published by one unit only: pick another host port",
+            s.file("web.toml"),
+            s.file("api.toml")
+        )
+    );
+    // Units built in code: across units and within one.
+    let with_ports = |name: &str, ports: &[&str]| {
+        let c = Container {
+            ports: ports.iter().map(|p| p.parse().unwrap()).collect(),
+            ..Container::new("nginx")
+        };
+        Unit::new(name, Exec::Container(c))
+    };
+    let d = UnitSet::from_units([with_ports("a", &["8080:80"]), with_ports("b", &["8080:81"])])
+        .unwrap_err();
+    assert_eq!(d.len(), 1, "{}", render(&d));
+    assert!(d[0].to_string().starts_with("b.toml: container.ports: 0.0.0.0:8080->81/tcp takes host port 0.0.0.0:8080/tcp, which unit \"a\" publishes already"), "{}", d[0]);
+    let d =
+        UnitSet::from_units([with_ports("a", &["53:53/udp", "127.0.0.1:53:53/udp"])]).unwrap_err();
+    assert!(
+        d[0].message.contains("which this unit publishes already"),
+        "{}",
+        d[0]
+    );
+    UnitSet::from_units([
+        with_ports("a", &["127.0.0.1:53:53/udp"]),
+        with_ports("b", &["53:53/tcp"]),
+    ])
+    .unwrap();
 }

@@ -1,14 +1,15 @@
 //! Loading a set of unit files and checking them against each other:
 //! missing dependencies, `healthy` on units without a health check,
-//! dependency cycles and duplicate names.
+//! dependency cycles, duplicate names, host ports published twice, and
+//! `network = "unit:NAME"` naming a unit that owns no namespace.
 
 use std::collections::{BTreeMap, BTreeSet, HashSet, VecDeque};
 use std::fs;
 use std::path::{Path, PathBuf};
 
 use crate::diagnostic::{self, Diagnostic};
-use crate::parse::{closest, is_valid_unit_name, parse_detailed};
-use crate::schema::{Condition, Dependency, Unit};
+use crate::parse::{closest, every_address, is_valid_unit_name, parse_detailed, NetInfo};
+use crate::schema::{Condition, Dependency, Exec, Kind, Network, PortSpec, RunMode, Unit};
 
 /// A validated set of units: every dependency exists, there is no cycle, and
 /// every `healthy` dependency has a health check.
@@ -24,8 +25,9 @@ impl UnitSet {
         let mut diags = Vec::new();
         let mut loaded = BTreeMap::new();
         let mut known = BTreeMap::new();
-        for unit in units {
+        for mut unit in units {
             let file = PathBuf::from(format!("{}.toml", unit.name));
+            let net = net_info(&mut unit);
             if loaded.contains_key(&unit.name) {
                 diags.push(Diagnostic::whole_file(
                     &file,
@@ -64,6 +66,7 @@ impl UnitSet {
                         .map(|d| (d.clone(), (0, 0)))
                         .collect(),
                     has_health: Some(unit.health.is_some()),
+                    net,
                 },
             );
             loaded.insert(unit.name.clone(), unit);
@@ -215,6 +218,48 @@ struct Info {
     /// Whether the unit has a `[health]` section; `None` when unknown (the
     /// file could not be read).
     has_health: Option<bool>,
+    /// What its `[container]` says about networking; `None` without one
+    /// (or when unknown: `has_health` is `None` then).
+    net: Option<NetInfo>,
+}
+
+impl Info {
+    /// Its dependencies with the one `network = "unit:NAME"` implies.
+    fn all_deps(&self) -> impl Iterator<Item = &(Dependency, (usize, usize))> {
+        self.deps
+            .iter()
+            .chain(self.net.as_ref().and_then(|n| n.implied.as_ref()))
+    }
+}
+
+/// The networking of a unit built in code, with no positions; adds the
+/// dependency `network = "unit:NAME"` implies to `unit` when it lacks one
+/// on NAME, as a file gets it.
+fn net_info(unit: &mut Unit) -> Option<NetInfo> {
+    let c = match (&unit.exec, &unit.container) {
+        (_, Some(c)) | (Exec::Container(c), None) => c.clone(),
+        (Exec::Native(_), None) => return None,
+    };
+    let implied = c
+        .network
+        .unit()
+        .filter(|owner| *owner != unit.name && !unit.depends_on.iter().any(|d| d.unit == *owner))
+        .map(|owner| {
+            let d = Dependency {
+                unit: owner.to_string(),
+                condition: Condition::Started,
+            };
+            unit.depends_on.push(d.clone());
+            (d, (0, 0))
+        });
+    let may_run_native =
+        (unit.has_form(Kind::Native) && unit.run != RunMode::Container).then_some(unit.run);
+    Some(NetInfo {
+        network: Some((c.network.clone(), (0, 0))),
+        ports: c.ports.iter().map(|p| (*p, (0, 0))).collect(),
+        may_run_native,
+        implied,
+    })
 }
 
 /// The unit files in `dir`: its `*.toml` files that are files (not
@@ -301,6 +346,7 @@ pub fn load_paths(paths: &[PathBuf]) -> Result<UnitSet, Vec<Diagnostic>> {
                         file,
                         deps: Vec::new(),
                         has_health: None,
+                        net: None,
                     };
                     known.insert(name, info);
                 }
@@ -317,6 +363,7 @@ pub fn load_paths(paths: &[PathBuf]) -> Result<UnitSet, Vec<Diagnostic>> {
                 file,
                 deps: parsed.deps,
                 has_health: Some(parsed.has_health),
+                net: parsed.net,
             };
             known.insert(name, info);
         }
@@ -374,22 +421,213 @@ fn cross_check(known: &BTreeMap<String, Info>) -> Vec<Diagnostic> {
             }
         }
     }
-    diags.extend(cycles(known));
+    let (net_diags, in_net_cycles) = network_owners(known);
+    diags.extend(net_diags);
+    diags.extend(port_clashes(known));
+    diags.extend(cycles(known, &in_net_cycles));
+    diags
+}
+
+/// `network = "unit:NAME"`: NAME must be a unit with a `[container]` that
+/// always runs as a container and owns its namespace (`bridge`). Returns
+/// the diagnostics and the units on a cycle of such references (each cycle
+/// reported once, at its alphabetically first unit).
+fn network_owners(known: &BTreeMap<String, Info>) -> (Vec<Diagnostic>, BTreeSet<String>) {
+    let mut diags = Vec::new();
+    let mut in_cycles = BTreeSet::new();
+    let joins = |name: &str| -> Option<&str> {
+        match &known.get(name)?.net.as_ref()?.network.as_ref()?.0 {
+            Network::Unit(owner) => Some(owner),
+            _ => None,
+        }
+    };
+    let known_list = known
+        .keys()
+        .map(String::as_str)
+        .collect::<Vec<_>>()
+        .join(", ");
+    for (name, info) in known {
+        let Some((Network::Unit(owner), (line, col))) =
+            info.net.as_ref().and_then(|n| n.network.as_ref())
+        else {
+            continue;
+        };
+        let at = |message: String| {
+            Diagnostic::new(
+                &info.file,
+                *line,
+                *col,
+                format!("container.network: \"unit:{owner}\": {message}"),
+            )
+        };
+        if owner == name {
+            diags.push(at(
+                "names this unit itself, a cycle: a unit cannot join its own network \
+                 namespace; use network = \"bridge\" for a namespace of its own"
+                    .to_string(),
+            ));
+            in_cycles.insert(name.clone());
+            continue;
+        }
+        let Some(target) = known.get(owner) else {
+            let hint = match closest(owner, known.keys().map(String::as_str)) {
+                Some(c) => format!("did you mean \"unit:{c}\"? "),
+                None => String::new(),
+            };
+            diags.push(at(format!(
+                "no unit named {owner:?} (known: {known_list}); {hint}network = \"unit:NAME\" \
+                 joins the network namespace of the unit NAME.toml next to this one"
+            )));
+            continue;
+        };
+        if target.has_health.is_none() {
+            continue; // Unreadable: reported already.
+        }
+        let Some(tnet) = &target.net else {
+            diags.push(at(format!(
+                "unit {owner:?} has no [container], so it has no network namespace to join (a \
+                 native unit uses the host's network); write network = \"host\" to share the \
+                 host's network"
+            )));
+            continue;
+        };
+        if let Some(run) = tnet.may_run_native {
+            let why = match run {
+                RunMode::Native => "runs natively (run = \"native\")".to_string(),
+                r => format!(
+                    "may run natively (it declares [native] too and run = \"{}\")",
+                    r.as_str()
+                ),
+            };
+            diags.push(at(format!(
+                "unit {owner:?} {why}, and then it has no network namespace to join; write \
+                 run = \"container\" in {}",
+                target.file.display()
+            )));
+            continue;
+        }
+        let Some((tnetwork, _)) = &tnet.network else {
+            continue; // A bad value there: reported already.
+        };
+        match tnetwork {
+            Network::Bridge => {}
+            Network::Host => diags.push(at(format!(
+                "unit {owner:?} uses the host's network (network = \"host\"), which is no \
+                 namespace of its own; write network = \"host\" here to share it"
+            ))),
+            Network::None => diags.push(at(format!(
+                "unit {owner:?} has network = \"none\", only a loopback of its own; give \
+                 {owner:?} network = \"bridge\" to share its network, or write \
+                 network = \"none\" here for a loopback of this unit's own"
+            ))),
+            Network::Unit(next) => {
+                // Follow the chain to its end: an owner, or a cycle.
+                let mut path = vec![name.as_str(), owner.as_str()];
+                let mut cur = next.as_str();
+                while !path.contains(&cur) {
+                    path.push(cur);
+                    match joins(cur) {
+                        Some(n) => cur = n,
+                        None => break,
+                    }
+                }
+                if cur == name.as_str() {
+                    // `name` is on a cycle.
+                    path.push(cur);
+                    in_cycles.extend(path.iter().map(|n| n.to_string()));
+                    let members = &path[..path.len() - 1];
+                    if members.iter().min() == Some(&name.as_str()) {
+                        diags.push(at(format!(
+                            "network cycle: {} (each joins the network namespace of the next); \
+                             one of them must own the namespace: give it network = \"bridge\"",
+                            path.join(" -> ")
+                        )));
+                    }
+                    continue;
+                }
+                let end = *path.last().expect("not empty");
+                let owns = known
+                    .get(end)
+                    .and_then(|i| i.net.as_ref())
+                    .and_then(|n| n.network.as_ref())
+                    .is_some_and(|(n, _)| *n == Network::Bridge)
+                    && joins(end).is_none();
+                let advice = if owns && end != owner.as_str() {
+                    format!(
+                        "namespaces are not chained: write network = \"unit:{end}\" to join the \
+                         one {owner:?} is in"
+                    )
+                } else {
+                    "namespaces are not chained: name the unit that owns the namespace (one with \
+                     network = \"bridge\")"
+                        .to_string()
+                };
+                diags.push(at(format!(
+                    "unit {owner:?} itself joins the network namespace of {next:?} \
+                     (network = \"unit:{next}\"); {advice}"
+                )));
+            }
+        }
+    }
+    (diags, in_cycles)
+}
+
+/// Host ports published by two units, or twice by one unit built in code:
+/// each at the later one (by unit name, then position), naming the first.
+fn port_clashes(known: &BTreeMap<String, Info>) -> Vec<Diagnostic> {
+    let mut diags = Vec::new();
+    let mut taken: Vec<(&str, &Info, &PortSpec, (usize, usize))> = Vec::new();
+    for (name, info) in known {
+        let Some(net) = &info.net else { continue };
+        for (port, pos) in &net.ports {
+            let clash = taken.iter().find(|(other, _, p, _)| {
+                p.clashes_with(port) && (*other != name.as_str() || pos.0 == 0)
+            });
+            if let Some((other, first, p, (line, col))) = clash {
+                let whose = if *other == name.as_str() {
+                    "this unit".to_string()
+                } else {
+                    format!("unit {other:?}")
+                };
+                let place = if *line == 0 {
+                    first.file.display().to_string()
+                } else {
+                    format!("{}:{line}:{col}", first.file.display())
+                };
+                diags.push(Diagnostic::new(
+                    &info.file,
+                    pos.0,
+                    pos.1,
+                    format!(
+                        "container.ports: {port} takes host port {}, which {whose} publishes \
+                         already ({p}, at {place}){}; a host address, port and protocol is \
+                         published by one unit only: pick another host port",
+                        port.host_side(),
+                        every_address(p, port),
+                    ),
+                ));
+                continue;
+            }
+            taken.push((name, info, port, *pos));
+        }
+    }
     diags
 }
 
 /// One diagnostic per strongly connected component with more than one unit,
 /// naming a shortest cycle through its alphabetically first unit, at that
-/// unit's depends_on entry for the next unit of the cycle.
-fn cycles(known: &BTreeMap<String, Info>) -> Vec<Diagnostic> {
+/// unit's depends_on entry for the next unit of the cycle (or its
+/// `network = "unit:NAME"`, which implies one). Components with a unit of
+/// `net_cycles` (a cycle of network namespaces, reported as such) are left
+/// out.
+fn cycles(known: &BTreeMap<String, Info>, net_cycles: &BTreeSet<String>) -> Vec<Diagnostic> {
     let names: Vec<&str> = known.keys().map(String::as_str).collect();
     let index: BTreeMap<&str, usize> = names.iter().enumerate().map(|(i, &n)| (n, i)).collect();
     let edges: Vec<Vec<usize>> = names
         .iter()
         .map(|n| {
             known[*n]
-                .deps
-                .iter()
+                .all_deps()
                 .filter(|(d, _)| d.unit != *n)
                 .filter_map(|(d, _)| index.get(d.unit.as_str()).copied())
                 .collect()
@@ -398,7 +636,7 @@ fn cycles(known: &BTreeMap<String, Info>) -> Vec<Diagnostic> {
 
     let mut diags = Vec::new();
     for scc in tarjan(&edges) {
-        if scc.len() < 2 {
+        if scc.len() < 2 || scc.iter().any(|&i| net_cycles.contains(names[i])) {
             continue;
         }
         let members: BTreeSet<usize> = scc.iter().copied().collect();
@@ -438,17 +676,25 @@ fn cycles(known: &BTreeMap<String, Info>) -> Vec<Diagnostic> {
         let cycle: Vec<&str> = path.iter().map(|&i| names[i]).collect();
         let first = &known[cycle[0]];
         let (line, col) = first
-            .deps
-            .iter()
+            .all_deps()
             .find(|(d, _)| d.unit == cycle[1])
             .map(|(_, pos)| *pos)
             .unwrap_or((0, 0));
+        let implied = !first.deps.iter().any(|(d, _)| d.unit == cycle[1]);
+        let why = if implied {
+            format!(
+                " (network = \"unit:{}\" makes {} depend on it)",
+                cycle[1], cycle[0]
+            )
+        } else {
+            String::new()
+        };
         diags.push(Diagnostic::new(
             &first.file,
             line,
             col,
             format!(
-                "dependency cycle: {}; remove one of these dependencies",
+                "dependency cycle: {}{why}; remove one of these dependencies",
                 cycle.join(" -> ")
             ),
         ));

@@ -83,8 +83,7 @@ pub(super) fn parse_network_keys(
 
     // The unit's name is its default hostname and a DNS name on its
     // networks.
-    if let (Some(unit), Some((Network::Bridge, span)), None) = (unit, &network, s.get("hostname"))
-    {
+    if let (Some(unit), Some((Network::Bridge, span)), None) = (unit, &network, s.get("hostname")) {
         if !is_dns_label(unit) {
             ok = false;
             let why = check_label(unit).err().unwrap_or_default();
@@ -287,9 +286,7 @@ fn unique_list<T: PartialEq>(
             let (line, col) = line_col(cx.text, first.start);
             cx.error(
                 span,
-                format!(
-                    "{label}: {text:?} is listed twice (first at {line}:{col}); remove one"
-                ),
+                format!("{label}: {text:?} is listed twice (first at {line}:{col}); remove one"),
             );
             ok = false;
             continue;
@@ -302,15 +299,19 @@ fn unique_list<T: PartialEq>(
 /// `networks`: bridge network names, at least one.
 fn networks(cx: &mut Cx<'_>, label: &str, v: &Value<'_>) -> Option<Vec<String>> {
     const EXAMPLE: &str = "[\"default\", \"media\"]";
-    let list = unique_list(cx, label, v, EXAMPLE, |cx, name, span| {
-        match check_network_name(name) {
+    let list = unique_list(
+        cx,
+        label,
+        v,
+        EXAMPLE,
+        |cx, name, span| match check_network_name(name) {
             Ok(()) => Some(name.to_string()),
             Err(e) => {
                 cx.error(span, format!("{label}: {e}"));
                 None
             }
-        }
-    })?;
+        },
+    )?;
     if list.is_empty() {
         cx.error(
             v.span(),
@@ -339,9 +340,9 @@ fn check_network_name(name: &str) -> Result<(), String> {
     if !first_ok {
         return Err(format!("{name:?} is not a network name; {RULE}"));
     }
-    if let Some(c) = chars.find(|c| {
-        !(c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '_' | '.' | '-'))
-    }) {
+    if let Some(c) = chars
+        .find(|c| !(c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '_' | '.' | '-')))
+    {
         return Err(format!("{name:?} has {c:?}; {RULE}"));
     }
     if name.len() > NETWORK_NAME_MAX {
@@ -390,7 +391,9 @@ fn ports(
                 continue;
             }
         };
-        if let Some((first, first_text, first_span)) = out.iter().find(|(p, _, _)| p.clashes_with(&port)) {
+        if let Some((first, first_text, first_span)) =
+            out.iter().find(|(p, _, _)| p.clashes_with(&port))
+        {
             let (line, col) = line_col(cx.text, first_span.start);
             let why = if first == &port {
                 "is listed twice".to_string()
@@ -420,7 +423,7 @@ fn ports(
 /// Why two clashing ports with different texts clash, when one of them
 /// has no host address.
 pub(crate) fn every_address(a: &PortSpec, b: &PortSpec) -> &'static str {
-    if a.host_ip.is_none() || b.host_ip.is_none() {
+    if a.host_ip != b.host_ip {
         " (a port without a host address is published on every address)"
     } else {
         ""
@@ -430,6 +433,13 @@ pub(crate) fn every_address(a: &PortSpec, b: &PortSpec) -> &'static str {
 /// `hostname`: DNS labels joined by dots, at most 64 bytes.
 fn hostname(cx: &mut Cx<'_>, label: &str, v: &Value<'_>) -> Option<String> {
     let name = string(cx, label, v)?;
+    if name.is_empty() {
+        cx.error(
+            v.span(),
+            format!("{label}: must not be empty; leave it out for the unit's name"),
+        );
+        return None;
+    }
     match check_hostname(&name, HOSTNAME_MAX) {
         Ok(()) => Some(name),
         Err(e) => {
@@ -446,12 +456,7 @@ fn hostname(cx: &mut Cx<'_>, label: &str, v: &Value<'_>) -> Option<String> {
 }
 
 /// `aliases`: DNS labels, each once, not the unit's own name.
-fn aliases(
-    cx: &mut Cx<'_>,
-    label: &str,
-    v: &Value<'_>,
-    unit: Option<&str>,
-) -> Option<Vec<String>> {
+fn aliases(cx: &mut Cx<'_>, label: &str, v: &Value<'_>, unit: Option<&str>) -> Option<Vec<String>> {
     let list = unique_list(cx, label, v, "[\"llm\"]", |cx, alias, span| {
         if let Err(e) = check_label(alias) {
             let dots = if alias.contains('.') {
@@ -506,7 +511,9 @@ fn extra_hosts(
             );
             return None;
         }
-        if let Some((_, first)) = names.iter().find(|(n, _)| n.eq_ignore_ascii_case(&host.name))
+        if let Some((_, first)) = names
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(&host.name))
         {
             let (line, col) = line_col(cx.text, first.start);
             cx.error(
