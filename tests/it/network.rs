@@ -231,9 +231,12 @@ fn bridged_containers_resolve_reach_publish_share_and_leave_nothing() {
     );
     let j = Jarvis::start_in_netns(&[], &[]);
     let before = net_snapshot(j.netns.as_ref().unwrap());
+    // Its check names the container's own loopback, as a check inside it
+    // would: `up --wait` waits for it to pass.
     j.write_unit(
         "web",
-        &web(&f, "aliases = [\"www\"]\nports = [\"8080:80\", \"5353:53/udp\"]"),
+        &(web(&f, "aliases = [\"www\"]\nports = [\"8080:80\", \"5353:53/udp\"]")
+            + "[health]\nhttp = \"http://127.0.0.1:80/\"\ninterval = \"200ms\"\n"),
     );
     j.write_unit(
         "client",
@@ -247,6 +250,8 @@ fn bridged_containers_resolve_reach_publish_share_and_leave_nothing() {
     j.write_unit("hostweb", &native_www);
     j.ok(&["up", "--wait", "--timeout", "60s"]);
     let ns = j.netns.as_ref().unwrap();
+
+    assert_eq!(j.unit("web")["health"], "healthy");
 
     // Names and aliases on the shared network.
     let web_ip = ip_of(&j, "web", "default");
