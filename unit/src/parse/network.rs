@@ -396,19 +396,14 @@ fn ports(
         {
             let (line, col) = line_col(cx.text, first_span.start);
             let why = if first == &port {
-                "is listed twice".to_string()
+                format!("is listed twice (first at {line}:{col}); remove one")
             } else {
                 format!(
                     "takes host port {} too, which {first_text:?} ({line}:{col}) already \
-                     publishes{}",
+                     publishes{}; publish it on another host port",
                     port.host_side(),
                     every_address(first, &port)
                 )
-            };
-            let why = if first == &port {
-                format!("{why} (first at {line}:{col}); remove one")
-            } else {
-                format!("{why}; publish it on another host port")
             };
             cx.error(span, format!("{label}: {text:?} {why}"));
             ok = false;
@@ -420,8 +415,8 @@ fn ports(
     ok.then(|| out.into_iter().map(|(p, _, _)| p).collect())
 }
 
-/// Why two clashing ports with different texts clash, when one of them
-/// has no host address.
+/// Why two clashing ports clash when their host addresses differ (one of
+/// them has none); empty otherwise.
 pub(crate) fn every_address(a: &PortSpec, b: &PortSpec) -> &'static str {
     if a.host_ip != b.host_ip {
         " (a port without a host address is published on every address)"
