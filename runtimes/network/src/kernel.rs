@@ -326,7 +326,30 @@ pub fn host_addr(p: &PortMapping) -> SocketAddr {
 /// Reserves a published port on the host: a socket bound to its address,
 /// port and protocol (TCP: bound, not listening, no SO_REUSEADDR), held for
 /// as long as the unit is attached, so no host process can take the port.
+///
+/// EADDRINUSE is retried for a moment before it is reported: a socket just
+/// closed (by a detach, or a jarvisd that died) can still be held by a
+/// child that another thread is spawning, between its fork and its exec.
 pub fn reserve(p: &PortMapping) -> Result<OwnedFd, String> {
+    let mut tries = 0;
+    loop {
+        match reserve_once(p) {
+            Err(Reservation::InUse(_)) if tries < 10 => {
+                tries += 1;
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+            Ok(fd) => return Ok(fd),
+            Err(Reservation::InUse(e) | Reservation::Failed(e)) => return Err(e),
+        }
+    }
+}
+
+enum Reservation {
+    InUse(String),
+    Failed(String),
+}
+
+fn reserve_once(p: &PortMapping) -> Result<OwnedFd, Reservation> {
     use nix::sys::socket::{
         bind, socket, AddressFamily, SockFlag, SockType, SockaddrIn, SockaddrIn6,
     };
@@ -343,16 +366,18 @@ pub fn reserve(p: &PortMapping) -> Result<OwnedFd, String> {
     );
     let name = format!("{}/{}", addr, p.protocol);
     let fd = socket(family, kind, SockFlag::SOCK_CLOEXEC, None)
-        .map_err(|e| format!("reserve port {name}: socket: {e}"))?;
+        .map_err(|e| Reservation::Failed(format!("reserve port {name}: socket: {e}")))?;
     let bound = match addr {
         SocketAddr::V4(a) => bind(fd.as_raw_fd(), &SockaddrIn::from(a)),
         SocketAddr::V6(a) => bind(fd.as_raw_fd(), &SockaddrIn6::from(a)),
     };
     match bound {
         Ok(()) => Ok(fd),
-        Err(nix::errno::Errno::EADDRINUSE) => {
-            Err(format!("port {name} is already in use on the host"))
-        }
-        Err(e) => Err(format!("reserve port {name}: bind: {e}")),
+        Err(nix::errno::Errno::EADDRINUSE) => Err(Reservation::InUse(format!(
+            "port {name} is already in use on the host"
+        ))),
+        Err(e) => Err(Reservation::Failed(format!(
+            "reserve port {name}: bind: {e}"
+        ))),
     }
 }
