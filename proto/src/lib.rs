@@ -558,7 +558,7 @@ mod tests {
     /// fields wrote it.
     #[test]
     fn unit_status_json_is_unchanged() {
-        let pinned = r#"{"name":"llm","kind":"native","state":"running","pid":42,"restarts":1,"health":"healthy","exit_code":null,"cgroup":"/jarvis/llm","reason":null,"description":null,"exit_signal":null,"oom_killed":false,"uptime_ms":5,"memory_bytes":null,"memory_max_bytes":null,"cpu_usage_ns":null,"tasks":null,"wanted":true,"form":"container","form_reason":"run = \"container\"","placement":{"device":"gpu","gpus":["GPU-1"]}}"#;
+        let pinned = r#"{"name":"llm","kind":"native","state":"running","pid":42,"restarts":1,"health":"healthy","exit_code":null,"cgroup":"/jarvis/llm","reason":null,"description":null,"exit_signal":null,"oom_killed":false,"uptime_ms":5,"memory_bytes":null,"memory_max_bytes":null,"cpu_usage_ns":null,"tasks":null,"wanted":true,"form":"container","form_reason":"run = \"container\"","placement":{"device":"gpu","gpus":["GPU-1"]},"networks":[{"name":"default","ip":"10.89.0.2"}],"ports":["0.0.0.0:8080->80/tcp"]}"#;
         let u = UnitStatus {
             name: "llm".into(),
             kind: UnitKind::Native,
@@ -584,9 +584,18 @@ mod tests {
                 device: Device::Gpu,
                 gpus: Some(vec!["GPU-1".into()]),
             }),
+            networks: vec![NetworkAddress {
+                name: "default".into(),
+                ip: "10.89.0.2".into(),
+            }],
+            ports: vec!["0.0.0.0:8080->80/tcp".into()],
         };
         assert_eq!(serde_json::to_string(&u).unwrap(), pinned);
         assert_eq!(serde_json::from_str::<UnitStatus>(pinned).unwrap(), u);
+        // An older daemon's answer, without networks and ports, still reads.
+        let (older, _) = pinned.split_once(r#","networks""#).unwrap();
+        let older = serde_json::from_str::<UnitStatus>(&format!("{older}}}")).unwrap();
+        assert!(older.networks.is_empty() && older.ports.is_empty());
         let cpu = Placement {
             device: Device::Cpu,
             gpus: None,
