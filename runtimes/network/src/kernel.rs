@@ -236,6 +236,49 @@ pub fn private_netns_dir(dir: &Path) -> Result<(), String> {
     }
 }
 
+/// Undoes [`private_netns_dir`] once no netns file is left in `dir`: if
+/// `dir` is a mount point of the calling thread's mount namespace, it is
+/// unmounted, so the host's mounts are as before the first attach.
+pub fn release_netns_dir(dir: &Path) -> Result<(), String> {
+    let Ok(dir) = std::fs::canonicalize(dir) else {
+        return Ok(()); // no directory, no mount
+    };
+    let dir = dir.as_path();
+    let info = std::fs::read_to_string("/proc/thread-self/mountinfo")
+        .map_err(|e| format!("read /proc/thread-self/mountinfo: {e}"))?;
+    let mounted = info
+        .lines()
+        .filter_map(|l| l.split(' ').nth(4))
+        .any(|m| Path::new(&unescape_mountinfo(m)) == dir);
+    if !mounted {
+        return Ok(());
+    }
+    match umount2(dir, MntFlags::MNT_DETACH) {
+        Ok(()) | Err(nix::errno::Errno::EINVAL) | Err(nix::errno::Errno::ENOENT) => Ok(()),
+        Err(e) => Err(format!("unmount {}: {e}", dir.display())),
+    }
+}
+
+/// Mountinfo writes space, tab, newline and backslash as `\ooo`.
+fn unescape_mountinfo(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'\\'
+            && i + 3 < b.len()
+            && b[i + 1..i + 4].iter().all(|c| (b'0'..=b'7').contains(c))
+        {
+            out.push((b[i + 1] - b'0') * 64 + (b[i + 2] - b'0') * 8 + (b[i + 3] - b'0'));
+            i += 4;
+        } else {
+            out.push(b[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
 /// Makes a new network namespace pinned by a bind mount on `path`, as
 /// `ip netns add` does: a thread of its own unshares its network namespace
 /// and bind-mounts it on the file, then ends.
@@ -379,5 +422,17 @@ fn reserve_once(p: &PortMapping) -> Result<OwnedFd, Reservation> {
         Err(e) => Err(Reservation::Failed(format!(
             "reserve port {name}: bind: {e}"
         ))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn mountinfo_escapes_are_undone() {
+        assert_eq!(
+            super::unescape_mountinfo("/run/a\\040b\\134c"),
+            "/run/a b\\c"
+        );
+        assert_eq!(super::unescape_mountinfo("/plain\\"), "/plain\\");
     }
 }

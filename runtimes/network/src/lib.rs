@@ -189,7 +189,7 @@ impl Networks {
         check_endpoint(ep)?;
         let mut inner = self.lock();
         if inner.state.endpoint(&ep.unit).is_some() {
-            inner.remove_endpoints(&[ep.unit.clone()])?;
+            inner.remove_endpoints(std::slice::from_ref(&ep.unit))?;
         }
         inner.attach(ep)
     }
@@ -414,7 +414,7 @@ impl Inner {
             }
             Err(e) => {
                 drop(fds);
-                match self.remove_endpoints(&[ep.unit.clone()]) {
+                match self.remove_endpoints(std::slice::from_ref(&ep.unit)) {
                     Ok(()) => Err(e),
                     Err(undo) => Err(format!("{e} (and undoing it failed: {undo})")),
                 }
@@ -537,6 +537,11 @@ impl Inner {
             }
         }
         next.endpoints.extend(kept);
+        if next.endpoints.is_empty() {
+            if let Err(e) = kernel::release_netns_dir(&self.cfg.netns_dir) {
+                errors.push(e);
+            }
+        }
         let saved = next.save(&self.cfg.state_file);
         self.state = next;
         if let Err(e) = saved {

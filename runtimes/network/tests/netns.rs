@@ -209,6 +209,15 @@ fn bindable(bind: impl Fn() -> std::io::Result<()>) -> bool {
     })
 }
 
+/// Whether `dir` is a mount point of the calling thread's mount namespace.
+fn mounted(dir: &Path) -> bool {
+    let dir = std::fs::canonicalize(dir).unwrap();
+    std::fs::read_to_string("/proc/thread-self/mountinfo")
+        .unwrap()
+        .lines()
+        .any(|l| l.split(' ').nth(4) == Some(dir.to_str().unwrap()))
+}
+
 fn ns_id(path: &str) -> String {
     std::fs::read_link(path)
         .unwrap()
@@ -442,6 +451,7 @@ fn detaching_the_last_unit_leaves_links_and_ruleset_as_before() {
             vec![port(Some("127.0.0.1"), 5353, 53, Protocol::Udp)],
         ))
         .unwrap();
+        assert!(mounted(&dir.join("netns")), "netns_dir is a mount point");
         let during = link_names();
         assert!(during.contains(&"jarvis0".to_string()) && during.contains(&"jarvis1".to_string()));
         assert!(ruleset_text().contains("table inet jarvis"));
@@ -453,6 +463,7 @@ fn detaching_the_last_unit_leaves_links_and_ruleset_as_before() {
         nets.detach("b").unwrap(); // not attached: Ok
         assert_eq!((links(), ruleset()), before);
         assert!(!dir.join("netns/a").exists() && !dir.join("netns/b").exists());
+        assert!(!mounted(&dir.join("netns")), "netns_dir is unmounted");
         // The leases stay in the state file.
         let state: Value =
             serde_json::from_slice(&std::fs::read(dir.join("networks.json")).unwrap()).unwrap();
