@@ -376,12 +376,24 @@ fn published_ports_answer_on_loopback_a_host_address_and_from_other_units() {
         assert_eq!(tcp_get(sock("127.0.0.1", 9090)).unwrap(), "hello from web");
         assert!(tcp_get(sock("192.0.2.1", 9090)).is_err());
         // Another unit reaches the published port through a host address
-        // (hairpin), on the same network and from another one.
+        // (hairpin), on the same network and from another one; with the
+        // bridge's traffic seen by netfilter (br_netfilter) and without.
         let other = nets.attach(&ep("other", &["default"], vec![])).unwrap();
         let far = nets.attach(&ep("far", &["elsewhere"], vec![])).unwrap();
-        for (who, ns) in [("other", other.netns), ("far", far.netns)] {
-            let got = in_netns(&ns, || tcp_get(sock("192.0.2.1", 8080)));
-            assert_eq!(got.unwrap(), "hello from web", "from {who}");
+        let brnf = Path::new("/proc/sys/net/bridge/bridge-nf-call-iptables");
+        for call_iptables in ["1", "0"] {
+            if brnf.exists() {
+                std::fs::write(brnf, call_iptables).unwrap();
+            }
+            for (who, ns) in [("other", &other.netns), ("far", &far.netns)] {
+                let ns = ns.clone();
+                let got = in_netns(&ns, || tcp_get(sock("192.0.2.1", 8080)));
+                assert_eq!(
+                    got.unwrap(),
+                    "hello from web",
+                    "from {who}, bridge-nf-call-iptables={call_iptables}"
+                );
+            }
         }
         for u in ["web", "other", "far"] {
             nets.detach(u).unwrap();
@@ -594,5 +606,32 @@ fn pool_exhaustion_is_a_clear_error_and_leaves_nothing() {
         assert_eq!(nets.list().len(), 1);
         assert!(!dir.join("netns/b").exists() && !dir.join("netns/c").exists());
         nets.detach("a").unwrap();
+    });
+}
+
+#[test]
+fn networks_is_send_and_sync_and_works_from_a_tokio_blocking_thread() {
+    fn send_sync<T: Send + Sync + Clone>() {}
+    send_sync::<Networks>();
+    isolated("blocking thread", |dir| {
+        let nets = Networks::open(cfg(dir, "10.89.0.0/16")).unwrap();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        let n = nets.clone();
+        let a = rt
+            .block_on(async move {
+                tokio::task::spawn_blocking(move || n.attach(&ep("a", &["default"], vec![]))).await
+            })
+            .unwrap()
+            .unwrap();
+        assert_eq!(a.addresses[0].1, ip("10.89.0.2"));
+        // The pool's thread was made in this test's namespace: so is the bridge.
+        assert!(link_names().contains(&"jarvis0".to_string()));
+        let n = nets.clone();
+        rt.block_on(async move { tokio::task::spawn_blocking(move || n.detach("a")).await })
+            .unwrap()
+            .unwrap();
+        assert_eq!(link_names(), ["lo"]);
     });
 }
