@@ -6,4 +6,5 @@
 //! - `load`: files to one merged, interpolated [`node::Node`] per service.
 //! - `convert`: services to unit TOML text and the report.
 
+pub mod load;
 pub mod node;

@@ -1,0 +1,1 @@
+//! Loading a compose project (placeholder while the loader is written).
