@@ -291,6 +291,9 @@ impl Networks {
     }
 }
 
+/// The port jarvisd's name server listens on, on each network's gateway.
+const NAME_SERVER_PORT: u16 = 53;
+
 fn check_endpoint(ep: &Endpoint) -> Result<(), String> {
     ipam::check_unit_name(&ep.unit)?;
     if ep.networks.is_empty() {
@@ -311,6 +314,14 @@ fn check_endpoint(ep: &Endpoint) -> Result<(), String> {
         }
         if p.host_port == 0 || p.container_port == 0 {
             return Err(format!("port {p}: port 0 cannot be published"));
+        }
+        if p.host_port == NAME_SERVER_PORT && p.host_ip.is_none() {
+            return Err(format!(
+                "port {p}: jarvisd's name server uses port {NAME_SERVER_PORT} on each \
+                 network's gateway; publish it on one host address instead \
+                 (e.g. 192.168.1.10:{NAME_SERVER_PORT}:{}/{})",
+                p.container_port, p.protocol
+            ));
         }
     }
     Ok(())
@@ -358,6 +369,18 @@ impl Inner {
                 gateway: ipam::gateway(subnet),
                 bridge,
             });
+        }
+        if let Some(p) = ep.ports.iter().find(|p| {
+            p.host_port == NAME_SERVER_PORT
+                && next
+                    .networks
+                    .iter()
+                    .any(|n| p.host_ip == Some(IpAddr::V4(n.gateway)))
+        }) {
+            return Err(format!(
+                "port {p}: jarvisd's name server uses port {NAME_SERVER_PORT} on each \
+                 network's gateway"
+            ));
         }
         let mut links = Vec::new();
         for (i, name) in ep.networks.iter().enumerate() {
@@ -598,6 +621,20 @@ mod tests {
             protocol: Protocol::Tcp,
         });
         assert!(check_endpoint(&v6).unwrap_err().contains("IPv6"));
+        let mut dns = ep(&["default"]);
+        dns.ports.push(PortMapping {
+            host_ip: None,
+            host_port: 53,
+            container_port: 53,
+            protocol: Protocol::Udp,
+        });
+        let e = check_endpoint(&dns).unwrap_err();
+        assert!(
+            e.starts_with("port 0.0.0.0:53->53/udp: jarvisd's name server"),
+            "{e}"
+        );
+        dns.ports[0].host_ip = Some("192.168.1.10".parse().unwrap());
+        assert!(check_endpoint(&dns).is_ok());
     }
 
     #[test]

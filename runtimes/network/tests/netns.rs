@@ -635,3 +635,46 @@ fn networks_is_send_and_sync_and_works_from_a_tokio_blocking_thread() {
         assert_eq!(link_names(), ["lo"]);
     });
 }
+
+#[test]
+fn a_published_port_53_leaves_the_name_server_on_the_gateway_alone() {
+    isolated("port 53", |dir| {
+        let nets = Networks::open(cfg(dir, "10.89.0.0/16")).unwrap();
+        let client = nets.attach(&ep("client", &["default"], vec![])).unwrap();
+        // jarvisd's name server, on the gateway.
+        let server = UdpSocket::bind("10.89.0.1:53").unwrap();
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 512];
+            while let Ok((n, from)) = server.recv_from(&mut buf) {
+                let reply = format!("jarvisd: {}", String::from_utf8_lossy(&buf[..n]));
+                let _ = server.send_to(reply.as_bytes(), from);
+            }
+        });
+        // On all addresses or on a gateway: refused, saying why.
+        for host_ip in [None, Some("10.89.0.1")] {
+            let e = nets
+                .attach(&ep(
+                    "dns",
+                    &["default"],
+                    vec![port(host_ip, 53, 53, Protocol::Udp)],
+                ))
+                .unwrap_err();
+            assert!(e.contains("jarvisd's name server uses port 53"), "{e}");
+        }
+        assert_eq!(nets.list()[0].units, ["client"]);
+        // On one host address: both work.
+        let dns = nets
+            .attach(&ep(
+                "dns",
+                &["default"],
+                vec![port(Some("127.0.0.1"), 53, 53, Protocol::Udp)],
+            ))
+            .unwrap();
+        serve(&dns.netns, "unit", None, Some(53));
+        let got = in_netns(&client.netns, || udp_ask(sock("10.89.0.1", 53), "q"));
+        assert_eq!(got.unwrap(), "jarvisd: q");
+        assert_eq!(udp_ask(sock("127.0.0.1", 53), "q").unwrap(), "unit: q");
+        nets.detach("dns").unwrap();
+        nets.detach("client").unwrap();
+    });
+}
