@@ -38,6 +38,28 @@ pub enum Error {
         message: String,
     },
 
+    /// A registry refused a pull for want of credentials, or refused the
+    /// ones it was given. `message` names the auth file and the key the
+    /// credentials came from (never the credentials), or says there were
+    /// none, with the HTTP status.
+    #[error("registry {registry} {message}")]
+    Auth {
+        /// The registry host (`HOST[:PORT]`) as contacted.
+        registry: String,
+        /// What was refused, and where the credentials came from.
+        message: String,
+    },
+
+    /// The auth file (registry credentials) is missing, malformed or readable
+    /// by everyone. `message` never quotes a credential.
+    #[error("auth file {}: {message}", path.display())]
+    AuthFile {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong with it.
+        message: String,
+    },
+
     /// Content did not hash to (or was not the size of) its descriptor.
     #[error("{what}: digest mismatch: expected {expected}, got {actual}")]
     DigestMismatch {

@@ -47,6 +47,7 @@
 //! whiteouts (0/0 character devices) and opaque directories
 //! (`trusted.overlay.opaque=y`); no entry can escape its layer directory.
 
+pub mod auth;
 pub mod error;
 mod layout;
 pub mod manifest;
@@ -56,6 +57,7 @@ pub mod reference;
 pub mod store;
 pub mod unpack;
 
+pub use auth::{AuthFile, DEFAULT_AUTH_FILE};
 pub use error::{Error, Result};
 pub use manifest::host_platform;
 pub use overlay::{lowerdir_option, unmount};

@@ -1,5 +1,6 @@
 //! Pulling from a registry with `oci-client`.
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use futures_util::StreamExt;
@@ -10,6 +11,7 @@ use oci_client::secrets::RegistryAuth;
 use oci_client::Client;
 use oci_spec::image::Descriptor;
 
+use crate::auth::{AuthFile, Lookup};
 use crate::error::{Error, IoContext, Result};
 use crate::manifest::{self, Parsed, ACCEPTED_MANIFESTS};
 use crate::reference::{parse_reference, Reference};
@@ -26,6 +28,11 @@ pub struct PullOptions {
     /// PEM files of extra CA certificates to trust for HTTPS registries (a
     /// home registry with its own CA), on top of the system's roots.
     pub ca_certificates: Vec<std::path::PathBuf>,
+    /// Registry credentials: an auth file (`containers-auth.json` /
+    /// docker's `config.json`), read at each pull; see [`crate::auth`].
+    /// `None`: every pull is anonymous. jarvisd's `--auth-file`, or
+    /// [`AuthFile::default`] ([`crate::DEFAULT_AUTH_FILE`], may be missing).
+    pub auth_file: Option<AuthFile>,
 }
 
 /// Where a layer is in a pull.
@@ -75,8 +82,14 @@ impl ImageStore {
     /// Pull `reference` into the store (or, for `oci-layout:DIR[:TAG]`,
     /// import it from that layout), and return it ready to mount.
     ///
-    /// - Authentication is anonymous; Docker Hub's bearer-token dance is done
-    ///   for you.
+    /// - Credentials come from `opts.auth_file`, read now (so an edit
+    ///   applies to the next pull), for the reference's registry and
+    ///   repository; without an entry there the pull is anonymous. HTTP basic
+    ///   authentication and the bearer-token flow (`WWW-Authenticate: Bearer
+    ///   realm=...`, the credentials going to the token server) are both
+    ///   done for you. A refusal (401, 403) is [`Error::Auth`], naming the
+    ///   registry and the file the credentials came from, or saying there
+    ///   were none for it; a bad auth file is [`Error::AuthFile`].
     /// - An index (manifest list) is resolved to the host's platform
     ///   (linux/amd64 here).
     /// - Every blob is hashed with sha256 as it arrives and enters the store
@@ -132,11 +145,22 @@ impl ImageStore {
             registry: registry.clone(),
             message: format!("cannot set up an HTTP client: {}", chain(&e)),
         })?;
+        let (auth, source) = credentials(opts.auth_file.clone(), &r).await?;
+        if let Source::Found { path, key } = &source {
+            tracing::debug!(
+                registry = %registry,
+                auth_file = %path.display(),
+                key = %key,
+                "pulling with credentials from the auth file"
+            );
+        }
         let ctx = Ctx {
             client,
             registry,
             insecure: opts.insecure.iter().any(|h| *h == r.resolve_registry()),
             reference: r,
+            auth,
+            source,
         };
         for _ in 0..ATTEMPTS {
             let record = {
@@ -161,12 +185,12 @@ impl ImageStore {
     async fn fetch(&self, ctx: &Ctx, progress: &mut impl FnMut(Progress)) -> Result<RefRecord> {
         let r = &ctx.reference;
         ctx.client
-            .store_auth_if_needed(r.resolve_registry(), &RegistryAuth::Anonymous)
+            .store_auth_if_needed(r.resolve_registry(), &ctx.auth)
             .await;
         let what = format!("manifest of {r}");
         let (bytes, _) = ctx
             .client
-            .pull_manifest_raw(r, &RegistryAuth::Anonymous, ACCEPTED_MANIFESTS)
+            .pull_manifest_raw(r, &ctx.auth, ACCEPTED_MANIFESTS)
             .await
             .map_err(|e| ctx.error(&what, e))?;
         let digest = sha256_of(&bytes);
@@ -189,7 +213,7 @@ impl ImageStore {
                     .client
                     .pull_manifest_raw(
                         &r.clone_with_digest(d.clone()),
-                        &RegistryAuth::Anonymous,
+                        &ctx.auth,
                         ACCEPTED_MANIFESTS,
                     )
                     .await
@@ -368,11 +392,120 @@ struct Ctx {
     registry: String,
     insecure: bool,
     reference: oci_client::Reference,
+    /// What the auth file gave (anonymous when nothing).
+    auth: RegistryAuth,
+    /// Where `auth` came from, for errors.
+    source: Source,
+}
+
+/// Where a pull's credentials came from, or why it has none.
+#[derive(Debug, Clone)]
+enum Source {
+    /// No auth file configured.
+    NoFile,
+    /// The (optional) auth file does not exist.
+    Missing(PathBuf),
+    /// The auth file has no entry for this registry and repository.
+    NoEntry(PathBuf),
+    /// The entry `key` has neither `auth` nor `username`/`password`.
+    Unusable { path: PathBuf, key: String },
+    /// Credentials from the entry `key`.
+    Found { path: PathBuf, key: String },
+}
+
+/// The credentials for `r` from `file`, read on the blocking pool.
+async fn credentials(
+    file: Option<AuthFile>,
+    r: &oci_client::Reference,
+) -> Result<(RegistryAuth, Source)> {
+    let Some(file) = file else {
+        return Ok((RegistryAuth::Anonymous, Source::NoFile));
+    };
+    let (registry, repository) = (r.registry().to_string(), r.repository().to_string());
+    blocking(move || {
+        let path = file.path.clone();
+        let Some(auths) = file.load()? else {
+            return Ok((RegistryAuth::Anonymous, Source::Missing(path)));
+        };
+        Ok(match auths.lookup(&registry, &repository) {
+            Lookup::Found { key, credentials } => (
+                RegistryAuth::Basic(credentials.username, credentials.password),
+                Source::Found { path, key },
+            ),
+            Lookup::Unusable { key } => (RegistryAuth::Anonymous, Source::Unusable { path, key }),
+            Lookup::None => (RegistryAuth::Anonymous, Source::NoEntry(path)),
+        })
+    })
+    .await
 }
 
 impl Ctx {
+    /// A refusal (401, 403): which registry, and where its credentials came
+    /// from or that there were none.
+    fn refused(&self, what: &str, status: &str) -> Error {
+        let reg = &self.registry;
+        let repo = self.reference.repository();
+        let message = match &self.source {
+            Source::Found { path, key } => format!(
+                "refused the credentials from {} ({status}): {what}; are those under {key:?} right, and may they pull {repo}?",
+                path.display()
+            ),
+            Source::NoEntry(path) => format!(
+                "needs credentials and {} has none for it ({status}): {what}; add them under \"auths\" as {:?}, or, if the image is public, check its name",
+                path.display(),
+                self.reference.registry()
+            ),
+            Source::Unusable { path, key } => format!(
+                "needs credentials and {} has none usable for it ({status}): {what}; its entry {key:?} has neither \"auth\" nor \"username\" and \"password\" (credential helpers and identity tokens are not supported)",
+                path.display()
+            ),
+            Source::Missing(path) => format!(
+                "needs credentials and {} does not exist ({status}): {what}; write them there, or, if the image is public, check its name",
+                path.display()
+            ),
+            Source::NoFile => format!(
+                "needs credentials and no auth file is configured ({status}): {what}; give one (jarvisd --auth-file), or, if the image is public, check its name"
+            ),
+        };
+        Error::Auth {
+            registry: reg.clone(),
+            message,
+        }
+    }
+
     /// Turn an `oci-client` error into ours, with a hint at what to do.
     fn error(&self, what: &str, e: OciDistributionError) -> Error {
+        const UNAUTHORIZED: &str = "401 Unauthorized";
+        const FORBIDDEN: &str = "403 Forbidden";
+        match &e {
+            OciDistributionError::UnauthorizedError { .. }
+            | OciDistributionError::AuthenticationFailure(_) => {
+                return self.refused(what, UNAUTHORIZED)
+            }
+            OciDistributionError::ServerError { code: 401, .. } => {
+                return self.refused(what, UNAUTHORIZED)
+            }
+            OciDistributionError::ServerError { code: 403, .. } => {
+                return self.refused(what, FORBIDDEN)
+            }
+            OciDistributionError::RegistryError { envelope, .. } => {
+                if envelope
+                    .errors
+                    .iter()
+                    .any(|x| matches!(x.code, OciErrorCode::Denied))
+                {
+                    return self.refused(what, FORBIDDEN);
+                }
+                if envelope
+                    .errors
+                    .iter()
+                    .any(|x| matches!(x.code, OciErrorCode::Unauthorized))
+                {
+                    return self.refused(what, UNAUTHORIZED);
+                }
+            }
+            _ => {}
+        }
         let detail = chain(&e);
         let reg = &self.registry;
         let message = match &e {
@@ -387,17 +520,11 @@ impl Ctx {
                 {
                     format!("{what}: {detail}; the registry's TLS certificate is not trusted: if a private CA signed it, add that CA's certificate")
                 } else if !self.insecure {
-                    format!(
-                        "{what}: {detail}; is it plain HTTP? add --insecure-registry {reg}"
-                    )
+                    format!("{what}: {detail}; is it plain HTTP? add --insecure-registry {reg}")
                 } else {
                     format!("{what}: {detail} (spoken to over plain HTTP, as --insecure-registry {reg} asks; is it HTTPS after all?)")
                 }
             }
-            OciDistributionError::UnauthorizedError { .. }
-            | OciDistributionError::AuthenticationFailure(_) => format!(
-                "{what}: access denied ({detail}); only anonymous pulls are supported: is the image private, or its name misspelled?"
-            ),
             OciDistributionError::RegistryError { envelope, .. }
                 if envelope.errors.iter().any(|x| {
                     matches!(
@@ -410,9 +537,9 @@ impl Ctx {
             {
                 format!("{what}: not found ({detail}); check the name and tag")
             }
-            OciDistributionError::ServerError { code: 400, message, .. }
-                if self.insecure && message.contains("HTTPS") =>
-            {
+            OciDistributionError::ServerError {
+                code: 400, message, ..
+            } if self.insecure && message.contains("HTTPS") => {
                 format!("{what}: {detail}; it speaks HTTPS: remove {reg} from --insecure-registry")
             }
             OciDistributionError::ServerError { code: 404, .. } => {
