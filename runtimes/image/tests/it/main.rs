@@ -4,6 +4,7 @@
 //! layers. Runs as root. Needs the Debian packages docker-registry, skopeo,
 //! umoci and busybox-static.
 
+mod auth;
 mod support;
 
 use std::fs;

@@ -426,6 +426,23 @@ impl Registry {
     /// A registry that wants bearer tokens from `auth`, as Docker Hub does,
     /// and/or speaks HTTPS with `tls`.
     pub fn start_with(auth: Option<&TokenServer>, tls: Option<&Tls>) -> Registry {
+        Self::start_config(auth.map(|a| a.registry_config()), tls)
+    }
+
+    /// A registry that wants HTTP basic authentication, checked against a
+    /// bcrypt htpasswd file (`htpasswd -B`).
+    pub fn start_htpasswd(htpasswd: &Path) -> Registry {
+        Self::start_config(
+            Some(format!(
+                "auth:\n  htpasswd:\n    realm: jarvis-test-realm\n    path: {}\n",
+                htpasswd.display()
+            )),
+            None,
+        )
+    }
+
+    /// A registry with `auth` (the YAML of its `auth:` section) and TLS.
+    fn start_config(auth: Option<String>, tls: Option<&Tls>) -> Registry {
         require_tool("docker-registry", "docker-registry");
         let dir = tempfile::tempdir().unwrap();
         let storage = dir.path().join("storage");
@@ -449,7 +466,7 @@ impl Registry {
                     t.key.display()
                 ))
                 .unwrap_or_default(),
-                auth.map(|a| a.registry_config()).unwrap_or_default()
+                auth.unwrap_or_default()
             ),
         )
         .unwrap();
@@ -491,19 +508,27 @@ impl Registry {
 
     /// `skopeo copy` a layout's tag into `repo:tag` here.
     pub fn seed(&self, layout: &Path, tag: &str, repo: &str) -> String {
+        self.seed_as(layout, tag, repo, None)
+    }
+
+    /// [`Registry::seed`], logged in as `creds` (`USER:PASSWORD`).
+    pub fn seed_as(&self, layout: &Path, tag: &str, repo: &str, creds: Option<&str>) -> String {
         require_tool("skopeo", "skopeo");
         let dest = format!("{}/{repo}:{tag}", self.host());
-        run(
-            "skopeo",
-            &[
-                "--insecure-policy",
-                "copy",
-                "--quiet",
-                "--dest-tls-verify=false",
-                &format!("oci:{}:{tag}", layout.display()),
-                &format!("docker://{dest}"),
-            ],
+        let creds = creds.map(|c| format!("--dest-creds={c}"));
+        let mut args = vec![
+            "--insecure-policy",
+            "copy",
+            "--quiet",
+            "--dest-tls-verify=false",
+        ];
+        args.extend(creds.as_deref());
+        let (src, dst) = (
+            format!("oci:{}:{tag}", layout.display()),
+            format!("docker://{dest}"),
         );
+        args.extend([src.as_str(), dst.as_str()]);
+        run("skopeo", &args);
         dest
     }
 
@@ -644,12 +669,15 @@ pub fn entries(dir: &Path) -> Vec<String> {
 
 // -------------------------------------------------------------- token auth
 
-/// A Docker-Hub-style token server on 127.0.0.1: it hands anyone a JWT
-/// (RS256, signed with `openssl`) granting whatever scope they ask for.
-/// Stopped on drop.
+/// A Docker-Hub-style token server on 127.0.0.1: it hands a JWT (RS256,
+/// signed with `openssl`) granting whatever scope is asked for to anyone,
+/// or, started with credentials, only to a request that gives them by HTTP
+/// basic authentication (others get 401). Stopped on drop.
 pub struct TokenServer {
     pub port: u16,
     pub hits: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    /// Tokens handed out.
+    pub granted: std::sync::Arc<std::sync::atomic::AtomicUsize>,
     stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
     thread: Option<std::thread::JoinHandle<()>>,
     cert: PathBuf,
@@ -660,6 +688,11 @@ const TOKEN_ISSUER: &str = "jarvis-test-issuer";
 
 impl TokenServer {
     pub fn start(dir: &Path) -> TokenServer {
+        Self::start_checking(dir, None)
+    }
+
+    /// A token server that grants tokens only for `USER:PASSWORD`.
+    pub fn start_checking(dir: &Path, creds: Option<&str>) -> TokenServer {
         use std::sync::atomic::{AtomicBool, AtomicUsize};
         use std::sync::Arc;
         require_tool("openssl", "openssl");
@@ -701,14 +734,24 @@ impl TokenServer {
         listener.set_nonblocking(true).unwrap();
         let port = listener.local_addr().unwrap().port();
         let hits = Arc::new(AtomicUsize::new(0));
+        let granted = Arc::new(AtomicUsize::new(0));
         let stop = Arc::new(AtomicBool::new(false));
-        let (h, s) = (hits.clone(), stop.clone());
+        let (h, g, s) = (hits.clone(), granted.clone(), stop.clone());
+        let want = creds.map(|c| {
+            use base64::Engine;
+            format!(
+                "basic {}",
+                base64::engine::general_purpose::STANDARD.encode(c)
+            )
+        });
         let thread = std::thread::spawn(move || {
             while !s.load(std::sync::atomic::Ordering::SeqCst) {
                 match listener.accept() {
                     Ok((stream, _)) => {
                         h.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-                        serve_token(stream, &key, &der);
+                        if serve_token(stream, &key, &der, want.as_deref()) {
+                            g.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                        }
                     }
                     Err(_) => std::thread::sleep(Duration::from_millis(20)),
                 }
@@ -717,6 +760,7 @@ impl TokenServer {
         TokenServer {
             port,
             hits,
+            granted,
             stop,
             thread: Some(thread),
             cert,
@@ -734,6 +778,10 @@ impl TokenServer {
 
     pub fn hits(&self) -> usize {
         self.hits.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    pub fn granted(&self) -> usize {
+        self.granted.load(std::sync::atomic::Ordering::SeqCst)
     }
 }
 
@@ -769,7 +817,15 @@ fn percent_decode(s: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
-fn serve_token(mut stream: std::net::TcpStream, key: &Path, cert_der: &[u8]) {
+/// Answer one token request; whether a token was handed out. With `want`
+/// (`basic BASE64`, lowercase scheme), only a request whose Authorization
+/// header is that gets one.
+fn serve_token(
+    mut stream: std::net::TcpStream,
+    key: &Path,
+    cert_der: &[u8],
+    want: Option<&str>,
+) -> bool {
     use base64::Engine;
     use std::io::Read;
     let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -781,11 +837,35 @@ fn serve_token(mut stream: std::net::TcpStream, key: &Path, cert_der: &[u8]) {
     let mut buf = [0u8; 4096];
     while !req.windows(4).any(|w| w == b"\r\n\r\n") {
         match stream.read(&mut buf) {
-            Ok(0) | Err(_) => return,
+            Ok(0) | Err(_) => return false,
             Ok(n) => req.extend_from_slice(&buf[..n]),
         }
     }
     let req = String::from_utf8_lossy(&req);
+    if let Some(want) = want {
+        let given = req.lines().find_map(|l| {
+            let (name, value) = l.split_once(':')?;
+            name.trim()
+                .eq_ignore_ascii_case("authorization")
+                .then(|| value.trim().to_string())
+        });
+        let ok = given.is_some_and(|g| {
+            g.split_once(' ').is_some_and(|(scheme, rest)| {
+                format!("{} {}", scheme.to_ascii_lowercase(), rest.trim()) == want
+            })
+        });
+        if !ok {
+            let body = r#"{"details":"incorrect username or password"}"#;
+            let _ = write!(
+                stream,
+                "HTTP/1.1 401 Unauthorized\r\nContent-Type: application/json\r\n\
+                 WWW-Authenticate: Basic realm=\"jarvis-test-token\"\r\n\
+                 Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
+            return false;
+        }
+    }
     let target = req.split_whitespace().nth(1).unwrap_or("/");
     let query = target.split_once('?').map(|(_, q)| q).unwrap_or("");
     let mut access = Vec::new();
@@ -846,6 +926,17 @@ fn serve_token(mut stream: std::net::TcpStream, key: &Path, cert_der: &[u8]) {
         "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
         body.len()
     );
+    true
+}
+
+/// A bcrypt htpasswd file (`htpasswd -B`) with one user, for
+/// [`Registry::start_htpasswd`].
+pub fn htpasswd(dir: &Path, user: &str, password: &str) -> PathBuf {
+    require_tool("htpasswd", "apache2-utils");
+    let path = dir.join("htpasswd");
+    let line = run("htpasswd", &["-nbB", user, password]);
+    fs::write(&path, line.trim_end().to_string() + "\n").unwrap();
+    path
 }
 
 // ---------------------------------------------------------------------- TLS
