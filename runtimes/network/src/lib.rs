@@ -12,6 +12,18 @@
 //! address/port/protocol is held by a bound socket while the unit is
 //! attached.
 //!
+//! The container side of a veth is created straight inside the unit's
+//! namespace under its final name (`ip link add jvXXXXXXXX type veth peer
+//! name eth0 netns FILE`), so no temporary name is ever seen on the host;
+//! a thread that enters the namespace then sets `lo` and the `ethN` up,
+//! gives them their addresses and adds the default route.
+//!
+//! Published ports: the host address/port/protocol is reserved by a bound
+//! socket (TCP: not listening, no SO_REUSEADDR) before any rule names it,
+//! and held while the unit is attached; a taken port is an error that
+//! names it. Port 53 on every address, or on a gateway, is refused: the
+//! name server on each network's gateway holds it.
+//!
 //! What it owns: the bridges, host veths and netns files named in the state
 //! file, the nftables table `inet jarvis`, the port reservation sockets,
 //! and the sysctls `net.ipv4.ip_forward` (set to 1 with the first network)

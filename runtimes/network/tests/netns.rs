@@ -499,12 +499,25 @@ fn restore_after_a_crash_keeps_an_alive_unit_once() {
         serve(&a.netns, "a", Some(80), None);
         let links_before = links();
         let rules_before = ruleset_text();
+        // A unit whose container will not outlive the crash, on a network
+        // of its own and on a's.
+        let c = nets
+            .attach(&ep(
+                "c",
+                &["other", "default"],
+                vec![port(None, 9000, 90, Protocol::Udp)],
+            ))
+            .unwrap();
+        assert_eq!(nets.list().len(), 2);
         drop(nets); // jarvisd dies: the reservations go with it
         assert!(bindable(|| TcpListener::bind("0.0.0.0:8080").map(drop)));
 
         let nets = Networks::open(cfg(dir, "10.89.0.0/16")).unwrap();
         nets.restore(&["a".to_string(), "b".to_string()]).unwrap();
         assert_eq!(nets.table_loads(), 1);
+        assert_eq!(nets.attachment("c"), None);
+        assert!(!c.netns.exists());
+        assert_eq!(nets.list().len(), 1, "the network of c alone is gone");
         assert_eq!(nets.attachment("a"), Some(a));
         assert_eq!(nets.attachment("b"), Some(b));
         assert_eq!(links(), links_before);
