@@ -6,5 +6,6 @@
 //! - `load`: files to one merged, interpolated [`node::Node`] per service.
 //! - `convert`: services to unit TOML text and the report.
 
+pub mod convert;
 pub mod load;
 pub mod node;
