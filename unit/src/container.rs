@@ -6,7 +6,7 @@ use std::fmt;
 use std::path::PathBuf;
 use std::str::FromStr;
 
-use crate::schema::Volume;
+use crate::schema::{Volume, VolumeSource};
 
 /// An image reference, as `[container] image` and every image command take
 /// it, parsed by [`parse_image_reference`].
@@ -331,10 +331,13 @@ fn check_path_component(c: &str) -> Result<(), String> {
     Ok(())
 }
 
-/// Parses a bind mount `host:container[:ro|:rw]`. Both paths are absolute
-/// and have no `..`; the container path is not `/`.
+/// Parses a line of `volumes`: a bind mount `HOST_PATH:PATH[:ro|:rw]` or a
+/// named volume `NAME:PATH[:ro|:rw]`. Host and container paths are absolute
+/// and have no `..`; the container path is not `/`; a volume name is
+/// `[a-zA-Z0-9][a-zA-Z0-9_.-]*` (Docker's rule).
 pub fn parse_volume(s: &str) -> Result<Volume, String> {
-    const FORM: &str = "write host:container or host:container:ro, e.g. \"/srv/app:/data\"";
+    const FORM: &str = "write HOST_PATH:PATH or NAME:PATH, with :ro to mount it read-only, e.g. \
+                        \"/srv/app:/data\" or \"pgdata:/var/lib/postgresql/data\"";
     if s.contains('\0') {
         return Err("a volume must not contain NUL".into());
     }
@@ -342,29 +345,37 @@ pub fn parse_volume(s: &str) -> Result<Volume, String> {
     let (host, container, mode) = match parts.as_slice() {
         [h, c] => (*h, *c, None),
         [h, c, m] => (*h, *c, Some(*m)),
-        [_] => return Err(format!("expected host:container; {FORM}")),
+        [p] if p.starts_with('/') => {
+            return Err(format!(
+                "{p:?} alone would be an anonymous volume, which jarvis does not have; name \
+                 it, e.g. \"data:{p}\", or give a host directory, e.g. \"/srv/data:{p}\""
+            ))
+        }
+        [_] => return Err(format!("expected HOST_PATH:PATH or NAME:PATH; {FORM}")),
         _ => {
             return Err(format!(
                 "too many ':'; {FORM} (paths containing ':' are not supported)"
             ))
         }
     };
-    if host.is_empty() {
-        return Err(format!("the host path is empty; {FORM}"));
-    }
-    if !host.starts_with('/') {
-        if !host.contains('/') {
-            return Err(format!(
-                "named volumes are not supported; give an absolute host directory, e.g. \"/srv/{host}:{container}\""
-            ));
+    let source = if host.is_empty() {
+        return Err(format!("the part before ':' is empty; {FORM}"));
+    } else if host.starts_with('/') {
+        if has_dot_dot(host) {
+            return Err(format!("the host path {host:?} must not contain \"..\""));
         }
+        VolumeSource::Bind(host.to_string())
+    } else if host.starts_with('.') || host.starts_with('~') || host.contains('/') {
         return Err(format!(
-            "the host path {host:?} must be absolute (start with /)"
+            "the host path {host:?} is relative; host paths in a unit file are absolute \
+             (compose resolves relative ones against the compose file's directory), e.g. \
+             \"/srv/app/{}:{container}\"",
+            host.trim_start_matches(['.', '~', '/'])
         ));
-    }
-    if has_dot_dot(host) {
-        return Err(format!("the host path {host:?} must not contain \"..\""));
-    }
+    } else {
+        check_volume_name(host)?;
+        VolumeSource::Named(host.to_string())
+    };
     if container.is_empty() {
         return Err(format!("the container path is empty; {FORM}"));
     }
@@ -391,10 +402,39 @@ pub fn parse_volume(s: &str) -> Result<Volume, String> {
         }
     };
     Ok(Volume {
-        host: host.to_string(),
+        source,
         container: container.to_string(),
         read_only,
     })
+}
+
+/// Checks a named volume's name: `[a-zA-Z0-9][a-zA-Z0-9_.-]*`, as Docker
+/// has it, at most 255 bytes (a file name: the volume is a directory named
+/// after it).
+pub fn check_volume_name(name: &str) -> Result<(), String> {
+    const RULE: &str = "a volume name starts with a letter or a digit and has only letters, \
+                        digits, '_', '.' and '-'";
+    if name.is_empty() {
+        return Err("the volume name is empty".into());
+    }
+    if name.len() > 255 {
+        return Err(format!(
+            "the volume name is {} bytes long; at most 255 are allowed",
+            name.len()
+        ));
+    }
+    if !name.starts_with(|c: char| c.is_ascii_alphanumeric()) {
+        return Err(format!("{name:?} is not a volume name: {RULE}"));
+    }
+    if let Some(c) = name
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-')))
+    {
+        return Err(format!(
+            "{name:?} has {c:?}, so it is not a volume name: {RULE}"
+        ));
+    }
+    Ok(())
 }
 
 fn has_dot_dot(path: &str) -> bool {

@@ -12,7 +12,9 @@ mod diagnostic;
 mod parse;
 mod validate;
 
-pub use container::{parse_image_reference, parse_volume, ImageReference, OCI_LAYOUT_PREFIX};
+pub use container::{
+    check_volume_name, parse_image_reference, parse_volume, ImageReference, OCI_LAYOUT_PREFIX,
+};
 pub use diagnostic::Diagnostic;
 pub use parse::{
     is_valid_unit_name, parse_capability, parse_cpuset, parse_signal, parse_size, parse_unit,

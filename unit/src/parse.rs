@@ -965,6 +965,8 @@ fn build(cx: &mut Cx<'_>, name: Option<String>, doc: &DeTable<'_>) -> Built {
             gpu,
             devices,
             bench,
+            env_file: Vec::new(),
+            secrets: Vec::new(),
         }),
         _ => None,
     };
@@ -1321,6 +1323,7 @@ fn parse_container(
             dns: n.dns,
             volumes,
             read_only,
+            ..Container::new(String::new())
         })
     })();
     (container, net)

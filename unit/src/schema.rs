@@ -7,6 +7,7 @@
 use std::collections::BTreeMap;
 use std::fmt;
 use std::net::IpAddr;
+use std::path::PathBuf;
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -120,6 +121,17 @@ pub struct Unit {
     /// against each other. `None` when the section is absent.
     #[serde(default)]
     pub bench: Option<Bench>,
+    /// `env_file`: files of `KEY=VALUE` lines read at each start, in order,
+    /// for native and container forms alike. A later file overrides an
+    /// earlier one and `[env]` overrides them all (compose's rule). Paths
+    /// are absolute (a compose file's relative paths are resolved by the
+    /// importer); a missing file fails the start, naming the file.
+    #[serde(default)]
+    pub env_file: Vec<PathBuf>,
+    /// `[[secret]]`: host files the service reads, in file order, each
+    /// target once.
+    #[serde(default)]
+    pub secrets: Vec<Secret>,
 }
 
 impl Unit {
@@ -140,6 +152,8 @@ impl Unit {
         "gpu",
         "device",
         "bench",
+        "env_file",
+        "secret",
     ];
 
     /// A unit that runs as `exec` (declared as its only form), with every
@@ -167,6 +181,8 @@ impl Unit {
             gpu: None,
             devices: Vec::new(),
             bench: None,
+            env_file: Vec::new(),
+            secrets: Vec::new(),
         }
     }
 
@@ -359,9 +375,54 @@ pub struct Container {
     /// empty means the host's.
     #[serde(default)]
     pub dns: Vec<IpAddr>,
+    /// Bind mounts and named volumes, in file order.
     pub volumes: Vec<Volume>,
     /// A read-only root filesystem.
     pub read_only: bool,
+    /// `tmpfs`: empty tmpfs mounts, in file order.
+    #[serde(default)]
+    pub tmpfs: Vec<Tmpfs>,
+    /// `shm_size`: bytes of `/dev/shm`; `None` means the runtime's default
+    /// (64 MiB, as Docker's).
+    #[serde(default)]
+    pub shm_size: Option<u64>,
+    /// `group_add`: supplementary groups of the container's process, on top
+    /// of its user's: names (looked up in the image's `/etc/group`) or
+    /// numeric gids, each once, as written.
+    #[serde(default)]
+    pub group_add: Vec<String>,
+    /// `privileged`: every capability, every host device, no seccomp
+    /// filter, no masked or read-only kernel paths. `cap_add` and
+    /// `cap_drop` are refused with it (it has every capability already);
+    /// `validate` and `status` say that the unit is privileged.
+    #[serde(default)]
+    pub privileged: bool,
+    /// `cap_add`: capabilities added to the default set, canonical
+    /// (`CAP_NET_ADMIN`), or `ALL`. The same as `[security] capabilities`
+    /// for a container; the runtime takes the union of both.
+    #[serde(default)]
+    pub cap_add: Vec<String>,
+    /// `cap_drop`: capabilities removed from the default set, canonical
+    /// (`CAP_NET_RAW`), or `ALL`. Dropping is done first, then `cap_add`
+    /// and `[security] capabilities` are added (Docker's order), so
+    /// `cap_drop = ["ALL"]` with `cap_add = ["CHOWN"]` leaves only
+    /// `CAP_CHOWN`.
+    #[serde(default)]
+    pub cap_drop: Vec<String>,
+    /// `sysctls`: namespaced kernel parameters set in the container, by
+    /// their dotted names (`net.ipv4.ip_forward`), values as strings (a
+    /// boolean is written `1` or `0`). Only `net.*` (not with `network =
+    /// host` or `unit:NAME`), `kernel.shm*`, `kernel.msg*`, `kernel.sem` and
+    /// `fs.mqueue.*`: see [`Container::SYSCTL_FORMS`].
+    #[serde(default)]
+    pub sysctls: BTreeMap<String, String>,
+    /// `ulimits`: resource limits (`setrlimit`) of the container's process.
+    #[serde(default)]
+    pub ulimits: BTreeMap<Rlimit, Ulimit>,
+    /// `init`: a minimal init runs as PID 1 and runs the command as its
+    /// child; it reaps zombies and forwards signals.
+    #[serde(default)]
+    pub init: bool,
 }
 
 impl Container {
@@ -381,7 +442,23 @@ impl Container {
         "dns",
         "volumes",
         "read_only",
+        "tmpfs",
+        "shm_size",
+        "group_add",
+        "privileged",
+        "cap_add",
+        "cap_drop",
+        "sysctls",
+        "ulimits",
+        "init",
     ];
+
+    /// The word `cap_add` and `cap_drop` take for every capability.
+    pub const ALL_CAPABILITIES: &'static str = "ALL";
+
+    /// The sysctls a container may set, for messages: those the kernel
+    /// keeps per namespace.
+    pub const SYSCTL_FORMS: &'static str = "net.* (with a network namespace of the unit's own),          kernel.shmall, kernel.shmmax, kernel.shmmni, kernel.shm_rmid_forced, kernel.msgmax,          kernel.msgmnb, kernel.msgmni, kernel.sem and fs.mqueue.*";
 
     /// The network a container joins when `networks` is not given.
     pub const DEFAULT_NETWORK: &'static str = "default";
@@ -404,6 +481,15 @@ impl Container {
             dns: Vec::new(),
             volumes: Vec::new(),
             read_only: false,
+            tmpfs: Vec::new(),
+            shm_size: None,
+            group_add: Vec::new(),
+            privileged: false,
+            cap_add: Vec::new(),
+            cap_drop: Vec::new(),
+            sysctls: BTreeMap::new(),
+            ulimits: BTreeMap::new(),
+            init: false,
         }
     }
 
@@ -897,12 +983,137 @@ pub(crate) fn check_label(s: &str) -> Result<(), String> {
     Ok(())
 }
 
-/// A bind mount `host:container[:ro]`; both paths absolute.
+/// A line of `volumes`: `HOST_PATH:PATH[:ro]` (a bind mount) or
+/// `NAME:PATH[:ro]` (a named volume).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Volume {
-    pub host: String,
+    /// What is mounted.
+    pub source: VolumeSource,
+    /// Where in the container: absolute, without `..`, not `/`.
     pub container: String,
     pub read_only: bool,
+}
+
+impl Volume {
+    /// A bind mount of the host directory `host` at `container`.
+    pub fn bind(host: impl Into<String>, container: impl Into<String>, read_only: bool) -> Volume {
+        Volume {
+            source: VolumeSource::Bind(host.into()),
+            container: container.into(),
+            read_only,
+        }
+    }
+
+    /// The named volume `name` at `container`.
+    pub fn named(name: impl Into<String>, container: impl Into<String>, read_only: bool) -> Volume {
+        Volume {
+            source: VolumeSource::Named(name.into()),
+            container: container.into(),
+            read_only,
+        }
+    }
+}
+
+/// The host side of a [`Volume`].
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum VolumeSource {
+    /// A host path: absolute, without `..`.
+    Bind(String),
+    /// A named volume, `[a-zA-Z0-9][a-zA-Z0-9_.-]*` (Docker's rule): a
+    /// directory jarvisd keeps under its state directory (`volumes/NAME`),
+    /// created on first use, filled from the image's content at the mount
+    /// path when new, and kept when the unit goes away. Units that name
+    /// the same volume share it.
+    Named(String),
+}
+
+/// A line of `tmpfs`: `PATH[:OPTIONS]`, e.g. `"/tmp:size=64m,mode=1777"`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Tmpfs {
+    /// Where in the container: absolute, without `..`, not `/`.
+    pub path: String,
+    /// `size=`: bytes; `None` means the kernel's default (half of RAM).
+    pub size: Option<u64>,
+    /// `mode=`: the permission bits of the mount's root, at most `0o7777`;
+    /// `None` means the kernel's default (`1777`).
+    pub mode: Option<u32>,
+}
+
+impl Tmpfs {
+    /// The options a tmpfs line takes after ':'.
+    pub const OPTIONS: &'static [&'static str] = &["size", "mode"];
+}
+
+words! {
+    /// A resource limit `ulimits` sets: Docker's names (`nofile`, ...).
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+    pub enum Rlimit {
+        Core = "core",
+        Cpu = "cpu",
+        Data = "data",
+        Fsize = "fsize",
+        Locks = "locks",
+        Memlock = "memlock",
+        Msgqueue = "msgqueue",
+        Nice = "nice",
+        Nofile = "nofile",
+        Nproc = "nproc",
+        Rss = "rss",
+        Rtprio = "rtprio",
+        Rttime = "rttime",
+        Sigpending = "sigpending",
+        Stack = "stack",
+    }
+}
+
+impl Rlimit {
+    /// The name the OCI runtime spec gives it (`RLIMIT_NOFILE`).
+    pub fn oci_name(self) -> String {
+        format!("RLIMIT_{}", self.as_str().to_ascii_uppercase())
+    }
+}
+
+/// The soft and hard values of one of `ulimits`; soft <= hard.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Ulimit {
+    pub soft: u64,
+    pub hard: u64,
+}
+
+impl Ulimit {
+    /// No limit (`RLIM_INFINITY`), written `-1` or `"unlimited"`.
+    pub const UNLIMITED: u64 = u64::MAX;
+}
+
+/// `[[secret]]`: a host file the service reads. A container sees it at
+/// `/run/secrets/TARGET`, read-only, owned by the unit's user; a native
+/// unit finds it at `$CREDENTIALS_DIRECTORY/TARGET`. Its content never
+/// appears in `status`, logs or the state directory.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Secret {
+    /// The host file: absolute, without `..`. A missing file fails the
+    /// start, naming the file.
+    pub source: PathBuf,
+    /// The file name the service sees: no '/', not `.` or `..`; by default
+    /// the source's file name. Each target once per unit.
+    pub target: String,
+    /// The file's permission bits; [`Secret::DEFAULT_MODE`] by default.
+    #[serde(default = "Secret::default_mode")]
+    pub mode: u32,
+}
+
+impl Secret {
+    /// The keys of `[[secret]]`.
+    pub const KEYS: &'static [&'static str] = &["source", "target", "mode"];
+    /// Read-only for its owner.
+    pub const DEFAULT_MODE: u32 = 0o400;
+    /// Where a container finds its secrets.
+    pub const CONTAINER_DIR: &'static str = "/run/secrets";
+
+    fn default_mode() -> u32 {
+        Secret::DEFAULT_MODE
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

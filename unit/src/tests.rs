@@ -1,5 +1,6 @@
 //! Tests for parsing, per-file validation and cross-unit validation.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
@@ -374,6 +375,15 @@ fn minimal_container_unit_gets_defaults() {
             dns: vec![],
             volumes: vec![],
             read_only: false,
+            tmpfs: vec![],
+            shm_size: None,
+            group_add: vec![],
+            privileged: false,
+            cap_add: vec![],
+            cap_drop: vec![],
+            sysctls: BTreeMap::new(),
+            ulimits: BTreeMap::new(),
+            init: false,
         })
     );
     assert_eq!(u.exec, Exec::Container(Container::new("nginx")));
@@ -465,23 +475,12 @@ max_files = 5
             extra_hosts: vec![],
             dns: vec![],
             volumes: vec![
-                Volume {
-                    host: "/srv/ha".into(),
-                    container: "/config".into(),
-                    read_only: false
-                },
-                Volume {
-                    host: "/etc/localtime".into(),
-                    container: "/etc/localtime".into(),
-                    read_only: true
-                },
-                Volume {
-                    host: "/run/dbus".into(),
-                    container: "/run/dbus".into(),
-                    read_only: false
-                },
+                Volume::bind("/srv/ha", "/config", false),
+                Volume::bind("/etc/localtime", "/etc/localtime", true),
+                Volume::bind("/run/dbus", "/run/dbus", false),
             ],
             read_only: true,
+            ..Container::new("")
         })
     );
     assert_eq!(
@@ -535,7 +534,10 @@ fn container_value_forms() {
         .volumes;
     let got: Vec<(&str, &str, bool)> = v
         .iter()
-        .map(|v| (v.host.as_str(), v.container.as_str(), v.read_only))
+        .map(|v| match &v.source {
+            VolumeSource::Bind(host) => (host.as_str(), v.container.as_str(), v.read_only),
+            VolumeSource::Named(name) => panic!("{name} is a named volume"),
+        })
         .collect();
     assert_eq!(
         got,
@@ -957,11 +959,7 @@ fn image_references() {
 fn volume_helper() {
     assert_eq!(
         parse_volume("/etc/localtime:/etc/localtime:ro"),
-        Ok(Volume {
-            host: "/etc/localtime".into(),
-            container: "/etc/localtime".into(),
-            read_only: true
-        })
+        Ok(Volume::bind("/etc/localtime", "/etc/localtime", true))
     );
     assert_eq!(parse_volume("/a:/b").map(|v| v.read_only), Ok(false));
     for bad in [
@@ -1824,11 +1822,7 @@ fn homelab_units_validate() {
     assert_eq!(c.network, Network::Host);
     assert_eq!(
         c.volumes,
-        [Volume {
-            host: "/srv/open-webui".into(),
-            container: "/app/backend/data".into(),
-            read_only: false
-        }]
+        [Volume::bind("/srv/open-webui", "/app/backend/data", false)]
     );
     let ts = set.get("tailscale").unwrap();
     assert_eq!(ts.security.capabilities, ["CAP_NET_ADMIN", "CAP_NET_RAW"]);
@@ -1848,16 +1842,8 @@ fn homelab_units_validate() {
     assert_eq!(
         c.volumes,
         [
-            Volume {
-                host: "/srv/home-assistant".into(),
-                container: "/config".into(),
-                read_only: false
-            },
-            Volume {
-                host: "/etc/localtime".into(),
-                container: "/etc/localtime".into(),
-                read_only: true
-            }
+            Volume::bind("/srv/home-assistant", "/config", false),
+            Volume::bind("/etc/localtime", "/etc/localtime", true)
         ]
     );
     assert_eq!(
@@ -2286,11 +2272,7 @@ http = "http://127.0.0.1:11434/api/version"
             command: Some(vec!["serve".into()]),
             user: Some("1000:1000".into()),
             working_dir: Some("/root".into()),
-            volumes: vec![Volume {
-                host: "/var/lib/ollama".into(),
-                container: "/root/.ollama".into(),
-                read_only: false
-            }],
+            volumes: vec![Volume::bind("/var/lib/ollama", "/root/.ollama", false)],
             read_only: true,
             ..Container::new("").with_network(Network::Host)
         }
