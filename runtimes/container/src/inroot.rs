@@ -91,6 +91,18 @@ pub fn read_file(rootfs: &Path, path: &Path, limit: u64) -> io::Result<Option<Ve
     Ok(Some(buf))
 }
 
+/// Opens the directory at `path` (absolute, as seen from inside the
+/// container) of the rootfs for reading its entries. `Ok(None)` when
+/// nothing is there or it is not a directory.
+pub fn open_dir(rootfs: &Path, path: &Path) -> io::Result<Option<OwnedFd>> {
+    let root = open_root(rootfs)?;
+    match open_in(&root, path, OFlag::O_RDONLY | OFlag::O_DIRECTORY) {
+        Ok(fd) => Ok(Some(fd)),
+        Err(Errno::ENOENT) | Err(Errno::ENOTDIR) => Ok(None),
+        Err(e) => Err(e.into()),
+    }
+}
+
 /// Creates the directory `path` (absolute, as seen from inside the
 /// container) and its missing parents inside the rootfs, like `mkdir -p`,
 /// resolving every existing component inside the rootfs. A component that

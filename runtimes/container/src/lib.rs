@@ -11,6 +11,9 @@
 //! - [`inroot`]: path resolution confined to a rootfs (`openat2`).
 //! - [`net`]: the namespace a run joins and its `/etc/hosts` and
 //!   `/etc/resolv.conf` ([`NetSetup`]).
+//! - [`volume`]: named volumes, made on first use and filled from the
+//!   image.
+//! - [`secrets`]: a run's secrets in a tmpfs of its own.
 //! - [`prepare`]: one run's bundle from a stored image (clear, mount,
 //!   `/etc` files, spec, `config.json`): [`prepare_bundle`].
 //!
@@ -43,19 +46,24 @@ pub mod prepare;
 pub mod rootfs;
 pub mod run;
 pub mod seccomp;
+pub mod secrets;
 pub mod spec;
 pub mod user;
+pub mod volume;
 
 pub use net::NetSetup;
 pub use oci_spec;
-pub use prepare::{clear, prepare_bundle, Leftover, PrepareError, PrepareInput, Prepared};
+pub use prepare::{
+    clear, find_init, host_devices, prepare_bundle, Leftover, PrepareError, PrepareInput, Prepared,
+    INIT_CANDIDATES,
+};
 pub use rootfs::{mount_rootfs, rootfs_path, unmount_rootfs, RootfsError};
 pub use run::{
     create_and_start, delete, ensure_sealed, exec_in, is_sealed, kill, kill_all, state,
     write_bundle, write_etc_files, RunError, State, Status, Stdio,
 };
 pub use spec::{
-    build_spec, DeviceKind, DeviceRule, EtcFiles, ExtraDevice, ExtraMount, Extras, SpecError,
-    SpecInput,
+    build_spec, DeviceKind, DeviceRule, EtcFiles, ExtraDevice, ExtraMount, Extras, RunPaths,
+    SpecError, SpecInput, INIT_PATH,
 };
 pub use user::{ExecUser, UserDb, UserError};

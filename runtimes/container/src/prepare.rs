@@ -1,7 +1,9 @@
 //! One run's bundle, from an image already in the store: clear what an
-//! earlier run left, mount the rootfs, write the `/etc` files, build the
-//! spec and write `config.json`. Blocking (mounts, files); the caller runs
-//! it off its event loop.
+//! earlier run left, mount the rootfs, write the `/etc` files, make the
+//! named volumes ready (filled from the image when new), mount the run's
+//! secrets, find the init binary and (privileged) the host's devices,
+//! build the spec and write `config.json`. Blocking (mounts, files); the
+//! caller runs it off its event loop.
 //!
 //! The spec's `linux.resources` is the only translation of the unit's
 //! `[resources]` for a container: libcontainer creates the cgroup at
@@ -10,13 +12,17 @@
 
 use std::path::{Path, PathBuf};
 
-use jarvis_unit::{Exec, Unit};
+use jarvis_unit::{Exec, Unit, VolumeSource};
 use oci_spec::image::ImageConfiguration;
 
 use crate::rootfs::{mount_rootfs, unmount_rootfs, RootfsError};
 use crate::run::{delete, write_bundle, write_etc_files, RunError};
-use crate::spec::{build_spec, Extras, SpecError, SpecInput};
+use crate::secrets::SecretError;
+use crate::spec::{
+    build_spec, exec_user, DeviceKind, ExtraDevice, Extras, RunPaths, SpecError, SpecInput,
+};
 use crate::user::UserDb;
+use crate::volume::VolumeError;
 
 /// What [`prepare_bundle`] needs.
 #[derive(Debug)]
@@ -39,7 +45,21 @@ pub struct PrepareInput<'a> {
     pub extras: &'a Extras,
     /// The run's network namespace and `/etc/hosts`, `/etc/resolv.conf`.
     pub net: &'a crate::NetSetup,
+    /// Where named volumes live (`<dir>/NAME/_data`).
+    pub volume_dir: &'a Path,
+    /// Where the run's secrets tmpfs is mounted (its parent must exist,
+    /// root's only); unused without `[[secret]]`. The caller unmounts it
+    /// when the run is over ([`crate::secrets::unmount`]).
+    pub secrets_dir: &'a Path,
 }
+
+/// Where the static init binary (tini) is looked for, in order: Debian's
+/// `tini` package, and Docker's `docker-init` (the same program).
+pub const INIT_CANDIDATES: &[&str] = &[
+    "/usr/bin/tini-static",
+    "/usr/bin/docker-init",
+    "/usr/libexec/docker/docker-init",
+];
 
 /// A bundle ready for `create_and_start`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -73,6 +93,12 @@ pub enum PrepareError {
     #[error("{0}")]
     Spec(#[source] SpecError),
     #[error("{0}")]
+    Volume(#[source] VolumeError),
+    #[error("{0}")]
+    Secrets(#[source] SecretError),
+    #[error("read the host's devices: {0}")]
+    Devices(#[source] std::io::Error),
+    #[error("{0}")]
     Bundle(#[source] RunError),
 }
 
@@ -103,10 +129,32 @@ pub fn prepare_bundle(input: &PrepareInput) -> Result<Prepared, PrepareError> {
     let _ = delete(&unit.name, input.state_root, true);
     unmount_rootfs(dir).map_err(PrepareError::Unmount)?;
     let rootfs = mount_rootfs(input.layers, dir).map_err(PrepareError::Mount)?;
+    let mut secrets_mounted = false;
     let built = (|| {
         let users = UserDb::load(&rootfs).map_err(PrepareError::Users)?;
         let etc = write_etc_files(dir, c.hostname_or(&unit.name), &c.network, input.net)
             .map_err(PrepareError::Etc)?;
+        for v in &c.volumes {
+            if let VolumeSource::Named(name) = &v.source {
+                crate::volume::ensure(input.volume_dir, name, &rootfs, Path::new(&v.container))
+                    .map_err(PrepareError::Volume)?;
+            }
+        }
+        let mut run = RunPaths {
+            volume_dir: Some(input.volume_dir.to_path_buf()),
+            init: c.init.then(find_init).flatten(),
+            ..RunPaths::default()
+        };
+        if c.privileged {
+            run.host_devices = host_devices(Path::new("/dev")).map_err(PrepareError::Devices)?;
+        }
+        if !unit.secrets.is_empty() {
+            let user = exec_user(c, input.image, &users).map_err(PrepareError::Spec)?;
+            crate::secrets::mount(input.secrets_dir, &unit.secrets, user.uid, user.gid)
+                .map_err(PrepareError::Secrets)?;
+            secrets_mounted = true;
+            run.secrets = Some(input.secrets_dir.to_path_buf());
+        }
         let spec = build_spec(&SpecInput {
             unit,
             image: input.image,
@@ -116,6 +164,7 @@ pub fn prepare_bundle(input: &PrepareInput) -> Result<Prepared, PrepareError> {
             etc: Some(&etc),
             extras: input.extras,
             netns: input.net.netns.as_deref(),
+            run: &run,
         })
         .map_err(PrepareError::Spec)?;
         write_bundle(dir, &spec).map_err(PrepareError::Bundle)?;
@@ -124,6 +173,9 @@ pub fn prepare_bundle(input: &PrepareInput) -> Result<Prepared, PrepareError> {
     let spec = match built {
         Ok(spec) => spec,
         Err(e) => {
+            if secrets_mounted {
+                let _ = crate::secrets::unmount(input.secrets_dir);
+            }
             let _ = unmount_rootfs(dir);
             return Err(e);
         }
@@ -137,6 +189,70 @@ pub fn prepare_bundle(input: &PrepareInput) -> Result<Prepared, PrepareError> {
             .and_then(|p| p.args().clone())
             .unwrap_or_default(),
     })
+}
+
+/// The first of [`INIT_CANDIDATES`] that is there, with its links
+/// resolved.
+pub fn find_init() -> Option<PathBuf> {
+    INIT_CANDIDATES.iter().find_map(|p| {
+        let p = std::fs::canonicalize(p).ok()?;
+        p.is_file().then_some(p)
+    })
+}
+
+/// The host's device nodes under `dev`, as Docker's `--privileged` takes
+/// them: every character and block device, except under `pts`, `shm`,
+/// `mqueue` and `fd`, and `console` and `ptmx` (the container's own are
+/// made by the runtime).
+pub fn host_devices(dev: &Path) -> std::io::Result<Vec<ExtraDevice>> {
+    use std::os::unix::fs::{FileTypeExt, MetadataExt};
+    let mut out = Vec::new();
+    let mut stack = vec![dev.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d)? {
+            let e = e?;
+            let name = e.file_name();
+            let ft = e.file_type()?;
+            let top = d == dev;
+            if ft.is_dir() {
+                let skip = top
+                    && matches!(
+                        name.to_str(),
+                        Some("pts" | "shm" | "mqueue" | "fd" | ".lxc" | ".lxd-mounts" | ".udev")
+                    );
+                if !skip {
+                    stack.push(e.path());
+                }
+                continue;
+            }
+            if top && matches!(name.to_str(), Some("console" | "ptmx")) {
+                continue;
+            }
+            let kind = if ft.is_char_device() {
+                DeviceKind::Char
+            } else if ft.is_block_device() {
+                DeviceKind::Block
+            } else {
+                continue;
+            };
+            let Ok(meta) = e.metadata() else {
+                continue; // gone meanwhile
+            };
+            let rdev = meta.rdev();
+            out.push(ExtraDevice {
+                path: Path::new("/dev").join(e.path().strip_prefix(dev).unwrap_or(&e.path())),
+                kind,
+                major: libc::major(rdev) as i64,
+                minor: libc::minor(rdev) as i64,
+                file_mode: meta.mode() & 0o7777,
+                uid: meta.uid(),
+                gid: meta.gid(),
+                access: "rwm".into(),
+            });
+        }
+    }
+    out.sort_by(|a, b| a.path.cmp(&b.path));
+    Ok(out)
 }
 
 /// What [`clear`] could not undo.
@@ -178,6 +294,8 @@ mod tests {
             cgroups_path: "/jarvis/web",
             extras: &Extras::default(),
             net: &crate::NetSetup::default(),
+            volume_dir: &dir,
+            secrets_dir: &dir,
         })
         .unwrap_err();
         assert!(matches!(err, PrepareError::NotAContainer(n) if n == "web"));

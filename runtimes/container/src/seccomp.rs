@@ -750,6 +750,7 @@ mod tests {
                 etc: None,
                 extras: &Extras::default(),
                 netns: None,
+                run: &Default::default(),
             })
             .unwrap();
             s.linux().as_ref().unwrap().seccomp().clone().unwrap()

@@ -8,41 +8,52 @@
 //! The defaults, at least as strict as Podman's:
 //!
 //! - **Capabilities**: bounding = effective = permitted = Podman's 11
-//!   ([`DEFAULT_CAPABILITIES`], CapBnd `0x800405fb`) plus whatever
-//!   `security.capabilities` lists. For a container the key *adds* to the
-//!   default set (for a native unit it is the whole set): an image expects
-//!   the usual container capabilities. A future key (say
-//!   `drop_default_capabilities = true`) could start from an empty set.
-//!   Inheritable and ambient are always empty, so a non-root user keeps
-//!   capabilities across exec only through file capabilities, as in Docker.
+//!   ([`DEFAULT_CAPABILITIES`], CapBnd `0x800405fb`), less `cap_drop`
+//!   (`ALL`: every one), plus `cap_add` and `security.capabilities`
+//!   (Docker's order: drop, then add). For a container
+//!   `security.capabilities` *adds* to the default set (for a native unit
+//!   it is the whole set): an image expects the usual container
+//!   capabilities. Inheritable and ambient are always empty, so a non-root
+//!   user keeps capabilities across exec only through file capabilities,
+//!   as in Docker.
+//! - **privileged**: every capability, every host device node (from the
+//!   caller, [`RunPaths::host_devices`]) and a device cgroup that allows
+//!   all, no seccomp filter, no masked or read-only paths, `/sys` writable:
+//!   what Docker's `--privileged` gives.
 //! - **no_new_privileges** from `security.no_new_privileges` (default true).
 //! - **seccomp**: [`crate::seccomp::default_profile`] for those capabilities.
 //! - **maskedPaths / readonlyPaths**: [`MASKED_PATHS`], [`READONLY_PATHS`].
 //! - **mounts**: `/proc`, `/dev` (tmpfs 755), `/dev/pts` (newinstance,
-//!   ptmxmode 0666, gid 5), `/dev/shm` (64 MiB), `/dev/mqueue`, `/sys`
-//!   (read-only), the `/etc` files, then the unit's volumes (`rbind`,
-//!   `rprivate`, `nodev`, plus `ro` for `:ro`), then the caller's extra
-//!   mounts. Volumes are `nodev` because on cgroup v2 the device cgroup is
-//!   not enforced by this build (see the crate docs).
+//!   ptmxmode 0666, gid 5), `/dev/shm` (64 MiB, or `shm_size`),
+//!   `/dev/mqueue`, `/sys` (read-only), the `/etc` files, then the unit's
+//!   volumes (`rbind`, `rprivate`, `nodev`, plus `ro` for `:ro`; a named
+//!   volume from [`RunPaths::volume_dir`]), its `tmpfs` mounts (`nosuid`,
+//!   `nodev`, with their size and mode), the secrets directory read-only
+//!   at `/run/secrets`, the init binary read-only at [`INIT_PATH`], then
+//!   the caller's extra mounts. Volumes are `nodev` because on cgroup v2
+//!   the device cgroup is not enforced by this build (see the crate docs).
 //! - **devices**: the standard nodes ([`standard_devices`]) and the device
 //!   cgroup "deny all, then allow exactly those" ([`device_rules`]), plus
 //!   the caller's [`Extras`].
 //! - **namespaces**: pid, ipc, uts, mount; network only for
 //!   `network = "none"`; never user.
-//! - **process**: no terminal, no rlimits (inherited as they are: root
-//!   here cannot raise `RLIMIT_NOFILE` past its hard limit), cwd resolved by
-//!   libcontainer after `pivot_root`.
+//! - **process**: no terminal, rlimits only those `ulimits` sets (the rest
+//!   inherited as they are), the unit's `sysctls` as `linux.sysctl`,
+//!   `group_add` as additional gids (names from the image's `/etc/group`),
+//!   cwd resolved by libcontainer after `pivot_root`. With `init = true`
+//!   the process is [`INIT_PATH`] `--` and the command: tini, as Docker's
+//!   `--init`, reaps zombies and forwards signals as PID 1.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Component, Path, PathBuf};
 
-use jarvis_unit::{Container, Exec, Network, Resources, Security, Unit};
+use jarvis_unit::{Container, Exec, Network, Resources, Rlimit, Security, Unit, VolumeSource};
 use oci_spec::image::ImageConfiguration;
 use oci_spec::runtime::{
     Capability, LinuxBuilder, LinuxCapabilities, LinuxCpuBuilder, LinuxDevice, LinuxDeviceBuilder,
     LinuxDeviceCgroup, LinuxDeviceCgroupBuilder, LinuxDeviceType, LinuxMemoryBuilder,
     LinuxNamespaceBuilder, LinuxNamespaceType, LinuxPidsBuilder, LinuxResourcesBuilder, Mount,
-    MountBuilder, Process, Root, Spec, User,
+    MountBuilder, PosixRlimit, PosixRlimitBuilder, PosixRlimitType, Process, Root, Spec, User,
 };
 
 use crate::seccomp;
@@ -95,6 +106,9 @@ pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bi
 
 /// `/dev/shm`'s size (Docker's default).
 pub const SHM_SIZE: &str = "size=65536k";
+
+/// Where the init binary is bound in a container with `init = true`.
+pub const INIT_PATH: &str = "/sbin/jarvis-init";
 
 /// The cpu period used with `resources.cpus`.
 pub const CPU_PERIOD: u64 = 100_000;
@@ -155,6 +169,23 @@ pub struct Extras {
     pub mounts: Vec<ExtraMount>,
 }
 
+/// What the run provides on the host for the unit's own keys: named
+/// volumes, secrets, init, and a privileged container's devices.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RunPaths {
+    /// Named volume `NAME` is bound from `<volume_dir>/NAME/_data` (see
+    /// [`crate::volume`]); `None` refuses a unit with a named volume.
+    pub volume_dir: Option<PathBuf>,
+    /// The run's secrets directory (a tmpfs, [`crate::secrets`]), bound
+    /// read-only at `/run/secrets`; `None` refuses a unit with secrets.
+    pub secrets: Option<PathBuf>,
+    /// The static init binary on the host (tini), bound read-only at
+    /// [`INIT_PATH`]; `None` refuses `init = true`.
+    pub init: Option<PathBuf>,
+    /// For `privileged = true`: the host's device nodes.
+    pub host_devices: Vec<ExtraDevice>,
+}
+
 /// The host files bound over `/etc/hosts`, `/etc/resolv.conf` and
 /// `/etc/hostname` (read-only). See `run::write_etc_files`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -185,6 +216,8 @@ pub struct SpecInput<'a> {
     /// jarvis-network); `None` makes a new one, with only loopback, unless
     /// the unit's network is `host`.
     pub netns: Option<&'a Path>,
+    /// Volumes, secrets, init and devices the run provides.
+    pub run: &'a RunPaths,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -209,6 +242,14 @@ pub enum SpecError {
     BadEnv(String),
     #[error("device access {0:?} must be a non-empty subset of \"rwm\"")]
     BadAccess(String),
+    #[error("group {0:?} of group_add is not in the image's /etc/group")]
+    UnknownGroup(String),
+    #[error("named volume {0:?} needs the volume directory")]
+    NoVolumeDir(String),
+    #[error("secrets need the run's secrets directory")]
+    NoSecretsDir,
+    #[error("init = true needs tini's static binary on the host: apt-get install tini")]
+    NoInit,
     #[error("building the spec: {0}")]
     Oci(#[from] oci_spec::OciSpecError),
 }
@@ -229,13 +270,14 @@ pub fn build_spec(input: &SpecInput) -> Result<Spec, SpecError> {
     check_abs("cgroups path", input.cgroups_path)
         .map_err(|_| SpecError::BadCgroupsPath(input.cgroups_path.to_string()))?;
 
-    let args = command(container, input.image)?;
-    let user_str = container
-        .user
-        .clone()
-        .or_else(|| image.and_then(|c| c.user().clone()))
-        .unwrap_or_default();
-    let user = input.users.resolve(&user_str)?;
+    let mut args = command(container, input.image)?;
+    if container.init {
+        if input.run.init.is_none() {
+            return Err(SpecError::NoInit);
+        }
+        args.splice(0..0, [INIT_PATH.to_string(), "--".to_string()]);
+    }
+    let user = exec_user(container, input.image, input.users)?;
     let image_env = image.and_then(|c| c.env().clone()).unwrap_or_default();
     let env = merge_env(&image_env, &unit.env, &user.home)?;
     let cwd = match (
@@ -255,7 +297,11 @@ pub fn build_spec(input: &SpecInput) -> Result<Spec, SpecError> {
         _ => PathBuf::from("/"),
     };
 
-    let caps = capability_set(&unit.security)?;
+    let caps = if container.privileged {
+        all_capabilities()
+    } else {
+        container_capabilities(container, &unit.security)?
+    };
     let mut process = Process::default();
     let mut spec_user = User::default();
     spec_user
@@ -264,7 +310,8 @@ pub fn build_spec(input: &SpecInput) -> Result<Spec, SpecError> {
         .set_umask(None)
         .set_additional_gids({
             let mut gids = user.additional_gids.clone();
-            for g in &input.extras.additional_gids {
+            let added = group_add(&container.group_add, input.users)?;
+            for g in added.iter().chain(&input.extras.additional_gids) {
                 if *g != user.gid && !gids.contains(g) {
                     gids.push(*g);
                 }
@@ -281,7 +328,7 @@ pub fn build_spec(input: &SpecInput) -> Result<Spec, SpecError> {
         .set_env(Some(env))
         .set_cwd(cwd)
         .set_capabilities(Some(capabilities(&caps)))
-        .set_rlimits(None)
+        .set_rlimits(rlimits(container)?)
         .set_no_new_privileges(Some(unit.security.no_new_privileges))
         .set_apparmor_profile(None)
         .set_oom_score_adj(None)
@@ -323,7 +370,12 @@ pub fn build_spec(input: &SpecInput) -> Result<Spec, SpecError> {
     }
 
     let mut devices = standard_devices();
-    for d in &input.extras.devices {
+    let privileged_devices = if container.privileged {
+        &input.run.host_devices[..]
+    } else {
+        &[]
+    };
+    for d in privileged_devices.iter().chain(&input.extras.devices) {
         check_abs("device path", &d.path.to_string_lossy())?;
         check_access(&d.access)?;
         devices.retain(|s| s.path() != &d.path);
@@ -340,22 +392,44 @@ pub fn build_spec(input: &SpecInput) -> Result<Spec, SpecError> {
         );
     }
 
+    let rules = if container.privileged {
+        vec![cgroup_rule(
+            true,
+            Some(LinuxDeviceType::A),
+            None,
+            None,
+            "rwm",
+        )]
+    } else {
+        device_rules(input.extras)?
+    };
     let linux = LinuxBuilder::default()
-        .resources(resources(&unit.resources, device_rules(input.extras)?)?)
+        .resources(resources(&unit.resources, rules)?)
         .cgroups_path(PathBuf::from(input.cgroups_path))
         .namespaces(namespaces)
         .devices(devices)
-        .seccomp(seccomp::default_profile(&caps))
-        .masked_paths(MASKED_PATHS.map(String::from).to_vec())
-        .readonly_paths(READONLY_PATHS.map(String::from).to_vec())
         .build()?;
     // LinuxBuilder fills unset fields from `Linux::default()`; clear those
     // this crate does not decide.
     let mut linux = linux;
+    if container.privileged {
+        linux
+            .set_seccomp(None)
+            .set_masked_paths(None)
+            .set_readonly_paths(None);
+    } else {
+        linux
+            .set_seccomp(Some(seccomp::default_profile(&caps)))
+            .set_masked_paths(Some(MASKED_PATHS.map(String::from).to_vec()))
+            .set_readonly_paths(Some(READONLY_PATHS.map(String::from).to_vec()));
+    }
     linux
         .set_uid_mappings(None)
         .set_gid_mappings(None)
-        .set_sysctl(None)
+        .set_sysctl(
+            (!container.sysctls.is_empty())
+                .then(|| container.sysctls.clone().into_iter().collect()),
+        )
         .set_net_devices(None)
         .set_rootfs_propagation(None)
         .set_mount_label(None)
@@ -371,8 +445,10 @@ pub fn build_spec(input: &SpecInput) -> Result<Spec, SpecError> {
         .set_hostname(Some(hostname))
         .set_domainname(None)
         .set_mounts(Some(mounts(
-            &container.volumes,
+            container,
+            !unit.secrets.is_empty(),
             input.etc,
+            input.run,
             &input.extras.mounts,
         )?))
         .set_annotations(None)
@@ -412,6 +488,21 @@ fn check_access(access: &str) -> Result<(), SpecError> {
         return Err(SpecError::BadAccess(access.to_string()));
     }
     Ok(())
+}
+
+/// The user the container's process runs as: the unit's `user`, else the
+/// image's, else root; resolved against the image's user database.
+pub fn exec_user(
+    container: &Container,
+    image: &ImageConfiguration,
+    users: &UserDb,
+) -> Result<crate::user::ExecUser, SpecError> {
+    let user = container
+        .user
+        .clone()
+        .or_else(|| image.config().as_ref().and_then(|c| c.user().clone()))
+        .unwrap_or_default();
+    Ok(users.resolve(&user)?)
 }
 
 /// The argv, with Docker's rules: a unit `entrypoint` replaces the image's
@@ -489,14 +580,160 @@ pub fn merge_env(
 /// Podman's defaults plus what the unit adds.
 pub fn capability_set(security: &Security) -> Result<HashSet<Capability>, SpecError> {
     let mut caps: HashSet<Capability> = DEFAULT_CAPABILITIES.into_iter().collect();
-    for name in &security.capabilities {
-        let short = name.strip_prefix("CAP_").unwrap_or(name);
-        let cap: Capability = short
-            .parse()
-            .map_err(|_| SpecError::UnknownCapability(name.clone()))?;
-        caps.insert(cap);
-    }
+    add_capabilities(&mut caps, &security.capabilities)?;
     Ok(caps)
+}
+
+/// A container's set: Podman's defaults less `cap_drop` (`ALL`: all of
+/// them), then `cap_add` and `security.capabilities` added (`ALL`: every
+/// capability).
+pub fn container_capabilities(
+    container: &Container,
+    security: &Security,
+) -> Result<HashSet<Capability>, SpecError> {
+    let mut caps: HashSet<Capability> = DEFAULT_CAPABILITIES.into_iter().collect();
+    for name in &container.cap_drop {
+        if is_all(name) {
+            caps.clear();
+        } else {
+            caps.remove(&parse_capability(name)?);
+        }
+    }
+    add_capabilities(&mut caps, &container.cap_add)?;
+    add_capabilities(&mut caps, &security.capabilities)?;
+    Ok(caps)
+}
+
+/// Every capability the spec can name (those up to
+/// `CAP_CHECKPOINT_RESTORE`, Linux 5.9's).
+pub fn all_capabilities() -> HashSet<Capability> {
+    ALL_CAPABILITIES
+        .iter()
+        .filter_map(|n| n.parse().ok())
+        .collect()
+}
+
+/// The names of every capability, as the kernel numbers them.
+const ALL_CAPABILITIES: [&str; 41] = [
+    "CHOWN",
+    "DAC_OVERRIDE",
+    "DAC_READ_SEARCH",
+    "FOWNER",
+    "FSETID",
+    "KILL",
+    "SETGID",
+    "SETUID",
+    "SETPCAP",
+    "LINUX_IMMUTABLE",
+    "NET_BIND_SERVICE",
+    "NET_BROADCAST",
+    "NET_ADMIN",
+    "NET_RAW",
+    "IPC_LOCK",
+    "IPC_OWNER",
+    "SYS_MODULE",
+    "SYS_RAWIO",
+    "SYS_CHROOT",
+    "SYS_PTRACE",
+    "SYS_PACCT",
+    "SYS_ADMIN",
+    "SYS_BOOT",
+    "SYS_NICE",
+    "SYS_RESOURCE",
+    "SYS_TIME",
+    "SYS_TTY_CONFIG",
+    "MKNOD",
+    "LEASE",
+    "AUDIT_WRITE",
+    "AUDIT_CONTROL",
+    "SETFCAP",
+    "MAC_OVERRIDE",
+    "MAC_ADMIN",
+    "SYSLOG",
+    "WAKE_ALARM",
+    "BLOCK_SUSPEND",
+    "AUDIT_READ",
+    "PERFMON",
+    "BPF",
+    "CHECKPOINT_RESTORE",
+];
+
+fn is_all(name: &str) -> bool {
+    name.eq_ignore_ascii_case(Container::ALL_CAPABILITIES)
+}
+
+fn parse_capability(name: &str) -> Result<Capability, SpecError> {
+    let short = name.strip_prefix("CAP_").unwrap_or(name);
+    short
+        .parse()
+        .map_err(|_| SpecError::UnknownCapability(name.to_string()))
+}
+
+fn add_capabilities(caps: &mut HashSet<Capability>, names: &[String]) -> Result<(), SpecError> {
+    for name in names {
+        if is_all(name) {
+            caps.extend(all_capabilities());
+        } else {
+            caps.insert(parse_capability(name)?);
+        }
+    }
+    Ok(())
+}
+
+/// `group_add`: numeric gids as they are, names from the image's
+/// `/etc/group`.
+pub fn group_add(groups: &[String], users: &UserDb) -> Result<Vec<u32>, SpecError> {
+    groups
+        .iter()
+        .map(|g| match g.parse::<u32>() {
+            Ok(gid) => Ok(gid),
+            Err(_) => users
+                .group
+                .iter()
+                .find(|e| e.name == *g)
+                .map(|e| e.gid)
+                .ok_or_else(|| SpecError::UnknownGroup(g.clone())),
+        })
+        .collect()
+}
+
+/// `ulimits` as `process.rlimits`; `None` when there are none.
+pub fn rlimits(container: &Container) -> Result<Option<Vec<PosixRlimit>>, SpecError> {
+    if container.ulimits.is_empty() {
+        return Ok(None);
+    }
+    container
+        .ulimits
+        .iter()
+        .map(|(r, u)| {
+            Ok(PosixRlimitBuilder::default()
+                .typ(rlimit_type(*r))
+                .soft(u.soft)
+                .hard(u.hard)
+                .build()?)
+        })
+        .collect::<Result<Vec<_>, SpecError>>()
+        .map(Some)
+}
+
+fn rlimit_type(r: Rlimit) -> PosixRlimitType {
+    match r {
+        Rlimit::Core => PosixRlimitType::RlimitCore,
+        Rlimit::Cpu => PosixRlimitType::RlimitCpu,
+        Rlimit::Data => PosixRlimitType::RlimitData,
+        Rlimit::Fsize => PosixRlimitType::RlimitFsize,
+        Rlimit::Locks => PosixRlimitType::RlimitLocks,
+        Rlimit::Memlock => PosixRlimitType::RlimitMemlock,
+        Rlimit::Msgqueue => PosixRlimitType::RlimitMsgqueue,
+        Rlimit::Nice => PosixRlimitType::RlimitNice,
+        Rlimit::Nofile => PosixRlimitType::RlimitNofile,
+        Rlimit::Nproc => PosixRlimitType::RlimitNproc,
+        Rlimit::Rss => PosixRlimitType::RlimitRss,
+        Rlimit::Rtprio => PosixRlimitType::RlimitRtprio,
+        Rlimit::Rttime => PosixRlimitType::RlimitRttime,
+        Rlimit::Sigpending => PosixRlimitType::RlimitSigpending,
+        Rlimit::Stack => PosixRlimitType::RlimitStack,
+    }
 }
 
 fn capabilities(caps: &HashSet<Capability>) -> LinuxCapabilities {
@@ -680,12 +917,23 @@ fn bind(source: &Path, dest: &Path, options: &[String]) -> Mount {
         .expect("a complete mount")
 }
 
-/// The mounts, in order: kernel filesystems, `/etc` files, volumes, extras.
+/// The mounts, in order: kernel filesystems, `/etc` files, volumes, tmpfs
+/// mounts, secrets, init, extras.
 pub fn mounts(
-    volumes: &[jarvis_unit::Volume],
+    container: &Container,
+    secrets: bool,
     etc: Option<&EtcFiles>,
+    run: &RunPaths,
     extras: &[ExtraMount],
 ) -> Result<Vec<Mount>, SpecError> {
+    let shm_size = container
+        .shm_size
+        .map_or_else(|| SHM_SIZE.to_string(), |b| format!("size={b}"));
+    let sys_opts: &[&str] = if container.privileged {
+        &["nosuid", "noexec", "nodev"]
+    } else {
+        &["nosuid", "noexec", "nodev", "ro"]
+    };
     let mut m = vec![
         mount("/proc", "proc", "proc", &["nosuid", "noexec", "nodev"]),
         mount(
@@ -711,7 +959,7 @@ pub fn mounts(
             "/dev/shm",
             "tmpfs",
             "shm",
-            &["nosuid", "noexec", "nodev", "mode=1777", SHM_SIZE],
+            &["nosuid", "noexec", "nodev", "mode=1777", &shm_size],
         ),
         mount(
             "/dev/mqueue",
@@ -719,12 +967,7 @@ pub fn mounts(
             "mqueue",
             &["nosuid", "noexec", "nodev"],
         ),
-        mount(
-            "/sys",
-            "sysfs",
-            "sysfs",
-            &["nosuid", "noexec", "nodev", "ro"],
-        ),
+        mount("/sys", "sysfs", "sysfs", sys_opts),
     ];
     if let Some(etc) = etc {
         let opts: Vec<String> = ["rbind", "rprivate", "ro", "nosuid", "nodev", "noexec"]
@@ -734,20 +977,65 @@ pub fn mounts(
         m.push(bind(&etc.resolv_conf, Path::new("/etc/resolv.conf"), &opts));
         m.push(bind(&etc.hostname, Path::new("/etc/hostname"), &opts));
     }
-    for v in volumes {
-        check_abs("volume host path", &v.host)?;
-        check_abs("volume container path", &v.container)?;
-        if Path::new(&v.container) == Path::new("/") {
-            return Err(SpecError::BadPath {
-                what: "volume container path",
-                path: v.container.clone(),
-            });
-        }
+    for v in &container.volumes {
+        let host = match &v.source {
+            VolumeSource::Bind(path) => {
+                check_abs("volume host path", path)?;
+                PathBuf::from(path)
+            }
+            VolumeSource::Named(name) => {
+                let dir = run
+                    .volume_dir
+                    .as_deref()
+                    .ok_or_else(|| SpecError::NoVolumeDir(name.clone()))?;
+                crate::volume::data_path(dir, name).map_err(|_| SpecError::BadPath {
+                    what: "volume name",
+                    path: name.clone(),
+                })?
+            }
+        };
+        check_inner("volume container path", &v.container)?;
         let mut opts: Vec<String> = ["rbind", "rprivate", "nodev"].map(String::from).to_vec();
         if v.read_only {
             opts.push("ro".into());
         }
-        m.push(bind(Path::new(&v.host), Path::new(&v.container), &opts));
+        m.push(bind(&host, Path::new(&v.container), &opts));
+    }
+    for t in &container.tmpfs {
+        check_inner("tmpfs path", &t.path)?;
+        let mut opts = vec!["nosuid".to_string(), "nodev".to_string()];
+        if let Some(size) = t.size {
+            opts.push(format!("size={size}"));
+        }
+        if let Some(mode) = t.mode {
+            opts.push(format!("mode={:o}", mode & 0o7777));
+        }
+        m.push(
+            MountBuilder::default()
+                .destination(PathBuf::from(&t.path))
+                .typ("tmpfs".to_string())
+                .source(PathBuf::from("tmpfs"))
+                .options(opts)
+                .build()?,
+        );
+    }
+    if secrets {
+        let dir = run.secrets.as_deref().ok_or(SpecError::NoSecretsDir)?;
+        let opts: Vec<String> = ["rbind", "rprivate", "ro", "nosuid", "nodev", "noexec"]
+            .map(String::from)
+            .to_vec();
+        m.push(bind(
+            dir,
+            Path::new(jarvis_unit::Secret::CONTAINER_DIR),
+            &opts,
+        ));
+    }
+    if container.init {
+        let init = run.init.as_deref().ok_or(SpecError::NoInit)?;
+        let opts: Vec<String> = ["bind", "rprivate", "ro", "nosuid", "nodev"]
+            .map(String::from)
+            .to_vec();
+        m.push(bind(init, Path::new(INIT_PATH), &opts));
     }
     for e in extras {
         check_abs("extra mount host path", &e.host.to_string_lossy())?;
@@ -757,6 +1045,18 @@ pub fn mounts(
         m.push(bind(&e.host, &e.container, &opts));
     }
     Ok(m)
+}
+
+/// An absolute path inside the container other than `/`.
+fn check_inner(what: &'static str, path: &str) -> Result<(), SpecError> {
+    check_abs(what, path)?;
+    if Path::new(path) == Path::new("/") {
+        return Err(SpecError::BadPath {
+            what,
+            path: path.to_string(),
+        });
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -44,6 +44,7 @@ fn build_with(u: &Unit, img: &ImageConfiguration, extras: &Extras) -> Result<Spe
         etc: Some(&etc),
         extras,
         netns: None,
+        run: &Default::default(),
     })
 }
 
@@ -546,16 +547,8 @@ fn resources_mapping() {
 fn mounts_and_volumes() {
     let mut c = container();
     c.volumes = vec![
-        Volume {
-            host: "/srv/data".into(),
-            container: "/data".into(),
-            read_only: false,
-        },
-        Volume {
-            host: "/srv/conf".into(),
-            container: "/etc/app".into(),
-            read_only: true,
-        },
+        Volume::bind("/srv/data", "/data", false),
+        Volume::bind("/srv/conf", "/etc/app", true),
     ];
     let s = build(&unit(c.clone()));
     let m = s.mounts().as_ref().unwrap();
@@ -631,6 +624,7 @@ fn native_units_and_bad_inputs_are_refused() {
         etc: None,
         extras: &Extras::default(),
         netns: None,
+        run: &Default::default(),
     };
     assert!(matches!(
         build_spec(&input),
@@ -652,4 +646,293 @@ fn spec_round_trips_through_json() {
     let back: Spec = serde_json::from_str(&json).unwrap();
     assert_eq!(back, s);
     assert!(!json.contains("rlimits"));
+}
+
+fn build_run(u: &Unit, run: &RunPaths) -> Result<Spec, SpecError> {
+    let users = UserDb::parse(PASSWD, GROUP);
+    build_spec(&SpecInput {
+        unit: u,
+        image: &default_image(),
+        users: &users,
+        rootfs: Path::new("/var/lib/jarvis/c/web/rootfs"),
+        cgroups_path: "/jarvis/web",
+        etc: None,
+        extras: &Extras::default(),
+        netns: None,
+        run,
+    })
+}
+
+fn caps_of(s: &Spec) -> HashSet<Capability> {
+    process(s)
+        .capabilities()
+        .as_ref()
+        .unwrap()
+        .bounding()
+        .clone()
+        .unwrap()
+}
+
+#[test]
+fn cap_drop_then_cap_add() {
+    let mut c = container();
+    c.cap_drop = vec!["ALL".into()];
+    c.cap_add = vec!["CAP_CHOWN".into()];
+    let s = build(&unit(c.clone()));
+    assert_eq!(caps_of(&s), HashSet::from([Capability::Chown]));
+    let eff = process(&s).capabilities().as_ref().unwrap();
+    assert_eq!(eff.effective().clone().unwrap(), caps_of(&s));
+
+    c.cap_drop = vec!["CAP_KILL".into(), "NET_BIND_SERVICE".into()];
+    c.cap_add = vec!["CAP_NET_ADMIN".into()];
+    let caps = caps_of(&build(&unit(c.clone())));
+    assert!(!caps.contains(&Capability::Kill));
+    assert!(!caps.contains(&Capability::NetBindService));
+    assert!(caps.contains(&Capability::NetAdmin) && caps.contains(&Capability::Chown));
+    assert_eq!(caps.len(), DEFAULT_CAPABILITIES.len() - 1);
+
+    // [security] capabilities still add, after the drop.
+    let mut u = unit(Container {
+        cap_drop: vec!["ALL".into()],
+        ..container()
+    });
+    u.security.capabilities = vec!["CAP_SYS_NICE".into()];
+    assert_eq!(caps_of(&build(&u)), HashSet::from([Capability::SysNice]));
+
+    c.cap_add = vec!["ALL".into()];
+    assert_eq!(caps_of(&build(&unit(c.clone()))).len(), 41);
+    c.cap_add = vec!["CAP_NOPE".into()];
+    assert!(matches!(
+        build_with(&unit(c), &default_image(), &Extras::default()),
+        Err(SpecError::UnknownCapability(n)) if n == "CAP_NOPE"
+    ));
+}
+
+#[test]
+fn privileged_has_everything_and_no_filters() {
+    let c = Container {
+        privileged: true,
+        ..container()
+    };
+    let host = ExtraDevice {
+        path: "/dev/sda".into(),
+        kind: DeviceKind::Block,
+        major: 8,
+        minor: 0,
+        file_mode: 0o660,
+        uid: 0,
+        gid: 6,
+        access: "rwm".into(),
+    };
+    let run = RunPaths {
+        host_devices: vec![host],
+        ..RunPaths::default()
+    };
+    let s = build_run(&unit(c.clone()), &run).unwrap();
+    assert_eq!(caps_of(&s).len(), 41);
+    let l = linux(&s);
+    assert!(l.seccomp().is_none());
+    assert!(l.masked_paths().is_none() && l.readonly_paths().is_none());
+    assert!(l
+        .devices()
+        .as_ref()
+        .unwrap()
+        .iter()
+        .any(|d| d.path() == Path::new("/dev/sda") && d.major() == 8));
+    let rules = l.resources().as_ref().unwrap().devices().clone().unwrap();
+    assert_eq!(rules.len(), 1);
+    assert!(rules[0].allow() && rules[0].typ() == Some(LinuxDeviceType::A));
+    let sys = s
+        .mounts()
+        .as_ref()
+        .unwrap()
+        .iter()
+        .find(|m| m.destination() == Path::new("/sys"))
+        .unwrap();
+    assert!(!sys.options().as_ref().unwrap().contains(&"ro".to_string()));
+    // Without privileged the host's devices are not taken.
+    let s = build_run(&unit(container()), &run).unwrap();
+    assert!(!linux(&s)
+        .devices()
+        .as_ref()
+        .unwrap()
+        .iter()
+        .any(|d| d.path() == Path::new("/dev/sda")));
+    assert!(linux(&s).seccomp().is_some());
+}
+
+#[test]
+fn sysctls_ulimits_shm_and_groups() {
+    let mut c = container();
+    c.sysctls = BTreeMap::from([(
+        "net.ipv4.ip_unprivileged_port_start".to_string(),
+        "0".to_string(),
+    )]);
+    c.ulimits = BTreeMap::from([
+        (
+            jarvis_unit::Rlimit::Nofile,
+            jarvis_unit::Ulimit {
+                soft: 1024,
+                hard: 65536,
+            },
+        ),
+        (
+            jarvis_unit::Rlimit::Core,
+            jarvis_unit::Ulimit {
+                soft: jarvis_unit::Ulimit::UNLIMITED,
+                hard: jarvis_unit::Ulimit::UNLIMITED,
+            },
+        ),
+    ]);
+    c.shm_size = Some(1 << 30);
+    c.group_add = vec!["video".into(), "12".into()];
+    c.user = Some("app".into());
+    let s = build(&unit(c.clone()));
+    assert_eq!(
+        linux(&s).sysctl().as_ref().unwrap()["net.ipv4.ip_unprivileged_port_start"],
+        "0"
+    );
+    let rl = process(&s).rlimits().clone().unwrap();
+    let nofile = rl
+        .iter()
+        .find(|r| r.typ() == PosixRlimitType::RlimitNofile)
+        .unwrap();
+    assert_eq!((nofile.soft(), nofile.hard()), (1024, 65536));
+    let core = rl
+        .iter()
+        .find(|r| r.typ() == PosixRlimitType::RlimitCore)
+        .unwrap();
+    assert_eq!(core.hard(), u64::MAX);
+    let shm = s
+        .mounts()
+        .as_ref()
+        .unwrap()
+        .iter()
+        .find(|m| m.destination() == Path::new("/dev/shm"))
+        .unwrap();
+    assert!(shm
+        .options()
+        .as_ref()
+        .unwrap()
+        .contains(&"size=1073741824".to_string()));
+    let gids = process(&s).user().additional_gids().clone().unwrap();
+    // app is in video (44) already through /etc/group; 12 is added.
+    assert!(gids.contains(&44) && gids.contains(&12), "{gids:?}");
+    assert_eq!(gids.iter().filter(|&&g| g == 44).count(), 1);
+
+    c.group_add = vec!["wheel".into()];
+    assert!(matches!(
+        build_with(&unit(c), &default_image(), &Extras::default()),
+        Err(SpecError::UnknownGroup(g)) if g == "wheel"
+    ));
+    // No sysctls, no rlimits: neither key in the spec.
+    let s = build(&unit(container()));
+    assert!(linux(&s).sysctl().is_none() && process(&s).rlimits().is_none());
+}
+
+#[test]
+fn tmpfs_named_volumes_secrets_and_init() {
+    let mut c = container();
+    c.tmpfs = vec![
+        jarvis_unit::Tmpfs {
+            path: "/tmp".into(),
+            size: Some(64 << 20),
+            mode: Some(0o1777),
+        },
+        jarvis_unit::Tmpfs {
+            path: "/run/x".into(),
+            size: None,
+            mode: None,
+        },
+    ];
+    c.volumes = vec![
+        Volume::named("pgdata", "/var/lib/postgresql/data", false),
+        Volume::bind("/srv/media", "/media", true),
+    ];
+    c.init = true;
+    let mut u = unit(c.clone());
+    u.secrets = vec![jarvis_unit::Secret {
+        source: "/srv/secrets/db".into(),
+        target: "db".into(),
+        mode: 0o400,
+    }];
+    let run = RunPaths {
+        volume_dir: Some("/var/lib/jarvis/volumes".into()),
+        secrets: Some("/var/lib/jarvis/run/secrets/web".into()),
+        init: Some("/usr/bin/tini-static".into()),
+        host_devices: vec![],
+    };
+    let s = build_run(&u, &run).unwrap();
+    let m = s.mounts().as_ref().unwrap();
+    let find = |dest: &str| {
+        m.iter()
+            .find(|x| x.destination() == Path::new(dest))
+            .unwrap()
+    };
+    let opts = |dest: &str| find(dest).options().clone().unwrap();
+    assert_eq!(find("/tmp").typ().as_deref(), Some("tmpfs"));
+    assert_eq!(
+        opts("/tmp"),
+        ["nosuid", "nodev", "size=67108864", "mode=1777"].map(String::from)
+    );
+    assert_eq!(opts("/run/x"), ["nosuid", "nodev"].map(String::from));
+    assert_eq!(
+        find("/var/lib/postgresql/data").source().as_deref(),
+        Some(Path::new("/var/lib/jarvis/volumes/pgdata/_data"))
+    );
+    assert_eq!(
+        find("/media").source().as_deref(),
+        Some(Path::new("/srv/media"))
+    );
+    assert_eq!(
+        find("/run/secrets").source().as_deref(),
+        Some(Path::new("/var/lib/jarvis/run/secrets/web"))
+    );
+    assert!(opts("/run/secrets").contains(&"ro".to_string()));
+    assert_eq!(
+        find(INIT_PATH).source().as_deref(),
+        Some(Path::new("/usr/bin/tini-static"))
+    );
+    assert!(opts(INIT_PATH).contains(&"ro".to_string()));
+    assert_eq!(
+        process(&s).args().clone().unwrap(),
+        [INIT_PATH, "--", "sh"].map(String::from)
+    );
+
+    // Each needs what the run provides.
+    assert!(matches!(
+        build_run(
+            &u,
+            &RunPaths {
+                init: None,
+                ..run.clone()
+            }
+        ),
+        Err(SpecError::NoInit)
+    ));
+    assert!(matches!(
+        build_run(
+            &u,
+            &RunPaths {
+                volume_dir: None,
+                ..run.clone()
+            }
+        ),
+        Err(SpecError::NoVolumeDir(n)) if n == "pgdata"
+    ));
+    assert!(matches!(
+        build_run(
+            &u,
+            &RunPaths {
+                secrets: None,
+                ..run.clone()
+            }
+        ),
+        Err(SpecError::NoSecretsDir)
+    ));
+    c.tmpfs[0].path = "/".into();
+    assert!(matches!(
+        build_run(&unit(c), &run),
+        Err(SpecError::BadPath { .. })
+    ));
 }

@@ -231,6 +231,7 @@ impl Env {
             etc: Some(&etc),
             extras,
             netns: None,
+            run: &Default::default(),
         })?;
         write_bundle(&self.container_dir, &spec)?;
         Ok(())

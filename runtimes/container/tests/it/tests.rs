@@ -311,16 +311,8 @@ fn volumes_and_read_only_root() -> TestResult {
     );
     c.read_only = true;
     c.volumes = vec![
-        Volume {
-            host: rw.to_string_lossy().into(),
-            container: "/data".into(),
-            read_only: false,
-        },
-        Volume {
-            host: ro.to_string_lossy().into(),
-            container: "/conf".into(),
-            read_only: true,
-        },
+        Volume::bind(rw.to_string_lossy(), "/data", false),
+        Volume::bind(ro.to_string_lossy(), "/conf", true),
     ];
     let extras = Extras {
         mounts: vec![ExtraMount {
