@@ -562,7 +562,7 @@ mod tests {
                 "empty user name",
             ),
             (
-                format!(r#"{{"auths": {{"r": {{"username": "u", "password": 7}}}}}}"#),
+                r#"{"auths": {"r": {"username": "u", "password": 7}}}"#.to_string(),
                 "\"password\" is not a string",
             ),
             (

@@ -23,6 +23,20 @@
 //! # Ok(()) }
 //! ```
 //!
+//! # Registry credentials
+//!
+//! See [`auth`]. [`PullOptions::auth_file`] names an auth file in the format
+//! of podman's `containers-auth.json` and docker's `config.json`
+//! (`{"auths": {"registry.example:5000": {"auth": "BASE64(USER:PASSWORD)"}}}`,
+//! or `"username"`/`"password"` instead of `"auth"`), read at each pull.
+//! Keys match as docker matches them (`HOST[:PORT]`, an `https://` prefix
+//! and a `/v1/` or `/v2/` suffix ignored, Docker Hub under any of its
+//! names). HTTP basic authentication and the bearer-token flow are both
+//! done by `oci-client` with the credentials found; without an entry the
+//! pull is anonymous. A file readable by everyone is refused; a refusal by
+//! the registry ([`Error::Auth`]) names the registry and the file, or says
+//! the file had nothing for it, and never a credential.
+//!
 //! # Blocking and async
 //!
 //! [`ImageStore::pull`] is async and safe on a current-thread runtime: its
