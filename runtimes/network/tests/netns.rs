@@ -45,7 +45,8 @@ fn isolated(name: &str, f: impl FnOnce(&Path) + Send + 'static) {
         if std::env::var("CI").as_deref() == Ok("true") {
             panic!("{name} cannot run under CI=true: {why}");
         }
-        eprintln!("skipping {name}: {why}");
+        // Straight to stderr: the test harness does not capture this.
+        let _ = writeln!(std::io::stderr(), "skipping {name}: {why}");
         return;
     }
     // Made and removed outside the private mount namespace.
