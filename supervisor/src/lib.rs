@@ -67,6 +67,10 @@ pub struct Args {
     /// pool if it is smaller).
     #[arg(long, value_name = "CIDR", default_value = jarvis_runtime::DEFAULT_SUBNET_POOL)]
     pub subnet_pool: ipnet::Ipv4Net,
+    /// Where named volumes live (`DIR/NAME/_data`) [default:
+    /// STATE_DIR/volumes].
+    #[arg(long, value_name = "DIR")]
+    pub volume_dir: Option<PathBuf>,
     /// Log format on stderr (the level is JARVIS_LOG's).
     #[arg(long, value_enum, default_value = "text")]
     pub log_format: LogFormat,
@@ -169,6 +173,11 @@ async fn serve(args: Args) -> anyhow::Result<()> {
                 ..Default::default()
             },
             subnet_pool: args.subnet_pool,
+            volume_dir: match &args.volume_dir {
+                Some(dir) => std::path::absolute(dir)
+                    .with_context(|| format!("volume dir {}", dir.display()))?,
+                None => args.state_dir.join("volumes"),
+            },
         })
         .map_err(|e| anyhow::anyhow!("networks: {e}"))?,
     };

@@ -68,9 +68,13 @@ async fn prepare(
             img
         }
     };
-    let mut unit = unit.clone();
-    let (roots, hw2) = (cfg.roots.clone(), hw.clone());
-    let extras = blocking(move || hw2.container_extras(&roots)).await?;
+    let (roots, hw2, unit) = (cfg.roots.clone(), hw.clone(), unit.clone());
+    let (extras, mut unit) = blocking(move || {
+        let extras = hw2.container_extras(&roots)?;
+        let unit = crate::inputs::with_env_files(unit).map_err(|e| e.to_string())?;
+        Ok::<_, String>((extras, unit))
+    })
+    .await?;
     for (k, v) in hw.env() {
         unit.env.insert(k, v);
     }
@@ -86,6 +90,10 @@ async fn prepare(
         let dir = cfg.container_dir(&unit.name);
         let state_root = cfg.container_state_root();
         let cgroups_path = cfg.cgroup(&unit.name).path().to_string();
+        let secrets_dir = cfg.secrets_dir(&unit.name);
+        if !unit.secrets.is_empty() {
+            crate::inputs::secrets_parent(&cfg, &unit.name).map_err(|e| e.to_string())?;
+        }
         let prepared = jarvis_container::prepare_bundle(&jarvis_container::PrepareInput {
             unit: &unit,
             image: &image.config,
@@ -95,6 +103,8 @@ async fn prepare(
             cgroups_path: &cgroups_path,
             extras: &extras,
             net: &net,
+            volume_dir: &cfg.volume_dir,
+            secrets_dir: &secrets_dir,
         })
         .map_err(|e| e.to_string())?;
         Ok(ContainerRun {
@@ -149,6 +159,8 @@ impl crate::Runtime for ContainerRuntime {
             };
             if started.is_err() {
                 net.detach(&unit.name).await;
+                let (cfg, name) = (cfg.clone(), unit.name.clone());
+                blocking(move || crate::inputs::clear(&cfg, &name)).await;
             }
             started
         })
@@ -207,6 +219,7 @@ impl crate::Runtime for ContainerRuntime {
                     )
                     .map_err(|e| e.to_string());
                     let cgroup = shim::remove_cgroup(&cfg, &unit);
+                    crate::inputs::clear(&cfg, &unit);
                     left.and(cgroup)
                 }
             })

@@ -26,10 +26,12 @@
 //! gets (environment, device nodes, driver files, groups, symlinks);
 //! [`gpu`] holds the placement types the supervisor decides with.
 
+pub mod envfile;
 pub mod gpu;
 pub mod hardware;
 
 mod container;
+mod inputs;
 mod native;
 mod net;
 mod shim;
@@ -42,6 +44,7 @@ use std::sync::Arc;
 pub use container::ContainerRuntime;
 pub use gpu::{GpuInfo, Placement, Vendor};
 pub use hardware::RunHardware;
+pub use inputs::CREDENTIALS_ENV;
 pub use native::NativeRuntime;
 
 /// When a process started, by the wall clock (a re-adopted run keeps its uptime).
@@ -245,6 +248,9 @@ pub struct Config {
     pub pull: jarvis_image::PullOptions,
     /// Bridge networks get their subnets from here (`--subnet-pool`).
     pub subnet_pool: ipnet::Ipv4Net,
+    /// Named volumes live here, `<volume_dir>/NAME/_data`: by default
+    /// `<state_dir>/volumes` (`jarvisd --volume-dir`).
+    pub volume_dir: PathBuf,
 }
 
 /// The default `--subnet-pool`: /24s out of `10.89.0.0/16`.
@@ -266,6 +272,16 @@ impl Config {
     pub fn container_state_root(&self) -> PathBuf {
         self.state_dir.join("libcontainer")
     }
+}
+
+/// A named volume, for `jarvisctl volume ls`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VolumeInfo {
+    pub name: String,
+    /// Its data directory, what containers mount.
+    pub path: PathBuf,
+    /// The bytes of its files; `None` when they could not be counted.
+    pub size: Option<u64>,
 }
 
 /// Both runtimes; each call goes to the one for the unit's form.
@@ -321,6 +337,38 @@ impl Runtimes {
     /// The bridge networks in use.
     pub fn networks(&self) -> Vec<NetworkInfo> {
         self.net.list()
+    }
+
+    /// The named volumes there are, with their sizes (read off the caller's
+    /// thread).
+    pub fn volumes(&self) -> BoxFuture<Result<Vec<VolumeInfo>, String>> {
+        let dir = self.cfg.volume_dir.clone();
+        Box::pin(blocking(move || {
+            let names = jarvis_container::volume::list(&dir)
+                .map_err(|e| format!("volume directory {}: {e}", dir.display()))?;
+            Ok(names
+                .into_iter()
+                .map(|name| {
+                    let path = dir.join(&name).join(jarvis_container::volume::DATA);
+                    let size = jarvis_container::volume::size(&path).ok();
+                    VolumeInfo { name, path, size }
+                })
+                .collect())
+        }))
+    }
+
+    /// Removes the named volume `name` and its content. The caller makes
+    /// sure no unit that uses it runs.
+    pub fn remove_volume(&self, name: &str) -> BoxFuture<Result<(), String>> {
+        let (dir, name) = (self.cfg.volume_dir.clone(), name.to_string());
+        Box::pin(blocking(move || {
+            let known = jarvis_container::volume::list(&dir)
+                .map_err(|e| format!("volume directory {}: {e}", dir.display()))?;
+            if !known.contains(&name) {
+                return Err(format!("no volume named {name:?}"));
+            }
+            jarvis_container::volume::remove(&dir, &name).map_err(|e| e.to_string())
+        }))
     }
 
     /// The runtime for `unit`'s form.

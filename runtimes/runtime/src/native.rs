@@ -96,6 +96,12 @@ impl crate::Runtime for NativeRuntime {
                 log,
                 ..
             } = spec;
+            // Env files are read at each start (a missing one fails it).
+            let unit = if unit.env_file.is_empty() {
+                unit
+            } else {
+                blocking(move || crate::inputs::with_env_files(unit)).await?
+            };
             let Exec::Native(native) = &unit.exec else {
                 return Err(StartError::Failed(format!(
                     "unit {} is not a native unit",
@@ -136,14 +142,34 @@ impl crate::Runtime for NativeRuntime {
             })
             .await
             .map_err(StartError::Failed)?;
-            shim::start(
+            if !unit.secrets.is_empty() {
+                let dir = blocking({
+                    let (cfg, unit, spec) = (cfg.clone(), unit.clone(), launch.clone());
+                    move || {
+                        let id = jarvis_native::launch::resolve_identity(&spec)
+                            .map_err(StartError::Failed)?;
+                        crate::inputs::mount_credentials(&cfg, &unit, id.uid, id.gid)
+                    }
+                })
+                .await?;
+                if let Some(dir) = dir {
+                    let dir = dir.to_string_lossy().into_owned();
+                    set_env(&mut launch.env, crate::CREDENTIALS_ENV.into(), dir);
+                }
+            }
+            let started = shim::start(
                 &cfg,
                 &unit.name,
                 Payload::Native(launch),
                 log,
                 hw.device_paths(),
             )
-            .await
+            .await;
+            if started.is_err() && !unit.secrets.is_empty() {
+                let (cfg, name) = (cfg.clone(), unit.name.clone());
+                blocking(move || crate::inputs::clear(&cfg, &name)).await;
+            }
+            started
         })
     }
 

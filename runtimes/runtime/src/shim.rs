@@ -35,10 +35,12 @@ pub(crate) async fn start(
     })
 }
 
+/// The run's end; then its secrets go.
 pub(crate) fn wait(cfg: &Config, unit: &str, run: Running) -> BoxFuture<Exit> {
     let (run_dir, cg, unit) = (cfg.run_dir.clone(), cfg.cgroup(unit), unit.to_string());
+    let secrets = crate::inputs::dirs(cfg, &unit);
     Box::pin(async move {
-        match jarvis_shim::wait(*run.shim, &run_dir).await {
+        let exit = match jarvis_shim::wait(*run.shim, &run_dir).await {
             Some(rec) => rec.into(),
             None => {
                 tracing::warn!(
@@ -50,17 +52,23 @@ pub(crate) fn wait(cfg: &Config, unit: &str, run: Running) -> BoxFuture<Exit> {
                 }
                 Exit::UNKNOWN
             }
-        }
+        };
+        blocking(move || crate::inputs::clear_dirs(&secrets)).await;
+        exit
     })
 }
 
 pub(crate) fn adopt(cfg: &Config, unit: &str) -> Found {
     match jarvis_shim::adopt(&cfg.run_dir, unit) {
         Some(Adopted::Running(started)) => Found::Running(Running::adopted(started)),
-        Some(Adopted::Ended(record, exit)) => Found::Ended {
-            pid: record.pid,
-            exit: exit.map(Exit::from),
-        },
+        Some(Adopted::Ended(record, exit)) => {
+            // Over while no jarvisd watched: its secrets go now.
+            crate::inputs::clear(cfg, unit);
+            Found::Ended {
+                pid: record.pid,
+                exit: exit.map(Exit::from),
+            }
+        }
         None => Found::Nothing,
     }
 }

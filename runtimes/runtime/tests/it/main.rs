@@ -74,6 +74,7 @@ impl Env {
             images: jarvis_image::ImageStore::open(state.join("images")).unwrap(),
             pull: Default::default(),
             subnet_pool: jarvis_runtime::DEFAULT_SUBNET_POOL.parse().unwrap(),
+            volume_dir: state.join("volumes"),
         })
         .unwrap();
         Env {
