@@ -3,6 +3,7 @@
 
 pub mod bench;
 mod client;
+mod import;
 mod progress;
 mod table;
 
@@ -118,6 +119,9 @@ pub enum Command {
     /// Bridge networks: the ones bridged container units use now.
     #[command(subcommand)]
     Network(NetworkCommand),
+    /// Write unit files from another tool's files: `import compose -o DIR`.
+    #[command(subcommand)]
+    Import(import::ImportCommand),
     /// Check unit files without a daemon: every problem, as FILE:LINE:COL.
     Validate {
         /// Unit files or directories of them [default: units, in the
@@ -186,6 +190,7 @@ fn run(args: Args) -> anyhow::Result<ExitCode> {
     let client = Client::new(args.socket);
     match args.command {
         Command::Validate { paths, json } => Ok(validate(&paths, json)),
+        Command::Import(cmd) => import::run(cmd),
         Command::Probe { json } => {
             let probe = jarvis_hardware::probe(&jarvis_hardware::Roots::from_env());
             if json {

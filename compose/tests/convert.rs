@@ -691,7 +691,7 @@ fn secrets_and_configs() {
             },
         }),
     );
-    assert_eq!(problems, ["secrets", "configs"], "{:?}", c.problems);
+    assert_eq!(problems, ["configs", "secrets"], "{:?}", c.problems);
     let secrets = doc["secret"].as_array_of_tables().unwrap();
     assert_eq!(secrets.len(), 2);
     assert_eq!(
