@@ -63,6 +63,13 @@ pub struct Args {
     /// tests. Repeat for more.
     #[arg(long = "insecure-registry", value_name = "HOST:PORT")]
     pub insecure_registries: Vec<String>,
+    /// Registry credentials for image pulls, in the format of podman's
+    /// containers-auth.json and docker's config.json:
+    /// {"auths": {"HOST:PORT": {"auth": "BASE64(USER:PASSWORD)"}}}. Read at
+    /// each pull; it must not be readable by everyone. Without it,
+    /// /etc/jarvis/auth.json if that exists, else pulls are anonymous.
+    #[arg(long, value_name = "PATH")]
+    pub auth_file: Option<PathBuf>,
     /// Where bridge networks get their subnets: a /24 each (or the whole
     /// pool if it is smaller).
     #[arg(long, value_name = "CIDR", default_value = jarvis_runtime::DEFAULT_SUBNET_POOL)]
@@ -149,6 +156,8 @@ async fn serve(args: Args) -> anyhow::Result<()> {
         tracing::warn!(dir = %args.units.display(), "units directory does not exist; starting with no units");
         jarvis_unit::UnitSet::default()
     };
+    // Checked now, so a missing --auth-file stops jarvisd here; pulls read it again.
+    let auth_file = jarvis_image::AuthFile::at_start(args.auth_file.as_deref())?;
     let group = args
         .socket_group
         .as_deref()
@@ -170,6 +179,7 @@ async fn serve(args: Args) -> anyhow::Result<()> {
                 .context("open the image store")?,
             pull: jarvis_image::PullOptions {
                 insecure: args.insecure_registries.clone(),
+                auth_file: Some(auth_file),
                 ..Default::default()
             },
             subnet_pool: args.subnet_pool,
