@@ -435,8 +435,7 @@ fn project_name(
         .iter()
         .flat_map(|(_, d)| d.iter())
         .filter_map(|d| d.get("name"))
-        .filter(|n| n.scalar().is_some_and(|s| !s.is_empty()))
-        .last();
+        .rfind(|n| n.scalar().is_some_and(|s| !s.is_empty()));
     let (name, pos) = match named {
         Some(n) => {
             let raw = n.scalar().unwrap_or_default();

@@ -20,9 +20,9 @@ fn env(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
         .collect()
 }
 
-fn opts(files: &[PathBuf], vars: &[(&str, &str)]) -> LoadOptions {
+fn opts<P: AsRef<Path>>(files: &[P], vars: &[(&str, &str)]) -> LoadOptions {
     LoadOptions {
-        files: files.to_vec(),
+        files: files.iter().map(|f| f.as_ref().to_path_buf()).collect(),
         environment: env(vars),
         ..LoadOptions::default()
     }
@@ -224,7 +224,7 @@ fn extends_in_the_same_file_and_another() {
 #[test]
 fn extends_cycle_is_an_error() {
     let file = fixture("extends/cycle.yaml");
-    let e = err(&opts(&[file.clone()], &[]));
+    let e = err(&opts(&[&file], &[]));
     assert_eq!(e.len(), 1, "{e:?}");
     let shown = file.display();
     assert!(
@@ -247,7 +247,7 @@ fn extends_of_a_missing_service_is_located() {
         "compose.yaml",
         "services:\n  a:\n    extends: nope\n",
     );
-    let e = err(&opts(&[f.clone()], &[]));
+    let e = err(&opts(&[&f], &[]));
     assert_eq!(
         e,
         [format!(
@@ -267,7 +267,7 @@ fn profiles() {
             .map(|(n, _)| n.clone())
             .collect::<Vec<_>>()
     };
-    let p = ok(&opts(&[f.clone()], &[]));
+    let p = ok(&opts(&[&f], &[]));
     assert_eq!(names(&p), ["app"]);
     let skipped: Vec<(&str, usize)> = p
         .skipped
@@ -276,7 +276,7 @@ fn profiles() {
         .collect();
     assert_eq!(skipped, [("debug", 5), ("tools", 8)]);
 
-    let mut o = opts(&[f.clone()], &[]);
+    let mut o = opts(&[&f], &[]);
     o.profiles = vec!["tools".into()];
     assert_eq!(names(&ok(&o)), ["app", "tools"]);
     o.profiles = vec!["debug".into()];
@@ -296,7 +296,7 @@ fn depending_on_a_service_left_out_by_profiles_is_an_error() {
         "compose.yaml",
         "services:\n  app:\n    image: a\n    depends_on: [db]\n  opt:\n    image: o\n    depends_on:\n      db:\n        condition: service_started\n        required: false\n  db:\n    image: d\n    profiles: [db]\n",
     );
-    let e = err(&opts(&[f.clone()], &[]));
+    let e = err(&opts(&[&f], &[]));
     assert_eq!(
         e,
         [format!(
@@ -313,15 +313,12 @@ fn depending_on_a_service_left_out_by_profiles_is_an_error() {
 fn project_name_rules() {
     let f = fixture("named/compose.yaml");
     // `name:` interpolated, then normalized.
-    assert_eq!(ok(&opts(&[f.clone()], &[])).name, "my_projectdev");
-    assert_eq!(
-        ok(&opts(&[f.clone()], &[("SUFFIX", "-X")])).name,
-        "my_project-x"
-    );
+    assert_eq!(ok(&opts(&[&f], &[])).name, "my_projectdev");
+    assert_eq!(ok(&opts(&[&f], &[("SUFFIX", "-X")])).name, "my_project-x");
     // COMPOSE_PROJECT_NAME wins over `name:` (compose's precedence), and
     // must already be a valid name.
     assert_eq!(
-        ok(&opts(&[f.clone()], &[("COMPOSE_PROJECT_NAME", "env-name")])).name,
+        ok(&opts(&[&f], &[("COMPOSE_PROJECT_NAME", "env-name")])).name,
         "env-name"
     );
     let e = err(&opts(&[f], &[("COMPOSE_PROJECT_NAME", "Bad Name")]));
@@ -353,7 +350,7 @@ fn project_name_rules() {
 #[test]
 fn required_variable_error_is_located() {
     let f = fixture("required/compose.yaml");
-    let e = err(&opts(&[f.clone()], &[]));
+    let e = err(&opts(&[&f], &[]));
     assert_eq!(
         e,
         [format!(
@@ -373,7 +370,7 @@ fn dotenv_and_env_files() {
     let dir = fixture("dotenv");
     let f = dir.join("compose.yaml");
     // .env in the project directory; its values expand each other.
-    let p = ok(&opts(&[f.clone()], &[]));
+    let p = ok(&opts(&[&f], &[]));
     let app = service(&p, "app");
     assert_eq!(s(at(app, "image")), "app:1.0");
     assert_eq!(s(at(app, "labels.where")), "dotenv");
@@ -382,15 +379,12 @@ fn dotenv_and_env_files() {
         ["FROM_ENV=from .env", "GREETING=hello dotenv"]
     );
     // The process environment wins over .env.
-    let p = ok(&opts(
-        &[f.clone()],
-        &[("TAG", "2.0"), ("FROM_ENV", "process")],
-    ));
+    let p = ok(&opts(&[&f], &[("TAG", "2.0"), ("FROM_ENV", "process")]));
     let app = service(&p, "app");
     assert_eq!(s(at(app, "image")), "app:2.0");
     assert_eq!(list(at(app, "environment"))[0], "FROM_ENV=process");
     // --env-file replaces .env; later files win.
-    let mut o = opts(&[f.clone()], &[]);
+    let mut o = opts(&[&f], &[]);
     o.env_files = vec![dir.join(".env"), dir.join("extra.env")];
     assert_eq!(s(at(service(&ok(&o), "app"), "labels.where")), "extra");
     o.env_files = vec![dir.join("extra.env")];
@@ -446,7 +440,7 @@ fn size_and_alias_bombs_are_refused() {
     text += "services:\n  a:\n    image: a\n    command: *a9\n";
     let f = write(tmp.path(), "laughs.yaml", &text);
     let started = std::time::Instant::now();
-    let e = err(&opts(&[f.clone()], &[]));
+    let e = err(&opts(&[&f], &[]));
     assert!(
         e[0].contains("aliases expand to more than 1000000 values"),
         "{e:?}"
@@ -463,14 +457,14 @@ fn yaml_errors_are_located() {
         "compose.yaml",
         "services:\n  a:\n    image: [a\n",
     );
-    let e = err(&opts(&[f.clone()], &[]));
+    let e = err(&opts(&[&f], &[]));
     assert!(e[0].starts_with(&format!("{}:", f.display())), "{e:?}");
     let f = write(
         tmp.path(),
         "dup.yaml",
         "services:\n  a:\n    image: a\n    image: b\n",
     );
-    let e = err(&opts(&[f.clone()], &[]));
+    let e = err(&opts(&[&f], &[]));
     assert_eq!(
         e,
         [format!(
@@ -479,7 +473,7 @@ fn yaml_errors_are_located() {
         )]
     );
     let f = write(tmp.path(), "top.yaml", "servces:\n  a:\n    image: a\n");
-    let e = err(&opts(&[f.clone()], &[]));
+    let e = err(&opts(&[&f], &[]));
     assert_eq!(
         e,
         [format!(
@@ -497,10 +491,7 @@ fn interpolation_covers_values_not_keys() {
         "compose.yaml",
         "services:\n  a:\n    image: \"${REG:-docker.io}/app:${TAG-latest}\"\n    labels:\n      ${KEY}: \"$$HOME ${A:+set}\"\n    ports:\n      - \"${PORT:-8080}:80\"\n    privileged: \"${PRIV}\"\n",
     );
-    let p = ok(&opts(
-        &[f.clone()],
-        &[("TAG", ""), ("A", "x"), ("PRIV", "true")],
-    ));
+    let p = ok(&opts(&[&f], &[("TAG", ""), ("A", "x"), ("PRIV", "true")]));
     let a = service(&p, "a");
     assert_eq!(s(at(a, "image")), "docker.io/app:");
     assert_eq!(
@@ -509,7 +500,7 @@ fn interpolation_covers_values_not_keys() {
     );
     assert_eq!(list(at(a, "ports")), ["8080:80"]);
     assert_eq!(at(a, "privileged").value, Value::Bool(true));
-    let e = err(&opts(&[f.clone()], &[("PRIV", "maybe")]));
+    let e = err(&opts(&[&f], &[("PRIV", "maybe")]));
     assert_eq!(
         e,
         [format!(

@@ -340,7 +340,7 @@ fn to_sequence(y: Y) -> Y {
                     }
                 }
             }
-            items.sort_by(|a, b| a.scalar().cmp(&b.scalar()));
+            items.sort_by_key(Y::scalar);
             items
         }
         v => vec![Y::new(v, pos.clone())],

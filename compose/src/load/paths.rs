@@ -164,11 +164,9 @@ impl Resolver<'_> {
                             vol.v = V::Str(resolved);
                         }
                     }
-                    V::Map(_) => {
-                        if vol.get("type").and_then(Y::scalar).as_deref() == Some("bind") {
-                            if let Some(src) = vol.get_mut("source") {
-                                self.abs_node(src);
-                            }
+                    V::Map(_) if vol.get("type").and_then(Y::scalar).as_deref() == Some("bind") => {
+                        if let Some(src) = vol.get_mut("source") {
+                            self.abs_node(src);
                         }
                     }
                     _ => {}
