@@ -12,4 +12,5 @@ mod health;
 mod limits;
 mod network;
 mod newuser;
+mod registry_auth;
 mod supervise;
