@@ -499,11 +499,24 @@ impl Ctx<'_> {
                         v.pos.clone(),
                         format!("additional property {k:?} is not allowed at the top level"),
                     ));
-                } else if k == "services" && !matches!(v.v, V::Map(_) | V::Null) {
-                    errors.push(LoadError::at(
-                        v.pos.clone(),
-                        "services must be a mapping".into(),
-                    ));
+                } else if k == "services" {
+                    match &v.v {
+                        V::Map(services) => {
+                            for (name, svc) in services {
+                                if !matches!(svc.v, V::Map(_) | V::Null) {
+                                    errors.push(LoadError::at(
+                                        svc.pos.clone(),
+                                        format!("services.{name} must be a mapping"),
+                                    ));
+                                }
+                            }
+                        }
+                        V::Null => {}
+                        _ => errors.push(LoadError::at(
+                            v.pos.clone(),
+                            "services must be a mapping".into(),
+                        )),
+                    }
                 }
             }
         }

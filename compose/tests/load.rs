@@ -520,3 +520,62 @@ fn no_compose_file_is_an_error() {
     let e = err(&o);
     assert!(e[0].starts_with("no compose file in"), "{e:?}");
 }
+
+#[test]
+fn deep_nesting_and_bad_shapes_are_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let deep = format!(
+        "services:\n  a:\n    command: {}{}\n",
+        "[".repeat(100_000),
+        "]".repeat(100_000)
+    );
+    let f = write(tmp.path(), "deep.yaml", &deep);
+    let e = err(&opts(&[&f], &[]));
+    assert!(e[0].starts_with(&format!("{}:3:", f.display())), "{e:?}");
+    assert!(
+        e[0].contains("recursion limit") || e[0].contains("nested deeper"),
+        "{e:?}"
+    );
+    let f = write(tmp.path(), "list.yaml", "- a\n- b\n");
+    let e = err(&opts(&[&f], &[]));
+    assert_eq!(
+        e,
+        [format!(
+            "{}:1:1: top-level object must be a mapping",
+            f.display()
+        )]
+    );
+    let f = write(tmp.path(), "svc.yaml", "services:\n  a: nginx\n");
+    let e = err(&opts(&[&f], &[]));
+    assert_eq!(
+        e,
+        [format!("{}:2:6: services.a must be a mapping", f.display())]
+    );
+}
+
+#[test]
+fn reset_and_override_across_files() {
+    let tmp = tempfile::tempdir().unwrap();
+    let a = write(
+        tmp.path(),
+        "compose.yaml",
+        "services:\n  a:\n    image: a\n    ports: ['80:80']\n    dns: [1.1.1.1]\n    environment: {A: '1'}\n",
+    );
+    let b = write(
+        tmp.path(),
+        "prod.yaml",
+        "services:\n  a:\n    ports: !reset []\n    dns: !override [9.9.9.9]\n    environment: [B=2]\n    x-local: 1\n",
+    );
+    let p = ok(&opts(&[&a, &b], &[]));
+    let svc = service(&p, "a");
+    assert!(svc.get("ports").is_none());
+    assert_eq!(list(at(svc, "dns")), ["9.9.9.9"]);
+    assert_eq!(
+        map(at(svc, "environment")),
+        [
+            ("A".to_string(), Some("1".to_string())),
+            ("B".to_string(), Some("2".to_string()))
+        ]
+    );
+    assert!(svc.get("x-local").is_none());
+}
