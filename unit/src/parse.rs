@@ -22,9 +22,12 @@ use crate::container::{
 use crate::diagnostic::{self, line_col, Diagnostic};
 use crate::schema::*;
 
+mod files;
 mod network;
+mod sandbox;
 
 pub(crate) use network::every_address;
+pub(crate) use sandbox::PRIVILEGED_NOTE;
 
 type Value<'i> = Spanned<DeValue<'i>>;
 type Key<'i> = Spanned<DeString<'i>>;
@@ -57,6 +60,9 @@ pub(crate) struct Parsed {
     /// What its `[container]` says about networking; `None` without a
     /// `[container]` (or with a TOML syntax error in the file).
     pub net: Option<NetInfo>,
+    /// What is valid but worth saying (`privileged = true`), each message
+    /// starting "note: "; empty unless the file has no problem.
+    pub notes: Vec<Diagnostic>,
 }
 
 /// What the cross-unit checks need to know of a unit's networking.
@@ -79,6 +85,7 @@ pub(crate) fn parse_detailed(path: &Path, text: &str) -> Parsed {
     let mut cx = Cx {
         text,
         issues: Vec::new(),
+        notes: Vec::new(),
     };
     let name = match unit_name(path) {
         Ok(name) => Some(name),
@@ -139,6 +146,13 @@ pub(crate) fn parse_detailed(path: &Path, text: &str) -> Parsed {
             Some(line_start..end)
         })
         .collect();
+    let notes: Vec<Diagnostic> = cx
+        .notes
+        .iter()
+        .map(|(span, message)| {
+            Diagnostic::at_span(path, text, span.clone(), format!("note: {message}"))
+        })
+        .collect();
     let mut diagnostics: Vec<Diagnostic> = cx
         .issues
         .into_iter()
@@ -177,12 +191,18 @@ pub(crate) fn parse_detailed(path: &Path, text: &str) -> Parsed {
         });
         (deps, net)
     };
+    let notes = if diagnostics.is_empty() {
+        notes
+    } else {
+        Vec::new()
+    };
     Parsed {
         unit: built.unit.filter(|_| diagnostics.is_empty()),
         diagnostics,
         deps,
         has_health: built.has_health,
         net,
+        notes,
     }
 }
 
@@ -263,9 +283,15 @@ struct Issue {
 struct Cx<'t> {
     text: &'t str,
     issues: Vec<Issue>,
+    /// What is valid but worth saying, at its span.
+    notes: Vec<(Range<usize>, String)>,
 }
 
 impl Cx<'_> {
+    fn note(&mut self, span: Range<usize>, message: impl Into<String>) {
+        self.notes.push((span, message.into()));
+    }
+
     fn error(&mut self, span: Range<usize>, message: impl Into<String>) {
         self.issues.push(Issue {
             span: Some(span),
@@ -412,10 +438,10 @@ fn key_hint(section: &str, key: &str) -> Option<&'static str> {
     })
 }
 
-/// How a section is written: `[name]`, or `[[device]]` for the one array
-/// of tables.
+/// How a section is written: `[name]`, or `[[device]]` and `[[secret]]`
+/// for the arrays of tables.
 fn header(name: &str) -> String {
-    if name == "device" {
+    if name == "device" || name == "secret" {
         format!("[[{name}]]")
     } else {
         format!("[{name}]")
@@ -840,6 +866,10 @@ fn build(cx: &mut Cx<'_>, name: Option<String>, doc: &DeTable<'_>) -> Built {
     let mut bench_section: Option<(Range<usize>, Option<String>)> = None;
     // What [container] says about networking: its network and its ports.
     let mut net: Option<ContainerNet> = None;
+    let mut env_file = Vec::new();
+    let mut secrets = Vec::new();
+    // The capabilities [security] lists, for the check against cap_drop.
+    let mut security_caps: Vec<String> = Vec::new();
 
     for (k, v) in entries(doc) {
         let key: &str = k.get_ref();
@@ -864,13 +894,18 @@ fn build(cx: &mut Cx<'_>, name: Option<String>, doc: &DeTable<'_>) -> Built {
                 health = parse_health(cx, v);
             }
             "stop" => stop = parse_stop(cx, v),
-            "security" => security = parse_security(cx, v),
+            "security" => {
+                security = parse_security(cx, v);
+                security_caps = security.capabilities.clone();
+            }
             "logs" => logs = parse_logs(cx, v),
             "gpu" => {
                 has_gpu = true;
                 gpu = parse_gpu(cx, v);
             }
             "device" => devices = parse_devices(cx, v),
+            "env_file" => env_file = files::env_file(cx, v, name.as_deref()),
+            "secret" => secrets = files::secrets(cx, v, name.as_deref()),
             "run" => {
                 run = Some(RunKey {
                     span: v.span(),
@@ -890,6 +925,20 @@ fn build(cx: &mut Cx<'_>, name: Option<String>, doc: &DeTable<'_>) -> Built {
                     did_you_mean(other, Unit::KEYS.iter().copied())
                 ),
             ),
+        }
+    }
+
+    // cap_drop removes from the default set; [security] capabilities adds
+    // back, so naming one capability in both says two things.
+    for (cap, span) in net.iter().flat_map(|n| &n.cap_drop) {
+        if security_caps.contains(cap) {
+            cx.error(
+                span.clone(),
+                format!(
+                    "container.cap_drop: {cap} is in [security] capabilities too, which adds it \
+                     to the container's set; keep it in one of the two"
+                ),
+            );
         }
     }
 
@@ -965,8 +1014,8 @@ fn build(cx: &mut Cx<'_>, name: Option<String>, doc: &DeTable<'_>) -> Built {
             gpu,
             devices,
             bench,
-            env_file: Vec::new(),
-            secrets: Vec::new(),
+            env_file,
+            secrets,
         }),
         _ => None,
     };
@@ -1245,11 +1294,13 @@ fn absolute_path(cx: &mut Cx<'_>, label: &str, v: &Value<'_>) -> Option<String> 
     Some(dir)
 }
 
-/// What a `[container]` says about networking, with spans: its network
-/// (`None` when the value is bad) and its well-formed ports.
+/// What a `[container]` says that other sections and units are checked
+/// against, with spans: its network (`None` when the value is bad), its
+/// well-formed ports and the well-formed entries of `cap_drop`.
 struct ContainerNet {
     network: Option<(Network, Range<usize>)>,
     ports: Vec<(PortSpec, Range<usize>)>,
+    cap_drop: Vec<(String, Range<usize>)>,
 }
 
 /// `[container]` of the unit `unit` (`None` when the file name is not a
@@ -1264,6 +1315,7 @@ fn parse_container(
         let net = ContainerNet {
             network: None,
             ports: Vec::new(),
+            cap_drop: Vec::new(),
         };
         return (None, net);
     };
@@ -1302,9 +1354,11 @@ fn parse_container(
     let keys = network::parse_network_keys(cx, &s, unit);
     let volumes = s.with(cx, "volumes", volumes).unwrap_or_default();
     let read_only = s.with(cx, "read_only", boolean).unwrap_or(false);
+    let sb = sandbox::parse_sandbox_keys(cx, &s, &volumes, keys.network.as_ref().map(|(n, _)| n));
     let net = ContainerNet {
         network: keys.network,
         ports: keys.ports,
+        cap_drop: sb.cap_drop_spans,
     };
     let container = (|| {
         let n = keys.fields?;
@@ -1323,7 +1377,15 @@ fn parse_container(
             dns: n.dns,
             volumes,
             read_only,
-            ..Container::new(String::new())
+            tmpfs: sb.tmpfs,
+            shm_size: sb.shm_size,
+            group_add: sb.group_add,
+            privileged: sb.privileged,
+            cap_add: sb.cap_add,
+            cap_drop: sb.cap_drop,
+            sysctls: sb.sysctls,
+            ulimits: sb.ulimits,
+            init: sb.init,
         })
     })();
     (container, net)
@@ -1393,15 +1455,17 @@ fn container_user(cx: &mut Cx<'_>, label: &str, v: &Value<'_>) -> Option<String>
     }
 }
 
-/// `volumes`: bind mounts `host:container[:ro]`, each container path once.
+/// `volumes`: bind mounts `HOST_PATH:PATH[:ro]` and named volumes
+/// `NAME:PATH[:ro]`, each container path once.
 fn volumes(cx: &mut Cx<'_>, label: &str, v: &Value<'_>) -> Option<Vec<Volume>> {
-    const EXAMPLE: &str = "[\"/srv/app:/data\", \"/etc/localtime:/etc/localtime:ro\"]";
+    const EXAMPLE: &str = "[\"/srv/app:/data\", \"pgdata:/var/lib/postgresql/data\", \
+                           \"/etc/localtime:/etc/localtime:ro\"]";
     let DeValue::Array(a) = v.get_ref() else {
         cx.error(
             v.span(),
             format!(
-                "{label}: expected a list of bind mounts \"host:container[:ro]\", e.g. {EXAMPLE}, \
-                 found {}",
+                "{label}: expected a list of volumes \"HOST_PATH:PATH[:ro]\" or \
+                 \"NAME:PATH[:ro]\", e.g. {EXAMPLE}, found {}",
                 a_type(v.get_ref())
             ),
         );
@@ -1415,7 +1479,8 @@ fn volumes(cx: &mut Cx<'_>, label: &str, v: &Value<'_>) -> Option<Vec<Volume>> {
             cx.error(
                 item.span(),
                 format!(
-                    "{label}: expected every element to be a string \"host:container[:ro]\", found {}",
+                    "{label}: expected every element to be a string \"HOST_PATH:PATH[:ro]\" or \
+                     \"NAME:PATH[:ro]\", found {}",
                     a_type(item.get_ref())
                 ),
             );
@@ -1848,39 +1913,66 @@ pub fn parse_capability(name: &str) -> Option<String> {
         .map(|c| c.to_string())
 }
 
+/// A list of capability names, each canonical (`CAP_NET_ADMIN`) and once,
+/// with its span; with `allow_all`, `ALL` (any case) too. Unknown names are
+/// errors with a suggestion.
+fn capability_list(
+    cx: &mut Cx<'_>,
+    label: &str,
+    v: &Value<'_>,
+    allow_all: bool,
+    example: &str,
+) -> Option<Vec<(String, Range<usize>)>> {
+    let list = string_list(cx, label, v, example)?;
+    let all: Vec<String> = {
+        let mut v: Vec<String> = caps::all().into_iter().map(|c| c.to_string()).collect();
+        v.sort();
+        v
+    };
+    let mut out: Vec<(String, Range<usize>)> = Vec::new();
+    for (name, span) in list {
+        let parsed = if allow_all
+            && name
+                .trim()
+                .eq_ignore_ascii_case(Container::ALL_CAPABILITIES)
+        {
+            Some(Container::ALL_CAPABILITIES.to_string())
+        } else {
+            parse_capability(&name)
+        };
+        match parsed {
+            Some(c) if !out.iter().any(|(o, _)| *o == c) => out.push((c, span)),
+            Some(_) => {}
+            None => {
+                let full = format!(
+                    "CAP_{}",
+                    name.trim().to_ascii_uppercase().trim_start_matches("CAP_")
+                );
+                let all_word = if allow_all { ", or \"ALL\"" } else { "" };
+                cx.error(
+                    span,
+                    format!(
+                        "{label}: unknown capability {name:?}{}; names look like \
+                         \"CAP_NET_BIND_SERVICE\" or \"NET_BIND_SERVICE\"{all_word} (see \
+                         capabilities(7))",
+                        did_you_mean(&full, all.iter().map(String::as_str))
+                    ),
+                );
+            }
+        }
+    }
+    Some(out)
+}
+
 fn parse_security(cx: &mut Cx<'_>, v: &Value<'_>) -> Security {
     let mut sec = Security::default();
     let Some(s) = Section::open(cx, "security", v, Security::KEYS) else {
         return sec;
     };
     if let Some(list) = s.with(cx, "capabilities", |cx, l, v| {
-        string_list(cx, l, v, "[\"CAP_NET_BIND_SERVICE\"]")
+        capability_list(cx, l, v, false, "[\"CAP_NET_BIND_SERVICE\"]")
     }) {
-        let all: Vec<String> = {
-            let mut v: Vec<String> = caps::all().into_iter().map(|c| c.to_string()).collect();
-            v.sort();
-            v
-        };
-        for (name, span) in list {
-            match parse_capability(&name) {
-                Some(c) if !sec.capabilities.contains(&c) => sec.capabilities.push(c),
-                Some(_) => {}
-                None => {
-                    let full = format!(
-                        "CAP_{}",
-                        name.trim().to_ascii_uppercase().trim_start_matches("CAP_")
-                    );
-                    cx.error(
-                        span,
-                        format!(
-                            "security.capabilities: unknown capability {name:?}{}; names look like \
-                             \"CAP_NET_BIND_SERVICE\" (see capabilities(7))",
-                            did_you_mean(&full, all.iter().map(String::as_str))
-                        ),
-                    );
-                }
-            }
-        }
+        sec.capabilities = list.into_iter().map(|(c, _)| c).collect();
     }
     if let Some(b) = s.with(cx, "no_new_privileges", boolean) {
         sec.no_new_privileges = b;

@@ -1014,6 +1014,30 @@ impl Volume {
     }
 }
 
+/// As a unit file writes it: `HOST_PATH:PATH` or `NAME:PATH`, then `:ro`
+/// when read-only.
+impl fmt::Display for Volume {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.source {
+            VolumeSource::Bind(host) => write!(f, "{host}:{}", self.container)?,
+            VolumeSource::Named(name) => write!(f, "{name}:{}", self.container)?,
+        }
+        if self.read_only {
+            f.write_str(":ro")?;
+        }
+        Ok(())
+    }
+}
+
+impl FromStr for Volume {
+    type Err = String;
+
+    /// See [`crate::parse_volume`].
+    fn from_str(s: &str) -> Result<Volume, String> {
+        crate::parse_volume(s)
+    }
+}
+
 /// The host side of a [`Volume`].
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -1043,6 +1067,199 @@ pub struct Tmpfs {
 impl Tmpfs {
     /// The options a tmpfs line takes after ':'.
     pub const OPTIONS: &'static [&'static str] = &["size", "mode"];
+    /// The form, for messages.
+    pub const FORM: &'static str = "PATH or PATH:size=SIZE,mode=OCTAL";
+    /// Examples, for messages.
+    pub const EXAMPLES: &'static str = "e.g. \"/run\" or \"/tmp:size=64m,mode=1777\"";
+}
+
+/// As a unit file writes it: `/tmp:size=64m,mode=1777` (the size with the
+/// largest of the suffixes k, m, g that divides it).
+impl fmt::Display for Tmpfs {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.path)?;
+        let mut sep = ':';
+        if let Some(size) = self.size {
+            write!(f, "{sep}size={}", show_size(size))?;
+            sep = ',';
+        }
+        if let Some(mode) = self.mode {
+            write!(f, "{sep}mode={mode:o}")?;
+        }
+        Ok(())
+    }
+}
+
+/// `n` bytes with the largest binary suffix (g, m, k) that divides it.
+fn show_size(n: u64) -> String {
+    for (shift, suffix) in [(30, 'g'), (20, 'm'), (10, 'k')] {
+        if n != 0 && n % (1 << shift) == 0 {
+            return format!("{}{suffix}", n >> shift);
+        }
+    }
+    n.to_string()
+}
+
+impl FromStr for Tmpfs {
+    type Err = String;
+
+    /// `PATH[:OPTIONS]`: PATH absolute, without `..`, not `/`; OPTIONS
+    /// comma-separated `size=SIZE` (bytes, or a number with a binary suffix
+    /// k, m or g, as Docker's `--tmpfs` takes it) and `mode=OCTAL` (at most
+    /// `7777`), each at most once. Any other option is an error.
+    fn from_str(s: &str) -> Result<Tmpfs, String> {
+        let form = || format!("write {}, {}", Tmpfs::FORM, Tmpfs::EXAMPLES);
+        if s.contains('\0') {
+            return Err("a tmpfs line must not contain NUL".into());
+        }
+        let (path, options) = match s.split_once(':') {
+            Some((p, o)) => (p, Some(o)),
+            None => (s, None),
+        };
+        if path.is_empty() {
+            return Err(format!("the path is empty; {}", form()));
+        }
+        if !path.starts_with('/') {
+            return Err(format!(
+                "the path {path:?} must be absolute (start with /); {}",
+                form()
+            ));
+        }
+        if path.split('/').any(|c| c == "..") {
+            return Err(format!("the path {path:?} must not contain \"..\""));
+        }
+        if crate::container::normalize_path(path) == "/" {
+            return Err(
+                "cannot mount a tmpfs over the container's root directory \"/\"".to_string(),
+            );
+        }
+        let mut tmpfs = Tmpfs {
+            path: path.to_string(),
+            size: None,
+            mode: None,
+        };
+        let Some(options) = options else {
+            return Ok(tmpfs);
+        };
+        if options.is_empty() {
+            return Err(format!("nothing follows ':'; {}", form()));
+        }
+        for option in options.split(',') {
+            let (name, value) = option.split_once('=').unwrap_or((option, ""));
+            match name {
+                "size" if tmpfs.size.is_some() => return Err("size is given twice".into()),
+                "mode" if tmpfs.mode.is_some() => return Err("mode is given twice".into()),
+                "size" => {
+                    let n = crate::parse_size(value).ok_or_else(|| {
+                        format!(
+                            "invalid size {value:?}; write bytes or a number with k, m or g, \
+                             e.g. size=64m"
+                        )
+                    })?;
+                    if n == 0 {
+                        return Err(
+                            "size=0 is not a size; leave size out for the kernel's default \
+                             (half of the memory)"
+                                .into(),
+                        );
+                    }
+                    tmpfs.size = Some(n);
+                }
+                "mode" => tmpfs.mode = Some(parse_mode(value, 0o7777)?),
+                "" => {
+                    return Err(format!(
+                        "an option is empty (two ',' in a row?); {}",
+                        form()
+                    ))
+                }
+                other => {
+                    return Err(format!(
+                        "unknown option {other:?}; a tmpfs takes size=SIZE and mode=OCTAL \
+                         (it is always mounted nosuid and nodev)"
+                    ))
+                }
+            }
+        }
+        Ok(tmpfs)
+    }
+}
+
+/// Permission bits written in octal (`1777`, `0400`), at most `max`.
+pub fn parse_mode(s: &str, max: u32) -> Result<u32, String> {
+    if s.is_empty() {
+        return Err("the mode is empty; write octal digits, e.g. 0755".into());
+    }
+    if !s.bytes().all(|b| (b'0'..=b'7').contains(&b)) {
+        return Err(format!(
+            "the mode {s:?} is not octal; write octal digits, e.g. 0755"
+        ));
+    }
+    match u32::from_str_radix(s, 8) {
+        Ok(m) if m <= max => Ok(m),
+        _ => Err(format!("the mode {s} is larger than {max:o}")),
+    }
+}
+
+/// Why a container may not set the sysctl `name` with `network`, if it may
+/// not: only sysctls the kernel keeps per namespace are allowed, and `net.*`
+/// only in a network namespace of the unit's own.
+pub fn check_sysctl(name: &str, network: &Network) -> Result<(), String> {
+    if name.is_empty() {
+        return Err("the name is empty".into());
+    }
+    if name.contains('/') {
+        return Err(format!(
+            "write the name with dots, {:?}, as sysctl(8) does",
+            name.trim_matches('/').replace('/', ".")
+        ));
+    }
+    if let Some(c) = name
+        .chars()
+        .find(|c| c.is_whitespace() || c.is_control() || *c == '=')
+    {
+        return Err(format!("{name:?} has {c:?}, which no sysctl name has"));
+    }
+    if name.split('.').any(str::is_empty) {
+        return Err(format!(
+            "{name:?} has an empty component (two dots in a row, or a dot at an end)"
+        ));
+    }
+    let namespaced = name.starts_with("net.")
+        || name.starts_with("fs.mqueue.")
+        || ["kernel.shm", "kernel.msg", "kernel.sem"]
+            .iter()
+            .any(|p| name.starts_with(p));
+    if !namespaced {
+        let hint = match name {
+            "kernel.hostname" => "; set the container's hostname with hostname = \"NAME\"",
+            "kernel.domainname" => "; the NIS domain name cannot be set",
+            _ => "; set it on the host instead (e.g. in /etc/sysctl.d)",
+        };
+        return Err(format!(
+            "{name:?} is not kept per container: setting it would change the whole host; a \
+             container may set only {}{hint}",
+            Container::SYSCTL_FORMS
+        ));
+    }
+    if name.starts_with("net.") {
+        match network {
+            Network::Host => {
+                return Err(format!(
+                    "{name:?} would change the host's network: with network = \"host\" the \
+                     container shares the host's network namespace; set it on the host, or \
+                     use network = \"bridge\""
+                ))
+            }
+            Network::Unit(owner) => {
+                return Err(format!(
+                    "the container shares the network namespace of {owner}: set {name:?} in \
+                     the sysctls of {owner}"
+                ))
+            }
+            Network::Bridge | Network::None => {}
+        }
+    }
+    Ok(())
 }
 
 words! {
@@ -1084,6 +1301,13 @@ pub struct Ulimit {
 impl Ulimit {
     /// No limit (`RLIM_INFINITY`), written `-1` or `"unlimited"`.
     pub const UNLIMITED: u64 = u64::MAX;
+    /// The word for [`Ulimit::UNLIMITED`].
+    pub const UNLIMITED_WORD: &'static str = "unlimited";
+
+    /// The same value for soft and hard.
+    pub fn both(n: u64) -> Ulimit {
+        Ulimit { soft: n, hard: n }
+    }
 }
 
 /// `[[secret]]`: a host file the service reads. A container sees it at

@@ -962,11 +962,31 @@ fn volume_helper() {
         Ok(Volume::bind("/etc/localtime", "/etc/localtime", true))
     );
     assert_eq!(parse_volume("/a:/b").map(|v| v.read_only), Ok(false));
+    assert_eq!(
+        parse_volume("pg-data_1.x:/var/lib/postgresql/data"),
+        Ok(Volume::named(
+            "pg-data_1.x",
+            "/var/lib/postgresql/data",
+            false
+        ))
+    );
+    assert_eq!(
+        "data:/data:ro".parse::<Volume>(),
+        Ok(Volume::named("data", "/data", true))
+    );
     for bad in [
         "",
         "/a",
+        "a",
         "/a:/b:ro:x",
-        "a:/b",
+        "_a:/b",
+        "-a:/b",
+        ".a:/b",
+        "a/b:/b",
+        "~/a:/b",
+        "a b:/b",
+        "a:b",
+        "a:/",
         "/a:b",
         "/a:/",
         "/a:/b/..",
@@ -1007,8 +1027,8 @@ const ERROR_CASES: &[(&str, &str, &str)] = &[
     ("run = 1\n[native]\ncommand = [\"/bin/true\"]\n", "1:7", "run: expected a string, one of: native, container, auto; found an integer"),
     ("run = [\"native\"]\n[native]\ncommand = [\"/bin/true\"]\n", "1:7", "run: expected a string, one of: native, container, auto; found an array"),
     ("[native]\ncommand = [\"/bin/true\"]\nrun = \"native\"\n", "3:1", "unknown key \"run\" in [native]; expected one of: command, user, group, supplementary_groups, working_dir; if you meant the top-level \"run\", move it above the first [section] header"),
-    ("[native]\ncommand = [\"/bin/true\"]\n[container]\nimage = \"nginx\"\nrun = \"auto\"\n", "5:1", "unknown key \"run\" in [container]; expected one of: image, entrypoint, command, user, working_dir, network, networks, ports, hostname, aliases, extra_hosts, dns, volumes, read_only; if you meant the top-level \"run\""),
-    ("rnu = \"auto\"\n[native]\ncommand = [\"/bin/true\"]\n", "1:1", "unknown key \"rnu\" at the top level; expected one of: description, depends_on, run, native, container, env, resources, restart, health, stop, security, logs, gpu, device, bench (did you mean \"run\"?)"),
+    ("[native]\ncommand = [\"/bin/true\"]\n[container]\nimage = \"nginx\"\nrun = \"auto\"\n", "5:1", "unknown key \"run\" in [container]; expected one of: image, entrypoint, command, user, working_dir, network, networks, ports, hostname, aliases, extra_hosts, dns, volumes, read_only, tmpfs, shm_size, group_add, privileged, cap_add, cap_drop, sysctls, ulimits, init; if you meant the top-level \"run\""),
+    ("rnu = \"auto\"\n[native]\ncommand = [\"/bin/true\"]\n", "1:1", "unknown key \"rnu\" at the top level; expected one of: description, depends_on, run, native, container, env, resources, restart, health, stop, security, logs, gpu, device, bench, env_file, secret (did you mean \"run\"?)"),
     ("container = \"nginx\"\n", "1:13", "container: expected a table (a [container] section), found a string"),
     ("restart = \"always\"\n[native]\ncommand = [\"/bin/true\"]\n", "1:11", "restart: expected a table (a [restart] section), found a string"),
     ("description = 5\n[native]\ncommand = [\"/bin/true\"]\n", "1:15", "description: expected a string, found an integer"),
@@ -1188,12 +1208,15 @@ const ERROR_CASES: &[(&str, &str, &str)] = &[
     ("[container]\nimage = \"nginx\"\ndns = [\"9.9.9.9:53\"]\n", "3:8", "give the address without a port (resolvers are asked on port 53)"),
     ("[container]\nimage = \"nginx\"\ndns = [\"9.9.9.9\", \"9.9.9.9\"]\n", "3:19", "container.dns: \"9.9.9.9\" is listed twice (first at 3:8); remove one"),
     ("[container]\nimage = \"nginx\"\nnetwork_mode = \"host\"\n", "3:1", "the network is network = \"bridge\", \"host\", \"none\" or \"unit:NAME\""),
-    ("[container]\nimage = \"nginx\"\nvolumes = \"/srv/a:/a\"\n", "3:11", "container.volumes: expected a list of bind mounts \"host:container[:ro]\""),
-    ("[container]\nimage = \"nginx\"\nvolumes = [1]\n", "3:12", "container.volumes: expected every element to be a string \"host:container[:ro]\", found an integer"),
-    ("[container]\nimage = \"nginx\"\nvolumes = [\"/srv/a\"]\n", "3:12", "container.volumes: invalid volume \"/srv/a\": expected host:container"),
-    ("[container]\nimage = \"nginx\"\nvolumes = [\"srv/a:/a\"]\n", "3:12", "the host path \"srv/a\" must be absolute"),
-    ("[container]\nimage = \"nginx\"\nvolumes = [\"data:/data\"]\n", "3:12", "named volumes are not supported; give an absolute host directory, e.g. \"/srv/data:/data\""),
-    ("[container]\nimage = \"nginx\"\nvolumes = [\":/data\"]\n", "3:12", "the host path is empty"),
+    ("[container]\nimage = \"nginx\"\nvolumes = \"/srv/a:/a\"\n", "3:11", "container.volumes: expected a list of volumes \"HOST_PATH:PATH[:ro]\" or \"NAME:PATH[:ro]\""),
+    ("[container]\nimage = \"nginx\"\nvolumes = [1]\n", "3:12", "container.volumes: expected every element to be a string \"HOST_PATH:PATH[:ro]\" or \"NAME:PATH[:ro]\", found an integer"),
+    ("[container]\nimage = \"nginx\"\nvolumes = [\"/srv/a\"]\n", "3:12", "container.volumes: invalid volume \"/srv/a\": \"/srv/a\" alone would be an anonymous volume, which jarvis does not have; name it, e.g. \"data:/srv/a\", or give a host directory"),
+    ("[container]\nimage = \"nginx\"\nvolumes = [\"srv/a:/a\"]\n", "3:12", "the host path \"srv/a\" is relative; host paths in a unit file are absolute (compose resolves relative ones against the compose file's directory)"),
+    ("[container]\nimage = \"nginx\"\nvolumes = [\"./data:/data\"]\n", "3:12", "the host path \"./data\" is relative; host paths in a unit file are absolute (compose resolves relative ones against the compose file's directory), e.g. \"/srv/app/data:/data\""),
+    ("[container]\nimage = \"nginx\"\nvolumes = [\"_data:/data\"]\n", "3:12", "container.volumes: invalid volume \"_data:/data\": \"_data\" is not a volume name: a volume name starts with a letter or a digit and has only letters, digits, '_', '.' and '-'"),
+    ("[container]\nimage = \"nginx\"\nvolumes = [\"my data:/data\"]\n", "3:12", "\"my data\" has ' ', so it is not a volume name"),
+    ("[container]\nimage = \"nginx\"\nvolumes = [\"data:/data\", \"/srv/a:/data\"]\n", "3:26", "the container path \"/data\" is already mounted by \"data:/data\" (line 3)"),
+    ("[container]\nimage = \"nginx\"\nvolumes = [\":/data\"]\n", "3:12", "container.volumes: invalid volume \":/data\": the part before ':' is empty; write HOST_PATH:PATH or NAME:PATH"),
     ("[container]\nimage = \"nginx\"\nvolumes = [\"/srv/a:data\"]\n", "3:12", "the container path \"data\" must be absolute"),
     ("[container]\nimage = \"nginx\"\nvolumes = [\"/srv/a:\"]\n", "3:12", "the container path is empty"),
     ("[container]\nimage = \"nginx\"\nvolumes = [\"/srv/../etc:/a\"]\n", "3:12", "the host path \"/srv/../etc\" must not contain \"..\""),
@@ -1204,10 +1227,10 @@ const ERROR_CASES: &[(&str, &str, &str)] = &[
     ("[container]\nimage = \"nginx\"\nvolumes = [\"/srv/a:/data\", \"/srv/b:/data/\"]\n", "3:28", "container.volumes: the container path \"/data/\" is already mounted by \"/srv/a:/data\" (line 3); each container path may be mounted only once"),
     ("[container]\nimage = \"nginx\"\nvolumes = [\n  \"/srv/a:/data:ro\",\n  \"/etc/localtime:/etc/localtime:ro\",\n  \"/srv/b://data\",\n]\n", "6:3", "already mounted by \"/srv/a:/data:ro\" (line 4)"),
     ("[container]\nimage = \"nginx\"\nread_only = \"yes\"\n", "3:13", "container.read_only: expected true or false, found a string"),
-    ("[container]\nimage = \"nginx\"\npublish = [\"8123:8123\"]\n", "3:1", "unknown key \"publish\" in [container]; expected one of: image, entrypoint, command, user, working_dir, network, networks, ports, hostname, aliases, extra_hosts, dns, volumes, read_only; published ports go in ports = [\"8080:80\"]"),
-    ("[container]\nimage = \"nginx\"\ngroup = \"dialout\"\n", "3:1", "unknown key \"group\" in [container]; expected one of: image, entrypoint, command, user, working_dir, network, networks, ports, hostname, aliases, extra_hosts, dns, volumes, read_only; in a container, give the group with user = \"uid:gid\""),
+    ("[container]\nimage = \"nginx\"\npublish = [\"8123:8123\"]\n", "3:1", "unknown key \"publish\" in [container]; expected one of: image, entrypoint, command, user, working_dir, network, networks, ports, hostname, aliases, extra_hosts, dns, volumes, read_only, tmpfs, shm_size, group_add, privileged, cap_add, cap_drop, sysctls, ulimits, init; published ports go in ports = [\"8080:80\"]"),
+    ("[container]\nimage = \"nginx\"\ngroup = \"dialout\"\n", "3:1", "unknown key \"group\" in [container]; expected one of: image, entrypoint, command, user, working_dir, network, networks, ports, hostname, aliases, extra_hosts, dns, volumes, read_only, tmpfs, shm_size, group_add, privileged, cap_add, cap_drop, sysctls, ulimits, init; in a container, give the group with user = \"uid:gid\""),
     ("[container]\nimage = \"nginx\"\nenvironment = { TZ = \"UTC\" }\n", "3:1", "set environment variables in an [env] section"),
-    ("[container]\nimage = \"nginx\"\nvolume = [\"/a:/a\"]\n", "3:1", "unknown key \"volume\" in [container]; expected one of: image, entrypoint, command, user, working_dir, network, networks, ports, hostname, aliases, extra_hosts, dns, volumes, read_only (did you mean \"volumes\"?)"),
+    ("[container]\nimage = \"nginx\"\nvolume = [\"/a:/a\"]\n", "3:1", "unknown key \"volume\" in [container]; expected one of: image, entrypoint, command, user, working_dir, network, networks, ports, hostname, aliases, extra_hosts, dns, volumes, read_only, tmpfs, shm_size, group_add, privileged, cap_add, cap_drop, sysctls, ulimits, init (did you mean \"volumes\"?)"),
     ("[container]\nimage = \"nginx\"\ndescription = \"x\"\n", "3:1", "if you meant the top-level \"description\", move it above the first [section] header"),
     ("[native]\ncommand = [\"/bin/x\"]\nimage = \"nginx\"\n", "3:1", "unknown key \"image\" in [native]; expected one of: command, user, group, supplementary_groups, working_dir; an image runs in a [container] section, not [native]"),
     // [gpu]
@@ -1223,9 +1246,9 @@ const ERROR_CASES: &[(&str, &str, &str)] = &[
     ("[native]\ncommand = [\"/bin/x\"]\n[gpu]\nwant = \"auto\"\nmin_ram = \"6G\"\n", "5:1", "unknown key \"min_ram\" in [gpu]; expected one of: want, count, min_vram (did you mean \"min_vram\"?)"),
     ("[native]\ncommand = [\"/bin/x\"]\n[gpu]\nmemory = \"6G\"\n", "4:1", "unknown key \"memory\" in [gpu]; expected one of: want, count, min_vram"),
     ("gpu = \"auto\"\n[native]\ncommand = [\"/bin/x\"]\n", "1:7", "gpu: expected a table (a [gpu] section), found a string"),
-    ("[native]\ncommand = [\"/bin/x\"]\n[gpus]\nwant = \"auto\"\n", "3:2", "unknown key \"gpus\" at the top level; expected one of: description, depends_on, run, native, container, env, resources, restart, health, stop, security, logs, gpu, device, bench (did you mean \"gpu\"?)"),
+    ("[native]\ncommand = [\"/bin/x\"]\n[gpus]\nwant = \"auto\"\n", "3:2", "unknown key \"gpus\" at the top level; expected one of: description, depends_on, run, native, container, env, resources, restart, health, stop, security, logs, gpu, device, bench, env_file, secret (did you mean \"gpu\"?)"),
     ("[native]\ncommand = [\"/bin/x\"]\n[[gpu]]\nwant = \"auto\"\n", "3:1", "gpu: expected a table (a [gpu] section), found an array"),
-    ("[container]\nimage = \"ollama/ollama\"\ngpus = \"all\"\n", "3:1", "unknown key \"gpus\" in [container]; expected one of: image, entrypoint, command, user, working_dir, network, networks, ports, hostname, aliases, extra_hosts, dns, volumes, read_only; a GPU is asked for in a [gpu] section at the top level"),
+    ("[container]\nimage = \"ollama/ollama\"\ngpus = \"all\"\n", "3:1", "unknown key \"gpus\" in [container]; expected one of: image, entrypoint, command, user, working_dir, network, networks, ports, hostname, aliases, extra_hosts, dns, volumes, read_only, tmpfs, shm_size, group_add, privileged, cap_add, cap_drop, sysctls, ulimits, init; a GPU is asked for in a [gpu] section at the top level"),
     // [[device]]
     ("[native]\ncommand = [\"/bin/x\"]\n[[device]]\nusb = \"10c4-ea60\"\nas = \"/dev/zigbee\"\n", "4:7", "device.usb: invalid USB id \"10c4-ea60\"; write vendor:product as two 4-digit hex numbers, as lsusb shows them, e.g. \"10c4:ea60\""),
     ("[native]\ncommand = [\"/bin/x\"]\n[[device]]\nusb = \"10c4:ea6\"\nas = \"/dev/zigbee\"\n", "4:7", "device.usb: invalid USB id \"10c4:ea6\""),
@@ -1273,8 +1296,8 @@ const ERROR_CASES: &[(&str, &str, &str)] = &[
     ("[native]\ncommand = [\"/bin/x\"]\n[device]\npath = \"/dev/net/tun\"\n", "3:1", "device: expected an array of tables ([[device]] sections), found a table; write the header with two brackets, [[device]], once per device"),
     ("device = \"/dev/net/tun\"\n[native]\ncommand = [\"/bin/x\"]\n", "1:10", "device: expected an array of tables ([[device]] sections), found a string"),
     ("device = [\"/dev/net/tun\"]\n[native]\ncommand = [\"/bin/x\"]\n", "1:11", "device: expected every element to be a table, found a string; write [[device]] with usb = \"10c4:ea60\" and as = \"/dev/zigbee\", or [[device]] with path = \"/dev/net/tun\""),
-    ("[native]\ncommand = [\"/bin/x\"]\n[[devices]]\npath = \"/dev/net/tun\"\n", "3:3", "unknown key \"devices\" at the top level; expected one of: description, depends_on, run, native, container, env, resources, restart, health, stop, security, logs, gpu, device, bench (did you mean \"device\"?)"),
-    ("[container]\nimage = \"koenkk/zigbee2mqtt\"\ndevices = [\"/dev/ttyUSB0:/dev/zigbee\"]\n", "3:1", "unknown key \"devices\" in [container]; expected one of: image, entrypoint, command, user, working_dir, network, networks, ports, hostname, aliases, extra_hosts, dns, volumes, read_only; devices go in [[device]] sections at the top level, e.g. [[device]] with path = \"/dev/net/tun\""),
+    ("[native]\ncommand = [\"/bin/x\"]\n[[devices]]\npath = \"/dev/net/tun\"\n", "3:3", "unknown key \"devices\" at the top level; expected one of: description, depends_on, run, native, container, env, resources, restart, health, stop, security, logs, gpu, device, bench, env_file, secret (did you mean \"device\"?)"),
+    ("[container]\nimage = \"koenkk/zigbee2mqtt\"\ndevices = [\"/dev/ttyUSB0:/dev/zigbee\"]\n", "3:1", "unknown key \"devices\" in [container]; expected one of: image, entrypoint, command, user, working_dir, network, networks, ports, hostname, aliases, extra_hosts, dns, volumes, read_only, tmpfs, shm_size, group_add, privileged, cap_add, cap_drop, sysctls, ulimits, init; devices go in [[device]] sections at the top level, e.g. [[device]] with path = \"/dev/net/tun\""),
     // [bench]: api
     (bench!("api = \"vllm\"\nurl = \"http://127.0.0.1:8000\"\n"), "6:7", "bench.api: unknown value \"vllm\"; expected one of: ollama, openai, llamacpp"),
     (bench!("api = \"open-ai\"\nurl = \"http://127.0.0.1:8000\"\n"), "6:7", "bench.api: unknown value \"open-ai\"; expected one of: ollama, openai, llamacpp (did you mean \"openai\"?)"),
@@ -1976,7 +1999,7 @@ image = "Nginx:latest"
 entrypoint = []
 user = "1000:"
 network = "bridges"
-volumes = ["/srv/a:/data", "data:/x", "/srv/b:/data"]
+volumes = ["/srv/a:/data", "d ta:/x", "/srv/b:/data"]
 read_only = 1
 group = "x"
 "#;

@@ -8,7 +8,9 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use crate::diagnostic::{self, Diagnostic};
-use crate::parse::{closest, every_address, is_valid_unit_name, parse_detailed, NetInfo};
+use crate::parse::{
+    closest, every_address, is_valid_unit_name, parse_detailed, NetInfo, PRIVILEGED_NOTE,
+};
 use crate::schema::{Condition, Dependency, Exec, Kind, Network, PortSpec, RunMode, Unit};
 
 /// A validated set of units: every dependency exists, there is no cycle, and
@@ -16,6 +18,8 @@ use crate::schema::{Condition, Dependency, Exec, Kind, Network, PortSpec, RunMod
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct UnitSet {
     pub units: BTreeMap<String, Unit>,
+    /// See [`UnitSet::notes`].
+    notes: Vec<Diagnostic>,
 }
 
 impl UnitSet {
@@ -72,7 +76,24 @@ impl UnitSet {
             loaded.insert(unit.name.clone(), unit);
         }
         diags.extend(cross_check(&known));
-        finish(diags, loaded)
+        let notes = loaded
+            .values()
+            .filter(|u| u.container.as_ref().is_some_and(|c| c.privileged))
+            .map(|u| {
+                Diagnostic::whole_file(
+                    format!("{}.toml", u.name),
+                    format!("note: {}", PRIVILEGED_NOTE),
+                )
+            })
+            .collect();
+        finish(diags, loaded, notes)
+    }
+
+    /// What is valid but worth saying, sorted by file and position, each
+    /// message starting "note: ": today, each `privileged = true`.
+    /// `jarvisctl validate` prints them after its "ok" line.
+    pub fn notes(&self) -> &[Diagnostic] {
+        &self.notes
     }
 
     pub fn get(&self, name: &str) -> Option<&Unit> {
@@ -314,6 +335,7 @@ pub fn load_paths(paths: &[PathBuf]) -> Result<UnitSet, Vec<Diagnostic>> {
 
     let mut known: BTreeMap<String, Info> = BTreeMap::new();
     let mut loaded: BTreeMap<String, Unit> = BTreeMap::new();
+    let mut notes = Vec::new();
     for file in files {
         let name = file
             .file_stem()
@@ -355,6 +377,7 @@ pub fn load_paths(paths: &[PathBuf]) -> Result<UnitSet, Vec<Diagnostic>> {
         };
         let parsed = parse_detailed(&file, &text);
         diags.extend(parsed.diagnostics);
+        notes.extend(parsed.notes);
         if let Some(name) = name {
             if let Some(unit) = parsed.unit {
                 loaded.insert(name.clone(), unit);
@@ -370,15 +393,17 @@ pub fn load_paths(paths: &[PathBuf]) -> Result<UnitSet, Vec<Diagnostic>> {
     }
 
     diags.extend(cross_check(&known));
-    finish(diags, loaded)
+    finish(diags, loaded, notes)
 }
 
 fn finish(
     mut diags: Vec<Diagnostic>,
     units: BTreeMap<String, Unit>,
+    mut notes: Vec<Diagnostic>,
 ) -> Result<UnitSet, Vec<Diagnostic>> {
     if diags.is_empty() {
-        Ok(UnitSet { units })
+        diagnostic::sort(&mut notes);
+        Ok(UnitSet { units, notes })
     } else {
         diagnostic::sort(&mut diags);
         Err(diags)

@@ -1,0 +1,269 @@
+//! Host files a unit reads at each start: `env_file` and `[[secret]]`.
+//! Native and container units take both.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use toml::de::DeValue;
+
+use super::{a_type, string, Cx, Section, Value};
+use crate::diagnostic::line_col;
+use crate::schema::{parse_mode, Secret};
+
+const SECRET_EXAMPLE: &str =
+    "[[secret]] with source = \"/srv/secrets/db_password\" and target = \"db_password\"";
+
+/// Why `path` is not an absolute path to a file, if it is not. `unit`
+/// names the unit in the example a relative path gets.
+fn check_host_file(path: &str, unit: Option<&str>) -> Result<(), String> {
+    if path.is_empty() {
+        return Err("the path is empty".into());
+    }
+    if path.chars().any(char::is_control) {
+        return Err(format!(
+            "{path:?} has a control character, which a path here must not have"
+        ));
+    }
+    if !path.starts_with('/') {
+        let rest = path.trim_start_matches("./");
+        return Err(format!(
+            "{path:?} is relative; paths in a unit file are absolute (compose resolves a \
+             relative path against the compose file's directory, a unit file has none), e.g. \
+             \"/srv/{}/{rest}\"",
+            unit.unwrap_or("app")
+        ));
+    }
+    if path.split('/').any(|c| c == "..") {
+        return Err(format!("{path:?} must not contain \"..\""));
+    }
+    if path.ends_with('/') {
+        return Err(format!(
+            "{path:?} ends with '/', so it names a directory; give the file"
+        ));
+    }
+    Ok(())
+}
+
+/// `env_file`: a path or a list of paths, absolute, each once.
+pub(super) fn env_file(cx: &mut Cx<'_>, v: &Value<'_>, unit: Option<&str>) -> Vec<PathBuf> {
+    const LABEL: &str = "env_file";
+    const EXAMPLE: &str = "[\"/srv/app/.env\"]";
+    let items: Vec<&Value<'_>> = match v.get_ref() {
+        DeValue::String(_) => vec![v],
+        DeValue::Array(a) => a.iter().collect(),
+        other => {
+            cx.error(
+                v.span(),
+                format!(
+                    "{LABEL}: expected a path or a list of paths, e.g. {EXAMPLE}, found {}",
+                    a_type(other)
+                ),
+            );
+            return Vec::new();
+        }
+    };
+    let mut out: Vec<PathBuf> = Vec::new();
+    // Path -> the line that first lists it.
+    let mut seen: BTreeMap<String, usize> = BTreeMap::new();
+    for item in items {
+        let Some(path) = string(cx, LABEL, item) else {
+            continue;
+        };
+        if let Err(e) = check_host_file(&path, unit) {
+            cx.error(item.span(), format!("{LABEL}: {e}"));
+            continue;
+        }
+        let (line, _) = line_col(cx.text, item.span().start);
+        if let Some(first) = seen.get(&path) {
+            cx.error(
+                item.span(),
+                format!("{LABEL}: {path:?} is already listed on line {first}; list each file once"),
+            );
+            continue;
+        }
+        seen.insert(path.clone(), line);
+        out.push(PathBuf::from(path));
+    }
+    out
+}
+
+/// `[[secret]]`: an array of tables. Each target once per unit.
+pub(super) fn secrets(cx: &mut Cx<'_>, v: &Value<'_>, unit: Option<&str>) -> Vec<Secret> {
+    let mut out = Vec::new();
+    let DeValue::Array(a) = v.get_ref() else {
+        let hint = if matches!(v.get_ref(), DeValue::Table(_)) {
+            "; write the header with two brackets, [[secret]], once per secret"
+        } else {
+            ""
+        };
+        cx.error(
+            v.span(),
+            format!(
+                "secret: expected an array of tables ([[secret]] sections), found {}{hint}",
+                a_type(v.get_ref())
+            ),
+        );
+        return out;
+    };
+    // Target -> the line of the secret that first has it.
+    let mut seen: BTreeMap<String, usize> = BTreeMap::new();
+    for item in a.iter() {
+        if !matches!(item.get_ref(), DeValue::Table(_)) {
+            cx.error(
+                item.span(),
+                format!(
+                    "secret: expected every element to be a table, found {}; write \
+                     {SECRET_EXAMPLE}",
+                    a_type(item.get_ref())
+                ),
+            );
+            continue;
+        }
+        let Some((secret, target_span)) = secret(cx, item, unit) else {
+            continue;
+        };
+        let (line, _) = line_col(cx.text, item.span().start);
+        if let Some(first) = seen.get(&secret.target) {
+            cx.error(
+                target_span,
+                format!(
+                    "secret.target: {:?} is already the target of the secret on line {first}; \
+                     each secret needs its own file name, so give this one another target",
+                    secret.target
+                ),
+            );
+            continue;
+        }
+        seen.insert(secret.target.clone(), line);
+        out.push(secret);
+    }
+    out
+}
+
+/// One `[[secret]]` table, with the span its target comes from (`target`,
+/// or the `source` it defaults to).
+fn secret(
+    cx: &mut Cx<'_>,
+    v: &Value<'_>,
+    unit: Option<&str>,
+) -> Option<(Secret, std::ops::Range<usize>)> {
+    let s = Section::open(cx, "secret", v, Secret::KEYS)?;
+    let source = s.with(cx, "source", |cx, l, v| {
+        let path = string(cx, l, v)?;
+        match check_host_file(&path, unit) {
+            Ok(()) => Some(PathBuf::from(path)),
+            Err(e) => {
+                cx.error(v.span(), format!("{l}: {e}"));
+                None
+            }
+        }
+    });
+    let target = s.with(cx, "target", |cx, l, v| {
+        let t = string(cx, l, v)?;
+        match check_target(&t) {
+            Ok(()) => Some(t),
+            Err(e) => {
+                cx.error(v.span(), format!("{l}: {e}"));
+                None
+            }
+        }
+    });
+    let mode = s.with(cx, "mode", mode);
+    let Some(source_value) = s.get("source") else {
+        cx.missing(
+            s.span.clone(),
+            format!(
+                "[[secret]] needs source = \"/path/to/file\", the host file; e.g. {SECRET_EXAMPLE}"
+            ),
+        );
+        return None;
+    };
+    let source = source?;
+    let (target, span) = match (s.get("target"), target) {
+        (Some(tv), Some(t)) => (t, tv.span()),
+        (Some(_), None) => return None,
+        (None, _) => {
+            let name = default_target(&source);
+            if let Err(e) = name.as_deref().map_or(Err(String::new()), check_target) {
+                cx.error(
+                    source_value.span(),
+                    format!(
+                        "secret.source: its file name cannot be the target{}; give target = \
+                         \"NAME\"",
+                        if e.is_empty() { e } else { format!(" ({e})") }
+                    ),
+                );
+                return None;
+            }
+            (name?, source_value.span())
+        }
+    };
+    Some((
+        Secret {
+            source,
+            target,
+            mode: mode.unwrap_or(Secret::DEFAULT_MODE),
+        },
+        span,
+    ))
+}
+
+/// The target a secret gets when it has none: its source's file name.
+fn default_target(source: &Path) -> Option<String> {
+    source.file_name().map(|n| n.to_string_lossy().into_owned())
+}
+
+/// Why `t` is not a secret's target, if it is not: a file name, not `.` or
+/// `..`, at most 255 bytes.
+fn check_target(t: &str) -> Result<(), String> {
+    if t.is_empty() {
+        return Err("the target is empty; give a file name, e.g. \"db_password\"".into());
+    }
+    if t.contains('/') {
+        return Err(format!(
+            "{t:?} has '/'; a target is a file name, which the service reads at {}/NAME (or \
+             $CREDENTIALS_DIRECTORY/NAME natively); to put a file elsewhere in a container, \
+             bind it read-only with volumes = [\"SOURCE:/path/in/container:ro\"]",
+            Secret::CONTAINER_DIR
+        ));
+    }
+    if t == "." || t == ".." {
+        return Err(format!("{t:?} is not a file name"));
+    }
+    if t.chars().any(char::is_control) {
+        return Err(format!("{t:?} has a control character"));
+    }
+    if t.len() > 255 {
+        return Err(format!(
+            "the target is {} bytes long; a file name has at most 255",
+            t.len()
+        ));
+    }
+    Ok(())
+}
+
+/// A secret's `mode`: an octal TOML integer (`0o440`) or a string of octal
+/// digits (`"0440"`), at most `0o777`. A decimal integer is refused: 440
+/// and 0o440 are different modes.
+fn mode(cx: &mut Cx<'_>, label: &str, v: &Value<'_>) -> Option<u32> {
+    const HINT: &str = "write the mode in octal, e.g. 0o440 or \"0440\"";
+    let parsed = match v.get_ref() {
+        DeValue::Integer(i) if i.radix() == 8 => parse_mode(i.as_str(), 0o777),
+        DeValue::Integer(_) => Err(format!(
+            "{} is a decimal number; {HINT}",
+            cx.source(v.span())
+        )),
+        DeValue::String(s) => parse_mode(s, 0o777),
+        other => Err(format!(
+            "expected an octal mode, found {}; {HINT}",
+            a_type(other)
+        )),
+    };
+    match parsed {
+        Ok(m) => Some(m),
+        Err(e) => {
+            cx.error(v.span(), format!("{label}: {e}"));
+            None
+        }
+    }
+}
