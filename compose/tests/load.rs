@@ -579,3 +579,46 @@ fn reset_and_override_across_files() {
     );
     assert!(svc.get("x-local").is_none());
 }
+
+/// compose-go's loader/override_test.go TestOverrideMiddle: `!override`
+/// along an `extends` chain across files.
+#[test]
+fn override_tag_along_an_extends_chain() {
+    let tmp = tempfile::tempdir().unwrap();
+    write(
+        tmp.path(),
+        "base.yaml",
+        "services:\n  base:\n    volumes:\n      - /foo:/foo\n    networks:\n      - foo\n",
+    );
+    write(
+        tmp.path(),
+        "override.yaml",
+        "services:\n  override:\n    extends:\n      file: ./base.yaml\n      service: base\n    volumes: !override\n      -  /bar:/bar\n    networks: !override\n      - bar\n",
+    );
+    let compose = write(
+        tmp.path(),
+        "compose.yaml",
+        "name: test\nservices:\n  test:\n    image: test\n    extends:\n      file: ./override.yaml\n      service: override\n    volumes:\n      - /zot:/zot\n    networks: !override\n      - zot\n\nnetworks:\n  zot: {}\n",
+    );
+    let p = ok(&opts(&[&compose], &[]));
+    let test = service(&p, "test");
+    assert_eq!(list(at(test, "volumes")), ["/bar:/bar", "/zot:/zot"]);
+    assert_eq!(list(at(test, "networks")), ["zot"]);
+}
+
+/// compose-go's loader/override_test.go TestOverrideSelfExtends.
+#[test]
+fn depends_on_merged_along_extends() {
+    let tmp = tempfile::tempdir().unwrap();
+    let f = write(
+        tmp.path(),
+        "compose.yaml",
+        "services:\n  depend_base:\n    image: nginx\n  depend_one:\n    image: nginx\n  depend_two:\n    extends:\n      service: depend_one\n  main_one:\n    image: nginx\n    depends_on:\n      - depend_one\n  main_two:\n    extends: main_one\n    depends_on: !override\n      - depend_two\n  main:\n    extends:\n      service: main_two\n    depends_on:\n      - depend_base\n",
+    );
+    let p = ok(&opts(&[&f], &[]));
+    let deps = at(service(&p, "main"), "depends_on");
+    let names: Vec<&str> = deps.entries().iter().map(|(k, _)| k.as_str()).collect();
+    assert_eq!(names, ["depend_two", "depend_base"]);
+    assert_eq!(s(at(deps, "depend_base.condition")), "service_started");
+    assert_eq!(at(deps, "depend_base.required").value, Value::Bool(true));
+}
