@@ -614,3 +614,37 @@ mod tests {
         assert_eq!(y.get("b").unwrap().tag, Tag::Override);
     }
 }
+
+#[cfg(test)]
+mod input_tests {
+    use super::*;
+
+    fn docs(text: &str) -> Vec<Y> {
+        parse(text, &Arc::new(PathBuf::from("t.yaml"))).unwrap()
+    }
+
+    #[test]
+    fn bom_crlf_comments_and_several_documents() {
+        let d = docs("\u{feff}a: 1\r\nb: x # note\r\n");
+        assert_eq!(d.len(), 1);
+        assert_eq!(d[0].get("b").unwrap().v, V::Str("x".into()));
+        assert!(docs("# only a comment\n").iter().all(|d| matches!(d.v, V::Null)));
+        let d = docs("a: 1\n---\na: 2\n");
+        assert_eq!(d.len(), 2);
+        assert_eq!(d[1].get("a").unwrap().pos.line, 3);
+    }
+
+    #[test]
+    fn merge_keys_list_order() {
+        let d = docs("x: &x {a: 1, b: 1}\ny: &y {b: 2, c: 2}\nz:\n  <<: [*x, *y]\n  c: 3\n");
+        let z = d[0].get("z").unwrap();
+        let got: Vec<(String, Option<String>)> = match &z.v {
+            V::Map(m) => m.iter().map(|(k, v)| (k.clone(), v.scalar())).collect(),
+            _ => panic!(),
+        };
+        let want = [("a", "1"), ("b", "1"), ("c", "3")];
+        assert_eq!(got, want.map(|(k, v)| (k.to_string(), Some(v.to_string()))));
+        // A merged value is positioned where it was written.
+        assert_eq!(z.get("a").unwrap().pos.line, 1);
+    }
+}
