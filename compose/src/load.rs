@@ -125,8 +125,8 @@ pub const DEFAULT_OVERRIDE_FILES: [&str; 4] = [
     "docker-compose.override.yaml",
 ];
 
-const TOP_LEVEL_KEYS: [&str; 8] = [
-    "version", "name", "services", "networks", "volumes", "secrets", "configs", "models",
+const TOP_LEVEL_KEYS: [&str; 9] = [
+    "include", "version", "name", "services", "networks", "volumes", "secrets", "configs", "models",
 ];
 
 type Errors = Vec<LoadError>;
@@ -168,41 +168,10 @@ pub fn load(opts: &LoadOptions) -> Result<Project, Vec<LoadError>> {
 
     let home = vars.get("HOME").cloned();
     let mut ctx = Ctx {
-        vars: &vars,
         home: home.as_deref(),
-        dir: &dir,
         extended: HashMap::new(),
     };
-    let mut project: Option<Y> = None;
-    for (file, file_docs) in docs {
-        for doc in file_docs {
-            let mut root = match ctx.prepare(doc, &dir, true) {
-                Ok(root) => root,
-                Err(mut e) => {
-                    errors.append(&mut e);
-                    continue;
-                }
-            };
-            if let Err(e) = ctx.apply_extends(&mut root, &file) {
-                errors.push(e);
-                continue;
-            }
-            let merged = match project.take() {
-                None => Ok(root),
-                Some(base) => merge::merge(base, root, &mut Vec::new()),
-            };
-            match merged {
-                Ok(mut m) => {
-                    merge::enforce_unicity(&mut m);
-                    project = Some(m);
-                }
-                Err(e) => errors.push(e),
-            }
-        }
-    }
-    if !errors.is_empty() {
-        return Err(errors);
-    }
+    let project = ctx.load_model(docs, &dir, &vars, &mut Vec::new())?;
     let Some(mut root) = project else {
         return Err(vec![LoadError::new(format!(
             "{}: empty compose file",
@@ -358,12 +327,21 @@ fn project_environment(
             Vec::new()
         }
     };
+    let mut vars = read_env_files(&env_files, &opts.environment)?;
+    vars.extend(opts.environment.iter().map(|(k, v)| (k.clone(), v.clone())));
+    Ok(vars)
+}
+
+/// The variables of env files read in order (later files win), their
+/// expansions looking in `environment` first (compose-go's
+/// `GetEnvFromFile`).
+fn read_env_files(files: &[PathBuf], environment: &Vars) -> Result<Vars, Errors> {
     let mut from_files = BTreeMap::new();
-    for f in &env_files {
+    for f in files {
         let file = Arc::new(f.clone());
         let text = read_text(&file).map_err(|e| vec![e])?;
-        let process = |k: &str| opts.environment.get(k).cloned();
-        if let Err(e) = dotenv::parse(&text, &mut from_files, &process) {
+        let lookup = |k: &str| environment.get(k).cloned();
+        if let Err(e) = dotenv::parse(&text, &mut from_files, &lookup) {
             let pos = Pos {
                 file,
                 line: e.line,
@@ -372,9 +350,7 @@ fn project_environment(
             return Err(vec![LoadError::at(pos, e.message)]);
         }
     }
-    let mut vars = from_files;
-    vars.extend(opts.environment.iter().map(|(k, v)| (k.clone(), v.clone())));
-    Ok(vars)
+    Ok(from_files)
 }
 
 fn read_text(file: &Arc<PathBuf>) -> Result<String, LoadError> {
@@ -465,17 +441,200 @@ fn project_name(
 
 /// The state shared while files are prepared and `extends` followed.
 struct Ctx<'a> {
-    vars: &'a BTreeMap<String, String>,
     home: Option<&'a str>,
-    dir: &'a Path,
     /// Files read for `extends: {file}`, prepared.
     extended: HashMap<PathBuf, Y>,
 }
 
+type Vars = BTreeMap<String, String>;
+
 impl Ctx<'_> {
+    /// compose-go's `loadYamlModel`: each document of each file prepared
+    /// (interpolated with `vars`, paths resolved against `dir`), its
+    /// `include`s imported and its `extends` followed, then merged over the
+    /// previous ones. `included` is the chain of files being included.
+    fn load_model(
+        &mut self,
+        docs: Vec<(Arc<PathBuf>, Vec<Y>)>,
+        dir: &Path,
+        vars: &Vars,
+        included: &mut Vec<PathBuf>,
+    ) -> Result<Option<Y>, Errors> {
+        let mut errors = Errors::new();
+        let mut project: Option<Y> = None;
+        for (file, file_docs) in docs {
+            for doc in file_docs {
+                let mut root = match self.prepare(doc, vars, dir, true) {
+                    Ok(root) => root,
+                    Err(mut e) => {
+                        errors.append(&mut e);
+                        continue;
+                    }
+                };
+                included.push(file.to_path_buf());
+                let imported = self.apply_include(&mut root, dir, vars, included);
+                included.pop();
+                if let Err(mut e) = imported {
+                    errors.append(&mut e);
+                    continue;
+                }
+                if let Err(e) = self.apply_extends(&mut root, &file, vars) {
+                    errors.push(e);
+                    continue;
+                }
+                let merged = match project.take() {
+                    None => Ok(root),
+                    Some(base) => merge::merge(base, root, &mut Vec::new()),
+                };
+                match merged {
+                    Ok(mut m) => {
+                        merge::enforce_unicity(&mut m);
+                        project = Some(m);
+                    }
+                    Err(e) => errors.push(e),
+                }
+            }
+        }
+        if errors.is_empty() {
+            Ok(project)
+        } else {
+            Err(errors)
+        }
+    }
+
+    /// compose-go's `ApplyInclude`: each `include` entry loaded as a project
+    /// of its own (its directory, its `.env` under the including project's
+    /// environment), and its services, networks, volumes, secrets and
+    /// configs added; a name defined on both sides is the included
+    /// definition with the including one merged over it.
+    fn apply_include(
+        &mut self,
+        root: &mut Y,
+        working_dir: &Path,
+        vars: &Vars,
+        included: &mut Vec<PathBuf>,
+    ) -> Result<(), Errors> {
+        let Some(include) = root.remove("include") else {
+            return Ok(());
+        };
+        let entries = match include.v {
+            V::Null => Vec::new(),
+            V::Seq(items) => items,
+            _ => {
+                return Err(vec![LoadError::at(
+                    include.pos,
+                    "`include` must be a list".into(),
+                )])
+            }
+        };
+        let one = |pos: &Pos, m: String| vec![LoadError::at(pos.clone(), m)];
+        for entry in entries {
+            let strings = |y: Option<&Y>| -> Vec<String> {
+                match y.map(|y| &y.v) {
+                    Some(V::Str(s)) => vec![s.clone()],
+                    Some(V::Seq(items)) => items.iter().filter_map(Y::scalar).collect(),
+                    _ => Vec::new(),
+                }
+            };
+            let (paths_, project_dir, env_files) = match &entry.v {
+                V::Str(s) => (vec![s.clone()], None, Vec::new()),
+                V::Map(_) => (
+                    strings(entry.get("path")),
+                    entry.get("project_directory").and_then(Y::scalar),
+                    strings(entry.get("env_file")),
+                ),
+                _ => {
+                    return Err(one(
+                        &entry.pos,
+                        "an include entry is a path or a mapping with `path`".into(),
+                    ))
+                }
+            };
+            if paths_.is_empty() {
+                return Err(one(&entry.pos, "an include entry needs a `path`".into()));
+            }
+            let files: Vec<PathBuf> = paths_
+                .iter()
+                .map(|p| paths::clean(&working_dir.join(p)))
+                .collect();
+            for f in &files {
+                if !f.is_file() {
+                    return Err(one(
+                        &entry.pos,
+                        format!("include: {}: no such file", f.display()),
+                    ));
+                }
+            }
+            if included.contains(&files[0]) {
+                let mut chain: Vec<String> =
+                    included.iter().map(|f| f.display().to_string()).collect();
+                chain.push(files[0].display().to_string());
+                return Err(one(
+                    &entry.pos,
+                    format!("include cycle detected:\n{}", chain.join("\n include ")),
+                ));
+            }
+            let dir = match project_dir {
+                Some(d) => paths::clean(&working_dir.join(d)),
+                None => files[0].parent().map(Path::to_path_buf).unwrap_or_default(),
+            };
+            let env_files: Vec<PathBuf> = if env_files.is_empty() {
+                Some(dir.join(".env"))
+                    .filter(|f| f.is_file())
+                    .into_iter()
+                    .collect()
+            } else {
+                env_files
+                    .iter()
+                    .filter(|f| *f != "/dev/null")
+                    .map(|f| paths::clean(&working_dir.join(f)))
+                    .collect()
+            };
+            let mut sub_vars = vars.clone();
+            for (k, v) in read_env_files(&env_files, vars)? {
+                sub_vars.entry(k).or_insert(v);
+            }
+            let mut docs = Vec::new();
+            for f in files {
+                let file = Arc::new(f);
+                let d = read_yaml(&file).map_err(|e| vec![e])?;
+                docs.push((file, d));
+            }
+            let Some(mut imported) = self.load_model(docs, &dir, &sub_vars, included)? else {
+                continue;
+            };
+            for key in [
+                "services", "volumes", "networks", "secrets", "configs", "models",
+            ] {
+                let Some(Y {
+                    v: V::Map(from), ..
+                }) = imported.remove(key)
+                else {
+                    continue;
+                };
+                if root.get(key).is_none_or(|t| !t.is_map()) {
+                    root.set(key, Y::new(V::Map(Vec::new()), include.pos.clone()));
+                }
+                let target = root.get_mut(key).expect("set above");
+                for (name, a) in from {
+                    match target.remove(&name) {
+                        None => target.set(&name, a),
+                        Some(own) => {
+                            let merged =
+                                merge::merge(a, own, &mut vec![key.to_string(), name.clone()])
+                                    .map_err(|e| vec![e])?;
+                            target.set(&name, merged);
+                        }
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// Checks a document's top level, interpolates it, types the values
     /// compose types, and makes its paths absolute against `base`.
-    fn prepare(&self, doc: Y, base: &Path, main: bool) -> Result<Y, Errors> {
+    fn prepare(&self, doc: Y, vars: &Vars, base: &Path, main: bool) -> Result<Y, Errors> {
         let mut root = match doc.v {
             V::Map(_) => doc,
             V::Null => Y::new(V::Map(Vec::new()), doc.pos),
@@ -489,12 +648,7 @@ impl Ctx<'_> {
         let mut errors = Errors::new();
         if let V::Map(entries) = &root.v {
             for (k, v) in entries {
-                if k == "include" {
-                    errors.push(LoadError::at(
-                        v.pos.clone(),
-                        "`include` is not supported; list the files with -f instead".into(),
-                    ));
-                } else if !TOP_LEVEL_KEYS.contains(&k.as_str()) && !k.starts_with("x-") {
+                if !TOP_LEVEL_KEYS.contains(&k.as_str()) && !k.starts_with("x-") {
                     errors.push(LoadError::at(
                         v.pos.clone(),
                         format!("additional property {k:?} is not allowed at the top level"),
@@ -526,7 +680,7 @@ impl Ctx<'_> {
                 entries.retain(|(k, _)| k == "services");
             }
         }
-        interpolate(&mut root, &mut Vec::new(), self.vars, &mut errors);
+        interpolate(&mut root, &mut Vec::new(), vars, &mut errors);
         if !errors.is_empty() {
             return Err(errors);
         }
@@ -539,7 +693,12 @@ impl Ctx<'_> {
     }
 
     /// Resolves `extends` in every service of a file's tree.
-    fn apply_extends(&mut self, root: &mut Y, file: &Arc<PathBuf>) -> Result<(), LoadError> {
+    fn apply_extends(
+        &mut self,
+        root: &mut Y,
+        file: &Arc<PathBuf>,
+        vars: &Vars,
+    ) -> Result<(), LoadError> {
         let Some(services) = root.get_mut("services") else {
             return Ok(());
         };
@@ -548,7 +707,7 @@ impl Ctx<'_> {
             _ => return Ok(()),
         };
         for name in names {
-            self.extend_service(&name, services, file, &mut Vec::new())?;
+            self.extend_service(&name, services, file, vars, &mut Vec::new())?;
         }
         Ok(())
     }
@@ -560,6 +719,7 @@ impl Ctx<'_> {
         name: &str,
         services: &mut Y,
         file: &Arc<PathBuf>,
+        vars: &Vars,
         chain: &mut Vec<(Arc<PathBuf>, String, Pos)>,
     ) -> Result<Option<Y>, LoadError> {
         let Some(service) = services.get(name).cloned() else {
@@ -580,7 +740,9 @@ impl Ctx<'_> {
                 let f = match ext.get("file") {
                     None | Some(Y { v: V::Null, .. }) => None,
                     Some(f) => match f.as_str() {
-                        Some(s) => Some(paths::clean(&self.dir.join(s))),
+                        Some(s) => Some(paths::clean(
+                            &file.parent().unwrap_or(Path::new("/")).join(s),
+                        )),
                         None => {
                             return Err(LoadError::at(
                                 f.pos.clone(),
@@ -616,7 +778,7 @@ impl Ctx<'_> {
         let base = match other {
             Some(path) => {
                 let base_file = Arc::new(path);
-                let mut base_root = self.extended_file(&base_file, &ext.pos)?;
+                let mut base_root = self.extended_file(&base_file, &ext.pos, vars)?;
                 let Some(base_services) = base_root.get_mut("services") else {
                     return Err(LoadError::at(
                         ext.pos.clone(),
@@ -635,7 +797,7 @@ impl Ctx<'_> {
                         ),
                     ));
                 }
-                self.extend_service(&reference, base_services, &base_file, chain)?
+                self.extend_service(&reference, base_services, &base_file, vars, chain)?
             }
             None => {
                 if services.get(&reference).is_none() {
@@ -647,7 +809,7 @@ impl Ctx<'_> {
                         ),
                     ));
                 }
-                self.extend_service(&reference, services, file, chain)?
+                self.extend_service(&reference, services, file, vars, chain)?
             }
         };
         chain.pop();
@@ -669,7 +831,12 @@ impl Ctx<'_> {
 
     /// A file named by `extends: {file}`, read and prepared once, its
     /// relative paths resolved against its own directory.
-    fn extended_file(&mut self, file: &Arc<PathBuf>, at: &Pos) -> Result<Y, LoadError> {
+    fn extended_file(
+        &mut self,
+        file: &Arc<PathBuf>,
+        at: &Pos,
+        vars: &Vars,
+    ) -> Result<Y, LoadError> {
         if let Some(y) = self.extended.get(file.as_path()) {
             return Ok(y.clone());
         }
@@ -681,7 +848,7 @@ impl Ctx<'_> {
         let mut root: Option<Y> = None;
         for doc in docs {
             let prepared = self
-                .prepare(doc, &base, false)
+                .prepare(doc, vars, &base, false)
                 .map_err(|mut e| e.remove(0))?;
             root = Some(match root.take() {
                 None => prepared,

@@ -622,3 +622,51 @@ fn depends_on_merged_along_extends() {
     assert_eq!(s(at(deps, "depend_base.condition")), "service_started");
     assert_eq!(at(deps, "depend_base.required").value, Value::Bool(true));
 }
+
+#[test]
+fn include_imports_another_project() {
+    let tmp = tempfile::tempdir().unwrap();
+    write(tmp.path(), "db/.env", "DB_TAG=16\n");
+    write(
+        tmp.path(),
+        "db/compose.yaml",
+        "services:\n  db:\n    image: postgres:${DB_TAG}\n    volumes:\n      - ./data:/var/lib/postgresql/data\nvolumes:\n  dbdata: {}\n",
+    );
+    let main = write(
+        tmp.path(),
+        "compose.yaml",
+        "include:\n  - db/compose.yaml\nservices:\n  app:\n    image: app\n    depends_on: [db]\n  db:\n    environment: {A: '1'}\n",
+    );
+    let p = ok(&opts(&[&main], &[]));
+    let names: Vec<&str> = p.services.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(names, ["app", "db"]);
+    let db = service(&p, "db");
+    // The included project's .env and directory; the including file's
+    // definition merged over the included one.
+    assert_eq!(s(at(db, "image")), "postgres:16");
+    let data = tmp.path().join("db/data").display().to_string();
+    assert_eq!(
+        list(at(db, "volumes")),
+        [format!("{data}:/var/lib/postgresql/data")]
+    );
+    assert_eq!(s(at(db, "environment.A")), "1");
+    assert_eq!(
+        at(db, "image").pos.file.as_path(),
+        tmp.path().join("db/compose.yaml")
+    );
+    assert_eq!(p.volumes.len(), 1);
+
+    // A cycle is refused.
+    write(
+        tmp.path(),
+        "loop/a.yaml",
+        "include: [b.yaml]\nservices: {}\n",
+    );
+    write(
+        tmp.path(),
+        "loop/b.yaml",
+        "include: [a.yaml]\nservices: {}\n",
+    );
+    let e = err(&opts(&[tmp.path().join("loop/a.yaml")], &[]));
+    assert!(e[0].contains("include cycle detected"), "{e:?}");
+}
