@@ -143,6 +143,7 @@ pub fn prepare_bundle(input: &PrepareInput) -> Result<Prepared, PrepareError> {
         let mut run = RunPaths {
             volume_dir: Some(input.volume_dir.to_path_buf()),
             init: c.init.then(find_init).flatten(),
+            bounding: own_bounding_set(),
             ..RunPaths::default()
         };
         if c.privileged {
@@ -198,6 +199,15 @@ pub fn find_init() -> Option<PathBuf> {
         let p = std::fs::canonicalize(p).ok()?;
         p.is_file().then_some(p)
     })
+}
+
+/// The capabilities this process may hand on (its `CapBnd`); `None` when
+/// `/proc/self/status` cannot say.
+pub fn own_bounding_set() -> Option<std::collections::HashSet<oci_spec::runtime::Capability>> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let hex = status.lines().find_map(|l| l.strip_prefix("CapBnd:"))?;
+    let mask = u64::from_str_radix(hex.trim(), 16).ok()?;
+    Some(crate::spec::capabilities_from_mask(mask))
 }
 
 /// The host's device nodes under `dev`, as Docker's `--privileged` takes

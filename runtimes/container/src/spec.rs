@@ -184,6 +184,11 @@ pub struct RunPaths {
     pub init: Option<PathBuf>,
     /// For `privileged = true`: the host's device nodes.
     pub host_devices: Vec<ExtraDevice>,
+    /// The capabilities jarvisd holds (its bounding set, see
+    /// [`capabilities_from_mask`]): what `privileged` and `ALL` give, as
+    /// Docker does (a container cannot get one its runtime lacks). `None`:
+    /// every capability the spec names.
+    pub bounding: Option<HashSet<Capability>>,
 }
 
 /// The host files bound over `/etc/hosts`, `/etc/resolv.conf` and
@@ -297,10 +302,11 @@ pub fn build_spec(input: &SpecInput) -> Result<Spec, SpecError> {
         _ => PathBuf::from("/"),
     };
 
+    let all = input.run.bounding.clone().unwrap_or_else(all_capabilities);
     let caps = if container.privileged {
-        all_capabilities()
+        all
     } else {
-        container_capabilities(container, &unit.security)?
+        container_capabilities(container, &unit.security, &all)?
     };
     let mut process = Process::default();
     let mut spec_user = User::default();
@@ -580,16 +586,17 @@ pub fn merge_env(
 /// Podman's defaults plus what the unit adds.
 pub fn capability_set(security: &Security) -> Result<HashSet<Capability>, SpecError> {
     let mut caps: HashSet<Capability> = DEFAULT_CAPABILITIES.into_iter().collect();
-    add_capabilities(&mut caps, &security.capabilities)?;
+    add_capabilities(&mut caps, &security.capabilities, &all_capabilities())?;
     Ok(caps)
 }
 
 /// A container's set: Podman's defaults less `cap_drop` (`ALL`: all of
-/// them), then `cap_add` and `security.capabilities` added (`ALL`: every
-/// capability).
+/// them), then `cap_add` and `security.capabilities` added (`ALL`: those
+/// of `all`).
 pub fn container_capabilities(
     container: &Container,
     security: &Security,
+    all: &HashSet<Capability>,
 ) -> Result<HashSet<Capability>, SpecError> {
     let mut caps: HashSet<Capability> = DEFAULT_CAPABILITIES.into_iter().collect();
     for name in &container.cap_drop {
@@ -599,9 +606,20 @@ pub fn container_capabilities(
             caps.remove(&parse_capability(name)?);
         }
     }
-    add_capabilities(&mut caps, &container.cap_add)?;
-    add_capabilities(&mut caps, &security.capabilities)?;
+    add_capabilities(&mut caps, &container.cap_add, all)?;
+    add_capabilities(&mut caps, &security.capabilities, all)?;
     Ok(caps)
+}
+
+/// The capabilities of a mask as `/proc/PID/status` shows them (`CapBnd`),
+/// bit N being capability N.
+pub fn capabilities_from_mask(mask: u64) -> HashSet<Capability> {
+    ALL_CAPABILITIES
+        .iter()
+        .enumerate()
+        .filter(|(bit, _)| mask & (1u64 << bit) != 0)
+        .filter_map(|(_, n)| n.parse().ok())
+        .collect()
 }
 
 /// Every capability the spec can name (those up to
@@ -669,10 +687,14 @@ fn parse_capability(name: &str) -> Result<Capability, SpecError> {
         .map_err(|_| SpecError::UnknownCapability(name.to_string()))
 }
 
-fn add_capabilities(caps: &mut HashSet<Capability>, names: &[String]) -> Result<(), SpecError> {
+fn add_capabilities(
+    caps: &mut HashSet<Capability>,
+    names: &[String],
+    all: &HashSet<Capability>,
+) -> Result<(), SpecError> {
     for name in names {
         if is_all(name) {
-            caps.extend(all_capabilities());
+            caps.extend(all.iter().cloned());
         } else {
             caps.insert(parse_capability(name)?);
         }

@@ -730,6 +730,19 @@ fn privileged_has_everything_and_no_filters() {
     };
     let s = build_run(&unit(c.clone()), &run).unwrap();
     assert_eq!(caps_of(&s).len(), 41);
+    // Only what jarvisd holds itself.
+    let held = RunPaths {
+        bounding: Some(capabilities_from_mask(0x1fffeffffff)),
+        ..run.clone()
+    };
+    let caps = caps_of(&build_run(&unit(c.clone()), &held).unwrap());
+    assert_eq!(caps.len(), 40);
+    assert!(!caps.contains(&Capability::SysResource));
+    let all_added = Container {
+        cap_add: vec!["ALL".into()],
+        ..container()
+    };
+    assert_eq!(caps_of(&build_run(&unit(all_added), &held).unwrap()), caps);
     let l = linux(&s);
     assert!(l.seccomp().is_none());
     assert!(l.masked_paths().is_none() && l.readonly_paths().is_none());
@@ -860,7 +873,7 @@ fn tmpfs_named_volumes_secrets_and_init() {
         volume_dir: Some("/var/lib/jarvis/volumes".into()),
         secrets: Some("/var/lib/jarvis/run/secrets/web".into()),
         init: Some("/usr/bin/tini-static".into()),
-        host_devices: vec![],
+        ..RunPaths::default()
     };
     let s = build_run(&u, &run).unwrap();
     let m = s.mounts().as_ref().unwrap();

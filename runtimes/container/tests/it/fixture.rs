@@ -96,6 +96,16 @@ fn build_busybox(root: &Path) {
     std::fs::write(root.join("etc/passwd"), PASSWD).unwrap();
     std::fs::write(root.join("etc/group"), GROUP).unwrap();
     std::fs::write(root.join("etc/image-marker"), "from the image\n").unwrap();
+    // What a named volume mounted at /srv/seed starts with.
+    std::fs::create_dir_all(root.join("srv/seed")).unwrap();
+    std::fs::write(root.join("srv/seed/greeting"), "seeded\n").unwrap();
+    std::os::unix::fs::chown(root.join("srv/seed/greeting"), Some(65534), Some(65534)).unwrap();
+    std::fs::set_permissions(
+        root.join("srv/seed/greeting"),
+        std::fs::Permissions::from_mode(0o640),
+    )
+    .unwrap();
+    symlink("greeting", root.join("srv/seed/link")).unwrap();
 }
 
 fn build_probe(layer: &Path) -> bool {

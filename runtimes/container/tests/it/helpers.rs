@@ -237,10 +237,54 @@ impl Env {
         Ok(())
     }
 
+    /// Where [`Env::run_bundle`] keeps named volumes.
+    pub fn volume_dir(&self) -> PathBuf {
+        self.dir.path().join("volumes")
+    }
+
+    /// Where [`Env::run_bundle`] mounts the run's secrets.
+    pub fn secrets_dir(&self) -> PathBuf {
+        self.dir.path().join("secrets")
+    }
+
+    /// Writes the bundle as jarvisd does, through `prepare_bundle` (named
+    /// volumes, secrets, init, host devices), with the container id as the
+    /// unit's name. Whatever an earlier run of this Env left is cleared.
+    pub fn prepare_bundle(&self, unit: &Unit) -> TestResult {
+        let mut unit = unit.clone();
+        unit.name = self.id.clone();
+        let layers = fixture::layers();
+        jarvis_container::prepare_bundle(&jarvis_container::PrepareInput {
+            unit: &unit,
+            image: &image(),
+            layers: &layers.dirs,
+            dir: &self.container_dir,
+            state_root: &self.state_root,
+            cgroups_path: &self.cgroups_path,
+            extras: &Extras::default(),
+            net: &jarvis_container::NetSetup::default(),
+            volume_dir: &self.volume_dir(),
+            secrets_dir: &self.secrets_dir(),
+        })?;
+        Ok(())
+    }
+
+    /// Runs `unit` to its end through [`Env::prepare_bundle`].
+    pub fn run_bundle(&mut self, unit: &Unit) -> Result<Output, Failed> {
+        self.prepare_bundle(unit)?;
+        let s = self.launch()?;
+        self.finish(s)
+    }
+
     /// Prepares and starts the container; stdin is /dev/null, stdout and
     /// stderr are pipes.
     pub fn start(&mut self, unit: &Unit, extras: &Extras) -> Result<Started, Failed> {
         self.prepare(unit, extras)?;
+        self.launch()
+    }
+
+    /// Starts the bundle written last.
+    pub fn launch(&mut self) -> Result<Started, Failed> {
         let (stdout_r, stdout_w) = pipe()?;
         let (stderr_r, stderr_w) = pipe()?;
         let stdin: OwnedFd = std::fs::File::open("/dev/null")?.into();
@@ -316,6 +360,9 @@ impl Drop for Env {
         }
         if let Err(e) = unmount_rootfs(&self.container_dir) {
             eprintln!("cleanup: unmount: {e}");
+        }
+        if let Err(e) = jarvis_container::secrets::unmount(&self.secrets_dir()) {
+            eprintln!("cleanup: unmount the secrets: {e}");
         }
         let rel_leaf = self.cgroups_path.trim_start_matches('/').to_string();
         let rel_parent = self.cgroup_parent.trim_start_matches('/').to_string();

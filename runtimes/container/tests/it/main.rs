@@ -15,6 +15,7 @@
 
 mod fixture;
 mod helpers;
+mod keys;
 mod seccomp;
 mod tests;
 
@@ -42,6 +43,7 @@ fn main() {
     let trials = tests::ALL
         .iter()
         .chain(seccomp::ALL)
+        .chain(keys::ALL)
         .map(|&(name, f)| Trial::test(name, f).with_ignored_flag(!root))
         .collect();
     let conclusion = libtest_mimic::run(&args, trials);

@@ -131,7 +131,7 @@ echo zero=$(head -c 4 /dev/zero | wc -c)
 echo id=$(id -u):$(id -g)
 echo seccomp=$(grep Seccomp: /proc/self/status | cut -f2)
 echo image_env=$FROM_IMAGE
-echo hosts=$(cat /etc/hosts | head -1)
+echo hosts=$(cat /etc/hosts)
 echo resolv=$(wc -c < /etc/resolv.conf)
 "#;
 
@@ -208,7 +208,8 @@ fn inside_with_network_none() -> TestResult {
     ensure_eq!(out.expect("seccomp")?, "2");
     ensure_eq!(out.expect("image_env")?, "yes");
     ensure!(
-        out.expect("hosts")?.contains("localhost inside"),
+        out.expect("hosts")?.contains("127.0.0.1 localhost")
+            && out.expect("hosts")?.contains("127.0.1.1 inside"),
         "hosts: {}",
         out.expect("hosts")?
     );
