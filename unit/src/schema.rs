@@ -314,6 +314,9 @@ impl From<Kind> for RunMode {
 }
 
 /// How the unit runs: `[native]` or `[container]`.
+// A unit set holds a handful of these, built once per load: boxing the
+// container would cost every caller a Box for no measurable gain.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Exec {
@@ -1093,7 +1096,7 @@ impl fmt::Display for Tmpfs {
 /// `n` bytes with the largest binary suffix (g, m, k) that divides it.
 fn show_size(n: u64) -> String {
     for (shift, suffix) in [(30, 'g'), (20, 'm'), (10, 'k')] {
-        if n != 0 && n % (1 << shift) == 0 {
+        if n != 0 && n.is_multiple_of(1 << shift) {
             return format!("{}{suffix}", n >> shift);
         }
     }

@@ -1354,6 +1354,87 @@ const ERROR_CASES: &[(&str, &str, &str)] = &[
     ("bench = \"ollama\"\n[native]\ncommand = [\"/bin/x\"]\n[health]\ntcp = \"127.0.0.1:1\"\n", "1:9", "bench: expected a table (a [bench] section), found a string"),
     ("[native]\ncommand = [\"/bin/x\"]\n[health]\ntcp = \"127.0.0.1:1\"\n[[bench]]\napi = \"openai\"\nurl = \"http://127.0.0.1:8000\"\n", "5:1", "bench: expected a table (a [bench] section), found an array"),
     ("[native]\ncommand = [\"/bin/x\"]\n[bench]\napi = \"ollama\"\nurl = \"http://127.0.0.1:11434\"\nmodel = \"smollm2\"\n", "3:1", "[bench] needs a [health] check: each round waits until the service is healthy before its first request; add a [health] section, e.g. with http = \"http://127.0.0.1:11434/\" or tcp = \"127.0.0.1:PORT\""),
+    // [container] sandbox keys
+    ("[container]\nimage = \"nginx\"\ntmpfs = \"tmp\"\n", "3:9", "container.tmpfs: invalid tmpfs \"tmp\": the path \"tmp\" must be absolute (start with /); write PATH or PATH:size=SIZE,mode=OCTAL, e.g. \"/run\" or \"/tmp:size=64m,mode=1777\""),
+    ("[container]\nimage = \"nginx\"\ntmpfs = [\"/tmp:size=64m,noexec\"]\n", "3:10", "container.tmpfs: invalid tmpfs \"/tmp:size=64m,noexec\": unknown option \"noexec\"; a tmpfs takes size=SIZE and mode=OCTAL (it is always mounted nosuid and nodev)"),
+    ("[container]\nimage = \"nginx\"\ntmpfs = [\"/tmp:size=lots\"]\n", "3:10", "invalid size \"lots\"; write bytes or a number with k, m or g, e.g. size=64m"),
+    ("[container]\nimage = \"nginx\"\ntmpfs = [\"/tmp:size=0\"]\n", "3:10", "size=0 is not a size; leave size out for the kernel's default"),
+    ("[container]\nimage = \"nginx\"\ntmpfs = [\"/tmp:mode=999\"]\n", "3:10", "the mode \"999\" is not octal; write octal digits, e.g. 0755"),
+    ("[container]\nimage = \"nginx\"\ntmpfs = [\"/tmp:mode=17777\"]\n", "3:10", "the mode 17777 is larger than 7777"),
+    ("[container]\nimage = \"nginx\"\ntmpfs = [\"/tmp:size=1m,size=2m\"]\n", "3:10", "size is given twice"),
+    ("[container]\nimage = \"nginx\"\ntmpfs = [\"/tmp:\"]\n", "3:10", "nothing follows ':'"),
+    ("[container]\nimage = \"nginx\"\ntmpfs = [\"/tmp:size=1m,,mode=1777\"]\n", "3:10", "an option is empty"),
+    ("[container]\nimage = \"nginx\"\ntmpfs = [\"/\"]\n", "3:10", "cannot mount a tmpfs over the container's root directory \"/\""),
+    ("[container]\nimage = \"nginx\"\ntmpfs = [\"/a/../b\"]\n", "3:10", "the path \"/a/../b\" must not contain \"..\""),
+    ("[container]\nimage = \"nginx\"\ntmpfs = [\"/tmp\", \"/tmp/\"]\n", "3:18", "container.tmpfs: \"/tmp/\" is already a tmpfs on line 3; each container path may be mounted only once"),
+    ("[container]\nimage = \"nginx\"\nvolumes = [\"/srv/a:/tmp\"]\ntmpfs = [\"/tmp\"]\n", "4:10", "container.tmpfs: \"/tmp\" is already mounted by volumes; each container path may be mounted only once"),
+    ("[container]\nimage = \"nginx\"\ntmpfs = 5\n", "3:9", "container.tmpfs: expected a list of tmpfs mounts, e.g. \"/run\" or \"/tmp:size=64m,mode=1777\", found an integer"),
+    ("[container]\nimage = \"nginx\"\ntmpfs = [5]\n", "3:10", "container.tmpfs: expected a string, found an integer"),
+    ("[container]\nimage = \"nginx\"\nshm_size = \"lots\"\n", "3:12", "container.shm_size: invalid size \"lots\""),
+    ("[container]\nimage = \"nginx\"\nshm_size = 0\n", "3:12", "container.shm_size: must be greater than 0"),
+    ("[container]\nimage = \"nginx\"\ngroup_add = \"video\"\n", "3:13", "container.group_add: expected a list of group names or gids, e.g. [\"video\", \"44\"], found a string"),
+    ("[container]\nimage = \"nginx\"\ngroup_add = [\"bad group\"]\n", "3:14", "container.group_add: \"bad group\" is not a group name or a gid"),
+    ("[container]\nimage = \"nginx\"\ngroup_add = [\"video\", \"video\"]\n", "3:23", "container.group_add: \"video\" is listed twice; list each group once"),
+    ("[container]\nimage = \"nginx\"\ngroup_add = [44, \"44\"]\n", "3:18", "container.group_add: \"44\" is listed twice"),
+    ("[container]\nimage = \"nginx\"\ngroup_add = [-1]\n", "3:14", "container.group_add: a gid is between 0 and 4294967295, got -1"),
+    ("[container]\nimage = \"nginx\"\ngroup_add = [\"4294967296\"]\n", "3:14", "container.group_add: the gid 4294967296 is too large"),
+    ("[container]\nimage = \"nginx\"\ngroup_add = [true]\n", "3:14", "container.group_add: expected a group name or a gid, found a boolean"),
+    ("[container]\nimage = \"nginx\"\nprivileged = \"yes\"\n", "3:14", "container.privileged: expected true or false, found a string"),
+    ("[container]\nimage = \"nginx\"\nprivileged = true\ncap_add = [\"NET_ADMIN\"]\n", "4:1", "container.cap_add: privileged = true already gives every capability; remove cap_add, or set privileged = false and keep cap_add"),
+    ("[container]\nimage = \"nginx\"\nprivileged = true\ncap_drop = [\"ALL\"]\n", "4:1", "container.cap_drop: privileged = true already gives every capability; remove cap_drop"),
+    ("[container]\nimage = \"nginx\"\ncap_add = [\"NET_ADMN\"]\n", "3:12", "container.cap_add: unknown capability \"NET_ADMN\" (did you mean \"CAP_NET_ADMIN\"?); names look like \"CAP_NET_BIND_SERVICE\" or \"NET_BIND_SERVICE\", or \"ALL\" (see capabilities(7))"),
+    ("[container]\nimage = \"nginx\"\ncap_add = \"NET_ADMIN\"\n", "3:11", "container.cap_add: expected a list of strings, e.g. [\"NET_ADMIN\"], found a string"),
+    ("[container]\nimage = \"nginx\"\ncap_drop = [\"ALL\", \"NET_RAW\"]\n", "3:20", "container.cap_drop: CAP_NET_RAW is already part of \"ALL\"; remove it, or list the capabilities one by one without \"ALL\""),
+    ("[container]\nimage = \"nginx\"\ncap_add = [\"ALL\"]\ncap_drop = [\"ALL\"]\n", "3:12", "container.cap_add: with cap_drop = [\"ALL\"] too this gives every capability back"),
+    ("[container]\nimage = \"nginx\"\ncap_add = [\"NET_ADMIN\"]\ncap_drop = [\"net_admin\"]\n", "3:12", "container.cap_add: CAP_NET_ADMIN is in cap_drop too; keep it in one of the two lists"),
+    ("[container]\nimage = \"nginx\"\ncap_drop = [\"NET_RAW\"]\n[security]\ncapabilities = [\"CAP_NET_RAW\"]\n", "3:13", "container.cap_drop: CAP_NET_RAW is in [security] capabilities too, which adds it to the container's set; keep it in one of the two"),
+    ("[native]\ncommand = [\"/bin/x\"]\n[security]\ncapabilities = [\"ALL\"]\n", "4:17", "security.capabilities: unknown capability \"ALL\""),
+    ("[container]\nimage = \"nginx\"\nsysctls = { \"vm.swappiness\" = \"10\" }\n", "3:13", "container.sysctls: \"vm.swappiness\" is not kept per container: setting it would change the whole host; a container may set only net.*"),
+    ("[container]\nimage = \"nginx\"\nsysctls = { \"kernel.hostname\" = \"x\" }\n", "3:13", "; set the container's hostname with hostname = \"NAME\""),
+    ("[container]\nimage = \"nginx\"\nnetwork = \"host\"\nsysctls = { \"net.ipv4.ip_forward\" = \"1\" }\n", "4:13", "container.sysctls: \"net.ipv4.ip_forward\" would change the host's network: with network = \"host\" the container shares the host's network namespace"),
+    ("[container]\nimage = \"nginx\"\nnetwork = \"unit:db\"\nsysctls = { \"net.ipv4.ip_forward\" = \"1\" }\n", "4:13", "container.sysctls: the container shares the network namespace of db: set \"net.ipv4.ip_forward\" in the sysctls of db"),
+    ("[container]\nimage = \"nginx\"\nsysctls = [\"net.core.somaxconn=1024\"]\n", "3:11", "container.sysctls: expected a table of sysctl names and values, e.g. sysctls = { \"net.ipv4.ip_unprivileged_port_start\" = \"0\" }, found an array (compose's list of NAME=VALUE is written as a table here)"),
+    ("[container]\nimage = \"nginx\"\nsysctls = { \"net/ipv4/ip_forward\" = \"1\" }\n", "3:13", "container.sysctls: write the name with dots, \"net.ipv4.ip_forward\", as sysctl(8) does"),
+    ("[container]\nimage = \"nginx\"\nsysctls = { \"net..x\" = \"1\" }\n", "3:13", "\"net..x\" has an empty component"),
+    ("[container]\nimage = \"nginx\"\nsysctls = { \"net.core.somaxconn\" = 1.5 }\n", "3:36", "container.sysctls.net.core.somaxconn: expected a string, an integer or a boolean, found a float"),
+    ("[container]\nimage = \"nginx\"\nsysctls = { \"net.core.somaxconn\" = \"\" }\n", "3:36", "container.sysctls.net.core.somaxconn: the value is empty"),
+    ("[container]\nimage = \"nginx\"\nulimits = { nofiles = 1024 }\n", "3:13", "container.ulimits: unknown limit \"nofiles\" (did you mean \"nofile\"?); expected one of: core, cpu, data, fsize, locks, memlock, msgqueue, nice, nofile, nproc, rss, rtprio, rttime, sigpending, stack"),
+    ("[container]\nimage = \"nginx\"\nulimits = { RLIMIT_NOFILE = 1024 }\n", "3:13", "container.ulimits: unknown limit \"RLIMIT_NOFILE\" (write \"nofile\")"),
+    ("[container]\nimage = \"nginx\"\nulimits = { as = 1024 }\n", "3:13", "(the address space limit, as, is not supported, as in Docker; limit memory with [resources] memory_max)"),
+    ("[container]\nimage = \"nginx\"\nulimits = { nofile = [2048, 1024] }\n", "3:22", "container.ulimits.nofile: the soft limit 2048 is above the hard limit 1024; the soft limit is at most the hard one"),
+    ("[container]\nimage = \"nginx\"\nulimits = { memlock = [\"unlimited\", 1024] }\n", "3:23", "the soft limit unlimited is above the hard limit 1024"),
+    ("[container]\nimage = \"nginx\"\nulimits = { nofile = [1] }\n", "3:22", "container.ulimits.nofile: expected [SOFT, HARD], two values, found 1"),
+    ("[container]\nimage = \"nginx\"\nulimits = { nofile = -2 }\n", "3:22", "container.ulimits.nofile: expected a number, or -1 or \"unlimited\" for no limit, found -2"),
+    ("[container]\nimage = \"nginx\"\nulimits = { nofile = \"lots\" }\n", "3:22", "found \"lots\""),
+    ("[container]\nimage = \"nginx\"\nulimits = { nofile = { soft = 1 } }\n", "3:22", "container.ulimits.nofile: give both soft and hard"),
+    ("[container]\nimage = \"nginx\"\nulimits = { nofile = { soft = 1, hard = 2, max = 3 } }\n", "3:44", "container.ulimits.nofile: unknown key \"max\"; expected soft and hard"),
+    ("[container]\nimage = \"nginx\"\nulimits = \"nofile=1024\"\n", "3:11", "container.ulimits: expected a table of limits"),
+    ("[container]\nimage = \"nginx\"\ninit = 1\n", "3:8", "container.init: expected true or false, found an integer"),
+    // env_file
+    ("env_file = \".env\"\n[native]\ncommand = [\"/bin/true\"]\n", "1:12", "env_file: \".env\" is relative; paths in a unit file are absolute (compose resolves a relative path against the compose file's directory, a unit file has none), e.g. \"/srv/web/.env\""),
+    ("env_file = [\"./app.env\"]\n[native]\ncommand = [\"/bin/true\"]\n", "1:13", "e.g. \"/srv/web/app.env\""),
+    ("env_file = [\"/srv/a.env\", \"/srv/a.env\"]\n[native]\ncommand = [\"/bin/true\"]\n", "1:27", "env_file: \"/srv/a.env\" is already listed on line 1; list each file once"),
+    ("env_file = 5\n[native]\ncommand = [\"/bin/true\"]\n", "1:12", "env_file: expected a path or a list of paths, e.g. [\"/srv/app/.env\"], found an integer"),
+    ("env_file = [1]\n[native]\ncommand = [\"/bin/true\"]\n", "1:13", "env_file: expected a string, found an integer"),
+    ("env_file = [\"/srv/\"]\n[native]\ncommand = [\"/bin/true\"]\n", "1:13", "env_file: \"/srv/\" ends with '/', so it names a directory; give the file"),
+    ("env_file = [\"/srv/../etc/env\"]\n[native]\ncommand = [\"/bin/true\"]\n", "1:13", "env_file: \"/srv/../etc/env\" must not contain \"..\""),
+    ("[native]\ncommand = [\"/bin/true\"]\nenv_file = \"/srv/.env\"\n", "3:1", "unknown key \"env_file\" in [native]; expected one of: command, user, group, supplementary_groups, working_dir; if you meant the top-level \"env_file\", move it above the first [section] header"),
+    // [[secret]]
+    ("[native]\ncommand = [\"/bin/true\"]\n[[secret]]\ntarget = \"x\"\n", "3:1", "[[secret]] needs source = \"/path/to/file\", the host file"),
+    ("[native]\ncommand = [\"/bin/true\"]\n[[secret]]\nsource = \"db_password\"\n", "4:10", "secret.source: \"db_password\" is relative; paths in a unit file are absolute (compose resolves a relative path against the compose file's directory, a unit file has none), e.g. \"/srv/web/db_password\""),
+    ("[native]\ncommand = [\"/bin/true\"]\n[[secret]]\nsource = \"/\"\n", "4:10", "secret.source: \"/\" ends with '/', so it names a directory"),
+    ("[native]\ncommand = [\"/bin/true\"]\n[[secret]]\nsource = \"/srv/s/db\"\ntarget = \"a/b\"\n", "5:10", "secret.target: \"a/b\" has '/'; a target is a file name, which the service reads at /run/secrets/NAME (or $CREDENTIALS_DIRECTORY/NAME natively); to put a file elsewhere in a container, bind it read-only with volumes"),
+    ("[native]\ncommand = [\"/bin/true\"]\n[[secret]]\nsource = \"/srv/s/db\"\ntarget = \"..\"\n", "5:10", "secret.target: \"..\" is not a file name"),
+    ("[native]\ncommand = [\"/bin/true\"]\n[[secret]]\nsource = \"/srv/s/db\"\ntarget = \"\"\n", "5:10", "secret.target: the target is empty"),
+    ("[native]\ncommand = [\"/bin/true\"]\n[[secret]]\nsource = \"/srv/a/db\"\n[[secret]]\nsource = \"/srv/b/db\"\n", "6:10", "secret.source: its file name, \"db\", is already the target of the secret on line 3; each secret needs its own file name, so give this one another target = \"NAME\""),
+    ("[native]\ncommand = [\"/bin/true\"]\n[[secret]]\nsource = \"/srv/a/db\"\n[[secret]]\nsource = \"/srv/b/x\"\ntarget = \"db\"\n", "7:10", "secret.target: \"db\" is already the target of the secret on line 3"),
+    ("[native]\ncommand = [\"/bin/true\"]\n[[secret]]\nsource = \"/srv/a/db\"\nmode = 400\n", "5:8", "secret.mode: 400 is a decimal number; write the mode in octal, e.g. 0o440 or \"0440\""),
+    ("[native]\ncommand = [\"/bin/true\"]\n[[secret]]\nsource = \"/srv/a/db\"\nmode = \"0999\"\n", "5:8", "secret.mode: the mode \"0999\" is not octal"),
+    ("[native]\ncommand = [\"/bin/true\"]\n[[secret]]\nsource = \"/srv/a/db\"\nmode = 0o1777\n", "5:8", "secret.mode: the mode 1777 is larger than 777"),
+    ("[native]\ncommand = [\"/bin/true\"]\n[[secret]]\nsource = \"/srv/a/db\"\nmode = true\n", "5:8", "secret.mode: expected an octal mode, found a boolean"),
+    ("[native]\ncommand = [\"/bin/true\"]\n[[secret]]\nsource = \"/srv/a/db\"\nsrc = \"x\"\n", "5:1", "unknown key \"src\" in [[secret]]; expected one of: source, target, mode"),
+    ("secret = \"x\"\n[native]\ncommand = [\"/bin/true\"]\n", "1:10", "secret: expected an array of tables ([[secret]] sections), found a string"),
+    ("[native]\ncommand = [\"/bin/true\"]\n[secret]\nsource = \"/srv/a/db\"\n", "3:1", "secret: expected an array of tables ([[secret]] sections), found a table; write the header with two brackets, [[secret]], once per secret"),
 ];
 
 #[test]
@@ -2654,7 +2735,7 @@ fn both_form_units_in_a_set() {
 #[test]
 fn every_listed_key_is_read() {
     const HEALTH: &str = "[health]\ntcp = \"127.0.0.1:1\"\n";
-    let tables: [(&str, &[&str], &[&str], String); 11] = [
+    let tables: [(&str, &[&str], &[&str], String); 12] = [
         (
             "[native]",
             Native::KEYS,
@@ -2690,6 +2771,12 @@ fn every_listed_key_is_read() {
             Bench::KEYS,
             &["api = \"openai\"", "url = \"http://127.0.0.1:1\""],
             format!("{MIN}{HEALTH}"),
+        ),
+        (
+            "[[secret]]",
+            Secret::KEYS,
+            &["source = \"/srv/s/x\""],
+            MIN.into(),
         ),
     ];
     let mut cases = Vec::new();
@@ -3216,4 +3303,475 @@ fn host_ports_are_published_once_across_units() {
         with_ports("b", &["53:53/tcp"]),
     ])
     .unwrap();
+}
+
+/// Every key the compose import maps onto, in one container unit.
+const COMPOSE_KEYS: &str = r#"env_file = ["/srv/immich/.env", "/srv/immich/db.env"]
+
+[container]
+image = "postgres:16"
+volumes = ["pgdata:/var/lib/postgresql/data", "/srv/media:/media:ro"]
+tmpfs = ["/tmp:size=64m,mode=1777", "/run"]
+shm_size = "1G"
+group_add = ["video", "44", 45]
+privileged = false
+cap_add = ["NET_ADMIN", "cap_sys_time", "Cap_Net_Raw"]
+cap_drop = ["MKNOD"]
+sysctls = { "net.ipv4.ip_unprivileged_port_start" = "0", "net.core.somaxconn" = 1024, "net.ipv4.ip_forward" = true, "kernel.shmmax" = "68719476736", "fs.mqueue.msg_max" = 100, "kernel.sem" = "250 32000 100 128" }
+ulimits = { nofile = [1024, 65536], nproc = 4096, core = 0, memlock = -1, stack = { soft = 8388608, hard = "unlimited" } }
+init = true
+
+[security]
+capabilities = ["CAP_CHOWN"]
+
+[[secret]]
+source = "/srv/secrets/db_password"
+target = "db_password"
+
+[[secret]]
+source = "/srv/secrets/api.key"
+mode = 0o440
+
+[[secret]]
+source = "/srv/secrets/other"
+target = "token"
+mode = "0444"
+"#;
+
+#[test]
+fn every_compose_key_parses() {
+    let u = ok(COMPOSE_KEYS);
+    assert_eq!(
+        u.env_file,
+        [
+            PathBuf::from("/srv/immich/.env"),
+            PathBuf::from("/srv/immich/db.env")
+        ]
+    );
+    assert_eq!(
+        u.secrets,
+        [
+            Secret {
+                source: "/srv/secrets/db_password".into(),
+                target: "db_password".into(),
+                mode: 0o400,
+            },
+            Secret {
+                source: "/srv/secrets/api.key".into(),
+                target: "api.key".into(),
+                mode: 0o440,
+            },
+            Secret {
+                source: "/srv/secrets/other".into(),
+                target: "token".into(),
+                mode: 0o444,
+            },
+        ]
+    );
+    let c = container(&u);
+    assert_eq!(
+        c.volumes,
+        [
+            Volume::named("pgdata", "/var/lib/postgresql/data", false),
+            Volume::bind("/srv/media", "/media", true),
+        ]
+    );
+    assert_eq!(
+        c.tmpfs,
+        [
+            Tmpfs {
+                path: "/tmp".into(),
+                size: Some(64 << 20),
+                mode: Some(0o1777),
+            },
+            Tmpfs {
+                path: "/run".into(),
+                size: None,
+                mode: None,
+            },
+        ]
+    );
+    assert_eq!(c.shm_size, Some(1 << 30));
+    assert_eq!(c.group_add, ["video", "44", "45"]);
+    assert!(!c.privileged);
+    assert_eq!(c.cap_add, ["CAP_NET_ADMIN", "CAP_SYS_TIME", "CAP_NET_RAW"]);
+    assert_eq!(c.cap_drop, ["CAP_MKNOD"]);
+    let sysctls: Vec<(&str, &str)> = c
+        .sysctls
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    assert_eq!(
+        sysctls,
+        [
+            ("fs.mqueue.msg_max", "100"),
+            ("kernel.sem", "250 32000 100 128"),
+            ("kernel.shmmax", "68719476736"),
+            ("net.core.somaxconn", "1024"),
+            ("net.ipv4.ip_forward", "1"),
+            ("net.ipv4.ip_unprivileged_port_start", "0"),
+        ]
+    );
+    let ulimits: Vec<(Rlimit, Ulimit)> = c.ulimits.iter().map(|(k, v)| (*k, *v)).collect();
+    assert_eq!(
+        ulimits,
+        [
+            (Rlimit::Core, Ulimit::both(0)),
+            (Rlimit::Memlock, Ulimit::both(Ulimit::UNLIMITED)),
+            (
+                Rlimit::Nofile,
+                Ulimit {
+                    soft: 1024,
+                    hard: 65536
+                }
+            ),
+            (Rlimit::Nproc, Ulimit::both(4096)),
+            (
+                Rlimit::Stack,
+                Ulimit {
+                    soft: 8 << 20,
+                    hard: Ulimit::UNLIMITED
+                }
+            ),
+        ]
+    );
+    assert!(c.init);
+    assert_eq!(u.security.capabilities, ["CAP_CHOWN"]);
+    // The typed unit round-trips through JSON (the shim reads it so).
+    let json = serde_json::to_string(&u).unwrap();
+    assert_eq!(serde_json::from_str::<Unit>(&json).unwrap(), u);
+    let v = serde_json::to_value(&u).unwrap();
+    assert_eq!(v["container"]["ulimits"]["nofile"]["hard"], 65536);
+    assert_eq!(
+        v["container"]["volumes"][0]["source"],
+        serde_json::json!({ "named": "pgdata" })
+    );
+    assert_eq!(v["secrets"][1]["mode"], 0o440);
+}
+
+#[test]
+fn compose_keys_default() {
+    let u = ok("[container]\nimage = \"nginx\"\n");
+    assert!(u.env_file.is_empty() && u.secrets.is_empty());
+    let c = container(&u);
+    assert!(c.tmpfs.is_empty() && c.group_add.is_empty());
+    assert_eq!(c.shm_size, None);
+    assert!(!c.privileged && !c.init);
+    assert!(c.cap_add.is_empty() && c.cap_drop.is_empty());
+    assert!(c.sysctls.is_empty() && c.ulimits.is_empty());
+    let n = ok(MIN);
+    assert!(n.env_file.is_empty() && n.secrets.is_empty());
+    // JSON written before these keys existed still loads, with the defaults.
+    let mut old = serde_json::to_value(&u).unwrap();
+    for key in ["env_file", "secrets"] {
+        old.as_object_mut().unwrap().remove(key);
+    }
+    for key in [
+        "tmpfs",
+        "shm_size",
+        "group_add",
+        "privileged",
+        "cap_add",
+        "cap_drop",
+        "sysctls",
+        "ulimits",
+        "init",
+    ] {
+        for form in ["container", "exec"] {
+            let table = if form == "exec" {
+                &mut old[form]["container"]
+            } else {
+                &mut old[form]
+            };
+            assert!(
+                table.as_object_mut().unwrap().remove(key).is_some(),
+                "{form}.{key}"
+            );
+        }
+    }
+    let mut secret = serde_json::json!({ "source": "/srv/s", "target": "s" });
+    old["secrets"] = serde_json::json!([secret.clone()]);
+    let back: Unit = serde_json::from_value(old).unwrap();
+    assert_eq!(back.container, u.container);
+    assert_eq!(back.secrets[0].mode, Secret::DEFAULT_MODE);
+    secret["mode"] = 0o444.into();
+    assert_eq!(
+        serde_json::from_value::<Secret>(secret).unwrap().mode,
+        0o444
+    );
+}
+
+#[test]
+fn compose_key_value_forms() {
+    let u = |text: &str| ok(&format!("{text}\n[container]\nimage = \"nginx\"\n"));
+    let c = |snippet: &str| -> Container {
+        container(&ok(&format!("[container]\nimage = \"nginx\"\n{snippet}\n"))).clone()
+    };
+    // env_file: one path or a list.
+    assert_eq!(
+        u("env_file = \"/srv/app/.env\"").env_file,
+        [PathBuf::from("/srv/app/.env")]
+    );
+    assert!(u("env_file = []").env_file.is_empty());
+    // tmpfs: one line or a list; sizes as Docker writes them.
+    for (line, size, mode) in [
+        ("\"/run\"", None, None),
+        ("[\"/run:size=65536k\"]", Some(64 << 20), None),
+        ("[\"/run:size=1g\"]", Some(1 << 30), None),
+        ("[\"/run:size=4096\"]", Some(4096), None),
+        ("[\"/run:size=64M\"]", Some(64 << 20), None),
+        ("[\"/run:mode=755,size=1m\"]", Some(1 << 20), Some(0o755)),
+        ("[\"/run:mode=0700\"]", None, Some(0o700)),
+    ] {
+        let t = &c(&format!("tmpfs = {line}")).tmpfs;
+        assert_eq!(t.len(), 1, "{line}");
+        assert_eq!((t[0].size, t[0].mode), (size, mode), "{line}");
+    }
+    // shm_size: a size string or bytes.
+    assert_eq!(c("shm_size = \"256m\"").shm_size, Some(256 << 20));
+    assert_eq!(c("shm_size = 1048576").shm_size, Some(1 << 20));
+    // Capabilities in any spelling, stored canonical; ALL as ALL.
+    assert_eq!(c("cap_drop = [\"all\"]").cap_drop, ["ALL"]);
+    assert_eq!(
+        c("cap_drop = [\"ALL\"]\ncap_add = [\"CHOWN\", \"CAP_SETUID\"]").cap_add,
+        ["CAP_CHOWN", "CAP_SETUID"]
+    );
+    assert_eq!(
+        c("cap_add = [\"ALL\"]\ncap_drop = [\"SYS_ADMIN\"]").cap_add,
+        ["ALL"]
+    );
+    // The same capability twice in one list is kept once.
+    assert_eq!(
+        c("cap_add = [\"NET_ADMIN\", \"CAP_NET_ADMIN\"]").cap_add,
+        ["CAP_NET_ADMIN"]
+    );
+    // cap_add and [security] capabilities may name the same capability:
+    // both add it.
+    let both = ok(
+        "[container]\nimage = \"nginx\"\ncap_add = [\"NET_ADMIN\"]\n\
+                   [security]\ncapabilities = [\"CAP_NET_ADMIN\"]\n",
+    );
+    assert_eq!(container(&both).cap_add, ["CAP_NET_ADMIN"]);
+    // With cap_drop = ALL, [security] capabilities adds back.
+    ok("[container]\nimage = \"nginx\"\ncap_drop = [\"ALL\"]\n\
+        [security]\ncapabilities = [\"CAP_NET_BIND_SERVICE\"]\n");
+    // privileged alone.
+    assert!(c("privileged = true").privileged);
+    // sysctls: every namespaced family; net.* with none too.
+    for name in [
+        "net.ipv4.ping_group_range",
+        "net.ipv6.conf.all.disable_ipv6",
+        "kernel.shmall",
+        "kernel.shm_rmid_forced",
+        "kernel.msgmax",
+        "kernel.msgmnb",
+        "kernel.msgmni",
+        "kernel.sem",
+        "fs.mqueue.queues_max",
+    ] {
+        c(&format!("sysctls = {{ \"{name}\" = \"1\" }}"));
+    }
+    assert_eq!(
+        c("network = \"none\"\nsysctls = { \"net.ipv4.ip_forward\" = false }").sysctls
+            ["net.ipv4.ip_forward"],
+        "0"
+    );
+    // Non-net sysctls are fine with network = host.
+    c("network = \"host\"\nsysctls = { \"kernel.msgmax\" = 65536 }");
+    // ulimits: N, [SOFT, HARD], { soft, hard }, -1 and "unlimited".
+    for (value, want) in [
+        ("65536", Ulimit::both(65536)),
+        (
+            "[1024, 2048]",
+            Ulimit {
+                soft: 1024,
+                hard: 2048,
+            },
+        ),
+        (
+            "{ hard = 2048, soft = 1024 }",
+            Ulimit {
+                soft: 1024,
+                hard: 2048,
+            },
+        ),
+        ("-1", Ulimit::both(Ulimit::UNLIMITED)),
+        ("\"unlimited\"", Ulimit::both(Ulimit::UNLIMITED)),
+        (
+            "[0, -1]",
+            Ulimit {
+                soft: 0,
+                hard: Ulimit::UNLIMITED,
+            },
+        ),
+        ("[5, 5]", Ulimit::both(5)),
+    ] {
+        let l = c(&format!("ulimits = {{ nofile = {value} }}")).ulimits;
+        assert_eq!(l[&Rlimit::Nofile], want, "{value}");
+    }
+    for r in Rlimit::ALL {
+        let l = c(&format!("ulimits = {{ {} = 1 }}", r.as_str())).ulimits;
+        assert_eq!(l[r], Ulimit::both(1));
+    }
+    // group_add: numbers as strings, names as they are.
+    assert_eq!(c("group_add = [0, \"render\"]").group_add, ["0", "render"]);
+    // [[secret]]: the target defaults to the source's file name, the mode
+    // to 0400; native units take secrets too.
+    let n = ok(&format!(
+        "{MIN}[[secret]]\nsource = \"/srv/s/token.txt\"\n[[secret]]\nsource = \"/srv/t/token.txt\"\n\
+         target = \"other\"\nmode = \"440\"\n"
+    ));
+    assert_eq!(
+        n.secrets,
+        [
+            Secret {
+                source: "/srv/s/token.txt".into(),
+                target: "token.txt".into(),
+                mode: 0o400
+            },
+            Secret {
+                source: "/srv/t/token.txt".into(),
+                target: "other".into(),
+                mode: 0o440
+            }
+        ]
+    );
+}
+
+#[test]
+fn rlimit_names_are_pinned() {
+    let names: Vec<(&str, String)> = Rlimit::ALL
+        .iter()
+        .map(|r| (r.as_str(), r.oci_name()))
+        .collect();
+    assert_eq!(
+        names,
+        [
+            ("core", "RLIMIT_CORE".to_string()),
+            ("cpu", "RLIMIT_CPU".into()),
+            ("data", "RLIMIT_DATA".into()),
+            ("fsize", "RLIMIT_FSIZE".into()),
+            ("locks", "RLIMIT_LOCKS".into()),
+            ("memlock", "RLIMIT_MEMLOCK".into()),
+            ("msgqueue", "RLIMIT_MSGQUEUE".into()),
+            ("nice", "RLIMIT_NICE".into()),
+            ("nofile", "RLIMIT_NOFILE".into()),
+            ("nproc", "RLIMIT_NPROC".into()),
+            ("rss", "RLIMIT_RSS".into()),
+            ("rtprio", "RLIMIT_RTPRIO".into()),
+            ("rttime", "RLIMIT_RTTIME".into()),
+            ("sigpending", "RLIMIT_SIGPENDING".into()),
+            ("stack", "RLIMIT_STACK".into()),
+        ]
+    );
+}
+
+#[test]
+fn tmpfs_and_volumes_round_trip() {
+    for (text, shown) in [
+        ("/tmp", "/tmp"),
+        ("/tmp:size=64m,mode=1777", "/tmp:size=64m,mode=1777"),
+        ("/tmp:mode=1777,size=65536k", "/tmp:size=64m,mode=1777"),
+        ("/run:size=1g", "/run:size=1g"),
+        ("/run:size=1536m", "/run:size=1536m"),
+        ("/run:size=1000", "/run:size=1000"),
+        ("/run:size=2048", "/run:size=2k"),
+        ("/run:mode=700", "/run:mode=700"),
+    ] {
+        let t: Tmpfs = text.parse().unwrap_or_else(|e| panic!("{text}: {e}"));
+        assert_eq!(t.to_string(), shown, "{text}");
+        assert_eq!(shown.parse::<Tmpfs>().unwrap(), t, "{text}");
+    }
+    for text in [
+        "/srv/a:/a",
+        "/srv/a:/a:ro",
+        "pgdata:/var/lib/postgresql/data",
+        "cache.v2:/cache:ro",
+    ] {
+        let v: Volume = text.parse().unwrap_or_else(|e| panic!("{text}: {e}"));
+        assert_eq!(v.to_string(), text);
+    }
+    assert_eq!(
+        "/srv/a:/a:rw".parse::<Volume>().unwrap().to_string(),
+        "/srv/a:/a"
+    );
+    for bad in [
+        "",
+        "tmp",
+        "/tmp:",
+        "/tmp:uid=0",
+        "/tmp:size=",
+        "/tmp:mode=",
+        "/:size=1m",
+    ] {
+        assert!(bad.parse::<Tmpfs>().is_err(), "{bad:?} parsed");
+    }
+    assert_eq!(check_volume_name("a"), Ok(()));
+    assert!(check_volume_name(&"a".repeat(256)).is_err());
+}
+
+#[test]
+fn sysctl_rule() {
+    for ok_name in ["net.ipv4.ip_forward", "kernel.shmmni", "fs.mqueue.msg_max"] {
+        assert_eq!(check_sysctl(ok_name, &Network::Bridge), Ok(()), "{ok_name}");
+    }
+    for bad in [
+        "vm.overcommit_memory",
+        "kernel.pid_max",
+        "fs.file-max",
+        "kernel.domainname",
+        "user.max_user_namespaces",
+        "",
+        "net",
+        "net.",
+        "net.a b",
+    ] {
+        assert!(check_sysctl(bad, &Network::Bridge).is_err(), "{bad:?}");
+    }
+    assert!(check_sysctl("net.ipv4.ip_forward", &Network::Host).is_err());
+    assert!(check_sysctl("net.ipv4.ip_forward", &Network::Unit("db".into())).is_err());
+    assert_eq!(check_sysctl("net.ipv4.ip_forward", &Network::None), Ok(()));
+    assert_eq!(check_sysctl("kernel.msgmax", &Network::Host), Ok(()));
+}
+
+#[test]
+fn privileged_is_noted_by_validate() {
+    let s = Scratch::new(&[
+        (
+            "app.toml",
+            "[container]\nimage = \"nginx\"\nnetwork = \"none\"\nprivileged = true\n",
+        ),
+        (
+            "db.toml",
+            "[container]\nimage = \"postgres\"\nnetwork = \"none\"\n",
+        ),
+    ]);
+    let set = load_dir(&s.0).unwrap();
+    let notes: Vec<String> = set.notes().iter().map(|d| d.to_string()).collect();
+    assert_eq!(notes.len(), 1, "{notes:?}");
+    assert!(
+        notes[0].starts_with(&format!(
+            "{}:4:14: note: privileged = true: the container gets every capability",
+            s.file("app.toml")
+        )),
+        "{notes:?}"
+    );
+    // privileged = false says nothing; neither does a set without it.
+    let quiet = Scratch::new(&[(
+        "app.toml",
+        "[container]\nimage = \"nginx\"\nprivileged = false\n",
+    )]);
+    assert!(load_dir(&quiet.0).unwrap().notes().is_empty());
+    // Units built in code get the note without a position.
+    let mut c = Container::new("nginx");
+    c.privileged = true;
+    let set = UnitSet::from_units([Unit::new("app", Exec::Container(c))]).unwrap();
+    assert_eq!(set.notes().len(), 1);
+    assert_eq!(set.notes()[0].file, PathBuf::from("app.toml"));
+    assert!(set.notes()[0]
+        .message
+        .starts_with("note: privileged = true"));
+    // A parse error elsewhere in the set: no set, so no notes to show.
+    s.write("bad.toml", "[container]\n");
+    assert!(load_dir(&s.0).is_err());
 }

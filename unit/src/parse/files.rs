@@ -119,17 +119,21 @@ pub(super) fn secrets(cx: &mut Cx<'_>, v: &Value<'_>, unit: Option<&str>) -> Vec
             );
             continue;
         }
-        let Some((secret, target_span)) = secret(cx, item, unit) else {
+        let Some((secret, target_span, defaulted)) = secret(cx, item, unit) else {
             continue;
         };
         let (line, _) = line_col(cx.text, item.span().start);
         if let Some(first) = seen.get(&secret.target) {
+            let what = if defaulted {
+                format!("secret.source: its file name, {:?},", secret.target)
+            } else {
+                format!("secret.target: {:?}", secret.target)
+            };
             cx.error(
                 target_span,
                 format!(
-                    "secret.target: {:?} is already the target of the secret on line {first}; \
-                     each secret needs its own file name, so give this one another target",
-                    secret.target
+                    "{what} is already the target of the secret on line {first}; each secret \
+                     needs its own file name, so give this one another target = \"NAME\""
                 ),
             );
             continue;
@@ -141,12 +145,12 @@ pub(super) fn secrets(cx: &mut Cx<'_>, v: &Value<'_>, unit: Option<&str>) -> Vec
 }
 
 /// One `[[secret]]` table, with the span its target comes from (`target`,
-/// or the `source` it defaults to).
+/// or the `source` it defaults to) and whether it was defaulted.
 fn secret(
     cx: &mut Cx<'_>,
     v: &Value<'_>,
     unit: Option<&str>,
-) -> Option<(Secret, std::ops::Range<usize>)> {
+) -> Option<(Secret, std::ops::Range<usize>, bool)> {
     let s = Section::open(cx, "secret", v, Secret::KEYS)?;
     let source = s.with(cx, "source", |cx, l, v| {
         let path = string(cx, l, v)?;
@@ -179,8 +183,8 @@ fn secret(
         return None;
     };
     let source = source?;
-    let (target, span) = match (s.get("target"), target) {
-        (Some(tv), Some(t)) => (t, tv.span()),
+    let (target, span, defaulted) = match (s.get("target"), target) {
+        (Some(tv), Some(t)) => (t, tv.span(), false),
         (Some(_), None) => return None,
         (None, _) => {
             let name = default_target(&source);
@@ -195,7 +199,7 @@ fn secret(
                 );
                 return None;
             }
-            (name?, source_value.span())
+            (name?, source_value.span(), true)
         }
     };
     Some((
@@ -205,6 +209,7 @@ fn secret(
             mode: mode.unwrap_or(Secret::DEFAULT_MODE),
         },
         span,
+        defaulted,
     ))
 }
 
