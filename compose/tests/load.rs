@@ -274,7 +274,7 @@ fn profiles() {
         .iter()
         .map(|(n, pos)| (n.as_str(), pos.line))
         .collect();
-    assert_eq!(skipped, [("debug", 5), ("tools", 8)]);
+    assert_eq!(skipped, [("debug", 4), ("tools", 7)]);
 
     let mut o = opts(&[&f], &[]);
     o.profiles = vec!["tools".into()];
@@ -477,7 +477,7 @@ fn yaml_errors_are_located() {
     assert_eq!(
         e,
         [format!(
-            "{}:2:3: additional property \"servces\" is not allowed at the top level",
+            "{}:1:1: additional property \"servces\" is not allowed at the top level",
             f.display()
         )]
     );

@@ -685,7 +685,7 @@ mod tests {
         .unwrap_err();
         assert!(
             e.to_string()
-                .starts_with("b.yaml:3:13: cannot override services.s.deploy"),
+                .starts_with("b.yaml:3:5: cannot override services.s.deploy"),
             "{e}"
         );
     }

@@ -390,6 +390,12 @@ fn build_map(entries: Vec<(Y, Y)>) -> Result<Vec<(String, Y)>, LoadError> {
             ));
         }
         key_pos.insert(name.clone(), k.pos.clone());
+        // A mapping, list or empty value is positioned at its key: where
+        // `healthcheck:` or `web:` is written.
+        let mut v = v;
+        if matches!(v.v, V::Map(_) | V::Seq(_) | V::Null) {
+            v.pos = k.pos.clone();
+        }
         own.push((name, v));
     }
     if merged.is_empty() {
@@ -628,7 +634,9 @@ mod input_tests {
         let d = docs("\u{feff}a: 1\r\nb: x # note\r\n");
         assert_eq!(d.len(), 1);
         assert_eq!(d[0].get("b").unwrap().v, V::Str("x".into()));
-        assert!(docs("# only a comment\n").iter().all(|d| matches!(d.v, V::Null)));
+        assert!(docs("# only a comment\n")
+            .iter()
+            .all(|d| matches!(d.v, V::Null)));
         let d = docs("a: 1\n---\na: 2\n");
         assert_eq!(d.len(), 2);
         assert_eq!(d[1].get("a").unwrap().pos.line, 3);
