@@ -325,6 +325,20 @@ impl Cx<'_> {
         if name == self.service || name == self.unit {
             return;
         }
+        let mode = self.node.get("network_mode").and_then(Node::scalar);
+        if mode.is_some_and(|m| m != "bridge") {
+            // No name on a network under compose either: only docker
+            // commands use it.
+            self.c().comment(
+                "image",
+                format!(
+                    "container_name {name:?}: a name for docker commands only (a container \
+                     without a network of its own has no name on one); jarvisctl takes the \
+                     unit's name."
+                ),
+            );
+            return;
+        }
         if jarvis_unit::is_dns_label(&name) {
             self.aliases.push(name.clone());
             self.c().comment(
@@ -716,6 +730,20 @@ impl Cx<'_> {
                                 format!(
                                     "the protocol {:?}: jarvis publishes tcp and udp",
                                     p.protocol
+                                ),
+                            );
+                            continue;
+                        }
+                        if p.host_port == Some(53) && p.host_ip.is_none() {
+                            self.report(
+                                "ports",
+                                item,
+                                format!(
+                                    "host port 53/{} on every address: jarvis's name server holds \
+                                     port 53 on each network's gateway, so it is refused at start; \
+                                     publish it on one host address instead (e.g. \
+                                     \"192.168.1.2:53:{}/{}\")",
+                                    p.protocol, p.container_port, p.protocol
                                 ),
                             );
                             continue;
@@ -1606,6 +1634,7 @@ impl Cx<'_> {
         let count = match d.get("count").map(|c| &c.value) {
             Some(Y::Int(n)) if *n >= 1 => Some(*n),
             Some(Y::Str(s)) if s == "all" => None,
+            Some(Y::Str(s)) if s.parse::<i64>().is_ok_and(|n| n >= 1) => s.parse().ok(),
             Some(_) => {
                 self.report(&format!("{key}.count"), d, "expected a number or all");
                 return;
@@ -2026,11 +2055,11 @@ impl Cx<'_> {
                     }
                 }
                 Some(_) => {
-                    if let Some(c) = node.get("container_name") {
+                    if let Some(a) = node.get("networks") {
                         self.report(
-                            "container_name",
-                            c,
-                            "a unit that does not have a network of its own has no name on one",
+                            "networks",
+                            a,
+                            "aliases on a unit without a network of its own: it has no name on one",
                         );
                     }
                 }
