@@ -24,7 +24,31 @@
 //!   `cpus`, `pids_limit`, `healthcheck.retries`, `ports[].target`, ...)
 //!   become booleans and numbers (`"true"`, `yes` → true; `"2"` → 2);
 //! - `x-` keys are removed from services and resource definitions;
-//! - `extends` is resolved and removed; values tagged `!reset` are removed.
+//! - `extends` is resolved and removed; values tagged `!reset` are removed;
+//!   `include`d projects' services and resources are added.
+//!
+//! Positions: a scalar is positioned where its value starts; a mapping, a
+//! list or an empty value at its key (`healthcheck:`, `web:`); a service at
+//! its name. After a merge, each value keeps the position (and file) where
+//! the winning value was written; merged mappings and appended lists keep
+//! the first definition's.
+//!
+//! Where this differs from compose, and why:
+//! - timestamps (`2024-01-01`) stay strings (go-yaml makes them a time that
+//!   no compose key takes);
+//! - errors are collected over every file rather than stopping at the first;
+//! - no JSON-schema validation beyond the top-level keys and the shape of
+//!   `services`: the converter reports what it cannot take, with positions;
+//! - `networks.*.ipam.config` lists are appended rather than merged by
+//!   subnet, and the top-level `secrets`/`configs` `environment:` source is
+//!   left for the converter;
+//! - `x-` keys inside user-named mappings (`environment`, `labels`, ...)
+//!   are kept as data (compose-go moves them out and then fails on them);
+//! - a bare name on the last line of a `.env` without a line break is taken
+//!   as inherited, like the same name on any other line;
+//! - bounds of their own: files over [`yaml::MAX_FILE_BYTES`], documents of
+//!   more than [`yaml::MAX_NODES`] values once aliases are expanded, and
+//!   nesting deeper than [`yaml::MAX_DEPTH`] are refused.
 
 pub mod dotenv;
 pub mod interp;
