@@ -670,3 +670,45 @@ fn include_imports_another_project() {
     let e = err(&opts(&[tmp.path().join("loop/a.yaml")], &[]));
     assert!(e[0].contains("include cycle detected"), "{e:?}");
 }
+
+#[test]
+fn a_typical_homelab_stack() {
+    let dir = fixture("homelab");
+    let o = LoadOptions {
+        project_dir: Some(dir.clone()),
+        ..LoadOptions::default()
+    };
+    let p = ok(&o);
+    assert_eq!(p.name, "immich");
+    let names: Vec<&str> = p.services.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(names, ["immich-server", "redis", "database"]);
+    let server = service(&p, "immich-server");
+    assert_eq!(
+        s(at(server, "image")),
+        "ghcr.io/immich-app/immich-server:v1.132.3"
+    );
+    let library = dir.join("library").display().to_string();
+    assert_eq!(
+        list(at(server, "volumes")),
+        [
+            format!("{library}:/usr/src/app/upload"),
+            "/etc/localtime:/etc/localtime:ro".to_string()
+        ]
+    );
+    assert_eq!(
+        list(at(server, "env_file")),
+        [dir.join(".env").display().to_string()]
+    );
+    assert_eq!(at(server, "healthcheck.disable").value, Value::Bool(false));
+    let db = service(&p, "database");
+    assert_eq!(s(at(db, "environment.POSTGRES_PASSWORD")), "postgres");
+    assert_eq!(
+        list(at(db, "healthcheck.test"))[1],
+        "pg_isready -U ${POSTGRES_USER} || exit 1"
+    );
+    // "3" from the anchor, typed as compose types healthcheck.retries.
+    assert_eq!(at(db, "healthcheck.retries").value, Value::Int(3));
+    assert_eq!(s(at(db, "shm_size")), "128mb");
+    assert_eq!(p.volumes.len(), 1);
+    assert_eq!(p.volumes[0].1.value, Value::Null);
+}
