@@ -119,6 +119,9 @@ pub enum Command {
     /// Bridge networks: the ones bridged container units use now.
     #[command(subcommand)]
     Network(NetworkCommand),
+    /// Named volumes: the directories jarvisd keeps for containers.
+    #[command(subcommand)]
+    Volume(VolumeCommand),
     /// Write unit files from another tool's files: `import compose -o DIR`.
     #[command(subcommand)]
     Import(import::ImportCommand),
@@ -161,6 +164,20 @@ pub enum ImageCommand {
         #[arg(long)]
         tag: String,
     },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum VolumeCommand {
+    /// List the named volumes: name, size, the units that name it, path.
+    Ls {
+        /// Print {"volumes": [{"name", "path", "size", "units"}]} for
+        /// scripts.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Remove a named volume and everything in it (refused while a unit
+    /// that uses it runs).
+    Rm { name: String },
 }
 
 #[derive(Debug, Subcommand)]
@@ -254,6 +271,20 @@ fn run(args: Args) -> anyhow::Result<ExitCode> {
         Command::Stop { units } => done(client.expect(Request::Stop { units })?),
         Command::Restart { units } => done(client.expect(Request::Restart { units })?),
         Command::Image(cmd) => image(&client, cmd),
+        Command::Volume(VolumeCommand::Ls { json }) => {
+            let Response::Volumes { volumes } = client.expect(Request::VolumeList)? else {
+                unreachable!("checked by expect")
+            };
+            if json {
+                println!("{}", serde_json::json!({ "volumes": volumes }));
+            } else {
+                print!("{}", table::volumes(&volumes));
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Volume(VolumeCommand::Rm { name }) => {
+            done(client.expect(Request::VolumeRemove { name })?)
+        }
         Command::Network(NetworkCommand::Ls { json }) => {
             let Response::Networks { networks } = client.expect(Request::NetworkList)? else {
                 unreachable!("checked by expect")

@@ -1,7 +1,9 @@
 //! The status table people read.
 
 use comfy_table::{presets, Cell, CellAlignment, ContentArrangement, Table};
-use jarvis_proto::{Health, ImageInfo, NetworkInfo, StatusReport, UnitState, UnitStatus};
+use jarvis_proto::{
+    Health, ImageInfo, NetworkInfo, StatusReport, UnitState, UnitStatus, VolumeInfo,
+};
 
 pub fn status(report: &StatusReport) -> String {
     if report.units.is_empty() {
@@ -34,7 +36,11 @@ pub fn status(report: &StatusReport) -> String {
     for u in &report.units {
         let mut row = vec![
             Cell::new(&u.name),
-            Cell::new(u.kind),
+            Cell::new(if u.privileged {
+                format!("{} (privileged)", u.kind)
+            } else {
+                u.kind.to_string()
+            }),
             Cell::new(state(u)),
             Cell::new(u.pid.map(|p| p.to_string()).unwrap_or_else(|| "-".into()))
                 .set_alignment(CellAlignment::Right),
@@ -121,6 +127,46 @@ pub fn networks(networks: &[NetworkInfo]) -> String {
             Cell::new(&n.gateway),
             Cell::new(&n.bridge),
             Cell::new(n.units.join(", ")),
+        ]);
+    }
+    for column in table.column_iter_mut() {
+        column.set_padding((0, 2));
+    }
+    let mut out = String::new();
+    for line in table.to_string().lines() {
+        out.push_str(line.trim_end());
+        out.push('\n');
+    }
+    out
+}
+
+/// `jarvisctl volume ls` for people.
+pub fn volumes(volumes: &[VolumeInfo]) -> String {
+    if volumes.is_empty() {
+        return "no volumes (one is made when a container that names it first starts)\n"
+            .to_string();
+    }
+    let mut table = Table::new();
+    table
+        .load_preset(presets::NOTHING)
+        .set_content_arrangement(ContentArrangement::Disabled);
+    table.set_header(vec![
+        Cell::new("VOLUME"),
+        Cell::new("SIZE").set_alignment(CellAlignment::Right),
+        Cell::new("UNITS"),
+        Cell::new("PATH"),
+    ]);
+    for v in volumes {
+        table.add_row(vec![
+            Cell::new(&v.name),
+            Cell::new(v.size.map(bytes).unwrap_or_else(|| "?".into()))
+                .set_alignment(CellAlignment::Right),
+            Cell::new(if v.units.is_empty() {
+                "-".to_string()
+            } else {
+                v.units.join(", ")
+            }),
+            Cell::new(&v.path),
         ]);
     }
     for column in table.column_iter_mut() {
@@ -296,13 +342,47 @@ mod tests {
             form_reason: None,
             networks: vec![],
             ports: vec![],
+            privileged: false,
         }
+    }
+
+    #[test]
+    fn volumes_table_and_privileged_units() {
+        let out = volumes(&[
+            VolumeInfo {
+                name: "pgdata".into(),
+                path: "/var/lib/jarvis/volumes/pgdata/_data".into(),
+                size: Some(3 << 20),
+                units: vec!["db".into(), "backup".into()],
+            },
+            VolumeInfo {
+                name: "cache".into(),
+                path: "/var/lib/jarvis/volumes/cache/_data".into(),
+                size: None,
+                units: vec![],
+            },
+        ]);
+        assert_eq!(
+            out,
+            "VOLUME  SIZE  UNITS       PATH\n\
+             pgdata  3.0M  db, backup  /var/lib/jarvis/volumes/pgdata/_data\n\
+             cache      ?  -           /var/lib/jarvis/volumes/cache/_data\n"
+        );
+        assert!(volumes(&[]).starts_with("no volumes"));
+        let mut u = unit("vpn", UnitState::Running);
+        u.kind = jarvis_proto::UnitKind::Container;
+        u.privileged = true;
+        let out = status(&StatusReport { units: vec![u] });
+        assert!(out.contains("container (privileged)"), "{out}");
     }
 
     #[test]
     fn ports_show_like_docker_ps() {
         let mut web = unit("web", UnitState::Running);
-        web.ports = vec!["0.0.0.0:8080->80/tcp".into(), "127.0.0.1:5353->53/udp".into()];
+        web.ports = vec![
+            "0.0.0.0:8080->80/tcp".into(),
+            "127.0.0.1:5353->53/udp".into(),
+        ];
         let out = status(&StatusReport {
             units: vec![web, unit("db", UnitState::Running)],
         });

@@ -99,6 +99,13 @@ pub enum Request {
     },
     /// The bridge networks in use: answered with `Networks`.
     NetworkList,
+    /// The named volumes: answered with `Volumes`.
+    VolumeList,
+    /// Remove a named volume and its content; refused while a unit that
+    /// uses it runs or starts.
+    VolumeRemove {
+        name: String,
+    },
 }
 
 impl Request {
@@ -110,6 +117,7 @@ impl Request {
                 | Request::Wait { .. }
                 | Request::Logs { .. }
                 | Request::NetworkList
+                | Request::VolumeList
         )
     }
 }
@@ -139,6 +147,9 @@ pub enum Response {
     BenchPlan(BenchPlan),
     Networks {
         networks: Vec<NetworkInfo>,
+    },
+    Volumes {
+        volumes: Vec<VolumeInfo>,
     },
     Error {
         message: String,
@@ -235,6 +246,10 @@ pub struct UnitStatus {
     /// Published ports as `docker ps` shows them: `0.0.0.0:8080->80/tcp`.
     #[serde(default)]
     pub ports: Vec<String>,
+    /// A container that runs (or would run) with `privileged = true`:
+    /// every capability and device, no seccomp filter.
+    #[serde(default)]
+    pub privileged: bool,
 }
 
 /// A unit's address on one network.
@@ -242,6 +257,18 @@ pub struct UnitStatus {
 pub struct NetworkAddress {
     pub name: String,
     pub ip: String,
+}
+
+/// One named volume, as `jarvisctl volume ls` shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VolumeInfo {
+    pub name: String,
+    /// Its data directory on the host (what containers mount).
+    pub path: String,
+    /// The bytes of its files; null when they could not be counted.
+    pub size: Option<u64>,
+    /// The units whose files name it, whether they run or not.
+    pub units: Vec<String>,
 }
 
 /// One bridge network, as `jarvisctl network ls` shows it.
@@ -494,6 +521,12 @@ mod tests {
         assert_eq!(json["request"], "stop");
         assert!(Request::Up.is_mutating());
         assert!(!Request::Status { units: vec![] }.is_mutating());
+        let rm = Request::VolumeRemove { name: "pg".into() };
+        assert_eq!(
+            serde_json::to_string(&rm).unwrap(),
+            r#"{"request":"volume-remove","name":"pg"}"#
+        );
+        assert!(rm.is_mutating() && !Request::VolumeList.is_mutating());
     }
 
     /// The spellings scripts see in `status --json`: pinned, every variant.
@@ -558,7 +591,7 @@ mod tests {
     /// fields wrote it.
     #[test]
     fn unit_status_json_is_unchanged() {
-        let pinned = r#"{"name":"llm","kind":"native","state":"running","pid":42,"restarts":1,"health":"healthy","exit_code":null,"cgroup":"/jarvis/llm","reason":null,"description":null,"exit_signal":null,"oom_killed":false,"uptime_ms":5,"memory_bytes":null,"memory_max_bytes":null,"cpu_usage_ns":null,"tasks":null,"wanted":true,"form":"container","form_reason":"run = \"container\"","placement":{"device":"gpu","gpus":["GPU-1"]},"networks":[{"name":"default","ip":"10.89.0.2"}],"ports":["0.0.0.0:8080->80/tcp"]}"#;
+        let pinned = r#"{"name":"llm","kind":"native","state":"running","pid":42,"restarts":1,"health":"healthy","exit_code":null,"cgroup":"/jarvis/llm","reason":null,"description":null,"exit_signal":null,"oom_killed":false,"uptime_ms":5,"memory_bytes":null,"memory_max_bytes":null,"cpu_usage_ns":null,"tasks":null,"wanted":true,"form":"container","form_reason":"run = \"container\"","placement":{"device":"gpu","gpus":["GPU-1"]},"networks":[{"name":"default","ip":"10.89.0.2"}],"ports":["0.0.0.0:8080->80/tcp"],"privileged":true}"#;
         let u = UnitStatus {
             name: "llm".into(),
             kind: UnitKind::Native,
@@ -589,13 +622,14 @@ mod tests {
                 ip: "10.89.0.2".into(),
             }],
             ports: vec!["0.0.0.0:8080->80/tcp".into()],
+            privileged: true,
         };
         assert_eq!(serde_json::to_string(&u).unwrap(), pinned);
         assert_eq!(serde_json::from_str::<UnitStatus>(pinned).unwrap(), u);
         // An older daemon's answer, without networks and ports, still reads.
         let (older, _) = pinned.split_once(r#","networks""#).unwrap();
         let older = serde_json::from_str::<UnitStatus>(&format!("{older}}}")).unwrap();
-        assert!(older.networks.is_empty() && older.ports.is_empty());
+        assert!(older.networks.is_empty() && older.ports.is_empty() && !older.privileged);
         let cpu = Placement {
             device: Device::Cpu,
             gpus: None,

@@ -466,6 +466,14 @@ impl Daemon {
                     .collect();
                 return answer(reply, Response::Networks { networks });
             }
+            Request::VolumeList => {
+                let _ = reply.send(Reply::Later(self.list_volumes()));
+                return None;
+            }
+            Request::VolumeRemove { name } => {
+                let _ = reply.send(self.remove_volume(name));
+                return None;
+            }
             Request::ImagePull { .. } | Request::ImageImport { .. } | Request::ImageList => {
                 return answer(
                     reply,
@@ -607,7 +615,9 @@ impl Daemon {
             let s = v.st;
             let multi = v.unit.forms().len() > 1;
             let net = if v.kind == Kind::Container && s.pid.is_some() {
-                self.cfg.runtime.unit_network(&effective_unit(v.unit, v.kind))
+                self.cfg
+                    .runtime
+                    .unit_network(&effective_unit(v.unit, v.kind))
             } else {
                 Default::default()
             };
@@ -645,6 +655,8 @@ impl Daemon {
                     })
                     .collect(),
                 ports: net.ports,
+                privileged: v.kind == Kind::Container
+                    && container_form(v.unit).is_some_and(|c| c.privileged),
             });
         }
         let rt = self.cfg.runtime.clone();
@@ -671,6 +683,66 @@ impl Daemon {
             let _ = tx.send(Response::Status(StatusReport { units }));
         });
         rx
+    }
+
+    /// `volume ls`: the volumes on disk, each with the units that name it.
+    fn list_volumes(&self) -> oneshot::Receiver<Response> {
+        let mut users: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        for v in self.core.views(&[]) {
+            for name in volume_names(v.unit) {
+                let units = users.entry(name).or_default();
+                if !units.iter().any(|u| u == v.name) {
+                    units.push(v.name.to_string());
+                }
+            }
+        }
+        let rt = self.cfg.runtime.clone();
+        let (tx, rx) = oneshot::channel();
+        tokio::spawn(async move {
+            let _ = tx.send(match rt.volumes().await {
+                Ok(volumes) => Response::Volumes {
+                    volumes: volumes
+                        .into_iter()
+                        .map(|v| jarvis_proto::VolumeInfo {
+                            units: users.remove(&v.name).unwrap_or_default(),
+                            name: v.name,
+                            path: v.path.display().to_string(),
+                            size: v.size,
+                        })
+                        .collect(),
+                },
+                Err(message) => Response::Error { message },
+            });
+        });
+        rx
+    }
+
+    /// `volume rm`: refused while a unit that uses the volume runs or
+    /// starts.
+    fn remove_volume(&mut self, name: String) -> Reply {
+        let users = self
+            .core
+            .active_users(|u| volume_names(u).any(|n| n == name));
+        if !users.is_empty() {
+            return Reply::Now(Response::Error {
+                message: format!(
+                    "volume {name} is in use by {}; stop {} first",
+                    users.join(", "),
+                    if users.len() == 1 { "it" } else { "them" }
+                ),
+            });
+        }
+        let rt = self.cfg.runtime.clone();
+        let (tx, rx) = oneshot::channel();
+        tokio::spawn(async move {
+            let _ = tx.send(match rt.remove_volume(&name).await {
+                Ok(()) => Response::Done {
+                    message: format!("removed volume {name}"),
+                },
+                Err(message) => Response::Error { message },
+            });
+        });
+        Reply::Later(rx)
     }
 
     /// Removes an image unless a unit that runs uses it.
@@ -837,6 +909,25 @@ fn exit_info(e: jarvis_runtime::Exit) -> ExitInfo {
 }
 
 /// `unit` in the form it runs as now.
+/// The unit's container form: the one it runs as, or the one it declares.
+fn container_form(unit: &Unit) -> Option<&jarvis_unit::Container> {
+    match &unit.exec {
+        jarvis_unit::Exec::Container(c) => Some(c),
+        jarvis_unit::Exec::Native(_) => unit.container.as_ref(),
+    }
+}
+
+/// The named volumes a unit's container form mounts.
+fn volume_names(unit: &Unit) -> impl Iterator<Item = String> + '_ {
+    container_form(unit)
+        .into_iter()
+        .flat_map(|c| &c.volumes)
+        .filter_map(|v| match &v.source {
+            jarvis_unit::VolumeSource::Named(n) => Some(n.clone()),
+            jarvis_unit::VolumeSource::Bind(_) => None,
+        })
+}
+
 fn effective_unit(unit: &Unit, kind: Kind) -> Unit {
     unit.with_form(kind).unwrap_or_else(|| unit.clone())
 }
