@@ -404,6 +404,14 @@ fn key_hint(section: &str, key: &str) -> Option<&'static str> {
             "lines for /etc/hosts go in extra_hosts = [\"NAME:IP\"] or [\"NAME:host-gateway\"]"
         }
         ("container", "environment") => "set environment variables in an [env] section",
+        ("container", "secrets" | "secret") => {
+            "secrets are [[secret]] sections at the top level, e.g. [[secret]] with \
+             source = \"/srv/secrets/db_password\""
+        }
+        ("container", "capabilities") => {
+            "capabilities added to the default set are cap_add = [\"NET_ADMIN\"] (or \
+             [security] capabilities); those removed are cap_drop"
+        }
         ("container", "mounts" | "binds") => {
             "bind mounts go in volumes = [\"/host/dir:/container/dir\"]"
         }
@@ -868,6 +876,7 @@ fn build(cx: &mut Cx<'_>, name: Option<String>, doc: &DeTable<'_>) -> Built {
     let mut net: Option<ContainerNet> = None;
     let mut env_file = Vec::new();
     let mut secrets = Vec::new();
+    let mut secret_span: Option<Range<usize>> = None;
     // The capabilities [security] lists, for the check against cap_drop.
     let mut security_caps: Vec<String> = Vec::new();
 
@@ -905,7 +914,10 @@ fn build(cx: &mut Cx<'_>, name: Option<String>, doc: &DeTable<'_>) -> Built {
             }
             "device" => devices = parse_devices(cx, v),
             "env_file" => env_file = files::env_file(cx, v, name.as_deref()),
-            "secret" => secrets = files::secrets(cx, v, name.as_deref()),
+            "secret" => {
+                secrets = files::secrets(cx, v, name.as_deref());
+                secret_span = Some(v.span());
+            }
             "run" => {
                 run = Some(RunKey {
                     span: v.span(),
@@ -937,6 +949,34 @@ fn build(cx: &mut Cx<'_>, name: Option<String>, doc: &DeTable<'_>) -> Built {
                 format!(
                     "container.cap_drop: {cap} is in [security] capabilities too, which adds it \
                      to the container's set; keep it in one of the two"
+                ),
+            );
+        }
+    }
+
+    // A container finds its secrets in /run/secrets: nothing else may be
+    // mounted there.
+    if let (Some(c), Some(span), false) = (
+        container.as_ref().and_then(|c| c.parsed.as_ref()),
+        &secret_span,
+        secrets.is_empty(),
+    ) {
+        let dir = Secret::CONTAINER_DIR;
+        let under = |p: &str| {
+            let p = normalize_path(p);
+            p == dir || p.starts_with(&format!("{dir}/"))
+        };
+        let mut mounts = c
+            .volumes
+            .iter()
+            .map(|v| ("volumes", v.container.as_str()))
+            .chain(c.tmpfs.iter().map(|t| ("tmpfs", t.path.as_str())));
+        if let Some((key, path)) = mounts.find(|(_, p)| under(p)) {
+            cx.error(
+                span.clone(),
+                format!(
+                    "secret: a container finds its secrets in {dir}, and container.{key} \
+                     mounts {path:?} there too; mount it elsewhere"
                 ),
             );
         }

@@ -401,15 +401,20 @@ pub struct Container {
     #[serde(default)]
     pub privileged: bool,
     /// `cap_add`: capabilities added to the default set, canonical
-    /// (`CAP_NET_ADMIN`), or `ALL`. The same as `[security] capabilities`
-    /// for a container; the runtime takes the union of both.
+    /// (`CAP_NET_ADMIN`, whatever the spelling in the file: `NET_ADMIN`,
+    /// `net_admin`), each once; or `["ALL"]` alone: every capability but
+    /// those of `cap_drop`. The compose spelling of `[security]
+    /// capabilities`, which for a container also adds to the default set:
+    /// the container gets the union of both.
     #[serde(default)]
     pub cap_add: Vec<String>,
-    /// `cap_drop`: capabilities removed from the default set, canonical
-    /// (`CAP_NET_RAW`), or `ALL`. Dropping is done first, then `cap_add`
-    /// and `[security] capabilities` are added (Docker's order), so
-    /// `cap_drop = ["ALL"]` with `cap_add = ["CHOWN"]` leaves only
-    /// `CAP_CHOWN`.
+    /// `cap_drop`: capabilities removed from the default set, canonical,
+    /// each once; or `["ALL"]` alone: start from no capability. Dropping
+    /// comes first, then `cap_add` and `[security] capabilities` are added
+    /// (Docker's order), so `cap_drop = ["ALL"]` with `cap_add = ["CHOWN"]`
+    /// leaves only `CAP_CHOWN`. A capability is never in both `cap_add`
+    /// and `cap_drop`, nor in both `cap_drop` and `[security]
+    /// capabilities`; neither list is given with `privileged`.
     #[serde(default)]
     pub cap_drop: Vec<String>,
     /// `sysctls`: namespaced kernel parameters set in the container, by

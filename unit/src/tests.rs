@@ -1433,6 +1433,10 @@ const ERROR_CASES: &[(&str, &str, &str)] = &[
     ("[native]\ncommand = [\"/bin/true\"]\n[[secret]]\nsource = \"/srv/a/db\"\nmode = 0o1777\n", "5:8", "secret.mode: the mode 1777 is larger than 777"),
     ("[native]\ncommand = [\"/bin/true\"]\n[[secret]]\nsource = \"/srv/a/db\"\nmode = true\n", "5:8", "secret.mode: expected an octal mode, found a boolean"),
     ("[native]\ncommand = [\"/bin/true\"]\n[[secret]]\nsource = \"/srv/a/db\"\nsrc = \"x\"\n", "5:1", "unknown key \"src\" in [[secret]]; expected one of: source, target, mode"),
+    ("[container]\nimage = \"nginx\"\nsecrets = [\"db\"]\n", "3:1", "; secrets are [[secret]] sections at the top level, e.g. [[secret]] with source = \"/srv/secrets/db_password\""),
+    ("[container]\nimage = \"nginx\"\ncapabilities = [\"NET_ADMIN\"]\n", "3:1", "; capabilities added to the default set are cap_add = [\"NET_ADMIN\"] (or [security] capabilities); those removed are cap_drop"),
+    ("[[secret]]\nsource = \"/srv/a/db\"\n[container]\nimage = \"nginx\"\nvolumes = [\"/srv/s:/run/secrets/\"]\n", "1:1", "secret: a container finds its secrets in /run/secrets, and container.volumes mounts \"/run/secrets/\" there too; mount it elsewhere"),
+    ("[container]\nimage = \"nginx\"\ntmpfs = [\"/run/secrets/x\"]\n[[secret]]\nsource = \"/srv/a/db\"\n", "4:1", "container.tmpfs mounts \"/run/secrets/x\" there too"),
     ("secret = \"x\"\n[native]\ncommand = [\"/bin/true\"]\n", "1:10", "secret: expected an array of tables ([[secret]] sections), found a string"),
     ("[native]\ncommand = [\"/bin/true\"]\n[secret]\nsource = \"/srv/a/db\"\n", "3:1", "secret: expected an array of tables ([[secret]] sections), found a table; write the header with two brackets, [[secret]], once per secret"),
 ];
@@ -3615,6 +3619,11 @@ fn compose_key_value_forms() {
     }
     // group_add: numbers as strings, names as they are.
     assert_eq!(c("group_add = [0, \"render\"]").group_add, ["0", "render"]);
+    // Mounts beside /run/secrets, or above it, leave it to the secrets.
+    ok(
+        "[[secret]]\nsource = \"/srv/a/db\"\n[container]\nimage = \"nginx\"\n\
+        volumes = [\"/srv/run:/run\", \"/srv/x:/run/secretsx\"]\ntmpfs = [\"/run/secret\"]\n",
+    );
     // [[secret]]: the target defaults to the source's file name, the mode
     // to 0400; native units take secrets too.
     let n = ok(&format!(
