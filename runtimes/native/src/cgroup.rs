@@ -242,11 +242,34 @@ impl UnitCgroup {
                 cg.setup_err("no writable cgroup hierarchy is mounted (/proc/self/mountinfo)")
             );
         }
+        let mut fresh = true;
         for h in &hs {
-            cg.create_in(h)?;
+            fresh &= cg.create_in(h)?;
         }
-        cg.apply(&hs, limits)?;
+        cg.apply(&hs, limits, fresh)?;
         Ok(cg)
+    }
+
+    /// How many times the OOM killer killed a process in this cgroup (the
+    /// one figure of [`UnitCgroup::stats`] a run's end needs).
+    pub fn oom_kills(&self) -> Option<u64> {
+        let hs = hierarchies();
+        let v1 = hs
+            .iter()
+            .find(|h| h.is_v1_of("memory"))
+            .map(|h| self.dir(h).join("memory.oom_control"));
+        if let Some(v) = v1.as_deref().and_then(|p| keyed_value(p, "oom_kill")) {
+            return Some(v);
+        }
+        hs.iter()
+            .filter(|h| h.v2)
+            .find_map(|h| keyed_value(&self.dir(h).join("memory.events"), "oom_kill"))
+    }
+
+    /// Whether the cgroup's directory exists in every hierarchy.
+    pub fn exists_everywhere(&self) -> bool {
+        let hs = hierarchies();
+        self.check_path().is_ok() && !hs.is_empty() && hs.iter().all(|h| self.dir(h).is_dir())
     }
 
     /// A handle on `/<parent>/<name>` without creating or changing anything.
@@ -438,16 +461,18 @@ impl UnitCgroup {
 
     /// Creates every level of the path in `h`, enabling the v2 controllers in
     /// each parent and giving v1 cpuset levels their parent's cpus and mems.
-    fn create_in(&self, h: &Hierarchy) -> Result<(), CgroupError> {
-        let mut parent = h.mount.clone();
-        for seg in self.path.split('/').filter(|s| !s.is_empty()) {
-            let dir = parent.join(seg);
-            if h.v2 {
-                enable_v2_controllers(&parent);
-            }
+    /// True when the unit's own directory is new (it has the kernel's
+    /// defaults, so unset limits need no reset).
+    fn create_in(&self, h: &Hierarchy) -> Result<bool, CgroupError> {
+        // A v1 hierarchy whose parent level exists (every start but the
+        // first): the leaf alone, without walking the levels above it. Not
+        // the cpuset, whose every level must have cpus and mems.
+        if !h.v2 && !h.is_v1_of("cpuset") {
+            let dir = self.dir(h);
             match fs::create_dir(&dir) {
-                Ok(()) => {}
-                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+                Ok(()) => return Ok(true),
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => return Ok(false),
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
                 Err(err) => {
                     return Err(CgroupError::Io {
                         op: "create cgroup",
@@ -456,42 +481,55 @@ impl UnitCgroup {
                     })
                 }
             }
-            if h.is_v1_of("cpuset") {
-                for file in ["cpuset.cpus", "cpuset.mems"] {
-                    let own = dir.join(file);
-                    if read_trimmed(&own)
-                        .map_err(|err| CgroupError::Io {
-                            op: "read",
-                            path: own.clone(),
-                            err,
-                        })?
-                        .is_empty()
-                    {
-                        let from = parent.join(file);
-                        let value = read_trimmed(&from).map_err(|err| CgroupError::Io {
-                            op: "read",
-                            path: from,
-                            err,
-                        })?;
-                        write_file(&own, &value)?;
-                    }
+        }
+        let mut fresh = false;
+        let mut parent = h.mount.clone();
+        for seg in self.path.split('/').filter(|s| !s.is_empty()) {
+            let dir = parent.join(seg);
+            if h.v2 {
+                enable_v2_controllers(&parent);
+            }
+            fresh = match fs::create_dir(&dir) {
+                Ok(()) => true,
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => false,
+                Err(err) => {
+                    return Err(CgroupError::Io {
+                        op: "create cgroup",
+                        path: dir,
+                        err,
+                    })
                 }
+            };
+            if h.is_v1_of("cpuset") {
+                inherit_cpuset(&parent, &dir)?;
             }
             parent = dir;
         }
-        Ok(())
+        Ok(fresh)
     }
 
     /// Applies (or resets) every limit in the hierarchy holding its controller.
-    fn apply(&self, hs: &[Hierarchy], limits: &Resources) -> Result<(), CgroupError> {
+    /// A `fresh` cgroup (just made in every hierarchy) has the kernel's
+    /// defaults, which are what an unset limit is reset to: only the limits
+    /// set are written then.
+    fn apply(&self, hs: &[Hierarchy], limits: &Resources, fresh: bool) -> Result<(), CgroupError> {
+        // The controllers of this cgroup in each v2 hierarchy, read once.
+        let v2_controllers: Vec<Option<String>> = hs
+            .iter()
+            .map(|h| {
+                h.v2.then(|| read_trimmed(&self.dir(h).join("cgroup.controllers")).ok())
+                    .flatten()
+            })
+            .collect();
         // (dir, mount, v2) of each hierarchy where `ctl` applies to this cgroup.
         let dirs = |ctl: &str| -> Vec<(PathBuf, PathBuf, bool)> {
             hs.iter()
-                .filter_map(|h| {
+                .zip(&v2_controllers)
+                .filter_map(|(h, v2c)| {
                     let dir = self.dir(h);
                     let ok = if h.v2 {
-                        read_trimmed(&dir.join("cgroup.controllers"))
-                            .is_ok_and(|c| c.split_whitespace().any(|x| x == ctl))
+                        v2c.as_deref()
+                            .is_some_and(|c| c.split_whitespace().any(|x| x == ctl))
                     } else {
                         h.is_v1_of(ctl)
                     };
@@ -512,7 +550,13 @@ impl UnitCgroup {
             Ok(d)
         };
 
+        // On a fresh cgroup a limit not set is already at its default.
+        let skip = |set: bool| fresh && !set;
+
         for (dir, mount, v2) in need("memory", limits.memory_max.is_some(), "memory_max")? {
+            if skip(limits.memory_max.is_some()) {
+                break;
+            }
             let mem = MemController::new(dir.clone(), mount, v2);
             let limit = limits
                 .memory_max
@@ -532,8 +576,9 @@ impl UnitCgroup {
                         .map_err(rs_err(&dir, format!("set memory.swap.max to {swap}")))?;
                 }
             } else {
-                // v1 insists on limit <= memsw limit at every step.
-                if has_swap {
+                // v1 insists on limit <= memsw limit at every step (a fresh
+                // cgroup's memsw limit is unlimited already).
+                if has_swap && !fresh {
                     mem.set_memswap_limit(-1)
                         .map_err(rs_err(&dir, "reset memory.memsw.limit_in_bytes".into()))?;
                 }
@@ -552,6 +597,9 @@ impl UnitCgroup {
 
         let cpu_set = limits.cpus.is_some() || limits.cpu_weight.is_some();
         for (dir, mount, v2) in need("cpu", cpu_set, "cpus/cpu_weight")? {
+            if skip(cpu_set) {
+                break;
+            }
             let cpu = CpuController::new(dir.clone(), mount, v2);
             let quota: i64 = match limits.cpus {
                 Some(c) if c.is_finite() && c > 0.0 => {
@@ -587,6 +635,9 @@ impl UnitCgroup {
         }
 
         for (dir, mount, v2) in need("pids", limits.pids_max.is_some(), "pids_max")? {
+            if skip(limits.pids_max.is_some()) {
+                break;
+            }
             let pids = PidController::new(dir.clone(), mount, v2);
             let max = match limits.pids_max {
                 Some(n) => MaxValue::Value(i64::try_from(n).unwrap_or(i64::MAX)),
@@ -596,7 +647,11 @@ impl UnitCgroup {
                 .map_err(rs_err(&dir, format!("set pids.max to {max}")))?;
         }
 
+        // (A fresh v1 cpuset got its parent's cpus and mems when it was made.)
         for (dir, mount, v2) in need("cpuset", limits.cpuset.is_some(), "cpuset")? {
+            if skip(limits.cpuset.is_some()) {
+                break;
+            }
             let cpuset = CpuSetController::new(dir.clone(), mount, v2);
             match (&limits.cpuset, v2) {
                 (Some(cpus), _) => cpuset
@@ -649,6 +704,29 @@ impl UnitCgroup {
             }
         }
     }
+}
+
+/// Gives a v1 cpuset `dir` its parent's cpus and mems where its own are
+/// empty (a new cpuset has none, and no process may join it until it has).
+fn inherit_cpuset(parent: &Path, dir: &Path) -> Result<(), CgroupError> {
+    for file in ["cpuset.cpus", "cpuset.mems"] {
+        let own = dir.join(file);
+        let current = read_trimmed(&own).map_err(|err| CgroupError::Io {
+            op: "read",
+            path: own.clone(),
+            err,
+        })?;
+        if current.is_empty() {
+            let from = parent.join(file);
+            let value = read_trimmed(&from).map_err(|err| CgroupError::Io {
+                op: "read",
+                path: from,
+                err,
+            })?;
+            write_file(&own, &value)?;
+        }
+    }
+    Ok(())
 }
 
 /// Whether the freezer reports the cgroup fully frozen.

@@ -11,15 +11,9 @@
 //! on the way. If a step fails the command does not run: the child exits
 //! and `Command::spawn` returns the step and its errno, which come back as
 //! [`SpawnError::Setup`] in words.
-//!
-//! The launcher mode (`jarvisd LAUNCH_ARG`, [`launcher_main`]) runs the
-//! same plan in a fresh process, for callers that hand it a spec in a memfd
-//! (`JARVIS_LAUNCH_FDS=SPEC_FD,ERR_FD`); failures come back on the error
-//! pipe.
 
-use std::convert::Infallible;
 use std::fs::File;
-use std::io::{Read, Seek, SeekFrom, Write};
+use std::io::Write;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::process::CommandExt;
@@ -35,16 +29,10 @@ mod plan;
 use plan::Plan;
 pub use plan::{resolve_identity, Identity};
 
-/// `jarvisd LAUNCH_ARG` runs [`launcher_main`].
-pub const LAUNCH_ARG: &str = "__launch";
-
-/// The launcher's environment variable naming its spec and error descriptors.
-const FDS_ENV: &str = "JARVIS_LAUNCH_FDS";
-
 /// `PATH` used to find a bare argv[0] when the spec's env has none.
 pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
-/// Everything the launcher needs; travels to it serialized.
+/// Everything a start needs; travels to the shim serialized.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct LaunchSpec {
     /// argv[0] is the program; a bare name is looked up in `PATH` of `env`.
@@ -240,81 +228,10 @@ pub fn memfd_with(name: &std::ffi::CStr, data: &[u8]) -> std::io::Result<OwnedFd
     above_stdio(file.into())
 }
 
-/// The launcher: reads its spec, joins the cgroups, closes descriptors,
-/// switches identity, drops capabilities, sets no_new_privs, execs. On any
-/// failure it reports the reason to its parent and exits 127.
-///
-/// Call it first thing in `main` when `argv[1] == LAUNCH_ARG`, before any
-/// thread or async runtime starts: capabilities are per thread.
-pub fn launcher_main() -> ! {
-    let fds = std::env::var(FDS_ENV).ok().and_then(|v| {
-        let (a, b) = v.split_once(',')?;
-        Some((a.parse::<RawFd>().ok()?, b.parse::<RawFd>().ok()?))
-    });
-    let Some((spec_fd, err_fd)) = fds else {
-        eprintln!("{LAUNCH_ARG} is internal to jarvisd: it runs only as jarvisd's launcher");
-        // SAFETY: _exit is always safe.
-        unsafe { libc::_exit(127) }
-    };
-    // SAFETY: fcntl on an integer fd; failure is handled.
-    if err_fd < 3 || unsafe { libc::fcntl(err_fd, libc::F_SETFD, libc::FD_CLOEXEC) } < 0 {
-        eprintln!("jarvis launcher: bad error descriptor {err_fd}");
-        // SAFETY: _exit is always safe.
-        unsafe { libc::_exit(127) }
-    }
-    std::env::remove_var(FDS_ENV);
-    std::panic::set_hook(Box::new(move |info| {
-        fail(err_fd, &format!("launcher panicked: {info}"))
-    }));
-    match run_launcher(spec_fd) {
-        Err(reason) => fail(err_fd, &reason),
-        Ok(never) => match never {},
-    }
-}
-
-/// Writes `reason` (one line) to the error pipe and exits 127.
-fn fail(err_fd: RawFd, reason: &str) -> ! {
-    let line = format!("{}\n", reason.replace('\n', " "));
-    let mut buf = line.as_bytes();
-    while !buf.is_empty() {
-        // SAFETY: writing a valid buffer to an fd.
-        let n = unsafe { libc::write(err_fd, buf.as_ptr().cast(), buf.len()) };
-        if n <= 0 {
-            if n < 0 && std::io::Error::last_os_error().kind() == std::io::ErrorKind::Interrupted {
-                continue;
-            }
-            break;
-        }
-        buf = &buf[n as usize..];
-    }
-    // SAFETY: _exit is always safe.
-    unsafe { libc::_exit(127) }
-}
-
-fn run_launcher(spec_fd: RawFd) -> Result<Infallible, String> {
-    let spec = read_spec(spec_fd)?;
-    let plan = Plan::new(&spec, None)?;
-    // SAFETY: this process is single-threaded (the launcher mode runs
-    // first thing in main) and is about to become the command.
-    let failure = unsafe { plan.apply() };
-    Err(plan.describe(failure))
-}
-
-fn read_spec(spec_fd: RawFd) -> Result<LaunchSpec, String> {
-    if spec_fd < 3 {
-        return Err(format!("read launch spec: bad descriptor {spec_fd}"));
-    }
-    // SAFETY: the parent handed us this descriptor; we take it over.
-    let mut file = unsafe { File::from_raw_fd(spec_fd) };
-    let mut text = String::new();
-    file.seek(SeekFrom::Start(0))
-        .and_then(|_| file.read_to_string(&mut text))
-        .map_err(|e| format!("read launch spec: {e}"))?;
-    serde_json::from_str(&text).map_err(|e| format!("parse launch spec: {e}"))
-}
-
 #[cfg(test)]
 mod tests {
+    use std::io::Read;
+
     use super::*;
 
     fn sh_spec(script: &str, cgroup_procs: Vec<PathBuf>) -> LaunchSpec {

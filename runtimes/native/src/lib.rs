@@ -4,10 +4,10 @@
 //! - [`cgroup::UnitCgroup`]: one cgroup per unit in every mounted hierarchy
 //!   (each cgroup v1 controller and the v2 unified tree), limits, stats,
 //!   kill-everything;
-//! - [`launch`]: spawning a unit through the launcher, a fresh re-exec of the
-//!   daemon binary that joins the cgroup, switches user and groups, drops
-//!   capabilities and only then execs the unit's command. If any step fails
-//!   the command never runs and the reason comes back to the caller;
+//! - [`launch`]: spawning a unit's command: a fork whose child joins the
+//!   cgroup, switches user and groups, drops capabilities and only then
+//!   execs the command. If any step fails the command never runs and the
+//!   reason comes back to the caller;
 //! - [`process_started_at`]: when a process started, by the wall clock.
 
 pub mod cgroup;
@@ -16,7 +16,7 @@ mod procstat;
 
 pub use cgroup::{CgroupError, CgroupStats, UnitCgroup};
 pub use launch::{
-    inherit_fds, launcher_main, memfd_with, spawn, spawn_blocking, LaunchSpec, SpawnError, Spawned,
-    DEFAULT_PATH, LAUNCH_ARG,
+    inherit_fds, memfd_with, spawn, spawn_blocking, spawn_blocking_as, LaunchSpec, SpawnError,
+    Spawned, DEFAULT_PATH,
 };
 pub use procstat::process_started_at;

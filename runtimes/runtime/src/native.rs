@@ -1,11 +1,12 @@
-//! Native units: a process started by the launcher, in a cgroup this
+//! Native units: a process started by its shim's fork, in a cgroup this
 //! runtime creates and limits from `[resources]`.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 
 use jarvis_native::{LaunchSpec, UnitCgroup};
 use jarvis_shim::Payload;
-use jarvis_unit::{Exec, Unit};
+use jarvis_unit::{Exec, Resources, Unit};
 use tokio::io::AsyncReadExt;
 
 use crate::hardware::{resolve_devices, RunHardware};
@@ -21,11 +22,39 @@ const PROBE_OUTPUT_MAX: usize = 4096;
 #[derive(Clone)]
 pub struct NativeRuntime {
     cfg: Arc<Config>,
+    /// The limits each unit's cgroup was last given here. A restart with
+    /// the same limits, whose cgroup is still there in every hierarchy,
+    /// keeps it as it is: nothing else writes a native unit's limits (one
+    /// owner per kernel object), so writing them again would change
+    /// nothing. A removed cgroup (a stop, a container run's delete) is made
+    /// and limited again.
+    applied: Arc<Mutex<HashMap<String, Resources>>>,
 }
 
 impl NativeRuntime {
     pub fn new(cfg: Arc<Config>) -> NativeRuntime {
-        NativeRuntime { cfg }
+        NativeRuntime {
+            cfg,
+            applied: Arc::default(),
+        }
+    }
+
+    /// The `jarvis-shim` binary installed next to jarvisd, as jarvisd's
+    /// `main` found it (`JARVIS_NATIVE_SHIM`, set before jarvisd re-executes
+    /// itself from a sealed copy); `None`, said in the log, when it is not
+    /// there: native runs' shims are then `jarvisd __shim` too.
+    pub fn installed_shim() -> Option<std::path::PathBuf> {
+        let found = std::env::var_os(jarvis_shim::NATIVE_SHIM_ENV)
+            .map(std::path::PathBuf::from)
+            .filter(|p| p.is_absolute() && p.is_file());
+        if found.is_none() {
+            tracing::warn!(
+                "{} is not installed next to jarvisd: native units' shims run as `jarvisd {}`",
+                jarvis_shim::SHIM_NAME,
+                jarvis_shim::SHIM_ARG
+            );
+        }
+        found
     }
 }
 
@@ -89,6 +118,7 @@ fn set_env(env: &mut Vec<(String, String)>, k: String, v: String) {
 impl crate::Runtime for NativeRuntime {
     fn start(&self, spec: StartSpec) -> BoxFuture<Result<Running, StartError>> {
         let cfg = self.cfg.clone();
+        let applied = self.applied.clone();
         Box::pin(async move {
             let StartSpec {
                 unit,
@@ -108,25 +138,23 @@ impl crate::Runtime for NativeRuntime {
                     unit.name
                 )));
             };
-            let cgroup = blocking({
-                let (parent, name, res) = (
-                    cfg.cgroup_parent.clone(),
-                    unit.name.clone(),
-                    unit.resources.clone(),
-                );
-                move || UnitCgroup::create(&parent, &name, &res)
+            // One trip to the blocking pool: the cgroup, the devices and
+            // their links.
+            let (cgroup, hw) = blocking({
+                let (cfg, applied, unit) = (cfg.clone(), applied, unit.clone());
+                move || -> Result<(UnitCgroup, RunHardware), StartError> {
+                    let cgroup = unit_cgroup(&cfg, &applied, &unit.name, &unit.resources)
+                        .map_err(|e| StartError::Failed(e.to_string()))?;
+                    // The devices as they are now: one may have gone (or
+                    // moved) since the unit was found ready.
+                    let devices =
+                        resolve_devices(&cfg.roots, &unit).map_err(StartError::Deferred)?;
+                    let hw = RunHardware { placement, devices };
+                    hw.link_native(&cfg.roots).map_err(StartError::Failed)?;
+                    Ok((cgroup, hw))
+                }
             })
-            .await
-            .map_err(|e| StartError::Failed(e.to_string()))?;
-            // The devices as they are now: one may have gone (or moved)
-            // since the unit was found ready.
-            let devices = blocking({
-                let (roots, unit) = (cfg.roots.clone(), unit.clone());
-                move || resolve_devices(&roots, &unit)
-            })
-            .await
-            .map_err(StartError::Deferred)?;
-            let hw = RunHardware { placement, devices };
+            .await?;
             let mut launch = launch_spec(&unit, native.command.clone(), &cgroup);
             for (k, v) in hw.env() {
                 set_env(&mut launch.env, k, v);
@@ -136,12 +164,6 @@ impl crate::Runtime for NativeRuntime {
                     .supplementary_groups
                     .extend(hw.groups().into_iter().map(|g| g.to_string()));
             }
-            blocking({
-                let (roots, hw) = (cfg.roots.clone(), hw.clone());
-                move || hw.link_native(&roots)
-            })
-            .await
-            .map_err(StartError::Failed)?;
             if !unit.secrets.is_empty() {
                 let dir = blocking({
                     let (cfg, unit, spec) = (cfg.clone(), unit.clone(), launch.clone());
@@ -208,6 +230,10 @@ impl crate::Runtime for NativeRuntime {
     }
 
     fn remove(&self, unit: &str) -> BoxFuture<()> {
+        self.applied
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(unit);
         let (cfg, unit) = (self.cfg.clone(), unit.to_string());
         Box::pin(async move {
             if let Err(e) = blocking({
@@ -220,6 +246,25 @@ impl crate::Runtime for NativeRuntime {
             }
         })
     }
+}
+
+/// The unit's cgroup, made and limited, or kept as it is when it is there
+/// in every hierarchy with the limits it was last given here (blocking).
+fn unit_cgroup(
+    cfg: &Config,
+    applied: &Mutex<HashMap<String, Resources>>,
+    name: &str,
+    limits: &Resources,
+) -> Result<UnitCgroup, jarvis_native::CgroupError> {
+    let lock = || applied.lock().unwrap_or_else(|e| e.into_inner());
+    let cg = cfg.cgroup(name);
+    if lock().get(name) == Some(limits) && cg.exists_everywhere() {
+        return Ok(cg);
+    }
+    lock().remove(name);
+    let cg = UnitCgroup::create(&cfg.cgroup_parent, name, limits)?;
+    lock().insert(name.to_string(), limits.clone());
+    Ok(cg)
 }
 
 struct KillOnDrop(i32);

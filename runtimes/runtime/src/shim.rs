@@ -25,7 +25,13 @@ pub(crate) async fn start(
         cgroup_parent: cfg.cgroup_parent.clone(),
         cgroup_name: unit.to_string(),
     };
-    let started = jarvis_shim::spawn(&cfg.launcher, &spec)
+    // Native runs start the small shim binary where it is installed (an
+    // exec of a few hundred kilobytes, not of jarvisd), containers jarvisd.
+    let exe = match (&spec.payload, &cfg.native_shim) {
+        (Payload::Native(_), Some(shim)) => shim,
+        _ => &cfg.launcher,
+    };
+    let started = jarvis_shim::spawn(exe, &spec)
         .await
         .map_err(|e| StartError::Failed(e.to_string()))?;
     Ok(Running {

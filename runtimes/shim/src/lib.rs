@@ -24,14 +24,23 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-pub use shim::{cexec_main, shim_main};
+#[cfg(feature = "container")]
+pub use shim::cexec_main;
+pub use shim::{native_shim_main, shim_main};
 
 pub use spawn::{adopt, exit_record, spawn, wait, Adopted, PidFd, ShimError, Started};
 
 /// `jarvisd SHIM_ARG UNIT` runs [`shim_main`].
 pub const SHIM_ARG: &str = "__shim";
-/// The shim's process name (`/proc/PID/comm`), as `ps -e` and `top` show it.
+/// The shim's process name (`/proc/PID/comm`), as `ps -e` and `top` show it,
+/// and the name of the small binary that runs native units' shims
+/// ([`native_shim_main`]), installed next to jarvisd.
 pub const SHIM_NAME: &str = "jarvis-shim";
+
+/// Where jarvisd tells its runtime the `jarvis-shim` binary is: set by
+/// jarvisd's `main` (before it re-executes itself from a sealed copy, after
+/// which its own path is gone) when the binary is there, removed when not.
+pub const NATIVE_SHIM_ENV: &str = "JARVIS_NATIVE_SHIM";
 
 /// The shim's argv[0], `jarvis-shim UNIT`: its command line reads
 /// `jarvis-shim UNIT __shim UNIT`, so `pgrep -f "jarvis-shim UNIT"` finds
@@ -48,7 +57,7 @@ pub const CEXEC_ARG: &str = "__cexec";
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ShimSpec {
     pub unit: String,
-    /// The binary to re-execute as the launcher (jarvisd).
+    /// jarvisd's binary, checked to be there before a native start.
     pub launcher: PathBuf,
     pub payload: Payload,
     pub log: logfile::LogConfig,
@@ -70,7 +79,7 @@ pub(crate) struct ShimInput {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Payload {
-    /// A native process, started through the launcher.
+    /// A native process, started by a fork that runs its launch plan.
     Native(jarvis_native::LaunchSpec),
     /// A container whose bundle (`config.json`, the mounted rootfs) is
     /// ready: created and started through libcontainer, deleted (and its

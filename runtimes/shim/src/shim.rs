@@ -31,6 +31,19 @@ const DRAIN: Duration = Duration::from_secs(1);
 ///
 /// Call it first thing in `main` when `argv[1] == SHIM_ARG`.
 pub fn shim_main() -> ! {
+    shim::<true>()
+}
+
+/// [`shim_main`] for native runs only: the main of the small `jarvis-shim`
+/// binary, which links neither libcontainer nor the daemon. A container
+/// payload fails to start ("runs native units only").
+pub fn native_shim_main() -> ! {
+    shim::<false>()
+}
+
+/// The shim; `CONTAINERS`: whether it may run containers (when not, the
+/// container code is not reached, so a binary of its own does not link it).
+fn shim<const CONTAINERS: bool>() -> ! {
     // Re-executed from /proc/self/exe, the kernel calls it "exe".
     let _ = std::fs::write("/proc/self/comm", crate::SHIM_NAME);
     let fds = std::env::var(FDS_ENV).ok().and_then(|v| {
@@ -49,7 +62,7 @@ pub fn shim_main() -> ! {
             std::process::exit(2);
         }
     };
-    let code = match run(spec_file, status) {
+    let code = match run::<CONTAINERS>(spec_file, status) {
         Ok(()) => 0,
         Err(e) => {
             // The status pipe is gone by now or never was usable; say it
@@ -96,7 +109,7 @@ fn take_fds(spec_fd: RawFd, status_fd: RawFd) -> Result<(File, File), String> {
     Ok(files)
 }
 
-fn run(mut spec_file: File, mut status: File) -> Result<(), String> {
+fn run<const CONTAINERS: bool>(mut spec_file: File, mut status: File) -> Result<(), String> {
     let mut text = String::new();
     spec_file
         .seek(SeekFrom::Start(0))
@@ -125,7 +138,7 @@ fn run(mut spec_file: File, mut status: File) -> Result<(), String> {
     close_fds_except(status_raw);
 
     let cgroup = jarvis_native::UnitCgroup::open(&spec.cgroup_parent, &spec.cgroup_name);
-    let oom_before = cgroup.stats().oom_kills.unwrap_or(0);
+    let oom_before = cgroup.oom_kills().unwrap_or(0);
     let (out_r, out_w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
         .map_err(|e| format!("output pipe: {e}"))?;
 
@@ -135,7 +148,12 @@ fn run(mut spec_file: File, mut status: File) -> Result<(), String> {
                 .map(|c| c.id() as i32)
                 .map_err(|e| e.to_string())
         }
-        Payload::Container(c) => start_container(c, out_w),
+        Payload::Container(c) if CONTAINERS => start_container(c, out_w),
+        Payload::Container(_) => Err(format!(
+            "{} runs native units only: containers are started by `jarvisd {}`",
+            crate::SHIM_NAME,
+            crate::SHIM_ARG
+        )),
     };
     let pid = match started {
         Ok(pid) => pid,
@@ -174,13 +192,10 @@ fn run(mut spec_file: File, mut status: File) -> Result<(), String> {
 
     // Whatever the main process left behind goes with it.
     let _ = cgroup.kill_all();
-    let oom_after = cgroup.stats().oom_kills.unwrap_or(0);
+    let oom_after = cgroup.oom_kills().unwrap_or(0);
     if let Payload::Container(c) = &spec.payload {
-        if let Err(e) = jarvis_container::run::delete(&c.id, &c.state_root, true) {
-            let _ = log.append(note_line(&format!("cannot delete container: {e}")).as_bytes());
-        }
-        if let Err(e) = jarvis_container::rootfs::unmount_rootfs(&c.bundle) {
-            let _ = log.append(note_line(&format!("cannot unmount rootfs: {e}")).as_bytes());
+        if CONTAINERS {
+            end_container(c, &mut log);
         }
     }
     let exit = ExitRecord {
@@ -210,8 +225,29 @@ fn describe(payload: &Payload) -> String {
     }
 }
 
+/// Deletes the ended container and unmounts its rootfs; failures go to
+/// the log.
+#[cfg(feature = "container")]
+fn end_container(c: &crate::ContainerRun, log: &mut LogFile) {
+    if let Err(e) = jarvis_container::run::delete(&c.id, &c.state_root, true) {
+        let _ = log.append(note_line(&format!("cannot delete container: {e}")).as_bytes());
+    }
+    if let Err(e) = jarvis_container::rootfs::unmount_rootfs(&c.bundle) {
+        let _ = log.append(note_line(&format!("cannot unmount rootfs: {e}")).as_bytes());
+    }
+}
+
+#[cfg(not(feature = "container"))]
+fn end_container(_: &crate::ContainerRun, _: &mut LogFile) {}
+
+#[cfg(not(feature = "container"))]
+fn start_container(_: &crate::ContainerRun, _: OwnedFd) -> Result<i32, String> {
+    Err("this build of the shim has no container support".into())
+}
+
 /// Creates and starts the container with stdin on /dev/null and its output
 /// on `out`; the init is our child.
+#[cfg(feature = "container")]
 fn start_container(c: &crate::ContainerRun, out: OwnedFd) -> Result<i32, String> {
     let stdin: OwnedFd = File::open("/dev/null")
         .map_err(|e| format!("open /dev/null: {e}"))?
@@ -234,6 +270,7 @@ fn start_container(c: &crate::ContainerRun, out: OwnedFd) -> Result<i32, String>
 /// container (a health check), with this process's stdio, and exits with
 /// its status. A process of its own because libcontainer forks: jarvisd's
 /// threads stay out of it.
+#[cfg(feature = "container")]
 pub fn cexec_main() -> ! {
     let args: Vec<String> = std::env::args().skip(2).collect();
     let (Some(id), Some(root)) = (args.first(), args.get(1)) else {

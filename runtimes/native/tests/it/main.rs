@@ -1,9 +1,7 @@
 //! Integration tests against the real kernel; they need root.
 //!
-//! This binary is its own launcher: run with `LAUNCH_ARG` as its first
-//! argument it becomes [`launcher_main`], otherwise it runs the tests (with
-//! `harness = false`, through libtest-mimic) and passes its own path to
-//! [`spawn`]. Each test uses its own cgroup parent `jarvis-test-PID-N`, removed
+//! The tests run through libtest-mimic (`harness = false`); [`spawn`] is
+//! given this binary's own path as the launcher it checks for. Each test uses its own cgroup parent `jarvis-test-PID-N`, removed
 //! at the end of the test by a guard, even when the test fails.
 
 use std::future::Future;
@@ -13,9 +11,7 @@ use std::process::ExitStatus;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use jarvis_native::{
-    launcher_main, spawn, LaunchSpec, SpawnError, Spawned, UnitCgroup, LAUNCH_ARG,
-};
+use jarvis_native::{spawn, LaunchSpec, SpawnError, Spawned, UnitCgroup};
 use jarvis_unit::Resources;
 use libtest_mimic::{Arguments, Failed, Trial};
 use tokio::io::AsyncReadExt;
@@ -39,9 +35,6 @@ type Test = (&'static str, fn() -> TestResult);
 const MIB: u64 = 1024 * 1024;
 
 fn main() {
-    if std::env::args().nth(1).as_deref() == Some(LAUNCH_ARG) {
-        launcher_main();
-    }
     let args = Arguments::from_args();
     let root = nix::unistd::geteuid().is_root();
     if !root {

@@ -2,7 +2,7 @@
 //! killed and removed through [`jarvis_runtime::Runtimes`], with the cgroup
 //! files read back from `/sys/fs/cgroup`.
 //!
-//! This binary is also its own launcher, shim and container exec helper,
+//! This binary is also its own shim and container exec helper,
 //! as jarvisd is: the runtimes re-execute `/proc/self/exe`. Like jarvisd it
 //! runs from a sealed copy of itself (CVE-2019-5736) before any of that.
 
@@ -17,9 +17,6 @@ use libtest_mimic::{Arguments, Failed, Trial};
 
 fn main() {
     let mode = std::env::args().nth(1);
-    if mode.as_deref() == Some(jarvis_native::LAUNCH_ARG) {
-        jarvis_native::launcher_main();
-    }
     if let Err(e) = pentacle::ensure_sealed() {
         eprintln!("cannot run from a sealed copy: {e}");
         std::process::exit(1);
@@ -67,6 +64,7 @@ impl Env {
         std::fs::create_dir_all(&state).unwrap();
         let rts = Runtimes::new(Config {
             launcher: PathBuf::from("/proc/self/exe"),
+            native_shim: None,
             cgroup_parent: format!("jarvis-rt-{tag}-{}", std::process::id()),
             run_dir: state.join("run"),
             state_dir: state.clone(),
