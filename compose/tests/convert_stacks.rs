@@ -96,7 +96,7 @@ fn units(c: &Conversion) -> Vec<&str> {
     c.units.iter().map(|u| u.unit.as_str()).collect()
 }
 
-fn unit<'a>(c: &'a Conversion, name: &str) -> toml_edit::DocumentMut {
+fn unit(c: &Conversion, name: &str) -> toml_edit::DocumentMut {
     c.units
         .iter()
         .find(|u| u.unit == name)

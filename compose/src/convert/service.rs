@@ -1275,7 +1275,7 @@ impl Cx<'_> {
         self.has_health = true;
         let h = self.doc.section("health");
         h.set("exec", strings(&argv));
-        let mut durations = vec![
+        let mut durations = [
             ("interval", HEALTH_INTERVAL.to_string()),
             ("timeout", HEALTH_TIMEOUT.to_string()),
             ("start_period", HEALTH_START_PERIOD.to_string()),

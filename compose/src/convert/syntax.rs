@@ -62,7 +62,7 @@ pub(crate) fn parse_duration(s: &str) -> Result<Duration, String> {
 pub(crate) fn show_duration(d: Duration) -> String {
     if d.subsec_nanos() == 0 {
         format!("{}s", d.as_secs())
-    } else if d.as_nanos() % 1_000_000 == 0 {
+    } else if d.subsec_nanos() == d.subsec_millis() * 1_000_000 {
         format!("{}ms", d.as_millis())
     } else {
         format!("{}us", d.as_micros().max(1))
@@ -104,7 +104,7 @@ pub(crate) fn parse_size(s: &str) -> Result<u64, String> {
 pub(crate) fn show_size(bytes: u64) -> String {
     for (suffix, shift) in [("T", 40), ("G", 30), ("M", 20), ("K", 10)] {
         let unit = 1u64 << shift;
-        if bytes >= unit && bytes % unit == 0 {
+        if bytes >= unit && bytes.trailing_zeros() >= shift {
             return format!("{}{suffix}", bytes / unit);
         }
     }
