@@ -743,6 +743,28 @@ fn a_service_to_build_has_no_unit() {
 }
 
 #[test]
+fn dependencies_on_services_without_a_unit_are_left_out() {
+    let p = project(
+        json!({
+            "app": { "build": "." },
+            "web": { "image": "x", "depends_on": ["app"], "network_mode": "service:app" },
+        }),
+        json!({}),
+    );
+    let c = run(&p);
+    let keys: Vec<&str> = c.problems.iter().map(|p| p.key.as_str()).collect();
+    assert_eq!(
+        keys,
+        ["build", "depends_on", "network_mode"],
+        "{:?}",
+        c.problems
+    );
+    let web: DocumentMut = c.units[0].text.parse().unwrap();
+    assert!(web.get("depends_on").is_none());
+    assert_eq!(strs(&web, &["container", "networks"]), ["app_default"]);
+}
+
+#[test]
 fn service_names_jarvis_does_not_take_are_renamed() {
     let p = project(
         json!({

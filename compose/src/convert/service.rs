@@ -513,6 +513,17 @@ impl Cx<'_> {
                 _ if m.starts_with("service:") => {
                     let other = &m["service:".len()..];
                     match self.names.get(other) {
+                        Some(_) if !self.gets_unit(other) => {
+                            self.report(
+                                "network_mode",
+                                mode,
+                                format!(
+                                    "{other:?} gets no unit (it has no image), so there is no \
+                                     network to join; the unit joins the project's default network"
+                                ),
+                            );
+                            None
+                        }
                         Some(u) => Some(format!("unit:{u}")),
                         None => {
                             self.report(
@@ -575,7 +586,9 @@ impl Cx<'_> {
                         match k.as_str() {
                             "aliases" => {
                                 for a in scalars(sv) {
-                                    if jarvis_unit::is_dns_label(&a) {
+                                    if a == self.unit {
+                                        // Its name on every network already.
+                                    } else if jarvis_unit::is_dns_label(&a) {
                                         if !self.aliases.contains(&a) {
                                             self.aliases.push(a);
                                         }
@@ -680,7 +693,13 @@ impl Cx<'_> {
             .and_then(|n| n.as_str())
             .map(str::to_string);
         if let Some(net) = network {
-            if net == "host" {
+            if net == "none" {
+                self.c().comment(
+                    "image",
+                    "ports left out: without a network (none) nothing can be published (Docker \
+                     publishes nothing either).",
+                );
+            } else if net == "host" {
                 self.c().comment(
                     "image",
                     "ports left out: with the host's network the service listens on the host \
@@ -1171,6 +1190,14 @@ impl Cx<'_> {
                 }
                 continue;
             };
+            if !self.gets_unit(&name) {
+                self.report(
+                    "depends_on",
+                    at,
+                    format!("{name:?} gets no unit (it has no image); the dependency is left out"),
+                );
+                continue;
+            }
             if let Some(r) = settings.and_then(|s| s.get("restart")) {
                 if boolean(r) == Some(true) {
                     self.report(
@@ -1220,6 +1247,14 @@ impl Cx<'_> {
         if !deps.is_empty() {
             self.doc.top.set("depends_on", Value::InlineTable(deps));
         }
+    }
+
+    /// Whether the service `name` is converted to a unit (it has an image).
+    fn gets_unit(&self, name: &str) -> bool {
+        self.compose
+            .services
+            .iter()
+            .any(|(s, n)| s == name && n.get("image").and_then(Node::scalar).is_some())
     }
 
     /// Whether the service `name` has a health check jarvis writes.
