@@ -466,7 +466,9 @@ impl Container {
 
     /// The sysctls a container may set, for messages: those the kernel
     /// keeps per namespace.
-    pub const SYSCTL_FORMS: &'static str = "net.* (with a network namespace of the unit's own),          kernel.shmall, kernel.shmmax, kernel.shmmni, kernel.shm_rmid_forced, kernel.msgmax,          kernel.msgmnb, kernel.msgmni, kernel.sem and fs.mqueue.*";
+    pub const SYSCTL_FORMS: &'static str = "net.* (with a network namespace of the unit's own), \
+         kernel.shm*, kernel.msg*, kernel.sem and fs.mqueue.* (the IPC and network \
+         namespaces' own)";
 
     /// The network a container joins when `networks` is not given.
     pub const DEFAULT_NETWORK: &'static str = "default";
