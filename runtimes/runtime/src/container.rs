@@ -68,13 +68,9 @@ async fn prepare(
             img
         }
     };
-    let (roots, hw2, unit) = (cfg.roots.clone(), hw.clone(), unit.clone());
-    let (extras, mut unit) = blocking(move || {
-        let extras = hw2.container_extras(&roots)?;
-        let unit = crate::inputs::with_env_files(unit).map_err(|e| e.to_string())?;
-        Ok::<_, String>((extras, unit))
-    })
-    .await?;
+    let mut unit = unit.clone();
+    let (roots, hw2) = (cfg.roots.clone(), hw.clone());
+    let extras = blocking(move || hw2.container_extras(&roots)).await?;
     for (k, v) in hw.env() {
         unit.env.insert(k, v);
     }
@@ -128,6 +124,12 @@ impl crate::Runtime for ContainerRuntime {
                 notes,
                 ..
             } = spec;
+            // Env files are read at each start (a missing one fails it).
+            let unit = if unit.env_file.is_empty() {
+                unit
+            } else {
+                blocking(move || crate::inputs::with_env_files(unit)).await?
+            };
             // The devices as they are now: one may have gone (or moved)
             // since the unit was found ready.
             let devices = blocking({

@@ -329,7 +329,11 @@ mod tests {
             parse("A='x' y\n"),
             Err((1, "unexpected text after a quoted value"))
         );
-        assert_eq!(parse("A=1\n=2\n"), Err((2, "expected KEY=VALUE")));
+        assert_eq!(
+            parse("A=1\n=2\n"),
+            Err((2, "the name before '=' is not a variable name"))
+        );
+        assert_eq!(parse("A=1\n#x\nB C\n"), Err((3, "expected KEY=VALUE")));
         assert_eq!(
             parse("MY KEY=2\n"),
             Err((1, "the name before '=' is not a variable name"))

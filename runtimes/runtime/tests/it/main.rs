@@ -15,6 +15,8 @@ use jarvis_runtime::{Config, Exit, Runtime, Runtimes, StartSpec, UnitCgroup};
 use jarvis_unit::Unit;
 use libtest_mimic::{Arguments, Failed, Trial};
 
+mod inputs;
+
 fn main() {
     let mode = std::env::args().nth(1);
     if let Err(e) = pentacle::ensure_sealed() {
@@ -41,6 +43,14 @@ fn main() {
         (
             "a_container_cgroup_is_libcontainers_alone",
             a_container_cgroup_is_libcontainers_alone,
+        ),
+        (
+            "env_files_are_read_at_each_start",
+            inputs::env_files_are_read_at_each_start,
+        ),
+        (
+            "native_secrets_in_credentials_directory",
+            inputs::native_secrets_in_credentials_directory,
         ),
     ];
     let trials = tests
