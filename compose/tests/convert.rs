@@ -146,7 +146,9 @@ fn a_bare_image_gets_compose_defaults_written_out() {
     // compose's restart default is "no"; jarvis's is on-failure.
     assert_eq!(s(&doc, &["restart", "policy"]), Some("never"));
     assert_eq!(strs(&doc, &["container", "networks"]), ["app_default"]);
-    assert_eq!(doc["security"]["no_new_privileges"].as_bool(), Some(false));
+    // jarvis's stricter default is kept, with a comment saying so.
+    assert_eq!(doc["security"]["no_new_privileges"].as_bool(), Some(true));
+    assert!(text.contains("stricter than compose's"), "{text}");
     assert_eq!(
         strs(&doc, &["container", "cap_add"]),
         ["AUDIT_WRITE", "MKNOD", "NET_RAW"]
@@ -815,7 +817,7 @@ fn every_unit_written_validates_and_the_directory_loads() {
     });
     let web = &set.units["web"];
     assert_eq!(web.restart.policy, jarvis_unit::RestartPolicy::Never);
-    assert!(!web.security.no_new_privileges);
+    assert!(web.security.no_new_privileges);
     assert_eq!(
         set.units["db"].restart.policy,
         jarvis_unit::RestartPolicy::Always

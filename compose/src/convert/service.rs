@@ -2108,11 +2108,11 @@ impl Cx<'_> {
             .and_then(|v| v.as_bool());
         if nnp.is_none() {
             let s = self.doc.section("security");
-            s.set("no_new_privileges", false);
+            s.set("no_new_privileges", true);
             s.comment(
                 "no_new_privileges",
-                "compose's default. jarvis's own default, true, is stricter (setuid programs \
-                 such as su or ping gain nothing): set it when the image needs none.",
+                "jarvis's default, stricter than compose's (false): setuid and setcap programs \
+                 (su, sudo, a setuid ping) gain nothing. Set false if the image needs them.",
             );
         }
         if !self.restart_set {
