@@ -131,8 +131,9 @@ pub enum Command {
         /// current directory].
         paths: Vec<PathBuf>,
         /// Print {"ok": ..., "units": [...], "problems": [{"file", "line",
-        /// "col", "message"}]} for scripts (line and col are 0 for a
-        /// problem with a whole file or directory).
+        /// "col", "message"}], "notes": [...]} for scripts (line and col are
+        /// 0 for a problem with a whole file or directory; notes, such as
+        /// `privileged = true`, do not fail validation).
         #[arg(long)]
         json: bool,
     },
@@ -432,9 +433,18 @@ fn validate(paths: &[PathBuf], json: bool) -> ExitCode {
         Ok(set) => {
             if json {
                 let names: Vec<&String> = set.units.keys().collect();
+                let notes: Vec<_> = set
+                    .notes()
+                    .iter()
+                    .map(|d| {
+                        serde_json::json!({
+                            "file": d.file, "line": d.line, "col": d.col, "message": d.message
+                        })
+                    })
+                    .collect();
                 println!(
                     "{}",
-                    serde_json::json!({ "ok": true, "units": names, "problems": [] })
+                    serde_json::json!({ "ok": true, "units": names, "problems": [], "notes": notes })
                 );
             } else {
                 println!(
@@ -446,6 +456,9 @@ fn validate(paths: &[PathBuf], json: bool) -> ExitCode {
                         .collect::<Vec<_>>()
                         .join(", ")
                 );
+                for n in set.notes() {
+                    println!("{n}");
+                }
             }
             ExitCode::SUCCESS
         }
