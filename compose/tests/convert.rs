@@ -862,3 +862,153 @@ fn the_report_as_json() {
     assert!(p["message"].as_str().unwrap().contains("3000"));
     let _ = Path::new("");
 }
+
+/// Each key jarvis cannot express is reported under its own name, and the
+/// rest of the service still converts to a unit that validates.
+#[test]
+fn every_report_names_its_key() {
+    let cases = [
+        (json!({ "links": ["db:database"] }), vec!["links"]),
+        (json!({ "pull_policy": "build" }), vec!["pull_policy"]),
+        (json!({ "platform": "linux/s390x" }), vec!["platform"]),
+        (json!({ "scale": 3 }), vec!["scale"]),
+        (
+            json!({ "deploy": { "replicas": 2 } }),
+            vec!["deploy.replicas"],
+        ),
+        (
+            json!({ "deploy": { "mode": "global" } }),
+            vec!["deploy.mode"],
+        ),
+        (json!({ "dns_search": ["lan"] }), vec!["dns_search"]),
+        (json!({ "dns_opt": ["ndots:1"] }), vec!["dns_opt"]),
+        (json!({ "domainname": "lan" }), vec!["domainname"]),
+        (json!({ "userns_mode": "host" }), vec!["userns_mode"]),
+        (json!({ "pid": "host" }), vec!["pid"]),
+        (json!({ "ipc": "host" }), vec!["ipc"]),
+        (json!({ "mem_reservation": "1g" }), vec!["mem_reservation"]),
+        (json!({ "memswap_limit": "2g" }), vec!["memswap_limit"]),
+        (json!({ "oom_score_adj": -500 }), vec!["oom_score_adj"]),
+        (json!({ "volumes_from": ["other"] }), vec!["volumes_from"]),
+        (json!({ "external_links": ["x"] }), vec!["external_links"]),
+        (
+            json!({ "mac_address": "02:42:ac:11:00:02" }),
+            vec!["mac_address"],
+        ),
+        (json!({ "runtime": "runsc" }), vec!["runtime"]),
+        (
+            json!({ "logging": { "driver": "journald" } }),
+            vec!["logging.driver"],
+        ),
+        (
+            json!({ "gpus": [{ "driver": "nvidia", "device_ids": ["GPU-1"] }] }),
+            vec!["gpus.device_ids"],
+        ),
+        (json!({ "gpus": "all" }), vec!["gpus"]),
+        (json!({ "restart": "sometimes" }), vec!["restart"]),
+        (
+            json!({ "healthcheck": { "test": ["CMD"] } }),
+            vec!["healthcheck.test"],
+        ),
+        (json!({ "ports": ["80/sctp:80/sctp"] }), vec!["ports"]),
+        (json!({ "volumes": ["data:/data:nocopy"] }), vec!["volumes"]),
+        (json!({ "volumes": ["/a:/b:shared"] }), vec!["volumes"]),
+        (
+            json!({ "volumes": [{ "type": "npipe", "source": "x", "target": "/x" }] }),
+            vec!["volumes"],
+        ),
+        (
+            json!({ "volumes": [{ "type": "bind", "source": "/a", "target": "/b",
+                               "bind": { "propagation": "rshared" } }] }),
+            vec!["volumes.bind.propagation"],
+        ),
+        (
+            json!({ "volumes": [{ "type": "volume", "source": "data", "target": "/d",
+                               "volume": { "nocopy": true } }] }),
+            vec!["volumes.volume.nocopy"],
+        ),
+        (json!({ "network_mode": "bridge" }), vec!["network_mode"]),
+        (
+            json!({ "network_mode": "service:nowhere" }),
+            vec!["network_mode"],
+        ),
+        (json!({ "depends_on": ["nowhere"] }), vec!["depends_on"]),
+        (json!({ "networks": ["undeclared"] }), vec!["networks"]),
+        (
+            json!({ "networks": { "default": { "ipv4_address": "10.0.0.2" } } }),
+            vec!["networks.default.ipv4_address"],
+        ),
+        (
+            json!({ "post_start": [{ "command": "x" }] }),
+            vec!["post_start"],
+        ),
+    ];
+    for (extra, want) in cases {
+        let mut service = json!({ "image": "x" });
+        for (k, v) in extra.as_object().unwrap() {
+            service[k] = v.clone();
+        }
+        let (_, keys, c) = one_with(service.clone(), json!({ "volumes": { "data": null } }));
+        assert_eq!(keys, want, "{service}: {:#?}", c.problems);
+        assert!(
+            c.problems.iter().all(|p| p.key != "(unit)"),
+            "{service}: {:#?}",
+            c.problems
+        );
+    }
+}
+
+#[test]
+fn top_level_network_settings_are_reported_once() {
+    let p = project(
+        json!({
+            "a": { "image": "x", "networks": ["lan"] },
+            "b": { "image": "x", "networks": ["lan"] },
+        }),
+        json!({ "networks": { "lan": { "driver": "macvlan", "internal": true } } }),
+    );
+    let c = run(&p);
+    let keys: Vec<(Option<&str>, &str)> = c
+        .problems
+        .iter()
+        .map(|p| (p.service.as_deref(), p.key.as_str()))
+        .collect();
+    assert_eq!(
+        keys,
+        [
+            (None, "networks.lan.driver"),
+            (None, "networks.lan.internal")
+        ],
+        "{:#?}",
+        c.problems
+    );
+}
+
+#[test]
+fn comments_explain_the_choices() {
+    let (_, problems, c) = one(json!({
+        "image": "x",
+        "tty": true,
+        "pull_policy": "always",
+        "deploy": { "placement": { "constraints": ["node.role==manager"] } },
+        "logging": { "options": { "compress": "true" } },
+        "volumes": ["/a:/b:z"],
+        "cpu_shares": 512,
+        "restart": "always",
+    }));
+    assert!(problems.is_empty(), "{:?}", c.problems);
+    let text = &c.units[0].text;
+    for words in [
+        "tty: true dropped",
+        "pull_policy always left out",
+        "deploy.placement left out",
+        "logging option compress left out",
+        "SELinux relabel option \"z\" is dropped",
+        "cpu_shares 512",
+        "jarvis gives up (failed) after [restart] burst",
+    ] {
+        assert!(text.contains(words), "{words:?} not in\n{text}");
+    }
+    let doc: DocumentMut = text.parse().unwrap();
+    assert_eq!(doc["resources"]["cpu_weight"].as_integer(), Some(20));
+}

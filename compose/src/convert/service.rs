@@ -611,6 +611,11 @@ impl Cx<'_> {
                 }
             }
         }
+        if nets.is_empty() {
+            // Every network named was reported: the project's default
+            // keeps the unit on a network.
+            nets.push(format!("{}_default", self.compose.name));
+        }
         let explicit_default =
             nets.len() == 1 && nets[0] == format!("{}_default", self.compose.name);
         self.c().set("networks", strings(&nets));
@@ -872,15 +877,18 @@ impl Cx<'_> {
                                         ),
                                     ),
                                     "cached" | "delegated" | "consistent" => {}
+                                    "nocopy" => self.report(
+                                        "volumes",
+                                        item,
+                                        "nocopy: jarvis fills a new named volume from the \
+                                         image's content at its path; it cannot be left empty",
+                                    ),
                                     _ => self.report(
                                         "volumes",
                                         item,
                                         format!("the option {o:?}: jarvis mounts rw or ro only"),
                                     ),
                                 }
-                            }
-                            if sv.options.iter().any(|o| o == "nocopy") {
-                                continue;
                             }
                             self.mount(item, sv.source.as_deref(), &sv.target, read_only, true, "");
                         }
