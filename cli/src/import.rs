@@ -18,9 +18,13 @@ pub enum ImportCommand {
     /// profiles applied. Each service becomes DIR/NAME.toml (the service's
     /// name, lower-cased with other characters as '-' where jarvis needs
     /// it); where a conversion was a choice, a comment in the file says
-    /// which and why. Named volumes, networks and the project's default
-    /// network keep the names compose gives them (PROJECT_NAME), and a
-    /// service without `restart` gets policy = "never", compose's default.
+    /// which and why. Named volumes and networks keep the names compose
+    /// gives them (PROJECT_NAME, and PROJECT_default for the default
+    /// network). Where jarvis's defaults differ from compose's, compose's
+    /// are written out: restart policy "never" for a service without
+    /// `restart`, Docker's health-check timings, Docker's default
+    /// capabilities; no_new_privileges stays jarvis's stricter true, with a
+    /// comment.
     ///
     /// Every compose key that cannot be expressed is listed as
     /// FILE:LINE:COL, the service, the key and why; the units for the
@@ -60,9 +64,11 @@ pub enum ImportCommand {
         output: PathBuf,
         /// Print {"project", "ok", "units": [{"service", "unit", "file"}],
         /// "problems": [{"service", "key", "file", "line", "col",
-        /// "message"}], "created_dirs": [...], "skipped": [...]} for scripts
-        /// (a problem's service is null for a top-level definition or a
-        /// load error; file, line and col are null where not known).
+        /// "message"}], "created_dirs": [PATH...], "skipped": [{"service",
+        /// "file", "line", "col"}]} for scripts (a problem's service is null
+        /// for a top-level definition or a load error, its key null for a
+        /// load error; file, line and col are null where not known; skipped
+        /// lists the services no enabled profile includes).
         #[arg(long)]
         json: bool,
     },
@@ -118,16 +124,7 @@ pub fn run(cmd: ImportCommand) -> anyhow::Result<ExitCode> {
             return Ok(ExitCode::FAILURE);
         }
     };
-    let conversion = convert::convert(&Compose {
-        name: &project.name,
-        dir: &project.dir,
-        services: &project.services,
-        volumes: &project.volumes,
-        networks: &project.networks,
-        secrets: &project.secrets,
-        configs: &project.configs,
-        environment: &environment,
-    });
+    let conversion = convert::convert(&Compose::new(&project, &environment));
     convert::write(&conversion, &output)?;
     if json {
         let mut j = conversion.to_json();

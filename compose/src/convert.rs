@@ -51,6 +51,25 @@ pub struct Compose<'a> {
     pub environment: &'a BTreeMap<String, String>,
 }
 
+impl<'a> Compose<'a> {
+    /// What [`crate::load::load`] gave, with the environment it was given.
+    pub fn new(
+        project: &'a crate::load::Project,
+        environment: &'a BTreeMap<String, String>,
+    ) -> Compose<'a> {
+        Compose {
+            name: &project.name,
+            dir: &project.dir,
+            services: &project.services,
+            volumes: &project.volumes,
+            networks: &project.networks,
+            secrets: &project.secrets,
+            configs: &project.configs,
+            environment,
+        }
+    }
+}
+
 /// A unit file to write.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct UnitFile {

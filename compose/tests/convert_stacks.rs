@@ -41,16 +41,7 @@ fn convert_stack(name: &str, files: &[&str]) -> Conversion {
                 .join("\n")
         )
     });
-    convert::convert(&Compose {
-        name: &project.name,
-        dir: &project.dir,
-        services: &project.services,
-        volumes: &project.volumes,
-        networks: &project.networks,
-        secrets: &project.secrets,
-        configs: &project.configs,
-        environment: &environment,
-    })
+    convert::convert(&Compose::new(&project, &environment))
 }
 
 /// The units written validate together, as `jarvisctl validate` checks a
