@@ -525,6 +525,25 @@ fn restart_policies() {
     }));
     assert_eq!(s(&doc, &["restart", "policy"]), Some("on-failure"));
     assert_eq!(problems, ["deploy.restart_policy.max_attempts"]);
+    // deploy.restart_policy wins over restart, whichever comes first.
+    let (doc, problems, c) = one(json!({
+        "image": "x", "restart": "always", "deploy": { "restart_policy": { "condition": "none" } },
+    }));
+    assert!(problems.is_empty());
+    assert_eq!(s(&doc, &["restart", "policy"]), Some("never"));
+    assert!(c.units[0].text.contains("deploy.restart_policy wins"));
+}
+
+#[test]
+fn zero_health_settings_are_dockers_defaults() {
+    let (doc, problems, _) = one(json!({
+        "image": "x",
+        "healthcheck": { "test": ["CMD", "true"], "interval": "0s", "timeout": "0s", "retries": 0 },
+    }));
+    assert!(problems.is_empty());
+    assert_eq!(s(&doc, &["health", "interval"]), Some("30s"));
+    assert_eq!(s(&doc, &["health", "timeout"]), Some("30s"));
+    assert_eq!(doc["health"]["retries"].as_integer(), Some(3));
 }
 
 #[test]

@@ -1330,10 +1330,13 @@ impl Cx<'_> {
                 "test" | "disable" => {}
                 "retries" => match n.value {
                     Y::Int(r) if r >= 1 => retries = r,
+                    Y::Int(0) => {} // Docker's default, 3
                     _ => self.report("healthcheck.retries", n, "expected a number of at least 1"),
                 },
                 "interval" | "timeout" | "start_period" | "start_interval" => {
                     match n.scalar().map(|s| syntax::parse_duration(&s)) {
+                        // Zero is Docker's "use the default" (start_period's is 0).
+                        Some(Ok(d)) if d.is_zero() => {}
                         Some(Ok(d)) => {
                             if let Some(e) = durations.iter_mut().find(|(dk, _)| dk == k) {
                                 e.1 = syntax::show_duration(d);
@@ -1368,6 +1371,17 @@ impl Cx<'_> {
 
     fn restart(&mut self, v: &Node) {
         let s = v.scalar().unwrap_or_default();
+        let policy_node = self
+            .node
+            .get("deploy")
+            .and_then(|d| d.get("restart_policy"));
+        if policy_node.is_some() {
+            self.doc.top.comment(
+                "description",
+                format!("restart {s:?} left out: deploy.restart_policy wins, as in compose."),
+            );
+            return;
+        }
         let (policy, comment) = match s.as_str() {
             "no" | "false" => ("never", None),
             "always" => (
@@ -1759,10 +1773,8 @@ impl Cx<'_> {
                         }
                     }
                 }
+                // compose's rule: deploy.restart_policy wins over restart.
                 "restart_policy" => {
-                    if self.node.get("restart").is_some() {
-                        continue;
-                    }
                     let cond = n
                         .get("condition")
                         .and_then(Node::scalar)
