@@ -1,6 +1,6 @@
 //! Supervisor benchmarks: what jarvisd costs next to doing without it.
 //!
-//! `cargo bench --bench supervisor [-- spawn|restart|memory|container|compose|status|all] [--quick]`
+//! `cargo bench --bench supervisor [-- spawn|restart|memory|container|compose|status|network|all] [--quick]`
 //! (must run as root: it creates cgroups). Every comparison is measured side
 //! by side with its peer in the same run, alternating, so machine noise hits
 //! both sides alike. Progress goes to stderr, a markdown report to stdout,
@@ -24,7 +24,10 @@
 //!   container) vs `docker-compose up -d` / `down -t 1` of 20 services, on the
 //!   same rootfs (`compose/mod.rs`);
 //! - status: `jarvisctl status --json` latency with 100 native units vs 0,
-//!   and jarvisd's RSS idle and per unit at 100 units (`status/mod.rs`).
+//!   and jarvisd's RSS idle and per unit at 100 units (`status/mod.rs`);
+//! - network: bridged container start, published-port round trips and 20
+//!   bridged services on 3 networks vs docker on its default bridge, in a
+//!   network namespace made for the group (`network/mod.rs`).
 //!
 //! This binary is also the "crasher" the restart benchmark supervises: run
 //! with [`CRASHER_ARG`] first, it records its start and exit times
@@ -70,6 +73,7 @@ macro_rules! progress {
 
 mod compose;
 mod container;
+mod network;
 mod status;
 mod support;
 
@@ -82,7 +86,7 @@ fn main() -> ExitCode {
     let Some(opts) = Opts::parse(std::env::args().skip(1)) else {
         // `cargo test --benches` runs this without `--bench`: nothing to do.
         eprintln!(
-            "supervisor bench: run it with `cargo bench --bench supervisor [-- spawn|restart|memory|container|compose|status|all] [--quick]`"
+            "supervisor bench: run it with `cargo bench --bench supervisor [-- spawn|restart|memory|container|compose|status|network|all] [--quick]`"
         );
         return ExitCode::SUCCESS;
     };
@@ -108,6 +112,7 @@ struct Opts {
     container: bool,
     compose: bool,
     status: bool,
+    network: bool,
 }
 
 impl Opts {
@@ -122,6 +127,7 @@ impl Opts {
             container: false,
             compose: false,
             status: false,
+            network: false,
         };
         let mut bench_mode = false;
         for a in args {
@@ -134,11 +140,13 @@ impl Opts {
                 "container" => o.container = true,
                 "compose" => o.compose = true,
                 "status" => o.status = true,
+                "network" => o.network = true,
                 "all" => o.select_all(),
                 other => progress!("ignoring argument {other:?}"),
             }
         }
-        let selected = o.spawn || o.restart || o.memory || o.container || o.compose || o.status;
+        let selected =
+            o.spawn || o.restart || o.memory || o.container || o.compose || o.status || o.network;
         if !bench_mode && !selected && !o.quick {
             return None;
         }
@@ -155,6 +163,7 @@ impl Opts {
         self.container = true;
         self.compose = true;
         self.status = true;
+        self.network = true;
     }
 }
 
@@ -200,6 +209,9 @@ fn run(opts: &Opts) -> Res<()> {
     }
     if opts.status {
         sections.push(("status", status::bench_status(opts.quick)?));
+    }
+    if opts.network {
+        sections.push(("network", network::bench_network(opts.quick)?));
     }
 
     let mut md = String::new();
