@@ -6,6 +6,7 @@ mod harness;
 
 mod bench;
 mod cli;
+mod compose;
 mod containers;
 mod hardware;
 mod health;
@@ -14,3 +15,4 @@ mod network;
 mod newuser;
 mod registry_auth;
 mod supervise;
+mod volumes;
