@@ -350,3 +350,37 @@ fn images_import_and_list_and_a_running_unit_keeps_its_image() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("in use by box"));
 }
+
+#[test]
+fn a_container_without_no_new_privileges_starts_and_keeps_its_seccomp_filter() {
+    if !root() {
+        return;
+    }
+    let work = tempfile::tempdir().unwrap();
+    let layout = work.path().join("layout");
+    busybox_layout(&layout);
+    let j = Jarvis::start(&[]);
+    j.ok(&[
+        "image",
+        "import",
+        layout.to_str().unwrap(),
+        "--tag",
+        "busybox:local",
+    ]);
+    j.write_unit(
+        "box",
+        r#"
+[container]
+image = "busybox:local"
+network = "none"
+command = ["sh", "-c", "echo nnp=$(grep NoNewPrivs /proc/self/status | cut -f2) seccomp=$(grep '^Seccomp:' /proc/self/status | cut -f2); echo done; sleep 1000"]
+[security]
+no_new_privileges = false
+[stop]
+timeout = "1s"
+"#,
+    );
+    j.ok(&["up", "--wait", "--timeout", "30s"]);
+    let log = wait_log(&j, "box", "done");
+    assert!(log.contains("nnp=0 seccomp=2"), "{log}");
+}

@@ -335,7 +335,11 @@ pub fn build_spec(input: &SpecInput) -> Result<Spec, SpecError> {
         .set_cwd(cwd)
         .set_capabilities(Some(capabilities(&caps)))
         .set_rlimits(rlimits(container)?)
-        .set_no_new_privileges(Some(unit.security.no_new_privileges))
+        // `false` is written as absent: libcontainer reads `Some(false)` as
+        // "set", loads seccomp after dropping capabilities without the
+        // no_new_privs bit, and the kernel refuses the filter. Absent, it
+        // loads the filter while it still has CAP_SYS_ADMIN.
+        .set_no_new_privileges(unit.security.no_new_privileges.then_some(true))
         .set_apparmor_profile(None)
         .set_oom_score_adj(None)
         .set_selinux_label(None)
