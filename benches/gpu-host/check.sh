@@ -4,7 +4,7 @@
 # re-adoption after kill -9, and the native end-to-end tests on pure cgroup v2.
 set -u
 # The binaries and tools, built and collected on a development machine (see
-# BENCHMARKS.md): jarvisd, jarvisctl, the release `it` test binary, umoci,
+# BENCHMARKS.md): jarvisd, jarvis-shim (next to jarvisd), jarvisctl, the release `it` test binary, umoci,
 # busybox (static) and cuda_probe (gcc -O2 -o cuda_probe cuda_probe.c -ldl).
 D=${JARVIS_DEVICE_DIR:-$PWD/.device}
 OUT=${OUT:-/tmp/out}

@@ -235,6 +235,10 @@ pub struct Config {
     /// The binary re-executed as the shim, the launcher and the container
     /// exec helper (jarvisd itself).
     pub launcher: PathBuf,
+    /// The small native-only shim (`jarvis-shim`, installed next to
+    /// jarvisd), which native runs start instead of `launcher __shim`;
+    /// `None` where it is not installed.
+    pub native_shim: Option<PathBuf>,
     /// Units' cgroups are `/<cgroup_parent>/<unit>`.
     pub cgroup_parent: String,
     /// Where shims keep their run and exit records.
