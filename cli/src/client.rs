@@ -76,6 +76,8 @@ impl Client {
                 | (Request::Wait { .. }, Response::Wait(_))
                 | (Request::ImageList, Response::Images { .. })
                 | (Request::NetworkList, Response::Networks { .. })
+                | (Request::VolumeList, Response::Volumes { .. })
+                | (Request::VolumeRemove { .. }, Response::Done { .. })
                 | (Request::BenchBegin { .. }, Response::BenchPlan(_))
                 | (
                     Request::BenchForm { .. } | Request::BenchResult { .. },

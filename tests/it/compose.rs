@@ -106,7 +106,13 @@ fn an_imported_compose_stack_comes_up_and_answers_on_its_published_port() {
     // volume) is theirs; anything else jarvis keeps must not hold the secret
     // on disk (a tmpfs is memory).
     let grep = std::process::Command::new("grep")
-        .args(["-r", "-l", "--exclude-dir=volumes", "--exclude-dir=containers", "s3cret"])
+        .args([
+            "-r",
+            "-l",
+            "--exclude-dir=volumes",
+            "--exclude-dir=containers",
+            "s3cret",
+        ])
         .arg(&j.state)
         .output()
         .unwrap();
@@ -123,13 +129,11 @@ fn an_imported_compose_stack_comes_up_and_answers_on_its_published_port() {
     }
 
     // The named volume outlives down and up.
-    let vols: serde_json::Value =
-        serde_json::from_str(&j.ok(&["volume", "ls", "--json"])).unwrap();
+    let vols: serde_json::Value = serde_json::from_str(&j.ok(&["volume", "ls", "--json"])).unwrap();
     assert!(vols.to_string().contains("shop_dbdata"), "{vols}");
     j.ok(&["down"]);
     j.ok(&["up", "--wait", "--timeout", "90s"]);
     j.wait_unit("web", Duration::from_secs(30), |u| u["state"] == "running");
-    let vols: serde_json::Value =
-        serde_json::from_str(&j.ok(&["volume", "ls", "--json"])).unwrap();
+    let vols: serde_json::Value = serde_json::from_str(&j.ok(&["volume", "ls", "--json"])).unwrap();
     assert!(vols.to_string().contains("shop_dbdata"), "{vols}");
 }

@@ -461,15 +461,21 @@ impl Drop for Jarvis {
                 }
             }
         }
-        // Network namespaces a killed daemon left mounted would keep the
-        // temporary directory busy.
-        for ns in fs::read_dir(self.state.join("run/netns"))
-            .into_iter()
-            .flatten()
-            .flatten()
-        {
-            let _ = nix::mount::umount2(&ns.path(), nix::mount::MntFlags::MNT_DETACH);
+        // Network namespaces and secrets' tmpfs a killed daemon left mounted
+        // would keep the temporary directory busy.
+        for dir in ["run/netns", "run/secrets", "run/credentials"] {
+            for m in fs::read_dir(self.state.join(dir))
+                .into_iter()
+                .flatten()
+                .flatten()
+            {
+                let _ = nix::mount::umount2(&m.path(), nix::mount::MntFlags::MNT_DETACH);
+            }
         }
+        let _ = nix::mount::umount2(
+            &self.state.join("run/netns"),
+            nix::mount::MntFlags::MNT_DETACH,
+        );
         // Whatever is left (a failed test, a killed daemon): kill and remove.
         for root in ["/sys/fs/cgroup", "/sys/fs/cgroup/unified"]
             .iter()

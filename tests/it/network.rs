@@ -66,13 +66,20 @@ fn fixture() -> Option<Fixture> {
     if !root() {
         return None;
     }
-    for (tool, package) in [("nft", "nftables"), ("umoci", "umoci"), ("nsenter", "util-linux")] {
+    for (tool, package) in [
+        ("nft", "nftables"),
+        ("umoci", "umoci"),
+        ("nsenter", "util-linux"),
+    ] {
         if !Command::new("sh")
             .args(["-c", &format!("command -v {tool}")])
             .output()
             .is_ok_and(|o| o.status.success())
         {
-            skip(true, &format!("{tool} is missing (apt-get install {package})"));
+            skip(
+                true,
+                &format!("{tool} is missing (apt-get install {package})"),
+            );
             return None;
         }
     }
@@ -191,7 +198,8 @@ fn http_get(ns: &NetNs, addr: &str) -> Result<String, String> {
 fn udp_echo_ok(ns: &NetNs, addr: &str) -> bool {
     ns.within(|| {
         let s = UdpSocket::bind("0.0.0.0:0").unwrap();
-        s.set_read_timeout(Some(Duration::from_millis(500))).unwrap();
+        s.set_read_timeout(Some(Duration::from_millis(500)))
+            .unwrap();
         for _ in 0..6 {
             s.send_to(b"ping-jarvis", addr).unwrap();
             let mut b = [0u8; 64];
@@ -235,8 +243,10 @@ fn bridged_containers_resolve_reach_publish_share_and_leave_nothing() {
     // would: `up --wait` waits for it to pass.
     j.write_unit(
         "web",
-        &(web(&f, "aliases = [\"www\"]\nports = [\"8080:80\", \"5353:53/udp\"]")
-            + "[health]\nhttp = \"http://127.0.0.1:80/\"\ninterval = \"200ms\"\n"),
+        &(web(
+            &f,
+            "aliases = [\"www\"]\nports = [\"8080:80\", \"5353:53/udp\"]",
+        ) + "[health]\nhttp = \"http://127.0.0.1:80/\"\ninterval = \"200ms\"\n"),
     );
     j.write_unit(
         "client",
@@ -286,9 +296,7 @@ fn bridged_containers_resolve_reach_publish_share_and_leave_nothing() {
         let addr = format!("{host}:8080");
         eventually(&format!("GET {addr}"), || {
             let body = http_get(ns, &addr)?;
-            body.contains("hello from web")
-                .then_some(())
-                .ok_or(body)
+            body.contains("hello from web").then_some(()).ok_or(body)
         });
         assert!(udp_echo_ok(ns, &format!("{host}:5353")), "udp {host}:5353");
     }
@@ -337,13 +345,15 @@ fn bridged_containers_resolve_reach_publish_share_and_leave_nothing() {
     assert!(hosts.contains("192.0.2.10\tnas"), "{hosts}");
 
     // network ls
-    let ls: serde_json::Value =
-        serde_json::from_str(&j.ok(&["network", "ls", "--json"])).unwrap();
+    let ls: serde_json::Value = serde_json::from_str(&j.ok(&["network", "ls", "--json"])).unwrap();
     let nets = ls["networks"].as_array().unwrap();
     let names: Vec<&str> = nets.iter().map(|n| n["name"].as_str().unwrap()).collect();
     assert_eq!(names, ["default", "other"], "{ls}");
     let default = &nets[0];
-    assert!(default["subnet"].as_str().unwrap().starts_with("10.89."), "{ls}");
+    assert!(
+        default["subnet"].as_str().unwrap().starts_with("10.89."),
+        "{ls}"
+    );
     let units: Vec<&str> = default["units"]
         .as_array()
         .unwrap()
@@ -401,8 +411,16 @@ fn after_kill_9_and_a_restart_containers_keep_addresses_and_rules_are_not_duplic
     assert!(http_get(ns, "127.0.0.1:8080")
         .unwrap()
         .contains("hello from web"));
-    let body = exec_ok(&j, "client", &["busybox", "wget", "-q", "-O-", "http://web/"]);
-    assert_eq!(body.trim(), "hello from web", "names resolve after the restart");
+    let body = exec_ok(
+        &j,
+        "client",
+        &["busybox", "wget", "-q", "-O-", "http://web/"],
+    );
+    assert_eq!(
+        body.trim(),
+        "hello from web",
+        "names resolve after the restart"
+    );
 
     // A restarted unit keeps its address.
     j.ok(&["restart", "web"]);
@@ -431,7 +449,11 @@ fn a_sidecar_restarts_after_the_unit_whose_namespace_it_shares() {
     let ns = |pid: &serde_json::Value| {
         std::fs::read_link(format!("/proc/{}/ns/net", pid.as_i64().unwrap())).unwrap()
     };
-    assert_eq!(ns(&vpn["pid"]), ns(&app["pid"]), "app joined vpn's new namespace");
+    assert_eq!(
+        ns(&vpn["pid"]),
+        ns(&app["pid"]),
+        "app joined vpn's new namespace"
+    );
 }
 
 #[test]
@@ -459,18 +481,28 @@ fn a_published_port_a_host_process_holds_fails_the_unit_and_names_the_port() {
 fn validate_reports_network_mistakes_with_positions() {
     let dir = tempfile::tempdir().unwrap();
     let units = dir.path();
-    let write = |name: &str, text: &str| std::fs::write(units.join(format!("{name}.toml")), text).unwrap();
+    let write =
+        |name: &str, text: &str| std::fs::write(units.join(format!("{name}.toml")), text).unwrap();
     write(
         "a",
         "[container]\nimage = \"busybox\"\nports = [\"8080:80\", \"80\"]\n",
     );
-    write("b", "[container]\nimage = \"busybox\"\nports = [\"8080:81\"]\n");
+    write(
+        "b",
+        "[container]\nimage = \"busybox\"\nports = [\"8080:81\"]\n",
+    );
     write(
         "c",
         "[container]\nimage = \"busybox\"\nnetwork = \"host\"\nports = [\"9000:9000\"]\n",
     );
-    write("d", "[container]\nimage = \"busybox\"\nnetwork = \"unit:nothere\"\n");
-    write("e", "[container]\nimage = \"busybox\"\nnetwork = \"unit:d\"\n");
+    write(
+        "d",
+        "[container]\nimage = \"busybox\"\nnetwork = \"unit:nothere\"\n",
+    );
+    write(
+        "e",
+        "[container]\nimage = \"busybox\"\nnetwork = \"unit:d\"\n",
+    );
     let out = Command::new(&*JARVISCTL)
         .args(["validate", "--json"])
         .arg(units)
@@ -481,14 +513,20 @@ fn validate_reports_network_mistakes_with_positions() {
     let problems = v["problems"].as_array().unwrap();
     let has = |file: &str, line: u64, needle: &str| {
         problems.iter().any(|p| {
-            p["file"].as_str().unwrap().ends_with(&format!("{file}.toml"))
+            p["file"]
+                .as_str()
+                .unwrap()
+                .ends_with(&format!("{file}.toml"))
                 && p["line"] == line
                 && p["col"].as_u64().unwrap() > 0
                 && p["message"].as_str().unwrap().contains(needle)
         })
     };
     assert!(has("a", 3, "80"), "malformed port: {v:#}");
-    assert!(has("b", 3, "8080") || has("a", 3, "8080"), "same host port twice: {v:#}");
+    assert!(
+        has("b", 3, "8080") || has("a", 3, "8080"),
+        "same host port twice: {v:#}"
+    );
     assert!(has("c", 4, "host"), "ports on a host unit: {v:#}");
     assert!(has("d", 3, "nothere"), "unit:NAME missing: {v:#}");
     assert!(has("e", 3, "d"), "a chain: {v:#}");

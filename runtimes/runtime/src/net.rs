@@ -46,9 +46,7 @@ impl Net {
         })?;
         Ok(Net {
             networks,
-            dns: jarvis_dns::Dns::new(jarvis_dns::host_upstreams(Path::new(
-                "/etc/resolv.conf",
-            ))),
+            dns: jarvis_dns::Dns::new(jarvis_dns::host_upstreams(Path::new("/etc/resolv.conf"))),
             names: Mutex::new(HashMap::new()),
             dns_turn: tokio::sync::Mutex::new(()),
         })
@@ -88,7 +86,11 @@ impl Net {
                 Ok(setup(&a, &hostname, c))
             }
             Network::Bridge => {
-                if let Some(p) = c.ports.iter().find(|p| p.host_ip.is_some_and(|ip| ip.is_ipv6())) {
+                if let Some(p) = c
+                    .ports
+                    .iter()
+                    .find(|p| p.host_ip.is_some_and(|ip| ip.is_ipv6()))
+                {
                     return Err(StartError::Failed(format!(
                         "port {p}: publishing on an IPv6 host address is not supported yet; \
                          leave the address out or give an IPv4 one"
