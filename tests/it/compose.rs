@@ -93,7 +93,20 @@ fn an_imported_compose_stack_comes_up_and_answers_on_its_published_port() {
     j.ok(&["up", "--wait", "--timeout", "90s"]);
     assert_eq!(j.unit("db")["health"], "healthy");
     let ns = j.netns.as_ref().unwrap();
-    let page = ns.ok(&["busybox", "wget", "-q", "-O-", "http://127.0.0.1:18081/"]);
+    // web is running once its process is; it serves once it has api's page.
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let page = loop {
+        let out = ns.run(&["busybox", "wget", "-q", "-O-", "http://127.0.0.1:18081/"]);
+        if out.status.success() {
+            break String::from_utf8_lossy(&out.stdout).into_owned();
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "web never answered: {out:?}\n{}",
+            j.daemon_log()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    };
     assert_eq!(page.trim(), "db jarvis s3cret", "web -> api -> db by name");
 
     // The secret is not in the state directory, status or the logs.
