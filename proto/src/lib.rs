@@ -6,6 +6,15 @@
 //! request except `Logs { follow: true }`, which streams `LogData` until the
 //! client hangs up.
 //!
+//! `Exec` also carries file descriptors. Right after the request's frame the
+//! client sends one more byte, [`EXEC_FDS_BYTE`], in one `sendmsg` with an
+//! `SCM_RIGHTS` message of exactly three descriptors: the command's stdin,
+//! stdout and stderr (for a tty, the slave side of a pty the client opened,
+//! three times). jarvisd starts the command with them as its stdio, and
+//! answers with one `Exited` (or an `Error` when it could not start). The
+//! client sends nothing more; if it closes the connection before the answer,
+//! jarvisd kills the command.
+//!
 //! Every message is a frame: a 4-byte big-endian length, then that many bytes
 //! of JSON. Frames over [`MAX_FRAME`] are refused before they are read.
 //!
@@ -23,6 +32,8 @@ pub const MAX_FRAME: usize = 8 << 20;
 pub const DEFAULT_SOCKET: &str = "/run/jarvis/jarvis.sock";
 /// Both binaries take the socket path from this variable when it is set.
 pub const SOCKET_ENV: &str = "JARVIS_SOCKET";
+/// The byte that carries an `Exec` request's descriptors (see above).
+pub const EXEC_FDS_BYTE: u8 = b'F';
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Hello {
@@ -106,6 +117,18 @@ pub enum Request {
     VolumeRemove {
         name: String,
     },
+    /// Run `argv` inside a running unit: a container's namespaces, cgroup,
+    /// user and capabilities, or a native unit's cgroup and user; `user`
+    /// instead of the unit's. The descriptors follow the frame (see the
+    /// module's documentation); answered with `Exited` once it ends.
+    Exec {
+        unit: String,
+        argv: Vec<String>,
+        user: Option<String>,
+        /// The descriptors are a terminal (the command gets it as its
+        /// controlling terminal where the form allows).
+        tty: bool,
+    },
 }
 
 impl Request {
@@ -150,6 +173,16 @@ pub enum Response {
     },
     Volumes {
         volumes: Vec<VolumeInfo>,
+    },
+    /// An `Exec`'s command ended: its exit code, 128 + the signal number
+    /// when a signal killed it.
+    Exited {
+        code: i32,
+    },
+    /// Units as jarvisd runs them, one JSON object each (jarvisd's answer
+    /// to itself when it looks up the unit an `Exec` runs in).
+    Config {
+        units: Vec<serde_json::Value>,
     },
     Error {
         message: String,
@@ -527,6 +560,25 @@ mod tests {
             r#"{"request":"volume-remove","name":"pg"}"#
         );
         assert!(rm.is_mutating() && !Request::VolumeList.is_mutating());
+    }
+
+    #[test]
+    fn exec_wire_form() {
+        let req = Request::Exec {
+            unit: "web".into(),
+            argv: vec!["id".into(), "-u".into()],
+            user: None,
+            tty: false,
+        };
+        assert_eq!(
+            serde_json::to_string(&req).unwrap(),
+            r#"{"request":"exec","unit":"web","argv":["id","-u"],"user":null,"tty":false}"#
+        );
+        assert!(req.is_mutating());
+        assert_eq!(
+            serde_json::to_string(&Response::Exited { code: 3 }).unwrap(),
+            r#"{"response":"exited","code":3}"#
+        );
     }
 
     /// The spellings scripts see in `status --json`: pinned, every variant.

@@ -17,7 +17,7 @@ use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::msg::{Msg, Reply};
-use jarvis_runtime::{blocking, Runtime as _, Runtimes};
+use jarvis_runtime::{blocking, ExecStdio, Runtime as _, Runtimes};
 
 /// Binds the socket with the right mode from the start (no window in which
 /// it is open to others). Refuses to take over a live daemon's socket.
@@ -127,6 +127,14 @@ async fn connection(
     }
     // Image work touches no unit: it runs here, beside the event loop.
     match req {
+        Request::Exec {
+            unit,
+            argv,
+            user,
+            tty,
+        } => {
+            return exec(&mut stream, &tx, &rt, unit, argv, user, tty).await;
+        }
         Request::ImagePull { reference } => {
             return image_pull(&mut stream, &rt, &reference).await;
         }
@@ -231,6 +239,117 @@ async fn connection(
             result
         }
     }
+}
+
+/// `jarvisctl exec`: takes the caller's descriptors, asks the loop for the
+/// unit as it runs now, runs the command with them as its stdio, and
+/// answers with its exit code. The caller hanging up kills the command.
+async fn exec(
+    stream: &mut UnixStream,
+    tx: &mpsc::UnboundedSender<Msg>,
+    rt: &Runtimes,
+    unit: String,
+    argv: Vec<String>,
+    user: Option<String>,
+    tty: bool,
+) -> Result<(), FrameError> {
+    let stdio = match receive_stdio(stream).await {
+        Ok(stdio) => stdio,
+        Err(message) => return write_frame(stream, &Response::Error { message }).await,
+    };
+    let req = Request::Exec {
+        unit: unit.clone(),
+        argv: argv.clone(),
+        user: user.clone(),
+        tty,
+    };
+    let found = match ask(tx, req).await {
+        Some(Reply::Now(Response::Config { mut units })) if units.len() == 1 => {
+            serde_json::from_value::<jarvis_unit::Unit>(units.remove(0))
+                .map_err(|e| format!("internal: unit {unit}: {e}"))
+        }
+        Some(Reply::Now(Response::Error { message })) => Err(message),
+        Some(_) => Err(format!("internal: no unit to exec in for {unit}")),
+        None => Err("jarvisd is shutting down".to_string()),
+    };
+    let def = match found {
+        Ok(def) => def,
+        Err(message) => return write_frame(stream, &Response::Error { message }).await,
+    };
+    let run = rt.exec(&def, argv, user, tty, stdio);
+    let mut byte = [0u8; 1];
+    let resp = tokio::select! {
+        r = run => match r {
+            Ok(code) => Response::Exited { code },
+            Err(message) => Response::Error { message },
+        },
+        // The client sends nothing more: a read returning means it left,
+        // and dropping `run` kills the command.
+        _ = tokio::io::AsyncReadExt::read(stream, &mut byte) => {
+            tracing::info!(unit, "exec: the caller left; the command was killed");
+            return Ok(());
+        }
+    };
+    write_frame(stream, &resp).await
+}
+
+/// The three descriptors that follow an `Exec` frame, with their one byte
+/// (see jarvis-proto).
+async fn receive_stdio(stream: &UnixStream) -> Result<ExecStdio, String> {
+    use nix::sys::socket::{recvmsg, ControlMessageOwned, MsgFlags};
+    use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+    let received = loop {
+        stream
+            .readable()
+            .await
+            .map_err(|e| format!("exec: reading the descriptors: {e}"))?;
+        let got = stream.try_io(tokio::io::Interest::READABLE, || {
+            let mut byte = [0u8; 1];
+            let mut iov = [std::io::IoSliceMut::new(&mut byte)];
+            let mut space = nix::cmsg_space!([RawFd; 3]);
+            let msg = recvmsg::<()>(
+                stream.as_raw_fd(),
+                &mut iov,
+                Some(&mut space),
+                MsgFlags::MSG_CMSG_CLOEXEC,
+            )
+            .map_err(std::io::Error::from)?;
+            let mut fds = Vec::new();
+            for c in msg.cmsgs().map_err(std::io::Error::from)? {
+                if let ControlMessageOwned::ScmRights(f) = c {
+                    // SAFETY: the kernel just gave us these descriptors.
+                    fds.extend(f.into_iter().map(|fd| unsafe { OwnedFd::from_raw_fd(fd) }));
+                }
+            }
+            let truncated = msg.flags.contains(MsgFlags::MSG_CTRUNC);
+            let n = msg.bytes;
+            Ok((n, byte[0], fds, truncated))
+        });
+        match got {
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
+            Err(e) => return Err(format!("exec: reading the descriptors: {e}")),
+            Ok(r) => break r,
+        }
+    };
+    let (n, byte, fds, truncated) = received;
+    if n == 0 {
+        return Err("exec: the client left before sending its descriptors".into());
+    }
+    if byte != jarvis_proto::EXEC_FDS_BYTE || truncated || fds.len() != 3 {
+        return Err(format!(
+            "exec: expected stdin, stdout and stderr after the request, got {} descriptors",
+            fds.len()
+        ));
+    }
+    let mut fds = fds.into_iter();
+    let (Some(stdin), Some(stdout), Some(stderr)) = (fds.next(), fds.next(), fds.next()) else {
+        unreachable!("three descriptors, checked above")
+    };
+    Ok(ExecStdio {
+        stdin,
+        stdout,
+        stderr,
+    })
 }
 
 /// Gives the memory an import or pull used (tens of MB of buffers) back to

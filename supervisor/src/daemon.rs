@@ -20,7 +20,7 @@ use tokio::sync::{mpsc, oneshot};
 use jarvis_runtime::{blocking, hardware, Runtime as _, Runtimes, StartError, StartSpec};
 
 use crate::bench;
-use crate::engine::machine::{Event, ExitInfo};
+use crate::engine::machine::{Event, ExitInfo, State};
 use crate::engine::{Ask, BootUnit, Devices, Found, Input, Output, ReplyId, Supervisor};
 use crate::logs::UnitLog;
 use crate::msg::{Msg, Reply};
@@ -473,6 +473,27 @@ impl Daemon {
             Request::VolumeRemove { name } => {
                 let _ = reply.send(self.remove_volume(name));
                 return None;
+            }
+            // The control task runs the command (it holds the caller's
+            // descriptors); the loop only says which unit, as it runs now.
+            Request::Exec { unit, .. } => {
+                if let Some(err) = self.core.unknown(std::slice::from_ref(&unit)) {
+                    return answer(reply, err);
+                }
+                let resp = match self.core.slot(&unit) {
+                    Some(s) if s.st.state == State::Running && s.st.pid.is_some() => {
+                        match serde_json::to_value(&s.unit) {
+                            Ok(u) => Response::Config { units: vec![u] },
+                            Err(e) => Response::Error {
+                                message: format!("internal: unit {unit}: {e}"),
+                            },
+                        }
+                    }
+                    _ => Response::Error {
+                        message: format!("unit {unit} is not running"),
+                    },
+                };
+                return answer(reply, resp);
             }
             Request::ImagePull { .. } | Request::ImageImport { .. } | Request::ImageList => {
                 return answer(

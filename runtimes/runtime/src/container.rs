@@ -33,6 +33,61 @@ impl ContainerRuntime {
     pub(crate) fn new(cfg: Arc<Config>, net: Arc<Net>) -> ContainerRuntime {
         ContainerRuntime { cfg, net }
     }
+
+    /// `jarvisctl exec`: as an exec check (`jarvisd __cexec`, which joins
+    /// the container with the init's user, groups, capabilities and
+    /// seccomp filter), with the caller's descriptors as its stdio.
+    pub(crate) fn exec(
+        &self,
+        unit: &Unit,
+        argv: Vec<String>,
+        user: Option<String>,
+        stdio: crate::ExecStdio,
+    ) -> BoxFuture<Result<i32, String>> {
+        if let Some(user) = user {
+            return Box::pin(async move {
+                Err(format!(
+                    "--user {user}: a command in a container runs as the container's user"
+                ))
+            });
+        }
+        let mut cmd = tokio::process::Command::new(&self.cfg.launcher);
+        cmd.arg(CEXEC_ARG)
+            .arg(&unit.name)
+            .arg(self.cfg.container_state_root())
+            .args(&argv)
+            .stdin(std::process::Stdio::from(stdio.stdin))
+            .stdout(std::process::Stdio::from(stdio.stdout))
+            .stderr(std::process::Stdio::from(stdio.stderr))
+            .kill_on_drop(true);
+        Box::pin(async move {
+            let what = argv.join(" ");
+            let mut child = cmd.spawn().map_err(|e| format!("{what}: {e}"))?;
+            // The parent's copies of the caller's descriptors go now.
+            drop(cmd);
+            let guard = child.id().map(|pid| KillTree(pid as i32));
+            let status = child.wait().await.map_err(|e| format!("{what}: {e}"))?;
+            std::mem::forget(guard);
+            Ok(crate::exit_code(status))
+        })
+    }
+}
+
+/// Kills the exec helper's children (the command in the container, a
+/// child of the helper) and then the helper, when the caller gives up.
+struct KillTree(i32);
+
+impl Drop for KillTree {
+    fn drop(&mut self) {
+        use nix::sys::signal::{kill, Signal};
+        use nix::unistd::Pid;
+        let children = std::fs::read_to_string(format!("/proc/{0}/task/{0}/children", self.0))
+            .unwrap_or_default();
+        for pid in children.split_whitespace().filter_map(|p| p.parse().ok()) {
+            let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
+        }
+        let _ = kill(Pid::from_raw(self.0), Signal::SIGKILL);
+    }
 }
 
 /// Gets the image (pulling it if the store lacks it), clears what an

@@ -439,6 +439,49 @@ impl Runtime for Runtimes {
     }
 }
 
+/// The stdio of a command run by [`Runtimes::exec`]: descriptors the caller
+/// handed over (`jarvisctl exec` sends its own, or a pty's slave side).
+#[derive(Debug)]
+pub struct ExecStdio {
+    pub stdin: std::os::fd::OwnedFd,
+    pub stdout: std::os::fd::OwnedFd,
+    pub stderr: std::os::fd::OwnedFd,
+}
+
+impl Runtimes {
+    /// Runs `argv` inside `unit`'s run, as `jarvisctl exec` does: in a
+    /// container's namespaces and cgroup with its user and capabilities,
+    /// or in a native unit's cgroup with its identity and privileges;
+    /// `user` (native units) instead of the unit's. Resolves with its exit
+    /// code (128 + the signal number when a signal killed it). Dropping the
+    /// future kills the command.
+    pub fn exec(
+        &self,
+        unit: &jarvis_unit::Unit,
+        argv: Vec<String>,
+        user: Option<String>,
+        tty: bool,
+        stdio: ExecStdio,
+    ) -> BoxFuture<Result<i32, String>> {
+        if argv.first().is_none_or(|a| a.is_empty()) {
+            return Box::pin(async { Err("no command to run".to_string()) });
+        }
+        match unit.kind() {
+            jarvis_unit::Kind::Native => self.native.exec(unit, argv, user, tty, stdio),
+            jarvis_unit::Kind::Container => self.container.exec(unit, argv, user, stdio),
+        }
+    }
+}
+
+/// An exit status as a shell reports it: the code, or 128 + the signal.
+fn exit_code(status: std::process::ExitStatus) -> i32 {
+    use std::os::unix::process::ExitStatusExt;
+    status
+        .code()
+        .or_else(|| status.signal().map(|s| 128 + s))
+        .unwrap_or(255)
+}
+
 /// Runs blocking kernel work (cgroup files, sysfs, mounts) on tokio's
 /// blocking pool.
 pub async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {

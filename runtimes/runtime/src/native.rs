@@ -39,6 +39,49 @@ impl NativeRuntime {
         }
     }
 
+    /// `jarvisctl exec`: `argv` in the unit's cgroup with its identity and
+    /// privileges (or `user`'s identity), started the way a run is. Its
+    /// stdout and stderr both go to the caller's stdout, and its stdin is
+    /// /dev/null: the launch gives a command no other stdio, so neither a
+    /// terminal nor the caller's stdin can be handed on.
+    pub(crate) fn exec(
+        &self,
+        unit: &Unit,
+        argv: Vec<String>,
+        user: Option<String>,
+        tty: bool,
+        stdio: crate::ExecStdio,
+    ) -> BoxFuture<Result<i32, String>> {
+        let mut unit = unit.clone();
+        if let (Some(user), Exec::Native(n)) = (user, &mut unit.exec) {
+            n.user = Some(user);
+            n.group = None;
+            n.supplementary_groups.clear();
+        }
+        let spec = launch_spec(&unit, argv, &self.cfg.cgroup(&unit.name));
+        let launcher = self.cfg.launcher.clone();
+        Box::pin(async move {
+            if tty || !is_dev_null(&stdio.stdin) {
+                return Err(format!(
+                    "unit {}: a native unit's command gets no stdin and no terminal (leave out -i and -t)",
+                    unit.name
+                ));
+            }
+            let what = spec.argv.join(" ");
+            let mut child = blocking(move || {
+                jarvis_native::spawn_blocking_as(&launcher, &spec, None, stdio.stdout)
+            })
+            .await
+            .map_err(|e| format!("{what}: {e}"))?;
+            let guard = KillOnDrop(child.id() as i32);
+            let status = blocking(move || child.wait())
+                .await
+                .map_err(|e| format!("{what}: {e}"))?;
+            std::mem::forget(guard);
+            Ok(crate::exit_code(status))
+        })
+    }
+
     /// The `jarvis-shim` binary installed next to jarvisd, as jarvisd's
     /// `main` found it (`JARVIS_NATIVE_SHIM`, set before jarvisd re-executes
     /// itself from a sealed copy); `None`, said in the log, when it is not
@@ -265,6 +308,15 @@ fn unit_cgroup(
     let cg = UnitCgroup::create(&cfg.cgroup_parent, name, limits)?;
     lock().insert(name.to_string(), limits.clone());
     Ok(cg)
+}
+
+/// Whether `fd` is /dev/null (the character device 1:3).
+fn is_dev_null(fd: &std::os::fd::OwnedFd) -> bool {
+    nix::sys::stat::fstat(std::os::fd::AsRawFd::as_raw_fd(fd)).is_ok_and(|st| {
+        st.st_mode & nix::libc::S_IFMT == nix::libc::S_IFCHR
+            && nix::libc::major(st.st_rdev) == 1
+            && nix::libc::minor(st.st_rdev) == 3
+    })
 }
 
 struct KillOnDrop(i32);
