@@ -1,5 +1,6 @@
 //! A blocking client for jarvisd's control socket.
 
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::net::UnixStream;
 use std::path::PathBuf;
 
@@ -96,6 +97,33 @@ impl Client {
             Response::Error { message } => anyhow::bail!("{message}"),
             resp if fits => Ok(resp),
             resp => anyhow::bail!("unexpected answer from jarvisd: {resp:?}"),
+        }
+    }
+
+    /// Sends an `Exec` and, right after it, `stdio` (stdin, stdout, stderr)
+    /// with SCM_RIGHTS; returns the command's exit code once it ends.
+    pub fn exec(&self, req: &Request, stdio: [&OwnedFd; 3]) -> anyhow::Result<i32> {
+        use nix::sys::socket::{sendmsg, ControlMessage, MsgFlags};
+        let mut stream = self.connect()?;
+        write_frame(&mut stream, req)?;
+        let fds = stdio.map(|fd| fd.as_raw_fd());
+        let byte = [jarvis_proto::EXEC_FDS_BYTE];
+        sendmsg::<()>(
+            stream.as_raw_fd(),
+            &[std::io::IoSlice::new(&byte)],
+            &[ControlMessage::ScmRights(&fds)],
+            MsgFlags::empty(),
+            None,
+        )
+        .context("send the command's stdio to jarvisd")?;
+        match read_frame::<Response>(&mut stream) {
+            Ok(Response::Exited { code }) => Ok(code),
+            Ok(Response::Error { message }) => anyhow::bail!("{message}"),
+            Ok(other) => anyhow::bail!("unexpected answer from jarvisd: {other:?}"),
+            Err(FrameError::Closed) => {
+                anyhow::bail!("jarvisd closed the connection before the command ended")
+            }
+            Err(e) => Err(e.into()),
         }
     }
 

@@ -3,6 +3,7 @@
 
 pub mod bench;
 mod client;
+mod exec;
 mod import;
 mod progress;
 mod table;
@@ -84,6 +85,10 @@ pub enum Command {
         #[arg(short = 'n', long = "lines")]
         lines: Option<usize>,
     },
+    /// Run a command inside a running unit (a container's namespaces,
+    /// cgroup, user and capabilities; a native unit's cgroup and user) and
+    /// exit with its exit code: `jarvisctl exec web -- id -u`.
+    Exec(exec::ExecArgs),
     /// What hardware this machine has: GPUs (NVML, procfs, sysfs), the CPU,
     /// USB devices and their nodes. Needs no daemon.
     Probe {
@@ -272,6 +277,7 @@ fn run(args: Args) -> anyhow::Result<ExitCode> {
         Command::Stop { units } => done(client.expect(Request::Stop { units })?),
         Command::Restart { units } => done(client.expect(Request::Restart { units })?),
         Command::Image(cmd) => image(&client, cmd),
+        Command::Exec(args) => exec::run(&client, args),
         Command::Volume(VolumeCommand::Ls { json }) => {
             let Response::Volumes { volumes } = client.expect(Request::VolumeList)? else {
                 unreachable!("checked by expect")

@@ -8,6 +8,7 @@ mod bench;
 mod cli;
 mod compose;
 mod containers;
+mod exec;
 mod hardware;
 mod health;
 mod limits;
