@@ -107,6 +107,23 @@ network = "none"
     assert_eq!(String::from_utf8_lossy(&out.stdout), "hello\n");
     assert_eq!(String::from_utf8_lossy(&out.stderr), "oops\n");
 
+    // -t: the command's stdio is a terminal; `script` gives jarvisctl one.
+    if let Ok(script) = which("script") {
+        let cmd = format!(
+            "{} --socket {} exec -t box -- sh -c 'test -t 0 && test -t 1 && echo is-a-tty; exit 3'",
+            &*JARVISCTL,
+            j.socket.display()
+        );
+        let out = Command::new(script)
+            .args(["-qec", &cmd, "/dev/null"])
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert_eq!(out.status.code(), Some(3), "{text}");
+        assert!(text.contains("is-a-tty"), "{text}");
+    }
+
     // jarvisctl killed: the command goes with it.
     let mut child = Command::new(&*JARVISCTL)
         .arg("--socket")
@@ -140,4 +157,13 @@ fn wait_for(timeout: Duration, f: impl Fn() -> bool) {
         assert!(std::time::Instant::now() < deadline, "timed out");
         std::thread::sleep(Duration::from_millis(50));
     }
+}
+
+fn which(name: &str) -> Result<std::path::PathBuf, ()> {
+    std::env::var("PATH")
+        .unwrap_or_default()
+        .split(':')
+        .map(|d| std::path::Path::new(d).join(name))
+        .find(|p| p.is_file())
+        .ok_or(())
 }
