@@ -89,6 +89,17 @@ pub enum Command {
     /// cgroup, user and capabilities; a native unit's cgroup and user) and
     /// exit with its exit code: `jarvisctl exec web -- id -u`.
     Exec(exec::ExecArgs),
+    /// Pull every image the unit files name (the container form of each
+    /// unit), one after another, with progress; exit 1 if any fails.
+    Pull {
+        /// The units directory (jarvisd's --units).
+        #[arg(long, default_value = DEFAULT_UNITS)]
+        units: PathBuf,
+        /// Print one JSON object per pulled image ({"reference", "digest",
+        /// "size", "created"}) instead of progress bars.
+        #[arg(long)]
+        json: bool,
+    },
     /// What hardware this machine has: GPUs (NVML, procfs, sysfs), the CPU,
     /// USB devices and their nodes. Needs no daemon.
     Probe {
@@ -278,6 +289,7 @@ fn run(args: Args) -> anyhow::Result<ExitCode> {
         Command::Restart { units } => done(client.expect(Request::Restart { units })?),
         Command::Image(cmd) => image(&client, cmd),
         Command::Exec(args) => exec::run(&client, args),
+        Command::Pull { units, json } => pull_all(&client, &units, json),
         Command::Volume(VolumeCommand::Ls { json }) => {
             let Response::Volumes { volumes } = client.expect(Request::VolumeList)? else {
                 unreachable!("checked by expect")
@@ -334,6 +346,49 @@ fn run(args: Args) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+/// `jarvisctl pull`: the images of the units in `dir`, each once.
+fn pull_all(client: &Client, dir: &std::path::Path, json: bool) -> anyhow::Result<ExitCode> {
+    let set = jarvis_unit::load_dir(dir).map_err(|problems| {
+        let text: Vec<String> = problems.iter().map(|d| d.to_string()).collect();
+        anyhow::anyhow!("{}", text.join("\n"))
+    })?;
+    let images: std::collections::BTreeSet<String> = set
+        .units
+        .values()
+        .filter_map(|u| match (&u.container, &u.exec) {
+            (Some(c), _) => Some(c.image.clone()),
+            (None, jarvis_unit::Exec::Container(c)) => Some(c.image.clone()),
+            _ => None,
+        })
+        .collect();
+    if images.is_empty() && !json {
+        println!("no unit in {} names an image", dir.display());
+    }
+    let mut failed = 0;
+    for reference in images {
+        let mut bar = progress::Bars::new(!json);
+        let pulled = client.pull(
+            Request::ImagePull {
+                reference: reference.clone(),
+            },
+            |p| bar.update(p),
+        );
+        bar.finish();
+        match pulled {
+            Ok(info) if json => println!("{}", serde_json::to_string(&info)?),
+            Ok(info) => println!("pulled {} ({})", info.reference, info.digest),
+            Err(e) => {
+                eprintln!("jarvisctl: {e:#}");
+                failed += 1;
+            }
+        }
+    }
+    if failed > 0 {
+        anyhow::bail!("{failed} image(s) could not be pulled");
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 fn image(client: &Client, cmd: ImageCommand) -> anyhow::Result<ExitCode> {

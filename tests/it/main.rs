@@ -13,6 +13,7 @@ mod hardware;
 mod health;
 mod limits;
 mod network;
+mod pull;
 mod newuser;
 mod registry_auth;
 mod supervise;
