@@ -77,6 +77,7 @@ impl Client {
                 | (Request::Wait { .. }, Response::Wait(_))
                 | (Request::ImageList, Response::Images { .. })
                 | (Request::NetworkList, Response::Networks { .. })
+                | (Request::Config { .. }, Response::Config { .. })
                 | (Request::VolumeList, Response::Volumes { .. })
                 | (Request::VolumeRemove { .. }, Response::Done { .. })
                 | (Request::BenchBegin { .. }, Response::BenchPlan(_))

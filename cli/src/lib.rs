@@ -3,6 +3,7 @@
 
 pub mod bench;
 mod client;
+mod config;
 mod exec;
 mod import;
 mod progress;
@@ -97,6 +98,17 @@ pub enum Command {
         units: PathBuf,
         /// Print one JSON object per pulled image ({"reference", "digest",
         /// "size", "created"}) instead of progress bars.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show the units as jarvisd runs them: the form it runs, defaults
+    /// filled in, env files read in under [env]. Values of env keys with
+    /// PASSWORD, SECRET, TOKEN or KEY in their name show as "<redacted>";
+    /// secrets show their source file and target, never their content.
+    Config {
+        /// Only these units.
+        units: Vec<String>,
+        /// Print {"units": [...]} for scripts.
         #[arg(long)]
         json: bool,
     },
@@ -290,6 +302,17 @@ fn run(args: Args) -> anyhow::Result<ExitCode> {
         Command::Image(cmd) => image(&client, cmd),
         Command::Exec(args) => exec::run(&client, args),
         Command::Pull { units, json } => pull_all(&client, &units, json),
+        Command::Config { units, json } => {
+            let Response::Config { units } = client.expect(Request::Config { units })? else {
+                unreachable!("checked by expect")
+            };
+            if json {
+                println!("{}", serde_json::json!({ "units": units }));
+            } else {
+                print!("{}", config::render(&units));
+            }
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Volume(VolumeCommand::Ls { json }) => {
             let Response::Volumes { volumes } = client.expect(Request::VolumeList)? else {
                 unreachable!("checked by expect")

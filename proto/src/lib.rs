@@ -129,6 +129,24 @@ pub enum Request {
         /// controlling terminal where the form allows).
         tty: bool,
     },
+    /// The units as jarvisd runs them (empty: all): the form it runs, env
+    /// files read in under `[env]`, values of keys that look secret
+    /// redacted; answered with `Config`.
+    Config {
+        units: Vec<String>,
+    },
+}
+
+/// What `Config` shows instead of the value of an env key with PASSWORD,
+/// SECRET, TOKEN or KEY in its name.
+pub const REDACTED: &str = "<redacted>";
+
+/// Whether an env key's value is hidden by `Config`.
+pub fn is_secret_key(key: &str) -> bool {
+    let k = key.to_ascii_uppercase();
+    ["PASSWORD", "PASSWD", "SECRET", "TOKEN", "KEY"]
+        .iter()
+        .any(|w| k.contains(w))
 }
 
 impl Request {
@@ -141,6 +159,7 @@ impl Request {
                 | Request::Logs { .. }
                 | Request::NetworkList
                 | Request::VolumeList
+                | Request::Config { .. }
         )
     }
 }
@@ -179,8 +198,10 @@ pub enum Response {
     Exited {
         code: i32,
     },
-    /// Units as jarvisd runs them, one JSON object each (jarvisd's answer
-    /// to itself when it looks up the unit an `Exec` runs in).
+    /// Units as jarvisd runs them, one JSON object each (the unit file's
+    /// keys, as jarvis-unit's `Unit` serializes), the answer to `Config`.
+    /// Inside jarvisd it also carries the unit an `Exec` runs in, then
+    /// unredacted; that one never goes on the wire.
     Config {
         units: Vec<serde_json::Value>,
     },
@@ -560,6 +581,22 @@ mod tests {
             r#"{"request":"volume-remove","name":"pg"}"#
         );
         assert!(rm.is_mutating() && !Request::VolumeList.is_mutating());
+    }
+
+    #[test]
+    fn secret_looking_keys() {
+        for k in [
+            "DB_PASSWORD",
+            "api_key",
+            "GITHUB_TOKEN",
+            "SECRET",
+            "KEYRING",
+        ] {
+            assert!(is_secret_key(k), "{k}");
+        }
+        for k in ["PATH", "HOME", "DB_HOST", "TZ"] {
+            assert!(!is_secret_key(k), "{k}");
+        }
     }
 
     #[test]

@@ -480,9 +480,10 @@ impl Daemon {
                 if let Some(err) = self.core.unknown(std::slice::from_ref(&unit)) {
                     return answer(reply, err);
                 }
-                let resp = match self.core.slot(&unit) {
-                    Some(s) if s.st.state == State::Running && s.st.pid.is_some() => {
-                        match serde_json::to_value(&s.unit) {
+                let views = self.core.views(std::slice::from_ref(&unit));
+                let resp = match views.first() {
+                    Some(v) if v.st.state == State::Running && v.st.pid.is_some() => {
+                        match serde_json::to_value(running_form(v)) {
                             Ok(u) => Response::Config { units: vec![u] },
                             Err(e) => Response::Error {
                                 message: format!("internal: unit {unit}: {e}"),
@@ -494,6 +495,13 @@ impl Daemon {
                     },
                 };
                 return answer(reply, resp);
+            }
+            Request::Config { units } => {
+                if let Some(err) = self.core.unknown(&units) {
+                    return answer(reply, err);
+                }
+                let _ = reply.send(Reply::Later(self.config(&units)));
+                return None;
             }
             Request::ImagePull { .. } | Request::ImageImport { .. } | Request::ImageList => {
                 return answer(
@@ -707,6 +715,46 @@ impl Daemon {
     }
 
     /// `volume ls`: the volumes on disk, each with the units that name it.
+    /// `config`: the units as they run (the form chosen), their env files
+    /// read in under `[env]` off the loop, and secret-looking values
+    /// redacted. Secrets show their source and target, never content.
+    fn config(&self, names: &[String]) -> oneshot::Receiver<Response> {
+        let units: Vec<Unit> = self.core.views(names).iter().map(running_form).collect();
+        let (tx, rx) = oneshot::channel();
+        tokio::spawn(async move {
+            let resp = blocking(move || {
+                let mut out = Vec::new();
+                for mut unit in units {
+                    let env_error = match jarvis_runtime::envfile::merged(&unit.env_file, &unit.env)
+                    {
+                        Ok(env) => {
+                            unit.env = env;
+                            None
+                        }
+                        Err(e) => Some(e.to_string()),
+                    };
+                    for (k, v) in unit.env.iter_mut() {
+                        if jarvis_proto::is_secret_key(k) {
+                            *v = jarvis_proto::REDACTED.to_string();
+                        }
+                    }
+                    let mut value = serde_json::to_value(&unit).map_err(|e| e.to_string())?;
+                    if let (Some(e), Some(obj)) = (env_error, value.as_object_mut()) {
+                        obj.insert("env_file_error".into(), e.into());
+                    }
+                    out.push(value);
+                }
+                Ok::<_, String>(out)
+            })
+            .await;
+            let _ = tx.send(match resp {
+                Ok(units) => Response::Config { units },
+                Err(message) => Response::Error { message },
+            });
+        });
+        rx
+    }
+
     fn list_volumes(&self) -> oneshot::Receiver<Response> {
         let mut users: BTreeMap<String, Vec<String>> = BTreeMap::new();
         for v in self.core.views(&[]) {
@@ -958,6 +1006,11 @@ fn kind_wire(k: Kind) -> jarvis_proto::UnitKind {
         Kind::Native => jarvis_proto::UnitKind::Native,
         Kind::Container => jarvis_proto::UnitKind::Container,
     }
+}
+
+/// The unit in the form it runs (or would run) as.
+fn running_form(v: &crate::engine::View<'_>) -> Unit {
+    v.unit.with_form(v.kind).unwrap_or_else(|| v.unit.clone())
 }
 
 fn state_wire(s: crate::engine::machine::State) -> jarvis_proto::UnitState {

@@ -7,6 +7,7 @@ mod harness;
 mod bench;
 mod cli;
 mod compose;
+mod config;
 mod containers;
 mod exec;
 mod hardware;

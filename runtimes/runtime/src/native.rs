@@ -58,9 +58,13 @@ impl NativeRuntime {
             n.group = None;
             n.supplementary_groups.clear();
         }
-        let spec = launch_spec(&unit, argv, &self.cfg.cgroup(&unit.name));
+        let cgroup = self.cfg.cgroup(&unit.name);
         let launcher = self.cfg.launcher.clone();
         Box::pin(async move {
+            let unit = blocking(move || crate::inputs::with_env_files(unit))
+                .await
+                .map_err(|e| e.to_string())?;
+            let spec = launch_spec(&unit, argv, &cgroup);
             if tty || !is_dev_null(&stdio.stdin) {
                 return Err(format!(
                     "unit {}: a native unit's command gets no stdin and no terminal (leave out -i and -t)",
