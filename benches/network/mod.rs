@@ -743,6 +743,29 @@ struct Echoes {
     series: Vec<(usize, SocketAddr)>,
     /// docker-proxy command lines while the docker echo container runs.
     proxy: Vec<String>,
+    /// Per docker address: whether docker-proxy holds the server end of a
+    /// connection to it (else the kernel DNATs it to the container).
+    via_proxy: Vec<(String, bool)>,
+}
+
+/// Whether a connection to `addr` is accepted by docker-proxy in this
+/// namespace: with it open, a docker-proxy socket has `addr`'s port as its
+/// local port (a DNATed connection has its server end in the container).
+fn served_by_proxy(addr: SocketAddr) -> Res<bool> {
+    let s = TcpStream::connect_timeout(&addr, Duration::from_secs(2))?;
+    let local = s.local_addr()?;
+    let out = run_tool(Command::new("ss").args([
+        "-Htnp",
+        "state",
+        "established",
+        "sport",
+        "=",
+        &format!(":{}", addr.port()),
+    ]))?;
+    drop(s);
+    Ok(out
+        .lines()
+        .any(|l| l.contains("docker-proxy") && l.contains(&format!(":{}", local.port()))))
 }
 
 impl Echoes {
@@ -794,7 +817,17 @@ impl Echoes {
             .filter(|p| p.comm == "docker-proxy")
             .map(|p| p.cmdline.trim().to_string())
             .collect();
-        Ok(Echoes { series, proxy })
+        let mut via_proxy = Vec::new();
+        for (k, a) in &series {
+            if RTT_TARGETS[*k].0 == "docker" {
+                via_proxy.push((a.ip().to_string(), served_by_proxy(*a)?));
+            }
+        }
+        Ok(Echoes {
+            series,
+            proxy,
+            via_proxy,
+        })
     }
 }
 
@@ -920,7 +953,12 @@ fn bench_rtt(
                 },
                 ci_text(c.as_ref())
             );
-            if let (Some(c), Some(dsum)) = (&c, Summary::of(&s[mode][peer].concat())) {
+            let dsum = if k < 2 {
+                Summary::of(&s[mode][peer].concat())
+            } else {
+                None
+            };
+            if let (Some(c), Some(dsum)) = (&c, dsum) {
                 targets.push(Target {
                     what: match (mode, k) {
                         (0, 0) => "published-port round trip, new connection each, to 127.0.0.1 (jarvis DNAT vs docker-proxy), median ratio",
@@ -954,14 +992,22 @@ fn bench_rtt(
     let _ = writeln!(
         md,
         "\nRatios here are of the medians pooled over the rounds (`jarvis-benchstats`' `compare`); the medians in the \
-         table are nearest-rank. docker-proxy processes while the docker echo container ran: {}.",
-        if proxy.is_empty() { "none".to_string() } else { format!("`{}`", proxy.join("`, `")) }
+         table are nearest-rank. docker-proxy processes while the docker echo container ran: {}. Checked with `ss` \
+         on an open connection, docker-proxy held the server end for: {}.",
+        if proxy.is_empty() { "none".to_string() } else { format!("`{}`", proxy.join("`, `")) },
+        echoes
+            .via_proxy
+            .iter()
+            .map(|(ip, p)| format!("{ip}: {}", if *p { "yes (userland proxy)" } else { "no (kernel DNAT)" }))
+            .collect::<Vec<_>>()
+            .join("; ")
     );
     Ok(Section {
         markdown: md,
         json: json!({
             "rounds": rounds, "new_connection_per_round": per_new, "one_connection_per_round": per_conn,
             "message_bytes": MESSAGE, "modes": json_modes, "docker_proxy": proxy,
+            "docker_via_proxy": echoes.via_proxy,
         }),
         targets,
     })
