@@ -10,6 +10,7 @@ use jarvis_proto::{
     PROTOCOL_VERSION,
 };
 
+#[derive(Clone)]
 pub struct Client {
     socket: PathBuf,
 }

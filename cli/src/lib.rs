@@ -6,10 +6,10 @@ mod client;
 mod config;
 mod exec;
 mod import;
+mod logs;
 mod progress;
 mod table;
 
-use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -76,9 +76,14 @@ pub enum Command {
         #[arg(required = true)]
         units: Vec<String>,
     },
-    /// Print a unit's output (stdout and stderr, and jarvis's own notes).
+    /// Print units' output (stdout and stderr, and jarvis's own notes): one
+    /// unit's as it is; several (or, with none named, all) with each line
+    /// after the unit's name. Output lines carry no timestamps, so without
+    /// -f the units come one after another, and with -f lines interleave
+    /// as they arrive.
     Logs {
-        unit: String,
+        /// The units [default: all].
+        units: Vec<String>,
         /// Keep printing new output as it comes.
         #[arg(short, long)]
         follow: bool,
@@ -347,27 +352,10 @@ fn run(args: Args) -> anyhow::Result<ExitCode> {
             json,
         } => bench::run::run(&client, &unit, rounds, requests, chart, start_timeout, json),
         Command::Logs {
-            unit,
+            units,
             follow,
             lines,
-        } => {
-            let mut stdout = std::io::stdout().lock();
-            client.stream(
-                Request::Logs {
-                    unit,
-                    lines,
-                    follow,
-                },
-                |data| {
-                    // A closed pipe (`| head`) ends the stream quietly.
-                    stdout
-                        .write_all(data.as_bytes())
-                        .and_then(|_| stdout.flush())
-                        .is_ok()
-                },
-            )?;
-            Ok(ExitCode::SUCCESS)
-        }
+        } => logs::run(&client, units, follow, lines),
     }
 }
 

@@ -13,6 +13,7 @@ mod exec;
 mod hardware;
 mod health;
 mod limits;
+mod logs;
 mod network;
 mod pull;
 mod newuser;
