@@ -1020,7 +1020,7 @@ fn bench_rtt(
 /// every fifth also on the next one.
 fn networks_of(i: usize) -> Vec<&'static str> {
     let mut n = vec![NETWORKS[i % 3]];
-    if i % 5 == 0 {
+    if i.is_multiple_of(5) {
         n.push(NETWORKS[(i + 1) % 3]);
     }
     n
