@@ -516,7 +516,15 @@ pub(crate) struct Dockerd {
 }
 
 impl Dockerd {
+    /// dockerd with no networking of its own (no bridge, no iptables, no
+    /// masquerade), as the container and compose groups run it.
     pub(crate) fn start() -> Res<Dockerd> {
+        Self::start_with(&["--bridge=none", "--iptables=false", "--ip-masq=false"])
+    }
+
+    /// dockerd with `args` (none: docker's stock networking, for a network
+    /// namespace made for the benchmark).
+    pub(crate) fn start_with(args: &[&str]) -> Res<Dockerd> {
         let mut strays: Vec<PathBuf> = DOCKER_STRAYS
             .iter()
             .map(PathBuf::from)
@@ -534,7 +542,7 @@ impl Dockerd {
         let socket = dir.path().join("docker.sock");
         let log = fs::File::create(dir.path().join("dockerd.log"))?;
         let child = Command::new("dockerd")
-            .args(["--bridge=none", "--iptables=false", "--ip-masq=false"])
+            .args(args)
             .arg("--data-root")
             .arg(dir.path().join("data"))
             .arg("--exec-root")

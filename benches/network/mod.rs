@@ -320,38 +320,10 @@ fn in_namespace(quick: bool) -> Res<Section> {
     })
 }
 
-/// The container group's dockerd with docker's stock networking: a
-/// `dockerd` first in PATH that drops the group's `--bridge=none
-/// --iptables=false --ip-masq=false` and execs the real one (same pid), so
-/// `Dockerd` starts, stops and cleans up as it always does.
-fn start_bridged_dockerd(dir: &Path) -> Res<Dockerd> {
-    let real = ["/usr/sbin/dockerd", "/usr/bin/dockerd"]
-        .into_iter()
-        .find(|p| Path::new(p).exists())
-        .ok_or("dockerd is missing (apt-get install docker.io)")?;
-    let bin = dir.join("dockerd-bridged");
-    fs::create_dir_all(&bin)?;
-    let wrapper = bin.join("dockerd");
-    fs::write(
-        &wrapper,
-        format!(
-            "#!/bin/sh\n# docker's stock networking: drop the flags that turn it off.\n\
-             for a in \"$@\"; do shift; case \"$a\" in --bridge=none|--iptables=false|--ip-masq=false) ;; *) set -- \"$@\" \"$a\";; esac; done\n\
-             exec {real} \"$@\"\n"
-        ),
-    )?;
-    fs::set_permissions(
-        &wrapper,
-        std::os::unix::fs::PermissionsExt::from_mode(0o755),
-    )?;
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    let mut with = std::ffi::OsString::from(&bin);
-    with.push(":");
-    with.push(&path);
-    // Only this thread runs now; PATH is restored before anything else starts.
-    std::env::set_var("PATH", &with);
-    let d = Dockerd::start();
-    std::env::set_var("PATH", &path);
+/// The container group's dockerd with docker's stock networking (docker0,
+/// iptables, docker-proxy), inside the benchmark's namespace.
+fn start_bridged_dockerd(_dir: &Path) -> Res<Dockerd> {
+    let d = Dockerd::start_with(&[]);
     let d = d?;
     let info = d.cli(&[
         "network",
