@@ -65,15 +65,7 @@ pub fn status(report: &StatusReport) -> String {
         }
         table.add_row(row);
     }
-    for column in table.column_iter_mut() {
-        column.set_padding((0, 2));
-    }
-    let mut out = String::new();
-    for line in table.to_string().lines() {
-        out.push_str(line.trim_end());
-        out.push('\n');
-    }
-    out
+    render(table)
 }
 
 pub fn images(images: &[ImageInfo]) -> String {
@@ -99,15 +91,7 @@ pub fn images(images: &[ImageInfo]) -> String {
             Cell::new(i.created.as_deref().unwrap_or("-")),
         ]);
     }
-    for column in table.column_iter_mut() {
-        column.set_padding((0, 2));
-    }
-    let mut out = String::new();
-    for line in table.to_string().lines() {
-        out.push_str(line.trim_end());
-        out.push('\n');
-    }
-    out
+    render(table)
 }
 
 /// `jarvisctl network ls` for people.
@@ -129,15 +113,7 @@ pub fn networks(networks: &[NetworkInfo]) -> String {
             Cell::new(n.units.join(", ")),
         ]);
     }
-    for column in table.column_iter_mut() {
-        column.set_padding((0, 2));
-    }
-    let mut out = String::new();
-    for line in table.to_string().lines() {
-        out.push_str(line.trim_end());
-        out.push('\n');
-    }
-    out
+    render(table)
 }
 
 /// `jarvisctl volume ls` for people.
@@ -169,15 +145,7 @@ pub fn volumes(volumes: &[VolumeInfo]) -> String {
             Cell::new(&v.path),
         ]);
     }
-    for column in table.column_iter_mut() {
-        column.set_padding((0, 2));
-    }
-    let mut out = String::new();
-    for line in table.to_string().lines() {
-        out.push_str(line.trim_end());
-        out.push('\n');
-    }
-    out
+    render(table)
 }
 
 /// `jarvisctl probe` for people.
@@ -311,6 +279,20 @@ pub fn uptime(ms: u64) -> String {
         3600..=86399 => format!("{}h{:02}m", s / 3600, (s % 3600) / 60),
         _ => format!("{}d{:02}h", s / 86400, (s % 86400) / 3600),
     }
+}
+
+/// A table as jarvisctl prints them: two spaces between columns, no
+/// trailing blanks.
+fn render(mut table: Table) -> String {
+    for column in table.column_iter_mut() {
+        column.set_padding((0, 2));
+    }
+    let mut out = String::new();
+    for line in table.to_string().lines() {
+        out.push_str(line.trim_end());
+        out.push('\n');
+    }
+    out
 }
 
 #[cfg(test)]

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use crate::harness::*;
 
-fn run(cmd: &mut Command) -> String {
+pub fn run(cmd: &mut Command) -> String {
     let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
     assert!(
         out.status.success(),
@@ -20,7 +20,7 @@ fn run(cmd: &mut Command) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
-fn need(tool: &str, package: &str) {
+pub fn need(tool: &str, package: &str) {
     assert!(
         Command::new("sh")
             .args(["-c", &format!("command -v {tool}")])
@@ -77,13 +77,18 @@ pub fn busybox_layout(dir: &Path) {
 }
 
 /// Debian's docker-registry on 127.0.0.1, killed when dropped.
-struct Registry {
+pub struct Registry {
     child: Child,
     pub addr: String,
 }
 
 impl Registry {
     fn start(dir: &Path) -> Registry {
+        Registry::start_with(dir, "")
+    }
+
+    /// With `extra` appended to its configuration (an `auth:` section, say).
+    pub fn start_with(dir: &Path, extra: &str) -> Registry {
         need("docker-registry", "docker-registry");
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
@@ -95,7 +100,7 @@ impl Registry {
         std::fs::write(
             &config,
             format!(
-                "version: 0.1\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: {addr}\nlog:\n  level: error\n",
+                "version: 0.1\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: {addr}\nlog:\n  level: error\n{extra}",
                 dir.join("registry-data").display()
             ),
         )

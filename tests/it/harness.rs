@@ -180,6 +180,21 @@ impl Jarvis {
         args: &[&str],
         env: Vec<(std::ffi::OsString, std::ffi::OsString)>,
     ) -> Jarvis {
+        Jarvis::start_in(units, args, env, None)
+    }
+
+    /// Like `start_with`, with jarvisd in a network namespace of its own
+    /// (`self.netns`), for tests that make bridges, routes and rules.
+    pub fn start_in_netns(units: &[(&str, &str)], args: &[&str]) -> Jarvis {
+        Jarvis::start_in(units, args, vec![], Some(NetNs::new()))
+    }
+
+    fn start_in(
+        units: &[(&str, &str)],
+        args: &[&str],
+        env: Vec<(std::ffi::OsString, std::ffi::OsString)>,
+        netns: Option<NetNs>,
+    ) -> Jarvis {
         let dir = tempfile::Builder::new()
             .prefix("jarvis-it-")
             .tempdir()
@@ -202,40 +217,7 @@ impl Jarvis {
             cgroup_parent: format!("jarvis-it-{}-{n}", std::process::id()),
             extra_args: args.iter().map(|a| a.to_string()).collect(),
             extra_env: env,
-            netns: None,
-            dir,
-            daemon: None,
-        };
-        j.spawn_daemon();
-        j
-    }
-
-    /// Like `start_with`, with jarvisd in a network namespace of its own
-    /// (`self.netns`), for tests that make bridges, routes and rules.
-    pub fn start_in_netns(units: &[(&str, &str)], args: &[&str]) -> Jarvis {
-        let netns = NetNs::new();
-        let dir = tempfile::Builder::new()
-            .prefix("jarvis-it-")
-            .tempdir()
-            .expect("tempdir");
-        let _ = fs::set_permissions(
-            dir.path(),
-            std::os::unix::fs::PermissionsExt::from_mode(0o755),
-        );
-        let units_dir = dir.path().join("units");
-        fs::create_dir(&units_dir).unwrap();
-        for (name, text) in units {
-            fs::write(units_dir.join(format!("{name}.toml")), text).unwrap();
-        }
-        let n = COUNTER.fetch_add(1, Ordering::SeqCst);
-        let mut j = Jarvis {
-            state: dir.path().join("state"),
-            socket: dir.path().join("jarvis.sock"),
-            units: units_dir,
-            cgroup_parent: format!("jarvis-it-{}-{n}", std::process::id()),
-            extra_args: args.iter().map(|a| a.to_string()).collect(),
-            extra_env: vec![],
-            netns: Some(netns),
+            netns,
             dir,
             daemon: None,
         };

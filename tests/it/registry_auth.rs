@@ -5,10 +5,10 @@
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::containers::busybox_layout;
+use crate::containers::{busybox_layout, need, run, Registry};
 use crate::harness::*;
 
 const USER: &str = "jarvis";
@@ -37,82 +37,23 @@ fn b64(s: &str) -> String {
     out
 }
 
-fn run(cmd: &mut Command) -> String {
-    let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
-    assert!(
-        out.status.success(),
-        "{cmd:?}: {}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-fn need(tool: &str, package: &str) {
-    assert!(
-        Command::new("sh")
-            .args(["-c", &format!("command -v {tool}")])
-            .output()
-            .is_ok_and(|o| o.status.success()),
-        "{tool} is missing: apt-get install {package} (tests/run installs it)"
-    );
-}
-
 /// docker-registry on 127.0.0.1 wanting `USER:PASSWORD`, killed when
 /// dropped.
-struct Registry {
-    child: Child,
-    addr: String,
-}
-
-impl Registry {
-    fn start(dir: &Path) -> Registry {
-        need("docker-registry", "docker-registry");
-        need("htpasswd", "apache2-utils");
-        let htpasswd = dir.join("htpasswd");
-        std::fs::write(
-            &htpasswd,
-            run(Command::new("htpasswd").args(["-nbB", USER, PASSWORD])),
-        )
-        .unwrap();
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let addr = format!("127.0.0.1:{port}");
-        let config = dir.join("registry.yml");
-        std::fs::write(
-            &config,
-            format!(
-                "version: 0.1\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: {addr}\n\
-                 log:\n  level: error\nauth:\n  htpasswd:\n    realm: jarvis-it\n    path: {}\n",
-                dir.join("registry-data").display(),
-                htpasswd.display()
-            ),
-        )
-        .unwrap();
-        let child = Command::new("docker-registry")
-            .arg("serve")
-            .arg(&config)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while std::net::TcpStream::connect(&addr).is_err() {
-            assert!(Instant::now() < deadline, "registry did not come up");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        Registry { child, addr }
-    }
-}
-
-impl Drop for Registry {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+fn registry(dir: &Path) -> Registry {
+    need("htpasswd", "apache2-utils");
+    let htpasswd = dir.join("htpasswd");
+    std::fs::write(
+        &htpasswd,
+        run(Command::new("htpasswd").args(["-nbB", USER, PASSWORD])),
+    )
+    .unwrap();
+    Registry::start_with(
+        dir,
+        &format!(
+            "auth:\n  htpasswd:\n    realm: jarvis-it\n    path: {}\n",
+            htpasswd.display()
+        ),
+    )
 }
 
 /// Write `{"auths": {key: {"auth": base64(USER:password)}}}` with `mode`.
@@ -207,7 +148,7 @@ fn jarvisd_pulls_with_credentials_from_its_auth_file_read_at_each_pull() {
     let work = tempfile::tempdir().unwrap();
     let layout = work.path().join("layout");
     busybox_layout(&layout);
-    let registry = Registry::start(work.path());
+    let registry = registry(work.path());
     run(Command::new("skopeo")
         .args(["copy", "--dest-tls-verify=false"])
         .arg(format!("--dest-creds={USER}:{PASSWORD}"))
