@@ -2049,40 +2049,56 @@ fn parse_gpu(cx: &mut Cx<'_>, v: &Value<'_>) -> Option<Gpu> {
     Some(gpu)
 }
 
+/// The tables of an array of tables `[[key]]`, each checked to be one: a
+/// table where the array belongs, or an element that is not a table, is an
+/// error that says how to write it (`example`).
+fn array_of_tables<'a, 'b>(
+    cx: &mut Cx<'_>,
+    v: &'b Value<'a>,
+    key: &str,
+    example: &str,
+) -> Vec<&'b Value<'a>> {
+    let DeValue::Array(a) = v.get_ref() else {
+        let hint = if matches!(v.get_ref(), DeValue::Table(_)) {
+            format!("; write the header with two brackets, [[{key}]], once per {key}")
+        } else {
+            String::new()
+        };
+        cx.error(
+            v.span(),
+            format!(
+                "{key}: expected an array of tables ([[{key}]] sections), found {}{hint}",
+                a_type(v.get_ref())
+            ),
+        );
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for item in a.iter() {
+        if matches!(item.get_ref(), DeValue::Table(_)) {
+            out.push(item);
+        } else {
+            cx.error(
+                item.span(),
+                format!(
+                    "{key}: expected every element to be a table, found {}; write {example}",
+                    a_type(item.get_ref())
+                ),
+            );
+        }
+    }
+    out
+}
+
 const DEVICE_EXAMPLE: &str = "[[device]] with usb = \"10c4:ea60\" and as = \"/dev/zigbee\", \
      or [[device]] with path = \"/dev/net/tun\"";
 
 /// `[[device]]`: an array of tables. Each `as` path once per unit.
 fn parse_devices(cx: &mut Cx<'_>, v: &Value<'_>) -> Vec<DeviceSpec> {
     let mut out = Vec::new();
-    let DeValue::Array(a) = v.get_ref() else {
-        let hint = if matches!(v.get_ref(), DeValue::Table(_)) {
-            "; write the header with two brackets, [[device]], once per device"
-        } else {
-            ""
-        };
-        cx.error(
-            v.span(),
-            format!(
-                "device: expected an array of tables ([[device]] sections), found {}{hint}",
-                a_type(v.get_ref())
-            ),
-        );
-        return out;
-    };
     // Normalised `as` path -> the line of the device that first uses it.
     let mut seen: BTreeMap<String, usize> = BTreeMap::new();
-    for item in a.iter() {
-        if !matches!(item.get_ref(), DeValue::Table(_)) {
-            cx.error(
-                item.span(),
-                format!(
-                    "device: expected every element to be a table, found {}; write {DEVICE_EXAMPLE}",
-                    a_type(item.get_ref())
-                ),
-            );
-            continue;
-        }
+    for item in array_of_tables(cx, v, "device", DEVICE_EXAMPLE) {
         let Some((device, (what, as_span))) = parse_device(cx, item) else {
             continue;
         };

@@ -90,35 +90,9 @@ pub(super) fn env_file(cx: &mut Cx<'_>, v: &Value<'_>, unit: Option<&str>) -> Ve
 /// `[[secret]]`: an array of tables. Each target once per unit.
 pub(super) fn secrets(cx: &mut Cx<'_>, v: &Value<'_>, unit: Option<&str>) -> Vec<Secret> {
     let mut out = Vec::new();
-    let DeValue::Array(a) = v.get_ref() else {
-        let hint = if matches!(v.get_ref(), DeValue::Table(_)) {
-            "; write the header with two brackets, [[secret]], once per secret"
-        } else {
-            ""
-        };
-        cx.error(
-            v.span(),
-            format!(
-                "secret: expected an array of tables ([[secret]] sections), found {}{hint}",
-                a_type(v.get_ref())
-            ),
-        );
-        return out;
-    };
     // Target -> the line of the secret that first has it.
     let mut seen: BTreeMap<String, usize> = BTreeMap::new();
-    for item in a.iter() {
-        if !matches!(item.get_ref(), DeValue::Table(_)) {
-            cx.error(
-                item.span(),
-                format!(
-                    "secret: expected every element to be a table, found {}; write \
-                     {SECRET_EXAMPLE}",
-                    a_type(item.get_ref())
-                ),
-            );
-            continue;
-        }
+    for item in super::array_of_tables(cx, v, "secret", SECRET_EXAMPLE) {
         let Some((secret, target_span, defaulted)) = secret(cx, item, unit) else {
             continue;
         };
