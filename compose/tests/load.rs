@@ -434,7 +434,7 @@ fn size_and_alias_bombs_are_refused() {
     let mut text = String::from("x-a0: &a0 [lol, lol, lol, lol, lol, lol, lol, lol, lol, lol]\n");
     for i in 1..10 {
         let prev = format!("*a{}", i - 1);
-        let items = vec![prev.as_str(); 10].join(", ");
+        let items = [prev.as_str(); 10].join(", ");
         text += &format!("x-a{i}: &a{i} [{items}]\n");
     }
     text += "services:\n  a:\n    image: a\n    command: *a9\n";

@@ -165,6 +165,10 @@ struct Inner {
     reservations: HashMap<String, Vec<OwnedFd>>,
     /// How many times the table was loaded (for tests).
     table_loads: u64,
+    /// The table script this handle last loaded: an attach or detach that
+    /// leaves the rules as they are (a unit with no ports on a network that
+    /// stays) loads nothing.
+    loaded: Option<String>,
 }
 
 impl Networks {
@@ -178,6 +182,7 @@ impl Networks {
                 state,
                 reservations: HashMap::new(),
                 table_loads: 0,
+                loaded: None,
             })),
         })
     }
@@ -486,8 +491,20 @@ impl Inner {
     }
 
     fn load_table(&mut self) -> Result<(), String> {
+        let script = nft::script(&self.state);
+        self.load_script(script)
+    }
+
+    /// Loads `script` unless it is the one loaded last.
+    fn load_script(&mut self, script: String) -> Result<(), String> {
+        if self.loaded.as_ref() == Some(&script) {
+            return Ok(());
+        }
         self.table_loads += 1;
-        nft::load(&nft::script(&self.state))
+        self.loaded = None;
+        nft::load(&script)?;
+        self.loaded = Some(script);
+        Ok(())
     }
 
     /// For restore: the networks of the units kept have their bridges (made
@@ -535,10 +552,7 @@ impl Inner {
         next.networks.retain(|n| !emptied.contains(n));
 
         let mut errors = Vec::new();
-        let table = {
-            self.table_loads += 1;
-            nft::load(&nft::script(&next))
-        };
+        let table = self.load_script(nft::script(&next));
         if let Err(e) = table {
             errors.push(e);
         }

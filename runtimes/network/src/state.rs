@@ -71,10 +71,12 @@ impl State {
         }
     }
 
-    /// Replaces `path` atomically and durably.
+    /// Replaces `path` atomically. Not fsynced: the kernel objects it
+    /// names (namespaces, links, rules) do not outlive a reboot either, so
+    /// the record has to outlive jarvisd, not the machine.
     pub fn save(&self, path: &Path) -> Result<(), String> {
         let json = serde_json::to_vec_pretty(self).map_err(|e| e.to_string())?;
-        jarvis_fsutil::write_atomic(path, &json, jarvis_fsutil::Durability::Durable)
+        jarvis_fsutil::write_atomic(path, &json, jarvis_fsutil::Durability::Atomic)
             .map_err(|e| format!("write the network state: {e}"))
     }
 

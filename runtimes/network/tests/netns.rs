@@ -251,7 +251,10 @@ fn two_units_on_one_network_share_a_bridge_and_reach_each_other() {
     isolated("one network", |dir| {
         let nets = Networks::open(cfg(dir, "10.89.0.0/16")).unwrap();
         let a = nets.attach(&ep("a", &["default"], vec![])).unwrap();
+        assert_eq!(nets.table_loads(), 1);
         let b = nets.attach(&ep("b", &["default"], vec![])).unwrap();
+        // b changes no rule (no ports, the network was there): no load.
+        assert_eq!(nets.table_loads(), 1);
         assert_eq!(a.addresses, [("default".to_string(), ip("10.89.0.2"))]);
         assert_eq!(b.addresses, [("default".to_string(), ip("10.89.0.3"))]);
         assert_eq!(a.gateway, ip("10.89.0.1"));
