@@ -147,9 +147,9 @@ fn exec_in(j: &Jarvis, unit: &str, argv: &[&str]) -> Output {
 }
 
 /// `exec_in` until it succeeds (a container's server may still be starting),
-/// for at most 10 s; its stdout.
+/// for at most 30 s (a loaded machine); its stdout.
 fn exec_ok(j: &Jarvis, unit: &str, argv: &[&str]) -> String {
-    let deadline = Instant::now() + Duration::from_secs(10);
+    let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         let out = exec_in(j, unit, argv);
         if out.status.success() {
@@ -212,7 +212,7 @@ fn udp_echo_ok(ns: &NetNs, addr: &str) -> bool {
 }
 
 fn eventually(what: &str, mut f: impl FnMut() -> Result<(), String>) {
-    let deadline = Instant::now() + Duration::from_secs(10);
+    let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         match f() {
             Ok(()) => return,
