@@ -42,6 +42,10 @@ use super::*;
 /// The namespace's own address (TEST-NET-1, on a veth made for it).
 const NS_ADDR: &str = "192.0.2.1";
 /// Published host ports of the echo containers.
+/// Both echo servers and the client run on this CPU during the round trips, so
+/// a round trip never depends on where the scheduler put the two ends (on 2
+/// vCPUs, a wakeup across CPUs costs several times a local one).
+const RTT_CPU: usize = 0;
 const JARVIS_PORT: u16 = 18080;
 const DOCKER_PORT: u16 = 18081;
 /// The echo server's port inside its container.
@@ -750,7 +754,7 @@ impl Echoes {
                     "network = \"bridge\"\nports = [\"{JARVIS_PORT}:{ECHO_PORT}\"]\nvolumes = [\"{}:/echo:ro\"]",
                     echo.display()
                 ),
-            ),
+            ) + &format!("\n[resources]\ncpuset = \"{RTT_CPU}\"\n"),
         )?;
         d.ctl(&["up", "--wait", "--timeout", "60s"])?;
         if let Some(dk) = dk {
@@ -761,6 +765,8 @@ impl Echoes {
                 "echo",
                 "-p",
                 &format!("{DOCKER_PORT}:{ECHO_PORT}"),
+                "--cpuset-cpus",
+                &RTT_CPU.to_string(),
                 "-v",
                 &format!("{}:/echo:ro", echo.display()),
                 "busybox:local",
@@ -803,6 +809,26 @@ impl Echoes {
     }
 }
 
+/// The calling thread on one CPU until dropped.
+struct PinnedThread(nix::sched::CpuSet);
+
+impl PinnedThread {
+    fn to(cpu: usize) -> Res<PinnedThread> {
+        let this = nix::unistd::Pid::from_raw(0);
+        let before = nix::sched::sched_getaffinity(this)?;
+        let mut one = nix::sched::CpuSet::new();
+        one.set(cpu)?;
+        nix::sched::sched_setaffinity(this, &one)?;
+        Ok(PinnedThread(before))
+    }
+}
+
+impl Drop for PinnedThread {
+    fn drop(&mut self) {
+        let _ = nix::sched::sched_setaffinity(nix::unistd::Pid::from_raw(0), &self.0);
+    }
+}
+
 fn bench_rtt(
     d: &mut Daemon,
     echoes: &Echoes,
@@ -817,6 +843,7 @@ fn bench_rtt(
         if proxy.is_empty() { "none".into() } else { proxy.join(" | ") }
     );
     let msg: Vec<u8> = (0..MESSAGE).map(|i| b'a' + (i % 26) as u8).collect();
+    let _pinned = PinnedThread::to(RTT_CPU)?;
     // [mode][series][round] -> samples; mode 0: new connection, 1: one connection.
     let mut s: [Vec<Vec<Vec<u64>>>; 2] = [vec![vec![]; 4], vec![vec![]; 4]];
     let started = Instant::now();
@@ -858,7 +885,8 @@ fn bench_rtt(
     let _ = writeln!(
         md,
         "The server: a static TCP echo server (C, `cc -static`, one connection at a time, `TCP_NODELAY`) bound into \
-         each container at `/echo`, listening on {ECHO_PORT}. jarvis: a unit with `network = \"bridge\"`, \
+         each container at `/echo`, listening on {ECHO_PORT}; both servers (jarvis `cpuset`, docker `--cpuset-cpus`) \
+         and the client thread run on CPU {RTT_CPU}. jarvis: a unit with `network = \"bridge\"`, \
          `ports = [\"{JARVIS_PORT}:{ECHO_PORT}\"]` (nftables DNAT in jarvis's `inet jarvis` table, for 127.0.0.1 too: \
          `route_localnet` on the bridge and masquerade). docker: `docker run -d -p {DOCKER_PORT}:{ECHO_PORT}` on the \
          default bridge: traffic to 127.0.0.1 goes through `docker-proxy` (docker's iptables rule in OUTPUT skips \
