@@ -189,7 +189,7 @@ fn a_pulled_container_runs_locked_down_survives_the_daemon_and_leaves_nothing() 
 [container]
 image = "{image}"
 network = "none"
-command = ["sh", "-c", "echo deleted=$(ls /etc/deleteme 2>&1 | grep -c 'No such'); echo data=$(ls /data | tr '\n' ,); echo kcore=$(cat /proc/kcore | wc -c); echo sysrq=$(echo h 2>&1 > /proc/sysrq-trigger || echo refused); echo mount=$(mount -t tmpfs x /tmp 2>&1 || echo refused); echo vol=$(cat /v/hello); echo rovol=$(touch /v/x 2>&1 || echo refused); echo pid1=$$ host=$(hostname); echo done; sleep 1000"]
+command = ["sh", "-c", "echo deleted=$(ls /etc/deleteme 2>&1 | grep -c 'No such'); echo data=$(ls /data | tr '\\n' ,); echo kcore=$(cat /proc/kcore | wc -c); echo sysrq=$(echo h 2>&1 > /proc/sysrq-trigger || echo refused); echo mount=$(mount -t tmpfs x /tmp 2>&1 || echo refused); echo vol=$(cat /v/hello); echo rovol=$(touch /v/x 2>&1 || echo refused); echo pid1=$$ host=$(hostname); echo done; sleep 1000"]
 volumes = ["{host}:/v:ro"]
 [resources]
 memory_max = "64M"
