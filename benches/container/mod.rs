@@ -304,7 +304,7 @@ pub(crate) fn request(socket: &Path, req: &Request) -> Res<Response> {
     Ok(read_frame(&mut s)?)
 }
 
-fn start_units(socket: &Path, units: &[String]) -> Res<()> {
+pub(crate) fn start_units(socket: &Path, units: &[String]) -> Res<()> {
     match request(
         socket,
         &Request::Start {
@@ -316,7 +316,7 @@ fn start_units(socket: &Path, units: &[String]) -> Res<()> {
     }
 }
 
-fn wait_ready(socket: &Path) -> Res<()> {
+pub(crate) fn wait_ready(socket: &Path) -> Res<()> {
     match request(socket, &Request::Wait { timeout_ms: 60_000 })? {
         Response::Wait(w) if w.ok => Ok(()),
         other => Err(format!("wait: {other:?}").into()),
@@ -344,7 +344,7 @@ fn unit_states(socket: &Path, units: &[String]) -> Res<Vec<UnitState>> {
 }
 
 /// Polls `status` until the unit has exited; insists on code 0.
-fn wait_exited(d: &Daemon, unit: &str) -> Res<()> {
+pub(crate) fn wait_exited(d: &Daemon, unit: &str) -> Res<()> {
     let units = [unit.to_string()];
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {

@@ -30,12 +30,11 @@ use std::io::{Read, Write as _};
 use std::net::{SocketAddr, TcpStream};
 
 use jarvis_benchstats::stats::{compare, Comparison, Pair};
-use jarvis_proto::{Request, Response};
 use nix::sched::CloneFlags;
 
 use super::container::{
-    docker_client_version, jarvisd_with_image, loadavg, mounts_under, request, run_tool,
-    tool_version, BusyboxImage, Dockerd,
+    docker_client_version, jarvisd_with_image, loadavg, mounts_under, run_tool, start_units,
+    tool_version, wait_exited, wait_ready, BusyboxImage, Dockerd,
 };
 use super::*;
 
@@ -346,55 +345,10 @@ fn start_bridged_dockerd(_dir: &Path) -> Res<Dockerd> {
 // ---------------------------------------------------------------------------
 // jarvisd through its socket, in-process (as the container group does)
 
+/// Start + Wait through the socket, as the container group times a start.
 fn start_wait(d: &Daemon, unit: &str) -> Res<()> {
-    match request(
-        &d.socket,
-        &Request::Start {
-            units: vec![unit.to_string()],
-        },
-    )? {
-        Response::Done { .. } => {}
-        other => return Err(format!("start {unit}: {other:?}").into()),
-    }
-    match request(&d.socket, &Request::Wait { timeout_ms: 60_000 })? {
-        Response::Wait(w) if w.ok => Ok(()),
-        other => Err(format!("wait for {unit}: {other:?}").into()),
-    }
-}
-
-/// Polls `status` until `unit` has exited; insists on code 0.
-fn until_exited(d: &Daemon, unit: &str) -> Res<()> {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let r = request(
-            &d.socket,
-            &Request::Status {
-                units: vec![unit.to_string()],
-            },
-        )?;
-        let Response::Status(r) = r else {
-            return Err(format!("status: {r:?}").into());
-        };
-        let u = r.units.first().ok_or("no such unit")?;
-        match u.state.as_str() {
-            "exited" if u.exit_code == Some(0) => return Ok(()),
-            "exited" | "failed" => {
-                return Err(format!(
-                    "{unit} {} (code {:?}): {:?}; jarvisd log:\n{}",
-                    u.state.as_str(),
-                    u.exit_code,
-                    u.reason,
-                    d.log_tail()
-                )
-                .into())
-            }
-            _ => {}
-        }
-        if Instant::now() > deadline {
-            return Err(format!("{unit} still {} after 30 s", u.state.as_str()).into());
-        }
-        std::thread::sleep(Duration::from_micros(500));
-    }
+    start_units(&d.socket, &[unit.to_string()])?;
+    wait_ready(&d.socket)
 }
 
 fn unit_text(command: &str, network: &str) -> String {
@@ -435,7 +389,7 @@ fn bench_start(d: &mut Daemon, dk: Option<&Dockerd>, iters: usize, warmup: usize
     }
     d.ctl(&["up", "--wait", "--timeout", "60s"])?;
     for name in ["box-bridge", "box-solo", "box-none"] {
-        until_exited(d, name)?;
+        wait_exited(d, name)?;
     }
     // Sides: 0 (with 1 from the same run), 2, 3, 4, 5.
     let sides: Vec<usize> = [0usize, 2, 3, 4, 5]
@@ -457,7 +411,7 @@ fn bench_start(d: &mut Daemon, dk: Option<&Dockerd>, iters: usize, warmup: usize
                 0 => {
                     start_wait(d, "box-bridge")?;
                     let ready = elapsed_ns(t);
-                    until_exited(d, "box-bridge")?;
+                    wait_exited(d, "box-bridge")?;
                     if keep {
                         samples[0].push(ready);
                         samples[1].push(elapsed_ns(t));
@@ -467,7 +421,7 @@ fn bench_start(d: &mut Daemon, dk: Option<&Dockerd>, iters: usize, warmup: usize
                 2 | 3 => {
                     let unit = if v == 2 { "box-solo" } else { "box-none" };
                     start_wait(d, unit)?;
-                    until_exited(d, unit)?;
+                    wait_exited(d, unit)?;
                 }
                 _ => {
                     let dk = dk.expect("only with docker");

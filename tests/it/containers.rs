@@ -361,17 +361,8 @@ fn a_container_without_no_new_privileges_starts_and_keeps_its_seccomp_filter() {
     if !root() {
         return;
     }
-    let work = tempfile::tempdir().unwrap();
-    let layout = work.path().join("layout");
-    busybox_layout(&layout);
     let j = Jarvis::start(&[]);
-    j.ok(&[
-        "image",
-        "import",
-        layout.to_str().unwrap(),
-        "--tag",
-        "busybox:local",
-    ]);
+    j.import_busybox("busybox:local");
     j.write_unit(
         "box",
         r#"

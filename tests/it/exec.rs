@@ -64,17 +64,8 @@ fn exec_in_a_container_and_closing_the_connection_kills_the_command() {
     if !root() {
         return;
     }
-    let work = tempfile::tempdir().unwrap();
-    let layout = work.path().join("layout");
-    crate::containers::busybox_layout(&layout);
     let j = Jarvis::start(&[]);
-    j.ok(&[
-        "image",
-        "import",
-        layout.to_str().unwrap(),
-        "--tag",
-        "busybox:exec",
-    ]);
+    j.import_busybox("busybox:exec");
     j.write_unit(
         "box",
         r#"

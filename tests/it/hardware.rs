@@ -157,9 +157,6 @@ fn a_gpu_container_gets_the_nodes_libraries_and_environment() {
     }
     let fx = Fixture::h200_host().unwrap();
     fx.add_nvidia_driver_files().unwrap();
-    let work = tempfile::tempdir().unwrap();
-    let layout = work.path().join("layout");
-    crate::containers::busybox_layout(&layout);
     let unit = r#"
 [container]
 image = "busybox:local"
@@ -172,13 +169,7 @@ min_vram = "1G"
 timeout = "1s"
 "#;
     let j = Jarvis::start_full(&[], &[], env(&fx, 1, 143_771));
-    j.ok(&[
-        "image",
-        "import",
-        layout.to_str().unwrap(),
-        "--tag",
-        "busybox:local",
-    ]);
+    j.import_busybox("busybox:local");
     j.write_unit("cuda", unit);
     j.ok(&["up"]);
     let u = j.running("cuda");
@@ -294,17 +285,8 @@ fn a_container_sees_its_dongle_at_the_as_path() {
     }
     let mut fx = Fixture::new().unwrap();
     fx.add_usb(&UsbSpec::conbee_ii()).unwrap();
-    let work = tempfile::tempdir().unwrap();
-    let layout = work.path().join("layout");
-    crate::containers::busybox_layout(&layout);
     let j = Jarvis::start_full(&[], &[], env(&fx, 0, 0));
-    j.ok(&[
-        "image",
-        "import",
-        layout.to_str().unwrap(),
-        "--tag",
-        "busybox:local",
-    ]);
+    j.import_busybox("busybox:local");
     j.write_unit(
         "ha",
         r#"

@@ -315,6 +315,14 @@ impl Jarvis {
         fs::write(self.units.join(format!("{name}.toml")), text).unwrap();
     }
 
+    /// Builds the test busybox image (see `containers::busybox_layout`)
+    /// and imports it into this daemon's store as `tag`.
+    pub fn import_busybox(&self, tag: &str) {
+        let layout = self.dir.path().join("busybox-layout");
+        crate::containers::busybox_layout(&layout);
+        self.ok(&["image", "import", layout.to_str().unwrap(), "--tag", tag]);
+    }
+
     pub fn remove_unit(&self, name: &str) {
         fs::remove_file(self.units.join(format!("{name}.toml"))).unwrap();
     }

@@ -4,7 +4,6 @@
 
 use std::time::Duration;
 
-use crate::containers::busybox_layout;
 use crate::harness::*;
 
 const DB: &str = r#"
@@ -26,17 +25,8 @@ fn a_named_volume_is_filled_from_the_image_kept_and_removed_only_when_unused() {
     if !root() {
         return;
     }
-    let work = tempfile::tempdir().unwrap();
-    let layout = work.path().join("layout");
-    busybox_layout(&layout);
     let j = Jarvis::start(&[]);
-    j.ok(&[
-        "image",
-        "import",
-        layout.to_str().unwrap(),
-        "--tag",
-        "busybox:local",
-    ]);
+    j.import_busybox("busybox:local");
     assert_eq!(volumes(&j)["volumes"], serde_json::json!([]));
 
     j.write_unit("db", DB);
