@@ -66,20 +66,9 @@ impl Section {
     }
 }
 
-/// The order of sections in the file.
-const ORDER: &[&str] = &[
-    "container",
-    "env",
-    "resources",
-    "restart",
-    "health",
-    "stop",
-    "security",
-    "logs",
-    "gpu",
-    "device",
-    "secret",
-];
+/// Sections are written in the order the unit format lists its keys
+/// (`jarvis_unit::Unit::KEYS`).
+const ORDER: &[&str] = jarvis_unit::Unit::KEYS;
 
 /// A unit file under construction.
 #[derive(Debug, Clone, Default)]
