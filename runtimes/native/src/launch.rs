@@ -82,23 +82,42 @@ pub struct Spawned {
     pub output: tokio::net::unix::pipe::Receiver,
 }
 
-/// A command whose child runs `plan`, with stdin on /dev/null and stdout
-/// and stderr on `output`.
-fn prepare(
-    spec: &LaunchSpec,
-    identity: Option<Identity>,
-    output: OwnedFd,
-) -> Result<(std::process::Command, Arc<Plan>), SpawnError> {
-    let plan = Arc::new(Plan::new(spec, identity).map_err(SpawnError::Setup)?);
+/// The three descriptors a command starts with, for
+/// [`spawn_blocking_stdio`].
+#[derive(Debug)]
+pub struct Stdio3 {
+    pub stdin: OwnedFd,
+    pub stdout: OwnedFd,
+    pub stderr: OwnedFd,
+    /// stdin is a terminal that becomes the controlling terminal of the
+    /// command's session (after its `setsid`, `TIOCSCTTY` on 0; it must be
+    /// no other session's): Ctrl-C on it interrupts the command, and
+    /// `/dev/tty` is that terminal.
+    pub controlling_terminal: bool,
+}
+
+/// stdin on /dev/null and stdout and stderr both on `output`: how runs and
+/// checks start.
+fn output_only(output: OwnedFd) -> Result<(Stdio, Stdio, Stdio), SpawnError> {
     let stderr = output
         .try_clone()
         .map_err(|e| SpawnError::Setup(format!("duplicate the output pipe: {e}")))?;
+    Ok((Stdio::null(), Stdio::from(output), Stdio::from(stderr)))
+}
+
+/// A command whose child runs `plan`, with `stdio` as its stdin, stdout and
+/// stderr.
+fn prepare(
+    spec: &LaunchSpec,
+    identity: Option<Identity>,
+    (stdin, stdout, stderr): (Stdio, Stdio, Stdio),
+    controlling_terminal: bool,
+) -> Result<(std::process::Command, Arc<Plan>), SpawnError> {
+    let plan = Plan::new(spec, identity).map_err(SpawnError::Setup)?;
+    let plan = Arc::new(plan.with_controlling_terminal(controlling_terminal));
     let mut cmd =
         std::process::Command::new(std::ffi::OsStr::from_bytes(plan.first_program().to_bytes()));
-    cmd.env_clear()
-        .stdin(Stdio::null())
-        .stdout(Stdio::from(output))
-        .stderr(Stdio::from(stderr));
+    cmd.env_clear().stdin(stdin).stdout(stdout).stderr(stderr);
     let child_plan = Arc::clone(&plan);
     // SAFETY: `Plan::apply` runs system calls only, on memory the plan
     // owns (it allocates nothing and takes no lock), so it is sound in the
@@ -147,9 +166,34 @@ pub fn spawn_blocking_as(
     output: OwnedFd,
 ) -> Result<std::process::Child, SpawnError> {
     check_launcher(launcher)?;
-    let (mut cmd, plan) = prepare(spec, identity, output)?;
+    spawn_prepared(prepare(spec, identity, output_only(output)?, false)?)
+}
+
+/// [`spawn_blocking_as`] with the command's own stdin, stdout and stderr
+/// (and, when asked, its controlling terminal), as `jarvisctl exec` gives
+/// them.
+pub fn spawn_blocking_stdio(
+    launcher: &Path,
+    spec: &LaunchSpec,
+    identity: Option<Identity>,
+    stdio: Stdio3,
+) -> Result<std::process::Child, SpawnError> {
+    check_launcher(launcher)?;
+    let Stdio3 {
+        stdin,
+        stdout,
+        stderr,
+        controlling_terminal,
+    } = stdio;
+    let stdio = (stdin.into(), stdout.into(), stderr.into());
+    spawn_prepared(prepare(spec, identity, stdio, controlling_terminal)?)
+}
+
+fn spawn_prepared(
+    (mut cmd, plan): (std::process::Command, Arc<Plan>),
+) -> Result<std::process::Child, SpawnError> {
     let spawned = cmd.spawn();
-    // The parent's copies of the output pipe go with the command.
+    // The parent's copies of the command's descriptors go with the command.
     drop(cmd);
     spawned.map_err(|e| SpawnError::Setup(plan.spawn_error(&e)))
 }
@@ -163,7 +207,7 @@ pub async fn spawn(launcher: &Path, spec: &LaunchSpec) -> Result<Spawned, SpawnE
     check_launcher(launcher)?;
     let (out_r, out_w) =
         cloexec_pipe().map_err(|e| SpawnError::Setup(format!("create the output pipe: {e}")))?;
-    let (cmd, plan) = prepare(spec, None, out_w)?;
+    let (cmd, plan) = prepare(spec, None, output_only(out_w)?, false)?;
     let mut cmd = tokio::process::Command::from(cmd);
     cmd.kill_on_drop(false);
     let spawned = cmd.spawn();
@@ -263,6 +307,101 @@ mod tests {
         r.read_to_string(&mut out).unwrap();
         assert!(child.wait().unwrap().success());
         assert_eq!(out, "out\nerr\n/\n");
+    }
+
+    #[test]
+    fn the_command_can_have_its_own_stdin_stdout_and_stderr() {
+        let (in_r, in_w) = cloexec_pipe().unwrap();
+        let (mut out_r, out_w) = output_pipe();
+        let (mut err_r, err_w) = output_pipe();
+        File::from(in_w).write_all(b"from stdin\n").unwrap();
+        let me = std::env::current_exe().unwrap();
+        let stdio = Stdio3 {
+            stdin: in_r,
+            stdout: out_w,
+            stderr: err_w,
+            controlling_terminal: false,
+        };
+        let spec = sh_spec("cat; echo to-stderr >&2; exit 4", vec![]);
+        let mut child = spawn_blocking_stdio(&me, &spec, None, stdio).unwrap();
+        let (mut out, mut err) = (String::new(), String::new());
+        out_r.read_to_string(&mut out).unwrap();
+        err_r.read_to_string(&mut err).unwrap();
+        assert_eq!(child.wait().unwrap().code(), Some(4));
+        assert_eq!(
+            (out.as_str(), err.as_str()),
+            ("from stdin\n", "to-stderr\n")
+        );
+    }
+
+    /// Everything the master of `pty` reads until the command is gone
+    /// (EIO once no slave descriptor is open), fed `input` once `after`
+    /// has been seen.
+    fn pty_output(master: OwnedFd, after: &str, input: &[u8]) -> String {
+        let mut master = File::from(master);
+        let mut seen = Vec::new();
+        let mut buf = [0u8; 1024];
+        let mut fed = input.is_empty();
+        while let Ok(n @ 1..) = master.read(&mut buf) {
+            seen.extend_from_slice(&buf[..n]);
+            if !fed && String::from_utf8_lossy(&seen).contains(after) {
+                master.write_all(input).unwrap();
+                fed = true;
+            }
+        }
+        String::from_utf8_lossy(&seen).into_owned()
+    }
+
+    fn pty_stdio(slave: &OwnedFd) -> Stdio3 {
+        Stdio3 {
+            stdin: slave.try_clone().unwrap(),
+            stdout: slave.try_clone().unwrap(),
+            stderr: slave.try_clone().unwrap(),
+            controlling_terminal: true,
+        }
+    }
+
+    #[test]
+    fn a_terminal_becomes_the_controlling_terminal_and_ctrl_c_reaches_the_command() {
+        let me = std::env::current_exe().unwrap();
+        let pty = nix::pty::openpty(None, None).unwrap();
+        // /dev/tty opens only for a process with a controlling terminal.
+        let spec = sh_spec("tty; echo via-dev-tty >/dev/tty; exit 5", vec![]);
+        let mut child = spawn_blocking_stdio(&me, &spec, None, pty_stdio(&pty.slave)).unwrap();
+        drop(pty.slave);
+        let out = pty_output(pty.master, "", b"");
+        assert_eq!(child.wait().unwrap().code(), Some(5), "{out}");
+        let lines: Vec<&str> = out.lines().map(str::trim_end).collect();
+        assert!(lines[0].starts_with("/dev/pts/"), "{out}");
+        assert_eq!(lines[1], "via-dev-tty", "{out}");
+
+        // ^C on the terminal: SIGINT to its foreground process group.
+        let pty = nix::pty::openpty(None, None).unwrap();
+        let spec = sh_spec("echo ready; exec sleep 30", vec![]);
+        let mut child = spawn_blocking_stdio(&me, &spec, None, pty_stdio(&pty.slave)).unwrap();
+        drop(pty.slave);
+        let out = pty_output(pty.master, "ready", b"\x03");
+        use std::os::unix::process::ExitStatusExt;
+        assert_eq!(child.wait().unwrap().signal(), Some(libc::SIGINT), "{out}");
+    }
+
+    #[test]
+    fn a_controlling_terminal_needs_a_terminal() {
+        let me = std::env::current_exe().unwrap();
+        let null = || OwnedFd::from(File::open("/dev/null").unwrap());
+        let stdio = Stdio3 {
+            stdin: null(),
+            stdout: null(),
+            stderr: null(),
+            controlling_terminal: true,
+        };
+        match spawn_blocking_stdio(&me, &sh_spec("true", vec![]), None, stdio) {
+            Err(SpawnError::Setup(msg)) => assert_eq!(
+                msg,
+                "make stdin the controlling terminal (TIOCSCTTY): Inappropriate ioctl for device (os error 25)"
+            ),
+            other => panic!("want a setup error, got {other:?}"),
+        }
     }
 
     #[test]

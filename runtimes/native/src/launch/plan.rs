@@ -32,6 +32,7 @@ use super::{LaunchSpec, DEFAULT_PATH};
 enum Step {
     Cgroup(u32),
     Setsid,
+    Ctty,
     Chdir,
     Bounding(u32),
     Inheritable,
@@ -66,6 +67,7 @@ impl Step {
             Step::Ambient(n) => (11, n),
             Step::NoNewPrivs => (12, 0),
             Step::Exec(i) => (13, i),
+            Step::Ctty => (14, 0),
         };
         base * INDEX_LIMIT + (i % INDEX_LIMIT)
     }
@@ -86,6 +88,7 @@ impl Step {
             11 => Step::Ambient(i),
             12 => Step::NoNewPrivs,
             13 => Step::Exec(i),
+            14 => Step::Ctty,
             _ => return None,
         })
     }
@@ -149,6 +152,8 @@ pub(super) struct Plan {
     keep: u64,
     last_cap: u32,
     no_new_privileges: bool,
+    /// Make stdin, a terminal, the session's controlling terminal.
+    controlling_terminal: bool,
     /// The program: one path, or the candidates of a `PATH` search, tried
     /// in order.
     programs: Vec<CString>,
@@ -231,6 +236,7 @@ impl Plan {
             keep,
             last_cap: last_cap(),
             no_new_privileges: spec.no_new_privileges,
+            controlling_terminal: false,
             programs,
             _argv: argv,
             _envp: envp,
@@ -240,8 +246,18 @@ impl Plan {
         })
     }
 
+    /// The plan with stdin, which must then be a terminal no other session
+    /// has, made the controlling terminal of the command's new session
+    /// (`TIOCSCTTY` right after `setsid`): the terminal's signals (Ctrl-C)
+    /// and `/dev/tty` then reach the command.
+    pub(super) fn with_controlling_terminal(mut self, on: bool) -> Plan {
+        self.controlling_terminal = on;
+        self
+    }
+
     /// Runs the plan in this process: joins the cgroups, marks every
-    /// descriptor above stdio close-on-exec, starts a session, changes
+    /// descriptor above stdio close-on-exec, starts a session (with stdin
+    /// as its controlling terminal when the plan says so), changes
     /// directory, drops capabilities and switches identity, sets
     /// no_new_privs, resets the signals and execs the program. Returns only
     /// if a step failed; nothing was exec'd then.
@@ -281,6 +297,11 @@ impl Plan {
         // 3. A session of its own.
         if libc::setsid() < 0 {
             return fail(Step::Setsid);
+        }
+        // Its controlling terminal, taken only if no other session has it
+        // (0: never stolen); the session's process group is its foreground.
+        if self.controlling_terminal && libc::ioctl(0, libc::TIOCSCTTY, 0) != 0 {
+            return fail(Step::Ctty);
         }
 
         // 4. Working directory.
@@ -401,6 +422,7 @@ impl Plan {
         match f.step {
             Step::Cgroup(i) => format!("join cgroup {}: {io}", path(&self.cgroup_procs, i)),
             Step::Setsid => format!("setsid: {desc}"),
+            Step::Ctty => format!("make stdin the controlling terminal (TIOCSCTTY): {io}"),
             Step::Chdir => format!("chdir {}: {desc}", self.dir.to_string_lossy()),
             Step::Bounding(n) => {
                 format!(
@@ -739,6 +761,7 @@ mod tests {
             Step::Cgroup(0),
             Step::Cgroup(9),
             Step::Setsid,
+            Step::Ctty,
             Step::Chdir,
             Step::Bounding(40),
             Step::Inheritable,
@@ -787,6 +810,10 @@ mod tests {
         assert_eq!(
             say(Step::Cgroup(0), libc::ENOENT),
             "join cgroup /sys/fs/cgroup/x/cgroup.procs: No such file or directory (os error 2)"
+        );
+        assert_eq!(
+            say(Step::Ctty, libc::ENOTTY),
+            "make stdin the controlling terminal (TIOCSCTTY): Inappropriate ioctl for device (os error 25)"
         );
         assert_eq!(
             say(Step::Setgroups, libc::EPERM),
