@@ -128,6 +128,8 @@ pub enum RunError {
     BadSignal(i32),
     #[error("empty argv")]
     EmptyArgv,
+    #[error("{0}")]
+    User(#[from] crate::user::UserError),
     #[error("{what} {path:?}: {source}")]
     Io {
         what: &'static str,
@@ -481,6 +483,35 @@ pub fn exec_in(
     argv: &[String],
     stdio: Stdio,
 ) -> Result<i32, RunError> {
+    exec_in_as(id, state_root, argv, stdio, &ExecOptions::default())
+}
+
+/// What `jarvisctl exec` may ask of [`exec_in_as`] beyond [`exec_in`].
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ExecOptions {
+    /// Run as this user instead of the init's: "uid", "uid:gid", "name" or
+    /// "name:group", resolved against the container's own `/etc/passwd` and
+    /// `/etc/group` (in its rootfs, as they are now) with the rules of
+    /// Docker's `exec --user`; a user given by name (or a uid with an entry)
+    /// gets the groups that list it, and `HOME` is its home.
+    pub user: Option<String>,
+    /// stdin, when it is a terminal that no session has as its controlling
+    /// terminal (a pty opened for the command), becomes the controlling
+    /// terminal of the command's session (libcontainer's init calls
+    /// `setsid`; this adds `TIOCSCTTY` just before `execve`), so Ctrl-C on
+    /// it reaches the command. A terminal another session has (the
+    /// caller's own, handed on with `exec -i`) is left as it is.
+    pub terminal: bool,
+}
+
+/// [`exec_in`] with [`ExecOptions`].
+pub fn exec_in_as(
+    id: &str,
+    state_root: &Path,
+    argv: &[String],
+    stdio: Stdio,
+    opts: &ExecOptions,
+) -> Result<i32, RunError> {
     if argv.is_empty() || argv[0].is_empty() {
         return Err(RunError::EmptyArgv);
     }
@@ -489,7 +520,26 @@ pub fn exec_in(
     let spec = Spec::load(&spec_path)
         .map_err(|e| io_err("loading", &spec_path)(io::Error::other(chain(&e))))?;
     let process = spec.process().clone().unwrap_or_default();
-    let user = process.user();
+    let init_user = process.user();
+    let (uid, gid, additional_gids, env) = match &opts.user {
+        None => (
+            init_user.uid(),
+            init_user.gid(),
+            init_user.additional_gids().clone().unwrap_or_default(),
+            HashMap::new(),
+        ),
+        Some(user) => {
+            let rootfs = spec
+                .root()
+                .as_ref()
+                .map_or_else(|| c.bundle().join("rootfs"), |r| c.bundle().join(r.path()));
+            let db = crate::user::UserDb::load(&rootfs)
+                .map_err(io_err("reading the user database of", &rootfs))?;
+            let u = db.resolve(user)?;
+            let env = HashMap::from([("HOME".to_string(), u.home)]);
+            (u.uid, u.gid, u.additional_gids, env)
+        }
+    };
     let seccomp = spec.linux().as_ref().and_then(|l| l.seccomp().clone());
 
     let builder = ContainerBuilder::new(id.to_string(), SyscallType::default())
@@ -497,7 +547,10 @@ pub fn exec_in(
         .map_err(lc_err("validating the id of", id))?
         .with_root_path(state_root)
         .map_err(lc_err("setting the state root of", id))?
-        .with_executor(SeccompExecutor { seccomp })
+        .with_executor(SeccompExecutor {
+            seccomp,
+            terminal: opts.terminal,
+        })
         .with_stdin(high_cloexec(&stdio.stdin)?)
         .with_stdout(high_cloexec(&stdio.stdout)?)
         .with_stderr(high_cloexec(&stdio.stderr)?);
@@ -505,11 +558,11 @@ pub fn exec_in(
     let pid = builder
         .as_tenant()
         .with_container_args(argv.to_vec())
-        .with_env(HashMap::new())
+        .with_env(env)
         .with_cwd(Some(process.cwd().clone()))
-        .with_user(Some(user.uid()))
-        .with_group(Some(user.gid()))
-        .with_additional_gids(user.additional_gids().clone().unwrap_or_default())
+        .with_user(Some(uid))
+        .with_group(Some(gid))
+        .with_additional_gids(additional_gids)
         .with_no_new_privs(true)
         .with_detach(true)
         .build()
@@ -517,14 +570,30 @@ pub fn exec_in(
     Ok(pid.as_raw())
 }
 
-/// The default executor, with a seccomp filter loaded right before exec.
+/// The default executor, with a seccomp filter loaded right before exec
+/// (and, when asked, stdin made the controlling terminal first).
 #[derive(Clone)]
 struct SeccompExecutor {
     seccomp: Option<LinuxSeccomp>,
+    /// See [`ExecOptions::terminal`].
+    terminal: bool,
 }
 
 impl Executor for SeccompExecutor {
     fn exec(&self, spec: &Spec) -> Result<(), ExecutorError> {
+        // The init has called setsid, so this process leads a session with
+        // no controlling terminal. TIOCSCTTY with 0 never steals one: EPERM
+        // says another session has it.
+        if self.terminal && nix::unistd::isatty(0).unwrap_or(false) {
+            // SAFETY: an ioctl on descriptor 0 with an integer argument.
+            let r = unsafe { libc::ioctl(0, libc::TIOCSCTTY, 0) };
+            let err = io::Error::last_os_error();
+            if r != 0 && err.raw_os_error() != Some(libc::EPERM) {
+                return Err(ExecutorError::Other(format!(
+                    "make stdin the controlling terminal (TIOCSCTTY): {err}"
+                )));
+            }
+        }
         if let Some(s) = &self.seccomp {
             libcontainer::seccomp::initialize_seccomp(s)
                 .map_err(|e| ExecutorError::Other(format!("loading seccomp: {}", chain(&e))))?;

@@ -35,8 +35,13 @@ impl ContainerRuntime {
     }
 
     /// `jarvisctl exec`: as an exec check (`jarvisd __cexec`, which joins
-    /// the container with the init's user, groups, capabilities and
-    /// seccomp filter), with the caller's descriptors as its stdio.
+    /// the container with the init's capabilities and seccomp filter, and
+    /// its user and groups unless `user` names another in the container's
+    /// own `/etc/passwd`), with the caller's descriptors as its stdio. A
+    /// terminal on stdin that no session has yet (`exec -t`'s pty) becomes
+    /// the command's controlling terminal; the caller's own terminal (`exec
+    /// -i` from a shell) stays the caller's. An unknown user is an error
+    /// that names it and the unit, and the command does not run.
     pub(crate) fn exec(
         &self,
         unit: &Unit,
@@ -44,16 +49,15 @@ impl ContainerRuntime {
         user: Option<String>,
         stdio: crate::ExecStdio,
     ) -> BoxFuture<Result<i32, String>> {
-        if let Some(user) = user {
-            return Box::pin(async move {
-                Err(format!(
-                    "--user {user}: a command in a container runs as the container's user"
-                ))
-            });
-        }
         let mut cmd = tokio::process::Command::new(&self.cfg.launcher);
-        cmd.arg(CEXEC_ARG)
-            .arg(&unit.name)
+        cmd.arg(CEXEC_ARG);
+        if let Some(user) = &user {
+            cmd.args(["--user", user]);
+        }
+        if nix::unistd::isatty(std::os::fd::AsRawFd::as_raw_fd(&stdio.stdin)).unwrap_or(false) {
+            cmd.arg("--tty");
+        }
+        cmd.arg(&unit.name)
             .arg(self.cfg.container_state_root())
             .args(&argv)
             .stdin(std::process::Stdio::from(stdio.stdin))
@@ -209,6 +213,7 @@ impl crate::Runtime for ContainerRuntime {
                         Payload::Container(run),
                         log,
                         hw.device_paths(),
+                        !unit.secrets.is_empty(),
                     )
                     .await
                 }
@@ -263,6 +268,7 @@ impl crate::Runtime for ContainerRuntime {
     }
 
     fn remove(&self, unit: &str) -> BoxFuture<()> {
+        self.cfg.shims.dismiss(unit);
         let (cfg, net, unit) = (self.cfg.clone(), self.net.clone(), unit.to_string());
         Box::pin(async move {
             net.detach(&unit).await;

@@ -40,10 +40,10 @@ impl NativeRuntime {
     }
 
     /// `jarvisctl exec`: `argv` in the unit's cgroup with its identity and
-    /// privileges (or `user`'s identity), started the way a run is. Its
-    /// stdout and stderr both go to the caller's stdout, and its stdin is
-    /// /dev/null: the launch gives a command no other stdio, so neither a
-    /// terminal nor the caller's stdin can be handed on.
+    /// privileges (or `user`'s identity), started the way a run is, with
+    /// the caller's stdin, stdout and stderr. With `tty` its stdin is a
+    /// terminal (a pty's slave) that becomes the controlling terminal of
+    /// the command's session, so `tty` names it and Ctrl-C reaches it.
     pub(crate) fn exec(
         &self,
         unit: &Unit,
@@ -65,15 +65,15 @@ impl NativeRuntime {
                 .await
                 .map_err(|e| e.to_string())?;
             let spec = launch_spec(&unit, argv, &cgroup);
-            if tty || !is_dev_null(&stdio.stdin) {
-                return Err(format!(
-                    "unit {}: a native unit's command gets no stdin and no terminal (leave out -i and -t)",
-                    unit.name
-                ));
-            }
             let what = spec.argv.join(" ");
+            let stdio = jarvis_native::launch::Stdio3 {
+                stdin: stdio.stdin,
+                stdout: stdio.stdout,
+                stderr: stdio.stderr,
+                controlling_terminal: tty,
+            };
             let mut child = blocking(move || {
-                jarvis_native::spawn_blocking_as(&launcher, &spec, None, stdio.stdout)
+                jarvis_native::launch::spawn_blocking_stdio(&launcher, &spec, None, stdio)
             })
             .await
             .map_err(|e| format!("{what}: {e}"))?;
@@ -232,6 +232,7 @@ impl crate::Runtime for NativeRuntime {
                 Payload::Native(launch),
                 log,
                 hw.device_paths(),
+                !unit.secrets.is_empty(),
             )
             .await;
             if started.is_err() && !unit.secrets.is_empty() {
@@ -277,6 +278,7 @@ impl crate::Runtime for NativeRuntime {
     }
 
     fn remove(&self, unit: &str) -> BoxFuture<()> {
+        self.cfg.shims.dismiss(unit);
         self.applied
             .lock()
             .unwrap_or_else(|e| e.into_inner())
@@ -312,15 +314,6 @@ fn unit_cgroup(
     let cg = UnitCgroup::create(&cfg.cgroup_parent, name, limits)?;
     lock().insert(name.to_string(), limits.clone());
     Ok(cg)
-}
-
-/// Whether `fd` is /dev/null (the character device 1:3).
-fn is_dev_null(fd: &std::os::fd::OwnedFd) -> bool {
-    nix::sys::stat::fstat(std::os::fd::AsRawFd::as_raw_fd(fd)).is_ok_and(|st| {
-        st.st_mode & nix::libc::S_IFMT == nix::libc::S_IFCHR
-            && nix::libc::major(st.st_rdev) == 1
-            && nix::libc::minor(st.st_rdev) == 3
-    })
 }
 
 struct KillOnDrop(i32);
