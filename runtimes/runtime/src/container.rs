@@ -213,7 +213,6 @@ impl crate::Runtime for ContainerRuntime {
                         Payload::Container(run),
                         log,
                         hw.device_paths(),
-                        !unit.secrets.is_empty(),
                     )
                     .await
                 }
@@ -268,7 +267,6 @@ impl crate::Runtime for ContainerRuntime {
     }
 
     fn remove(&self, unit: &str) -> BoxFuture<()> {
-        self.cfg.shims.dismiss(unit);
         let (cfg, net, unit) = (self.cfg.clone(), self.net.clone(), unit.to_string());
         Box::pin(async move {
             net.detach(&unit).await;

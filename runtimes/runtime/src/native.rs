@@ -232,7 +232,6 @@ impl crate::Runtime for NativeRuntime {
                 Payload::Native(launch),
                 log,
                 hw.device_paths(),
-                !unit.secrets.is_empty(),
             )
             .await;
             if started.is_err() && !unit.secrets.is_empty() {
@@ -278,7 +277,6 @@ impl crate::Runtime for NativeRuntime {
     }
 
     fn remove(&self, unit: &str) -> BoxFuture<()> {
-        self.cfg.shims.dismiss(unit);
         self.applied
             .lock()
             .unwrap_or_else(|e| e.into_inner())
