@@ -38,6 +38,8 @@ pub fn run(
                 unit: unit.clone(),
                 lines,
                 follow,
+                since: None,
+                timestamps: false,
             },
             |data| {
                 // A closed pipe (`| head`) ends the stream quietly.
@@ -65,6 +67,8 @@ pub fn run(
                 unit: unit.clone(),
                 lines,
                 follow: false,
+                since: None,
+                timestamps: false,
             };
             let mut out = |l: String| write!(stdout, "{prefix}{l}").is_ok();
             let mut ok = true;
@@ -89,6 +93,8 @@ pub fn run(
                 unit,
                 lines,
                 follow: true,
+                since: None,
+                timestamps: false,
             };
             let r = client.stream(req, |data| {
                 lines_of.push(data).all(|l| tx.send((i, l)).is_ok())

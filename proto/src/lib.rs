@@ -28,6 +28,8 @@ use serde::{de::DeserializeOwned, Deserialize, Serialize};
 pub const PROTOCOL_VERSION: u32 = 1;
 /// The largest frame either side accepts: 8 MiB.
 pub const MAX_FRAME: usize = 8 << 20;
+/// The most text one `LogData` frame carries: a long log comes in several.
+pub const LOG_CHUNK: usize = 1 << 20;
 /// Where jarvisd listens unless told otherwise.
 pub const DEFAULT_SOCKET: &str = "/run/jarvis/jarvis.sock";
 /// Both binaries take the socket path from this variable when it is set.
@@ -68,11 +70,24 @@ pub enum Request {
         units: Vec<String>,
     },
     /// The last `lines` lines of the unit's log; with `follow`, then every new
-    /// line as it is written.
+    /// line as it is written. The answer is `LogData` frames (each at most
+    /// [`LOG_CHUNK`] of text, ending at the end of a line where lines are
+    /// shorter than that), then `LogEnd` unless following.
     Logs {
         unit: String,
         lines: Option<usize>,
         follow: bool,
+        /// Only lines written at or after this time: RFC 3339 in UTC
+        /// (`2026-11-29T14:01:48.5Z`). Lines of unknown time (written by an
+        /// older jarvis) count as old as the line before them.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        since: Option<String>,
+        /// Each line starts with the time it was written, as docker's
+        /// `--timestamps` shows it: RFC 3339 in UTC with nine fractional
+        /// digits, then a space (`2026-11-29T14:01:48.123456789Z hello`).
+        /// A line whose time is not known comes as it is.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        timestamps: bool,
     },
     /// Pull an image; answered with `Progress` frames, then `Pulled`.
     ImagePull {
@@ -544,12 +559,32 @@ mod tests {
             unit: "web".into(),
             lines: Some(10),
             follow: true,
+            since: Some("2026-11-29T14:01:48.5Z".into()),
+            timestamps: true,
         };
         let mut buf = Vec::new();
         write_frame(&mut buf, &req).unwrap();
         assert_eq!(&buf[..4], &((buf.len() - 4) as u32).to_be_bytes());
         let back: Request = read_frame(&mut buf.as_slice()).unwrap();
         assert_eq!(back, req);
+    }
+
+    #[test]
+    fn a_logs_request_from_an_older_client_reads_with_the_defaults() {
+        let old = r#"{"request":"logs","unit":"web","lines":null,"follow":false}"#;
+        let req: Request = serde_json::from_str(old).unwrap();
+        assert_eq!(
+            req,
+            Request::Logs {
+                unit: "web".into(),
+                lines: None,
+                follow: false,
+                since: None,
+                timestamps: false,
+            }
+        );
+        // And such a request is sent as it was.
+        assert_eq!(serde_json::to_string(&req).unwrap(), old);
     }
 
     #[test]

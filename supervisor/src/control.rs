@@ -177,10 +177,7 @@ async fn connection(
         }
         _ => None,
     };
-    let logs = match &req {
-        Request::Logs { lines, follow, .. } => Some((lines.unwrap_or(usize::MAX), *follow)),
-        _ => None,
-    };
+    let logs = crate::logs::Ask::of(&req);
     let Some(reply) = ask(&tx, req).await else {
         let message = "jarvisd is shutting down".to_string();
         return write_frame(&mut stream, &Response::Error { message }).await;
@@ -200,44 +197,7 @@ async fn connection(
             });
             write_frame(&mut stream, &resp).await
         }
-        Reply::Log(log) => {
-            let (lines, follow) = logs.unwrap_or((usize::MAX, false));
-            // Reading files: off the runtime's thread, which the event
-            // loop shares.
-            let (from, text) = {
-                let log = log.clone();
-                blocking(move || (log.end(), log.tail(lines))).await
-            };
-            let text = text?;
-            write_frame(
-                &mut stream,
-                &Response::LogData {
-                    data: String::from_utf8_lossy(&text).into_owned(),
-                },
-            )
-            .await?;
-            if !follow {
-                return write_frame(&mut stream, &Response::LogEnd).await;
-            }
-            let (tx, mut rx) = mpsc::channel(16);
-            let follower = tokio::spawn(crate::logs::follow(log.path(), from, tx));
-            let mut byte = [0u8; 1];
-            let result = loop {
-                tokio::select! {
-                    chunk = rx.recv() => {
-                        let Some(chunk) = chunk else { break Ok(()) };
-                        let data = String::from_utf8_lossy(&chunk).into_owned();
-                        if let Err(e) = write_frame(&mut stream, &Response::LogData { data }).await {
-                            break Err(e);
-                        }
-                    }
-                    // The client sends nothing more: a read returning means it left.
-                    _ = tokio::io::AsyncReadExt::read(&mut stream, &mut byte) => break Ok(()),
-                }
-            };
-            follower.abort();
-            result
-        }
+        Reply::Log(log) => crate::logs::serve(&mut stream, log, logs.unwrap_or_default()).await,
     }
 }
 

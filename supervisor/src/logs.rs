@@ -1,17 +1,27 @@
 //! A unit's log as jarvisd sees it. The shim of each run writes the unit's
-//! output to `<state>/logs/<unit>.log` (rotated); jarvisd adds its own notes
-//! to the same file, reads its tail, and follows it for `logs -f` through
-//! inotify (no polling).
+//! output to `<state>/logs/<unit>.log` (rotated), one record per line with
+//! the time it was read (see `jarvis_runtime::logfile`); jarvisd adds its
+//! own notes to the same file, reads its tail, and follows it for `logs -f`
+//! through inotify (no polling).
+//!
+//! [`serve`] answers a `Logs` request: the tail (only lines since a time,
+//! when asked), joined into lines and rendered with or without their
+//! times, in frames of at most `LOG_CHUNK`; then, when following, each
+//! record as it is appended.
 
 use std::fs::File;
 use std::io::{self, Read, Seek, SeekFrom};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
+use std::time::SystemTime;
 
 use futures_util::StreamExt;
-use jarvis_runtime::logfile::{self, LogConfig};
+use jarvis_proto::nonblocking::write_frame;
+use jarvis_proto::{FrameError, Request, Response, LOG_CHUNK};
+use jarvis_runtime::logfile::{self, Kind, Line, LogConfig, Tail};
 use jarvis_unit::Logs;
+use tokio::net::UnixStream;
 
 pub struct UnitLog {
     cfg: Mutex<LogConfig>,
@@ -44,26 +54,241 @@ impl UnitLog {
 
     /// A line from jarvis itself about the unit ("started pid 12").
     pub fn note(&self, msg: &str) {
-        let line = logfile::note_line(msg);
-        if let Err(err) = logfile::append_once(&self.config(), line.as_bytes()) {
+        if let Err(err) = logfile::note(&self.config(), msg) {
             tracing::warn!(path = %self.path().display(), %err, "cannot write unit log");
         }
     }
 
-    /// The last `lines` lines across the current and rotated files.
-    pub fn tail(&self, lines: usize) -> io::Result<Vec<u8>> {
-        logfile::tail(&self.config(), lines)
+    /// The last `lines` lines not older than `since`, across the current
+    /// and rotated files, up to `to` in the current one. Blocking.
+    pub fn tail(&self, lines: usize, since: Option<SystemTime>, to: &Position) -> io::Result<Tail> {
+        let cap = to.ino.map(|ino| (ino, to.offset));
+        logfile::tail(&self.config(), lines, since, cap)
     }
 
-    /// Where the log ends now, for [`follow`] to start from. Holds the file
-    /// open, so what is written to it before a rotation is not lost.
+    /// Where the log ends now (after its last whole record), for [`follow`]
+    /// to start from. Holds the file open, so what is written to it before
+    /// a rotation is not lost. Blocking.
     pub fn end(&self) -> Position {
-        let file = File::open(self.path()).ok();
+        let mut file = File::open(self.path()).ok();
         let meta = file.as_ref().and_then(|f| f.metadata().ok());
+        let len = meta.as_ref().map(|m| m.len()).unwrap_or(0);
+        // A record being written as we look is left to the follower.
+        let offset = file
+            .as_mut()
+            .and_then(|f| last_line_end(f, len).ok())
+            .unwrap_or(len);
         Position {
             ino: meta.as_ref().map(|m| m.ino()),
-            offset: meta.map(|m| m.len()).unwrap_or(0),
+            offset,
             file,
+        }
+    }
+}
+
+/// Just after the last `\n` in the last 64 KiB of `f` (of length `len`);
+/// `len` when there is none (a file of an older jarvis may end in a long
+/// line without one).
+fn last_line_end(f: &mut File, len: u64) -> io::Result<u64> {
+    let from = len.saturating_sub(64 * 1024);
+    f.seek(SeekFrom::Start(from))?;
+    let mut buf = Vec::new();
+    f.take(len - from).read_to_end(&mut buf)?;
+    Ok(match buf.iter().rposition(|b| *b == b'\n') {
+        Some(n) => from + n as u64 + 1,
+        None => len,
+    })
+}
+
+/// What a `Logs` request asks for.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Ask {
+    pub lines: Option<usize>,
+    pub follow: bool,
+    pub since: Option<String>,
+    pub timestamps: bool,
+}
+
+impl Ask {
+    pub fn of(req: &Request) -> Option<Ask> {
+        match req {
+            Request::Logs {
+                lines,
+                follow,
+                since,
+                timestamps,
+                ..
+            } => Some(Ask {
+                lines: *lines,
+                follow: *follow,
+                since: since.clone(),
+                timestamps: *timestamps,
+            }),
+            _ => None,
+        }
+    }
+}
+
+/// Answers a `Logs` request for `log`: the tail, then (following) what is
+/// appended until the client hangs up.
+pub async fn serve(stream: &mut UnixStream, log: Arc<UnitLog>, ask: Ask) -> Result<(), FrameError> {
+    let since = match ask.since.as_deref().map(humantime::parse_rfc3339_weak) {
+        None => None,
+        Some(Ok(t)) => Some(t),
+        Some(Err(e)) => {
+            let message = format!("bad --since time {:?}: {e}", ask.since.unwrap_or_default());
+            return write_frame(stream, &Response::Error { message }).await;
+        }
+    };
+    let lines = ask.lines.unwrap_or(usize::MAX);
+    let mut render = Render::new(ask.timestamps);
+    // Reading files and rendering: off the runtime's thread, which the
+    // event loop shares.
+    let (from, chunks, render) = {
+        let log = log.clone();
+        jarvis_runtime::blocking(move || {
+            let from = log.end();
+            let tail = log.tail(lines, since, &from)?;
+            let mut text = String::new();
+            render.tail(&tail, ask.follow, &mut text);
+            Ok::<_, io::Error>((from, frames(text), render))
+        })
+        .await?
+    };
+    for data in chunks {
+        write_frame(stream, &Response::LogData { data }).await?;
+    }
+    if !ask.follow {
+        return write_frame(stream, &Response::LogEnd).await;
+    }
+    let mut render = render;
+    let (tx, mut rx) = tokio::sync::mpsc::channel(16);
+    let follower = tokio::spawn(follow(log.path(), from, tx));
+    let mut byte = [0u8; 1];
+    let result = loop {
+        tokio::select! {
+            chunk = rx.recv() => {
+                let Some(chunk) = chunk else { break Ok(()) };
+                let mut text = String::new();
+                render.feed(&chunk, &mut text);
+                let mut sent = Ok(());
+                for data in frames(text) {
+                    sent = write_frame(stream, &Response::LogData { data }).await;
+                    if sent.is_err() {
+                        break;
+                    }
+                }
+                if let Err(e) = sent {
+                    break Err(e);
+                }
+            }
+            // The client sends nothing more: a read returning means it left.
+            _ = tokio::io::AsyncReadExt::read(stream, &mut byte) => break Ok(()),
+        }
+    };
+    follower.abort();
+    result
+}
+
+/// `text` cut into frames of at most `LOG_CHUNK` bytes, each ending at the
+/// end of a line unless a line is longer than that.
+fn frames(mut text: String) -> Vec<String> {
+    let mut out = Vec::new();
+    while text.len() > LOG_CHUNK {
+        let mut cut = match text[..LOG_CHUNK].rfind('\n') {
+            Some(n) => n + 1,
+            None => LOG_CHUNK,
+        };
+        while !text.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        let rest = text.split_off(cut);
+        out.push(std::mem::replace(&mut text, rest));
+    }
+    if !text.is_empty() {
+        out.push(text);
+    }
+    out
+}
+
+/// Turns a log's lines, and then its records as they are appended, into
+/// what the reader is sent: each line (with its time first, when asked)
+/// and a newline; the parts of a line are sent as they come.
+#[derive(Debug)]
+struct Render {
+    timestamps: bool,
+    /// A line is begun and not yet ended.
+    open: bool,
+    /// The end of what was fed that is not a whole record yet.
+    carry: Vec<u8>,
+}
+
+/// How much of a line with no newline a follower holds before it sends it
+/// as it is (only an older jarvis's shim writes those).
+const CARRY_MAX: usize = 4 * logfile::PARTIAL_MAX;
+
+impl Render {
+    fn new(timestamps: bool) -> Render {
+        Render {
+            timestamps,
+            open: false,
+            carry: Vec::new(),
+        }
+    }
+
+    fn begin(&mut self, time: Option<SystemTime>, out: &mut String) {
+        if let (true, Some(t)) = (self.timestamps, time) {
+            out.push_str(&logfile::stamp(t));
+            out.push(' ');
+        }
+    }
+
+    /// A tail. When a follower goes on from its end, its last line is left
+    /// open if its next part may come.
+    fn tail(&mut self, tail: &Tail, following: bool, out: &mut String) {
+        for (i, Line { time, text, .. }) in tail.lines.iter().enumerate() {
+            self.begin(*time, out);
+            out.push_str(&String::from_utf8_lossy(text));
+            if following && tail.open && i + 1 == tail.lines.len() {
+                self.open = true;
+            } else {
+                out.push('\n');
+            }
+        }
+    }
+
+    /// Bytes appended to the log.
+    fn feed(&mut self, data: &[u8], out: &mut String) {
+        self.carry.extend_from_slice(data);
+        let whole = match self.carry.iter().rposition(|b| *b == b'\n') {
+            Some(n) => n + 1,
+            None if self.carry.len() > CARRY_MAX => {
+                let text = std::mem::take(&mut self.carry);
+                if !self.open {
+                    self.begin(None, out);
+                    self.open = true;
+                }
+                out.push_str(&String::from_utf8_lossy(&text));
+                return;
+            }
+            None => return,
+        };
+        let rest = self.carry.split_off(whole);
+        let records = std::mem::replace(&mut self.carry, rest);
+        for raw in records[..whole - 1].split(|b| *b == b'\n') {
+            let r = logfile::parse_record(raw);
+            if r.kind == Kind::Note && self.open {
+                out.push('\n');
+                self.open = false;
+            }
+            if !self.open {
+                self.begin(r.time, out);
+            }
+            out.push_str(&String::from_utf8_lossy(r.text));
+            self.open = r.kind == Kind::Part;
+            if !self.open {
+                out.push('\n');
+            }
         }
     }
 }
@@ -201,5 +426,111 @@ mod tests {
         }
         assert_eq!(got, b"one\ntwo\nthree\nfour\n");
         task.abort();
+    }
+}
+
+#[cfg(test)]
+mod render_tests {
+    use super::*;
+    use std::time::{Duration, UNIX_EPOCH};
+
+    fn t(ms: u64) -> SystemTime {
+        UNIX_EPOCH + Duration::from_secs(1_795_000_000) + Duration::from_millis(ms)
+    }
+
+    fn rec(time: SystemTime, kind: Kind, text: &str) -> Vec<u8> {
+        let mut out = Vec::new();
+        logfile::encode(&mut out, time, kind, text.as_bytes());
+        out
+    }
+
+    fn fed(r: &mut Render, data: &[u8]) -> String {
+        let mut out = String::new();
+        r.feed(data, &mut out);
+        out
+    }
+
+    #[test]
+    fn records_are_rendered_with_or_without_times() {
+        let s0 = logfile::stamp(t(0));
+        let mut data = rec(t(0), Kind::Line, "one");
+        data.extend(b"legacy line\n");
+        data.extend(rec(t(1), Kind::Note, "[jarvis] note"));
+        assert_eq!(
+            fed(&mut Render::new(false), &data),
+            "one\nlegacy line\n[jarvis] note\n"
+        );
+        assert_eq!(
+            fed(&mut Render::new(true), &data),
+            format!(
+                "{s0} one\nlegacy line\n{} [jarvis] note\n",
+                logfile::stamp(t(1))
+            )
+        );
+    }
+
+    #[test]
+    fn parts_are_sent_as_they_come_and_a_record_may_arrive_in_pieces() {
+        let mut r = Render::new(true);
+        let part = rec(t(0), Kind::Part, "Password: ");
+        let s0 = logfile::stamp(t(0));
+        assert_eq!(fed(&mut r, &part[..10]), "");
+        assert_eq!(fed(&mut r, &part[10..]), format!("{s0} Password: "));
+        // The rest of the line: no time of its own.
+        assert_eq!(fed(&mut r, &rec(t(5), Kind::Line, "ok")), "ok\n");
+        // A note ends an open line first.
+        let mut data = rec(t(6), Kind::Part, "half");
+        data.extend(rec(t(7), Kind::Note, "[jarvis] stop"));
+        data.extend(rec(t(8), Kind::Line, "rest"));
+        let s = |ms| logfile::stamp(t(ms));
+        assert_eq!(
+            fed(&mut r, &data),
+            format!("{} half\n{} [jarvis] stop\n{} rest\n", s(6), s(7), s(8))
+        );
+    }
+
+    #[test]
+    fn a_tail_leaves_its_open_line_to_the_follower() {
+        let tail = Tail {
+            lines: vec![
+                Line {
+                    time: Some(t(0)),
+                    text: b"a".to_vec(),
+                    note: false,
+                },
+                Line {
+                    time: None,
+                    text: b"b".to_vec(),
+                    note: false,
+                },
+            ],
+            open: true,
+        };
+        let mut out = String::new();
+        Render::new(false).tail(&tail, false, &mut out);
+        assert_eq!(out, "a\nb\n");
+        let mut r = Render::new(false);
+        let mut out = String::new();
+        r.tail(&tail, true, &mut out);
+        assert_eq!(out, "a\nb");
+        assert_eq!(fed(&mut r, &rec(t(1), Kind::Line, "c")), "c\n");
+    }
+
+    #[test]
+    fn frames_end_at_line_ends_and_are_bounded() {
+        assert!(frames(String::new()).is_empty());
+        let line = "x".repeat(1000) + "\n";
+        let text = line.repeat(3 * LOG_CHUNK / 1000);
+        let got = frames(text.clone());
+        assert!(got.len() >= 3);
+        assert!(got
+            .iter()
+            .all(|f| f.len() <= LOG_CHUNK && f.ends_with('\n')));
+        assert_eq!(got.concat(), text);
+        // One line longer than a frame, of two-byte characters.
+        let long = "é".repeat(LOG_CHUNK);
+        let got = frames(long.clone());
+        assert!(got.iter().all(|f| f.len() <= LOG_CHUNK));
+        assert_eq!(got.concat(), long);
     }
 }

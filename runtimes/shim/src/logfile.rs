@@ -4,13 +4,51 @@
 //! The shim appends the unit's output; jarvisd appends its own notes and
 //! reads the tail. Each append opens the current file with O_APPEND, so the
 //! two writers never tear each other's lines and both follow a rotation.
+//!
+//! # Lines
+//!
+//! Every line in the file is one record, as CRI's log files have them:
+//!
+//! ```text
+//! 2026-11-29T14:01:48.123456789Z F listening on :8080
+//! 2026-11-29T14:01:49.000012000Z P Password:␠
+//! 2026-11-29T14:01:52.500000000Z F  ok
+//! 2026-11-29T14:01:53.100000000Z J [jarvis] pid 12 exited with code 0
+//! ```
+//!
+//! - the time the shim read the output (or jarvisd wrote the note): RFC 3339
+//!   in UTC with nine fractional digits, always 30 bytes;
+//! - a space and a tag: `F` a full line of the unit's output, `P` part of a
+//!   line, `J` a note from jarvis (its text starts with `[jarvis]`);
+//! - a space, the text as the unit wrote it (any bytes but `\n`; a program's
+//!   own timestamps are text like the rest), and `\n`.
+//!
+//! Output without a newline is held by the shim for [`PARTIAL_WAIT`] (a
+//! program that writes a line in several writes gets one record) or until
+//! [`PARTIAL_MAX`] bytes; then it is written as a `P` record, and what
+//! follows it in the output (`P` or `F` records) continues the same line.
+//! Readers join them ([`join`]): the line has the time of its first part.
+//! A note between the parts ends the line there. When the output ends, what
+//! is held is written as an `F` record.
+//!
+//! A line that is not a record (a file written by an older jarvis, which
+//! stored output as it came) is a full line of output whose time is not
+//! known.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant, SystemTime};
 
 use serde::{Deserialize, Serialize};
+
+/// The length of a record's time: `2026-11-29T14:01:48.123456789Z`.
+pub const STAMP_LEN: usize = 30;
+/// How long the shim holds output that has no newline yet.
+pub const PARTIAL_WAIT: Duration = Duration::from_millis(100);
+/// The most output without a newline the shim holds.
+pub const PARTIAL_MAX: usize = 16 * 1024;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LogConfig {
@@ -19,22 +57,223 @@ pub struct LogConfig {
     pub max_files: u32,
 }
 
+/// What a record holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// A full line of output (`F`), or the end of a line begun by `P`s.
+    Line,
+    /// Part of a line of output (`P`): the next output record continues it.
+    Part,
+    /// A note from jarvis (`J`).
+    Note,
+}
+
+impl Kind {
+    fn tag(self) -> u8 {
+        match self {
+            Kind::Line => b'F',
+            Kind::Part => b'P',
+            Kind::Note => b'J',
+        }
+    }
+
+    fn from_tag(tag: u8) -> Option<Kind> {
+        match tag {
+            b'F' => Some(Kind::Line),
+            b'P' => Some(Kind::Part),
+            b'J' => Some(Kind::Note),
+            _ => None,
+        }
+    }
+}
+
+/// One line of the file, without its `\n`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Record<'a> {
+    /// `None` for a line that is not a record.
+    pub time: Option<SystemTime>,
+    pub kind: Kind,
+    pub text: &'a [u8],
+}
+
+/// `time` as a record has it: RFC 3339, UTC, nanoseconds, [`STAMP_LEN`]
+/// bytes.
+pub fn stamp(time: SystemTime) -> String {
+    humantime::format_rfc3339_nanos(time).to_string()
+}
+
+/// The time in `b`, which must be exactly what [`stamp`] writes.
+pub fn parse_stamp(b: &[u8]) -> Option<SystemTime> {
+    if b.len() != STAMP_LEN {
+        return None;
+    }
+    let shape = b"dddd-dd-ddTdd:dd:dd.dddddddddZ";
+    let fits = b.iter().zip(shape).all(|(c, s)| match s {
+        b'd' => c.is_ascii_digit(),
+        s => c == s,
+    });
+    if !fits {
+        return None;
+    }
+    humantime::parse_rfc3339(std::str::from_utf8(b).ok()?).ok()
+}
+
+/// Reads one line of the file (without its `\n`).
+pub fn parse_record(line: &[u8]) -> Record<'_> {
+    let plain = Record {
+        time: None,
+        kind: Kind::Line,
+        text: line,
+    };
+    if line.len() < STAMP_LEN + 2 || line[STAMP_LEN] != b' ' {
+        return plain;
+    }
+    let (Some(time), Some(kind)) = (
+        parse_stamp(&line[..STAMP_LEN]),
+        Kind::from_tag(line[STAMP_LEN + 1]),
+    ) else {
+        return plain;
+    };
+    let text = match &line[STAMP_LEN + 2..] {
+        [] => &[][..],
+        [b' ', text @ ..] => text,
+        _ => return plain,
+    };
+    Record {
+        time: Some(time),
+        kind,
+        text,
+    }
+}
+
+/// Appends one record to `out`. `text` must hold no `\n`.
+pub fn encode(out: &mut Vec<u8>, time: SystemTime, kind: Kind, text: &[u8]) {
+    debug_assert!(!text.contains(&b'\n'));
+    out.extend_from_slice(stamp(time).as_bytes());
+    out.push(b' ');
+    out.push(kind.tag());
+    out.push(b' ');
+    out.extend_from_slice(text);
+    out.push(b'\n');
+}
+
+/// A note from jarvis as it stands in the log, one `J` record per line of
+/// `msg`, each starting with `[jarvis]`.
+pub fn note_records(msg: &str, time: SystemTime) -> Vec<u8> {
+    let mut out = Vec::new();
+    for line in msg.split('\n') {
+        encode(
+            &mut out,
+            time,
+            Kind::Note,
+            format!("[jarvis] {line}").as_bytes(),
+        );
+    }
+    out
+}
+
 /// The writer side. Keeps the file open between appends; reopens after a
-/// rotation (its own or, noticed by size, another writer's).
+/// rotation (its own or, noticed by size, another writer's). The shim's
+/// output goes through [`LogFile::output`], which cuts it into records.
 pub struct LogFile {
     cfg: LogConfig,
     file: Option<File>,
+    /// Output after the last newline, not written yet, and when its first
+    /// byte was read.
+    held: Vec<u8>,
+    held_since: Option<(Instant, SystemTime)>,
 }
 
 impl LogFile {
     pub fn new(cfg: LogConfig) -> LogFile {
-        LogFile { cfg, file: None }
+        LogFile {
+            cfg,
+            file: None,
+            held: Vec::new(),
+            held_since: None,
+        }
     }
 
     pub fn config(&self) -> &LogConfig {
         &self.cfg
     }
 
+    /// The unit's output as it was read now: every line it finishes becomes
+    /// a record; the rest is held (see [`LogFile::held_until`]).
+    pub fn output(&mut self, data: &[u8]) -> io::Result<()> {
+        self.output_at(data, Instant::now(), SystemTime::now())
+    }
+
+    fn output_at(&mut self, data: &[u8], now: Instant, time: SystemTime) -> io::Result<()> {
+        if data.is_empty() {
+            return Ok(());
+        }
+        let mut out = Vec::new();
+        let mut rest = data;
+        while let Some(n) = rest.iter().position(|b| *b == b'\n') {
+            let at = match self.held_since.take() {
+                Some((_, t)) => t,
+                None => time,
+            };
+            let line = if self.held.is_empty() {
+                &rest[..n]
+            } else {
+                self.held.extend_from_slice(&rest[..n]);
+                &self.held[..]
+            };
+            encode(&mut out, at, Kind::Line, line);
+            self.held.clear();
+            rest = &rest[n + 1..];
+        }
+        if !rest.is_empty() {
+            self.held.extend_from_slice(rest);
+            self.held_since.get_or_insert((now, time));
+        }
+        if self.held.len() >= PARTIAL_MAX {
+            self.take_held(Kind::Part, &mut out);
+        }
+        self.append(&out)
+    }
+
+    /// When what is held must be written as a part of a line
+    /// ([`LogFile::flush_partial`]), if anything is held.
+    pub fn held_until(&self) -> Option<Instant> {
+        self.held_since.map(|(at, _)| at + PARTIAL_WAIT)
+    }
+
+    /// Writes what is held as a `P` record: the line goes on in the next
+    /// output.
+    pub fn flush_partial(&mut self) -> io::Result<()> {
+        let mut out = Vec::new();
+        self.take_held(Kind::Part, &mut out);
+        self.append(&out)
+    }
+
+    /// The output has ended: what is held is a line of its own.
+    pub fn end_output(&mut self) -> io::Result<()> {
+        let mut out = Vec::new();
+        self.take_held(Kind::Line, &mut out);
+        self.append(&out)
+    }
+
+    /// A note from jarvis about the run. Output held is written first (as a
+    /// part), so the log keeps the order things happened in.
+    pub fn note(&mut self, msg: &str) -> io::Result<()> {
+        let mut out = Vec::new();
+        self.take_held(Kind::Part, &mut out);
+        out.extend(note_records(msg, SystemTime::now()));
+        self.append(&out)
+    }
+
+    fn take_held(&mut self, kind: Kind, out: &mut Vec<u8>) {
+        if let Some((_, time)) = self.held_since.take() {
+            encode(out, time, kind, &self.held);
+            self.held.clear();
+        }
+    }
+
+    /// Appends bytes as they are: whole records, or (in tests) what an
+    /// older jarvis wrote.
     pub fn append(&mut self, data: &[u8]) -> io::Result<()> {
         if data.is_empty() {
             return Ok(());
@@ -78,11 +317,9 @@ pub fn append_once(cfg: &LogConfig, data: &[u8]) -> io::Result<()> {
     LogFile::new(cfg.clone()).append(data)
 }
 
-/// A line from jarvis about the unit, as it stands in the log:
-/// `[jarvis 2026-01-02T03:04:05Z] started pid 12`.
-pub fn note_line(msg: &str) -> String {
-    let ts = humantime::format_rfc3339_seconds(std::time::SystemTime::now());
-    format!("[jarvis {ts}] {msg}\n")
+/// Appends a note from jarvis, opening and closing the file.
+pub fn note(cfg: &LogConfig, msg: &str) -> io::Result<()> {
+    append_once(cfg, &note_records(msg, SystemTime::now()))
 }
 
 fn rotate(cfg: &LogConfig) -> io::Result<()> {
@@ -116,64 +353,156 @@ pub fn rotated(path: &Path, i: u32) -> PathBuf {
     PathBuf::from(s)
 }
 
-/// The last `lines` lines across the current and rotated files, oldest
-/// first.
-pub fn tail(cfg: &LogConfig, lines: usize) -> io::Result<Vec<u8>> {
-    let mut chunks: Vec<Vec<u8>> = Vec::new();
-    let mut have = 0usize;
-    for i in 0..cfg.max_files.max(1) {
-        if have > lines {
-            break;
-        }
-        let data = match tail_of_file(&rotated(&cfg.path, i), lines.saturating_add(1)) {
-            Ok(d) => d,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
-            Err(e) => return Err(e),
-        };
-        have += data.iter().filter(|b| **b == b'\n').count();
-        chunks.push(data);
-    }
-    chunks.reverse();
-    let all = chunks.concat();
-    if lines == 0 {
-        return Ok(Vec::new());
-    }
-    // Keep the last `lines` lines (a final line without '\n' counts too).
-    let body = all.strip_suffix(b"\n").unwrap_or(&all);
-    let mut newlines = 0;
-    let mut start = 0;
-    for (i, b) in body.iter().enumerate().rev() {
-        if *b == b'\n' {
-            newlines += 1;
-            if newlines == lines {
-                start = i + 1;
-                break;
-            }
-        }
-    }
-    Ok(all[start..].to_vec())
+/// A line for a reader: the parts of a line joined, without its `\n`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Line {
+    /// When its first part was read; `None` when not known.
+    pub time: Option<SystemTime>,
+    pub text: Vec<u8>,
+    pub note: bool,
 }
 
-/// Reads enough of the end of a file to hold `lines` lines.
-fn tail_of_file(path: &Path, lines: usize) -> io::Result<Vec<u8>> {
-    let mut f = File::open(path)?;
-    let len = f.metadata()?.len();
+/// Lines out of whole records (`data` ends with `\n`, or what follows the
+/// last one is read as a record too), and whether the last line is still
+/// open (it ended with a `P` record: more of it may follow).
+pub fn join(data: &[u8]) -> (Vec<Line>, bool) {
+    let mut lines = Vec::new();
+    if data.is_empty() {
+        return (lines, false);
+    }
+    let mut open: Option<Line> = None;
+    let body = data.strip_suffix(b"\n").unwrap_or(data);
+    for raw in body.split(|b| *b == b'\n') {
+        let r = parse_record(raw);
+        if r.kind == Kind::Note {
+            lines.extend(open.take());
+            lines.push(Line {
+                time: r.time,
+                text: r.text.to_vec(),
+                note: true,
+            });
+            continue;
+        }
+        let line = open.get_or_insert_with(|| Line {
+            time: r.time,
+            text: Vec::new(),
+            note: false,
+        });
+        line.text.extend_from_slice(r.text);
+        if r.kind == Kind::Line {
+            lines.extend(open.take());
+        }
+    }
+    let is_open = open.is_some();
+    lines.extend(open);
+    (lines, is_open)
+}
+
+/// The end of a log: its last lines, oldest first.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Tail {
+    pub lines: Vec<Line>,
+    /// The last line is not finished: its next part will be the next
+    /// record of output.
+    pub open: bool,
+}
+
+/// The last `lines` lines across the current and rotated files, of those
+/// not older than `since`. A line whose time is not known counts as being
+/// as old as the timed line before it (a file written by an older jarvis
+/// holds only such lines: they are older than any `since`).
+///
+/// `cap`: (inode, length) of the current file, to read it only up to
+/// there (where a follower starts).
+pub fn tail(
+    cfg: &LogConfig,
+    lines: usize,
+    since: Option<SystemTime>,
+    cap: Option<(u64, u64)>,
+) -> io::Result<Tail> {
+    if lines == 0 {
+        return Ok(Tail::default());
+    }
     let mut want = 64 * 1024u64;
     loop {
-        let from = len.saturating_sub(want);
-        f.seek(SeekFrom::Start(from))?;
-        let mut buf = Vec::new();
-        f.read_to_end(&mut buf)?;
-        if from == 0 || buf.iter().filter(|b| **b == b'\n').count() > lines {
-            return Ok(buf);
+        let (data, whole) = read_last(cfg, want, cap)?;
+        // Unless the window starts a file, its first record may be cut.
+        let body = if whole {
+            &data[..]
+        } else {
+            match data.iter().position(|b| *b == b'\n') {
+                Some(n) => &data[n + 1..],
+                None => &[][..],
+            }
+        };
+        let (all, open) = join(body);
+        let count = all.len();
+        let mut older = false;
+        let mut last_time = None;
+        let mut kept: Vec<(usize, Line)> = Vec::new();
+        for (i, line) in all.into_iter().enumerate() {
+            last_time = line.time.or(last_time);
+            match (since, last_time) {
+                (None, _) => kept.push((i, line)),
+                (Some(s), Some(t)) if t >= s => kept.push((i, line)),
+                _ => older |= last_time.is_some(),
+            }
+        }
+        if whole || older || kept.len() > lines {
+            let from = kept.len().saturating_sub(lines);
+            let open = open && kept.last().is_some_and(|(i, _)| *i + 1 == count);
+            return Ok(Tail {
+                lines: kept.drain(from..).map(|(_, l)| l).collect(),
+                open,
+            });
         }
         want = want.saturating_mul(4);
     }
 }
 
+/// The last `want` bytes of the log across its files, oldest first, and
+/// whether that is all of it.
+fn read_last(cfg: &LogConfig, want: u64, cap: Option<(u64, u64)>) -> io::Result<(Vec<u8>, bool)> {
+    let mut parts = Vec::new();
+    let mut left = want;
+    let mut whole = true;
+    for i in 0..cfg.max_files.max(1) {
+        let path = rotated(&cfg.path, i);
+        if left == 0 {
+            whole = !path.exists();
+            break;
+        }
+        let mut f = match File::open(&path) {
+            Ok(f) => f,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(e),
+        };
+        let meta = f.metadata()?;
+        let mut len = meta.len();
+        if let Some((ino, at)) = cap.filter(|_| i == 0) {
+            if meta.ino() == ino {
+                len = len.min(at);
+            }
+        }
+        let take = len.min(left);
+        f.seek(SeekFrom::Start(len - take))?;
+        let mut buf = Vec::with_capacity(take as usize);
+        f.take(take).read_to_end(&mut buf)?;
+        left -= take;
+        parts.push(buf);
+        if take < len {
+            whole = false;
+            break;
+        }
+    }
+    parts.reverse();
+    Ok((parts.concat(), whole))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::UNIX_EPOCH;
 
     fn cfg(dir: &Path, max_size: u64, max_files: u32) -> LogConfig {
         LogConfig {
@@ -183,14 +512,288 @@ mod tests {
         }
     }
 
+    /// A time `ms` milliseconds into a fixed second.
+    fn t(ms: u64) -> SystemTime {
+        UNIX_EPOCH + Duration::from_secs(1_795_000_000) + Duration::from_millis(ms)
+    }
+
+    fn record(time: SystemTime, kind: Kind, text: &str) -> Vec<u8> {
+        let mut out = Vec::new();
+        encode(&mut out, time, kind, text.as_bytes());
+        out
+    }
+
+    fn texts(lines: &[Line]) -> Vec<String> {
+        lines
+            .iter()
+            .map(|l| String::from_utf8_lossy(&l.text).into_owned())
+            .collect()
+    }
+
+    fn tail_texts(c: &LogConfig, n: usize) -> Vec<String> {
+        texts(&tail(c, n, None, None).unwrap().lines)
+    }
+
+    #[test]
+    fn stamps_are_fixed_width_and_read_back() {
+        let time = UNIX_EPOCH + Duration::new(1_795_000_000, 1_000);
+        let s = stamp(time);
+        assert_eq!(s, "2026-11-18T11:06:40.000001000Z");
+        assert_eq!(s.len(), STAMP_LEN);
+        assert_eq!(parse_stamp(s.as_bytes()), Some(time));
+        assert_eq!(
+            stamp(UNIX_EPOCH + Duration::from_secs(1_795_000_000)).len(),
+            STAMP_LEN
+        );
+        for bad in [
+            "2026-11-18T08:26:40Z",
+            "2026-11-18T08:26:40.000001000+00:00",
+            "2026-11-18 08:26:40.000001000Z",
+            "2026-11-18T08:26:40.00000100xZ",
+            "2026-13-18T08:26:40.000001000Z",
+        ] {
+            assert_eq!(parse_stamp(bad.as_bytes()), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn records_and_what_is_not_one() {
+        let r = record(t(0), Kind::Line, "hello world");
+        assert_eq!(r.len(), STAMP_LEN + 3 + "hello world".len() + 1);
+        let back = parse_record(r.strip_suffix(b"\n").unwrap());
+        assert_eq!(
+            back,
+            Record {
+                time: Some(t(0)),
+                kind: Kind::Line,
+                text: b"hello world"
+            }
+        );
+        // Empty text, with or without the space before it.
+        let empty = record(t(1), Kind::Part, "");
+        assert_eq!(parse_record(empty.strip_suffix(b"\n").unwrap()).text, b"");
+        assert_eq!(
+            parse_record(&empty[..STAMP_LEN + 2]).kind,
+            Kind::Part,
+            "{empty:?}"
+        );
+        // Lines an older jarvis wrote, and near misses: plain output.
+        let s = stamp(t(2));
+        for plain in [
+            "plain output".to_string(),
+            "[jarvis 2026-01-02T03:04:05Z] started pid 12".to_string(),
+            format!("{s} X tag is not one"),
+            format!("{s}F no space"),
+            format!("{s} Fno space after the tag"),
+            format!("{s}"),
+            String::new(),
+        ] {
+            assert_eq!(
+                parse_record(plain.as_bytes()),
+                Record {
+                    time: None,
+                    kind: Kind::Line,
+                    text: plain.as_bytes()
+                }
+            );
+        }
+    }
+
+    #[test]
+    fn output_that_looks_like_a_record_is_text() {
+        let dir = tempfile::tempdir().unwrap();
+        let c = cfg(dir.path(), 1 << 20, 1);
+        let mut log = LogFile::new(c.clone());
+        let fake = format!("{} J [jarvis] not from jarvis", stamp(t(5)));
+        log.output_at(format!("{fake}\n").as_bytes(), Instant::now(), t(9))
+            .unwrap();
+        let got = tail(&c, 10, None, None).unwrap().lines;
+        assert_eq!(
+            got,
+            vec![Line {
+                time: Some(t(9)),
+                text: fake.into_bytes(),
+                note: false
+            }]
+        );
+    }
+
+    #[test]
+    fn output_is_cut_into_lines_and_held_parts_are_joined() {
+        let dir = tempfile::tempdir().unwrap();
+        let c = cfg(dir.path(), 1 << 20, 1);
+        let mut log = LogFile::new(c.clone());
+        let now = Instant::now();
+        log.output_at(b"one\ntw", now, t(0)).unwrap();
+        assert_eq!(log.held_until(), Some(now + PARTIAL_WAIT));
+        // Finished by the next read: one record, with the first part's time.
+        log.output_at(b"o\nthr", now, t(10)).unwrap();
+        assert_eq!(fs::read(&c.path).unwrap(), {
+            let mut want = record(t(0), Kind::Line, "one");
+            want.extend(record(t(0), Kind::Line, "two"));
+            want
+        });
+        // Held too long: written as a part; the rest continues it.
+        log.flush_partial().unwrap();
+        assert_eq!(log.held_until(), None);
+        log.output_at(b"ee\n", now, t(20)).unwrap();
+        // A note between parts ends the line there.
+        log.output_at(b"fo", now, t(30)).unwrap();
+        log.note("stopping").unwrap();
+        log.output_at(b"ur", now, t(40)).unwrap();
+        log.end_output().unwrap();
+        let text = String::from_utf8(fs::read(&c.path).unwrap()).unwrap();
+        let tags: Vec<char> = text
+            .lines()
+            .map(|l| l.as_bytes()[STAMP_LEN + 1] as char)
+            .collect();
+        assert_eq!(tags, ['F', 'F', 'P', 'F', 'P', 'J', 'F'], "{text}");
+        let Tail { lines, open } = tail(&c, 100, None, None).unwrap();
+        assert!(!open);
+        assert_eq!(
+            texts(&lines),
+            ["one", "two", "three", "fo", "[jarvis] stopping", "ur"]
+        );
+        assert_eq!(lines[2].time, Some(t(10)), "the time of its first part");
+        assert!(lines[4].note && !lines[3].note);
+    }
+
+    #[test]
+    fn a_long_line_is_written_in_parts() {
+        let dir = tempfile::tempdir().unwrap();
+        let c = cfg(dir.path(), 1 << 20, 1);
+        let mut log = LogFile::new(c.clone());
+        let chunk = vec![b'x'; PARTIAL_MAX / 2];
+        for i in 0..5 {
+            log.output_at(&chunk, Instant::now(), t(i)).unwrap();
+        }
+        // Two parts written, half a part held.
+        assert_eq!(
+            fs::read(&c.path)
+                .unwrap()
+                .iter()
+                .filter(|b| **b == b'\n')
+                .count(),
+            2
+        );
+        let Tail { lines, open } = tail(&c, 1, None, None).unwrap();
+        assert!(open, "the line goes on");
+        assert_eq!(lines[0].text.len(), PARTIAL_MAX * 2);
+        assert_eq!(lines[0].time, Some(t(0)));
+        log.output_at(b"end\n", Instant::now(), t(9)).unwrap();
+        let Tail { lines, open } = tail(&c, 1, None, None).unwrap();
+        assert!(!open);
+        assert_eq!(lines[0].text.len(), PARTIAL_MAX * 5 / 2 + 3);
+    }
+
+    #[test]
+    fn notes_are_one_record_per_line() {
+        let text = note_records("started pid 12: sh -c 'a\nb'", t(0));
+        let (lines, open) = join(&text);
+        assert!(!open);
+        assert_eq!(
+            texts(&lines),
+            ["[jarvis] started pid 12: sh -c 'a", "[jarvis] b'"]
+        );
+        assert!(lines.iter().all(|l| l.note && l.time == Some(t(0))));
+    }
+
+    #[test]
+    fn a_file_from_an_older_jarvis_reads_as_lines_of_unknown_time() {
+        let dir = tempfile::tempdir().unwrap();
+        let c = cfg(dir.path(), 1 << 20, 2);
+        fs::write(
+            rotated(&c.path, 1),
+            "[jarvis 2026-01-02T03:04:05Z] started pid 12\nold one\n",
+        )
+        .unwrap();
+        // An older shim's last output had no newline; this jarvis goes on.
+        fs::write(&c.path, "old two\nold thr").unwrap();
+        append_once(&c, b"ee\n").unwrap();
+        LogFile::new(c.clone())
+            .output_at(b"new\n", Instant::now(), t(0))
+            .unwrap();
+        let all = tail(&c, usize::MAX, None, None).unwrap().lines;
+        assert_eq!(
+            texts(&all),
+            [
+                "[jarvis 2026-01-02T03:04:05Z] started pid 12",
+                "old one",
+                "old two",
+                "old three",
+                "new"
+            ]
+        );
+        assert_eq!(
+            all.iter().map(|l| l.time.is_some()).collect::<Vec<_>>(),
+            [false, false, false, false, true]
+        );
+        assert_eq!(tail_texts(&c, 2), ["old three", "new"]);
+        // Their time is not known: older than any `since`.
+        assert_eq!(
+            texts(&tail(&c, 100, Some(t(0)), None).unwrap().lines),
+            ["new"]
+        );
+    }
+
+    #[test]
+    fn since_keeps_newer_lines_and_the_untimed_lines_among_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let c = cfg(dir.path(), 1 << 20, 1);
+        let mut data = Vec::new();
+        for (i, w) in ["a", "b", "c", "d"].iter().enumerate() {
+            data.extend(record(t(i as u64 * 1000), Kind::Line, w));
+        }
+        data.extend(b"untimed after d\n");
+        data.extend(record(t(4000), Kind::Note, "[jarvis] e"));
+        append_once(&c, &data).unwrap();
+        let since = |s, n| texts(&tail(&c, n, Some(s), None).unwrap().lines);
+        assert_eq!(
+            since(t(2000), 100),
+            ["c", "d", "untimed after d", "[jarvis] e"]
+        );
+        assert_eq!(since(t(2001), 100), ["d", "untimed after d", "[jarvis] e"]);
+        assert_eq!(since(t(2000), 2), ["untimed after d", "[jarvis] e"]);
+        assert!(since(t(4001), 100).is_empty());
+        assert_eq!(since(t(0), 100).len(), 6);
+    }
+
+    #[test]
+    fn a_cap_stops_the_tail_where_a_follower_starts() {
+        let dir = tempfile::tempdir().unwrap();
+        let c = cfg(dir.path(), 1 << 20, 1);
+        append_once(&c, &record(t(0), Kind::Line, "before")).unwrap();
+        let meta = fs::metadata(&c.path).unwrap();
+        append_once(&c, &record(t(1), Kind::Line, "after")).unwrap();
+        let capped = tail(&c, 10, None, Some((meta.ino(), meta.len()))).unwrap();
+        assert_eq!(texts(&capped.lines), ["before"]);
+    }
+
+    #[test]
+    fn a_tail_of_many_lines_reads_back_far_enough() {
+        let dir = tempfile::tempdir().unwrap();
+        let c = cfg(dir.path(), 1 << 30, 1);
+        let mut log = LogFile::new(c.clone());
+        let mut data = Vec::new();
+        for i in 0..20_000 {
+            data.extend(format!("line {i:05}\n").into_bytes());
+        }
+        log.output_at(&data, Instant::now(), t(0)).unwrap();
+        let got = tail_texts(&c, 15_000);
+        assert_eq!(got.len(), 15_000);
+        assert_eq!(got[0], "line 05000");
+        assert_eq!(got[14_999], "line 19999");
+        assert_eq!(tail_texts(&c, usize::MAX).len(), 20_000);
+        assert!(tail_texts(&c, 0).is_empty());
+    }
+
     #[test]
     fn rotates_and_keeps_max_files() {
         let dir = tempfile::tempdir().unwrap();
-        let c = cfg(dir.path(), 100, 3);
+        let c = cfg(dir.path(), 200, 3);
         let mut log = LogFile::new(c.clone());
         for i in 0..50 {
-            log.append(format!("line {i:03} ..........\n").as_bytes())
-                .unwrap();
+            log.output(format!("line {i:03}\n").as_bytes()).unwrap();
         }
         let mut names: Vec<_> = fs::read_dir(dir.path())
             .unwrap()
@@ -199,29 +802,25 @@ mod tests {
         names.sort();
         assert_eq!(names, vec!["u.log", "u.log.1", "u.log.2"]);
         for n in &names {
-            assert!(fs::metadata(dir.path().join(n)).unwrap().len() <= 100);
+            assert!(fs::metadata(dir.path().join(n)).unwrap().len() <= 200);
         }
-        assert_eq!(
-            String::from_utf8(tail(&c, 3).unwrap()).unwrap(),
-            "line 047 ..........\nline 048 ..........\nline 049 ..........\n"
-        );
+        assert_eq!(tail_texts(&c, 3), ["line 047", "line 048", "line 049"]);
     }
 
     #[test]
     fn tail_spans_rotated_files() {
         let dir = tempfile::tempdir().unwrap();
-        let c = cfg(dir.path(), 30, 2);
+        // 43-byte records, 129-byte files: u.log.1 holds 0,1,2; u.log holds 3.
+        let c = cfg(dir.path(), 129, 2);
         let mut log = LogFile::new(c.clone());
         for i in 0..4 {
-            log.append(format!("{i}23456789\n").as_bytes()).unwrap();
+            log.output_at(format!("{i}23456789\n").as_bytes(), Instant::now(), t(i))
+                .unwrap();
         }
-        // 10-byte lines, 30-byte files: u.log.1 holds 0,1,2; u.log holds 3.
-        assert_eq!(
-            String::from_utf8(tail(&c, 3).unwrap()).unwrap(),
-            "123456789\n223456789\n323456789\n"
-        );
-        assert_eq!(tail(&c, 0).unwrap(), b"");
-        assert_eq!(tail(&c, usize::MAX).unwrap().len(), 40);
+        assert_eq!(fs::metadata(&c.path).unwrap().len(), 43);
+        assert_eq!(tail_texts(&c, 3), ["123456789", "223456789", "323456789"]);
+        assert!(tail_texts(&c, 0).is_empty());
+        assert_eq!(tail_texts(&c, usize::MAX).len(), 4);
     }
 
     #[test]
@@ -252,20 +851,11 @@ mod tests {
         assert_eq!(fs::read(&c.path).unwrap(), b"bbbbbbbbb\n");
         assert!(!rotated(&c.path, 1).exists());
     }
-}
-
-#[cfg(test)]
-mod rotation_by_another_writer {
-    use super::*;
 
     #[test]
     fn the_shim_reopens_after_a_note_rotated_the_file() {
         let dir = tempfile::tempdir().unwrap();
-        let c = LogConfig {
-            path: dir.path().join("u.log"),
-            max_size: 20,
-            max_files: 2,
-        };
+        let c = cfg(dir.path(), 20, 2);
         let mut shim = LogFile::new(c.clone());
         shim.append(b"aaaaaaaaa\n").unwrap();
         shim.append(b"bbbbbbbbb\n").unwrap();

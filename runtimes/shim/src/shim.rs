@@ -11,7 +11,7 @@ use nix::sys::signalfd::SignalFd;
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::Pid;
 
-use crate::logfile::{note_line, LogFile};
+use crate::logfile::LogFile;
 use crate::{
     exit_record_path, process_start, run_record_path, write_atomic, ExitRecord, Payload, RunRecord,
     ShimInput,
@@ -183,8 +183,7 @@ fn run<const CONTAINERS: bool>(mut spec_file: File, mut status: File) -> Result<
     write_atomic(&run_record_path(&spec.run_dir, &spec.unit), &record)
         .map_err(|e| format!("write run record: {e}"))?;
     let mut log = LogFile::new(spec.log.clone());
-    let _ = log
-        .append(note_line(&format!("started pid {pid}: {}", describe(&spec.payload))).as_bytes());
+    let _ = log.note(&format!("started pid {pid}: {}", describe(&spec.payload)));
     let _ = writeln!(status, "ok {pid}");
     drop(status);
 
@@ -212,7 +211,7 @@ fn run<const CONTAINERS: bool>(mut spec_file: File, mut status: File) -> Result<
     } else {
         ""
     };
-    let _ = log.append(note_line(&format!("pid {pid} {how}{oom}")).as_bytes());
+    let _ = log.note(&format!("pid {pid} {how}{oom}"));
     write_atomic(&exit_record_path(&spec.run_dir, &spec.unit), &exit)
         .map_err(|e| format!("write exit record: {e}"))?;
     Ok(())
@@ -230,10 +229,10 @@ fn describe(payload: &Payload) -> String {
 #[cfg(feature = "container")]
 fn end_container(c: &crate::ContainerRun, log: &mut LogFile) {
     if let Err(e) = jarvis_container::run::delete(&c.id, &c.state_root, true) {
-        let _ = log.append(note_line(&format!("cannot delete container: {e}")).as_bytes());
+        let _ = log.note(&format!("cannot delete container: {e}"));
     }
     if let Err(e) = jarvis_container::rootfs::unmount_rootfs(&c.bundle) {
-        let _ = log.append(note_line(&format!("cannot unmount rootfs: {e}")).as_bytes());
+        let _ = log.note(&format!("cannot unmount rootfs: {e}"));
     }
 }
 
@@ -266,27 +265,18 @@ fn start_container(c: &crate::ContainerRun, out: OwnedFd) -> Result<i32, String>
     .map_err(|e| e.to_string())
 }
 
-/// `jarvisd __cexec [--user USER] [--tty] ID STATE_ROOT ARGV...`: runs
-/// ARGV inside a running container (a health check, `jarvisctl exec`),
-/// with this process's stdio, and exits with its status (126 when it could
-/// not be started). `--user`: as USER of the container's own user database
-/// instead of the init's user; `--tty`: stdin, a terminal, becomes the
-/// command's controlling terminal. A process of its own because
-/// libcontainer forks: jarvisd's threads stay out of it.
+/// `jarvisd __cexec ID STATE_ROOT ARGV...`: runs ARGV inside a running
+/// container (a health check), with this process's stdio, and exits with
+/// its status. A process of its own because libcontainer forks: jarvisd's
+/// threads stay out of it.
 #[cfg(feature = "container")]
 pub fn cexec_main() -> ! {
     let args: Vec<String> = std::env::args().skip(2).collect();
-    let Some(CexecArgs {
-        id,
-        root,
-        argv,
-        opts,
-    }) = parse_cexec_args(&args)
-    else {
+    let (Some(id), Some(root)) = (args.first(), args.get(1)) else {
         eprintln!("{} is internal to jarvisd", crate::CEXEC_ARG);
         std::process::exit(2);
     };
-    let id = &id;
+    let argv = args[2..].to_vec();
     let dup = |fd: i32| -> OwnedFd {
         // SAFETY: fcntl duplicates one of our standard descriptors.
         unsafe { OwnedFd::from_raw_fd(libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 3)) }
@@ -296,8 +286,7 @@ pub fn cexec_main() -> ! {
         stdout: dup(1),
         stderr: dup(2),
     };
-    let root = std::path::Path::new(&root);
-    let pid = match jarvis_container::run::exec_in_as(id, root, &argv, stdio, &opts) {
+    let pid = match jarvis_container::run::exec_in(id, std::path::Path::new(root), &argv, stdio) {
         Ok(pid) => pid,
         Err(e) => {
             eprintln!("exec in container {id}: {e}");
@@ -316,47 +305,6 @@ pub fn cexec_main() -> ! {
             }
         }
     }
-}
-
-/// The arguments of `jarvisd __cexec` (after `__cexec`).
-#[cfg(feature = "container")]
-#[derive(Debug, PartialEq)]
-struct CexecArgs {
-    id: String,
-    root: String,
-    argv: Vec<String>,
-    opts: jarvis_container::run::ExecOptions,
-}
-
-/// Options first (a unit name never starts with `-`), then the id, the
-/// state root and the command, which is taken as it is.
-#[cfg(feature = "container")]
-fn parse_cexec_args(args: &[String]) -> Option<CexecArgs> {
-    let mut opts = jarvis_container::run::ExecOptions::default();
-    let mut rest = args;
-    loop {
-        match rest.first().map(String::as_str) {
-            Some("--user") => {
-                opts.user = Some(rest.get(1)?.clone());
-                rest = &rest[2..];
-            }
-            Some("--tty") => {
-                opts.terminal = true;
-                rest = &rest[1..];
-            }
-            Some(o) if o.starts_with('-') => return None,
-            _ => break,
-        }
-    }
-    let [id, root, argv @ ..] = rest else {
-        return None;
-    };
-    Some(CexecArgs {
-        id: id.clone(),
-        root: root.clone(),
-        argv: argv.to_vec(),
-        opts,
-    })
 }
 
 fn signal_name(sig: i32) -> String {
@@ -385,7 +333,14 @@ fn supervise(pid: i32, out: OwnedFd, log: &mut LogFile) -> Result<ExitRecord, St
         if exit.is_some() && (out.is_none() || deadline.is_some_and(|d| Instant::now() >= d)) {
             break;
         }
-        let timeout = match deadline {
+        // Output held without a newline is written as a part of a line
+        // when it has waited long enough.
+        if log.held_until().is_some_and(|d| Instant::now() >= d) {
+            if let Err(e) = log.flush_partial() {
+                eprintln!("jarvis shim: write {}: {e}", log.config().path.display());
+            }
+        }
+        let timeout = match deadline.into_iter().chain(log.held_until()).min() {
             Some(d) => PollTimeout::try_from(d.saturating_duration_since(Instant::now()))
                 .unwrap_or(PollTimeout::ZERO),
             None => PollTimeout::NONE,
@@ -419,7 +374,7 @@ fn supervise(pid: i32, out: OwnedFd, log: &mut LogFile) -> Result<ExitRecord, St
             match o.read(&mut buf) {
                 Ok(0) => out = None,
                 Ok(n) => {
-                    if let Err(e) = log.append(&buf[..n]) {
+                    if let Err(e) = log.output(&buf[..n]) {
                         eprintln!("jarvis shim: write {}: {e}", log.config().path.display());
                     }
                 }
@@ -427,6 +382,10 @@ fn supervise(pid: i32, out: OwnedFd, log: &mut LogFile) -> Result<ExitRecord, St
                 Err(_) => out = None,
             }
         }
+    }
+    // The output has ended: what it held without a newline is its last line.
+    if let Err(e) = log.end_output() {
+        eprintln!("jarvis shim: write {}: {e}", log.config().path.display());
     }
     Ok(exit.expect("loop ends after the exit"))
 }
@@ -493,36 +452,5 @@ fn close_fds_except(keep: RawFd) {
         // SAFETY: closing descriptors this process does not use; the one
         // read_dir used is already closed.
         unsafe { libc::close(fd) };
-    }
-}
-
-#[cfg(all(test, feature = "container"))]
-mod cexec_tests {
-    use super::*;
-
-    fn args(a: &[&str]) -> Vec<String> {
-        a.iter().map(|s| s.to_string()).collect()
-    }
-
-    #[test]
-    fn cexec_options_come_before_the_id_and_the_command_is_kept_whole() {
-        let plain = parse_cexec_args(&args(&["web", "/run/c", "ls", "--user", "x"])).unwrap();
-        assert_eq!(plain.id, "web");
-        assert_eq!(plain.root, "/run/c");
-        assert_eq!(plain.argv, args(&["ls", "--user", "x"]));
-        assert_eq!(plain.opts, jarvis_container::run::ExecOptions::default());
-
-        let both =
-            parse_cexec_args(&args(&["--user", "1000:44", "--tty", "web", "/r", "id"])).unwrap();
-        assert_eq!(both.opts.user.as_deref(), Some("1000:44"));
-        assert!(both.opts.terminal);
-        assert_eq!((both.id.as_str(), both.argv), ("web", args(&["id"])));
-
-        assert_eq!(parse_cexec_args(&args(&["--user"])), None);
-        assert_eq!(
-            parse_cexec_args(&args(&["--bogus", "web", "/r", "id"])),
-            None
-        );
-        assert_eq!(parse_cexec_args(&args(&["web"])), None);
     }
 }
