@@ -265,18 +265,27 @@ fn start_container(c: &crate::ContainerRun, out: OwnedFd) -> Result<i32, String>
     .map_err(|e| e.to_string())
 }
 
-/// `jarvisd __cexec ID STATE_ROOT ARGV...`: runs ARGV inside a running
-/// container (a health check), with this process's stdio, and exits with
-/// its status. A process of its own because libcontainer forks: jarvisd's
-/// threads stay out of it.
+/// `jarvisd __cexec [--user USER] [--tty] ID STATE_ROOT ARGV...`: runs
+/// ARGV inside a running container (a health check, `jarvisctl exec`),
+/// with this process's stdio, and exits with its status (126 when it could
+/// not be started). `--user`: as USER of the container's own user database
+/// instead of the init's user; `--tty`: stdin, a terminal, becomes the
+/// command's controlling terminal. A process of its own because
+/// libcontainer forks: jarvisd's threads stay out of it.
 #[cfg(feature = "container")]
 pub fn cexec_main() -> ! {
     let args: Vec<String> = std::env::args().skip(2).collect();
-    let (Some(id), Some(root)) = (args.first(), args.get(1)) else {
+    let Some(CexecArgs {
+        id,
+        root,
+        argv,
+        opts,
+    }) = parse_cexec_args(&args)
+    else {
         eprintln!("{} is internal to jarvisd", crate::CEXEC_ARG);
         std::process::exit(2);
     };
-    let argv = args[2..].to_vec();
+    let id = &id;
     let dup = |fd: i32| -> OwnedFd {
         // SAFETY: fcntl duplicates one of our standard descriptors.
         unsafe { OwnedFd::from_raw_fd(libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 3)) }
@@ -286,7 +295,8 @@ pub fn cexec_main() -> ! {
         stdout: dup(1),
         stderr: dup(2),
     };
-    let pid = match jarvis_container::run::exec_in(id, std::path::Path::new(root), &argv, stdio) {
+    let root = std::path::Path::new(&root);
+    let pid = match jarvis_container::run::exec_in_as(id, root, &argv, stdio, &opts) {
         Ok(pid) => pid,
         Err(e) => {
             eprintln!("exec in container {id}: {e}");
@@ -305,6 +315,47 @@ pub fn cexec_main() -> ! {
             }
         }
     }
+}
+
+/// The arguments of `jarvisd __cexec` (after `__cexec`).
+#[cfg(feature = "container")]
+#[derive(Debug, PartialEq)]
+struct CexecArgs {
+    id: String,
+    root: String,
+    argv: Vec<String>,
+    opts: jarvis_container::run::ExecOptions,
+}
+
+/// Options first (a unit name never starts with `-`), then the id, the
+/// state root and the command, which is taken as it is.
+#[cfg(feature = "container")]
+fn parse_cexec_args(args: &[String]) -> Option<CexecArgs> {
+    let mut opts = jarvis_container::run::ExecOptions::default();
+    let mut rest = args;
+    loop {
+        match rest.first().map(String::as_str) {
+            Some("--user") => {
+                opts.user = Some(rest.get(1)?.clone());
+                rest = &rest[2..];
+            }
+            Some("--tty") => {
+                opts.terminal = true;
+                rest = &rest[1..];
+            }
+            Some(o) if o.starts_with('-') => return None,
+            _ => break,
+        }
+    }
+    let [id, root, argv @ ..] = rest else {
+        return None;
+    };
+    Some(CexecArgs {
+        id: id.clone(),
+        root: root.clone(),
+        argv: argv.to_vec(),
+        opts,
+    })
 }
 
 fn signal_name(sig: i32) -> String {
@@ -452,5 +503,36 @@ fn close_fds_except(keep: RawFd) {
         // SAFETY: closing descriptors this process does not use; the one
         // read_dir used is already closed.
         unsafe { libc::close(fd) };
+    }
+}
+
+#[cfg(all(test, feature = "container"))]
+mod cexec_tests {
+    use super::*;
+
+    fn args(a: &[&str]) -> Vec<String> {
+        a.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn cexec_options_come_before_the_id_and_the_command_is_kept_whole() {
+        let plain = parse_cexec_args(&args(&["web", "/run/c", "ls", "--user", "x"])).unwrap();
+        assert_eq!(plain.id, "web");
+        assert_eq!(plain.root, "/run/c");
+        assert_eq!(plain.argv, args(&["ls", "--user", "x"]));
+        assert_eq!(plain.opts, jarvis_container::run::ExecOptions::default());
+
+        let both =
+            parse_cexec_args(&args(&["--user", "1000:44", "--tty", "web", "/r", "id"])).unwrap();
+        assert_eq!(both.opts.user.as_deref(), Some("1000:44"));
+        assert!(both.opts.terminal);
+        assert_eq!((both.id.as_str(), both.argv), ("web", args(&["id"])));
+
+        assert_eq!(parse_cexec_args(&args(&["--user"])), None);
+        assert_eq!(
+            parse_cexec_args(&args(&["--bogus", "web", "/r", "id"])),
+            None
+        );
+        assert_eq!(parse_cexec_args(&args(&["web"])), None);
     }
 }
