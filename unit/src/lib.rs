@@ -4,6 +4,7 @@
 //! TOML into [`Unit`]s and reports every problem it finds at once, each with
 //! `FILE:LINE:COL`.
 
+pub mod envfile;
 pub mod schema;
 pub use schema::*;
 
