@@ -1,27 +1,22 @@
 //! `env_file`: files of `KEY=VALUE` lines, read at each start.
 //!
-//! The syntax is the part of compose's `.env` format that env files use:
-//!
-//! - blank lines and lines whose first non-blank character is `#` are
-//!   skipped;
-//! - a line may start with `export `;
-//! - `KEY=VALUE`, blanks around the key and an unquoted value trimmed; an
-//!   unquoted value ends at ` #` (a comment);
-//! - `'single quoted'` values are literal; `"double quoted"` values take
-//!   the escapes `\n`, `\r`, `\t`, `\\`, `\"` and `\$`; either may span
-//!   lines (a PEM key, say); after the closing quote only blanks and a
-//!   comment may follow;
-//! - a line with a key and no `=` sets nothing (compose would take the
-//!   value from its own environment; jarvisd's is no unit's business);
-//! - no `${VAR}` expansion: values are taken as written.
+//! The grammar is compose's, [`jarvis_unit::envfile`] (comments, `export `,
+//! single and double quotes, multi-line values, inline ` #` comments),
+//! read without interpolation: values are taken as written, `${VAR}`
+//! included, and a line with a name alone sets nothing (compose would take
+//! the value from its own environment; jarvisd's is no unit's business).
+//! `jarvisctl import compose` reports every env file whose values compose
+//! would expand differently.
 //!
 //! Files are read in order and a later one overrides an earlier one; the
-//! unit's `[env]` overrides them all. Errors name the file and the line,
-//! never a value: env files hold passwords.
+//! unit's `[env]` overrides them all. Errors name the file, the line and
+//! the column, never a value: env files hold passwords.
 
 use std::collections::BTreeMap;
 use std::io::Read;
 use std::path::Path;
+
+use jarvis_unit::envfile;
 
 /// The largest env file read: 1 MiB.
 pub const MAX_SIZE: u64 = 1 << 20;
@@ -36,7 +31,8 @@ pub enum EnvFileError {
     Syntax {
         path: String,
         line: usize,
-        what: &'static str,
+        col: usize,
+        what: String,
     },
 }
 
@@ -44,9 +40,12 @@ impl std::fmt::Display for EnvFileError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             EnvFileError::Read { path, err } => write!(f, "env_file {path}: {err}"),
-            EnvFileError::Syntax { path, line, what } => {
-                write!(f, "env_file {path}:{line}: {what}")
-            }
+            EnvFileError::Syntax {
+                path,
+                line,
+                col,
+                what,
+            } => write!(f, "env_file {path}:{line}:{col}: {what}"),
         }
     }
 }
@@ -100,243 +99,58 @@ pub fn read(path: &Path) -> Result<Vec<(String, String)>, EnvFileError> {
         return Err(fail(format!("larger than {MAX_SIZE} bytes")));
     }
     let text = String::from_utf8(bytes).map_err(|_| fail("not UTF-8 text".into()))?;
-    parse(&text).map_err(|(line, what)| EnvFileError::Syntax {
+    parse(&text).map_err(|(line, col, what)| EnvFileError::Syntax {
         path: shown,
         line,
+        col,
         what,
     })
 }
 
-/// Parses env file text; an error is the line (from 1) and what is wrong.
-pub fn parse(text: &str) -> Result<Vec<(String, String)>, (usize, &'static str)> {
-    let mut out = Vec::new();
-    let mut p = Parser {
-        chars: text.chars().collect(),
-        pos: 0,
-        line: 1,
-    };
-    loop {
-        p.skip_blanks();
-        match p.peek() {
-            None => break,
-            Some('\n') | Some('\r') => {
-                p.bump();
-                continue;
-            }
-            Some('#') => {
-                p.skip_line();
-                continue;
-            }
-            _ => {}
+/// Parses env file text: its variables in file order. An error is the line
+/// and column (from 1) and what is wrong.
+pub fn parse(text: &str) -> Result<Vec<(String, String)>, (usize, usize, String)> {
+    let entries = envfile::parse(text).map_err(|e| (e.line, e.col, e.kind.to_string()))?;
+    let mut out = Vec::with_capacity(entries.len());
+    for e in entries {
+        // The grammar takes `=VALUE`; no process environment holds it.
+        if e.key.is_empty() {
+            return Err((e.line, 1, "the name before '=' is empty".into()));
         }
-        let start_line = p.line;
-        let mut key = p.take_while(|c| c != '=' && c != '\n' && c != '#');
-        if let Some(rest) = key.strip_prefix("export") {
-            if rest.starts_with([' ', '\t']) {
-                key = rest.to_string();
-            }
-        }
-        let key = key.trim().to_string();
-        match p.peek() {
-            Some('=') => p.bump(),
-            // A bare key sets nothing.
-            _ if valid_key(&key) => {
-                p.skip_line();
-                continue;
-            }
-            _ => return Err((start_line, "expected KEY=VALUE")),
-        }
-        if !valid_key(&key) {
-            return Err((start_line, "the name before '=' is not a variable name"));
-        }
-        let value = p.value()?;
-        out.push((key, value));
+        out.push((e.key, e.value));
     }
     Ok(out)
 }
 
-/// A name a process environment can hold: not empty, no `=`, no blanks,
-/// no control characters.
-fn valid_key(k: &str) -> bool {
-    !k.is_empty()
-        && !k
-            .chars()
-            .any(|c| c == '=' || c.is_whitespace() || c.is_control())
-}
-
-struct Parser {
-    chars: Vec<char>,
-    pos: usize,
-    line: usize,
-}
-
-impl Parser {
-    fn peek(&self) -> Option<char> {
-        self.chars.get(self.pos).copied()
-    }
-
-    fn bump(&mut self) {
-        if self.peek() == Some('\n') {
-            self.line += 1;
-        }
-        self.pos += 1;
-    }
-
-    fn skip_blanks(&mut self) {
-        while matches!(self.peek(), Some(' ' | '\t')) {
-            self.bump();
-        }
-    }
-
-    fn skip_line(&mut self) {
-        while let Some(c) = self.peek() {
-            self.bump();
-            if c == '\n' {
-                break;
-            }
-        }
-    }
-
-    fn take_while(&mut self, f: impl Fn(char) -> bool) -> String {
-        let mut s = String::new();
-        while let Some(c) = self.peek().filter(|&c| f(c)) {
-            s.push(c);
-            self.bump();
-        }
-        s
-    }
-
-    /// The value after `=`, and the rest of its line.
-    fn value(&mut self) -> Result<String, (usize, &'static str)> {
-        self.skip_blanks();
-        let start = self.line;
-        let value = match self.peek() {
-            Some(q @ ('\'' | '"')) => {
-                self.bump();
-                let mut v = String::new();
-                loop {
-                    match self.peek() {
-                        None => return Err((start, "a quoted value is not closed")),
-                        Some(c) if c == q => {
-                            self.bump();
-                            break;
-                        }
-                        Some('\\') if q == '"' => {
-                            self.bump();
-                            let e = match self.peek() {
-                                Some('n') => '\n',
-                                Some('r') => '\r',
-                                Some('t') => '\t',
-                                Some(c @ ('\\' | '"' | '$')) => c,
-                                // Other backslashes stay as written.
-                                _ => {
-                                    v.push('\\');
-                                    continue;
-                                }
-                            };
-                            v.push(e);
-                            self.bump();
-                        }
-                        Some(c) => {
-                            v.push(c);
-                            self.bump();
-                        }
-                    }
-                }
-                self.skip_blanks();
-                match self.peek() {
-                    None | Some('\n') | Some('#') => {}
-                    Some('\r') if self.chars.get(self.pos + 1).is_none_or(|&c| c == '\n') => {}
-                    _ => return Err((self.line, "unexpected text after a quoted value")),
-                }
-                v
-            }
-            _ => {
-                let mut v = String::new();
-                while let Some(c) = self.peek() {
-                    if c == '\n' || (c == '#' && v.ends_with([' ', '\t'])) {
-                        break;
-                    }
-                    v.push(c);
-                    self.bump();
-                }
-                v.trim().to_string()
-            }
-        };
-        self.skip_line();
-        Ok(value)
-    }
-}
-
 #[cfg(test)]
 mod tests {
+    //! The grammar's cases are jarvis-unit's (`envfile`); here, what a
+    //! unit's env file adds to it.
     use super::*;
 
-    fn kv(text: &str) -> Vec<(String, String)> {
-        parse(text).unwrap()
-    }
-
-    fn pairs(p: &[(&str, &str)]) -> Vec<(String, String)> {
-        p.iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
-    }
-
     #[test]
-    fn compose_syntax() {
-        let text = "# a comment\n\
-                    \n\
-                    PLAIN=value\n\
-                    export EXPORTED=yes\n\
-                    \t SPACED = some value  \n\
-                    EMPTY=\n\
-                    HASH=a#b\n\
-                    COMMENTED=x # not this\n\
-                    SINGLE='lit $HOME \\n # kept'\n\
-                    DOUBLE=\"a\\nb \\\"q\\\" \\$x\" # comment\n\
-                    MULTI=\"line1\n\
-                    line2\"\n\
-                    BARE\n\
-                    exportNOT=1\n\
-                    CRLF=v\r\n\
-                    URL=postgres://u:p@db:5432/x?a=b\n";
+    fn values_are_taken_as_written() {
+        let text = "A=1\nB=$A\nC=\"${A:-x} \\$A\"\nHOME\nD='$A'\n";
         assert_eq!(
-            kv(text),
-            pairs(&[
-                ("PLAIN", "value"),
-                ("EXPORTED", "yes"),
-                ("SPACED", "some value"),
-                ("EMPTY", ""),
-                ("HASH", "a#b"),
-                ("COMMENTED", "x"),
-                ("SINGLE", "lit $HOME \\n # kept"),
-                ("DOUBLE", "a\nb \"q\" $x"),
-                ("MULTI", "line1\nline2"),
-                ("exportNOT", "1"),
-                ("CRLF", "v"),
-                ("URL", "postgres://u:p@db:5432/x?a=b"),
-            ])
+            parse(text).unwrap(),
+            [("A", "1"), ("B", "$A"), ("C", "${A:-x} $A"), ("D", "$A")]
+                .map(|(k, v)| (k.to_string(), v.to_string()))
         );
     }
 
     #[test]
-    fn errors_name_the_line_and_no_value() {
+    fn errors_name_the_line_and_column() {
         assert_eq!(
             parse("A=1\nB=\"open\n\n"),
-            Err((2, "a quoted value is not closed"))
-        );
-        assert_eq!(
-            parse("A='x' y\n"),
-            Err((1, "unexpected text after a quoted value"))
+            Err((2, 3, "unterminated quoted value".to_string()))
         );
         assert_eq!(
             parse("A=1\n=2\n"),
-            Err((2, "the name before '=' is not a variable name"))
+            Err((2, 1, "the name before '=' is empty".to_string()))
         );
-        assert_eq!(parse("A=1\n#x\nB C\n"), Err((3, "expected KEY=VALUE")));
         assert_eq!(
-            parse("MY KEY=2\n"),
-            Err((1, "the name before '=' is not a variable name"))
+            parse("A=1\n#x\nB C\n"),
+            Err((3, 2, "key cannot contain a space".to_string()))
         );
     }
 
@@ -377,7 +191,7 @@ mod tests {
         let f = dir.path().join("s.env");
         std::fs::write(&f, "PASSWORD=\"hunter2 oops\n").unwrap();
         let e = read(&f).unwrap_err().to_string();
-        assert!(e.contains("s.env:1"), "{e}");
+        assert!(e.contains("s.env:1:10: unterminated"), "{e}");
         assert!(!e.contains("hunter2"), "{e}");
     }
 }
