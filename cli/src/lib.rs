@@ -87,9 +87,18 @@ pub enum Command {
         /// Keep printing new output as it comes.
         #[arg(short, long)]
         follow: bool,
-        /// Only the last N lines.
+        /// Only the last N lines (of each unit).
         #[arg(short = 'n', long = "lines")]
         lines: Option<usize>,
+        /// Only lines since WHEN: a time (2026-11-29T14:00:00Z,
+        /// 2026-11-29T15:00:00+01:00, 2026-11-29) or a duration ago (10m,
+        /// 1h30m).
+        #[arg(long, value_name = "WHEN", value_parser = logs::parse_since)]
+        since: Option<std::time::SystemTime>,
+        /// Show each line's time (RFC 3339, UTC, nanoseconds), as docker
+        /// does.
+        #[arg(short = 't', long)]
+        timestamps: bool,
     },
     /// Run a command inside a running unit (a container's namespaces,
     /// cgroup, user and capabilities; a native unit's cgroup and user) and
@@ -355,7 +364,18 @@ fn run(args: Args) -> anyhow::Result<ExitCode> {
             units,
             follow,
             lines,
-        } => logs::run(&client, units, follow, lines),
+            since,
+            timestamps,
+        } => logs::run(
+            &client,
+            units,
+            logs::Opts {
+                follow,
+                lines,
+                since,
+                timestamps,
+            },
+        ),
     }
 }
 
