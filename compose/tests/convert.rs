@@ -230,6 +230,66 @@ fn env_files_in_every_form() {
     assert_eq!(strs(&doc, &["env_file"]), ["/etc/app.env"]);
 }
 
+/// Compose interpolates env files' values and fills a name alone from its
+/// environment; a unit's env file is read as written. The report says
+/// where the two differ, by name and line and never by value.
+#[test]
+fn env_files_compose_would_expand_are_reported() {
+    let tmp = tempfile::tempdir().unwrap();
+    let first = tmp.path().join("first.env");
+    std::fs::write(&first, "BASE=one\n").unwrap();
+    let second = tmp.path().join("second.env");
+    std::fs::write(
+        &second,
+        "# literal in both readings\n\
+         PLAIN=p4ss\n\
+         SINGLE='$BASE'\n\
+         ESCAPED=\"\\$BASE\"\n\
+         FROM_ABOVE=${BASE}-x\n\
+         FROM_SHELL\n\
+         UNSET_ALONE\n\
+         QUOTED=\"secret ${FROM_SHELL}\"\n",
+    )
+    .unwrap();
+    let (doc, problems, c) = one(json!({ "image": "x", "env_file": [first, second] }));
+    assert_eq!(problems, ["env_file", "env_file"], "{:?}", c.problems);
+    assert_eq!(strs(&doc, &["env_file"]).len(), 2);
+    let messages: Vec<&str> = c.problems.iter().map(|p| p.message.as_str()).collect();
+    assert!(
+        messages[0]
+            .contains("compose expands the variables in FROM_ABOVE (line 5), QUOTED (line 8)")
+            || messages[1]
+                .contains("compose expands the variables in FROM_ABOVE (line 5), QUOTED (line 8)"),
+        "{messages:?}"
+    );
+    assert!(
+        messages
+            .iter()
+            .any(|m| m.contains("compose gives FROM_SHELL (line 6) the value")),
+        "{messages:?}"
+    );
+    for m in &messages {
+        assert!(m.contains("second.env"), "{m}");
+        assert!(!m.contains("shell value") && !m.contains("one-x"), "{m}");
+    }
+    // A file both read alike says nothing.
+    let (_, problems, c) = one(json!({ "image": "x", "env_file": [first] }));
+    assert!(problems.is_empty(), "{:?}", c.problems);
+    // A file jarvis cannot read is located.
+    let bad = tmp.path().join("bad.env");
+    std::fs::write(&bad, "A=1\nB='x' y\n").unwrap();
+    let (_, problems, c) = one(json!({ "image": "x", "env_file": [bad] }));
+    assert_eq!(problems, ["env_file"]);
+    assert!(
+        c.problems[0].message.ends_with(
+            "bad.env:2:7: unexpected text after a quoted value \
+             (only a # comment may follow it); jarvis cannot read this env file"
+        ),
+        "{}",
+        c.problems[0].message
+    );
+}
+
 #[test]
 fn ports_short_long_and_ranges() {
     let (doc, problems, c) = one(json!({

@@ -4,6 +4,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
+use jarvis_unit::envfile;
 use toml_edit::{Array, InlineTable, Value};
 
 use super::out::{strings, Doc, Section};
@@ -451,6 +452,8 @@ impl Cx<'_> {
             _ => vec![v],
         };
         let mut files = Vec::new();
+        // The variables of the env files read so far, as compose reads them.
+        let mut compose_vars = BTreeMap::new();
         for n in items {
             let (path, required) = match &n.value {
                 Y::Map(_) => {
@@ -491,6 +494,9 @@ impl Cx<'_> {
                     ),
                 );
             }
+            if abs.exists() {
+                self.env_file_contents(n, &abs, &mut compose_vars);
+            }
             files.push(shown);
         }
         if files.is_empty() && self.doc.top.get("env_file").is_none() {
@@ -499,6 +505,131 @@ impl Cx<'_> {
         self.doc.top.set("env_file", strings(&files));
         if files.is_empty() {
             self.doc.top.remove("env_file");
+        }
+    }
+
+    /// Compose interpolates an env file's values (from the env files above,
+    /// then the project's environment, then the lines above) and gives a
+    /// name alone the environment's value; jarvis reads a unit's env files
+    /// with the same grammar but takes values as written and sets nothing
+    /// for a name alone. Reports, by name and line and never by value,
+    /// what the two readings of the file at `path` give differently, and
+    /// what jarvis would refuse. `compose_vars` holds compose's reading of
+    /// the files above and gets this one's.
+    fn env_file_contents(
+        &mut self,
+        n: &Node,
+        path: &Path,
+        compose_vars: &mut BTreeMap<String, String>,
+    ) {
+        /// A unit's env file is at most this large (jarvis-runtime's limit).
+        const MAX_ENV_FILE: u64 = 1 << 20;
+        let shown = path.display();
+        let text = match std::fs::metadata(path) {
+            Ok(m) if m.len() > MAX_ENV_FILE => {
+                self.report(
+                    "env_file",
+                    n,
+                    format!("{shown}: jarvis reads env files of at most {MAX_ENV_FILE} bytes"),
+                );
+                return;
+            }
+            _ => match std::fs::read(path).map(String::from_utf8) {
+                Ok(Ok(text)) => text,
+                Ok(Err(_)) => {
+                    self.report("env_file", n, format!("{shown}: not UTF-8 text"));
+                    return;
+                }
+                Err(e) => {
+                    self.report("env_file", n, format!("{shown}: {e}"));
+                    return;
+                }
+            },
+        };
+        let jarvis = match envfile::parse(&text) {
+            Ok(entries) => entries,
+            Err(e) => {
+                self.report(
+                    "env_file",
+                    n,
+                    format!("{shown}:{e}; jarvis cannot read this env file"),
+                );
+                return;
+            }
+        };
+        let earlier = compose_vars.clone();
+        let environment = self.compose.environment;
+        let lookup = |k: &str| {
+            earlier
+                .get(k)
+                .cloned()
+                .or_else(|| environment.get(k).cloned())
+        };
+        let interpolation = envfile::Interpolation {
+            lookup: &lookup,
+            expand: &crate::load::dotenv::expand,
+        };
+        let mut own = BTreeMap::new();
+        let compose = match envfile::parse_with(&text, &mut own, Some(&interpolation)) {
+            Ok(entries) => entries,
+            Err(e) => {
+                self.report(
+                    "env_file",
+                    n,
+                    format!("{shown}:{e} (as compose interpolates it)"),
+                );
+                return;
+            }
+        };
+        compose_vars.extend(own);
+        // Both readings see the same statements in the same order, but for
+        // names alone, which only compose's reading may set.
+        let mut expanded = Vec::new();
+        let mut inherited = Vec::new();
+        let mut j = jarvis.iter().peekable();
+        for c in &compose {
+            match j.peek() {
+                Some(e) if e.line == c.line && e.key == c.key => {
+                    if e.value != c.value {
+                        expanded.push(format!("{} (line {})", c.key, c.line));
+                    }
+                    j.next();
+                }
+                _ => inherited.push(format!("{} (line {})", c.key, c.line)),
+            }
+        }
+        if !expanded.is_empty() {
+            self.report(
+                "env_file",
+                n,
+                format!(
+                    "{shown}: compose expands the variables in {}; jarvis takes an env file's \
+                     values as written: write the values out in the file",
+                    expanded.join(", ")
+                ),
+            );
+        }
+        if !inherited.is_empty() {
+            self.report(
+                "env_file",
+                n,
+                format!(
+                    "{shown}: compose gives {} the value of the variable of that name in its \
+                     environment; jarvis sets nothing for a name alone: write NAME=VALUE in \
+                     the file",
+                    inherited.join(", ")
+                ),
+            );
+        }
+        if let Some(e) = jarvis.iter().find(|e| e.key.is_empty()) {
+            self.report(
+                "env_file",
+                n,
+                format!(
+                    "{shown}: line {} has no name before '='; jarvis refuses the file",
+                    e.line
+                ),
+            );
         }
     }
 
