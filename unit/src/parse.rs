@@ -1420,6 +1420,7 @@ fn parse_container(
             tmpfs: sb.tmpfs,
             shm_size: sb.shm_size,
             group_add: sb.group_add,
+            device_cgroup_rules: sb.device_cgroup_rules,
             privileged: sb.privileged,
             cap_add: sb.cap_add,
             cap_drop: sb.cap_drop,

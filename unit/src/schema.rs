@@ -400,6 +400,14 @@ pub struct Container {
     /// `validate` and `status` say that the unit is privileged.
     #[serde(default)]
     pub privileged: bool,
+    /// `device_cgroup_rules`: more allow rules for the container's device
+    /// cgroup, in Docker's form (`"c 189:* rmw"`), each once: the device
+    /// nodes they name may be created (`m`), read and written once they are
+    /// in the container (bound in, or made with `mknod`), as Docker's
+    /// `--device-cgroup-rule`. Refused with `privileged`, which allows every
+    /// device already.
+    #[serde(default)]
+    pub device_cgroup_rules: Vec<DeviceCgroupRule>,
     /// `cap_add`: capabilities added to the default set, canonical
     /// (`CAP_NET_ADMIN`, whatever the spelling in the file: `NET_ADMIN`,
     /// `net_admin`), each once; or `["ALL"]` alone: every capability but
@@ -454,6 +462,7 @@ impl Container {
         "shm_size",
         "group_add",
         "privileged",
+        "device_cgroup_rules",
         "cap_add",
         "cap_drop",
         "sysctls",
@@ -495,6 +504,7 @@ impl Container {
             shm_size: None,
             group_add: Vec::new(),
             privileged: false,
+            device_cgroup_rules: Vec::new(),
             cap_add: Vec::new(),
             cap_drop: Vec::new(),
             sysctls: BTreeMap::new(),
@@ -1060,6 +1070,153 @@ pub enum VolumeSource {
     /// path when new, and kept when the unit goes away. Units that name
     /// the same volume share it.
     Named(String),
+}
+
+/// A device cgroup rule's device type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DeviceType {
+    /// `a`: every device, character and block (only as `a *:*`).
+    All,
+    /// `c`: character devices.
+    Char,
+    /// `b`: block devices.
+    Block,
+}
+
+/// A line of `device_cgroup_rules`: `TYPE MAJOR:MINOR ACCESS`, Docker's
+/// `--device-cgroup-rule` (`"c 189:* rmw"`): TYPE `a`, `b` or `c`; MAJOR
+/// and MINOR numbers or `*` (any); ACCESS letters of `rwm`, each at most
+/// once (read, write, mknod).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct DeviceCgroupRule {
+    pub kind: DeviceType,
+    /// `None`: every major (`*`).
+    pub major: Option<u32>,
+    /// `None`: every minor (`*`).
+    pub minor: Option<u32>,
+    /// The access letters in the order `rwm`, e.g. `"rw"`.
+    pub access: String,
+}
+
+impl DeviceCgroupRule {
+    /// The form, for messages.
+    pub const FORM: &'static str = "TYPE MAJOR:MINOR ACCESS";
+    /// Examples, for messages.
+    pub const EXAMPLES: &'static str = "e.g. \"c 189:* rmw\" or \"b 8:0 r\"";
+    /// The largest major the kernel gives a device (12 bits).
+    pub const MAX_MAJOR: u32 = (1 << 12) - 1;
+    /// The largest minor the kernel gives a device (20 bits).
+    pub const MAX_MINOR: u32 = (1 << 20) - 1;
+}
+
+/// As Docker writes it: `c 189:* rmw`.
+impl fmt::Display for DeviceCgroupRule {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let kind = match self.kind {
+            DeviceType::All => 'a',
+            DeviceType::Char => 'c',
+            DeviceType::Block => 'b',
+        };
+        let num = |n: Option<u32>| n.map_or("*".to_string(), |n| n.to_string());
+        write!(
+            f,
+            "{kind} {}:{} {}",
+            num(self.major),
+            num(self.minor),
+            self.access
+        )
+    }
+}
+
+impl FromStr for DeviceCgroupRule {
+    type Err = String;
+
+    /// Docker's grammar, `^([acb]) ([0-9]+|\*):([0-9]+|\*) ([rwm]{1,3})$`,
+    /// with each access letter once, numbers the kernel can give a device,
+    /// and type `a` only as `a *:*` (it matches every device whatever the
+    /// numbers).
+    fn from_str(s: &str) -> Result<DeviceCgroupRule, String> {
+        let form = || {
+            format!(
+                "write {}, {}",
+                DeviceCgroupRule::FORM,
+                DeviceCgroupRule::EXAMPLES
+            )
+        };
+        let parts: Vec<&str> = s.split(' ').collect();
+        let [kind, numbers, access] = parts.as_slice() else {
+            return Err(format!(
+                "expected three parts separated by one space; {}",
+                form()
+            ));
+        };
+        let kind = match *kind {
+            "a" => DeviceType::All,
+            "c" => DeviceType::Char,
+            "b" => DeviceType::Block,
+            other => {
+                return Err(format!(
+                    "unknown device type {other:?}; the type is c (character), b (block) or a \
+                     (all)"
+                ))
+            }
+        };
+        let Some((major, minor)) = numbers.split_once(':') else {
+            return Err(format!(
+                "expected MAJOR:MINOR, found {numbers:?}; {}",
+                form()
+            ));
+        };
+        let number = |what: &str, text: &str, max: u32| -> Result<Option<u32>, String> {
+            if text == "*" {
+                return Ok(None);
+            }
+            if text.is_empty() || !text.bytes().all(|b| b.is_ascii_digit()) {
+                return Err(format!(
+                    "the {what} {text:?} is not a number or *; {}",
+                    form()
+                ));
+            }
+            match text.parse::<u32>() {
+                Ok(n) if n <= max => Ok(Some(n)),
+                _ => Err(format!(
+                    "the {what} {text} is larger than any device's (at most {max})"
+                )),
+            }
+        };
+        let major = number("major", major, DeviceCgroupRule::MAX_MAJOR)?;
+        let minor = number("minor", minor, DeviceCgroupRule::MAX_MINOR)?;
+        if kind == DeviceType::All && (major.is_some() || minor.is_some()) {
+            return Err(
+                "type a allows every device whatever the numbers; write \"a *:* ACCESS\", or c \
+                 or b with the numbers"
+                    .into(),
+            );
+        }
+        if access.is_empty() {
+            return Err(format!("the access is empty; {}", form()));
+        }
+        let mut letters = String::new();
+        for l in ['r', 'w', 'm'] {
+            match access.matches(l).count() {
+                0 => {}
+                1 => letters.push(l),
+                _ => return Err(format!("the access {access:?} has {l} twice")),
+            }
+        }
+        if letters.len() != access.len() {
+            return Err(format!(
+                "the access {access:?} is not letters of rwm (r read, w write, m mknod)"
+            ));
+        }
+        Ok(DeviceCgroupRule {
+            kind,
+            major,
+            minor,
+            access: letters,
+        })
+    }
 }
 
 /// A line of `tmpfs`: `PATH[:OPTIONS]`, e.g. `"/tmp:size=64m,mode=1777"`.

@@ -379,6 +379,7 @@ fn minimal_container_unit_gets_defaults() {
             shm_size: None,
             group_add: vec![],
             privileged: false,
+            device_cgroup_rules: vec![],
             cap_add: vec![],
             cap_drop: vec![],
             sysctls: BTreeMap::new(),
@@ -1027,7 +1028,7 @@ const ERROR_CASES: &[(&str, &str, &str)] = &[
     ("run = 1\n[native]\ncommand = [\"/bin/true\"]\n", "1:7", "run: expected a string, one of: native, container, auto; found an integer"),
     ("run = [\"native\"]\n[native]\ncommand = [\"/bin/true\"]\n", "1:7", "run: expected a string, one of: native, container, auto; found an array"),
     ("[native]\ncommand = [\"/bin/true\"]\nrun = \"native\"\n", "3:1", "unknown key \"run\" in [native]; expected one of: command, user, group, supplementary_groups, working_dir; if you meant the top-level \"run\", move it above the first [section] header"),
-    ("[native]\ncommand = [\"/bin/true\"]\n[container]\nimage = \"nginx\"\nrun = \"auto\"\n", "5:1", "unknown key \"run\" in [container]; expected one of: image, entrypoint, command, user, working_dir, network, networks, ports, hostname, aliases, extra_hosts, dns, volumes, read_only, tmpfs, shm_size, group_add, privileged, cap_add, cap_drop, sysctls, ulimits, init; if you meant the top-level \"run\""),
+    ("[native]\ncommand = [\"/bin/true\"]\n[container]\nimage = \"nginx\"\nrun = \"auto\"\n", "5:1", "unknown key \"run\" in [container]; expected one of: image, entrypoint, command, user, working_dir, network, networks, ports, hostname, aliases, extra_hosts, dns, volumes, read_only, tmpfs, shm_size, group_add, privileged, device_cgroup_rules, cap_add, cap_drop, sysctls, ulimits, init; if you meant the top-level \"run\""),
     ("rnu = \"auto\"\n[native]\ncommand = [\"/bin/true\"]\n", "1:1", "unknown key \"rnu\" at the top level; expected one of: description, depends_on, run, native, container, env, resources, restart, health, stop, security, logs, gpu, device, bench, env_file, secret (did you mean \"run\"?)"),
     ("container = \"nginx\"\n", "1:13", "container: expected a table (a [container] section), found a string"),
     ("restart = \"always\"\n[native]\ncommand = [\"/bin/true\"]\n", "1:11", "restart: expected a table (a [restart] section), found a string"),
@@ -1227,10 +1228,10 @@ const ERROR_CASES: &[(&str, &str, &str)] = &[
     ("[container]\nimage = \"nginx\"\nvolumes = [\"/srv/a:/data\", \"/srv/b:/data/\"]\n", "3:28", "container.volumes: the container path \"/data/\" is already mounted by \"/srv/a:/data\" (line 3); each container path may be mounted only once"),
     ("[container]\nimage = \"nginx\"\nvolumes = [\n  \"/srv/a:/data:ro\",\n  \"/etc/localtime:/etc/localtime:ro\",\n  \"/srv/b://data\",\n]\n", "6:3", "already mounted by \"/srv/a:/data:ro\" (line 4)"),
     ("[container]\nimage = \"nginx\"\nread_only = \"yes\"\n", "3:13", "container.read_only: expected true or false, found a string"),
-    ("[container]\nimage = \"nginx\"\npublish = [\"8123:8123\"]\n", "3:1", "unknown key \"publish\" in [container]; expected one of: image, entrypoint, command, user, working_dir, network, networks, ports, hostname, aliases, extra_hosts, dns, volumes, read_only, tmpfs, shm_size, group_add, privileged, cap_add, cap_drop, sysctls, ulimits, init; published ports go in ports = [\"8080:80\"]"),
-    ("[container]\nimage = \"nginx\"\ngroup = \"dialout\"\n", "3:1", "unknown key \"group\" in [container]; expected one of: image, entrypoint, command, user, working_dir, network, networks, ports, hostname, aliases, extra_hosts, dns, volumes, read_only, tmpfs, shm_size, group_add, privileged, cap_add, cap_drop, sysctls, ulimits, init; in a container, give the group with user = \"uid:gid\""),
+    ("[container]\nimage = \"nginx\"\npublish = [\"8123:8123\"]\n", "3:1", "unknown key \"publish\" in [container]; expected one of: image, entrypoint, command, user, working_dir, network, networks, ports, hostname, aliases, extra_hosts, dns, volumes, read_only, tmpfs, shm_size, group_add, privileged, device_cgroup_rules, cap_add, cap_drop, sysctls, ulimits, init; published ports go in ports = [\"8080:80\"]"),
+    ("[container]\nimage = \"nginx\"\ngroup = \"dialout\"\n", "3:1", "unknown key \"group\" in [container]; expected one of: image, entrypoint, command, user, working_dir, network, networks, ports, hostname, aliases, extra_hosts, dns, volumes, read_only, tmpfs, shm_size, group_add, privileged, device_cgroup_rules, cap_add, cap_drop, sysctls, ulimits, init; in a container, give the group with user = \"uid:gid\""),
     ("[container]\nimage = \"nginx\"\nenvironment = { TZ = \"UTC\" }\n", "3:1", "set environment variables in an [env] section"),
-    ("[container]\nimage = \"nginx\"\nvolume = [\"/a:/a\"]\n", "3:1", "unknown key \"volume\" in [container]; expected one of: image, entrypoint, command, user, working_dir, network, networks, ports, hostname, aliases, extra_hosts, dns, volumes, read_only, tmpfs, shm_size, group_add, privileged, cap_add, cap_drop, sysctls, ulimits, init (did you mean \"volumes\"?)"),
+    ("[container]\nimage = \"nginx\"\nvolume = [\"/a:/a\"]\n", "3:1", "unknown key \"volume\" in [container]; expected one of: image, entrypoint, command, user, working_dir, network, networks, ports, hostname, aliases, extra_hosts, dns, volumes, read_only, tmpfs, shm_size, group_add, privileged, device_cgroup_rules, cap_add, cap_drop, sysctls, ulimits, init (did you mean \"volumes\"?)"),
     ("[container]\nimage = \"nginx\"\ndescription = \"x\"\n", "3:1", "if you meant the top-level \"description\", move it above the first [section] header"),
     ("[native]\ncommand = [\"/bin/x\"]\nimage = \"nginx\"\n", "3:1", "unknown key \"image\" in [native]; expected one of: command, user, group, supplementary_groups, working_dir; an image runs in a [container] section, not [native]"),
     // [gpu]
@@ -1248,7 +1249,7 @@ const ERROR_CASES: &[(&str, &str, &str)] = &[
     ("gpu = \"auto\"\n[native]\ncommand = [\"/bin/x\"]\n", "1:7", "gpu: expected a table (a [gpu] section), found a string"),
     ("[native]\ncommand = [\"/bin/x\"]\n[gpus]\nwant = \"auto\"\n", "3:2", "unknown key \"gpus\" at the top level; expected one of: description, depends_on, run, native, container, env, resources, restart, health, stop, security, logs, gpu, device, bench, env_file, secret (did you mean \"gpu\"?)"),
     ("[native]\ncommand = [\"/bin/x\"]\n[[gpu]]\nwant = \"auto\"\n", "3:1", "gpu: expected a table (a [gpu] section), found an array"),
-    ("[container]\nimage = \"ollama/ollama\"\ngpus = \"all\"\n", "3:1", "unknown key \"gpus\" in [container]; expected one of: image, entrypoint, command, user, working_dir, network, networks, ports, hostname, aliases, extra_hosts, dns, volumes, read_only, tmpfs, shm_size, group_add, privileged, cap_add, cap_drop, sysctls, ulimits, init; a GPU is asked for in a [gpu] section at the top level"),
+    ("[container]\nimage = \"ollama/ollama\"\ngpus = \"all\"\n", "3:1", "unknown key \"gpus\" in [container]; expected one of: image, entrypoint, command, user, working_dir, network, networks, ports, hostname, aliases, extra_hosts, dns, volumes, read_only, tmpfs, shm_size, group_add, privileged, device_cgroup_rules, cap_add, cap_drop, sysctls, ulimits, init; a GPU is asked for in a [gpu] section at the top level"),
     // [[device]]
     ("[native]\ncommand = [\"/bin/x\"]\n[[device]]\nusb = \"10c4-ea60\"\nas = \"/dev/zigbee\"\n", "4:7", "device.usb: invalid USB id \"10c4-ea60\"; write vendor:product as two 4-digit hex numbers, as lsusb shows them, e.g. \"10c4:ea60\""),
     ("[native]\ncommand = [\"/bin/x\"]\n[[device]]\nusb = \"10c4:ea6\"\nas = \"/dev/zigbee\"\n", "4:7", "device.usb: invalid USB id \"10c4:ea6\""),
@@ -1297,7 +1298,7 @@ const ERROR_CASES: &[(&str, &str, &str)] = &[
     ("device = \"/dev/net/tun\"\n[native]\ncommand = [\"/bin/x\"]\n", "1:10", "device: expected an array of tables ([[device]] sections), found a string"),
     ("device = [\"/dev/net/tun\"]\n[native]\ncommand = [\"/bin/x\"]\n", "1:11", "device: expected every element to be a table, found a string; write [[device]] with usb = \"10c4:ea60\" and as = \"/dev/zigbee\", or [[device]] with path = \"/dev/net/tun\""),
     ("[native]\ncommand = [\"/bin/x\"]\n[[devices]]\npath = \"/dev/net/tun\"\n", "3:3", "unknown key \"devices\" at the top level; expected one of: description, depends_on, run, native, container, env, resources, restart, health, stop, security, logs, gpu, device, bench, env_file, secret (did you mean \"device\"?)"),
-    ("[container]\nimage = \"koenkk/zigbee2mqtt\"\ndevices = [\"/dev/ttyUSB0:/dev/zigbee\"]\n", "3:1", "unknown key \"devices\" in [container]; expected one of: image, entrypoint, command, user, working_dir, network, networks, ports, hostname, aliases, extra_hosts, dns, volumes, read_only, tmpfs, shm_size, group_add, privileged, cap_add, cap_drop, sysctls, ulimits, init; devices go in [[device]] sections at the top level, e.g. [[device]] with path = \"/dev/net/tun\""),
+    ("[container]\nimage = \"koenkk/zigbee2mqtt\"\ndevices = [\"/dev/ttyUSB0:/dev/zigbee\"]\n", "3:1", "unknown key \"devices\" in [container]; expected one of: image, entrypoint, command, user, working_dir, network, networks, ports, hostname, aliases, extra_hosts, dns, volumes, read_only, tmpfs, shm_size, group_add, privileged, device_cgroup_rules, cap_add, cap_drop, sysctls, ulimits, init; devices go in [[device]] sections at the top level, e.g. [[device]] with path = \"/dev/net/tun\""),
     // [bench]: api
     (bench!("api = \"vllm\"\nurl = \"http://127.0.0.1:8000\"\n"), "6:7", "bench.api: unknown value \"vllm\"; expected one of: ollama, openai, llamacpp"),
     (bench!("api = \"open-ai\"\nurl = \"http://127.0.0.1:8000\"\n"), "6:7", "bench.api: unknown value \"open-ai\"; expected one of: ollama, openai, llamacpp (did you mean \"openai\"?)"),
@@ -1379,6 +1380,23 @@ const ERROR_CASES: &[(&str, &str, &str)] = &[
     ("[container]\nimage = \"nginx\"\ngroup_add = [-1]\n", "3:14", "container.group_add: a gid is between 0 and 4294967295, got -1"),
     ("[container]\nimage = \"nginx\"\ngroup_add = [\"4294967296\"]\n", "3:14", "container.group_add: the gid 4294967296 is too large"),
     ("[container]\nimage = \"nginx\"\ngroup_add = [true]\n", "3:14", "container.group_add: expected a group name or a gid, found a boolean"),
+    ("[container]\nimage = \"nginx\"\ndevice_cgroup_rules = \"c 189:* rmw\"\n", "3:23", "container.device_cgroup_rules: expected a list of rules, e.g. \"c 189:* rmw\" or \"b 8:0 r\", found a string"),
+    ("[container]\nimage = \"nginx\"\ndevice_cgroup_rules = [189]\n", "3:24", "container.device_cgroup_rules: expected a string, found an integer"),
+    ("[container]\nimage = \"nginx\"\ndevice_cgroup_rules = [\"x 189:* rmw\"]\n", "3:24", "container.device_cgroup_rules: invalid rule \"x 189:* rmw\": unknown device type \"x\"; the type is c (character), b (block) or a (all)"),
+    ("[container]\nimage = \"nginx\"\ndevice_cgroup_rules = [\"c 189 rmw\"]\n", "3:24", "container.device_cgroup_rules: invalid rule \"c 189 rmw\": expected MAJOR:MINOR, found \"189\"; write TYPE MAJOR:MINOR ACCESS, e.g. \"c 189:* rmw\" or \"b 8:0 r\""),
+    ("[container]\nimage = \"nginx\"\ndevice_cgroup_rules = [\"c  189:* rmw\"]\n", "3:24", "invalid rule \"c  189:* rmw\": expected three parts separated by one space"),
+    ("[container]\nimage = \"nginx\"\ndevice_cgroup_rules = [\"c 189:*\"]\n", "3:24", "expected three parts separated by one space"),
+    ("[container]\nimage = \"nginx\"\ndevice_cgroup_rules = [\"c 18a:* rmw\"]\n", "3:24", "the major \"18a\" is not a number or *"),
+    ("[container]\nimage = \"nginx\"\ndevice_cgroup_rules = [\"c 189:-1 rmw\"]\n", "3:24", "the minor \"-1\" is not a number or *"),
+    ("[container]\nimage = \"nginx\"\ndevice_cgroup_rules = [\"c 4096:0 r\"]\n", "3:24", "the major 4096 is larger than any device's (at most 4095)"),
+    ("[container]\nimage = \"nginx\"\ndevice_cgroup_rules = [\"b 8:1048576 r\"]\n", "3:24", "the minor 1048576 is larger than any device's (at most 1048575)"),
+    ("[container]\nimage = \"nginx\"\ndevice_cgroup_rules = [\"a 1:3 rwm\"]\n", "3:24", "type a allows every device whatever the numbers; write \"a *:* ACCESS\""),
+    ("[container]\nimage = \"nginx\"\ndevice_cgroup_rules = [\"c 1:3 \"]\n", "3:24", "the access is empty"),
+    ("[container]\nimage = \"nginx\"\ndevice_cgroup_rules = [\"c 1:3 rr\"]\n", "3:24", "the access \"rr\" has r twice"),
+    ("[container]\nimage = \"nginx\"\ndevice_cgroup_rules = [\"c 1:3 rx\"]\n", "3:24", "the access \"rx\" is not letters of rwm (r read, w write, m mknod)"),
+    ("[container]\nimage = \"nginx\"\ndevice_cgroup_rules = [\"C 1:3 r\"]\n", "3:24", "unknown device type \"C\""),
+    ("[container]\nimage = \"nginx\"\ndevice_cgroup_rules = [\"c 189:* rwm\", \"c 189:* mwr\"]\n", "3:39", "container.device_cgroup_rules: \"c 189:* rwm\" is listed twice; list each rule once"),
+    ("[container]\nimage = \"nginx\"\nprivileged = true\ndevice_cgroup_rules = [\"c 189:* rwm\"]\n", "4:1", "container.device_cgroup_rules: privileged = true already allows every device; remove device_cgroup_rules, or set privileged = false and keep them"),
     ("[container]\nimage = \"nginx\"\nprivileged = \"yes\"\n", "3:14", "container.privileged: expected true or false, found a string"),
     ("[container]\nimage = \"nginx\"\nprivileged = true\ncap_add = [\"NET_ADMIN\"]\n", "4:1", "container.cap_add: privileged = true already gives every capability; remove cap_add, or set privileged = false and keep cap_add"),
     ("[container]\nimage = \"nginx\"\nprivileged = true\ncap_drop = [\"ALL\"]\n", "4:1", "container.cap_drop: privileged = true already gives every capability; remove cap_drop"),
@@ -3319,6 +3337,7 @@ tmpfs = ["/tmp:size=64m,mode=1777", "/run"]
 shm_size = "1G"
 group_add = ["video", "44", 45]
 privileged = false
+device_cgroup_rules = ["c 189:* rmw", "b 8:0 r", "a *:* m", "c 4:64 wr"]
 cap_add = ["NET_ADMIN", "cap_sys_time", "Cap_Net_Raw"]
 cap_drop = ["MKNOD"]
 sysctls = { "net.ipv4.ip_unprivileged_port_start" = "0", "net.core.somaxconn" = 1024, "net.ipv4.ip_forward" = true, "kernel.shmmax" = "68719476736", "fs.mqueue.msg_max" = 100, "kernel.sem" = "250 32000 100 128" }
@@ -3398,6 +3417,42 @@ fn every_compose_key_parses() {
     assert_eq!(c.shm_size, Some(1 << 30));
     assert_eq!(c.group_add, ["video", "44", "45"]);
     assert!(!c.privileged);
+    assert_eq!(
+        c.device_cgroup_rules,
+        [
+            DeviceCgroupRule {
+                kind: DeviceType::Char,
+                major: Some(189),
+                minor: None,
+                access: "rwm".into(),
+            },
+            DeviceCgroupRule {
+                kind: DeviceType::Block,
+                major: Some(8),
+                minor: Some(0),
+                access: "r".into(),
+            },
+            DeviceCgroupRule {
+                kind: DeviceType::All,
+                major: None,
+                minor: None,
+                access: "m".into(),
+            },
+            DeviceCgroupRule {
+                kind: DeviceType::Char,
+                major: Some(4),
+                minor: Some(64),
+                access: "rw".into(),
+            },
+        ]
+    );
+    // Written back as Docker writes them, access in rwm order.
+    let shown: Vec<String> = c
+        .device_cgroup_rules
+        .iter()
+        .map(|r| r.to_string())
+        .collect();
+    assert_eq!(shown, ["c 189:* rwm", "b 8:0 r", "a *:* m", "c 4:64 rw"]);
     assert_eq!(c.cap_add, ["CAP_NET_ADMIN", "CAP_SYS_TIME", "CAP_NET_RAW"]);
     assert_eq!(c.cap_drop, ["CAP_MKNOD"]);
     let sysctls: Vec<(&str, &str)> = c
@@ -3459,6 +3514,7 @@ fn compose_keys_default() {
     assert!(u.env_file.is_empty() && u.secrets.is_empty());
     let c = container(&u);
     assert!(c.tmpfs.is_empty() && c.group_add.is_empty());
+    assert!(c.device_cgroup_rules.is_empty());
     assert_eq!(c.shm_size, None);
     assert!(!c.privileged && !c.init);
     assert!(c.cap_add.is_empty() && c.cap_drop.is_empty());
@@ -3475,6 +3531,7 @@ fn compose_keys_default() {
         "shm_size",
         "group_add",
         "privileged",
+        "device_cgroup_rules",
         "cap_add",
         "cap_drop",
         "sysctls",

@@ -1,6 +1,6 @@
 //! `[container]`'s keys for the container's sandbox beyond its network:
-//! `tmpfs`, `shm_size`, `group_add`, `privileged`, `cap_add`, `cap_drop`,
-//! `sysctls`, `ulimits` and `init`.
+//! `tmpfs`, `shm_size`, `group_add`, `privileged`, `device_cgroup_rules`,
+//! `cap_add`, `cap_drop`, `sysctls`, `ulimits` and `init`.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::ops::Range;
@@ -12,7 +12,9 @@ use super::{
 };
 use crate::container::{is_valid_id_name, normalize_path};
 use crate::diagnostic::line_col;
-use crate::schema::{check_sysctl, Container, Network, Rlimit, Tmpfs, Ulimit, Volume, Word};
+use crate::schema::{
+    check_sysctl, Container, DeviceCgroupRule, Network, Rlimit, Tmpfs, Ulimit, Volume, Word,
+};
 
 /// What `validate` says of a unit with `privileged = true`.
 pub(crate) const PRIVILEGED_NOTE: &str =
@@ -27,6 +29,7 @@ pub(super) struct SandboxKeys {
     pub shm_size: Option<u64>,
     pub group_add: Vec<String>,
     pub privileged: bool,
+    pub device_cgroup_rules: Vec<DeviceCgroupRule>,
     pub cap_add: Vec<String>,
     pub cap_drop: Vec<String>,
     pub sysctls: BTreeMap<String, String>,
@@ -56,6 +59,21 @@ pub(super) fn parse_sandbox_keys(
             cx.note(v.span(), PRIVILEGED_NOTE);
         }
     }
+    let device_cgroup_rules = s
+        .with(cx, "device_cgroup_rules", device_cgroup_rules)
+        .unwrap_or_default();
+    if privileged {
+        if let Some(k) = s.key("device_cgroup_rules") {
+            cx.error(
+                k.span(),
+                format!(
+                    "{}: privileged = true already allows every device; remove \
+                     device_cgroup_rules, or set privileged = false and keep them",
+                    s.label("device_cgroup_rules")
+                ),
+            );
+        }
+    }
     let cap_add = s
         .with(cx, "cap_add", |cx, l, v| {
             capability_list(cx, l, v, true, "[\"NET_ADMIN\"]")
@@ -77,6 +95,7 @@ pub(super) fn parse_sandbox_keys(
         shm_size,
         group_add,
         privileged,
+        device_cgroup_rules,
         cap_add: names(&cap_add),
         cap_drop: names(&cap_drop),
         sysctls,
@@ -295,6 +314,48 @@ fn group_add(cx: &mut Cx<'_>, label: &str, v: &Value<'_>) -> Option<Vec<String>>
             continue;
         }
         out.push(group);
+    }
+    Some(out)
+}
+
+/// `device_cgroup_rules`: a list of Docker's device cgroup rules, each
+/// once.
+fn device_cgroup_rules(
+    cx: &mut Cx<'_>,
+    label: &str,
+    v: &Value<'_>,
+) -> Option<Vec<DeviceCgroupRule>> {
+    let DeValue::Array(a) = v.get_ref() else {
+        cx.error(
+            v.span(),
+            format!(
+                "{label}: expected a list of rules, {}, found {}",
+                DeviceCgroupRule::EXAMPLES,
+                a_type(v.get_ref())
+            ),
+        );
+        return None;
+    };
+    let mut out: Vec<DeviceCgroupRule> = Vec::new();
+    for item in a.iter() {
+        let Some(text) = string(cx, label, item) else {
+            continue;
+        };
+        let rule = match text.parse::<DeviceCgroupRule>() {
+            Ok(r) => r,
+            Err(e) => {
+                cx.error(item.span(), format!("{label}: invalid rule {text:?}: {e}"));
+                continue;
+            }
+        };
+        if out.contains(&rule) {
+            cx.error(
+                item.span(),
+                format!("{label}: \"{rule}\" is listed twice; list each rule once"),
+            );
+            continue;
+        }
+        out.push(rule);
     }
     Some(out)
 }
