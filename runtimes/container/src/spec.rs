@@ -34,7 +34,9 @@
 //!   the device cgroup is not enforced by this build (see the crate docs).
 //! - **devices**: the standard nodes ([`standard_devices`]) and the device
 //!   cgroup "deny all, then allow exactly those" ([`device_rules`]), plus
-//!   the caller's [`Extras`].
+//!   the caller's [`Extras`], then the unit's `device_cgroup_rules`
+//!   ([`unit_device_rule`]: allow rules without nodes, as Docker's
+//!   `--device-cgroup-rule`).
 //! - **namespaces**: pid, ipc, uts, mount; network only for
 //!   `network = "none"`; never user.
 //! - **process**: no terminal, rlimits only those `ulimits` sets (the rest
@@ -47,7 +49,10 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Component, Path, PathBuf};
 
-use jarvis_unit::{Container, Exec, Network, Resources, Rlimit, Security, Unit, VolumeSource};
+use jarvis_unit::{
+    Container, DeviceCgroupRule, DeviceType, Exec, Network, Resources, Rlimit, Security, Unit,
+    VolumeSource,
+};
 use oci_spec::image::ImageConfiguration;
 use oci_spec::runtime::{
     Capability, LinuxBuilder, LinuxCapabilities, LinuxCpuBuilder, LinuxDevice, LinuxDeviceBuilder,
@@ -411,7 +416,9 @@ pub fn build_spec(input: &SpecInput) -> Result<Spec, SpecError> {
             "rwm",
         )]
     } else {
-        device_rules(input.extras)?
+        let mut rules = device_rules(input.extras)?;
+        rules.extend(container.device_cgroup_rules.iter().map(unit_device_rule));
+        rules
     };
     let linux = LinuxBuilder::default()
         .resources(resources(&unit.resources, rules)?)
@@ -875,6 +882,23 @@ pub fn device_rules(extras: &Extras) -> Result<Vec<LinuxDeviceCgroup>, SpecError
         ));
     }
     Ok(rules)
+}
+
+/// One of the unit's `device_cgroup_rules` as an allow rule (`a *:*` is
+/// every device: no type, no numbers).
+pub fn unit_device_rule(r: &DeviceCgroupRule) -> LinuxDeviceCgroup {
+    let kind = match r.kind {
+        DeviceType::All => LinuxDeviceType::A,
+        DeviceType::Char => LinuxDeviceType::C,
+        DeviceType::Block => LinuxDeviceType::B,
+    };
+    cgroup_rule(
+        true,
+        Some(kind),
+        r.major.map(i64::from),
+        r.minor.map(i64::from),
+        &r.access,
+    )
 }
 
 /// `Resources` to `linux.resources`, the only translation of a container

@@ -951,3 +951,67 @@ fn tmpfs_named_volumes_secrets_and_init() {
         Err(SpecError::BadPath { .. })
     ));
 }
+
+#[test]
+fn device_cgroup_rules_are_allowed_after_the_defaults() {
+    let rules_of = |c: Container| {
+        linux(&build(&unit(c)))
+            .resources()
+            .as_ref()
+            .unwrap()
+            .devices()
+            .clone()
+            .unwrap()
+    };
+    let base = rules_of(container());
+    let c = Container {
+        device_cgroup_rules: ["c 189:* rmw", "b 8:0 r", "a *:* m"]
+            .iter()
+            .map(|r| r.parse().unwrap())
+            .collect(),
+        ..container()
+    };
+    let rules = rules_of(c);
+    // The defaults first (deny all, then the standard nodes), unchanged.
+    assert_eq!(rules[..base.len()], base[..]);
+    assert!(!rules[0].allow());
+    let added: Vec<(
+        bool,
+        Option<LinuxDeviceType>,
+        Option<i64>,
+        Option<i64>,
+        Option<String>,
+    )> = rules[base.len()..]
+        .iter()
+        .map(|r| (r.allow(), r.typ(), r.major(), r.minor(), r.access().clone()))
+        .collect();
+    assert_eq!(
+        added,
+        [
+            (
+                true,
+                Some(LinuxDeviceType::C),
+                Some(189),
+                None,
+                Some("rwm".into())
+            ),
+            (
+                true,
+                Some(LinuxDeviceType::B),
+                Some(8),
+                Some(0),
+                Some("r".into())
+            ),
+            (true, Some(LinuxDeviceType::A), None, None, Some("m".into())),
+        ]
+    );
+    // No node is made for them.
+    assert_eq!(
+        linux(&build(&unit(container()))).devices(),
+        linux(&build(&unit(Container {
+            device_cgroup_rules: vec!["c 189:* rmw".parse().unwrap()],
+            ..container()
+        })))
+        .devices()
+    );
+}
