@@ -291,6 +291,48 @@ fn env_files_compose_would_expand_are_reported() {
 }
 
 #[test]
+fn device_cgroup_rules_in_every_form() {
+    let (doc, problems, c) = one(json!({
+        "image": "x",
+        "device_cgroup_rules": ["c 189:* rmw", "b 8:0 r", "c 189:* mwr", "c 1:x rw", "a 1:3 r"],
+    }));
+    assert_eq!(
+        strs(&doc, &["container", "device_cgroup_rules"]),
+        ["c 189:* rwm", "b 8:0 r"]
+    );
+    assert_eq!(
+        problems,
+        ["device_cgroup_rules", "device_cgroup_rules"],
+        "{:?}",
+        c.problems
+    );
+    assert!(
+        c.problems[0]
+            .message
+            .starts_with("invalid rule \"c 1:x rw\": the minor \"x\" is not a number or *"),
+        "{}",
+        c.problems[0]
+    );
+    assert_eq!(c.problems[0].pos.as_ref().unwrap().line, 7);
+    // A privileged container may use every device: the rules are left out,
+    // and the unit says so.
+    let (doc, problems, c) = one(json!({
+        "image": "x",
+        "privileged": true,
+        "device_cgroup_rules": ["c 189:* rmw"],
+    }));
+    assert!(problems.is_empty(), "{:?}", c.problems);
+    assert!(doc["container"].get("device_cgroup_rules").is_none());
+    assert!(
+        c.units[0]
+            .text
+            .contains("device_cgroup_rules left out: a privileged container"),
+        "{}",
+        c.units[0].text
+    );
+}
+
+#[test]
 fn ports_short_long_and_ranges() {
     let (doc, problems, c) = one(json!({
         "image": "x",
@@ -650,11 +692,10 @@ fn devices_and_container_settings() {
         "stop_signal": "SIGINT",
         "stop_grace_period": "1m30s",
     }));
+    assert_eq!(problems, ["devices", "devices"], "{:?}", c.problems);
     assert_eq!(
-        problems,
-        ["device_cgroup_rules", "devices", "devices"],
-        "{:?}",
-        c.problems
+        strs(&doc, &["container", "device_cgroup_rules"]),
+        ["c 188:* rwm"]
     );
     let devices = doc["device"].as_array_of_tables().unwrap();
     assert_eq!(devices.len(), 3);

@@ -254,12 +254,7 @@ impl Cx<'_> {
                     self.report("scale", v, "jarvis runs one instance of a unit");
                 }
             }
-            "device_cgroup_rules" => self.report(
-                "device_cgroup_rules",
-                v,
-                "jarvis has no device cgroup rules of its own: name each device in devices \
-                 (a [[device]] entry) instead",
-            ),
+            "device_cgroup_rules" => self.device_cgroup_rules(v),
             "dns_search" | "dns_opt" | "domainname" => self.report(
                 key,
                 v,
@@ -505,6 +500,39 @@ impl Cx<'_> {
         self.doc.top.set("env_file", strings(&files));
         if files.is_empty() {
             self.doc.top.remove("env_file");
+        }
+    }
+
+    /// `device_cgroup_rules` as they are (Docker's grammar is the unit's),
+    /// each once; left out with `privileged` (see [`Cx::finish`]).
+    fn device_cgroup_rules(&mut self, v: &Node) {
+        let items: Vec<&Node> = match &v.value {
+            Y::Seq(items) => items.iter().collect(),
+            _ => vec![v],
+        };
+        let mut rules: Vec<String> = Vec::new();
+        for n in items {
+            let Some(text) = n.scalar() else {
+                self.report("device_cgroup_rules", n, "not a rule");
+                continue;
+            };
+            match text.parse::<jarvis_unit::DeviceCgroupRule>() {
+                Ok(rule) => {
+                    let rule = rule.to_string();
+                    if !rules.contains(&rule) {
+                        rules.push(rule);
+                    }
+                }
+                Err(e) => self.report(
+                    "device_cgroup_rules",
+                    n,
+                    format!("invalid rule {text:?}: {e}"),
+                ),
+            }
+        }
+        let privileged = self.node.get("privileged").and_then(boolean) == Some(true);
+        if !rules.is_empty() && !privileged {
+            self.c().set("device_cgroup_rules", strings(&rules));
         }
     }
 
@@ -2178,6 +2206,12 @@ impl Cx<'_> {
                 self.c().comment(
                     "privileged",
                     "cap_add and cap_drop left out: a privileged container has every capability.",
+                );
+            }
+            if node.get("device_cgroup_rules").is_some() {
+                self.c().comment(
+                    "privileged",
+                    "device_cgroup_rules left out: a privileged container may use every device.",
                 );
             }
         } else {
