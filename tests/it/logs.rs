@@ -311,3 +311,55 @@ fn a_tail_larger_than_a_frame_comes_whole() {
         300_000
     );
 }
+
+#[test]
+fn a_line_without_a_newline_is_followed_as_it_comes_and_kept_whole() {
+    if !root() {
+        return;
+    }
+    let j = Jarvis::start(&[("prompt", &sh("printf 'Pass''word: '; sleep 2; echo o''k"))]);
+    j.running("prompt");
+    let mut child = Command::new(&*JARVISCTL)
+        .arg("--socket")
+        .arg(&j.socket)
+        .args(["logs", "-f", "-t", "prompt"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 4096];
+        while let Ok(n) = std::io::Read::read(&mut out, &mut buf) {
+            if n == 0 || tx.send(buf[..n].to_vec()).is_err() {
+                break;
+            }
+        }
+    });
+    let mut seen = Vec::new();
+    // (The words are split in the command, so jarvis's start note does
+    // not hold them.)
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut prompt_at = None;
+    while !String::from_utf8_lossy(&seen).contains("ok\n") {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match rx.recv_timeout(left) {
+            Ok(chunk) => seen.extend(chunk),
+            Err(_) => panic!("logs -f gave {:?}", String::from_utf8_lossy(&seen)),
+        }
+        if prompt_at.is_none() && String::from_utf8_lossy(&seen).contains("Password: ") {
+            prompt_at = Some(String::from_utf8_lossy(&seen).contains("ok"));
+        }
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    // The prompt came before the rest of its line was written.
+    assert_eq!(prompt_at, Some(false));
+    let seen = String::from_utf8(seen).unwrap();
+    let line = seen.lines().last().unwrap();
+    assert_eq!(stamped(line).1, "Password: ok", "{seen}");
+    // The tail has it whole, with the time of its first part.
+    let tail = j.ok(&["logs", "-t", "-n", "1", "prompt"]);
+    assert_eq!(tail, format!("{line}\n"));
+    assert_eq!(j.ok(&["logs", "-n", "1", "prompt"]), "Password: ok\n");
+}

@@ -398,6 +398,17 @@ pub fn join(data: &[u8]) -> (Vec<Line>, bool) {
     (lines, is_open)
 }
 
+/// The lines of a log file's bytes as the unit (or jarvis) wrote them,
+/// without their times, each ended by `\n`.
+pub fn plain_text(data: &[u8]) -> String {
+    let mut out = String::new();
+    for line in join(data).0 {
+        out.push_str(&String::from_utf8_lossy(&line.text));
+        out.push('\n');
+    }
+    out
+}
+
 /// The end of a log: its last lines, oldest first.
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct Tail {
@@ -696,6 +707,16 @@ mod tests {
             ["[jarvis] started pid 12: sh -c 'a", "[jarvis] b'"]
         );
         assert!(lines.iter().all(|l| l.note && l.time == Some(t(0))));
+    }
+
+    #[test]
+    fn plain_text_leaves_out_the_times() {
+        let mut data = record(t(0), Kind::Part, "x=");
+        data.extend(record(t(1), Kind::Line, "1"));
+        data.extend(note_records("done", t(2)));
+        data.extend(b"old\n");
+        assert_eq!(plain_text(&data), "x=1\n[jarvis] done\nold\n");
+        assert_eq!(plain_text(b""), "");
     }
 
     #[test]
