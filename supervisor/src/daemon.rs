@@ -284,10 +284,27 @@ impl Daemon {
     /// Hands one input to the core and carries out what it says. True once
     /// a shutdown is complete.
     fn feed(&mut self, input: Input) -> bool {
+        let ended = match &input {
+            Input::Unit {
+                name,
+                event: Event::Exited { .. },
+            } => Some(name.clone()),
+            _ => None,
+        };
         let outputs = self.core.handle(input, Instant::now());
         let mut done = false;
         for o in outputs {
             done |= self.carry(o);
+        }
+        // A run ended and no restart follows: its shim, kept for one, goes.
+        if let Some(name) = ended {
+            let restarting = self
+                .core
+                .slot(&name)
+                .is_some_and(|s| matches!(s.st.state, State::Starting(_) | State::Running));
+            if !restarting {
+                self.cfg.runtime.release(&name);
+            }
         }
         done
     }

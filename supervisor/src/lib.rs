@@ -189,6 +189,7 @@ async fn serve(args: Args) -> anyhow::Result<()> {
                     .with_context(|| format!("volume dir {}", dir.display()))?,
                 None => args.state_dir.join("volumes"),
             },
+            shims: Default::default(),
         })
         .map_err(|e| anyhow::anyhow!("networks: {e}"))?,
     };

@@ -488,3 +488,80 @@ policy = "always"
     );
     assert_eq!(j.read_cgroup("pids", "steady", "cgroup.procs"), "");
 }
+
+/// The run record's shim and unit pids.
+fn run_record(j: &Jarvis, unit: &str) -> (i32, i32) {
+    let record: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(j.state.join(format!("run/{unit}.run.json"))).unwrap())
+            .unwrap();
+    (
+        record["shim_pid"].as_i64().unwrap() as i32,
+        record["pid"].as_i64().unwrap() as i32,
+    )
+}
+
+#[test]
+fn a_restart_reuses_the_units_shim_and_a_stop_lets_it_go() {
+    if !root() {
+        return;
+    }
+    let j = Jarvis::start(&[(
+        "again",
+        r#"
+[native]
+command = ["sleep", "1000"]
+[restart]
+policy = "always"
+delay = "0s"
+"#,
+    )]);
+    j.running("again");
+    let (shim, first) = run_record(&j, "again");
+    // Crash it twice: each restart is served by the same shim, parked
+    // between the runs.
+    let mut last = first;
+    for n in 1..=2 {
+        nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(last),
+            nix::sys::signal::Signal::SIGKILL,
+        )
+        .unwrap();
+        let u = j.wait_unit("again", Duration::from_secs(5), |u| {
+            u["state"] == "running" && u["pid"].as_i64().is_some_and(|p| p as i32 != last)
+        });
+        assert_eq!(u["restarts"], n);
+        let (s, pid) = run_record(&j, "again");
+        assert_eq!(pid as i64, u["pid"].as_i64().unwrap());
+        assert_eq!(s, shim, "restart {n} ran in the shim of the first run");
+        last = pid;
+    }
+    assert!(
+        j.logs("again").contains(&format!("started pid {last}")),
+        "the reused shim logs the new run"
+    );
+
+    // A shim that dies takes its run's record with it: the unit is
+    // restarted by a new shim.
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(shim),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    let u = j.wait_unit("again", Duration::from_secs(5), |u| {
+        u["state"] == "running" && u["pid"].as_i64().is_some_and(|p| p as i32 != last)
+    });
+    let (fresh, pid) = run_record(&j, "again");
+    assert_ne!(fresh, shim, "a new shim");
+    assert_eq!(pid as i64, u["pid"].as_i64().unwrap());
+    assert!(!alive(last), "the dead shim's run was emptied out");
+
+    // A stop is no restart: the shim goes with the run, not after the
+    // time it would wait for a restart.
+    j.ok(&["stop", "again"]);
+    let deadline = Instant::now() + Duration::from_millis(1500);
+    while alive(fresh) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(!alive(fresh), "the stopped unit's shim is let go");
+    assert!(!alive(pid));
+}

@@ -211,8 +211,10 @@ impl crate::Runtime for ContainerRuntime {
                         &cfg,
                         &unit.name,
                         Payload::Container(run),
+                        None,
                         log,
                         hw.device_paths(),
+                        !unit.secrets.is_empty(),
                     )
                     .await
                 }
@@ -267,6 +269,7 @@ impl crate::Runtime for ContainerRuntime {
     }
 
     fn remove(&self, unit: &str) -> BoxFuture<()> {
+        self.cfg.shims.dismiss(unit);
         let (cfg, net, unit) = (self.cfg.clone(), self.net.clone(), unit.to_string());
         Box::pin(async move {
             net.detach(&unit).await;

@@ -105,6 +105,9 @@ pub struct Running {
     pub devices: Vec<PathBuf>,
     /// The shim to wait on.
     shim: Box<Started>,
+    /// Whether the run may have secrets mounted, to remove at its end
+    /// (unknown for an adopted run: then it is looked at).
+    secrets: bool,
 }
 
 impl Running {
@@ -114,6 +117,7 @@ impl Running {
             pid: started.pid(),
             devices: Vec::new(),
             shim: Box::new(started),
+            secrets: true,
         }
     }
 }
@@ -255,6 +259,8 @@ pub struct Config {
     /// Named volumes live here, `<volume_dir>/NAME/_data`: by default
     /// `<state_dir>/volumes` (`jarvisd --volume-dir`).
     pub volume_dir: PathBuf,
+    /// Shims whose run ended, kept a moment for the unit's restart.
+    pub shims: jarvis_shim::ShimPool,
 }
 
 /// The default `--subnet-pool`: /24s out of `10.89.0.0/16`.
@@ -373,6 +379,12 @@ impl Runtimes {
             }
             jarvis_container::volume::remove(&dir, &name).map_err(|e| e.to_string())
         }))
+    }
+
+    /// Lets go of the shim kept after `unit`'s last run (no restart
+    /// follows it).
+    pub fn release(&self, unit: &str) {
+        self.cfg.shims.dismiss(unit);
     }
 
     /// The runtime for `unit`'s form.

@@ -173,23 +173,28 @@ impl crate::Runtime for NativeRuntime {
                 log,
                 ..
             } = spec;
-            // Env files are read at each start (a missing one fails it).
-            let unit = if unit.env_file.is_empty() {
-                unit
-            } else {
-                blocking(move || crate::inputs::with_env_files(unit)).await?
-            };
-            let Exec::Native(native) = &unit.exec else {
+            if !matches!(unit.exec, Exec::Native(_)) {
                 return Err(StartError::Failed(format!(
                     "unit {} is not a native unit",
                     unit.name
                 )));
-            };
-            // One trip to the blocking pool: the cgroup, the devices and
-            // their links.
-            let (cgroup, hw) = blocking({
-                let (cfg, applied, unit) = (cfg.clone(), applied, unit.clone());
-                move || -> Result<(UnitCgroup, RunHardware), StartError> {
+            }
+            let secrets = !unit.secrets.is_empty();
+            let name = unit.name.clone();
+            // One trip to the blocking pool: the env files (read at each
+            // start; a missing one fails it), the cgroup, the devices and
+            // their links, the user and groups, the credentials.
+            let (launch, identity, hw) = blocking({
+                let cfg = cfg.clone();
+                move || -> Result<_, StartError> {
+                    let unit = if unit.env_file.is_empty() {
+                        unit
+                    } else {
+                        crate::inputs::with_env_files(unit)?
+                    };
+                    let Exec::Native(native) = &unit.exec else {
+                        unreachable!("checked above");
+                    };
                     let cgroup = unit_cgroup(&cfg, &applied, &unit.name, &unit.resources)
                         .map_err(|e| StartError::Failed(e.to_string()))?;
                     // The devices as they are now: one may have gone (or
@@ -198,44 +203,41 @@ impl crate::Runtime for NativeRuntime {
                         resolve_devices(&cfg.roots, &unit).map_err(StartError::Deferred)?;
                     let hw = RunHardware { placement, devices };
                     hw.link_native(&cfg.roots).map_err(StartError::Failed)?;
-                    Ok((cgroup, hw))
+                    let mut launch = launch_spec(&unit, native.command.clone(), &cgroup);
+                    for (k, v) in hw.env() {
+                        set_env(&mut launch.env, k, v);
+                    }
+                    if launch.user.is_some() {
+                        launch
+                            .supplementary_groups
+                            .extend(hw.groups().into_iter().map(|g| g.to_string()));
+                    }
+                    let id = jarvis_native::launch::resolve_identity(&launch)
+                        .map_err(StartError::Failed)?;
+                    if !unit.secrets.is_empty() {
+                        if let Some(dir) =
+                            crate::inputs::mount_credentials(&cfg, &unit, id.uid, id.gid)?
+                        {
+                            let dir = dir.to_string_lossy().into_owned();
+                            set_env(&mut launch.env, crate::CREDENTIALS_ENV.into(), dir);
+                        }
+                    }
+                    Ok((launch, id, hw))
                 }
             })
             .await?;
-            let mut launch = launch_spec(&unit, native.command.clone(), &cgroup);
-            for (k, v) in hw.env() {
-                set_env(&mut launch.env, k, v);
-            }
-            if launch.user.is_some() {
-                launch
-                    .supplementary_groups
-                    .extend(hw.groups().into_iter().map(|g| g.to_string()));
-            }
-            if !unit.secrets.is_empty() {
-                let dir = blocking({
-                    let (cfg, unit, spec) = (cfg.clone(), unit.clone(), launch.clone());
-                    move || {
-                        let id = jarvis_native::launch::resolve_identity(&spec)
-                            .map_err(StartError::Failed)?;
-                        crate::inputs::mount_credentials(&cfg, &unit, id.uid, id.gid)
-                    }
-                })
-                .await?;
-                if let Some(dir) = dir {
-                    let dir = dir.to_string_lossy().into_owned();
-                    set_env(&mut launch.env, crate::CREDENTIALS_ENV.into(), dir);
-                }
-            }
             let started = shim::start(
                 &cfg,
-                &unit.name,
+                &name,
                 Payload::Native(launch),
+                Some(identity),
                 log,
                 hw.device_paths(),
+                secrets,
             )
             .await;
-            if started.is_err() && !unit.secrets.is_empty() {
-                let (cfg, name) = (cfg.clone(), unit.name.clone());
+            if started.is_err() && secrets {
+                let cfg = cfg.clone();
                 blocking(move || crate::inputs::clear(&cfg, &name)).await;
             }
             started
@@ -277,6 +279,7 @@ impl crate::Runtime for NativeRuntime {
     }
 
     fn remove(&self, unit: &str) -> BoxFuture<()> {
+        self.cfg.shims.dismiss(unit);
         self.applied
             .lock()
             .unwrap_or_else(|e| e.into_inner())

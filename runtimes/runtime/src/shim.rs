@@ -13,8 +13,10 @@ pub(crate) async fn start(
     cfg: &Config,
     unit: &str,
     payload: Payload,
+    identity: Option<jarvis_native::launch::Identity>,
     log: jarvis_shim::logfile::LogConfig,
     devices: Vec<PathBuf>,
+    secrets: bool,
 ) -> Result<Running, StartError> {
     let spec = ShimSpec {
         unit: unit.to_string(),
@@ -31,13 +33,14 @@ pub(crate) async fn start(
         (Payload::Native(_), Some(shim)) => shim,
         _ => &cfg.launcher,
     };
-    let started = jarvis_shim::spawn(exe, &spec)
+    let started = jarvis_shim::spawn(&cfg.shims, exe, &spec, identity)
         .await
         .map_err(|e| StartError::Failed(e.to_string()))?;
     Ok(Running {
         pid: started.pid(),
         devices,
         shim: Box::new(started),
+        secrets,
     })
 }
 
@@ -45,8 +48,9 @@ pub(crate) async fn start(
 pub(crate) fn wait(cfg: &Config, unit: &str, run: Running) -> BoxFuture<Exit> {
     let (run_dir, cg, unit) = (cfg.run_dir.clone(), cfg.cgroup(unit), unit.to_string());
     let secrets = crate::inputs::dirs(cfg, &unit);
+    let pool = cfg.shims.clone();
     Box::pin(async move {
-        let exit = match jarvis_shim::wait(*run.shim, &run_dir).await {
+        let exit = match jarvis_shim::wait(&pool, *run.shim, &run_dir).await {
             Some(rec) => rec.into(),
             None => {
                 tracing::warn!(
@@ -59,7 +63,9 @@ pub(crate) fn wait(cfg: &Config, unit: &str, run: Running) -> BoxFuture<Exit> {
                 Exit::UNKNOWN
             }
         };
-        blocking(move || crate::inputs::clear_dirs(&secrets)).await;
+        if run.secrets {
+            blocking(move || crate::inputs::clear_dirs(&secrets)).await;
+        }
         exit
     })
 }

@@ -28,7 +28,9 @@ use serde::{Deserialize, Serialize};
 pub use shim::cexec_main;
 pub use shim::{native_shim_main, shim_main};
 
-pub use spawn::{adopt, exit_record, spawn, wait, Adopted, PidFd, ShimError, Started};
+pub use spawn::{
+    adopt, exit_record, spawn, wait, Adopted, PidFd, ShimError, ShimPool, Started, PARK_FOR,
+};
 
 /// `jarvisd SHIM_ARG UNIT` runs [`shim_main`].
 pub const SHIM_ARG: &str = "__shim";

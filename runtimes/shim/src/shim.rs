@@ -1,7 +1,7 @@
 //! The shim process itself: synchronous and single-threaded.
 
 use std::fs::File;
-use std::io::{Read, Seek, SeekFrom, Write};
+use std::io::{Read, Write};
 use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::time::{Duration, Instant};
 
@@ -109,16 +109,16 @@ fn take_fds(spec_fd: RawFd, status_fd: RawFd) -> Result<(File, File), String> {
     Ok(files)
 }
 
-fn run<const CONTAINERS: bool>(mut spec_file: File, mut status: File) -> Result<(), String> {
-    let mut text = String::new();
-    spec_file
-        .seek(SeekFrom::Start(0))
-        .and_then(|_| spec_file.read_to_string(&mut text))
-        .map_err(|e| format!("read shim spec: {e}"))?;
-    drop(spec_file);
-    let ShimInput { spec, identity } =
-        serde_json::from_str(&text).map_err(|e| format!("parse shim spec: {e}"))?;
-
+/// Serves runs: one per spec line on the control pipe, until it closes.
+/// After a run's end the shim reports it (`exit JSON` on the status pipe)
+/// and waits, parked, for the next spec of the same unit, so a restart
+/// costs jarvisd a line written rather than a new process; EOF (jarvisd
+/// let it go, or jarvisd is gone) ends it.
+fn run<const CONTAINERS: bool>(control: File, status: File) -> Result<(), String> {
+    let mut control = std::io::BufReader::new(control);
+    let Some(first) = next_input(&mut control)? else {
+        return Ok(());
+    };
     // Detach: no terminal signals from jarvisd's session, and orphans of the
     // unit come to us rather than to init.
     let _ = nix::unistd::setsid();
@@ -134,10 +134,67 @@ fn run<const CONTAINERS: bool>(mut spec_file: File, mut status: File) -> Result<
         // SAFETY: installing SIG_IGN is always sound.
         let _ = unsafe { nix::sys::signal::signal(sig, nix::sys::signal::SigHandler::SigIgn) };
     }
-    let status_raw = status.as_raw_fd();
-    close_fds_except(status_raw);
+    close_fds_except(&[control.get_ref().as_raw_fd(), status.as_raw_fd()]);
 
-    let cgroup = jarvis_native::UnitCgroup::open(&spec.cgroup_parent, &spec.cgroup_name);
+    let mut status = Some(status);
+    let mut cgroup: Option<((String, String), jarvis_native::UnitCgroup)> = None;
+    let mut input = first;
+    loop {
+        let key = (
+            input.spec.cgroup_parent.clone(),
+            input.spec.cgroup_name.clone(),
+        );
+        let cg = match cgroup.take() {
+            Some((k, cg)) if k == key => cg,
+            _ => jarvis_native::UnitCgroup::open(&key.0, &key.1),
+        };
+        let served = run_once::<CONTAINERS>(input, &cg, &mut status);
+        cgroup = Some((key, cg));
+        if !served? {
+            return Ok(());
+        }
+        match next_input(&mut control)? {
+            Some(next) => input = next,
+            None => return Ok(()),
+        }
+    }
+}
+
+/// The next spec on the control pipe; `None` at its end.
+fn next_input(control: &mut impl std::io::BufRead) -> Result<Option<ShimInput>, String> {
+    let mut line = String::new();
+    // A spec is one line of compact JSON (no raw newline in it); its size
+    // is what jarvisd sent, which it bounds.
+    match control.read_line(&mut line) {
+        Ok(0) => Ok(None),
+        Ok(_) => serde_json::from_str(line.trim_end())
+            .map(Some)
+            .map_err(|e| format!("parse shim spec: {e}")),
+        Err(e) => Err(format!("read shim spec: {e}")),
+    }
+}
+
+/// Writes one line to the status pipe; a closed pipe (jarvisd gone) drops
+/// it, and the run goes on without anyone to tell.
+fn report(status: &mut Option<File>, line: &str) {
+    if let Some(s) = status {
+        if writeln!(s, "{line}").is_err() {
+            *status = None;
+        }
+    }
+}
+
+/// One run: start, report, supervise, empty the cgroup, report the end.
+/// `Ok(false)`: it could not start (said on the status pipe); the shim
+/// ends.
+fn run_once<const CONTAINERS: bool>(
+    input: ShimInput,
+    cgroup: &jarvis_native::UnitCgroup,
+    status: &mut Option<File>,
+) -> Result<bool, String> {
+    let ShimInput { spec, identity } = input;
+    // The last run's end, if this shim served one: not this run's.
+    let _ = std::fs::remove_file(exit_record_path(&spec.run_dir, &spec.unit));
     let oom_before = cgroup.oom_kills().unwrap_or(0);
     let (out_r, out_w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
         .map_err(|e| format!("output pipe: {e}"))?;
@@ -158,8 +215,11 @@ fn run<const CONTAINERS: bool>(mut spec_file: File, mut status: File) -> Result<
     let pid = match started {
         Ok(pid) => pid,
         Err(e) => {
-            let _ = writeln!(status, "error {}", e.to_string().replace('\n', " "));
-            return Ok(());
+            report(
+                status,
+                &format!("error {}", e.to_string().replace('\n', " ")),
+            );
+            return Ok(false);
         }
     };
     // The child holds the write end now; the parent's copy went with it.
@@ -180,16 +240,19 @@ fn run<const CONTAINERS: bool>(mut spec_file: File, mut status: File) -> Result<
             .unwrap_or(0),
     };
     let _ = std::fs::create_dir_all(&spec.run_dir);
+    // The record on disk first: a jarvisd that reads "ok" and dies finds
+    // the run again through it.
     write_atomic(&run_record_path(&spec.run_dir, &spec.unit), &record)
         .map_err(|e| format!("write run record: {e}"))?;
+    let json = serde_json::to_string(&record).map_err(|e| e.to_string())?;
+    report(status, &format!("ok {json}"));
     let mut log = LogFile::new(spec.log.clone());
     let _ = log.note(&format!("started pid {pid}: {}", describe(&spec.payload)));
-    let _ = writeln!(status, "ok {pid}");
-    drop(status);
 
     let exit = supervise(pid, out_r, &mut log)?;
 
-    // Whatever the main process left behind goes with it.
+    // Whatever the main process left behind goes with it, before the end
+    // is told: a restart's process must not meet the old run's leftovers.
     let _ = cgroup.kill_all();
     let oom_after = cgroup.oom_kills().unwrap_or(0);
     if let Payload::Container(c) = &spec.payload {
@@ -201,6 +264,13 @@ fn run<const CONTAINERS: bool>(mut spec_file: File, mut status: File) -> Result<
         oom_killed: oom_after > oom_before,
         ..exit
     };
+    // Told first (a restart waits on it), then on disk for a jarvisd
+    // that was not there to be told; the next run removes it before it
+    // starts.
+    let json = serde_json::to_string(&exit).map_err(|e| e.to_string())?;
+    report(status, &format!("exit {json}"));
+    write_atomic(&exit_record_path(&spec.run_dir, &spec.unit), &exit)
+        .map_err(|e| format!("write exit record: {e}"))?;
     let how = match (exit.code, exit.signal) {
         (Some(c), _) => format!("exited with code {c}"),
         (None, Some(s)) => format!("killed by {}", signal_name(s)),
@@ -212,9 +282,7 @@ fn run<const CONTAINERS: bool>(mut spec_file: File, mut status: File) -> Result<
         ""
     };
     let _ = log.note(&format!("pid {pid} {how}{oom}"));
-    write_atomic(&exit_record_path(&spec.run_dir, &spec.unit), &exit)
-        .map_err(|e| format!("write exit record: {e}"))?;
-    Ok(())
+    Ok(true)
 }
 
 fn describe(payload: &Payload) -> String {
@@ -471,10 +539,13 @@ fn reap(pid: i32) -> Option<ExitRecord> {
     }
 }
 
-/// Closes every descriptor above stdio but `keep`.
-fn close_fds_except(keep: RawFd) {
+/// Closes every descriptor above stdio but those in `keep`.
+fn close_fds_except(keep: &[RawFd]) {
     let mut ok = true;
-    for (lo, hi) in [(3, keep - 1), (keep + 1, RawFd::MAX)] {
+    let mut kept: Vec<RawFd> = keep.iter().copied().filter(|fd| *fd > 2).collect();
+    kept.sort_unstable();
+    let mut lo = 3;
+    for hi in kept.iter().map(|k| k - 1).chain([RawFd::MAX]) {
         if lo <= hi {
             // SAFETY: close_range(2) only closes descriptors.
             let r = unsafe {
@@ -487,6 +558,7 @@ fn close_fds_except(keep: RawFd) {
             };
             ok &= r == 0;
         }
+        lo = hi.saturating_add(2);
     }
     if ok {
         return;
@@ -497,7 +569,7 @@ fn close_fds_except(keep: RawFd) {
     let fds: Vec<RawFd> = dir
         .flatten()
         .filter_map(|e| e.file_name().to_str()?.parse().ok())
-        .filter(|fd| *fd > 2 && *fd != keep)
+        .filter(|fd| *fd > 2 && !keep.contains(fd))
         .collect();
     for fd in fds {
         // SAFETY: closing descriptors this process does not use; the one
