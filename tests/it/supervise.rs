@@ -491,9 +491,10 @@ policy = "always"
 
 /// The run record's shim and unit pids.
 fn run_record(j: &Jarvis, unit: &str) -> (i32, i32) {
-    let record: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(j.state.join(format!("run/{unit}.run.json"))).unwrap())
-            .unwrap();
+    let record: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(j.state.join(format!("run/{unit}.run.json"))).unwrap(),
+    )
+    .unwrap();
     (
         record["shim_pid"].as_i64().unwrap() as i32,
         record["pid"].as_i64().unwrap() as i32,

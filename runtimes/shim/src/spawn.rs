@@ -374,11 +374,7 @@ pub fn exit_record(run_dir: &Path, unit: &str) -> Option<ExitRecord> {
 /// the end on its status pipe and is parked in `pool` for the unit's
 /// restart; one an earlier jarvisd started tells it by exiting.
 pub async fn wait(pool: &ShimPool, started: Started, run_dir: &Path) -> Option<ExitRecord> {
-    let Started {
-        record,
-        shim,
-        link,
-    } = started;
+    let Started { record, shim, link } = started;
     if let Some(mut link) = link {
         let told = status_line(&mut link).await.and_then(|line| {
             line.strip_prefix("exit ")
