@@ -9,6 +9,7 @@ mod cli;
 mod compose;
 mod config;
 mod containers;
+mod device_rules;
 mod exec;
 mod hardware;
 mod health;
