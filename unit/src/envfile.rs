@@ -90,16 +90,18 @@ impl std::error::Error for EnvFileError {}
 /// The lookup type of the hook: a variable's value, `None` when unset.
 pub type Lookup<'a> = dyn Fn(&str) -> Option<String> + 'a;
 
+/// The template grammar of the hook: `value` with its variables expanded
+/// through the lookup given, or why it cannot be.
+pub type Expand<'a> = dyn Fn(&str, &Lookup<'_>) -> Result<String, String> + 'a;
+
 /// Interpolation, for those readers that do it (compose does; a unit's
 /// `env_file` does not).
 pub struct Interpolation<'a> {
     /// Variables from outside the text: consulted before the values read
     /// above, and what a bare `KEY` line takes.
     pub lookup: &'a Lookup<'a>,
-    /// The template grammar: `value` with its variables expanded through
-    /// the lookup given, or why it cannot be.
-    #[allow(clippy::type_complexity)]
-    pub expand: &'a dyn Fn(&str, &Lookup<'_>) -> Result<String, String>,
+    /// The template grammar.
+    pub expand: &'a Expand<'a>,
 }
 
 /// Parses `text` without interpolation: values as written.

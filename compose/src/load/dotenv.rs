@@ -142,10 +142,9 @@ mod tests {
 
     #[test]
     fn error_names_its_line() {
-        let src = "# some comments\nfoo=\"\n  a\n  multine\n  value\n\"\nINVALID LINE\nzot=qix";
         assert_eq!(
-            parse_str(src).unwrap_err(),
-            "line 7: key cannot contain a space"
+            parse_str("A=1\nBAD KEY=2\n").unwrap_err(),
+            "line 2: key cannot contain a space"
         );
         let mut out = BTreeMap::new();
         let e = parse("A=${", &mut out, &none).unwrap_err();

@@ -975,13 +975,15 @@ fn device_cgroup_rules_are_allowed_after_the_defaults() {
     // The defaults first (deny all, then the standard nodes), unchanged.
     assert_eq!(rules[..base.len()], base[..]);
     assert!(!rules[0].allow());
-    let added: Vec<(
+    // allow, type, major, minor, access
+    type Rule = (
         bool,
         Option<LinuxDeviceType>,
         Option<i64>,
         Option<i64>,
         Option<String>,
-    )> = rules[base.len()..]
+    );
+    let added: Vec<Rule> = rules[base.len()..]
         .iter()
         .map(|r| (r.allow(), r.typ(), r.major(), r.minor(), r.access().clone()))
         .collect();
