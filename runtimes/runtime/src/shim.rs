@@ -72,7 +72,7 @@ pub(crate) fn wait(cfg: &Config, unit: &str, run: Running) -> BoxFuture<Exit> {
 
 pub(crate) fn adopt(cfg: &Config, unit: &str) -> Found {
     match jarvis_shim::adopt(&cfg.run_dir, unit) {
-        Some(Adopted::Running(started)) => Found::Running(Running::adopted(started)),
+        Some(Adopted::Running(started)) => Found::Running(Running::adopted(*started)),
         Some(Adopted::Ended(record, exit)) => {
             // Over while no jarvisd watched: its secrets go now.
             crate::inputs::clear(cfg, unit);

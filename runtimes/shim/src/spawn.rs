@@ -100,7 +100,7 @@ impl Started {
 /// A run found again after a daemon restart.
 pub enum Adopted {
     /// The shim and the unit's process still run.
-    Running(Started),
+    Running(Box<Started>),
     /// It ended while no daemon watched; here is how.
     Ended(RunRecord, Option<ExitRecord>),
 }
@@ -345,11 +345,11 @@ pub fn adopt(run_dir: &Path, unit: &str) -> Option<Adopted> {
             // Between the check and the open the pid could have been reused:
             // check again now that the pidfd pins it.
             if process_start(record.shim_pid) == Some(record.shim_start) {
-                return Some(Adopted::Running(Started {
+                return Some(Adopted::Running(Box::new(Started {
                     record,
                     shim,
                     link: None,
-                }));
+                })));
             }
         }
     }

@@ -83,6 +83,7 @@ impl Env {
             pull: Default::default(),
             subnet_pool: jarvis_runtime::DEFAULT_SUBNET_POOL.parse().unwrap(),
             volume_dir: state.join("volumes"),
+            shims: Default::default(),
         })
         .unwrap();
         Env {
