@@ -369,7 +369,7 @@ fn read_env_files(files: &[PathBuf], environment: &Vars) -> Result<Vars, Errors>
             let pos = Pos {
                 file,
                 line: e.line,
-                col: 1,
+                col: e.col,
             };
             return Err(vec![LoadError::at(pos, e.message)]);
         }

@@ -30,8 +30,8 @@
 //!   volume from [`RunPaths::volume_dir`]), its `tmpfs` mounts (`nosuid`,
 //!   `nodev`, with their size and mode), the secrets directory read-only
 //!   at `/run/secrets`, the init binary read-only at [`INIT_PATH`], then
-//!   the caller's extra mounts. Volumes are `nodev` because on cgroup v2
-//!   the device cgroup is not enforced by this build (see the crate docs).
+//!   the caller's extra mounts. Volumes are `nodev`, as Docker's are: a
+//!   device node in a volume is no way around the device rules.
 //! - **devices**: the standard nodes ([`standard_devices`]) and the device
 //!   cgroup "deny all, then allow exactly those" ([`device_rules`]), plus
 //!   the caller's [`Extras`], then the unit's `device_cgroup_rules`

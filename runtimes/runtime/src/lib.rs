@@ -464,7 +464,9 @@ impl Runtimes {
     /// Runs `argv` inside `unit`'s run, as `jarvisctl exec` does: in a
     /// container's namespaces and cgroup with its user and capabilities,
     /// or in a native unit's cgroup with its identity and privileges;
-    /// `user` (native units) instead of the unit's. Resolves with its exit
+    /// `user` instead of the unit's (a container's resolved in its own
+    /// /etc/passwd and /etc/group); with `tty`, stdin is a terminal that
+    /// becomes the command's controlling terminal. Resolves with its exit
     /// code (128 + the signal number when a signal killed it). Dropping the
     /// future kills the command.
     pub fn exec(

@@ -52,7 +52,7 @@ pub fn shim_argv0(unit: &str) -> String {
     format!("{SHIM_NAME} {unit}")
 }
 
-/// `jarvisd CEXEC_ARG ID STATE_ROOT ARGV...` runs [`cexec_main`].
+/// `jarvisd CEXEC_ARG [--user USER] [--tty] ID STATE_ROOT ARGV...` runs [`cexec_main`].
 pub const CEXEC_ARG: &str = "__cexec";
 
 /// What one run needs; travels to the shim serialized.
