@@ -148,8 +148,14 @@ pub fn parse_record(line: &[u8]) -> Record<'_> {
 
 /// Appends one record to `out`. `text` must hold no `\n`.
 pub fn encode(out: &mut Vec<u8>, time: SystemTime, kind: Kind, text: &[u8]) {
+    encode_stamped(out, &stamp(time), kind, text)
+}
+
+/// [`encode`] with the time already written out (the lines of one read
+/// share it).
+fn encode_stamped(out: &mut Vec<u8>, stamp: &str, kind: Kind, text: &[u8]) {
     debug_assert!(!text.contains(&b'\n'));
-    out.extend_from_slice(stamp(time).as_bytes());
+    out.extend_from_slice(stamp.as_bytes());
     out.push(b' ');
     out.push(kind.tag());
     out.push(b' ');
@@ -210,10 +216,15 @@ impl LogFile {
         }
         let mut out = Vec::new();
         let mut rest = data;
+        let now_stamp = stamp(time);
         while let Some(n) = rest.iter().position(|b| *b == b'\n') {
+            let held_stamp;
             let at = match self.held_since.take() {
-                Some((_, t)) => t,
-                None => time,
+                Some((_, t)) => {
+                    held_stamp = stamp(t);
+                    &held_stamp
+                }
+                None => &now_stamp,
             };
             let line = if self.held.is_empty() {
                 &rest[..n]
@@ -221,7 +232,7 @@ impl LogFile {
                 self.held.extend_from_slice(&rest[..n]);
                 &self.held[..]
             };
-            encode(&mut out, at, Kind::Line, line);
+            encode_stamped(&mut out, at, Kind::Line, line);
             self.held.clear();
             rest = &rest[n + 1..];
         }
@@ -596,7 +607,7 @@ mod tests {
             format!("{s} X tag is not one"),
             format!("{s}F no space"),
             format!("{s} Fno space after the tag"),
-            format!("{s}"),
+            s.clone(),
             String::new(),
         ] {
             assert_eq!(
