@@ -78,9 +78,8 @@ pub enum Command {
     },
     /// Print units' output (stdout and stderr, and jarvis's own notes): one
     /// unit's as it is; several (or, with none named, all) with each line
-    /// after the unit's name. Output lines carry no timestamps, so without
-    /// -f the units come one after another, and with -f lines interleave
-    /// as they arrive.
+    /// after the unit's name, their tails merged by the time each line was
+    /// written, and with -f lines as they arrive.
     Logs {
         /// The units [default: all].
         units: Vec<String>,

@@ -3,8 +3,8 @@
 //! A connection starts with a [`Hello`] from each side (the client's first),
 //! carrying [`PROTOCOL_VERSION`]; the daemon refuses other versions. Then the
 //! client sends one [`Request`] and reads [`Response`]s: exactly one for every
-//! request except `Logs { follow: true }`, which streams `LogData` until the
-//! client hangs up.
+//! request except `Logs`, answered with `LogData` frames then `LogEnd`, or,
+//! with `follow`, `LogData` until the client hangs up.
 //!
 //! `Exec` also carries file descriptors. Right after the request's frame the
 //! client sends one more byte, [`EXEC_FDS_BYTE`], in one `sendmsg` with an
