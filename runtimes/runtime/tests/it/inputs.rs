@@ -35,7 +35,9 @@ async fn run_to_end(env: &Env, u: &Unit) -> Result<String, Failed> {
         .await
         .map_err(|_| "no exit within 10s")?;
     check(exit.code == Some(0), format!("exit {exit:?}"))?;
-    Ok(std::fs::read_to_string(&log).unwrap_or_default())
+    Ok(jarvis_runtime::logfile::plain_text(
+        &std::fs::read(&log).unwrap_or_default(),
+    ))
 }
 
 /// The value of `key=` in the log.
