@@ -368,7 +368,8 @@ pub fn parse_volume(s: &str) -> Result<Volume, String> {
     } else if host.starts_with('.') || host.starts_with('~') || host.contains('/') {
         return Err(format!(
             "the host path {host:?} is relative; host paths in a unit file are absolute \
-             (compose resolves relative ones against the compose file's directory), e.g. \
+             (compose resolves relative ones against the compose file's directory), even in \
+             a repository (only env_file and [[secret]] source resolve against its root), e.g. \
              \"/srv/app/{}:{container}\"",
             host.trim_start_matches(['.', '~', '/'])
         ));

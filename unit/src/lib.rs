@@ -19,8 +19,9 @@ pub use container::{
 pub use diagnostic::Diagnostic;
 pub use parse::{
     is_valid_unit_name, parse_capability, parse_cpuset, parse_signal, parse_size, parse_unit,
+    parse_unit_with, LoadOptions,
 };
-pub use validate::{load_dir, load_paths, unit_files, UnitSet};
+pub use validate::{load_dir, load_dir_with, load_paths, load_paths_with, unit_files, UnitSet};
 
 #[cfg(test)]
 mod tests;

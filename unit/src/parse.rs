@@ -39,11 +39,34 @@ const SIZE_HINT: &str = "write a number with an optional binary suffix, e.g. \"5
 /// Parses one unit file. The unit's name is the file stem. On failure, every
 /// problem found in the file is returned, sorted by position.
 pub fn parse_unit(path: &Path, text: &str) -> Result<Unit, Vec<Diagnostic>> {
-    let parsed = parse_detailed(path, text);
+    parse_unit_with(path, text, &LoadOptions::default())
+}
+
+/// [`parse_unit`] with options: with a base, relative `env_file` entries
+/// and `[[secret]]` sources are resolved against it.
+pub fn parse_unit_with(
+    path: &Path,
+    text: &str,
+    opts: &LoadOptions,
+) -> Result<Unit, Vec<Diagnostic>> {
+    let parsed = parse_detailed(path, text, opts);
     match parsed.unit {
         Some(unit) if parsed.diagnostics.is_empty() => Ok(unit),
         _ => Err(parsed.diagnostics),
     }
+}
+
+/// How unit files are read.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LoadOptions {
+    /// The directory relative host paths are resolved against: a
+    /// repository's root, for the units of a generation. With it, an
+    /// `env_file` entry or a `[[secret]]` source may be relative (it must
+    /// not leave the base through `..`) and the [`Unit`] holds the joined,
+    /// absolute path; without it (`None`, a plain units directory) they
+    /// must be absolute. A volume's host path is absolute either way. A
+    /// relative base is taken from the current directory.
+    pub base: Option<std::path::PathBuf>,
 }
 
 /// The result of parsing one file, with what the cross-unit checks need.
@@ -81,9 +104,14 @@ pub(crate) struct NetInfo {
     pub implied: Option<(Dependency, (usize, usize))>,
 }
 
-pub(crate) fn parse_detailed(path: &Path, text: &str) -> Parsed {
+pub(crate) fn parse_detailed(path: &Path, text: &str, opts: &LoadOptions) -> Parsed {
+    let base = opts
+        .base
+        .as_deref()
+        .map(|b| std::path::absolute(b).unwrap_or_else(|_| b.to_path_buf()));
     let mut cx = Cx {
         text,
+        base: base.as_deref(),
         issues: Vec::new(),
         notes: Vec::new(),
     };
@@ -282,6 +310,8 @@ struct Issue {
 
 struct Cx<'t> {
     text: &'t str,
+    /// Where relative host paths resolve ([`LoadOptions::base`]), absolute.
+    base: Option<&'t Path>,
     issues: Vec<Issue>,
     /// What is valid but worth saying, at its span.
     notes: Vec<(Range<usize>, String)>,

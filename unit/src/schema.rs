@@ -7,7 +7,7 @@
 use std::collections::BTreeMap;
 use std::fmt;
 use std::net::IpAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -125,7 +125,9 @@ pub struct Unit {
     /// for native and container forms alike. A later file overrides an
     /// earlier one and `[env]` overrides them all (compose's rule). Paths
     /// are absolute (a compose file's relative paths are resolved by the
-    /// importer); a missing file fails the start, naming the file.
+    /// importer; a repository's by [`crate::LoadOptions::base`]); a missing
+    /// file fails the start, naming the file. A file whose name ends in
+    /// `.age` is decrypted at each start with the host's age identity.
     #[serde(default)]
     pub env_file: Vec<PathBuf>,
     /// `[[secret]]`: host files the service reads, in file order, each
@@ -1483,11 +1485,14 @@ impl Ulimit {
 /// appears in `status`, logs or the state directory.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Secret {
-    /// The host file: absolute, without `..`. A missing file fails the
-    /// start, naming the file.
+    /// The host file: absolute, without `..` (a repository's relative
+    /// paths are joined to its root when the unit is loaded). A missing
+    /// file fails the start, naming the file. A name ending in `.age` is an
+    /// age-encrypted file, decrypted at each start with the host's
+    /// identity.
     pub source: PathBuf,
     /// The file name the service sees: no '/', not `.` or `..`; by default
-    /// the source's file name. Each target once per unit.
+    /// the source's file name, less `.age`. Each target once per unit.
     pub target: String,
     /// The file's permission bits; [`Secret::DEFAULT_MODE`] by default.
     #[serde(default = "Secret::default_mode")]
@@ -1501,6 +1506,18 @@ impl Secret {
     pub const DEFAULT_MODE: u32 = 0o400;
     /// Where a container finds its secrets.
     pub const CONTAINER_DIR: &'static str = "/run/secrets";
+    /// The suffix of an age-encrypted file, an `env_file` entry's or a
+    /// source's.
+    pub const AGE_SUFFIX: &'static str = ".age";
+
+    /// Whether `path` names an age-encrypted file (its name ends in
+    /// [`Secret::AGE_SUFFIX`]).
+    pub fn is_age(path: &Path) -> bool {
+        path.file_name().is_some_and(|n| {
+            n.as_encoded_bytes()
+                .ends_with(Secret::AGE_SUFFIX.as_bytes())
+        })
+    }
 
     fn default_mode() -> u32 {
         Secret::DEFAULT_MODE

@@ -1213,7 +1213,7 @@ const ERROR_CASES: &[(&str, &str, &str)] = &[
     ("[container]\nimage = \"nginx\"\nvolumes = [1]\n", "3:12", "container.volumes: expected every element to be a string \"HOST_PATH:PATH[:ro]\" or \"NAME:PATH[:ro]\", found an integer"),
     ("[container]\nimage = \"nginx\"\nvolumes = [\"/srv/a\"]\n", "3:12", "container.volumes: invalid volume \"/srv/a\": \"/srv/a\" alone would be an anonymous volume, which jarvis does not have; name it, e.g. \"data:/srv/a\", or give a host directory"),
     ("[container]\nimage = \"nginx\"\nvolumes = [\"srv/a:/a\"]\n", "3:12", "the host path \"srv/a\" is relative; host paths in a unit file are absolute (compose resolves relative ones against the compose file's directory)"),
-    ("[container]\nimage = \"nginx\"\nvolumes = [\"./data:/data\"]\n", "3:12", "the host path \"./data\" is relative; host paths in a unit file are absolute (compose resolves relative ones against the compose file's directory), e.g. \"/srv/app/data:/data\""),
+    ("[container]\nimage = \"nginx\"\nvolumes = [\"./data:/data\"]\n", "3:12", "the host path \"./data\" is relative; host paths in a unit file are absolute (compose resolves relative ones against the compose file's directory), even in a repository (only env_file and [[secret]] source resolve against its root), e.g. \"/srv/app/data:/data\""),
     ("[container]\nimage = \"nginx\"\nvolumes = [\"_data:/data\"]\n", "3:12", "container.volumes: invalid volume \"_data:/data\": \"_data\" is not a volume name: a volume name starts with a letter or a digit and has only letters, digits, '_', '.' and '-'"),
     ("[container]\nimage = \"nginx\"\nvolumes = [\"my data:/data\"]\n", "3:12", "\"my data\" has ' ', so it is not a volume name"),
     ("[container]\nimage = \"nginx\"\nvolumes = [\"data:/data\", \"/srv/a:/data\"]\n", "3:26", "the container path \"/data\" is already mounted by \"data:/data\" (line 3)"),
@@ -3840,4 +3840,191 @@ fn privileged_is_noted_by_validate() {
     // A parse error elsewhere in the set: no set, so no notes to show.
     s.write("bad.toml", "[container]\n");
     assert!(load_dir(&s.0).is_err());
+}
+
+// ---------------------------------------------------------------------------
+// Relative host paths against a base (a repository's root).
+
+fn repo_opts(base: &str) -> LoadOptions {
+    LoadOptions {
+        base: Some(PathBuf::from(base)),
+    }
+}
+
+fn parse_in_repo(text: &str) -> Result<Unit, Vec<Diagnostic>> {
+    parse_unit_with(Path::new("units/web.toml"), text, &repo_opts("/repo"))
+}
+
+#[test]
+fn a_base_resolves_env_files_and_secret_sources() {
+    let text = "env_file = [\"secrets/web.env.age\", \"./common.env\", \"/etc/web.env\"]\n\
+                [native]\ncommand = [\"/bin/true\"]\n\
+                [[secret]]\nsource = \"secrets/db_password.age\"\n\
+                [[secret]]\nsource = \"units/../keys/api\"\ntarget = \"api_key\"\n\
+                [[secret]]\nsource = \"/srv/tls/cert.pem\"\n";
+    let u = match parse_in_repo(text) {
+        Ok(u) => u,
+        Err(d) => panic!("{}", render(&d)),
+    };
+    assert_eq!(
+        u.env_file,
+        [
+            "/repo/secrets/web.env.age",
+            "/repo/common.env",
+            "/etc/web.env"
+        ]
+        .map(PathBuf::from)
+    );
+    let got: Vec<(PathBuf, &str)> = u
+        .secrets
+        .iter()
+        .map(|s| (s.source.clone(), s.target.as_str()))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            (
+                PathBuf::from("/repo/secrets/db_password.age"),
+                "db_password"
+            ),
+            (PathBuf::from("/repo/keys/api"), "api_key"),
+            (PathBuf::from("/srv/tls/cert.pem"), "cert.pem"),
+        ]
+    );
+    assert!(Secret::is_age(&u.secrets[0].source));
+    assert!(!Secret::is_age(&u.secrets[1].source));
+    assert!(Secret::is_age(&u.env_file[0]));
+}
+
+#[test]
+fn without_a_base_relative_paths_are_refused_as_before() {
+    let text = "env_file = \"secrets/web.env\"\n[native]\ncommand = [\"/bin/true\"]\n";
+    let d = errs(text);
+    assert_eq!(d.len(), 1, "{}", render(&d));
+    assert!(
+        d[0].to_string().starts_with("units/web.toml:1:12: env_file: \"secrets/web.env\" is relative; paths in a unit file are absolute"),
+        "{}",
+        d[0]
+    );
+}
+
+#[test]
+fn a_path_leaving_the_base_is_refused_where_written() {
+    let cases: &[(&str, &str, &str)] = &[
+        (
+            "env_file = [\"a.env\", \"../outside.env\"]\n[native]\ncommand = [\"/bin/true\"]\n",
+            "1:22",
+            "env_file: \"../outside.env\" leaves the repository through \"..\"",
+        ),
+        (
+            "[native]\ncommand = [\"/bin/true\"]\n[[secret]]\nsource = \"secrets/../../etc/shadow\"\n",
+            "4:10",
+            "secret.source: \"secrets/../../etc/shadow\" leaves the repository through \"..\"",
+        ),
+        (
+            "env_file = \"secrets/..\"\n[native]\ncommand = [\"/bin/true\"]\n",
+            "1:12",
+            "env_file: \"secrets/..\" names the repository's root, a directory",
+        ),
+        (
+            "env_file = \"secrets/\"\n[native]\ncommand = [\"/bin/true\"]\n",
+            "1:12",
+            "ends with '/', so it names a directory",
+        ),
+        (
+            "env_file = \"/srv/../etc/env\"\n[native]\ncommand = [\"/bin/true\"]\n",
+            "1:12",
+            "env_file: \"/srv/../etc/env\" must not contain \"..\"",
+        ),
+        (
+            "env_file = [\"a.env\", \"./x/../a.env\"]\n[native]\ncommand = [\"/bin/true\"]\n",
+            "1:22",
+            "env_file: \"./x/../a.env\" is already listed on line 1",
+        ),
+        (
+            "[container]\nimage = \"nginx\"\nvolumes = [\"./data:/data\"]\n",
+            "3:12",
+            "host paths in a unit file are absolute (compose resolves relative ones against the compose file's directory), even in a repository",
+        ),
+    ];
+    for (text, pos, fragment) in cases {
+        let d = match parse_in_repo(text) {
+            Ok(u) => panic!("{text:?}: parsed: {u:?}"),
+            Err(d) => d,
+        };
+        assert_eq!(d.len(), 1, "{text:?}: {}", render(&d));
+        let s = d[0].to_string();
+        assert!(
+            s.starts_with(&format!("units/web.toml:{pos}: ")) && s.contains(fragment),
+            "{text:?}\n  want {pos}: ...{fragment}\n  got  {s}"
+        );
+    }
+}
+
+#[test]
+fn an_age_source_alone_as_target_is_kept() {
+    // ".age" alone has no stem to take: the name stays as it is.
+    let u = parse_in_repo("[native]\ncommand = [\"/bin/true\"]\n[[secret]]\nsource = \"s/.age\"\n")
+        .unwrap();
+    assert_eq!(u.secrets[0].target, ".age");
+    let u = ok("[native]\ncommand = [\"/bin/true\"]\n[[secret]]\nsource = \"/srv/s/db.age\"\n");
+    assert_eq!(u.secrets[0].target, "db");
+    assert_eq!(u.secrets[0].source, PathBuf::from("/srv/s/db.age"));
+}
+
+#[test]
+fn load_dir_with_a_base_gives_absolute_paths() {
+    let s = Scratch::new(&[
+        (
+            "units/web.toml",
+            "env_file = \"secrets/web.env.age\"\n[native]\ncommand = [\"/bin/true\"]\n",
+        ),
+        (
+            "units/db.toml",
+            "[native]\ncommand = [\"/bin/true\"]\n[[secret]]\nsource = \"../x\"\n",
+        ),
+    ]);
+    let units = s.0.join("units");
+    // The bad one is reported with its file and position; nothing loads.
+    let d = load_dir_with(
+        &units,
+        &LoadOptions {
+            base: Some(s.0.clone()),
+        },
+    )
+    .unwrap_err();
+    assert_eq!(d.len(), 1, "{}", render(&d));
+    assert_eq!(
+        d[0].to_string(),
+        format!(
+            "{}:4:10: secret.source: \"../x\" leaves the repository through \"..\"; a relative \
+             path names a file in the repository (relative to its root), or give an absolute path",
+            s.file("units/db.toml")
+        )
+    );
+    s.write(
+        "units/db.toml",
+        "[native]\ncommand = [\"/bin/true\"]\n[[secret]]\nsource = \"secrets/db.age\"\n",
+    );
+    let set = load_dir_with(
+        &units,
+        &LoadOptions {
+            base: Some(s.0.clone()),
+        },
+    )
+    .unwrap();
+    assert_eq!(set.units["web"].env_file, [s.0.join("secrets/web.env.age")]);
+    assert_eq!(
+        set.units["db"].secrets[0].source,
+        s.0.join("secrets/db.age")
+    );
+    assert_eq!(set.units["db"].secrets[0].target, "db");
+    // Without a base the same directory is refused, as a units directory.
+    let d = load_dir(&units).unwrap_err();
+    assert_eq!(d.len(), 2, "{}", render(&d));
+    assert!(
+        d.iter().all(|d| d.message.contains("is relative")),
+        "{}",
+        render(&d)
+    );
 }

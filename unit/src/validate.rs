@@ -9,7 +9,8 @@ use std::path::{Path, PathBuf};
 
 use crate::diagnostic::{self, Diagnostic};
 use crate::parse::{
-    closest, every_address, is_valid_unit_name, parse_detailed, NetInfo, PRIVILEGED_NOTE,
+    closest, every_address, is_valid_unit_name, parse_detailed, LoadOptions, NetInfo,
+    PRIVILEGED_NOTE,
 };
 use crate::schema::{Condition, Dependency, Exec, Kind, Network, PortSpec, RunMode, Unit};
 
@@ -302,7 +303,12 @@ pub fn unit_files(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
 
 /// Loads every unit file in `dir` (its `*.toml` files, not recursive).
 pub fn load_dir(dir: &Path) -> Result<UnitSet, Vec<Diagnostic>> {
-    load_paths(&[dir.to_path_buf()])
+    load_dir_with(dir, &LoadOptions::default())
+}
+
+/// [`load_dir`] with options (a base for relative host paths).
+pub fn load_dir_with(dir: &Path, opts: &LoadOptions) -> Result<UnitSet, Vec<Diagnostic>> {
+    load_paths_with(&[dir.to_path_buf()], opts)
 }
 
 /// Loads unit files and directories of unit files (a directory contributes
@@ -310,6 +316,11 @@ pub fn load_dir(dir: &Path) -> Result<UnitSet, Vec<Diagnostic>> {
 /// the units against each other. Returns every problem found, sorted by file,
 /// line and column.
 pub fn load_paths(paths: &[PathBuf]) -> Result<UnitSet, Vec<Diagnostic>> {
+    load_paths_with(paths, &LoadOptions::default())
+}
+
+/// [`load_paths`] with options (a base for relative host paths).
+pub fn load_paths_with(paths: &[PathBuf], opts: &LoadOptions) -> Result<UnitSet, Vec<Diagnostic>> {
     let mut diags = Vec::new();
     let mut files: Vec<PathBuf> = Vec::new();
     for p in paths {
@@ -375,7 +386,7 @@ pub fn load_paths(paths: &[PathBuf]) -> Result<UnitSet, Vec<Diagnostic>> {
                 continue;
             }
         };
-        let parsed = parse_detailed(&file, &text);
+        let parsed = parse_detailed(&file, &text, opts);
         diags.extend(parsed.diagnostics);
         notes.extend(parsed.notes);
         if let Some(name) = name {

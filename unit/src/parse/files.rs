@@ -13,9 +13,11 @@ use crate::schema::{parse_mode, Secret};
 const SECRET_EXAMPLE: &str =
     "[[secret]] with source = \"/srv/secrets/db_password\" and target = \"db_password\"";
 
-/// Why `path` is not an absolute path to a file, if it is not. `unit`
-/// names the unit in the example a relative path gets.
-fn check_host_file(path: &str, unit: Option<&str>) -> Result<(), String> {
+/// `path` as the unit keeps it: an absolute path to a file, or, with a
+/// `base` (a repository's root), a relative one joined to it. Relative
+/// paths may use `..` as long as they stay below the base. `unit` names
+/// the unit in the example a relative path gets without a base.
+fn host_file(path: &str, unit: Option<&str>, base: Option<&Path>) -> Result<PathBuf, String> {
     if path.is_empty() {
         return Err("the path is empty".into());
     }
@@ -24,7 +26,18 @@ fn check_host_file(path: &str, unit: Option<&str>) -> Result<(), String> {
             "{path:?} has a control character, which a path here must not have"
         ));
     }
-    if !path.starts_with('/') {
+    if path.ends_with('/') {
+        return Err(format!(
+            "{path:?} ends with '/', so it names a directory; give the file"
+        ));
+    }
+    if path.starts_with('/') {
+        if path.split('/').any(|c| c == "..") {
+            return Err(format!("{path:?} must not contain \"..\""));
+        }
+        return Ok(PathBuf::from(path));
+    }
+    let Some(base) = base else {
         let rest = path.trim_start_matches("./");
         return Err(format!(
             "{path:?} is relative; paths in a unit file are absolute (compose resolves a \
@@ -32,16 +45,30 @@ fn check_host_file(path: &str, unit: Option<&str>) -> Result<(), String> {
              \"/srv/{}/{rest}\"",
             unit.unwrap_or("app")
         ));
+    };
+    // Lexically: `..` takes away what the path added, never the base.
+    let mut kept: Vec<&str> = Vec::new();
+    for c in path.split('/') {
+        match c {
+            "" | "." => {}
+            ".." => {
+                if kept.pop().is_none() {
+                    return Err(format!(
+                        "{path:?} leaves the repository through \"..\"; a relative path \
+                         names a file in the repository (relative to its root), or give an \
+                         absolute path"
+                    ));
+                }
+            }
+            c => kept.push(c),
+        }
     }
-    if path.split('/').any(|c| c == "..") {
-        return Err(format!("{path:?} must not contain \"..\""));
-    }
-    if path.ends_with('/') {
+    if kept.is_empty() {
         return Err(format!(
-            "{path:?} ends with '/', so it names a directory; give the file"
+            "{path:?} names the repository's root, a directory; give the file"
         ));
     }
-    Ok(())
+    Ok(kept.iter().fold(base.to_path_buf(), |p, c| p.join(c)))
 }
 
 /// `env_file`: a path or a list of paths, absolute, each once.
@@ -63,26 +90,29 @@ pub(super) fn env_file(cx: &mut Cx<'_>, v: &Value<'_>, unit: Option<&str>) -> Ve
         }
     };
     let mut out: Vec<PathBuf> = Vec::new();
-    // Path -> the line that first lists it.
-    let mut seen: BTreeMap<String, usize> = BTreeMap::new();
+    // Path (as resolved) -> the line that first lists it.
+    let mut seen: BTreeMap<PathBuf, usize> = BTreeMap::new();
     for item in items {
         let Some(path) = string(cx, LABEL, item) else {
             continue;
         };
-        if let Err(e) = check_host_file(&path, unit) {
-            cx.error(item.span(), format!("{LABEL}: {e}"));
-            continue;
-        }
+        let resolved = match host_file(&path, unit, cx.base) {
+            Ok(p) => p,
+            Err(e) => {
+                cx.error(item.span(), format!("{LABEL}: {e}"));
+                continue;
+            }
+        };
         let (line, _) = line_col(cx.text, item.span().start);
-        if let Some(first) = seen.get(&path) {
+        if let Some(first) = seen.get(&resolved) {
             cx.error(
                 item.span(),
                 format!("{LABEL}: {path:?} is already listed on line {first}; list each file once"),
             );
             continue;
         }
-        seen.insert(path.clone(), line);
-        out.push(PathBuf::from(path));
+        seen.insert(resolved.clone(), line);
+        out.push(resolved);
     }
     out
 }
@@ -128,8 +158,8 @@ fn secret(
     let s = Section::open(cx, "secret", v, Secret::KEYS)?;
     let source = s.with(cx, "source", |cx, l, v| {
         let path = string(cx, l, v)?;
-        match check_host_file(&path, unit) {
-            Ok(()) => Some(PathBuf::from(path)),
+        match host_file(&path, unit, cx.base) {
+            Ok(p) => Some(p),
             Err(e) => {
                 cx.error(v.span(), format!("{l}: {e}"));
                 None
@@ -187,9 +217,15 @@ fn secret(
     ))
 }
 
-/// The target a secret gets when it has none: its source's file name.
+/// The target a secret gets when it has none: its source's file name,
+/// without the `.age` of an encrypted one (`db_password.age` is
+/// decrypted to `db_password`).
 fn default_target(source: &Path) -> Option<String> {
-    source.file_name().map(|n| n.to_string_lossy().into_owned())
+    let name = source.file_name()?.to_string_lossy().into_owned();
+    Some(match name.strip_suffix(Secret::AGE_SUFFIX) {
+        Some(stem) if !stem.is_empty() => stem.to_string(),
+        _ => name,
+    })
 }
 
 /// Why `t` is not a secret's target, if it is not: a file name, not `.` or
