@@ -17,6 +17,7 @@ mod limits;
 mod logs;
 mod network;
 mod newuser;
+mod nixos;
 mod pull;
 mod registry_auth;
 mod supervise;

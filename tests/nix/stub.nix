@@ -1,0 +1,54 @@
+# A stand-in for the parts of nixpkgs that nix/module.nix uses, so that the
+# module can be evaluated offline: lib's mkOption, mkEnableOption, mkIf and
+# types (each type a name and a check), and pkgs' callPackage, writeText,
+# runCommand and nftables as plain attribute sets that look like
+# derivations (an outPath) and keep what they were given.
+let
+  inherit (builtins)
+    all
+    attrValues
+    elem
+    isAttrs
+    isBool
+    isInt
+    isList
+    isString
+    ;
+
+  store = name: "/nix/store/00000000000000000000000000000000-${name}";
+  drv = name: extra: { type = "derivation"; inherit name; outPath = store name; } // extra;
+
+  type = name: check: extra: { inherit name check; } // extra;
+in
+{
+  lib = rec {
+    mkOption = attrs: attrs // { _type = "option"; };
+    mkEnableOption = what: mkOption {
+      type = types.bool;
+      default = false;
+      description = "Whether to enable ${what}.";
+    };
+    mkIf = condition: content: { _type = "if"; inherit condition content; };
+
+    types = {
+      bool = type "bool" isBool { };
+      str = type "str" isString { };
+      int = type "int" isInt { };
+      anything = type "anything" (_: true) { };
+      package = type "package" (v: isAttrs v && v ? outPath) { };
+      enum = values: type "enum" (v: elem v values) { inherit values; };
+      listOf = elem: type "listOf" (v: isList v && all elem.check v) { inherit elem; };
+      attrsOf = elem: type "attrsOf" (v: isAttrs v && all elem.check (attrValues v)) { inherit elem; };
+      nullOr = elem: type "nullOr" (v: v == null || elem.check v) { inherit elem; };
+      either = left: right: type "either" (v: left.check v || right.check v) { inherit left right; };
+      submodule = module: type "submodule" isAttrs { inherit module; };
+    };
+  };
+
+  pkgs = {
+    callPackage = _: _: drv "jarvis" { };
+    writeText = name: text: drv name { inherit text; };
+    runCommand = name: env: script: drv name { inherit env script; };
+    nftables = drv "nftables" { };
+  };
+}
