@@ -55,12 +55,10 @@ rustPlatform.buildRustPackage {
     # libcontainer's seccomp filters (libseccomp-sys links -lseccomp).
     [ libseccomp ]
     # libcontainer's eBPF device filter on cgroup v2 (vendored libbpf).
-    ++ lib.optionals (uses "libbpf-sys") [
-      elfutils
-      zlib
-    ]
-    ++ lib.optionals (uses "openssl-sys") [ openssl ]
-    ++ lib.optionals (uses "libz-sys") [ zlib ];
+    ++ lib.optionals (uses "libbpf-sys") [ elfutils ]
+    ++ lib.optionals (uses "libbpf-sys" || uses "libz-sys") [ zlib ]
+    # libgit2's https transport (vendored libgit2).
+    ++ lib.optionals (uses "openssl-sys") [ openssl ];
 
   # The tests start real cgroups, namespaces and containers as root; the
   # build sandbox has none of them (tests/run runs them).

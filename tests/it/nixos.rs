@@ -460,3 +460,54 @@ fn the_homelab_example_validates() {
         );
     }
 }
+
+#[test]
+fn the_package_builds_the_three_binaries_with_the_libraries_cargo_lock_needs() {
+    if !have_nix() {
+        return;
+    }
+    let p = eval_json(&["tests/nix/package.nix"]);
+    assert_eq!(p["pname"], "jarvis");
+    assert_eq!(p["cargoLock"], format!("{ROOT}/Cargo.lock"));
+    assert_eq!(p["doCheck"], false, "the tests need root and cgroups");
+    // Every binary of the package, so jarvis-shim lies next to jarvisd.
+    let bins: Vec<&str> = p["bins"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| b.as_str().unwrap())
+        .collect();
+    let mut want = vec![];
+    for b in &bins {
+        want.extend(["--bin", b]);
+    }
+    assert_eq!(p["cargoBuildFlags"], serde_json::json!(want));
+    for b in ["jarvisd", "jarvisctl", "jarvis-shim"] {
+        assert!(bins.contains(&b), "{bins:?}");
+    }
+    // The C libraries follow the crates in Cargo.lock.
+    let has = |list: &str, name: &str| p[list].as_array().unwrap().iter().any(|v| v == name);
+    assert!(has("nativeBuildInputs", "pkg-config"));
+    assert!(has("buildInputs", "libseccomp"));
+    for (krate, lib) in [
+        ("libbpf-sys", "elfutils"),
+        ("libbpf-sys", "zlib"),
+        ("openssl-sys", "openssl"),
+    ] {
+        assert_eq!(
+            has("crates", krate),
+            has("buildInputs", lib),
+            "{krate}: {lib}"
+        );
+    }
+    let inputs = p["buildInputs"].as_array().unwrap();
+    let mut unique: Vec<String> = inputs.iter().map(|v| v.to_string()).collect();
+    unique.sort();
+    unique.dedup();
+    assert_eq!(unique.len(), inputs.len(), "a library twice: {inputs:?}");
+    // The source: what cargo reads, not the build directory or Nix files.
+    for (path, kept) in p["kept"].as_object().unwrap() {
+        let want = !matches!(path.as_str(), "target" | "nix" | "flake.nix" | "examples");
+        assert_eq!(kept, &serde_json::json!(want), "{path}");
+    }
+}

@@ -1,8 +1,10 @@
-# A stand-in for the parts of nixpkgs that nix/module.nix uses, so that the
-# module can be evaluated offline: lib's mkOption, mkEnableOption, mkIf and
-# types (each type a name and a check), and pkgs' callPackage, writeText,
-# runCommand and nftables as plain attribute sets that look like
-# derivations (an outPath) and keep what they were given.
+# A stand-in for the parts of nixpkgs that nix/module.nix and nix/package.nix
+# use, so that both can be evaluated offline: lib's mkOption, mkEnableOption,
+# mkIf and types (each type a name and a check), its source filters (which
+# keep the filter, so a test can ask it), and pkgs' callPackage, writeText,
+# runCommand, buildRustPackage (which gives back its arguments) and the
+# libraries, as plain attribute sets that look like derivations (an outPath)
+# and keep what they were given.
 let
   inherit (builtins)
     all
@@ -30,6 +32,24 @@ in
     };
     mkIf = condition: content: { _type = "if"; inherit condition content; };
 
+    optionals = condition: list: if condition then list else [ ];
+    removePrefix =
+      prefix: s:
+      let
+        n = builtins.stringLength prefix;
+      in
+      if builtins.substring 0 n s == prefix then
+        builtins.substring n (builtins.stringLength s - n) s
+      else
+        s;
+    cleanSource = src: src;
+    cleanSourceWith = { src, filter }: { inherit src filter; };
+    licenses.asl20 = "asl20";
+    platforms.linux = [
+      "x86_64-linux"
+      "aarch64-linux"
+    ];
+
     types = {
       bool = type "bool" isBool { };
       str = type "str" isString { };
@@ -50,5 +70,11 @@ in
     writeText = name: text: drv name { inherit text; };
     runCommand = name: env: script: drv name { inherit env script; };
     nftables = drv "nftables" { };
+    rustPlatform.buildRustPackage = args: args;
+    pkg-config = drv "pkg-config" { };
+    libseccomp = drv "libseccomp" { };
+    elfutils = drv "elfutils" { };
+    zlib = drv "zlib" { };
+    openssl = drv "openssl" { };
   };
 }
