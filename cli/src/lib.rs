@@ -8,6 +8,7 @@ mod exec;
 mod import;
 mod logs;
 mod progress;
+mod secret;
 mod table;
 
 use std::path::PathBuf;
@@ -166,6 +167,10 @@ pub enum Command {
     /// Write unit files from another tool's files: `import compose -o DIR`.
     #[command(subcommand)]
     Import(import::ImportCommand),
+    /// Encrypted files for a repository of units: `secret encrypt FILE
+    /// --recipient KEY`.
+    #[command(subcommand)]
+    Secret(secret::SecretCommand),
     /// Check unit files without a daemon: every problem, as FILE:LINE:COL.
     Validate {
         /// Unit files or directories of them [default: units, in the
@@ -250,6 +255,7 @@ fn run(args: Args) -> anyhow::Result<ExitCode> {
     match args.command {
         Command::Validate { paths, json } => Ok(validate(&paths, json)),
         Command::Import(cmd) => import::run(cmd),
+        Command::Secret(cmd) => secret::run(cmd),
         Command::Probe { json } => {
             let probe = jarvis_hardware::probe(&jarvis_hardware::Roots::from_env());
             if json {
