@@ -76,6 +76,28 @@ pub struct ShimSpec {
 pub(crate) struct ShimInput {
     pub spec: ShimSpec,
     pub identity: Option<jarvis_native::launch::Identity>,
+    /// The digest of the unit definition the run is started from (see
+    /// [`DEFINITION`]); the shim writes it into the run record.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub definition: Option<String>,
+}
+
+tokio::task_local! {
+    /// The digest of the unit definition a run is started from, set by
+    /// jarvisd around the start (`DEFINITION.scope(digest, start)`):
+    /// [`spawn`] sends it to the shim with the spec, and the shim writes it
+    /// into the [`RunRecord`], so a restarted jarvisd can tell a run started
+    /// from another definition than the one it would run now. It travels
+    /// beside the spec rather than in it so that the runtimes that build the
+    /// spec need not know of it.
+    pub static DEFINITION: String;
+}
+
+/// The definition digest recorded for `unit`'s run, if its run record has
+/// one (runs started by an older jarvis have none). Blocking: reads the run
+/// record.
+pub fn run_definition(run_dir: &Path, unit: &str) -> Option<String> {
+    read_json::<RunRecord>(&run_record_path(run_dir, unit))?.definition
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -115,6 +137,9 @@ pub struct RunRecord {
     pub kind: String,
     /// Milliseconds since the epoch when the process started.
     pub started_ms: u64,
+    /// The digest of the unit definition the run was started from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub definition: Option<String>,
 }
 
 /// How a run ended.
@@ -156,4 +181,33 @@ pub fn process_start(pid: i32) -> Option<u64> {
     let (_, rest) = stat.rsplit_once(')')?;
     // After ")": state is field 3, so starttime (22) is index 19.
     rest.split_whitespace().nth(19)?.parse().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_run_record_carries_the_definition_and_older_records_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let older =
+            r#"{"unit":"web","shim_pid":1,"shim_start":2,"pid":3,"kind":"native","started_ms":4}"#;
+        std::fs::write(run_record_path(dir.path(), "web"), older).unwrap();
+        assert_eq!(run_definition(dir.path(), "web"), None);
+        let mut rec: RunRecord = serde_json::from_str(older).unwrap();
+        rec.definition = Some("ab12".into());
+        write_atomic(&run_record_path(dir.path(), "web"), &rec).unwrap();
+        assert_eq!(run_definition(dir.path(), "web").as_deref(), Some("ab12"));
+        assert_eq!(run_definition(dir.path(), "db"), None);
+    }
+
+    #[tokio::test]
+    async fn the_definition_travels_with_the_spec_only_where_it_is_set() {
+        let get = || async { DEFINITION.try_with(|d| d.clone()).ok() };
+        assert_eq!(get().await, None);
+        assert_eq!(
+            DEFINITION.scope("ab12".to_string(), get()).await.as_deref(),
+            Some("ab12")
+        );
+    }
 }

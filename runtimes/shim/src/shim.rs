@@ -192,7 +192,11 @@ fn run_once<const CONTAINERS: bool>(
     cgroup: &jarvis_native::UnitCgroup,
     status: &mut Option<File>,
 ) -> Result<bool, String> {
-    let ShimInput { spec, identity } = input;
+    let ShimInput {
+        spec,
+        identity,
+        definition,
+    } = input;
     // The last run's end, if this shim served one: not this run's.
     let _ = std::fs::remove_file(exit_record_path(&spec.run_dir, &spec.unit));
     let oom_before = cgroup.oom_kills().unwrap_or(0);
@@ -238,6 +242,7 @@ fn run_once<const CONTAINERS: bool>(
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_millis() as u64)
             .unwrap_or(0),
+        definition,
     };
     let _ = std::fs::create_dir_all(&spec.run_dir);
     // The record on disk first: a jarvisd that reads "ok" and dies finds

@@ -207,6 +207,7 @@ pub async fn spawn(
     let input = ShimInput {
         spec: spec.clone(),
         identity,
+        definition: crate::DEFINITION.try_with(|d| d.clone()).ok(),
     };
     let mut line = serde_json::to_vec(&input).map_err(|e| ShimError::Setup(e.to_string()))?;
     if line.len() > MAX_SPEC {
