@@ -78,6 +78,12 @@ pub struct Args {
     /// STATE_DIR/volumes].
     #[arg(long, value_name = "DIR")]
     pub volume_dir: Option<PathBuf>,
+    /// The host's age identity, which decrypts the `.age` env files and
+    /// secrets units name: an age identity file (age-keygen's) or an
+    /// unencrypted SSH ed25519 private key (e.g. the host key, as agenix
+    /// uses). Read at each start of a unit that needs it.
+    #[arg(long, value_name = "FILE", default_value = jarvis_runtime::DEFAULT_AGE_IDENTITY)]
+    pub age_identity: PathBuf,
     /// Log format on stderr (the level is JARVIS_LOG's).
     #[arg(long, value_enum, default_value = "text")]
     pub log_format: LogFormat,
@@ -190,6 +196,8 @@ async fn serve(args: Args) -> anyhow::Result<()> {
                 None => args.state_dir.join("volumes"),
             },
             shims: Default::default(),
+            age_identity: std::path::absolute(&args.age_identity)
+                .with_context(|| format!("age identity {}", args.age_identity.display()))?,
         })
         .map_err(|e| anyhow::anyhow!("networks: {e}"))?,
     };

@@ -149,6 +149,10 @@ async fn prepare(
         if !unit.secrets.is_empty() {
             crate::inputs::secrets_parent(&cfg, &unit.name).map_err(|e| e.to_string())?;
         }
+        // Encrypted sources are held in memory until the tmpfs has them.
+        let decrypted =
+            crate::inputs::decrypt_secrets(&cfg, &unit.secrets).map_err(|e| e.to_string())?;
+        unit.secrets = decrypted.secrets.clone();
         let prepared = jarvis_container::prepare_bundle(&jarvis_container::PrepareInput {
             unit: &unit,
             image: &image.config,
@@ -187,7 +191,8 @@ impl crate::Runtime for ContainerRuntime {
             let unit = if unit.env_file.is_empty() {
                 unit
             } else {
-                blocking(move || crate::inputs::with_env_files(unit)).await?
+                let cfg = cfg.clone();
+                blocking(move || crate::inputs::with_env_files(&cfg, unit)).await?
             };
             // The devices as they are now: one may have gone (or moved)
             // since the unit was found ready.

@@ -11,6 +11,10 @@
 //! Files are read in order and a later one overrides an earlier one; the
 //! unit's `[env]` overrides them all. Errors name the file, the line and
 //! the column, never a value: env files hold passwords.
+//!
+//! A file whose name ends in `.age` is age-encrypted: a start decrypts it
+//! in memory ([`merged_decrypting`]); [`merged`], what `jarvisctl config`
+//! shows, leaves its variables out.
 
 use std::collections::BTreeMap;
 use std::io::Read;
@@ -53,14 +57,40 @@ impl std::fmt::Display for EnvFileError {
 impl std::error::Error for EnvFileError {}
 
 /// The variables of `files`, in order (a later file wins), with `env` over
-/// them: the environment a unit starts with.
+/// them, less what encrypted (`.age`) files hold: what can be shown of
+/// the environment a unit starts with.
 pub fn merged(
     files: &[impl AsRef<Path>],
     env: &BTreeMap<String, String>,
 ) -> Result<BTreeMap<String, String>, EnvFileError> {
+    merge(files, env, None)
+}
+
+/// The variables of `files`, in order (a later file wins), with `env` over
+/// them: the environment a unit starts with. A `.age` file is decrypted
+/// with the age identity in the file `identity`.
+pub fn merged_decrypting(
+    files: &[impl AsRef<Path>],
+    env: &BTreeMap<String, String>,
+    identity: &Path,
+) -> Result<BTreeMap<String, String>, EnvFileError> {
+    merge(files, env, Some(identity))
+}
+
+fn merge(
+    files: &[impl AsRef<Path>],
+    env: &BTreeMap<String, String>,
+    identity: Option<&Path>,
+) -> Result<BTreeMap<String, String>, EnvFileError> {
     let mut out = BTreeMap::new();
     for f in files {
-        for (k, v) in read(f.as_ref())? {
+        let f = f.as_ref();
+        let vars = match (jarvis_unit::Secret::is_age(f), identity) {
+            (false, _) => read(f)?,
+            (true, Some(identity)) => read_encrypted(f, identity)?,
+            (true, None) => continue,
+        };
+        for (k, v) in vars {
             out.insert(k, v);
         }
     }
@@ -100,6 +130,32 @@ pub fn read(path: &Path) -> Result<Vec<(String, String)>, EnvFileError> {
     }
     let text = String::from_utf8(bytes).map_err(|_| fail("not UTF-8 text".into()))?;
     parse(&text).map_err(|(line, col, what)| EnvFileError::Syntax {
+        path: shown,
+        line,
+        col,
+        what,
+    })
+}
+
+/// Reads one age-encrypted env file, decrypting it in memory with the
+/// identity in the file `identity`.
+pub fn read_encrypted(path: &Path, identity: &Path) -> Result<Vec<(String, String)>, EnvFileError> {
+    let shown = path.display().to_string();
+    let plain = crate::inputs::decrypt_file(path, identity).map_err(|err| EnvFileError::Read {
+        path: shown.clone(),
+        err,
+    })?;
+    if plain.len() as u64 > MAX_SIZE {
+        return Err(EnvFileError::Read {
+            path: shown,
+            err: format!("decrypted, larger than {MAX_SIZE} bytes"),
+        });
+    }
+    let text = std::str::from_utf8(&plain).map_err(|_| EnvFileError::Read {
+        path: shown.clone(),
+        err: "decrypted, not UTF-8 text".into(),
+    })?;
+    parse(text).map_err(|(line, col, what)| EnvFileError::Syntax {
         path: shown,
         line,
         col,

@@ -261,7 +261,14 @@ pub struct Config {
     pub volume_dir: PathBuf,
     /// Shims whose run ended, kept a moment for the unit's restart.
     pub shims: jarvis_shim::ShimPool,
+    /// The host's age identity (`jarvisd --age-identity`): an age X25519
+    /// identity file or an unencrypted SSH ed25519 private key, read at
+    /// each start of a unit that names `.age` files.
+    pub age_identity: PathBuf,
 }
+
+/// The default `--age-identity`.
+pub const DEFAULT_AGE_IDENTITY: &str = "/etc/jarvis/age.key";
 
 /// The default `--subnet-pool`: /24s out of `10.89.0.0/16`.
 pub const DEFAULT_SUBNET_POOL: &str = "10.89.0.0/16";

@@ -60,8 +60,9 @@ impl NativeRuntime {
         }
         let cgroup = self.cfg.cgroup(&unit.name);
         let launcher = self.cfg.launcher.clone();
+        let cfg = self.cfg.clone();
         Box::pin(async move {
-            let unit = blocking(move || crate::inputs::with_env_files(unit))
+            let unit = blocking(move || crate::inputs::with_env_files(&cfg, unit))
                 .await
                 .map_err(|e| e.to_string())?;
             let spec = launch_spec(&unit, argv, &cgroup);
@@ -190,7 +191,7 @@ impl crate::Runtime for NativeRuntime {
                     let unit = if unit.env_file.is_empty() {
                         unit
                     } else {
-                        crate::inputs::with_env_files(unit)?
+                        crate::inputs::with_env_files(&cfg, unit)?
                     };
                     let Exec::Native(native) = &unit.exec else {
                         unreachable!("checked above");
@@ -267,7 +268,7 @@ impl crate::Runtime for NativeRuntime {
                     out.extend_from_slice(&buf[..n.min(PROBE_OUTPUT_MAX - out.len())]);
                 }
             }
-            let status = spawned.child.wait().await.map_err(|e| e.to_string())?;
+            let status = spawned.wait().await.map_err(|e| e.to_string())?;
             std::mem::forget(guard);
             let text = String::from_utf8_lossy(&out).trim().to_string();
             if status.success() {

@@ -84,6 +84,7 @@ impl Env {
             subnet_pool: jarvis_runtime::DEFAULT_SUBNET_POOL.parse().unwrap(),
             volume_dir: state.join("volumes"),
             shims: Default::default(),
+            age_identity: state.join("age.key"),
         })
         .unwrap();
         Env {
