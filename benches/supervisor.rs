@@ -398,7 +398,7 @@ fn true_spec(cgroup_procs: Vec<PathBuf>) -> LaunchSpec {
 
 async fn launch_and_wait(spec: &LaunchSpec) -> Res<()> {
     let mut s = jarvis_native::spawn(Path::new(JARVISD), spec).await?;
-    let st = s.child.wait().await?;
+    let st = s.wait().await?;
     if !st.success() {
         return Err(format!("/bin/true through the launcher: {st}").into());
     }

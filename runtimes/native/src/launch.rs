@@ -1,25 +1,27 @@
 //! Starting a unit's process.
 //!
-//! [`spawn`] and [`spawn_blocking`] fork the caller, and the child does the
-//! launcher's work itself before it execs the command: it joins the
-//! cgroups, leaves only stdio open across the exec, starts a session,
-//! changes directory, drops capabilities and switches user and groups, sets
-//! `no_new_privs` and resets the signals. Everything it needs (the user and
-//! groups, the capabilities, the program, every C string) is worked out in
-//! the parent first ([`plan`]), so the child runs system calls only and is
-//! safe to fork from a multi-threaded process; no second program is loaded
-//! on the way. If a step fails the command does not run: the child exits
-//! and `Command::spawn` returns the step and its errno, which come back as
-//! [`SpawnError::Setup`] in words.
+//! [`spawn`] and [`spawn_blocking`] start a child with a vfork-style clone
+//! (`CLONE_VM | CLONE_VFORK`, as `posix_spawn` does: nothing of the caller
+//! is copied, however large it is), and the child does the launcher's work
+//! itself before it execs the command: it puts its descriptors on stdio,
+//! joins the cgroups, leaves only stdio open across the exec, starts a
+//! session, changes directory, drops capabilities and switches user and
+//! groups, sets `no_new_privs` and resets the signals. Everything it needs
+//! (the user and groups, the capabilities, the program, every C string) is
+//! worked out in the parent first ([`plan`]), so the child runs system
+//! calls only, on its own stack, and is safe to start from a
+//! multi-threaded process; no second program is loaded on the way. If a
+//! step fails the command does not run: the child leaves the step and its
+//! errno in the memory it shares with the parent and exits, and they come
+//! back as [`SpawnError::Setup`] in words.
 
 use std::fs::File;
 use std::io::Write;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
-use std::os::unix::ffi::OsStrExt;
-use std::os::unix::process::CommandExt;
+use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
-use std::sync::Arc;
+use std::process::ExitStatus;
+use std::sync::atomic::{AtomicI32, Ordering};
 
 use serde::{Deserialize, Serialize};
 use tokio::net::unix::pipe;
@@ -71,17 +73,6 @@ pub enum SpawnError {
     Setup(String),
 }
 
-/// A running command.
-#[derive(Debug)]
-pub struct Spawned {
-    /// The command's pid (the launcher's, which became the command).
-    pub pid: i32,
-    /// Wait on it for the exit status.
-    pub child: tokio::process::Child,
-    /// stdout and stderr of the command, both on this one pipe.
-    pub output: tokio::net::unix::pipe::Receiver,
-}
-
 /// The three descriptors a command starts with, for
 /// [`spawn_blocking_stdio`].
 #[derive(Debug)]
@@ -96,40 +87,196 @@ pub struct Stdio3 {
     pub controlling_terminal: bool,
 }
 
+/// A running command.
+#[derive(Debug)]
+pub struct Spawned {
+    /// The command's pid.
+    pub pid: i32,
+    /// Wait on it for the exit status ([`Spawned::wait`]).
+    pub child: Child,
+    /// stdout and stderr of the command, both on this one pipe.
+    pub output: tokio::net::unix::pipe::Receiver,
+}
+
+impl Spawned {
+    /// Resolves with the command's exit status (it is reaped).
+    pub async fn wait(&mut self) -> std::io::Result<ExitStatus> {
+        self.child.wait_async().await
+    }
+}
+
+/// A command a launch started: a child of this process until it is
+/// waited for (dropped unwaited, it stays a zombie until this process
+/// reaps its children or ends).
+#[derive(Debug)]
+pub struct Child {
+    pid: i32,
+    status: Option<ExitStatus>,
+}
+
+impl Child {
+    pub fn id(&self) -> u32 {
+        self.pid as u32
+    }
+
+    /// Blocks until the command has exited and reaps it.
+    pub fn wait(&mut self) -> std::io::Result<ExitStatus> {
+        if let Some(s) = self.status {
+            return Ok(s);
+        }
+        let mut raw = 0;
+        loop {
+            // SAFETY: waitpid on our own child, with a status to fill.
+            let r = unsafe { libc::waitpid(self.pid, &mut raw, 0) };
+            if r == self.pid {
+                let s = ExitStatus::from_raw(raw);
+                self.status = Some(s);
+                return Ok(s);
+            }
+            let err = std::io::Error::last_os_error();
+            if err.kind() != std::io::ErrorKind::Interrupted {
+                return Err(err);
+            }
+        }
+    }
+
+    /// [`Child::wait`] without blocking the thread: waits on a pidfd.
+    pub async fn wait_async(&mut self) -> std::io::Result<ExitStatus> {
+        if let Some(s) = self.status {
+            return Ok(s);
+        }
+        // SAFETY: pidfd_open(2) of our own (not yet reaped) child.
+        let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, self.pid, libc::O_NONBLOCK) };
+        if fd < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        // SAFETY: a fresh descriptor we own.
+        let fd = unsafe { OwnedFd::from_raw_fd(fd as RawFd) };
+        // SAFETY: the OwnedFd stays open, and the same descriptor, for as
+        // long as the AsyncFd owns it.
+        let fd = unsafe {
+            tokio::io::unix::AsyncFd::register_with_interest(fd, tokio::io::Interest::READABLE)?
+        };
+        let _ready = fd.readable().await?;
+        // Readable: it has exited, so this does not block.
+        self.wait()
+    }
+}
+
+/// The stack the child of a launch runs on until its exec: the plan's
+/// steps need little (no recursion, a few small arrays).
+const CHILD_STACK: usize = 128 * 1024;
+
+/// What the child of [`clone_vfork`] gets: it shares the parent's memory.
+struct ChildArgs<'a> {
+    plan: &'a Plan,
+    stdio: [RawFd; 3],
+    /// Where the child leaves the failed step (0: none; it exec'd).
+    failure: &'a AtomicI32,
+}
+
+extern "C" fn child_main(arg: *mut libc::c_void) -> libc::c_int {
+    // SAFETY: the parent passes a `ChildArgs` and stays suspended (vfork)
+    // until this child has exec'd or exited, so it outlives every use.
+    let args = unsafe { &*(arg as *const ChildArgs<'_>) };
+    // SAFETY: this process is about to become the command (or exit); the
+    // plan runs system calls only, on memory it owns.
+    let failure = unsafe { args.plan.apply(args.stdio) };
+    args.failure.store(failure.to_raw(), Ordering::Relaxed);
+    127
+}
+
+/// Starts the child that runs `plan` with a vfork-style clone
+/// (`CLONE_VM | CLONE_VFORK`, as `posix_spawn` does): no copy of this
+/// process's page tables, however large it is; the calling thread waits
+/// until the child has exec'd or failed. Every signal is blocked around
+/// the clone, so none of this process's handlers runs in the child before
+/// the plan resets them.
+fn clone_vfork(plan: &Plan, stdio: [RawFd; 3]) -> Result<i32, SpawnError> {
+    let failure = AtomicI32::new(0);
+    let args = ChildArgs {
+        plan,
+        stdio,
+        failure: &failure,
+    };
+    let mut stack = vec![0u8; CHILD_STACK];
+    // The stack grows down from its 16-byte aligned top.
+    let top = ((stack.as_mut_ptr() as usize + CHILD_STACK) & !15) as *mut libc::c_void;
+    // SAFETY: sigset_t is plain data, filled by sigfillset; the masks are
+    // this thread's own.
+    let pid = unsafe {
+        let mut all: libc::sigset_t = std::mem::zeroed();
+        let mut old: libc::sigset_t = std::mem::zeroed();
+        libc::sigfillset(&mut all);
+        libc::pthread_sigmask(libc::SIG_SETMASK, &all, &mut old);
+        // SAFETY: `child_main` only reads `args` and runs the plan on the
+        // fresh stack; with CLONE_VFORK this thread (and so `args` and
+        // `stack`) waits until the child has exec'd or exited.
+        let pid = libc::clone(
+            child_main,
+            top,
+            libc::CLONE_VM | libc::CLONE_VFORK | libc::SIGCHLD,
+            &args as *const ChildArgs<'_> as *mut libc::c_void,
+        );
+        let err = std::io::Error::last_os_error();
+        libc::pthread_sigmask(libc::SIG_SETMASK, &old, std::ptr::null_mut());
+        if pid < 0 {
+            return Err(SpawnError::Setup(plan.spawn_error(&err)));
+        }
+        pid
+    };
+    drop(stack);
+    let raw = failure.load(Ordering::Relaxed);
+    if raw != 0 {
+        // It exited without running the command: reap it.
+        let _ = Child { pid, status: None }.wait();
+        return Err(SpawnError::Setup(
+            plan.spawn_error(&std::io::Error::from_raw_os_error(raw)),
+        ));
+    }
+    Ok(pid)
+}
+
 /// stdin on /dev/null and stdout and stderr both on `output`: how runs and
 /// checks start.
-fn output_only(output: OwnedFd) -> Result<(Stdio, Stdio, Stdio), SpawnError> {
+fn output_only(output: OwnedFd) -> Result<[OwnedFd; 3], SpawnError> {
     let stderr = output
         .try_clone()
         .map_err(|e| SpawnError::Setup(format!("duplicate the output pipe: {e}")))?;
-    Ok((Stdio::null(), Stdio::from(output), Stdio::from(stderr)))
+    let null =
+        File::open("/dev/null").map_err(|e| SpawnError::Setup(format!("open /dev/null: {e}")))?;
+    Ok([null.into(), output, stderr])
 }
 
-/// A command whose child runs `plan`, with `stdio` as its stdin, stdout and
-/// stderr.
-fn prepare(
+/// Starts the command of `spec` with `stdio` as its stdin, stdout and
+/// stderr; returns once it has been exec'd, or with the step that failed
+/// (then it did not run).
+fn launch(
     spec: &LaunchSpec,
     identity: Option<Identity>,
-    (stdin, stdout, stderr): (Stdio, Stdio, Stdio),
+    stdio: [OwnedFd; 3],
     controlling_terminal: bool,
-) -> Result<(std::process::Command, Arc<Plan>), SpawnError> {
-    let plan = Plan::new(spec, identity).map_err(SpawnError::Setup)?;
-    let plan = Arc::new(plan.with_controlling_terminal(controlling_terminal));
-    let mut cmd =
-        std::process::Command::new(std::ffi::OsStr::from_bytes(plan.first_program().to_bytes()));
-    cmd.env_clear().stdin(stdin).stdout(stdout).stderr(stderr);
-    let child_plan = Arc::clone(&plan);
-    // SAFETY: `Plan::apply` runs system calls only, on memory the plan
-    // owns (it allocates nothing and takes no lock), so it is sound in the
-    // child of a fork even of a multi-threaded process; the child becomes
-    // the command or exits.
-    unsafe {
-        cmd.pre_exec(move || {
-            let failure = child_plan.apply();
-            Err(std::io::Error::from_raw_os_error(failure.to_raw()))
-        });
+) -> Result<Child, SpawnError> {
+    let plan = Plan::new(spec, identity)
+        .map_err(SpawnError::Setup)?
+        .with_controlling_terminal(controlling_terminal);
+    // Above 2, so that putting one on its number never overwrites another.
+    let mut held = Vec::with_capacity(3);
+    for fd in stdio {
+        held.push(
+            above_stdio(fd)
+                .map_err(|e| SpawnError::Setup(format!("duplicate a descriptor: {e}")))?,
+        );
     }
-    Ok((cmd, plan))
+    let raw = [
+        held[0].as_raw_fd(),
+        held[1].as_raw_fd(),
+        held[2].as_raw_fd(),
+    ];
+    let pid = clone_vfork(&plan, raw)?;
+    // The parent's copies of the command's descriptors go now.
+    drop(held);
+    Ok(Child { pid, status: None })
 }
 
 /// The launcher binary must be there: a missing one is a broken install,
@@ -153,7 +300,7 @@ pub fn spawn_blocking(
     launcher: &Path,
     spec: &LaunchSpec,
     output: OwnedFd,
-) -> Result<std::process::Child, SpawnError> {
+) -> Result<Child, SpawnError> {
     spawn_blocking_as(launcher, spec, None, output)
 }
 
@@ -164,9 +311,9 @@ pub fn spawn_blocking_as(
     spec: &LaunchSpec,
     identity: Option<Identity>,
     output: OwnedFd,
-) -> Result<std::process::Child, SpawnError> {
+) -> Result<Child, SpawnError> {
     check_launcher(launcher)?;
-    spawn_prepared(prepare(spec, identity, output_only(output)?, false)?)
+    launch(spec, identity, output_only(output)?, false)
 }
 
 /// [`spawn_blocking_as`] with the command's own stdin, stdout and stderr
@@ -177,7 +324,7 @@ pub fn spawn_blocking_stdio(
     spec: &LaunchSpec,
     identity: Option<Identity>,
     stdio: Stdio3,
-) -> Result<std::process::Child, SpawnError> {
+) -> Result<Child, SpawnError> {
     check_launcher(launcher)?;
     let Stdio3 {
         stdin,
@@ -185,17 +332,12 @@ pub fn spawn_blocking_stdio(
         stderr,
         controlling_terminal,
     } = stdio;
-    let stdio = (stdin.into(), stdout.into(), stderr.into());
-    spawn_prepared(prepare(spec, identity, stdio, controlling_terminal)?)
-}
-
-fn spawn_prepared(
-    (mut cmd, plan): (std::process::Command, Arc<Plan>),
-) -> Result<std::process::Child, SpawnError> {
-    let spawned = cmd.spawn();
-    // The parent's copies of the command's descriptors go with the command.
-    drop(cmd);
-    spawned.map_err(|e| SpawnError::Setup(plan.spawn_error(&e)))
+    launch(
+        spec,
+        identity,
+        [stdin, stdout, stderr],
+        controlling_terminal,
+    )
 }
 
 /// Starts `spec`: returns once the command has been exec'd, or with the
@@ -207,15 +349,8 @@ pub async fn spawn(launcher: &Path, spec: &LaunchSpec) -> Result<Spawned, SpawnE
     check_launcher(launcher)?;
     let (out_r, out_w) =
         cloexec_pipe().map_err(|e| SpawnError::Setup(format!("create the output pipe: {e}")))?;
-    let (cmd, plan) = prepare(spec, None, output_only(out_w)?, false)?;
-    let mut cmd = tokio::process::Command::from(cmd);
-    cmd.kill_on_drop(false);
-    let spawned = cmd.spawn();
-    drop(cmd);
-    let child = spawned.map_err(|e| SpawnError::Setup(plan.spawn_error(&e)))?;
-    let Some(pid) = child.id().and_then(|p| i32::try_from(p).ok()) else {
-        return Err(SpawnError::Setup("the command vanished at once".into()));
-    };
+    let child = launch(spec, None, output_only(out_w)?, false)?;
+    let pid = child.pid;
     let output = pipe::Receiver::from_owned_fd(out_r)
         .map_err(|e| SpawnError::Setup(format!("register the output pipe: {e}")))?;
     Ok(Spawned { pid, child, output })

@@ -16,7 +16,7 @@ mod procstat;
 
 pub use cgroup::{CgroupError, CgroupStats, UnitCgroup};
 pub use launch::{
-    inherit_fds, memfd_with, spawn, spawn_blocking, spawn_blocking_as, LaunchSpec, SpawnError,
-    Spawned, DEFAULT_PATH,
+    inherit_fds, memfd_with, spawn, spawn_blocking, spawn_blocking_as, Child, LaunchSpec,
+    SpawnError, Spawned, DEFAULT_PATH,
 };
 pub use procstat::process_started_at;

@@ -1,13 +1,14 @@
-//! The launch plan: everything the child of a spawn does between `fork`
-//! and `execve`, worked out in the parent first.
+//! The launch plan: everything the child of a spawn does between its
+//! `clone` and `execve`, worked out in the parent first.
 //!
 //! The parent resolves the user and groups (the group database), the
 //! working directory, the capabilities and the program, and turns every
 //! string into a C string, so that the child runs raw system calls only:
 //! no allocation, no lock, no library state. That makes the child safe to
-//! fork from a multi-threaded process (jarvisd itself) as from the
-//! single-threaded shim, and lets it do the launcher's work in place,
-//! without loading another program first.
+//! start from a multi-threaded process (jarvisd itself) as from the
+//! single-threaded shim, in memory it shares with the parent (a vfork-style
+//! clone), and lets it do the launcher's work in place, without loading
+//! another program first.
 //!
 //! A failed step does not run the program. The child reports it as one
 //! number, the step and the errno packed together ([`Failure`]), which the
@@ -15,6 +16,7 @@
 
 use std::collections::HashSet;
 use std::ffi::CString;
+use std::os::fd::RawFd;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -44,6 +46,8 @@ enum Step {
     Ambient(u32),
     NoNewPrivs,
     Exec(u32),
+    /// Putting the command's descriptor on stdio number `n`.
+    Stdio(u32),
 }
 
 /// Indexes (cgroup files, capabilities, program candidates) stay below this.
@@ -68,6 +72,7 @@ impl Step {
             Step::NoNewPrivs => (12, 0),
             Step::Exec(i) => (13, i),
             Step::Ctty => (14, 0),
+            Step::Stdio(n) => (15, n),
         };
         base * INDEX_LIMIT + (i % INDEX_LIMIT)
     }
@@ -89,6 +94,7 @@ impl Step {
             12 => Step::NoNewPrivs,
             13 => Step::Exec(i),
             14 => Step::Ctty,
+            15 => Step::Stdio(i),
             _ => return None,
         })
     }
@@ -269,11 +275,19 @@ impl Plan {
     /// calling process for good (identity, capabilities, session): call it
     /// only in a process that is about to become the program, with one
     /// thread.
-    pub(super) unsafe fn apply(&self) -> Failure {
+    pub(super) unsafe fn apply(&self, stdio: [RawFd; 3]) -> Failure {
         let fail = |step: Step| Failure {
             step,
             errno: errno(),
         };
+
+        // 0. The command's stdin, stdout and stderr on 0, 1 and 2, kept
+        // across the exec (the launch gives descriptors above 2).
+        for (n, fd) in stdio.into_iter().enumerate() {
+            if libc::dup2(fd, n as RawFd) < 0 {
+                return fail(Step::Stdio(n as u32));
+            }
+        }
 
         // 1. The cgroups first, so every descendant is contained. "0" is
         // the writer itself, in v1 and v2 alike.
@@ -382,16 +396,18 @@ impl Plan {
             return fail(Step::NoNewPrivs);
         }
 
-        // 7. Default signal mask and dispositions (an ignored signal stays
-        // ignored across exec).
-        let mut empty: libc::sigset_t = std::mem::zeroed();
-        libc::sigemptyset(&mut empty);
-        libc::sigprocmask(libc::SIG_SETMASK, &empty, std::ptr::null_mut());
+        // 7. Default signal dispositions (an ignored signal stays ignored
+        // across exec), then the default mask: in that order, so no handler
+        // of the parent's runs here (the launch blocks every signal around
+        // the clone).
         for n in 1..=self.sigrtmax {
             if n != libc::SIGKILL && n != libc::SIGSTOP {
                 libc::signal(n, libc::SIG_DFL);
             }
         }
+        let mut empty: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut empty);
+        libc::sigprocmask(libc::SIG_SETMASK, &empty, std::ptr::null_mut());
 
         // 8. Exec: the program, or the first candidate of the PATH search
         // that the new identity may run.
@@ -447,6 +463,7 @@ impl Plan {
             }
             Step::NoNewPrivs => format!("no_new_privileges: {io}"),
             Step::Exec(i) => format!("exec {}: {desc}", path(&self.programs, i)),
+            Step::Stdio(n) => format!("set up descriptor {n}: {io}"),
         }
     }
 
@@ -457,12 +474,6 @@ impl Plan {
             Some(f) => self.describe(f),
             None => format!("start {}: {err}", self.arg0),
         }
-    }
-
-    /// The program a `Command` for this plan names (the child execs the
-    /// plan's own candidates itself).
-    pub(super) fn first_program(&self) -> &std::ffi::CStr {
-        &self.programs[0]
     }
 }
 

@@ -173,7 +173,7 @@ async fn run(spec: &LaunchSpec) -> Result<(ExitStatus, String), Failed> {
         .await
         .map_err(|_| format!("{:?}: output not closed within 30s", spec.argv))?
         .map_err(|e| format!("read output: {e}"))?;
-    let status = tokio::time::timeout(Duration::from_secs(10), sp.child.wait())
+    let status = tokio::time::timeout(Duration::from_secs(10), sp.wait())
         .await
         .map_err(|_| format!("{:?}: did not exit within 10s", spec.argv))?
         .map_err(|e| format!("wait: {e}"))?;
@@ -424,7 +424,7 @@ fn process_joins_every_hierarchy() -> TestResult {
             "{line}"
         );
         cg.kill_all()?;
-        let status = sp.child.wait().await?;
+        let status = sp.wait().await?;
         ensure!(status.signal() == Some(libc::SIGKILL), "{status}");
         Ok(())
     })
@@ -496,7 +496,7 @@ fn pids_max_stops_a_fork_bomb() -> TestResult {
             "fork bomb: max {max_seen} pids, {n} failed forks, killed in {:?}",
             t.elapsed()
         );
-        let _ = child.wait().await;
+        let _ = child.wait_async().await;
         tokio::time::timeout(Duration::from_secs(5), out).await??;
         Ok(())
     })
@@ -519,7 +519,7 @@ fn cpu_quota_holds() -> TestResult {
         let used = cg.stats().cpu_usage_ns.ok_or("no cpu usage")? - before;
         let share = used as f64 / t.elapsed().as_nanos() as f64;
         cg.kill_all()?;
-        let _ = sp.child.wait().await;
+        let _ = sp.wait().await;
         ensure!(
             share > 0.02 && share < 0.35,
             "busy loop used {share:.2} CPUs with cpus = 0.2"
@@ -734,15 +734,24 @@ fn only_stdio_descriptors() -> TestResult {
 
         let mut sp = start(&spec(&cg, &["sleep", "30"])).await?;
         let fd_dir = format!("/proc/{}/fd", sp.pid);
-        let mut fds: Vec<String> = std::fs::read_dir(&fd_dir)?
-            .filter_map(|e| e.ok()?.file_name().into_string().ok())
-            .collect();
-        fds.sort();
+        // The spawn returns as the exec replaces the child's memory, a
+        // moment before the kernel closes its close-on-exec descriptors.
+        let deadline = Instant::now() + Duration::from_secs(2);
+        let fds = loop {
+            let mut fds: Vec<String> = std::fs::read_dir(&fd_dir)?
+                .filter_map(|e| e.ok()?.file_name().into_string().ok())
+                .collect();
+            fds.sort();
+            if fds.len() <= 3 || Instant::now() > deadline {
+                break fds;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        };
         let link =
             |n: &str| std::fs::read_link(format!("{fd_dir}/{n}")).map(|p| p.display().to_string());
         let (l0, l1, l2) = (link("0")?, link("1")?, link("2")?);
         cg.kill_all()?;
-        let _ = sp.child.wait().await;
+        let _ = sp.wait().await;
         ensure!(fds == ["0", "1", "2"], "open descriptors: {fds:?}");
         ensure!(l0 == "/dev/null", "stdin is {l0}");
         ensure!(
@@ -813,7 +822,7 @@ fn kill_all_catches_daemons() -> TestResult {
         } = start(&spec(&cg, &["sh", "-c", DAEMONS])).await?;
         // The shell exits at once; its daemons keep the output pipe open.
         let out = drain(output);
-        let status = child.wait().await?;
+        let status = child.wait_async().await?;
         ensure!(status.success(), "{status}");
         wait_for(Duration::from_secs(5), "6 daemons", || cg.pids().len() >= 6).await?;
         let pids = cg.pids();
@@ -860,7 +869,7 @@ fn kill_all_with_the_freezer() -> TestResult {
         cg.kill_all().map_err(|e| format!("kill_all: {e}"))?;
         eprintln!("freezer: killed in {:?}", t.elapsed());
         ensure!(cg.pids().is_empty(), "left: {:?}", cg.pids());
-        let _ = child.wait().await;
+        let _ = child.wait_async().await;
         let _ = tokio::time::timeout(Duration::from_secs(5), out).await?;
         let freezer = Path::new("/sys/fs/cgroup/freezer").join(cg.path().trim_start_matches('/'));
         ensure!(
@@ -882,7 +891,7 @@ fn signal_all_delivers() -> TestResult {
         cg.signal_all(libc::SIGTERM);
         let mut out = Vec::new();
         sp.output.read_to_end(&mut out).await?;
-        let status = sp.child.wait().await?;
+        let status = sp.wait().await?;
         ensure!(status.code() == Some(3), "{status}");
         ensure!(
             String::from_utf8_lossy(&out).contains("got-term"),
@@ -917,7 +926,7 @@ fn stats_report_usage() -> TestResult {
         .await?;
         let st = cg.stats();
         cg.kill_all()?;
-        let _ = sp.child.wait().await;
+        let _ = sp.wait().await;
         ensure!(st.memory_current.unwrap_or(0) > 0, "{st:?}");
         ensure!(st.memory_max == Some(256 * MIB), "{st:?}");
         ensure!(matches!(st.pids_current, Some(1..=2)), "{st:?}");
