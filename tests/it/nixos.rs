@@ -479,7 +479,7 @@ fn the_package_builds_the_three_binaries_with_the_libraries_cargo_lock_needs() {
         .collect();
     let mut want = vec![];
     for b in &bins {
-        want.extend(["--bin", b]);
+        want.extend(["--bin", *b]);
     }
     assert_eq!(p["cargoBuildFlags"], serde_json::json!(want));
     for b in ["jarvisd", "jarvisctl", "jarvis-shim"] {

@@ -12,6 +12,7 @@
 let
   inherit (builtins)
     attrNames
+    elem
     filter
     head
     isAttrs
@@ -21,22 +22,37 @@ let
 
   isOption = v: isAttrs v && (v._type or null) == "option";
 
+  wrong = where: type: v: throw "${where}: ${builtins.toJSON v} is not a value of type ${type.name}";
+
+  # Containers are taken apart first, so an error names the innermost
+  # value that is wrong.
   coerce =
     where: type: v:
-    if !(type.check v) then
-      throw "${where}: ${builtins.toJSON v} is not a value of type ${type.name}"
+    if type.name == "nullOr" then
+      (if v == null then null else coerce where type.elem v)
+    else if type.name == "either" then
+      (
+        if type.left.check v then
+          coerce where type.left v
+        else if type.right.check v then
+          coerce where type.right v
+        else
+          wrong where type v
+      )
+    else if !(type.check v) && !(elem type.name containers && (type.shape v)) then
+      wrong where type v
     else if type.name == "submodule" then
       fill where type.module.options v
-    else if type.name == "nullOr" then
-      (if v == null then null else coerce where type.elem v)
     else if type.name == "attrsOf" then
       mapAttrs (n: x: coerce "${where}.${n}" type.elem x) v
     else if type.name == "listOf" then
       map (coerce "${where}[]" type.elem) v
-    else if type.name == "either" then
-      (if type.left.check v then coerce where type.left v else coerce where type.right v)
     else
       v;
+  containers = [
+    "attrsOf"
+    "listOf"
+  ];
 
   fill =
     where: options: given:

@@ -57,8 +57,14 @@ in
       anything = type "anything" (_: true) { };
       package = type "package" (v: isAttrs v && v ? outPath) { };
       enum = values: type "enum" (v: elem v values) { inherit values; };
-      listOf = elem: type "listOf" (v: isList v && all elem.check v) { inherit elem; };
-      attrsOf = elem: type "attrsOf" (v: isAttrs v && all elem.check (attrValues v)) { inherit elem; };
+      listOf = elem: type "listOf" (v: isList v && all elem.check v) {
+        inherit elem;
+        shape = isList;
+      };
+      attrsOf = elem: type "attrsOf" (v: isAttrs v && all elem.check (attrValues v)) {
+        inherit elem;
+        shape = isAttrs;
+      };
       nullOr = elem: type "nullOr" (v: v == null || elem.check v) { inherit elem; };
       either = left: right: type "either" (v: left.check v || right.check v) { inherit left right; };
       submodule = module: type "submodule" isAttrs { inherit module; };
