@@ -20,5 +20,6 @@ mod newuser;
 mod nixos;
 mod pull;
 mod registry_auth;
+mod secrets_age;
 mod supervise;
 mod volumes;
