@@ -150,6 +150,30 @@ pub enum Request {
     Config {
         units: Vec<String>,
     },
+    /// Fetch `repo` (a path or URL; `None`: the one the active generation
+    /// came from), check `rev` out (`None`: the head of its default branch)
+    /// as a new generation whose units are in `path` (`None`: the
+    /// repository's root), validate it, and carry out the plan: then wait up
+    /// to `timeout_ms` for every started or restarted unit to be running
+    /// (healthy where it has a check) or completed, and put the generation
+    /// before back if one is not. With `dry_run` only the plan. Answered
+    /// with `Applied`.
+    Apply {
+        repo: Option<String>,
+        rev: Option<String>,
+        path: Option<String>,
+        dry_run: bool,
+        timeout_ms: u64,
+    },
+    /// The generations: answered with `Generations`.
+    Generations,
+    /// Make generation `number` (`None`: the one active before the active
+    /// one) active again, through the same health gate as `Apply`.
+    /// Answered with `Applied`.
+    Rollback {
+        number: Option<u64>,
+        timeout_ms: u64,
+    },
 }
 
 /// What `Config` shows instead of the value of an env key with PASSWORD,
@@ -175,6 +199,8 @@ impl Request {
                 | Request::NetworkList
                 | Request::VolumeList
                 | Request::Config { .. }
+                | Request::Generations
+                | Request::Apply { dry_run: true, .. }
         )
     }
 }
@@ -223,6 +249,74 @@ pub enum Response {
     Error {
         message: String,
     },
+    /// How an `Apply` or a `Rollback` went.
+    Applied(ApplyReport),
+    Generations {
+        generations: Vec<GenerationInfo>,
+    },
+}
+
+/// What `jarvisctl apply --json` prints (pinned): the plan, the generation,
+/// the result, and why when it is not `applied` or `planned`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ApplyReport {
+    pub plan: ApplyPlan,
+    /// The generation made (or made active again); for `planned` and
+    /// `invalid`, the number the revision would get.
+    pub generation: u64,
+    pub result: ApplyResult,
+    pub reason: Option<String>,
+    /// The commit checked out (not part of the pinned JSON).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revision: Option<String>,
+}
+
+/// The units a plan starts, restarts, stops and leaves alone.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ApplyPlan {
+    pub start: Vec<String>,
+    pub restart: Vec<String>,
+    pub stop: Vec<String>,
+    pub unchanged: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ApplyResult {
+    /// The generation is active and passed its health gate.
+    Applied,
+    /// It failed its health gate: the generation before is back.
+    RolledBack,
+    /// A unit of it is invalid: nothing changed.
+    Invalid,
+    /// `--dry-run`: the plan only.
+    Planned,
+}
+
+impl ApplyResult {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ApplyResult::Applied => "applied",
+            ApplyResult::RolledBack => "rolled-back",
+            ApplyResult::Invalid => "invalid",
+            ApplyResult::Planned => "planned",
+        }
+    }
+}
+
+/// One generation, as `jarvisctl generations --json` prints it (pinned:
+/// number, revision, date, state).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GenerationInfo {
+    pub number: u64,
+    pub revision: String,
+    /// When it was made, RFC 3339 in UTC.
+    pub date: String,
+    /// `active`, `previous`, `failed` or `rolled-back`.
+    pub state: String,
+    /// Why it failed or was rolled back (not in the pinned JSON).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
 }
 
 /// What `jarvisctl bench` needs to know of a unit.
@@ -759,5 +853,61 @@ mod tests {
             gpus: None,
         };
         assert_eq!(serde_json::to_string(&cpu).unwrap(), r#"{"device":"cpu"}"#);
+    }
+
+    #[test]
+    fn apply_and_generations_are_pinned() {
+        let report = ApplyReport {
+            plan: ApplyPlan {
+                start: vec!["c".into()],
+                restart: vec!["b".into()],
+                stop: vec![],
+                unchanged: vec!["a".into()],
+            },
+            generation: 3,
+            result: ApplyResult::RolledBack,
+            reason: Some("b: unhealthy".into()),
+            revision: None,
+        };
+        let pinned = r#"{"plan":{"start":["c"],"restart":["b"],"stop":[],"unchanged":["a"]},"generation":3,"result":"rolled-back","reason":"b: unhealthy"}"#;
+        assert_eq!(serde_json::to_string(&report).unwrap(), pinned);
+        assert_eq!(serde_json::from_str::<ApplyReport>(pinned).unwrap(), report);
+        for (r, s) in [
+            (ApplyResult::Applied, "applied"),
+            (ApplyResult::RolledBack, "rolled-back"),
+            (ApplyResult::Invalid, "invalid"),
+            (ApplyResult::Planned, "planned"),
+        ] {
+            assert_eq!(serde_json::to_string(&r).unwrap(), format!("\"{s}\""));
+            assert_eq!(r.as_str(), s);
+        }
+        let g = GenerationInfo {
+            number: 1,
+            revision: "abc".into(),
+            date: "2026-11-29T14:00:00Z".into(),
+            state: "active".into(),
+            reason: None,
+        };
+        assert_eq!(
+            serde_json::to_string(&g).unwrap(),
+            r#"{"number":1,"revision":"abc","date":"2026-11-29T14:00:00Z","state":"active"}"#
+        );
+        let apply = Request::Apply {
+            repo: None,
+            rev: Some("v2".into()),
+            path: None,
+            dry_run: true,
+            timeout_ms: 1000,
+        };
+        assert_eq!(
+            serde_json::to_string(&apply).unwrap(),
+            r#"{"request":"apply","repo":null,"rev":"v2","path":null,"dry_run":true,"timeout_ms":1000}"#
+        );
+        assert!(!apply.is_mutating() && !Request::Generations.is_mutating());
+        assert!(Request::Rollback {
+            number: None,
+            timeout_ms: 1
+        }
+        .is_mutating());
     }
 }

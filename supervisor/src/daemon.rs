@@ -28,10 +28,16 @@ use crate::placement::Placement;
 use crate::probe::probe;
 use crate::state::{Persisted, StateFile};
 
+pub(crate) mod apply;
+pub use apply::{boot_set, Source};
+
 pub struct Config {
-    pub units_dir: PathBuf,
+    /// Where the units come from: `up` reads them again there.
+    pub source: Source,
     pub state_dir: PathBuf,
     pub runtime: Runtimes,
+    /// The definition digest of each unit jarvisd boots with.
+    pub definitions: jarvis_gitops::Definitions,
 }
 
 pub struct Daemon {
@@ -49,6 +55,13 @@ pub struct Daemon {
     /// Whether this jarvisd made the cgroup parent (it was not there at
     /// boot): only then is it removed at the end.
     made_parent: bool,
+    /// The definition digest of each unit the core has (see
+    /// `jarvis_gitops::plan`): what a plan compares, and what each run's
+    /// record carries.
+    defs: jarvis_gitops::Definitions,
+    /// The apply or rollback in progress.
+    apply: Option<apply::InFlight>,
+    apply_serial: u64,
 }
 
 /// Hardware rescans: one at a time; uevents that come meanwhile are
@@ -67,6 +80,9 @@ impl Daemon {
         let recommendations = bench::load_all(&bench::dir(&cfg.state_dir));
         Ok(Daemon {
             core: Supervisor::new(saved, recommendations),
+            defs: cfg.definitions.clone(),
+            apply: None,
+            apply_serial: 0,
             cfg,
             tx,
             logs: BTreeMap::new(),
@@ -95,6 +111,8 @@ impl Daemon {
     /// `Exited` once its cgroup is empty.
     fn start(&self, unit: Unit, gen: u64, placement: Option<Placement>, log: Arc<UnitLog>) {
         let rt = self.cfg.runtime.clone();
+        // The run record carries the definition this run starts from.
+        let definition = self.defs.get(&unit.name).cloned().unwrap_or_default();
         let tx = self.tx.clone();
         let notes_tx = self.writer.sender();
         let name = unit.name.clone();
@@ -120,7 +138,10 @@ impl Daemon {
                     event,
                 });
             };
-            let running = match rt.start(spec).await {
+            let running = match jarvis_shim::DEFINITION
+                .scope(definition, rt.start(spec))
+                .await
+            {
                 Ok(r) => r,
                 Err(StartError::Deferred(reason)) => {
                     return send(Event::SpawnDeferred { gen, reason })
@@ -166,14 +187,23 @@ impl Daemon {
             let rt = rt.clone();
             blocking(move || hardware::inventory(&rt.config().roots)).await
         };
+        let run_dir = rt.config().run_dir.clone();
+        let orphans = {
+            let set = units.iter().map(|u| u.name.clone()).collect();
+            let dir = run_dir.clone();
+            blocking(move || apply::orphans(&dir, &set)).await
+        };
+        self.stop_orphans(orphans);
         let mut found = Vec::new();
         for unit in units {
+            let recorded = jarvis_shim::run_definition(&run_dir, &unit.name);
+            let stale = recorded.is_some() && recorded.as_ref() != self.defs.get(&unit.name);
             let adopted = rt.adopt(&unit.name);
             let devices = {
                 let (rt, unit) = (rt.clone(), unit.clone());
                 blocking(move || devices_of(&rt, &unit)).await
             };
-            found.push((unit, adopted, devices));
+            found.push((unit, adopted, devices, stale));
         }
         tracing::info!(
             gpus = ?gpus.iter().map(|g| format!("{} {} {}B", g.vendor.as_str(), g.id, g.memory_total)).collect::<Vec<_>>(),
@@ -183,18 +213,22 @@ impl Daemon {
         // the record goes, before any new run attaches.
         let alive = found
             .iter()
-            .filter(|(_, a, _)| matches!(a, jarvis_runtime::Found::Running(_)))
-            .map(|(u, _, _)| u.clone())
+            .filter(|(_, a, _, _)| matches!(a, jarvis_runtime::Found::Running(_)))
+            .map(|(u, _, _, _)| u.clone())
             .collect();
         rt.restore_networks(alive).await;
         let mut boot = Vec::new();
-        for (unit, adopted, devices) in found {
+        for (unit, adopted, devices, stale) in found {
             let found = match adopted {
                 jarvis_runtime::Found::Running(running) => {
                     let pid = running.pid;
-                    tracing::info!(unit = %unit.name, pid, "re-adopted a running unit");
+                    tracing::info!(unit = %unit.name, pid, stale, "re-adopted a running unit");
                     self.adopted.insert(unit.name.clone(), running);
-                    Found::Running { pid }
+                    if stale {
+                        Found::Stale { pid }
+                    } else {
+                        Found::Running { pid }
+                    }
                 }
                 jarvis_runtime::Found::Ended { pid, exit } => {
                     let exit = exit.map(exit_info).unwrap_or(ExitInfo::UNKNOWN);
@@ -241,10 +275,21 @@ impl Daemon {
                     Some(Input::Hardware { devices, gpus })
                 }
                 Msg::Request { req, reply } => self.request(req, reply),
-                Msg::Loaded { id, set } => Some(Input::Ask {
-                    id,
-                    ask: Ask::Up(set),
-                }),
+                Msg::Loaded { id, set, defs } => {
+                    let set = set.map(|set| {
+                        let set = self.converge(set, &defs);
+                        self.defs = defs;
+                        set
+                    });
+                    Some(Input::Ask {
+                        id,
+                        ask: Ask::Up(set),
+                    })
+                }
+                Msg::Apply(m) => {
+                    self.apply_msg(m);
+                    None
+                }
                 Msg::Recommended { id, unit, result } => match result {
                     Ok((kind, verdict)) => Some(Input::Ask {
                         id,
@@ -271,6 +316,7 @@ impl Daemon {
                     break;
                 }
             }
+            self.check_gate();
         }
         for name in self.core.names() {
             self.cfg.runtime.remove(&name).await;
@@ -528,6 +574,18 @@ impl Daemon {
                     },
                 );
             }
+            Request::Apply { .. } | Request::Rollback { .. } | Request::Generations => {
+                self.apply_request(req, reply);
+                return None;
+            }
+            Request::Up if self.applying() => {
+                return answer(
+                    reply,
+                    Response::Error {
+                        message: "an apply is in progress; try again when it is over".into(),
+                    },
+                );
+            }
             Request::Up => {
                 let (id, rx) = self.pending();
                 let _ = reply.send(Reply::Later(rx));
@@ -585,34 +643,77 @@ impl Daemon {
 
     /// Loads and validates the units directory off the loop, and resolves
     /// each unit's devices; the core gets the result.
+    /// In generations mode, the active generation is read again.
     fn load(&self, id: ReplyId) {
-        let dir = self.cfg.units_dir.clone();
+        let source = self.cfg.source.clone();
+        let state_dir = self.cfg.state_dir.clone();
         let rt = self.cfg.runtime.clone();
         let tx = self.tx.clone();
         tokio::spawn(async move {
-            let set = blocking(move || match jarvis_unit::load_dir(&dir) {
-                Ok(set) => Ok(set
-                    .units
-                    .into_values()
-                    .map(|u| {
-                        let d = devices_of(&rt, &u);
-                        (u, d)
-                    })
-                    .collect()),
-                Err(diags) => Err(format!(
-                    "{} problem(s) in {}; nothing was changed:\n{}",
-                    diags.len(),
-                    dir.display(),
-                    diags
-                        .iter()
-                        .map(|d| d.to_string())
-                        .collect::<Vec<_>>()
-                        .join("\n")
-                )),
+            let (set, defs) = blocking(move || {
+                let loaded = match &source {
+                    Source::Units(dir) => jarvis_unit::load_dir(dir)
+                        .map(|set| (set, None))
+                        .map_err(|diags| {
+                            format!(
+                                "{} problem(s) in {}; nothing was changed:\n{}",
+                                diags.len(),
+                                dir.display(),
+                                diags
+                                    .iter()
+                                    .map(|d| d.to_string())
+                                    .collect::<Vec<_>>()
+                                    .join("\n")
+                            )
+                        }),
+                    Source::Generations => boot_set(&state_dir).map_err(|e| format!("{e:#}")),
+                };
+                match loaded {
+                    Ok((set, root)) => {
+                        let defs = jarvis_gitops::definitions(&set, root.as_deref());
+                        let set = set
+                            .units
+                            .into_values()
+                            .map(|u| {
+                                let d = devices_of(&rt, &u);
+                                (u, d)
+                            })
+                            .collect();
+                        (Ok(set), defs)
+                    }
+                    Err(e) => (Err(e), Default::default()),
+                }
             })
             .await;
-            let _ = tx.send(Msg::Loaded { id, set });
+            let _ = tx.send(Msg::Loaded { id, set, defs });
         });
+    }
+
+    /// Runs found at boot of units the set does not have are stopped and
+    /// their remains removed: the box runs the set, nothing else.
+    fn stop_orphans(&self, names: Vec<String>) {
+        for name in names {
+            let rt = self.cfg.runtime.clone();
+            tokio::spawn(async move {
+                if let jarvis_runtime::Found::Running(running) = rt.adopt(&name) {
+                    tracing::info!(unit = %name, pid = running.pid, "stopping a run of a unit the set does not have");
+                    let _ = nix::sys::signal::kill(
+                        nix::unistd::Pid::from_raw(running.pid),
+                        nix::sys::signal::Signal::SIGTERM,
+                    );
+                    let wait = rt.wait(&name, running);
+                    tokio::pin!(wait);
+                    if tokio::time::timeout(Duration::from_secs(10), &mut wait)
+                        .await
+                        .is_err()
+                    {
+                        let _ = rt.kill_all(&name).await;
+                        wait.await;
+                    }
+                }
+                rt.remove(&name).await;
+            });
+        }
     }
 
     /// A uevent: resolve the units' devices again (and the GPUs, when they

@@ -43,9 +43,11 @@ Environment:
   JARVIS_SOCKET  the control socket, as --socket; jarvisctl reads it too"
 )]
 pub struct Args {
-    /// Directory of unit files (*.toml), one per unit.
-    #[arg(long, default_value = "/etc/jarvis/units")]
-    pub units: PathBuf,
+    /// Directory of unit files (*.toml), one per unit. Without it jarvisd
+    /// runs the active generation that `jarvisctl apply` deployed from git
+    /// (none at first: no units).
+    #[arg(long)]
+    pub units: Option<PathBuf>,
     /// Where jarvisd keeps its state and the units' logs.
     #[arg(long, default_value = "/var/lib/jarvis")]
     pub state_dir: PathBuf,
@@ -148,20 +150,34 @@ async fn serve(args: Args) -> anyhow::Result<()> {
     let mut args = args;
     args.state_dir = std::fs::canonicalize(&args.state_dir)
         .with_context(|| format!("state dir {}", args.state_dir.display()))?;
-    let units = if args.units.exists() {
-        jarvis_unit::load_dir(&args.units).map_err(|diags| {
-            let lines: Vec<String> = diags.iter().map(|d| d.to_string()).collect();
-            anyhow::anyhow!(
-                "{} problem(s) in {}:\n{}",
-                diags.len(),
-                args.units.display(),
-                lines.join("\n")
+    let (units, source, root) = match &args.units {
+        Some(dir) if dir.exists() => (
+            jarvis_unit::load_dir(dir).map_err(|diags| {
+                let lines: Vec<String> = diags.iter().map(|d| d.to_string()).collect();
+                anyhow::anyhow!(
+                    "{} problem(s) in {}:\n{}",
+                    diags.len(),
+                    dir.display(),
+                    lines.join("\n")
+                )
+            })?,
+            daemon::Source::Units(dir.clone()),
+            None,
+        ),
+        Some(dir) => {
+            tracing::warn!(dir = %dir.display(), "units directory does not exist; starting with no units");
+            (
+                jarvis_unit::UnitSet::default(),
+                daemon::Source::Units(dir.clone()),
+                None,
             )
-        })?
-    } else {
-        tracing::warn!(dir = %args.units.display(), "units directory does not exist; starting with no units");
-        jarvis_unit::UnitSet::default()
+        }
+        None => {
+            let (set, root) = daemon::boot_set(&args.state_dir)?;
+            (set, daemon::Source::Generations, root)
+        }
     };
+    let definitions = jarvis_gitops::definitions(&units, root.as_deref());
     // Checked now, so a missing --auth-file stops jarvisd here; pulls read it again.
     let auth_file = jarvis_image::AuthFile::at_start(args.auth_file.as_deref())?;
     let group = args
@@ -173,7 +189,8 @@ async fn serve(args: Args) -> anyhow::Result<()> {
 
     let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
     let cfg = daemon::Config {
-        units_dir: args.units.clone(),
+        source,
+        definitions,
         state_dir: args.state_dir.clone(),
         runtime: jarvis_runtime::Runtimes::new(jarvis_runtime::Config {
             launcher: PathBuf::from("/proc/self/exe"),

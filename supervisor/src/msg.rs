@@ -47,7 +47,11 @@ pub enum Msg {
     Loaded {
         id: ReplyId,
         set: Result<Vec<(Unit, Devices)>, String>,
+        /// Each unit's definition digest.
+        defs: jarvis_gitops::Definitions,
     },
+    /// A step of an apply or rollback (see `daemon::apply`).
+    Apply(crate::daemon::apply::ApplyMsg),
     /// A benchmark result, checked and stored off the loop.
     Recommended {
         id: ReplyId,

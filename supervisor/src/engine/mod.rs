@@ -51,6 +51,11 @@ pub enum Devices {
 pub enum Found {
     /// Still running as `pid`: re-adopted.
     Running { pid: i32 },
+    /// Still running as `pid`, but started from another definition than
+    /// the unit's now (a restart of jarvisd in the middle of an apply, or a
+    /// unit file changed while it was away): re-adopted, then restarted
+    /// with the unit's definition.
+    Stale { pid: i32 },
     /// Ended while no jarvisd watched.
     Ended { pid: i32, exit: ExitInfo },
     /// Nothing.
@@ -443,7 +448,8 @@ impl Supervisor {
                 .unwrap_or(StopCause::Stop);
             self.units.insert(name.clone(), Slot::new(unit, devices));
             match found {
-                Found::Running { pid } => {
+                Found::Running { pid } | Found::Stale { pid } => {
+                    let stale = matches!(found, Found::Stale { .. });
                     self.step(cx, &name, Event::Adopted { pid });
                     let gen = self.units[&name].st.gen;
                     cx.out.push(Output::Watch {
@@ -456,6 +462,12 @@ impl Supervisor {
                     );
                     if !wanted {
                         self.step(cx, &name, Event::Stop(stopped_by));
+                    } else if stale {
+                        cx.note(
+                            &name,
+                            "it runs another definition than its unit's now: restarting".into(),
+                        );
+                        self.step(cx, &name, Event::Restart);
                     }
                 }
                 Found::Ended { pid, exit } => {

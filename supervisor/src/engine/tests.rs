@@ -826,3 +826,51 @@ fn re_adopted_units_are_watched_and_ended_ones_follow_their_policy() {
     assert_eq!(sv.slot("alive").unwrap().st.pid, Some(42));
     assert_eq!(sv.slot("alive").unwrap().st.state, State::Running);
 }
+
+#[test]
+fn a_run_of_another_definition_is_re_adopted_then_restarted() {
+    let t0 = Instant::now();
+    let mut sv = Supervisor::new(Persisted::default(), BTreeMap::new());
+    let out = sv.handle(
+        Input::Boot(
+            vec![
+                BootUnit {
+                    unit: native("old"),
+                    found: Found::Stale { pid: 42 },
+                    devices: Devices::Present(vec![]),
+                },
+                BootUnit {
+                    unit: native("same"),
+                    found: Found::Running { pid: 44 },
+                    devices: Devices::Present(vec![]),
+                },
+            ],
+            vec![],
+        ),
+        t0,
+    );
+    let got: Vec<String> = out.iter().filter_map(brief).collect();
+    assert_eq!(
+        got,
+        [
+            "watch old",
+            "signal old 15",
+            "timer old stop-timeout 10s",
+            "watch same"
+        ]
+    );
+    assert!(out.iter().any(|o| matches!(o,
+        Output::Note { name, text } if name == "old" && text.contains("another definition"))));
+    // Once the old run is over, the unit's own definition starts.
+    let gen = sv.slot("old").unwrap().st.gen;
+    let out = sv.handle(
+        Input::Unit {
+            name: "old".into(),
+            event: Event::Exited { gen, exit: CRASH },
+        },
+        t0,
+    );
+    let got: Vec<String> = out.iter().filter_map(brief).collect();
+    assert_eq!(got, ["spawn old as native"]);
+    assert_eq!(sv.slot("same").unwrap().st.pid, Some(44));
+}
