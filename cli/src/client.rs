@@ -88,6 +88,11 @@ impl Client {
                 )
                 | (Request::ImageRemove { .. }, Response::Done { .. })
                 | (
+                    Request::Apply { .. } | Request::Rollback { .. },
+                    Response::Applied(_)
+                )
+                | (Request::Generations, Response::Generations { .. })
+                | (
                     Request::Down
                         | Request::Start { .. }
                         | Request::Stop { .. }

@@ -1,6 +1,7 @@
 //! jarvisctl: talks to jarvisd over its control socket, and validates unit
 //! files on its own.
 
+mod apply;
 pub mod bench;
 mod client;
 mod config;
@@ -56,6 +57,55 @@ pub enum Command {
         /// Print {"started": [...], "restarted": [...], "stopped": [...],
         /// "unchanged": [...]} for scripts (with --wait, nothing more unless
         /// it fails).
+        #[arg(long)]
+        json: bool,
+    },
+    /// Deploy a revision of a git repository of units: fetch it, check it
+    /// out as a new generation, validate every unit (nothing changes if one
+    /// is invalid), print the plan (units to start, restart, stop,
+    /// unchanged), carry it out, and wait for every started or restarted
+    /// unit to be running (healthy where it has a check) or completed. If
+    /// one is not within --timeout, the generation before comes back by
+    /// itself and this exits 1.
+    Apply {
+        /// The repository: a path or a URL [default: the active
+        /// generation's].
+        #[arg(long, value_name = "PATH-or-URL")]
+        repo: Option<String>,
+        /// A branch, tag or commit [default: the head of the repository's
+        /// default branch].
+        #[arg(long)]
+        rev: Option<String>,
+        /// The units directory inside the repository [default: its root].
+        #[arg(long, value_name = "SUBDIR")]
+        path: Option<String>,
+        /// Print the plan and change nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// How long the health gate waits, e.g. "90s", "5m".
+        #[arg(long, default_value = "5m", value_parser = humantime::parse_duration)]
+        timeout: Duration,
+        /// Print {"plan": {"start", "restart", "stop", "unchanged"},
+        /// "generation", "result", "reason"} for scripts.
+        #[arg(long)]
+        json: bool,
+    },
+    /// The generations `apply` made: number, revision, date, state
+    /// (active, previous, failed, rolled-back).
+    Generations {
+        /// Print {"generations": [{"number", "revision", "date", "state"}]}.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Make an earlier generation active again [default: the one active
+    /// before the active one], through the same health gate as `apply`.
+    Rollback {
+        /// The generation's number.
+        number: Option<u64>,
+        /// How long the health gate waits.
+        #[arg(long, default_value = "5m", value_parser = humantime::parse_duration)]
+        timeout: Duration,
+        /// Print the report as `apply --json` does.
         #[arg(long)]
         json: bool,
     },
@@ -314,6 +364,20 @@ fn run(args: Args) -> anyhow::Result<ExitCode> {
                 anyhow::bail!("{}", w.message)
             }
         }
+        Command::Apply {
+            repo,
+            rev,
+            path,
+            dry_run,
+            timeout,
+            json,
+        } => apply::apply(&client, repo, rev, path, dry_run, timeout, json),
+        Command::Generations { json } => apply::generations(&client, json),
+        Command::Rollback {
+            number,
+            timeout,
+            json,
+        } => apply::rollback(&client, number, timeout, json),
         Command::Down => done(client.expect(Request::Down)?),
         Command::Start { units } => done(client.expect(Request::Start { units })?),
         Command::Stop { units } => done(client.expect(Request::Stop { units })?),

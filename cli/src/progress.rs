@@ -57,3 +57,18 @@ impl Bars {
         }
     }
 }
+
+/// A spinner with `message` on stderr while a long request runs; `None`
+/// when stderr is not a terminal or it is not `wanted`.
+pub fn spinner(wanted: bool, message: &str) -> Option<ProgressBar> {
+    if !(wanted && std::io::stderr().is_terminal()) {
+        return None;
+    }
+    let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());
+    bar.set_style(
+        ProgressStyle::with_template("{spinner} {msg} {elapsed}").expect("a valid template"),
+    );
+    bar.set_message(message.to_string());
+    bar.enable_steady_tick(std::time::Duration::from_millis(100));
+    Some(bar)
+}
