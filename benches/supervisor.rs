@@ -370,7 +370,7 @@ const SPAWN_VARIANTS: [(&str, &str); 4] = [
     ),
     (
         "launcher",
-        "`jarvis_native::spawn` (fork; the launcher's work in the child, then exec), no cgroup",
+        "`jarvis_native::spawn` (a vfork-style clone; the launcher's work in the child, then exec), no cgroup",
     ),
     (
         "cgroup-new",
