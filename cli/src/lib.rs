@@ -76,7 +76,8 @@ pub enum Command {
         /// default branch].
         #[arg(long)]
         rev: Option<String>,
-        /// The units directory inside the repository [default: its root].
+        /// The units directory inside the repository [default: the active
+        /// generation's with its repository, else the root].
         #[arg(long, value_name = "SUBDIR")]
         path: Option<String>,
         /// Print the plan and change nothing.

@@ -4,6 +4,7 @@
 
 mod harness;
 
+mod apply;
 mod bench;
 mod cli;
 mod compose;

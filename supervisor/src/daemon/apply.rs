@@ -229,16 +229,24 @@ fn prepare_new(
     path: Option<String>,
     dry_run: bool,
 ) -> Outcome {
-    let path = match units_path(path.as_deref()) {
-        Ok(p) => p,
-        Err(e) => return Outcome::Error(e),
-    };
     let mut rec = match Record::load(state_dir) {
         Ok(r) => r,
         Err(e) => return Outcome::Error(e.to_string()),
     };
-    let Some(repo) = repo.or_else(|| rec.active().map(|g| g.repo.clone())) else {
-        return Outcome::Error("no generation yet to take the repository from: pass --repo".into());
+    // Without --repo, the active generation's repository, and its units
+    // path unless --path says otherwise.
+    let (repo, path) = match (repo, rec.active()) {
+        (Some(repo), _) => (repo, path),
+        (None, Some(g)) => (g.repo.clone(), path.or_else(|| Some(g.path.clone()))),
+        (None, None) => {
+            return Outcome::Error(
+                "no generation yet to take the repository from: pass --repo".into(),
+            )
+        }
+    };
+    let path = match units_path(path.as_deref()) {
+        Ok(p) => p,
+        Err(e) => return Outcome::Error(e),
     };
     let number = rec.next_number();
     let root = if dry_run {
