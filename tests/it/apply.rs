@@ -568,3 +568,53 @@ fn kill_9_during_an_apply_comes_back_on_the_old_generation_whole() {
     assert_eq!(plan(&r), [v(&["c"]), v(&["b"]), v(&[]), v(&["a"])]);
     assert_eq!(r["generation"], 3);
 }
+
+#[test]
+fn a_repository_file_counts_by_content_not_by_generation() {
+    if !root() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let repo = Repo::new(dir.path());
+    fs::create_dir(repo.work.join("env")).unwrap();
+    fs::write(repo.work.join("env/a.env"), "VERSION=1\n").unwrap();
+    // a reads its environment from the repository, by a relative path.
+    let a = "env_file = [\"env/a.env\"]\n[native]\ncommand = [\"sleep\", \"1000\"]\n";
+    repo.commit("v1", &[("a", Some(a)), ("b", Some(&sleeper("1")))]);
+    repo.commit("v2", &[("b", Some(&sleeper("2")))]);
+    fs::write(repo.work.join("env/a.env"), "VERSION=2\n").unwrap();
+    repo.commit("v3", &[]);
+
+    let lab = Lab::start();
+    let r = lab.json(
+        &[
+            "apply",
+            "--repo",
+            repo.origin(),
+            "--rev",
+            "v1",
+            "--path",
+            "units",
+            "--json",
+        ],
+        true,
+    );
+    assert_eq!(r["result"], "applied", "{r}");
+    let a1 = lab.running("a");
+    assert!(environ(a1).contains("VERSION=1"));
+    // Its file is in another directory in generation 2, with the same
+    // content: a is unchanged.
+    let r = lab.json(&["apply", "--rev", "v2", "--json"], true);
+    assert_eq!(plan(&r), [v(&[]), v(&["b"]), v(&[]), v(&["a"])], "{r}");
+    assert_eq!(lab.running("a"), a1);
+    // `up` reads the active generation again: nothing changes.
+    let up: Value = lab.json(&["up", "--json"], true);
+    assert_eq!(strings(&up["unchanged"]), ["a", "b"], "{up}");
+    assert_eq!(lab.running("a"), a1);
+    // The file's content changed: a restarts with it.
+    let r = lab.json(&["apply", "--rev", "v3", "--json"], true);
+    assert_eq!(plan(&r), [v(&[]), v(&["a"]), v(&[]), v(&["b"])], "{r}");
+    let a3 = lab.running("a");
+    assert_ne!(a3, a1);
+    assert!(environ(a3).contains("VERSION=2"));
+}

@@ -165,14 +165,19 @@ fn units_path(path: Option<&str>) -> Result<String, String> {
     }
 }
 
-/// Loads generation `root`'s units from `root/path`; problems come with
-/// their FILE:LINE:COL, files named relative to the repository's root.
+/// Loads generation `root`'s units from `root/path`, relative env files and
+/// secret sources resolved against `root`; problems come with their
+/// FILE:LINE:COL, files named relative to the repository's root.
 pub fn load_generation(root: &Path, path: &str) -> Result<UnitSet, String> {
     let dir = root.join(path);
     if !dir.is_dir() {
         return Err(format!("{path}: no such directory in the revision"));
     }
-    jarvis_unit::load_dir(&dir).map_err(|diags| {
+    // Relative env files and secret sources are the repository's.
+    let opts = jarvis_unit::LoadOptions {
+        base: Some(root.to_path_buf()),
+    };
+    jarvis_unit::load_dir_with(&dir, &opts).map_err(|diags| {
         let prefix = format!("{}/", root.display());
         let lines: Vec<String> = diags
             .iter()
