@@ -110,8 +110,8 @@ timeout = "1s"
 
 /// Every place jarvis shows or keeps something: none may hold `plain`.
 /// Files under the state directory count unless they are on a tmpfs (a
-/// run's secrets, in memory).
-fn assert_nowhere(j: &Jarvis, plain: &str, units: &[&str]) {
+/// run's secrets, in memory); those are returned.
+fn assert_nowhere(j: &Jarvis, plain: &str, units: &[&str]) -> Vec<String> {
     let status = j.ok(&["status", "--json"]);
     assert!(!status.contains(plain), "status: {status}");
     let config = j.ok(&["config", "--json"]);
@@ -127,10 +127,15 @@ fn assert_nowhere(j: &Jarvis, plain: &str, units: &[&str]) {
         .arg(&j.state)
         .output()
         .unwrap();
-    for hit in String::from_utf8_lossy(&grep.stdout).lines() {
+    let hits: Vec<String> = String::from_utf8_lossy(&grep.stdout)
+        .lines()
+        .map(str::to_string)
+        .collect();
+    for hit in &hits {
         let fs = run(Command::new("stat").args(["-f", "-c", "%T", hit]));
         assert_eq!(fs.trim(), "tmpfs", "the plaintext is on disk at {hit}");
     }
+    hits
 }
 
 #[test]
@@ -293,4 +298,130 @@ fn an_ssh_ed25519_key_decrypts_as_agenix_uses_a_host_key() {
     );
     assert_nowhere(&j, &password, &["app"]);
     assert_nowhere(&j, &motto, &["app"]);
+}
+
+/// The mounts under `dir` (from this process's mountinfo), with their
+/// filesystem types.
+fn mounts_under(dir: &Path) -> Vec<(String, String)> {
+    let info = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    let dir = dir.to_str().unwrap();
+    info.lines()
+        .filter_map(|l| {
+            let (left, right) = l.split_once(" - ")?;
+            let point = left.split(' ').nth(4)?;
+            let fs = right.split(' ').next()?;
+            (point == dir || point.starts_with(&format!("{dir}/")))
+                .then(|| (point.to_string(), fs.to_string()))
+        })
+        .collect()
+}
+
+#[test]
+fn a_containers_encrypted_env_file_reaches_its_environment_and_stays_in_memory() {
+    if !root() || !have("age-keygen", "age") {
+        return;
+    }
+    let keys = tempfile::tempdir().unwrap();
+    let k = keys.path();
+    let identity = k.join("age.key");
+    let recipient = age_identity(&identity);
+    let motto = unique("motto");
+    std::fs::write(k.join("app.env"), format!("APP_MOTTO={motto}\n")).unwrap();
+    let env_file = encrypt(&k.join("app.env"), &[&recipient], None);
+    std::fs::remove_file(k.join("app.env")).unwrap();
+    // A plain value beside it is no secret.
+    let plain = unique("plain");
+
+    let mut j = Jarvis::start_with(&[], &["--age-identity", identity.to_str().unwrap()]);
+    j.import_busybox("busybox:local");
+    j.write_unit(
+        "box",
+        &format!(
+            r#"
+env_file = ["{}"]
+[env]
+PLAIN = "{plain}"
+[container]
+image = "busybox:local"
+network = "none"
+command = ["sh", "-c", "echo motto=$(printf %s \"$APP_MOTTO\" | sha256sum | cut -c1-64) plain=$PLAIN; echo ready; exec sleep 1000"]
+[stop]
+timeout = "1s"
+"#,
+            env_file.display()
+        ),
+    );
+    j.ok(&["up"]);
+    let log = wait_log(&j, "box", "ready");
+    assert!(
+        log.contains(&format!("motto={} plain={plain}", sha256(&motto))),
+        "{log}"
+    );
+    // An exec finds the spec and gets the run's environment.
+    let out = j.ok(&[
+        "exec",
+        "box",
+        "--",
+        "sh",
+        "-c",
+        "printf %s \"$APP_MOTTO\" | sha256sum | cut -c1-64",
+    ]);
+    assert_eq!(out.trim(), sha256(&motto));
+    // While it runs: the plaintext is in memory only (libcontainer's state
+    // and the bundle included), in the spec the run was made from.
+    let state = j.state.join("libcontainer").join("box");
+    for f in ["state.json", "youki_config.json"] {
+        assert!(state.join(f).is_file(), "no {f} in {}", state.display());
+    }
+    let hits = assert_nowhere(&j, &motto, &["box"]);
+    assert!(!hits.is_empty(), "the spec holds the value, in memory");
+    let spec = j.state.join("containers").join("box").join("config.json");
+    let fs = run(Command::new("stat")
+        .arg("-L")
+        .args(["-f", "-c", "%T"])
+        .arg(&spec));
+    assert_eq!(fs.trim(), "tmpfs", "{}", spec.display());
+
+    // A restart decrypts it again.
+    let pid = j.running("box")["pid"].clone();
+    j.ok(&["restart", "box"]);
+    j.wait_unit("box", Duration::from_secs(20), |u| {
+        u["state"] == "running" && u["pid"] != pid
+    });
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while j.logs("box").matches(&sha256(&motto)).count() < 2 {
+        assert!(std::time::Instant::now() < deadline, "{}", j.logs("box"));
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_nowhere(&j, &motto, &["box"]);
+
+    // Once the run is over, nothing of it stays mounted, and the
+    // plaintext is nowhere.
+    j.ok(&["stop", "box"]);
+    j.wait_unit("box", Duration::from_secs(20), |u| u["state"] == "stopped");
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !mounts_under(&j.state).is_empty() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{:?}",
+            mounts_under(&j.state)
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_nowhere(&j, &motto, &["box"]);
+    j.ok(&["start", "box"]);
+    j.wait_unit("box", Duration::from_secs(20), |u| u["state"] == "running");
+    j.remove_unit("box");
+    j.ok(&["up"]);
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while !mounts_under(&j.state).is_empty() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{:?}",
+            mounts_under(&j.state)
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_nowhere(&j, &motto, &[]);
+    j.stop_daemon();
 }

@@ -5,6 +5,13 @@
 //! build the spec and write `config.json`. Blocking (mounts, files); the
 //! caller runs it off its event loop.
 //!
+//! A spec whose environment holds secrets (values from an encrypted env
+//! file) never reaches a disk: [`prepare_bundle_in_memory`] writes it into
+//! a tmpfs of its own, and the bundle's `config.json` is a symbolic link to
+//! it, where libcontainer and an exec into the container read it.
+//! libcontainer's own state (`state.json`, `youki_config.json`) holds no
+//! environment: the id, status, pid, bundle path, hooks and cgroup path.
+//!
 //! The spec's `linux.resources` is the only translation of the unit's
 //! `[resources]` for a container: libcontainer creates the cgroup at
 //! `cgroups_path` and writes it, and deletes it with the container. The
@@ -108,6 +115,27 @@ pub enum PrepareError {
 /// writable layer, is kept. On failure after the mount the rootfs is
 /// unmounted again.
 pub fn prepare_bundle(input: &PrepareInput) -> Result<Prepared, PrepareError> {
+    prepare(input, None)
+}
+
+/// [`prepare_bundle`] for a run whose environment holds secrets (values
+/// from an encrypted env file): `config.json` goes into a tmpfs of its own
+/// mounted at `spec_dir` (root's only, [`crate::secrets::mount_file`];
+/// its parent must exist, root's only), and the bundle's `config.json` is
+/// a symbolic link to it, so libcontainer, and an exec into the container,
+/// which reads the spec again, find it where they always do. The caller
+/// unmounts `spec_dir` when the run is over ([`crate::secrets::unmount`]);
+/// the link, dangling then, is replaced by the next run's `config.json`.
+pub fn prepare_bundle_in_memory(
+    input: &PrepareInput,
+    spec_dir: &Path,
+) -> Result<Prepared, PrepareError> {
+    prepare(input, Some(spec_dir))
+}
+
+/// [`prepare_bundle`], with `config.json` in a tmpfs at `spec_dir` when
+/// given.
+fn prepare(input: &PrepareInput, spec_dir: Option<&Path>) -> Result<Prepared, PrepareError> {
     let unit = input.unit;
     let Exec::Container(c) = &unit.exec else {
         return Err(PrepareError::NotAContainer(unit.name.clone()));
@@ -130,6 +158,7 @@ pub fn prepare_bundle(input: &PrepareInput) -> Result<Prepared, PrepareError> {
     unmount_rootfs(dir).map_err(PrepareError::Unmount)?;
     let rootfs = mount_rootfs(input.layers, dir).map_err(PrepareError::Mount)?;
     let mut secrets_mounted = false;
+    let mut spec_mounted = false;
     let built = (|| {
         let users = UserDb::load(&rootfs).map_err(PrepareError::Users)?;
         let etc = write_etc_files(dir, c.hostname_or(&unit.name), &c.network, input.net)
@@ -168,12 +197,30 @@ pub fn prepare_bundle(input: &PrepareInput) -> Result<Prepared, PrepareError> {
             run: &run,
         })
         .map_err(PrepareError::Spec)?;
-        write_bundle(dir, &spec).map_err(PrepareError::Bundle)?;
+        match spec_dir {
+            None => write_bundle(dir, &spec).map_err(PrepareError::Bundle)?,
+            Some(at) => {
+                let json = serde_json::to_vec(&spec).map_err(|e| {
+                    PrepareError::Bundle(RunError::Io {
+                        what: "serializing",
+                        path: dir.to_path_buf(),
+                        source: std::io::Error::other(e),
+                    })
+                })?;
+                crate::secrets::mount_file(at, "config.json", &json)
+                    .map_err(PrepareError::Secrets)?;
+                spec_mounted = true;
+                link_spec(dir, at).map_err(PrepareError::Bundle)?;
+            }
+        }
         Ok(spec)
     })();
     let spec = match built {
         Ok(spec) => spec,
         Err(e) => {
+            if let (true, Some(at)) = (spec_mounted, spec_dir) {
+                let _ = crate::secrets::unmount(at);
+            }
             if secrets_mounted {
                 let _ = crate::secrets::unmount(input.secrets_dir);
             }
@@ -190,6 +237,27 @@ pub fn prepare_bundle(input: &PrepareInput) -> Result<Prepared, PrepareError> {
             .and_then(|p| p.args().clone())
             .unwrap_or_default(),
     })
+}
+
+/// Makes `<dir>/config.json` a symbolic link to `config.json` in
+/// `spec_dir` (by its absolute path), replacing whatever is there at once.
+fn link_spec(dir: &Path, spec_dir: &Path) -> Result<(), RunError> {
+    let io = |what: &'static str, path: &Path| {
+        let path = path.to_path_buf();
+        move |source| RunError::Io { what, path, source }
+    };
+    let target =
+        std::path::absolute(spec_dir.join("config.json")).map_err(io("resolving", spec_dir))?;
+    let tmp = dir.join(".config.json.link");
+    match std::fs::remove_file(&tmp) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+            return Err(io("removing", &tmp)(e));
+        }
+        _ => {}
+    }
+    std::os::unix::fs::symlink(&target, &tmp).map_err(io("linking", &tmp))?;
+    let link = dir.join("config.json");
+    std::fs::rename(&tmp, &link).map_err(io("writing", &link))
 }
 
 /// The first of [`INIT_CANDIDATES`] that is there, with its links

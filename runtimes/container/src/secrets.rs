@@ -12,6 +12,10 @@
 //!
 //! A container gets the directory bound read-only at `/run/secrets`; a
 //! native unit gets its path in `$CREDENTIALS_DIRECTORY`.
+//!
+//! [`mount_file`] makes a tmpfs of the same kind, root's only, for one file
+//! that holds secrets among other things: the `config.json` of a container
+//! run whose environment has values from an encrypted env file.
 
 use std::fs::File;
 use std::io::{self, Read, Write};
@@ -63,18 +67,31 @@ pub fn mount(dir: &Path, secrets: &[Secret], uid: u32, gid: u32) -> Result<(), S
     for s in secrets {
         contents.push(read_source(s)?);
     }
-    unmount(dir).map_err(fail("clear an earlier run's"))?;
-    match std::fs::create_dir(dir) {
-        Ok(()) => {}
-        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
-        Err(e) => return Err(fail("create")(e)),
-    }
     let pages: u64 = contents
         .iter()
         .map(|c| (c.len() as u64).div_ceil(PAGE).max(1))
         .sum::<u64>()
         + 1;
-    let inodes = secrets.len() + 8;
+    mount_tmpfs(dir, pages, secrets.len() + 8).map_err(|(what, err)| fail(what)(err))?;
+    let filled = fill(dir, secrets, &contents, uid, gid);
+    if let Err(e) = filled {
+        let _ = unmount(dir);
+        return Err(fail("fill")(e));
+    }
+    Ok(())
+}
+
+/// Mounts a fresh tmpfs of `pages` pages and `inodes` inodes at `dir`
+/// (created if missing; its parent must exist), root's and 0700, after
+/// unmounting whatever an earlier run left there. On failure, what was
+/// being done and why.
+fn mount_tmpfs(dir: &Path, pages: u64, inodes: usize) -> Result<(), (&'static str, io::Error)> {
+    unmount(dir).map_err(|e| ("clear an earlier run's", e))?;
+    match std::fs::create_dir(dir) {
+        Ok(()) => {}
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+        Err(e) => return Err(("create", e)),
+    }
     let opts = |noswap: bool| {
         format!(
             "size={},nr_inodes={inodes},mode=0700,uid=0,gid=0{}",
@@ -101,8 +118,57 @@ pub fn mount(dir: &Path, secrets: &[Secret], uid: u32, gid: u32) -> Result<(), S
         ),
         e => Err(e),
     });
-    mounted.map_err(|e| fail("mount a tmpfs")(e.into()))?;
-    let filled = fill(dir, secrets, &contents, uid, gid);
+    mounted.map_err(|e| ("mount a tmpfs", e.into()))
+}
+
+/// Opens the directory `dir` and checks that it is a tmpfs (never a
+/// directory on disk).
+fn open_tmpfs(dir: &Path) -> io::Result<OwnedFd> {
+    let fd = nix::fcntl::open(
+        dir,
+        OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )?;
+    // SAFETY: `open` just returned this descriptor and nothing else owns it.
+    let dirfd = unsafe { OwnedFd::from_raw_fd(fd) };
+    let fs = nix::sys::statfs::fstatfs(&dirfd)?;
+    if fs.filesystem_type() != nix::sys::statfs::TMPFS_MAGIC {
+        return Err(io::Error::other("not the tmpfs just mounted there"));
+    }
+    Ok(dirfd)
+}
+
+/// Mounts a tmpfs of its own at `dir` (as [`mount`] does, sized for
+/// `content`, root's only: the directory 0700, the file 0600) and writes
+/// `content` into it as `name`: for a file that holds secrets among other
+/// things (a run's `config.json`, whose environment may hold values from
+/// an encrypted env file), which must never reach a disk. Whatever an
+/// earlier run left at `dir` is unmounted first; [`unmount`] takes it
+/// away. Blocking. On failure nothing stays mounted.
+pub fn mount_file(dir: &Path, name: &str, content: &[u8]) -> Result<(), SecretError> {
+    let fail = |what: &'static str| {
+        let path = dir.to_path_buf();
+        move |err: io::Error| SecretError::Dir { path, what, err }
+    };
+    if name.is_empty() || name.contains('/') || name == "." || name == ".." {
+        return Err(fail("fill")(io::Error::other(format!(
+            "{name:?} is not a file name"
+        ))));
+    }
+    let pages = (content.len() as u64).div_ceil(PAGE).max(1) + 1;
+    mount_tmpfs(dir, pages, 4).map_err(|(what, err)| fail(what)(err))?;
+    let filled = (|| {
+        let dirfd = open_tmpfs(dir)?;
+        let fd = openat(
+            Some(dirfd.as_raw_fd()),
+            name,
+            OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+            Mode::from_bits_truncate(0o600),
+        )?;
+        // SAFETY: a fresh descriptor nothing else owns.
+        let mut f = unsafe { File::from_raw_fd(fd) };
+        f.write_all(content)
+    })();
     if let Err(e) = filled {
         let _ = unmount(dir);
         return Err(fail("fill")(e));
@@ -146,17 +212,7 @@ fn fill(
     uid: u32,
     gid: u32,
 ) -> io::Result<()> {
-    let fd = nix::fcntl::open(
-        dir,
-        OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
-        Mode::empty(),
-    )?;
-    // SAFETY: `open` just returned this descriptor and nothing else owns it.
-    let dirfd = unsafe { OwnedFd::from_raw_fd(fd) };
-    let fs = nix::sys::statfs::fstatfs(&dirfd)?;
-    if fs.filesystem_type() != nix::sys::statfs::TMPFS_MAGIC {
-        return Err(io::Error::other("not the tmpfs just mounted there"));
-    }
+    let dirfd = open_tmpfs(dir)?;
     for (s, content) in secrets.iter().zip(contents) {
         if s.target.is_empty() || s.target.contains('/') || s.target == "." || s.target == ".." {
             return Err(io::Error::other(format!(
@@ -261,5 +317,35 @@ mod tests {
         unmount(&dir).unwrap();
         assert!(!dir.exists());
         unmount(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_file_of_secrets_lives_in_a_tmpfs_only_root_reads() {
+        if !nix::unistd::geteuid().is_root() {
+            eprintln!("SKIPPED: mounting a tmpfs needs root");
+            return;
+        }
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("spec");
+        let big = vec![b'x'; 3 * PAGE as usize + 1];
+        mount_file(&dir, "config.json", &big).unwrap();
+        let fs = nix::sys::statfs::statfs(&dir).unwrap();
+        assert_eq!(fs.filesystem_type(), nix::sys::statfs::TMPFS_MAGIC);
+        assert_eq!(std::fs::read(dir.join("config.json")).unwrap(), big);
+        let m = std::fs::metadata(dir.join("config.json")).unwrap();
+        assert_eq!((m.uid(), m.mode() & 0o7777), (0, 0o600));
+        let m = std::fs::metadata(&dir).unwrap();
+        assert_eq!((m.uid(), m.mode() & 0o7777), (0, 0o700));
+        // Just big enough: a second file of that size does not fit.
+        assert!(std::fs::write(dir.join("more"), &big).is_err());
+        // A second mount replaces the first; unmount leaves nothing.
+        mount_file(&dir, "config.json", b"{}").unwrap();
+        assert_eq!(std::fs::read(dir.join("config.json")).unwrap(), b"{}");
+        assert!(!dir.join("more").exists());
+        unmount(&dir).unwrap();
+        assert!(!dir.exists());
+        let e = mount_file(&dir, "../x", b"{}").unwrap_err();
+        assert!(e.to_string().contains("is not a file name"), "{e}");
+        assert!(!dir.exists());
     }
 }

@@ -149,11 +149,17 @@ async fn prepare(
         if !unit.secrets.is_empty() {
             crate::inputs::secrets_parent(&cfg, &unit.name).map_err(|e| e.to_string())?;
         }
+        // Values from an encrypted env file are in the spec's environment:
+        // it stays in memory.
+        let spec_dir = crate::inputs::holds_secret_env(&unit).then(|| cfg.spec_dir(&unit.name));
+        if spec_dir.is_some() {
+            crate::inputs::spec_parent(&cfg, &unit.name).map_err(|e| e.to_string())?;
+        }
         // Encrypted sources are held in memory until the tmpfs has them.
         let decrypted =
             crate::inputs::decrypt_secrets(&cfg, &unit.secrets).map_err(|e| e.to_string())?;
         unit.secrets = decrypted.secrets.clone();
-        let prepared = jarvis_container::prepare_bundle(&jarvis_container::PrepareInput {
+        let input = jarvis_container::PrepareInput {
             unit: &unit,
             image: &image.config,
             layers: &image.layers,
@@ -164,7 +170,11 @@ async fn prepare(
             net: &net,
             volume_dir: &cfg.volume_dir,
             secrets_dir: &secrets_dir,
-        })
+        };
+        let prepared = match &spec_dir {
+            Some(at) => jarvis_container::prepare::prepare_bundle_in_memory(&input, at),
+            None => jarvis_container::prepare_bundle(&input),
+        }
         .map_err(|e| e.to_string())?;
         Ok(ContainerRun {
             id,
@@ -219,7 +229,9 @@ impl crate::Runtime for ContainerRuntime {
                         None,
                         log,
                         hw.device_paths(),
-                        !unit.secrets.is_empty(),
+                        // What goes when the run is over: its secrets, its
+                        // spec in memory.
+                        !unit.secrets.is_empty() || crate::inputs::holds_secret_env(&unit),
                     )
                     .await
                 }

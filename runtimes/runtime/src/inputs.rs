@@ -12,6 +12,11 @@
 //!   0500 and its own, and no other: the state directory must be
 //!   searchable by that user, as `/var/lib/jarvis` is). Either goes once
 //!   the run is over ([`clear`]).
+//! - A container run's spec, when its environment holds values from an
+//!   encrypted env file: `config.json` in a tmpfs of its own at
+//!   `<run_dir>/specs/UNIT` (root's only), linked from the bundle
+//!   ([`jarvis_container::prepare::prepare_bundle_in_memory`]); it goes
+//!   with the secrets ([`clear`]).
 //!
 //! An `env_file` entry or a secret's source whose name ends in `.age` is
 //! age-encrypted: it is decrypted at each start with the host's identity
@@ -24,7 +29,9 @@
 //! of its content.
 //!
 //! Neither values nor secret contents are logged or written to disk here;
-//! messages name files only.
+//! messages name files only. A plain `env_file`'s or `[env]`'s values are
+//! no secrets: a container's spec holding only those is written with its
+//! bundle, on disk.
 
 use std::io::Read;
 use std::os::fd::{AsRawFd, OwnedFd};
@@ -56,6 +63,19 @@ impl Config {
     pub fn credentials_dir(&self, unit: &str) -> PathBuf {
         self.run_dir.join("credentials").join(unit)
     }
+
+    /// The tmpfs holding a container run's `config.json` when its
+    /// environment holds secrets ([`holds_secret_env`]).
+    pub fn spec_dir(&self, unit: &str) -> PathBuf {
+        self.run_dir.join("specs").join(unit)
+    }
+}
+
+/// Whether a run of `unit` gets environment values from an encrypted env
+/// file, so that its container spec must stay in memory
+/// ([`Config::spec_dir`]).
+pub(crate) fn holds_secret_env(unit: &Unit) -> bool {
+    unit.env_file.iter().any(|f| Secret::is_age(f))
 }
 
 /// `unit` with its env files read in under `[env]`, `.age` ones decrypted
@@ -236,6 +256,15 @@ pub(crate) fn secrets_parent(cfg: &Config, unit: &str) -> Result<(), StartError>
     }
 }
 
+/// Makes the parent of a container's in-memory spec directory, root's
+/// only (blocking).
+pub(crate) fn spec_parent(cfg: &Config, unit: &str) -> Result<(), StartError> {
+    match cfg.spec_dir(unit).parent() {
+        Some(p) => parent_dir(p, 0o700),
+        None => Ok(()),
+    }
+}
+
 /// Mounts a native run's secrets for `uid`:`gid` and returns the
 /// directory, or `None` without secrets (blocking).
 pub(crate) fn mount_credentials(
@@ -259,15 +288,21 @@ pub(crate) fn mount_credentials(
     Ok(Some(dir))
 }
 
-/// Unmounts whatever secrets a run of `unit` had, of either form
-/// (blocking). Nothing there is fine; a failure is logged.
+/// Unmounts whatever secrets a run of `unit` had, of either form, and a
+/// container's in-memory spec (blocking). Nothing there is fine; a failure
+/// is logged.
 pub(crate) fn clear(cfg: &Config, unit: &str) {
     clear_dirs(&dirs(cfg, unit));
 }
 
-/// Where a run of `unit` may have secrets: a container's, a native unit's.
-pub(crate) fn dirs(cfg: &Config, unit: &str) -> [PathBuf; 2] {
-    [cfg.secrets_dir(unit), cfg.credentials_dir(unit)]
+/// Where a run of `unit` may have secrets: a container's, a native unit's,
+/// a container's spec.
+pub(crate) fn dirs(cfg: &Config, unit: &str) -> [PathBuf; 3] {
+    [
+        cfg.secrets_dir(unit),
+        cfg.credentials_dir(unit),
+        cfg.spec_dir(unit),
+    ]
 }
 
 /// [`clear`] for the paths [`dirs`] gave.
