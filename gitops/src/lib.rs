@@ -10,6 +10,8 @@
 //!   atomically and fsynced.
 //! - [`plan`]: the pure plan between two unit sets (start, restart, stop,
 //!   unchanged) over their definition digests ([`plan::definition`]).
+//! - [`poll`]: a branch's head as the remote advertises it, without a
+//!   fetch (what jarvisd's `--git` poller asks at each interval).
 //!
 //! A generation is `<state>/generations/<N>/`: the repository's tree at one
 //! revision, checked out once into `.<N>.partial` and renamed into place,
@@ -17,20 +19,26 @@
 //!
 //! ## Why git2 (libgit2, vendored)
 //!
-//! Both candidates build offline from crates.io here. `git2` with
-//! `vendored-libgit2` compiles libgit2's C sources with the C compiler the
-//! build already needs (for the stand-in NVML library and libseccomp): a few
-//! crates, about 45 s of CPU for a debug build on this 2-core machine, and
-//! https through the system OpenSSL that other crates of the workspace
-//! link already. `gix` is pure Rust but pulls in about 276 crates for fetch
-//! and checkout over http; its debug build measured several times longer
-//! (see the crate's report in the repository history). Fetching and
-//! checking out a tree is all jarvis needs, which libgit2 has done for a
-//! long time; ssh URLs are not built in (no libssh2): a homelab box pulls
-//! over https or from a local path.
+//! Both candidates build offline from crates.io here; measured as fresh
+//! debug builds of a crate that only depends on each, `cargo build -j 2` on
+//! this 2-core machine (`/usr/bin/time -v`):
+//!
+//! | | crates compiled | wall | CPU (user) |
+//! |---|---|---|---|
+//! | `git2` 0.20, `vendored-libgit2` + `https` | 48 | 46 s | 34 s |
+//! | `gix` 0.90, blocking reqwest + rustls http, worktree, revision | 158 | 3 min 14 s | 120 s |
+//!
+//! `git2` compiles libgit2's C sources with the C compiler the build already
+//! needs (for the stand-in NVML library and libseccomp) and does https
+//! through the system OpenSSL (`libssl-dev`, which the build already has
+//! for other crates). `gix` is pure Rust but three to four times the build.
+//! Fetching and checking out a tree is all jarvis needs, which libgit2 has
+//! done for a long time. ssh URLs are not built in (no libssh2): a homelab
+//! box pulls over https, or from a local path or `file://` URL.
 
 pub mod git;
 pub mod plan;
+pub mod poll;
 pub mod record;
 
 pub use git::{checkout, GitError};
