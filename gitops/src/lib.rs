@@ -8,7 +8,7 @@
 //! - [`record`]: `<state>/generations.json`, the list of generations (number,
 //!   revision, date, state, units path) and the apply in progress, written
 //!   atomically and fsynced.
-//! - [`plan`]: the pure plan between two unit sets (start, restart, stop,
+//! - [`plan`](mod@plan): the pure plan between two unit sets (start, restart, stop,
 //!   unchanged) over their definition digests ([`plan::definition`]).
 //! - [`poll`]: a branch's head as the remote advertises it, without a
 //!   fetch (what jarvisd's `--git` poller asks at each interval).
