@@ -275,6 +275,16 @@ impl Daemon {
                     Some(Input::Hardware { devices, gpus })
                 }
                 Msg::Request { req, reply } => self.request(req, reply),
+                // An apply that began meanwhile holds the set.
+                Msg::Loaded { id, .. } if self.applying() => {
+                    self.reply(
+                        id,
+                        Response::Error {
+                            message: "an apply began meanwhile; nothing was changed".into(),
+                        },
+                    );
+                    None
+                }
                 Msg::Loaded { id, set, defs } => {
                     let set = set.map(|set| {
                         let set = self.converge(set, &defs);

@@ -618,3 +618,34 @@ fn a_repository_file_counts_by_content_not_by_generation() {
     assert_ne!(a3, a1);
     assert!(environ(a3).contains("VERSION=2"));
 }
+
+/// A plain units directory (`--units`) converges after a restart too: a
+/// unit whose file changed while jarvisd was away is restarted from the new
+/// file; the others are re-adopted as they run.
+#[test]
+fn a_unit_file_changed_while_jarvisd_was_away_is_restarted() {
+    if !root() {
+        return;
+    }
+    let mut j = crate::harness::Jarvis::start(&[("a", &sleeper("1")), ("b", &sleeper("b"))]);
+    let (a1, b) = (j.running("a"), j.running("b"));
+    let pid = |u: &Value| u["pid"].as_i64().unwrap() as i32;
+    let (a1, b) = (pid(&a1), pid(&b));
+    assert!(environ(a1).contains("VERSION=1"));
+    // apply is for generations, not a units directory.
+    let out = j.ctl(&["apply", "--repo", "file:///nonexistent", "--json"]);
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("--units"),
+        "{out:?}"
+    );
+    j.kill_daemon();
+    j.write_unit("a", &sleeper("2"));
+    j.spawn_daemon();
+    let u = j.wait_unit("a", Duration::from_secs(20), |u| {
+        u["state"] == "running" && u["pid"].is_number() && u["pid"] != a1
+    });
+    assert!(environ(pid(&u)).contains("VERSION=2"));
+    assert!(!alive(a1) || environ(a1).is_empty());
+    assert_eq!(pid(&j.running("b")), b, "b is re-adopted, not restarted");
+}
