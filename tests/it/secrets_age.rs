@@ -382,6 +382,23 @@ timeout = "1s"
         .arg(&spec));
     assert_eq!(fs.trim(), "tmpfs", "{}", spec.display());
 
+    // A jarvisd killed and started again finds the run as it was: an exec,
+    // as another user too, still gets the spec.
+    j.kill_daemon();
+    j.spawn_daemon();
+    j.running("box");
+    let out = j.ok(&[
+        "exec",
+        "box",
+        "--user",
+        "65534",
+        "--",
+        "sh",
+        "-c",
+        "echo $(id -u) $(printf %s \"$APP_MOTTO\" | sha256sum | cut -c1-64)",
+    ]);
+    assert_eq!(out.trim(), format!("65534 {}", sha256(&motto)));
+
     // A restart decrypts it again.
     let pid = j.running("box")["pid"].clone();
     j.ok(&["restart", "box"]);
