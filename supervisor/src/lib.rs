@@ -11,11 +11,13 @@ pub mod bench;
 pub mod control;
 pub mod daemon;
 pub mod engine;
+pub mod http;
 pub mod logs;
 pub mod msg;
 pub mod placement;
 pub mod probe;
 pub mod state;
+pub mod trigger;
 
 pub use engine::machine;
 
