@@ -96,13 +96,24 @@ pub fn checkout(
         })?,
         None => {
             remote.connect(git2::Direction::Fetch).map_err(fetch_err)?;
-            let head = remote.default_branch().map_err(|_| GitError::NoHead {
-                repo: repo.to_string(),
-            })?;
+            let head = remote
+                .default_branch()
+                .ok()
+                .and_then(|h| h.as_str().map(str::to_string));
             let _ = remote.disconnect();
-            let head = head.as_str().unwrap_or_default().to_string();
-            let branch = head.strip_prefix("refs/heads/").unwrap_or(&head);
-            resolve(&git, branch).ok_or_else(|| GitError::NoHead {
+            let branch = match head {
+                Some(head) => head
+                    .strip_prefix("refs/heads/")
+                    .unwrap_or(&head)
+                    .to_string(),
+                // HEAD names a branch the repository does not have (a bare
+                // repository made with another default branch than the one
+                // pushed): its only branch, if it has one.
+                None => only_branch(&git).ok_or_else(|| GitError::NoHead {
+                    repo: repo.to_string(),
+                })?,
+            };
+            resolve(&git, &branch).ok_or_else(|| GitError::NoHead {
                 repo: repo.to_string(),
             })?
         }
@@ -126,6 +137,20 @@ fn open_cache(cache: &Path) -> Result<Repository, GitError> {
             err,
         })?;
         Repository::init_bare(cache).map_err(err)
+    }
+}
+
+/// The one branch fetched, if there is exactly one.
+fn only_branch(git: &Repository) -> Option<String> {
+    let refs = git.references_glob("refs/remotes/jarvis/*").ok()?;
+    let names: Vec<String> = refs
+        .flatten()
+        .filter_map(|r| r.name().map(str::to_string))
+        .filter_map(|n| n.strip_prefix("refs/remotes/jarvis/").map(str::to_string))
+        .collect();
+    match names.as_slice() {
+        [one] => Some(one.clone()),
+        _ => None,
     }
 }
 
@@ -253,6 +278,31 @@ mod tests {
         assert!(!dir.path().join("4").exists());
         let err = checkout(&cache, "/nonexistent/repo", None, &dir.path().join("5")).unwrap_err();
         assert!(matches!(err, GitError::Fetch { .. }), "{err}");
+    }
+
+    #[test]
+    fn a_head_that_names_no_branch_falls_back_to_the_only_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let work = repo(dir.path());
+        // A bare repository whose HEAD is refs/heads/master, with only
+        // main pushed.
+        let bare = dir.path().join("bare.git");
+        let b = bare.to_str().unwrap();
+        git(
+            dir.path(),
+            &["-c", "init.defaultBranch=master", "init", "-q", "--bare", b],
+        );
+        git(&work, &["push", "-q", b, "main"]);
+        let got = checkout(&dir.path().join("cache"), b, None, &dir.path().join("1")).unwrap();
+        assert_eq!(got.commit.len(), 40);
+        assert_eq!(
+            std::fs::read_to_string(dir.path().join("1/units/a.toml")).unwrap(),
+            "two"
+        );
+        // Two branches and no HEAD to choose by: say so.
+        git(&work, &["push", "-q", b, "main:other"]);
+        let err = checkout(&dir.path().join("cache2"), b, None, &dir.path().join("2")).unwrap_err();
+        assert!(matches!(err, GitError::NoHead { .. }), "{err}");
     }
 
     #[test]
