@@ -28,7 +28,7 @@ const TARGET_PER_CONTAINER_BYTES: u64 = 2_000_000;
 /// How often the bench asks jarvisd whether the unit has exited.
 const EXIT_POLL: Duration = Duration::from_micros(500);
 
-const START_VARIANTS: [(&str, &str); 5] = [
+const START_VARIANTS: [(&str, &str); 6] = [
     (
         "jarvis (socket, in-process)",
         "`Request::Start` + `Request::Wait` on jarvisd's socket from this process: answered once the unit is running or completed",
@@ -48,6 +48,10 @@ const START_VARIANTS: [(&str, &str); 5] = [
     (
         "docker run --rm",
         "`docker run --rm --network none busybox:local true` (a `docker` client process; dockerd + containerd + shim + runc)",
+    ),
+    (
+        "runc run, jarvis's spec",
+        "`runc run` of the `config.json` jarvisd wrote for `box` (the same seccomp profile, capabilities, mounts and namespaces), root.path = the unpacked rootfs, no cgroupsPath, no hooks",
     ),
 ];
 
@@ -414,6 +418,37 @@ struct Runc {
 }
 
 impl Runc {
+    /// A bundle whose `config.json` is `spec` (jarvisd's own for a unit) on
+    /// `rootfs`: the same profile, capabilities, mounts and namespaces, so
+    /// the two runtimes do the same work. runc makes its own cgroup.
+    fn with_spec(dir: &Path, rootfs: &Path, spec: &Path) -> Res<Runc> {
+        let bundle = dir.join("runc-bundle-jarvis-spec");
+        fs::create_dir_all(&bundle)?;
+        let mut spec: Value = serde_json::from_str(&fs::read_to_string(spec)?)?;
+        spec["root"] = json!({ "path": rootfs.display().to_string(), "readonly": false });
+        if let Some(linux) = spec["linux"].as_object_mut() {
+            linux.remove("cgroupsPath");
+        }
+        if let Some(o) = spec.as_object_mut() {
+            o.remove("hooks");
+        }
+        fs::write(
+            bundle.join("config.json"),
+            serde_json::to_string_pretty(&spec)?,
+        )?;
+        let r = Runc {
+            bundle,
+            root: dir.join("runc-state-jarvis-spec"),
+            id: format!("jarvis-bench-spec-{}", std::process::id()),
+            describe: format!(
+                "jarvisd's own config.json for the unit (seccomp profile: {}), root.path = the unpacked rootfs, no cgroupsPath, no hooks",
+                !spec["linux"]["seccomp"].is_null()
+            ),
+        };
+        r.run()?;
+        Ok(r)
+    }
+
     /// A bundle from `runc spec` (terminal false, args `true`) on `rootfs`.
     fn prepare(dir: &Path, rootfs: &Path) -> Res<Runc> {
         let bundle = dir.join("runc-bundle");
@@ -807,13 +842,31 @@ fn bench_start(
     d.ctl(&["up", "--wait", "--timeout", "60s"])?;
     wait_exited(&d, "box")?;
     let unit = vec!["box".to_string()];
+    // runc again, on the spec jarvisd wrote for `box`.
+    let same_spec = match runc {
+        Some(_) => {
+            let spec = d.dir.path().join("state/containers/box/config.json");
+            match Runc::with_spec(d.dir.path(), &image.rootfs, &spec) {
+                Ok(r) => {
+                    progress!("container start: runc with jarvis's spec: {}", r.describe);
+                    Some(r)
+                }
+                Err(e) => {
+                    progress!("container start: runc with jarvis's spec failed: {e}");
+                    None
+                }
+            }
+        }
+        None => None,
+    };
 
     // Variants 0 and 1 come from the same run.
-    let sides: Vec<usize> = [0usize, 2, 3, 4]
+    let sides: Vec<usize> = [0usize, 2, 3, 4, 5]
         .into_iter()
         .filter(|&v| match v {
             3 => runc.is_some(),
             4 => docker.is_some(),
+            5 => same_spec.is_some(),
             _ => true,
         })
         .collect();
@@ -861,6 +914,14 @@ fn bench_start(
                         samples[3].push(elapsed_ns(t));
                     }
                 }
+                5 => {
+                    let r = same_spec.as_ref().expect("only with runc");
+                    let t = Instant::now();
+                    r.run()?;
+                    if keep {
+                        samples[5].push(elapsed_ns(t));
+                    }
+                }
                 _ => {
                     let dk = docker.expect("only with docker");
                     let t = Instant::now();
@@ -893,6 +954,7 @@ fn bench_start(
         .lines()
         .filter(|l| l.contains("exited with code 0"))
         .count();
+    let same_spec_left = same_spec.as_ref().map(|r| r.leftovers());
     let left = d.stop()?;
     let mounts = mounts_under(d.dir.path());
     progress!("container start: jarvisd stopped; {}", left.describe());
@@ -976,6 +1038,19 @@ fn bench_start(
             ),
             pass: r1 <= TARGET_START_RATIO,
         });
+    }
+    if same_spec.is_some() && !samples[5].is_empty() {
+        let r = sums[0].p50 as f64 / sums[5].p50.max(1) as f64;
+        targets.push(Target {
+            what: "container start, jarvis (socket Start+Wait) median vs `runc run` of jarvis's own config.json (same seccomp profile, capabilities, mounts)",
+            limit: format!("≤ {TARGET_START_RATIO}×"),
+            measured: format!("{:.2}× ({} vs {} ms)", r, ms(sums[0].p50), ms(sums[5].p50)),
+            pass: r <= TARGET_START_RATIO,
+        });
+    }
+    if let Some(l) = &same_spec_left {
+        let _ = writeln!(md, "
+runc with jarvis's spec: {l}.");
     }
     let mut variants = serde_json::Map::new();
     for (((name, what), s), v) in START_VARIANTS.iter().zip(&sums).zip(&samples) {
