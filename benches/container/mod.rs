@@ -1049,8 +1049,11 @@ fn bench_start(
         });
     }
     if let Some(l) = &same_spec_left {
-        let _ = writeln!(md, "
-runc with jarvis's spec: {l}.");
+        let _ = writeln!(
+            md,
+            "
+runc with jarvis's spec: {l}."
+        );
     }
     let mut variants = serde_json::Map::new();
     for (((name, what), s), v) in START_VARIANTS.iter().zip(&sums).zip(&samples) {
