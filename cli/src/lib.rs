@@ -12,7 +12,7 @@ mod progress;
 mod secret;
 mod table;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -68,16 +68,18 @@ pub enum Command {
     /// one is not within --timeout, the generation before comes back by
     /// itself and this exits 1.
     Apply {
-        /// The repository: a path or a URL [default: the active
-        /// generation's].
+        /// The repository: a path or a URL [default: jarvisd's --git
+        /// repository when it has one, else the active generation's].
         #[arg(long, value_name = "PATH-or-URL")]
         repo: Option<String>,
         /// A branch, tag or commit [default: the head of the repository's
-        /// default branch].
+        /// default branch; of jarvisd's --git-branch for its --git
+        /// repository].
         #[arg(long)]
         rev: Option<String>,
-        /// The units directory inside the repository [default: the active
-        /// generation's with its repository, else the root].
+        /// The units directory inside the repository [default: jarvisd's
+        /// --git-path for its --git repository, the active generation's
+        /// with its repository, else the root].
         #[arg(long, value_name = "SUBDIR")]
         path: Option<String>,
         /// Print the plan and change nothing.
@@ -225,8 +227,14 @@ pub enum Command {
     /// Check unit files without a daemon: every problem, as FILE:LINE:COL.
     Validate {
         /// Unit files or directories of them [default: units, in the
-        /// current directory].
+        /// current directory; with --repo, the repository's units
+        /// directory, else its root].
         paths: Vec<PathBuf>,
+        /// The root of the repository the units come from (a checkout), as
+        /// `apply` reads them: their relative env_file entries and
+        /// [[secret]] sources are the repository's files.
+        #[arg(long, value_name = "DIR")]
+        repo: Option<PathBuf>,
         /// Print {"ok": ..., "units": [...], "problems": [{"file", "line",
         /// "col", "message"}], "notes": [...]} for scripts (line and col are
         /// 0 for a problem with a whole file or directory; notes, such as
@@ -304,7 +312,7 @@ pub fn main() -> ExitCode {
 fn run(args: Args) -> anyhow::Result<ExitCode> {
     let client = Client::new(args.socket);
     match args.command {
-        Command::Validate { paths, json } => Ok(validate(&paths, json)),
+        Command::Validate { paths, repo, json } => Ok(validate(&paths, repo.as_deref(), json)),
         Command::Import(cmd) => import::run(cmd),
         Command::Secret(cmd) => secret::run(cmd),
         Command::Probe { json } => {
@@ -545,10 +553,22 @@ const DEFAULT_UNITS: &str = "units";
 
 /// Loads `paths` as `validate` does: like jarvisd, but a path that holds no
 /// unit file is a problem too, and one that is missing says what to pass
-/// (`default`: no path was given, so `paths` is [`DEFAULT_UNITS`]).
-fn check(paths: &[PathBuf], default: bool) -> Result<jarvis_unit::UnitSet, Vec<Diagnostic>> {
+/// (`default`: no path was given, so `paths` is [`DEFAULT_UNITS`]). With a
+/// `repo`, relative env files and secret sources are its files, as in a
+/// generation.
+fn check(
+    paths: &[PathBuf],
+    default: bool,
+    repo: Option<&Path>,
+) -> Result<jarvis_unit::UnitSet, Vec<Diagnostic>> {
     let mut problems = Vec::new();
     let mut load = Vec::new();
+    if let Some(repo) = repo.filter(|r| !r.is_dir()) {
+        problems.push(Diagnostic::whole_file(
+            repo,
+            "--repo: no such directory; name the root of a checkout of the repository",
+        ));
+    }
     for p in paths {
         if default && std::fs::symlink_metadata(p).is_err() {
             problems.push(Diagnostic::whole_file(
@@ -568,10 +588,13 @@ fn check(paths: &[PathBuf], default: bool) -> Result<jarvis_unit::UnitSet, Vec<D
             load.push(p.clone());
         }
     }
+    let opts = jarvis_unit::LoadOptions {
+        base: repo.map(Path::to_path_buf),
+    };
     let loaded = if load.is_empty() {
         Ok(Default::default())
     } else {
-        jarvis_unit::load_paths(&load)
+        jarvis_unit::load_paths_with(&load, &opts)
     };
     match loaded {
         Ok(set) if problems.is_empty() => Ok(set),
@@ -583,15 +606,26 @@ fn check(paths: &[PathBuf], default: bool) -> Result<jarvis_unit::UnitSet, Vec<D
     }
 }
 
-fn validate(paths: &[PathBuf], json: bool) -> ExitCode {
-    let default = paths.is_empty();
-    let paths = if default {
-        vec![PathBuf::from(DEFAULT_UNITS)]
+/// What `validate --repo DIR` reads without a path: `DIR/units` when there
+/// is one, else `DIR`.
+fn repo_units(repo: &Path) -> PathBuf {
+    let units = repo.join(DEFAULT_UNITS);
+    if units.is_dir() {
+        units
     } else {
-        paths.to_vec()
+        repo.to_path_buf()
+    }
+}
+
+fn validate(paths: &[PathBuf], repo: Option<&Path>, json: bool) -> ExitCode {
+    let default = paths.is_empty() && repo.is_none();
+    let paths = match (paths.is_empty(), repo) {
+        (false, _) => paths.to_vec(),
+        (true, Some(repo)) => vec![repo_units(repo)],
+        (true, None) => vec![PathBuf::from(DEFAULT_UNITS)],
     };
     let paths = paths.as_slice();
-    match check(paths, default) {
+    match check(paths, default, repo) {
         Ok(set) => {
             if json {
                 let names: Vec<&String> = set.units.keys().collect();
@@ -682,7 +716,7 @@ mod tests {
 
         // A directory without unit files.
         assert_eq!(
-            messages(check(std::slice::from_ref(&empty), false)),
+            messages(check(std::slice::from_ref(&empty), false, None)),
             [format!(
                 "{}: no *.toml unit files here; pass the units directory or files",
                 empty.display()
@@ -690,7 +724,7 @@ mod tests {
         );
         // No path given, and no ./units.
         let missing = dir.join("nowhere");
-        let m = messages(check(std::slice::from_ref(&missing), true));
+        let m = messages(check(std::slice::from_ref(&missing), true, None));
         assert_eq!(m.len(), 1);
         assert!(
             m[0].contains("no units directory here (validate reads ./units when given no path)")
@@ -698,18 +732,46 @@ mod tests {
             "{m:?}"
         );
         // A path given that is not there.
-        let m = messages(check(std::slice::from_ref(&missing), false));
+        let m = messages(check(std::slice::from_ref(&missing), false, None));
         assert!(
             m[0].ends_with("no such file or directory; give the units directory or unit files"),
             "{m:?}"
         );
         // Good paths still load next to a bad one, and the bad one is named.
-        let m = messages(check(&[units.clone(), empty.clone()], false));
+        let m = messages(check(&[units.clone(), empty.clone()], false, None));
         assert_eq!(m.len(), 1, "{m:?}");
         assert!(m[0].starts_with(&empty.display().to_string()), "{m:?}");
-        let set = check(std::slice::from_ref(&units), false).unwrap();
+        let set = check(std::slice::from_ref(&units), false, None).unwrap();
         assert_eq!(set.names().collect::<Vec<_>>(), ["web"]);
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn validate_with_a_repository_takes_its_relative_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let repo = dir.path().join("lab");
+        std::fs::create_dir_all(repo.join("units")).unwrap();
+        std::fs::write(
+            repo.join("units/web.toml"),
+            "env_file = [\"env/web.env\"]\n[native]\ncommand = [\"/bin/true\"]\n",
+        )
+        .unwrap();
+        let units = vec![repo.join("units")];
+        // A plain units directory takes absolute paths only.
+        assert!(check(&units, false, None).is_err());
+        // The repository's: env/web.env is its file.
+        let set = check(&units, false, Some(&repo)).unwrap();
+        assert_eq!(
+            set.units["web"].env_file[0],
+            repo.join("env/web.env"),
+            "resolved against the repository"
+        );
+        // Without a path, the repository's units directory.
+        assert_eq!(repo_units(&repo), repo.join("units"));
+        assert_eq!(repo_units(&repo.join("units")), repo.join("units"));
+        // A repository that is not there is named.
+        let m = messages(check(&units, false, Some(&dir.path().join("nope"))));
+        assert!(m[0].contains("--repo: no such directory"), "{m:?}");
     }
 
     #[test]
