@@ -420,6 +420,370 @@ pub fn denied_names(profile: &LinuxSeccomp) -> Vec<(String, u32)> {
         .collect()
 }
 
+/// A profile compiled to a seccomp BPF program once, in jarvisd, and
+/// loaded by the container's init right before `execve` (see
+/// [`compile_bpf`] and [`Program::load`]).
+pub mod bpf {
+    use std::collections::hash_map::DefaultHasher;
+    use std::collections::{HashSet, VecDeque};
+    use std::hash::{Hash, Hasher};
+    use std::io::{self, Read, Seek};
+    use std::sync::{Arc, Mutex};
+
+    use libseccomp::{
+        ScmpAction, ScmpArch, ScmpArgCompare, ScmpCompareOp, ScmpFilterContext, ScmpSyscall,
+    };
+    use oci_spec::runtime::{
+        Arch, LinuxSeccomp, LinuxSeccompAction, LinuxSeccompFilterFlag, LinuxSeccompOperator,
+    };
+
+    /// Why a profile is not compiled ahead (the caller leaves it to
+    /// libcontainer), or could not be.
+    #[derive(Debug, thiserror::Error)]
+    pub enum BpfError {
+        /// The profile needs what only loading it in the container can
+        /// give: a notify listener descriptor, or a flag with no meaning
+        /// without one.
+        #[error("seccomp profile not compiled ahead: {0}")]
+        Refused(&'static str),
+        #[error("compiling the seccomp profile: {0}")]
+        Compile(String),
+        #[error("seccomp program: {0}")]
+        Io(#[from] io::Error),
+    }
+
+    /// The largest program the kernel takes (`BPF_MAXINSNS`).
+    const MAX_INSNS: usize = 4096;
+
+    /// The `seccomp(2)` flags that stand for the profile's `flags`, or why
+    /// the profile cannot be loaded as a ready program: a notify action
+    /// (default or per syscall), a listener, or
+    /// `SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV` (a notify flag).
+    pub fn load_flags(profile: &LinuxSeccomp) -> Result<u32, BpfError> {
+        let notify = profile.default_action() == LinuxSeccompAction::ScmpActNotify
+            || profile
+                .syscalls()
+                .iter()
+                .flatten()
+                .any(|s| s.action() == LinuxSeccompAction::ScmpActNotify);
+        if notify || profile.listener_path().is_some() {
+            return Err(BpfError::Refused("a notify action needs its listener"));
+        }
+        let mut flags = 0u32;
+        for f in profile.flags().iter().flatten() {
+            flags |= match f {
+                LinuxSeccompFilterFlag::SeccompFilterFlagLog => {
+                    libc::SECCOMP_FILTER_FLAG_LOG as u32
+                }
+                LinuxSeccompFilterFlag::SeccompFilterFlagTsync => {
+                    libc::SECCOMP_FILTER_FLAG_TSYNC as u32
+                }
+                LinuxSeccompFilterFlag::SeccompFilterFlagSpecAllow => {
+                    libc::SECCOMP_FILTER_FLAG_SPEC_ALLOW as u32
+                }
+                LinuxSeccompFilterFlag::SeccompFilterFlagWaitKillableRecv => {
+                    return Err(BpfError::Refused("SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV"))
+                }
+            };
+        }
+        Ok(flags)
+    }
+
+    fn translate_arch(arch: Arch) -> ScmpArch {
+        match arch {
+            Arch::ScmpArchNative => ScmpArch::Native,
+            Arch::ScmpArchX86 => ScmpArch::X86,
+            Arch::ScmpArchX86_64 => ScmpArch::X8664,
+            Arch::ScmpArchX32 => ScmpArch::X32,
+            Arch::ScmpArchArm => ScmpArch::Arm,
+            Arch::ScmpArchAarch64 => ScmpArch::Aarch64,
+            Arch::ScmpArchMips => ScmpArch::Mips,
+            Arch::ScmpArchMips64 => ScmpArch::Mips64,
+            Arch::ScmpArchMips64n32 => ScmpArch::Mips64N32,
+            Arch::ScmpArchMipsel => ScmpArch::Mipsel,
+            Arch::ScmpArchMipsel64 => ScmpArch::Mipsel64,
+            Arch::ScmpArchMipsel64n32 => ScmpArch::Mipsel64N32,
+            Arch::ScmpArchPpc => ScmpArch::Ppc,
+            Arch::ScmpArchPpc64 => ScmpArch::Ppc64,
+            Arch::ScmpArchPpc64le => ScmpArch::Ppc64Le,
+            Arch::ScmpArchS390 => ScmpArch::S390,
+            Arch::ScmpArchS390x => ScmpArch::S390X,
+            Arch::ScmpArchRiscv64 => ScmpArch::Riscv64,
+            Arch::ScmpArchParisc => ScmpArch::Parisc,
+            Arch::ScmpArchParisc64 => ScmpArch::Parisc64,
+            Arch::ScmpArchLoongarch64 => ScmpArch::Loongarch64,
+            Arch::ScmpArchM68k => ScmpArch::M68k,
+            Arch::ScmpArchSh => ScmpArch::Sh,
+            Arch::ScmpArchSheb => ScmpArch::Sheb,
+        }
+    }
+
+    fn translate_action(
+        action: LinuxSeccompAction,
+        errno: Option<u32>,
+    ) -> Result<ScmpAction, BpfError> {
+        let errno = errno.map(|e| e as i32).unwrap_or(libc::EPERM);
+        Ok(match action {
+            LinuxSeccompAction::ScmpActKill => ScmpAction::KillThread,
+            LinuxSeccompAction::ScmpActTrap => ScmpAction::Trap,
+            LinuxSeccompAction::ScmpActErrno => ScmpAction::Errno(errno),
+            LinuxSeccompAction::ScmpActTrace => ScmpAction::Trace(
+                errno
+                    .try_into()
+                    .map_err(|_| BpfError::Compile(format!("trace errno {errno}")))?,
+            ),
+            LinuxSeccompAction::ScmpActAllow => ScmpAction::Allow,
+            LinuxSeccompAction::ScmpActKillProcess => ScmpAction::KillProcess,
+            LinuxSeccompAction::ScmpActNotify => ScmpAction::Notify,
+            LinuxSeccompAction::ScmpActLog => ScmpAction::Log,
+            LinuxSeccompAction::ScmpActKillThread => ScmpAction::KillThread,
+        })
+    }
+
+    fn translate_op(op: LinuxSeccompOperator, datum_b: Option<u64>) -> ScmpCompareOp {
+        match op {
+            LinuxSeccompOperator::ScmpCmpNe => ScmpCompareOp::NotEqual,
+            LinuxSeccompOperator::ScmpCmpLt => ScmpCompareOp::Less,
+            LinuxSeccompOperator::ScmpCmpLe => ScmpCompareOp::LessOrEqual,
+            LinuxSeccompOperator::ScmpCmpEq => ScmpCompareOp::Equal,
+            LinuxSeccompOperator::ScmpCmpGe => ScmpCompareOp::GreaterEqual,
+            LinuxSeccompOperator::ScmpCmpGt => ScmpCompareOp::Greater,
+            LinuxSeccompOperator::ScmpCmpMaskedEq => {
+                ScmpCompareOp::MaskedEqual(datum_b.unwrap_or(0))
+            }
+        }
+    }
+
+    fn lib(what: &str) -> impl FnOnce(libseccomp::error::SeccompError) -> BpfError + '_ {
+        move |e| BpfError::Compile(format!("{what}: {e}"))
+    }
+
+    /// The BPF program `profile` is, as libseccomp generates it when
+    /// libcontainer 0.7's `initialize_seccomp` loads the profile: the same
+    /// translation (default action and errno, flags, architectures,
+    /// `SCMP_FLTATR_CTL_NNP` off, rules whose action is the default
+    /// skipped, names this libseccomp does not know skipped, arguments
+    /// with a repeated index added as one rule each), exported instead of
+    /// loaded. Bytes: `struct sock_filter` in host order, 8 each. A
+    /// profile [`load_flags`] refuses is refused here too.
+    pub fn compile_bpf(profile: &LinuxSeccomp) -> Result<Vec<u8>, BpfError> {
+        load_flags(profile)?;
+        let default_action =
+            translate_action(profile.default_action(), profile.default_errno_ret())?;
+        let mut ctx = ScmpFilterContext::new(default_action).map_err(lib("new filter"))?;
+        for flag in profile.flags().iter().flatten() {
+            match flag {
+                LinuxSeccompFilterFlag::SeccompFilterFlagLog => ctx.set_ctl_log(true),
+                LinuxSeccompFilterFlag::SeccompFilterFlagTsync => ctx.set_ctl_tsync(true),
+                LinuxSeccompFilterFlag::SeccompFilterFlagSpecAllow => ctx.set_ctl_ssb(true),
+                LinuxSeccompFilterFlag::SeccompFilterFlagWaitKillableRecv => {
+                    ctx.set_ctl_waitkill(true)
+                }
+            }
+            .map_err(lib("setting a filter flag"))?;
+        }
+        for &arch in profile.architectures().iter().flatten() {
+            ctx.add_arch(translate_arch(arch))
+                .map_err(lib("adding an architecture"))?;
+        }
+        ctx.set_ctl_nnp(false).map_err(lib("SCMP_FLTATR_CTL_NNP"))?;
+        for syscall in profile.syscalls().iter().flatten() {
+            let action = translate_action(syscall.action(), syscall.errno_ret())?;
+            if action == default_action {
+                continue;
+            }
+            for name in syscall.names() {
+                let Ok(sc) = ScmpSyscall::from_name(name) else {
+                    continue;
+                };
+                match syscall.args() {
+                    Some(args) => {
+                        let mut seen = HashSet::new();
+                        let mut repeated = false;
+                        let cmps: Vec<ScmpArgCompare> = args
+                            .iter()
+                            .map(|a| {
+                                let index = a.index() as u32;
+                                repeated |= !seen.insert(index);
+                                ScmpArgCompare::new(
+                                    index,
+                                    translate_op(a.op(), a.value_two()),
+                                    a.value(),
+                                )
+                            })
+                            .collect();
+                        if repeated {
+                            for c in &cmps {
+                                ctx.add_rule_conditional(action, sc, std::slice::from_ref(c))
+                                    .map_err(|e| BpfError::Compile(format!("rule {name}: {e}")))?;
+                            }
+                        } else {
+                            ctx.add_rule_conditional(action, sc, &cmps)
+                                .map_err(|e| BpfError::Compile(format!("rule {name}: {e}")))?;
+                        }
+                    }
+                    None => {
+                        ctx.add_rule(action, sc)
+                            .map_err(|e| BpfError::Compile(format!("rule {name}: {e}")))?;
+                    }
+                }
+            }
+        }
+        // libseccomp 2.5 exports to a descriptor only.
+        // SAFETY: memfd_create with a C string; the descriptor it returns
+        // is owned by the file from here on.
+        let fd = unsafe { libc::memfd_create(c"seccomp-bpf".as_ptr(), libc::MFD_CLOEXEC) };
+        if fd < 0 {
+            return Err(io::Error::last_os_error().into());
+        }
+        // SAFETY: `fd` was just opened and nothing else owns it.
+        let mut file = unsafe { <std::fs::File as std::os::fd::FromRawFd>::from_raw_fd(fd) };
+        ctx.export_bpf(&file).map_err(lib("exporting"))?;
+        file.rewind()?;
+        let mut out = Vec::new();
+        file.read_to_end(&mut out)?;
+        Program::check(&out)?;
+        Ok(out)
+    }
+
+    /// A ready program and its `seccomp(2)` flags, to load in the
+    /// container's init (or an exec'd process) just before `execve`.
+    #[derive(Clone)]
+    pub struct Program {
+        filter: Arc<[libc::sock_filter]>,
+        flags: u32,
+    }
+
+    impl std::fmt::Debug for Program {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.debug_struct("Program")
+                .field("insns", &self.filter.len())
+                .field("flags", &self.flags)
+                .finish()
+        }
+    }
+
+    impl Program {
+        fn check(bytes: &[u8]) -> io::Result<()> {
+            if bytes.is_empty() || bytes.len() % 8 != 0 || bytes.len() / 8 > MAX_INSNS {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    format!("{} bytes is no seccomp BPF program", bytes.len()),
+                ));
+            }
+            Ok(())
+        }
+
+        /// A program from [`compile_bpf`]'s bytes (a non-empty multiple of
+        /// 8, at most `BPF_MAXINSNS` instructions).
+        pub fn from_bytes(bytes: &[u8], flags: u32) -> io::Result<Program> {
+            Program::check(bytes)?;
+            let filter = bytes
+                .chunks_exact(8)
+                .map(|c| libc::sock_filter {
+                    code: u16::from_ne_bytes([c[0], c[1]]),
+                    jt: c[2],
+                    jf: c[3],
+                    k: u32::from_ne_bytes([c[4], c[5], c[6], c[7]]),
+                })
+                .collect();
+            Ok(Program { filter, flags })
+        }
+
+        /// Reads a program written from [`compile_bpf`]'s bytes.
+        pub fn read(path: &std::path::Path, flags: u32) -> io::Result<Program> {
+            let bytes = std::fs::read(path)?;
+            Program::from_bytes(&bytes, flags).map_err(|e| io::Error::new(e.kind(), format!("{path:?}: {e}")))
+        }
+
+        /// Instructions.
+        pub fn len(&self) -> usize {
+            self.filter.len()
+        }
+
+        pub fn is_empty(&self) -> bool {
+            self.filter.is_empty()
+        }
+
+        /// Installs the program on the calling thread:
+        /// `seccomp(SECCOMP_SET_MODE_FILTER, flags, &prog)`. Needs
+        /// `no_new_privs` set (or `CAP_SYS_ADMIN`). Allocates nothing.
+        pub fn load(&self) -> io::Result<()> {
+            let prog = libc::sock_fprog {
+                len: self.filter.len() as u16,
+                filter: self.filter.as_ptr() as *mut libc::sock_filter,
+            };
+            // SAFETY: `prog` points at `len` instructions that outlive the
+            // call; the kernel copies them.
+            let r = unsafe {
+                libc::syscall(
+                    libc::SYS_seccomp,
+                    libc::SECCOMP_SET_MODE_FILTER,
+                    self.flags as libc::c_ulong,
+                    &prog as *const libc::sock_fprog,
+                )
+            };
+            if r == 0 {
+                Ok(())
+            } else {
+                Err(io::Error::last_os_error())
+            }
+        }
+    }
+
+    /// Compiled programs by profile, a few at most, the most recently used
+    /// kept: a unit's profile depends only on its capabilities (and the
+    /// host), so a handful of distinct ones cover every start.
+    #[derive(Debug)]
+    pub struct BpfCache {
+        cap: usize,
+        /// (hash of the profile's JSON, that JSON, its program), most
+        /// recent last.
+        entries: Mutex<VecDeque<(u64, String, Arc<Vec<u8>>)>>,
+    }
+
+    impl BpfCache {
+        pub fn new(cap: usize) -> BpfCache {
+            BpfCache {
+                cap: cap.max(1),
+                entries: Mutex::new(VecDeque::new()),
+            }
+        }
+
+        /// `profile`'s program, compiled on the first call for it (the
+        /// lock is held meanwhile, so one profile is compiled once).
+        pub fn get(&self, profile: &LinuxSeccomp) -> Result<Arc<Vec<u8>>, BpfError> {
+            let json = serde_json::to_string(profile)
+                .map_err(|e| BpfError::Compile(format!("serializing the profile: {e}")))?;
+            let mut h = DefaultHasher::new();
+            json.hash(&mut h);
+            let hash = h.finish();
+            let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some(i) = entries.iter().position(|(k, j, _)| *k == hash && *j == json) {
+                let hit = entries.remove(i).expect("position is in range");
+                let program = hit.2.clone();
+                entries.push_back(hit);
+                return Ok(program);
+            }
+            let program = Arc::new(compile_bpf(profile)?);
+            if entries.len() >= self.cap {
+                entries.pop_front();
+            }
+            entries.push_back((hash, json, program.clone()));
+            Ok(program)
+        }
+
+        /// Profiles held.
+        pub fn len(&self) -> usize {
+            self.entries.lock().unwrap_or_else(|e| e.into_inner()).len()
+        }
+
+        pub fn is_empty(&self) -> bool {
+            self.len() == 0
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -843,5 +1207,145 @@ mod tests {
             riscv.architectures().as_deref(),
             Some(&[Arch::ScmpArchRiscv64][..])
         );
+    }
+}
+
+#[cfg(test)]
+mod bpf_tests {
+    use std::sync::Arc;
+
+    use oci_spec::runtime::{LinuxSeccompFilterFlag, LinuxSyscallBuilder};
+
+    use super::bpf::*;
+    use super::*;
+
+    fn docker() -> LinuxSeccomp {
+        default_profile(&crate::spec::DEFAULT_CAPABILITIES.into_iter().collect())
+    }
+
+    #[test]
+    fn docker_default_compiles_to_whole_instructions() {
+        let bytes = compile_bpf(&docker()).unwrap();
+        assert!(bytes.len() >= 8 * 100, "{} bytes", bytes.len());
+        assert_eq!(bytes.len() % 8, 0);
+        let p = Program::from_bytes(&bytes, load_flags(&docker()).unwrap()).unwrap();
+        assert_eq!(p.len() * 8, bytes.len());
+        // The same profile, the same program.
+        assert_eq!(compile_bpf(&docker()).unwrap(), bytes);
+        assert!(Program::from_bytes(&bytes[..bytes.len() - 1], 0).is_err());
+        assert!(Program::from_bytes(&[], 0).is_err());
+    }
+
+    /// Loads the program in a forked child (never in the test process)
+    /// and reports what two syscalls did there: an unlisted one
+    /// (`pkey_alloc`), and `write(2)` on a pipe the parent reads.
+    #[test]
+    fn the_loaded_program_refuses_unlisted_syscalls_and_allows_write() {
+        let profile = docker();
+        let program = Program::from_bytes(
+            &compile_bpf(&profile).unwrap(),
+            load_flags(&profile).unwrap(),
+        )
+        .unwrap();
+        let mut fds = [0; 2];
+        // SAFETY: pipe2 fills two descriptors.
+        assert_eq!(unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) }, 0);
+        let [r, w] = fds;
+        // SAFETY: the child makes system calls only, then _exits.
+        let pid = unsafe { libc::fork() };
+        assert!(pid >= 0);
+        if pid == 0 {
+            // SAFETY: system calls on plain integers and our own buffers.
+            unsafe {
+                if libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0 {
+                    libc::_exit(10);
+                }
+                if program.load().is_err() {
+                    libc::_exit(11);
+                }
+                let refused = libc::syscall(libc::SYS_pkey_alloc, 0, 0) == -1
+                    && *libc::__errno_location() == libc::EPERM;
+                let unnumbered = libc::syscall(1000) == -1 && *libc::__errno_location() == libc::EPERM;
+                let byte: &[u8] = match (refused, unnumbered) {
+                    (true, true) => b"E",
+                    (false, _) => b"a",
+                    (_, false) => b"n",
+                };
+                let wrote = libc::write(w, byte.as_ptr().cast(), 1);
+                libc::_exit(if wrote == 1 { 0 } else { 12 });
+            }
+        }
+        // SAFETY: closing our copy of the write end.
+        unsafe { libc::close(w) };
+        let mut status = 0;
+        // SAFETY: waiting for our own child.
+        assert_eq!(unsafe { libc::waitpid(pid, &mut status, 0) }, pid);
+        let mut byte = [0u8; 1];
+        // SAFETY: reading into a local buffer.
+        let n = unsafe { libc::read(r, byte.as_mut_ptr().cast(), 1) };
+        // SAFETY: closing our read end.
+        unsafe { libc::close(r) };
+        assert!(
+            libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
+            "child status {status:#x}"
+        );
+        assert_eq!(n, 1);
+        assert_eq!(
+            byte[0] as char, 'E',
+            "a: pkey_alloc not EPERM, n: syscall 1000 not EPERM"
+        );
+    }
+
+    #[test]
+    fn notify_and_waitkill_profiles_are_left_to_libcontainer() {
+        let mut notify = docker();
+        let mut rules = notify.syscalls().clone().unwrap();
+        rules.push(
+            LinuxSyscallBuilder::default()
+                .names(vec!["pkey_alloc".to_string()])
+                .action(LinuxSeccompAction::ScmpActNotify)
+                .build()
+                .unwrap(),
+        );
+        notify.set_syscalls(Some(rules));
+        assert!(matches!(load_flags(&notify), Err(BpfError::Refused(_))));
+        assert!(matches!(compile_bpf(&notify), Err(BpfError::Refused(_))));
+
+        let mut waitkill = docker();
+        waitkill.set_flags(Some(vec![
+            LinuxSeccompFilterFlag::SeccompFilterFlagWaitKillableRecv,
+        ]));
+        assert!(matches!(load_flags(&waitkill), Err(BpfError::Refused(_))));
+
+        let mut log = docker();
+        log.set_flags(Some(vec![
+            LinuxSeccompFilterFlag::SeccompFilterFlagLog,
+            LinuxSeccompFilterFlag::SeccompFilterFlagSpecAllow,
+        ]));
+        assert_eq!(
+            load_flags(&log).unwrap(),
+            (libc::SECCOMP_FILTER_FLAG_LOG | libc::SECCOMP_FILTER_FLAG_SPEC_ALLOW) as u32
+        );
+        assert_eq!(load_flags(&docker()).unwrap(), 0);
+    }
+
+    #[test]
+    fn the_cache_compiles_each_profile_once_and_keeps_a_few() {
+        let cache = BpfCache::new(2);
+        let a = docker();
+        let first = cache.get(&a).unwrap();
+        assert!(Arc::ptr_eq(&first, &cache.get(&a).unwrap()));
+        let mut b = docker();
+        b.set_default_errno_ret(Some(libc::EACCES as u32));
+        let bp = cache.get(&b).unwrap();
+        assert_ne!(*bp, *first, "another default errno, another program");
+        assert_eq!(cache.len(), 2);
+        let mut c = docker();
+        c.set_default_errno_ret(Some(libc::ENOSYS as u32));
+        cache.get(&c).unwrap();
+        assert_eq!(cache.len(), 2);
+        // `a` was the least recently used: it went, so it is compiled anew.
+        assert!(!Arc::ptr_eq(&first, &cache.get(&a).unwrap()));
+        assert!(Arc::ptr_eq(&cache.get(&a).unwrap(), &cache.get(&a).unwrap()));
     }
 }
