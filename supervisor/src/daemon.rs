@@ -38,6 +38,8 @@ pub struct Config {
     pub runtime: Runtimes,
     /// The definition digest of each unit jarvisd boots with.
     pub definitions: jarvis_gitops::Definitions,
+    /// The `--git` repository: `apply` without a repository takes it.
+    pub git: Option<crate::trigger::GitSource>,
 }
 
 pub struct Daemon {
@@ -585,6 +587,10 @@ impl Daemon {
                 );
             }
             Request::Apply { .. } | Request::Rollback { .. } | Request::Generations => {
+                let req = match &self.cfg.git {
+                    Some(git) => git.fill_apply(req),
+                    None => req,
+                };
                 self.apply_request(req, reply);
                 return None;
             }

@@ -91,6 +91,33 @@ pub struct Args {
     /// Log format on stderr (the level is JARVIS_LOG's).
     #[arg(long, value_enum, default_value = "text")]
     pub log_format: LogFormat,
+    /// A git repository of units (a URL or a path) to deploy from: jarvisd
+    /// looks at --git-branch every --git-interval and applies each new
+    /// revision as `jarvisctl apply` does (health gate, rollback). A
+    /// revision rolled back or invalid is not tried again until the branch
+    /// moves. `jarvisctl apply` without --repo uses it.
+    #[arg(long, value_name = "URL", conflicts_with = "units")]
+    pub git: Option<String>,
+    /// The branch of --git whose head is applied.
+    #[arg(long, value_name = "BRANCH", default_value = "main")]
+    pub git_branch: String,
+    /// How often jarvisd looks at --git-branch, e.g. "30s", "5m".
+    #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = humantime::parse_duration)]
+    pub git_interval: std::time::Duration,
+    /// The units directory inside the --git repository [default: its
+    /// root].
+    #[arg(long, value_name = "SUBDIR")]
+    pub git_path: Option<String>,
+    /// Open an HTTP listener on ADDR (e.g. 0.0.0.0:8787). It serves the
+    /// push webhook POST /hooks/git (with --git and --webhook-secret-file),
+    /// for Forgejo, Gitea and GitHub.
+    #[arg(long, value_name = "ADDR")]
+    pub http: Option<std::net::SocketAddr>,
+    /// The webhook's secret: a push is applied only when its body's
+    /// HMAC-SHA256 under this secret matches its X-Hub-Signature-256 or
+    /// X-Gitea-Signature header. One trailing newline is ignored.
+    #[arg(long, value_name = "FILE")]
+    pub webhook_secret_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
@@ -152,6 +179,28 @@ async fn serve(args: Args) -> anyhow::Result<()> {
     let mut args = args;
     args.state_dir = std::fs::canonicalize(&args.state_dir)
         .with_context(|| format!("state dir {}", args.state_dir.display()))?;
+    let git = args
+        .git
+        .as_deref()
+        .map(|url| {
+            trigger::GitSource::new(
+                url,
+                &args.git_branch,
+                args.git_path.as_deref(),
+                args.git_interval,
+            )
+        })
+        .transpose()
+        .map_err(anyhow::Error::msg)?;
+    let secret = args
+        .webhook_secret_file
+        .as_deref()
+        .map(http::Secret::read)
+        .transpose()?;
+    let http_listener = match args.http {
+        Some(addr) => Some(http::bind(addr).await?),
+        None => None,
+    };
     let (units, source, root) = match &args.units {
         Some(dir) if dir.exists() => (
             jarvis_unit::load_dir(dir).map_err(|diags| {
@@ -192,6 +241,7 @@ async fn serve(args: Args) -> anyhow::Result<()> {
     let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
     let cfg = daemon::Config {
         source,
+        git: git.clone(),
         definitions,
         state_dir: args.state_dir.clone(),
         runtime: jarvis_runtime::Runtimes::new(jarvis_runtime::Config {
@@ -287,8 +337,48 @@ async fn serve(args: Args) -> anyhow::Result<()> {
             }
         }
     });
+    let poller = git.map(|src| {
+        tracing::info!(repo = %src.url, branch = %src.branch, interval = %humantime::format_duration(src.interval), "git: deploying the branch's new revisions");
+        trigger::spawn(src, args.state_dir.clone(), tx.clone())
+    });
+    let web = http_listener.map(|listener| {
+        let hook = match (&poller, secret) {
+            (Some((trigger, _)), Some(secret)) => http::Hook::Ready {
+                secret,
+                trigger: trigger.clone(),
+            },
+            (None, _) => http::Hook::Off(format!(
+                "{} is not served: jarvisd was started without --git (no repository to apply)",
+                http::GIT_HOOK
+            )),
+            (Some(_), None) => http::Hook::Off(format!(
+                "{} is not served: jarvisd was started without --webhook-secret-file (no secret to check signatures with)",
+                http::GIT_HOOK
+            )),
+        };
+        let addr = listener
+            .local_addr()
+            .map(|a| a.to_string())
+            .unwrap_or_default();
+        match &hook {
+            http::Hook::Ready { .. } => {
+                tracing::info!(%addr, hook = http::GIT_HOOK, "http: listening; the push webhook is served")
+            }
+            http::Hook::Off(why) => tracing::warn!(%addr, "http: listening; {why}"),
+        }
+        tokio::spawn(http::serve(listener, http::router(hook)))
+    });
+    if args.webhook_secret_file.is_some() && args.http.is_none() {
+        tracing::warn!("--webhook-secret-file without --http: no webhook is served");
+    }
     drop(tx);
     daemon.run(rx).await;
+    if let Some(web) = web {
+        web.abort();
+    }
+    if let Some((_, poller)) = poller {
+        poller.abort();
+    }
     server.abort();
     signals.abort();
     uevents.abort();
