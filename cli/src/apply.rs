@@ -150,18 +150,27 @@ pub fn generations(client: &Client, json: bool) -> anyhow::Result<ExitCode> {
         println!("no generations yet: jarvisctl apply --repo PATH-or-URL deploys one");
         return Ok(ExitCode::SUCCESS);
     }
+    // The reason column only when a generation has one.
+    let reasons = generations.iter().any(|g| g.reason.is_some());
+    let mut header = vec!["GENERATION", "REVISION", "DATE", "STATE"];
+    if reasons {
+        header.push("REASON");
+    }
     let mut table = comfy_table::Table::new();
     table
         .load_preset(comfy_table::presets::NOTHING)
-        .set_header(["GENERATION", "REVISION", "DATE", "STATE", "REASON"]);
+        .set_header(header);
     for g in generations.iter().rev() {
-        table.add_row([
+        let mut row = vec![
             g.number.to_string(),
             g.revision[..g.revision.len().min(12)].to_string(),
             g.date.clone(),
             g.state.clone(),
-            g.reason.clone().unwrap_or_default(),
-        ]);
+        ];
+        if reasons {
+            row.push(g.reason.clone().unwrap_or_default());
+        }
+        table.add_row(row);
     }
     println!("{table}");
     Ok(ExitCode::SUCCESS)
