@@ -19,11 +19,15 @@
 
 use std::path::{Path, PathBuf};
 
+use std::sync::Arc;
+
 use jarvis_unit::{Exec, Unit, VolumeSource};
 use oci_spec::image::ImageConfiguration;
+use oci_spec::runtime::Spec;
 
 use crate::rootfs::{mount_rootfs, unmount_rootfs, RootfsError};
 use crate::run::{delete, write_bundle, write_etc_files, RunError};
+use crate::seccomp::bpf::{self, BpfCache};
 use crate::secrets::SecretError;
 use crate::spec::{
     build_spec, exec_user, DeviceKind, ExtraDevice, Extras, RunPaths, SpecError, SpecInput,
@@ -115,7 +119,18 @@ pub enum PrepareError {
 /// writable layer, is kept. On failure after the mount the rootfs is
 /// unmounted again.
 pub fn prepare_bundle(input: &PrepareInput) -> Result<Prepared, PrepareError> {
-    prepare(input, None)
+    prepare(input, None, None)
+}
+
+/// [`prepare_bundle`] (or [`prepare_bundle_in_memory`] with `spec_dir`)
+/// with compiled seccomp programs taken from `cache` (see
+/// [`seccomp_ahead`]).
+pub fn prepare_bundle_cached(
+    input: &PrepareInput,
+    spec_dir: Option<&Path>,
+    cache: &BpfCache,
+) -> Result<Prepared, PrepareError> {
+    prepare(input, spec_dir, Some(cache))
 }
 
 /// [`prepare_bundle`] for a run whose environment holds secrets (values
@@ -130,12 +145,17 @@ pub fn prepare_bundle_in_memory(
     input: &PrepareInput,
     spec_dir: &Path,
 ) -> Result<Prepared, PrepareError> {
-    prepare(input, Some(spec_dir))
+    prepare(input, Some(spec_dir), None)
 }
 
 /// [`prepare_bundle`], with `config.json` in a tmpfs at `spec_dir` when
-/// given.
-fn prepare(input: &PrepareInput, spec_dir: Option<&Path>) -> Result<Prepared, PrepareError> {
+/// given, and seccomp programs from `cache` when given (compiled for this
+/// run otherwise).
+fn prepare(
+    input: &PrepareInput,
+    spec_dir: Option<&Path>,
+    cache: Option<&BpfCache>,
+) -> Result<Prepared, PrepareError> {
     let unit = input.unit;
     let Exec::Container(c) = &unit.exec else {
         return Err(PrepareError::NotAContainer(unit.name.clone()));
@@ -197,6 +217,7 @@ fn prepare(input: &PrepareInput, spec_dir: Option<&Path>) -> Result<Prepared, Pr
             run: &run,
         })
         .map_err(PrepareError::Spec)?;
+        let spec = seccomp_ahead(dir, spec, cache).map_err(PrepareError::Bundle)?;
         match spec_dir {
             None => write_bundle(dir, &spec).map_err(PrepareError::Bundle)?,
             Some(at) => {
@@ -237,6 +258,75 @@ fn prepare(input: &PrepareInput, spec_dir: Option<&Path>) -> Result<Prepared, Pr
             .and_then(|p| p.args().clone())
             .unwrap_or_default(),
     })
+}
+
+/// Compiles the spec's seccomp profile to a BPF program ahead, when the
+/// container's process has `no_new_privileges` (so libcontainer itself
+/// would load the filter last, after dropping capabilities, where the
+/// program is loaded instead): the program goes to `<dir>/seccomp.bpf`
+/// (0600), `linux.seccomp` leaves the spec and the annotations
+/// [`bpf::ANNOTATION`] and [`bpf::FLAGS_ANNOTATION`] say what to load. The
+/// init then loads a ready program right before `execve`
+/// ([`crate::run::create_and_start`]) instead of libcontainer building
+/// and compiling the profile at every start. A profile that needs
+/// libcontainer (a notify action), a process without
+/// `no_new_privileges`, or a profile libseccomp cannot compile here stay
+/// in the spec, as they are. A program an earlier run left is removed
+/// first.
+pub fn seccomp_ahead(
+    dir: &Path,
+    mut spec: Spec,
+    cache: Option<&BpfCache>,
+) -> Result<Spec, RunError> {
+    let path = dir.join(bpf::FILE);
+    let io = |what: &'static str, path: &Path| {
+        let path = path.to_path_buf();
+        move |source| RunError::Io { what, path, source }
+    };
+    match std::fs::remove_file(&path) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(io("removing", &path)(e)),
+        _ => {}
+    }
+    let nnp = spec.process().as_ref().and_then(|p| p.no_new_privileges()) == Some(true);
+    let Some(mut linux) = spec.linux().clone() else {
+        return Ok(spec);
+    };
+    let Some(profile) = linux.seccomp().clone() else {
+        return Ok(spec);
+    };
+    if !nnp {
+        return Ok(spec);
+    }
+    let compiled = bpf::load_flags(&profile).and_then(|flags| {
+        let program = match cache {
+            Some(c) => c.get(&profile)?,
+            None => Arc::new(bpf::compile_bpf(&profile)?),
+        };
+        Ok((flags, program))
+    });
+    let (flags, program) = match compiled {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::debug!(error = %e, "seccomp profile left to libcontainer");
+            return Ok(spec);
+        }
+    };
+    jarvis_fsutil::write_atomic_mode(
+        &path,
+        &program,
+        jarvis_fsutil::Durability::Atomic,
+        0o600,
+    )
+    .map_err(io("writing", &path))?;
+    linux.set_seccomp(None);
+    spec.set_linux(Some(linux));
+    let mut annotations = spec.annotations().clone().unwrap_or_default();
+    annotations.insert(bpf::ANNOTATION.to_string(), bpf::FILE.to_string());
+    if flags != 0 {
+        annotations.insert(bpf::FLAGS_ANNOTATION.to_string(), flags.to_string());
+    }
+    spec.set_annotations(Some(annotations));
+    Ok(spec)
 }
 
 /// Makes `<dir>/config.json` a symbolic link to `config.json` in

@@ -64,6 +64,7 @@ use nix::fcntl::{fcntl, FcntlArg};
 use oci_spec::runtime::{LinuxDeviceType, LinuxSeccomp, Spec};
 
 use crate::inroot;
+use crate::seccomp::bpf::{self, Program};
 use crate::spec::EtcFiles;
 
 /// The three descriptors a container process starts with.
@@ -287,12 +288,20 @@ pub fn create_and_start(
     let spec = Spec::load(&spec_path)
         .map_err(|e| io_err("loading", &spec_path)(io::Error::other(chain(&e))))?;
     prepare_cwd(&spec)?;
+    let program = ahead_program(&spec, bundle_dir)?;
 
-    let builder = ContainerBuilder::new(id.to_string(), SyscallType::default())
+    let mut builder = ContainerBuilder::new(id.to_string(), SyscallType::default())
         .validate_id()
         .map_err(lc_err("validating the id of", id))?
         .with_root_path(state_root)
-        .map_err(lc_err("setting the state root of", id))?
+        .map_err(lc_err("setting the state root of", id))?;
+    if let Some(program) = program {
+        builder = builder.with_executor(SeccompExecutor {
+            filter: Some(Filter::Program(program)),
+            terminal: false,
+        });
+    }
+    let builder = builder
         .with_stdin(high_cloexec(&stdio.stdin)?)
         .with_stdout(high_cloexec(&stdio.stdout)?)
         .with_stderr(high_cloexec(&stdio.stderr)?);
@@ -322,6 +331,41 @@ pub fn create_and_start(
         }
     }
     started
+}
+
+/// The seccomp program compiled ahead for this bundle
+/// ([`crate::prepare::seccomp_ahead`]), when the spec's annotation names
+/// one: it must be there and whole, and the process must have
+/// `no_new_privileges` (the program is loaded after capabilities are
+/// dropped), or the start fails: the container never runs without its
+/// filter.
+fn ahead_program(spec: &Spec, bundle_dir: &Path) -> Result<Option<Program>, RunError> {
+    let annotations = spec.annotations().as_ref();
+    let Some(file) = annotations.and_then(|a| a.get(bpf::ANNOTATION)) else {
+        return Ok(None);
+    };
+    let bad = |why: String| RunError::Io {
+        what: "loading the seccomp program of",
+        path: bundle_dir.to_path_buf(),
+        source: io::Error::new(io::ErrorKind::InvalidData, why),
+    };
+    if file.is_empty() || file.contains('/') || file == ".." {
+        return Err(bad(format!("{} = {file:?}", bpf::ANNOTATION)));
+    }
+    let nnp = spec.process().as_ref().and_then(|p| p.no_new_privileges()) == Some(true);
+    if !nnp {
+        return Err(bad("a program compiled ahead needs noNewPrivileges".into()));
+    }
+    let flags = match annotations.and_then(|a| a.get(bpf::FLAGS_ANNOTATION)) {
+        None => 0,
+        Some(f) => f
+            .parse()
+            .map_err(|_| bad(format!("{} = {f:?}", bpf::FLAGS_ANNOTATION)))?,
+    };
+    let path = bundle_dir.join(file);
+    Program::read(&path, flags)
+        .map(Some)
+        .map_err(io_err("loading the seccomp program", &path))
 }
 
 /// Creates the process's working directory inside the rootfs when it is
@@ -540,7 +584,16 @@ pub fn exec_in_as(
             (u.uid, u.gid, u.additional_gids, env)
         }
     };
-    let seccomp = spec.linux().as_ref().and_then(|l| l.seccomp().clone());
+    // The init's filter: the program compiled ahead for its bundle, or
+    // the spec's profile.
+    let filter = match ahead_program(&spec, &c.bundle())? {
+        Some(program) => Some(Filter::Program(program)),
+        None => spec
+            .linux()
+            .as_ref()
+            .and_then(|l| l.seccomp().clone())
+            .map(Filter::Profile),
+    };
 
     let builder = ContainerBuilder::new(id.to_string(), SyscallType::default())
         .validate_id()
@@ -548,7 +601,7 @@ pub fn exec_in_as(
         .with_root_path(state_root)
         .map_err(lc_err("setting the state root of", id))?
         .with_executor(SeccompExecutor {
-            seccomp,
+            filter,
             terminal: opts.terminal,
         })
         .with_stdin(high_cloexec(&stdio.stdin)?)
@@ -570,11 +623,21 @@ pub fn exec_in_as(
     Ok(pid.as_raw())
 }
 
+/// A seccomp filter to load right before exec.
+#[derive(Clone)]
+enum Filter {
+    /// A profile, compiled by libcontainer (libseccomp) in the process.
+    Profile(LinuxSeccomp),
+    /// A program compiled ahead: loaded as it is.
+    Program(Program),
+}
+
 /// The default executor, with a seccomp filter loaded right before exec
-/// (and, when asked, stdin made the controlling terminal first).
+/// (and, when asked, stdin made the controlling terminal first). A filter
+/// that fails to load fails the exec: nothing runs without it.
 #[derive(Clone)]
 struct SeccompExecutor {
-    seccomp: Option<LinuxSeccomp>,
+    filter: Option<Filter>,
     /// See [`ExecOptions::terminal`].
     terminal: bool,
 }
@@ -594,9 +657,18 @@ impl Executor for SeccompExecutor {
                 )));
             }
         }
-        if let Some(s) = &self.seccomp {
-            libcontainer::seccomp::initialize_seccomp(s)
-                .map_err(|e| ExecutorError::Other(format!("loading seccomp: {}", chain(&e))))?;
+        match &self.filter {
+            None => {}
+            Some(Filter::Profile(s)) => {
+                libcontainer::seccomp::initialize_seccomp(s).map_err(|e| {
+                    ExecutorError::Other(format!("loading seccomp: {}", chain(&e)))
+                })?;
+            }
+            Some(Filter::Program(p)) => {
+                p.load().map_err(|e| {
+                    ExecutorError::Other(format!("loading the seccomp program: {e}"))
+                })?;
+            }
         }
         DefaultExecutor {}.exec(spec)
     }

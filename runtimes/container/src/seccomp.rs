@@ -452,6 +452,20 @@ pub mod bpf {
         Io(#[from] io::Error),
     }
 
+    /// The program's file in the bundle directory, written 0600 (it holds
+    /// nothing secret: it is the profile, compiled).
+    pub const FILE: &str = "seccomp.bpf";
+
+    /// The `config.json` annotation that names [`FILE`] when the spec's
+    /// `linux.seccomp` was compiled ahead and taken out of it: the
+    /// container's init (and an exec into it) must load that program, and
+    /// fail rather than run without it.
+    pub const ANNOTATION: &str = "org.jarvis.seccomp.bpf";
+
+    /// The annotation with the program's `seccomp(2)` flags (decimal),
+    /// beside [`ANNOTATION`]; absent means 0.
+    pub const FLAGS_ANNOTATION: &str = "org.jarvis.seccomp.flags";
+
     /// The largest program the kernel takes (`BPF_MAXINSNS`).
     const MAX_INSNS: usize = 4096;
 

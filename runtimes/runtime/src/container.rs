@@ -15,6 +15,7 @@
 
 use std::sync::Arc;
 
+use jarvis_container::seccomp::bpf::BpfCache;
 use jarvis_shim::{ContainerRun, Payload, CEXEC_ARG};
 use jarvis_unit::{Exec, Unit};
 
@@ -27,11 +28,21 @@ use crate::{blocking, shim, BoxFuture, Config, Exit, Running, StartError, StartS
 pub struct ContainerRuntime {
     cfg: Arc<Config>,
     net: Arc<Net>,
+    /// Seccomp profiles compiled to BPF, by profile.
+    bpf: Arc<BpfCache>,
 }
+
+/// Distinct seccomp profiles kept compiled: a unit's profile depends on
+/// its capabilities only, so a few cover every start.
+const BPF_CACHE: usize = 8;
 
 impl ContainerRuntime {
     pub(crate) fn new(cfg: Arc<Config>, net: Arc<Net>) -> ContainerRuntime {
-        ContainerRuntime { cfg, net }
+        ContainerRuntime {
+            cfg,
+            net,
+            bpf: Arc::new(BpfCache::new(BPF_CACHE)),
+        }
     }
 
     /// `jarvisctl exec`: as an exec check (`jarvisd __cexec`, which joins
@@ -95,13 +106,16 @@ impl Drop for KillTree {
 }
 
 /// Gets the image (pulling it if the store lacks it), clears what an
-/// earlier run left, mounts the rootfs and writes the bundle.
+/// earlier run left, mounts the rootfs and writes the bundle, its seccomp
+/// profile compiled to BPF (once per distinct profile: `bpf`) so the
+/// container's init loads a ready program.
 async fn prepare(
     cfg: &Config,
     unit: &Unit,
     hw: &RunHardware,
     net: jarvis_container::NetSetup,
     notes: &crate::Notes,
+    bpf: Arc<BpfCache>,
 ) -> Result<ContainerRun, String> {
     let Exec::Container(c) = &unit.exec else {
         return Err(format!("unit {} is not a container unit", unit.name));
@@ -171,11 +185,9 @@ async fn prepare(
             volume_dir: &cfg.volume_dir,
             secrets_dir: &secrets_dir,
         };
-        let prepared = match &spec_dir {
-            Some(at) => jarvis_container::prepare::prepare_bundle_in_memory(&input, at),
-            None => jarvis_container::prepare_bundle(&input),
-        }
-        .map_err(|e| e.to_string())?;
+        let prepared =
+            jarvis_container::prepare::prepare_bundle_cached(&input, spec_dir.as_deref(), &bpf)
+                .map_err(|e| e.to_string())?;
         Ok(ContainerRun {
             id,
             bundle: prepared.bundle,
@@ -188,7 +200,7 @@ async fn prepare(
 
 impl crate::Runtime for ContainerRuntime {
     fn start(&self, spec: StartSpec) -> BoxFuture<Result<Running, StartError>> {
-        let (cfg, net) = (self.cfg.clone(), self.net.clone());
+        let (cfg, net, bpf) = (self.cfg.clone(), self.net.clone(), self.bpf.clone());
         Box::pin(async move {
             let StartSpec {
                 unit,
@@ -220,7 +232,7 @@ impl crate::Runtime for ContainerRuntime {
                 )));
             };
             let setup = net.attach(&unit, c).await?;
-            let started = match prepare(&cfg, &unit, &hw, setup, &notes).await {
+            let started = match prepare(&cfg, &unit, &hw, setup, &notes, bpf).await {
                 Ok(run) => {
                     shim::start(
                         &cfg,
