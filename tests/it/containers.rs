@@ -380,3 +380,130 @@ timeout = "1s"
     let log = wait_log(&j, "box", "done");
     assert!(log.contains("nnp=0 seccomp=2"), "{log}");
 }
+
+/// A static probe that reports what two syscalls the seccomp profile does
+/// not name give (`pkey_alloc`, and number 1000, which no kernel has:
+/// ENOSYS without a filter), then waits for SIGTERM. `None` without a
+/// static C compiler.
+fn seccomp_probe(dir: &Path) -> Option<PathBuf> {
+    const SRC: &str = r#"
+#define _GNU_SOURCE
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+static void report(const char *what, long r) {
+    if (r < 0) printf("%s=%d ", what, errno); else printf("%s=ok ", what);
+}
+static void on_term(int s) { (void)s; _exit(0); }
+int main(int argc, char **argv) {
+    (void)argv;
+    report("pkey_alloc", syscall(SYS_pkey_alloc, 0, 0));
+    report("unnumbered", syscall(1000));
+    printf("probed\n");
+    fflush(stdout);
+    if (argc > 1) return 0;
+    signal(SIGTERM, on_term);
+    for (;;) pause();
+}
+"#;
+    let src = dir.join("probe.c");
+    std::fs::write(&src, SRC).unwrap();
+    let bin = dir.join("probe");
+    let ok = Command::new("cc")
+        .args(["-static", "-O1", "-o"])
+        .arg(&bin)
+        .arg(&src)
+        .status()
+        .is_ok_and(|s| s.success());
+    ok.then_some(bin)
+}
+
+/// With `no_new_privileges` (the default) the container's seccomp profile
+/// is compiled ahead by jarvisd: `seccomp.bpf` beside the bundle, no
+/// `linux.seccomp` in its `config.json`, and the container (and an exec
+/// into it) still gets EPERM for a syscall the profile does not name.
+/// Without `no_new_privileges` the profile stays in `config.json` for
+/// libcontainer, and the filter is the same.
+#[test]
+fn seccomp_compiled_ahead_refuses_unlisted_syscalls_and_libcontainer_still_does_without_nnp() {
+    if !root() {
+        return;
+    }
+    let work = tempfile::tempdir().unwrap();
+    if seccomp_probe(work.path()).is_none() {
+        return skip(true, "no static C compiler (`cc -static`)");
+    }
+    let _ = std::fs::set_permissions(
+        work.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    );
+    let unit = |security: &str| {
+        format!(
+            r#"
+[container]
+image = "busybox:local"
+network = "none"
+command = ["/probe/probe"]
+volumes = ["{}:/probe:ro"]
+{security}
+[stop]
+timeout = "1s"
+"#,
+            work.path().display()
+        )
+    };
+    let j = Jarvis::start(&[]);
+    j.import_busybox("busybox:local");
+    j.write_unit("ahead", &unit(""));
+    j.write_unit("legacy", &unit("[security]\nno_new_privileges = false"));
+    j.ok(&["up", "--wait", "--timeout", "30s"]);
+    let eperm = libc::EPERM;
+    let want = format!("pkey_alloc={eperm} unnumbered={eperm} probed");
+
+    let log = wait_log(&j, "ahead", "probed");
+    assert!(log.contains(&want), "{log}");
+    let dir = j.state.join("containers").join("ahead");
+    let config: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("config.json")).unwrap()).unwrap();
+    assert!(config["linux"].is_object(), "{config}");
+    assert!(config["linux"].get("seccomp").is_none(), "{config}");
+    assert_eq!(
+        config["annotations"]["org.jarvis.seccomp.bpf"], "seccomp.bpf",
+        "{config}"
+    );
+    let meta = std::fs::metadata(dir.join("seccomp.bpf")).unwrap();
+    assert!(
+        meta.len() > 0 && meta.len() % 8 == 0,
+        "{} bytes",
+        meta.len()
+    );
+    assert_eq!(
+        std::os::unix::fs::PermissionsExt::mode(&meta.permissions()) & 0o777,
+        0o600
+    );
+    let pid = j.running("ahead")["pid"].as_i64().unwrap() as i32;
+    assert_eq!(proc_status(pid, "NoNewPrivs"), "1");
+    assert_eq!(proc_status(pid, "Seccomp"), "2");
+    // exec loads the same program.
+    let out = j.ctl(&["exec", "ahead", "--", "/probe/probe", "once"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(text.contains(&want), "{text}");
+
+    let log = wait_log(&j, "legacy", "probed");
+    assert!(log.contains(&want), "{log}");
+    let dir = j.state.join("containers").join("legacy");
+    let config: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("config.json")).unwrap()).unwrap();
+    assert!(config["linux"]["seccomp"].is_object(), "{config}");
+    assert!(!dir.join("seccomp.bpf").exists());
+    let pid = j.running("legacy")["pid"].as_i64().unwrap() as i32;
+    assert_eq!(proc_status(pid, "NoNewPrivs"), "0");
+    assert_eq!(proc_status(pid, "Seccomp"), "2");
+}

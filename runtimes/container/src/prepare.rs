@@ -311,13 +311,8 @@ pub fn seccomp_ahead(
             return Ok(spec);
         }
     };
-    jarvis_fsutil::write_atomic_mode(
-        &path,
-        &program,
-        jarvis_fsutil::Durability::Atomic,
-        0o600,
-    )
-    .map_err(io("writing", &path))?;
+    jarvis_fsutil::write_atomic_mode(&path, &program, jarvis_fsutil::Durability::Atomic, 0o600)
+        .map_err(io("writing", &path))?;
     linux.set_seccomp(None);
     spec.set_linux(Some(linux));
     let mut annotations = spec.annotations().clone().unwrap_or_default();

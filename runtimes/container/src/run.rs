@@ -660,9 +660,8 @@ impl Executor for SeccompExecutor {
         match &self.filter {
             None => {}
             Some(Filter::Profile(s)) => {
-                libcontainer::seccomp::initialize_seccomp(s).map_err(|e| {
-                    ExecutorError::Other(format!("loading seccomp: {}", chain(&e)))
-                })?;
+                libcontainer::seccomp::initialize_seccomp(s)
+                    .map_err(|e| ExecutorError::Other(format!("loading seccomp: {}", chain(&e))))?;
             }
             Some(Filter::Program(p)) => {
                 p.load().map_err(|e| {

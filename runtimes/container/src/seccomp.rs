@@ -707,7 +707,8 @@ pub mod bpf {
         /// Reads a program written from [`compile_bpf`]'s bytes.
         pub fn read(path: &std::path::Path, flags: u32) -> io::Result<Program> {
             let bytes = std::fs::read(path)?;
-            Program::from_bytes(&bytes, flags).map_err(|e| io::Error::new(e.kind(), format!("{path:?}: {e}")))
+            Program::from_bytes(&bytes, flags)
+                .map_err(|e| io::Error::new(e.kind(), format!("{path:?}: {e}")))
         }
 
         /// Instructions.
@@ -773,7 +774,10 @@ pub mod bpf {
             json.hash(&mut h);
             let hash = h.finish();
             let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
-            if let Some(i) = entries.iter().position(|(k, j, _)| *k == hash && *j == json) {
+            if let Some(i) = entries
+                .iter()
+                .position(|(k, j, _)| *k == hash && *j == json)
+            {
                 let hit = entries.remove(i).expect("position is in range");
                 let program = hit.2.clone();
                 entries.push_back(hit);
@@ -1279,7 +1283,8 @@ mod bpf_tests {
                 }
                 let refused = libc::syscall(libc::SYS_pkey_alloc, 0, 0) == -1
                     && *libc::__errno_location() == libc::EPERM;
-                let unnumbered = libc::syscall(1000) == -1 && *libc::__errno_location() == libc::EPERM;
+                let unnumbered =
+                    libc::syscall(1000) == -1 && *libc::__errno_location() == libc::EPERM;
                 let byte: &[u8] = match (refused, unnumbered) {
                     (true, true) => b"E",
                     (false, _) => b"a",
@@ -1360,6 +1365,9 @@ mod bpf_tests {
         assert_eq!(cache.len(), 2);
         // `a` was the least recently used: it went, so it is compiled anew.
         assert!(!Arc::ptr_eq(&first, &cache.get(&a).unwrap()));
-        assert!(Arc::ptr_eq(&cache.get(&a).unwrap(), &cache.get(&a).unwrap()));
+        assert!(Arc::ptr_eq(
+            &cache.get(&a).unwrap(),
+            &cache.get(&a).unwrap()
+        ));
     }
 }
