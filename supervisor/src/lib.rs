@@ -247,6 +247,7 @@ async fn serve(args: Args) -> anyhow::Result<()> {
         runtime: jarvis_runtime::Runtimes::new(jarvis_runtime::Config {
             launcher: PathBuf::from("/proc/self/exe"),
             native_shim: jarvis_runtime::NativeRuntime::installed_shim(),
+            container_shim: jarvis_runtime::Config::installed_container_shim(),
             cgroup_parent: args.cgroup_parent.clone(),
             run_dir: args.state_dir.join("run"),
             state_dir: args.state_dir.clone(),

@@ -381,6 +381,62 @@ timeout = "1s"
     assert!(log.contains("nnp=0 seccomp=2"), "{log}");
 }
 
+#[test]
+fn a_containers_shim_runs_from_a_sealed_copy_of_jarvis_cshim() {
+    if !root() {
+        return;
+    }
+    let j = Jarvis::start(&[]);
+    j.import_busybox("busybox:local");
+    j.write_unit(
+        "box",
+        &container_unit("busybox:local", "network = \"none\""),
+    );
+    j.ok(&["up", "--wait", "--timeout", "30s"]);
+    let pid = j.running("box")["pid"].as_i64().unwrap() as i32;
+    let record: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(j.state.join("run/box.run.json")).unwrap()).unwrap();
+    let shim = record["shim_pid"].as_i64().unwrap() as i32;
+    assert_eq!(proc_status(pid, "PPid"), shim.to_string());
+
+    // CVE-2019-5736: the shim, which calls into libcontainer, runs from a
+    // sealed memfd (no file a container could open for writing through
+    // /proc/PID/exe): jarvisd's copy of the small jarvis-cshim, not of
+    // jarvisd itself.
+    let exe = format!("/proc/{shim}/exe");
+    let link = std::fs::read_link(&exe).unwrap();
+    assert!(
+        link.to_string_lossy().starts_with("/memfd:jarvis-cshim"),
+        "{link:?}"
+    );
+    let file = std::fs::File::open(&exe).unwrap();
+    let meta = file.metadata().unwrap();
+    use std::os::unix::fs::MetadataExt;
+    // SAFETY: fcntl(2) F_GET_SEALS on a descriptor we own.
+    let seals = unsafe { libc::fcntl(std::os::fd::AsRawFd::as_raw_fd(&file), libc::F_GET_SEALS) };
+    let want = libc::F_SEAL_SEAL | libc::F_SEAL_SHRINK | libc::F_SEAL_GROW | libc::F_SEAL_WRITE;
+    assert_eq!(seals & want, want, "seals {seals:#x} of {link:?}");
+    let installed = Path::new(&*JARVISD).with_file_name("jarvis-cshim");
+    assert_eq!(
+        meta.len(),
+        std::fs::metadata(&installed).unwrap().len(),
+        "a copy of {installed:?}"
+    );
+    let daemon = std::fs::metadata(format!("/proc/{}/exe", j.daemon_pid())).unwrap();
+    assert_ne!(
+        (meta.dev(), meta.ino()),
+        (daemon.dev(), daemon.ino()),
+        "not jarvisd's sealed copy"
+    );
+    // None of jarvisd's TLS (git, HTTP) in a container's shim.
+    let maps = std::fs::read_to_string(format!("/proc/{shim}/maps")).unwrap();
+    for lib in ["libcrypto", "libssl"] {
+        assert!(!maps.contains(lib), "{lib} in the shim's maps:\n{maps}");
+    }
+    let comm = std::fs::read_to_string(format!("/proc/{shim}/comm")).unwrap();
+    assert_eq!(comm.trim(), "jarvis-shim", "named for ps");
+}
+
 /// A static probe that reports what two syscalls the seccomp profile does
 /// not name give (`pkey_alloc`, and number 1000, which no kernel has:
 /// ENOSYS without a filter), then waits for SIGTERM. `None` without a

@@ -443,9 +443,10 @@ policy = "always"
             .unwrap();
     let shim = record["shim_pid"].as_i64().unwrap() as i32;
     assert_ne!(shim, steady);
-    // CVE-2019-5736: jarvisd (and so every container's shim) runs from a
-    // sealed in-memory copy; a native unit's shim is the small jarvis-shim
-    // installed next to jarvisd.
+    // CVE-2019-5736: jarvisd runs from a sealed in-memory copy (as
+    // containers' shims run from one of jarvis-cshim: see containers.rs); a
+    // native unit's shim, which never enters a container, is the small
+    // jarvis-shim installed next to jarvisd.
     let exe = std::fs::read_link(format!("/proc/{}/exe", j.daemon_pid())).unwrap();
     assert!(exe.to_string_lossy().starts_with("/memfd:"), "{exe:?}");
     assert_eq!(

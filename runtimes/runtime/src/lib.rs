@@ -243,6 +243,11 @@ pub struct Config {
     /// jarvisd), which native runs start instead of `launcher __shim`;
     /// `None` where it is not installed.
     pub native_shim: Option<PathBuf>,
+    /// The container shim (`jarvis-cshim`) as jarvisd keeps it: a sealed
+    /// memfd it copied the binary into at start, `/proc/self/fd/N` (see
+    /// [`Config::installed_container_shim`]). Container runs' shims start
+    /// it instead of `launcher __shim`; `None`: they are `launcher __shim`.
+    pub container_shim: Option<PathBuf>,
     /// Units' cgroups are `/<cgroup_parent>/<unit>`.
     pub cgroup_parent: String,
     /// Where shims keep their run and exit records.
@@ -274,6 +279,18 @@ pub const DEFAULT_AGE_IDENTITY: &str = "/etc/jarvis/age.key";
 pub const DEFAULT_SUBNET_POOL: &str = "10.89.0.0/16";
 
 impl Config {
+    /// The sealed copy of `jarvis-cshim` jarvisd's `main` made
+    /// (`JARVIS_CONTAINER_SHIM`, `/proc/self/fd/N`), for
+    /// [`Config::container_shim`]. Only a descriptor of this process that
+    /// is a memfd sealed against writing, growing and shrinking is taken,
+    /// so whatever calls into libcontainer runs from a sealed copy
+    /// (CVE-2019-5736), never from a path a container could reach. `None`,
+    /// said in the log, when there is none: containers' shims then run as
+    /// `jarvisd __shim`, from jarvisd's own sealed copy.
+    pub fn installed_container_shim() -> Option<PathBuf> {
+        shim::installed_container_shim()
+    }
+
     /// A unit's cgroup, `/<cgroup_parent>/<unit>`, whichever form runs.
     pub fn cgroup(&self, unit: &str) -> UnitCgroup {
         UnitCgroup::open(&self.cgroup_parent, unit)

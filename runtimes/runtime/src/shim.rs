@@ -2,7 +2,7 @@
 //! unit's cgroup, `/<parent>/<unit>`, which stats, kills and removal find
 //! at the same path whichever form ran.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use jarvis_shim::{Adopted, Payload, ShimSpec};
 
@@ -28,9 +28,11 @@ pub(crate) async fn start(
         cgroup_name: unit.to_string(),
     };
     // Native runs start the small shim binary where it is installed (an
-    // exec of a few hundred kilobytes, not of jarvisd), containers jarvisd.
-    let exe = match (&spec.payload, &cfg.native_shim) {
-        (Payload::Native(_), Some(shim)) => shim,
+    // exec of a few hundred kilobytes, not of jarvisd); containers the
+    // container shim's sealed copy, else jarvisd's.
+    let exe = match (&spec.payload, &cfg.native_shim, &cfg.container_shim) {
+        (Payload::Native(_), Some(shim), _) => shim,
+        (Payload::Container(_), _, Some(shim)) => shim,
         _ => &cfg.launcher,
     };
     let started = jarvis_shim::spawn(&cfg.shims, exe, &spec, identity)
@@ -104,4 +106,99 @@ pub(crate) fn remove_cgroup(cfg: &Config, unit: &str) -> Result<(), String> {
     }
     cg.kill_all().map_err(|e| e.to_string())?;
     cg.remove().map_err(|e| e.to_string())
+}
+
+/// See [`Config::installed_container_shim`].
+pub(crate) fn installed_container_shim() -> Option<PathBuf> {
+    let found = std::env::var_os(jarvis_shim::CONTAINER_SHIM_ENV);
+    let sealed = found
+        .as_deref()
+        .map(Path::new)
+        .filter(|p| sealed_descriptor(p));
+    match (sealed, &found) {
+        (Some(p), _) => return Some(p.to_path_buf()),
+        (None, Some(p)) => tracing::warn!(
+            "{}={} is not a sealed memfd of jarvisd's: containers' shims run as `jarvisd {}`",
+            jarvis_shim::CONTAINER_SHIM_ENV,
+            Path::new(p).display(),
+            jarvis_shim::SHIM_ARG
+        ),
+        (None, None) => tracing::warn!(
+            "{} is not installed next to jarvisd: containers' shims run as `jarvisd {}`",
+            jarvis_shim::CONTAINER_SHIM_NAME,
+            jarvis_shim::SHIM_ARG
+        ),
+    }
+    None
+}
+
+/// Whether `path` is `/proc/self/fd/N` for a descriptor of this process
+/// that is sealed against writing, growing and shrinking, and against
+/// changes to its seals.
+fn sealed_descriptor(path: &Path) -> bool {
+    use nix::fcntl::{fcntl, FcntlArg, SealFlag};
+    let Some(fd) = path
+        .strip_prefix("/proc/self/fd")
+        .ok()
+        .and_then(|n| n.to_str()?.parse::<std::os::fd::RawFd>().ok())
+    else {
+        return false;
+    };
+    let want = SealFlag::F_SEAL_SEAL
+        | SealFlag::F_SEAL_SHRINK
+        | SealFlag::F_SEAL_GROW
+        | SealFlag::F_SEAL_WRITE;
+    fcntl(fd, FcntlArg::F_GET_SEALS)
+        .is_ok_and(|seals| SealFlag::from_bits_truncate(seals).contains(want))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Write;
+    use std::os::fd::AsRawFd;
+
+    use nix::fcntl::{fcntl, FcntlArg, SealFlag};
+    use nix::sys::memfd::{memfd_create, MemFdCreateFlag};
+
+    use super::*;
+
+    fn memfd(seals: SealFlag) -> std::fs::File {
+        let fd = memfd_create(
+            c"test",
+            MemFdCreateFlag::MFD_CLOEXEC | MemFdCreateFlag::MFD_ALLOW_SEALING,
+        )
+        .unwrap();
+        let mut file = std::fs::File::from(fd);
+        file.write_all(b"\x7fELF").unwrap();
+        fcntl(file.as_raw_fd(), FcntlArg::F_ADD_SEALS(seals)).unwrap();
+        file
+    }
+
+    fn path(file: &impl AsRawFd) -> PathBuf {
+        PathBuf::from(format!("/proc/self/fd/{}", file.as_raw_fd()))
+    }
+
+    #[test]
+    fn only_a_sealed_memfd_of_this_process_is_a_container_shim() {
+        let all = SealFlag::F_SEAL_SEAL
+            | SealFlag::F_SEAL_SHRINK
+            | SealFlag::F_SEAL_GROW
+            | SealFlag::F_SEAL_WRITE;
+        let sealed = memfd(all);
+        assert!(sealed_descriptor(&path(&sealed)));
+        // Writable, or its seals still open to change: not taken.
+        let writable = memfd(all - SealFlag::F_SEAL_WRITE);
+        assert!(!sealed_descriptor(&path(&writable)));
+        let open = memfd(all - SealFlag::F_SEAL_SEAL);
+        assert!(!sealed_descriptor(&path(&open)));
+        // A file on disk, by its descriptor or by its path.
+        let disk = tempfile::NamedTempFile::new().unwrap();
+        assert!(!sealed_descriptor(&path(disk.as_file())));
+        assert!(!sealed_descriptor(disk.path()));
+        // Another process's descriptor, or none.
+        let other = format!("/proc/1/fd/{}", sealed.as_raw_fd());
+        assert!(!sealed_descriptor(Path::new(&other)));
+        assert!(!sealed_descriptor(Path::new("/proc/self/fd/999999")));
+        assert!(!sealed_descriptor(Path::new("/proc/self/fd/x")));
+    }
 }

@@ -44,6 +44,22 @@ pub const SHIM_NAME: &str = "jarvis-shim";
 /// which its own path is gone) when the binary is there, removed when not.
 pub const NATIVE_SHIM_ENV: &str = "JARVIS_NATIVE_SHIM";
 
+/// The small binary that runs containers' shims ([`shim_main`]) and the
+/// container exec helper (`cexec_main`), installed next to jarvisd: it
+/// links libcontainer but none of the daemon (no tokio loop, git, HTTP or
+/// age, nor the TLS libraries they bring). jarvisd never runs it from its
+/// path: it copies it once, at start, into a sealed memfd and executes
+/// that (CVE-2019-5736), as it runs itself.
+pub const CONTAINER_SHIM_NAME: &str = "jarvis-cshim";
+
+/// Where jarvisd tells its runtime the container shim is. jarvisd's `main`
+/// sets it to the binary next to it (before it re-executes itself from a
+/// sealed copy, after which its own path is gone), then, in the sealed
+/// daemon, to `/proc/self/fd/N`: the sealed memfd it copied the binary
+/// into, which it keeps open (close-on-exec) and which is what shims are
+/// started from. Removed when the binary is not there.
+pub const CONTAINER_SHIM_ENV: &str = "JARVIS_CONTAINER_SHIM";
+
 /// The shim's argv[0], `jarvis-shim UNIT`: its command line reads
 /// `jarvis-shim UNIT __shim UNIT`, so `pgrep -f "jarvis-shim UNIT"` finds
 /// it. The mode (argv[1]) and the unit (argv[2]) keep their places, which

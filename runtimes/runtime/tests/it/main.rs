@@ -75,6 +75,7 @@ impl Env {
         let rts = Runtimes::new(Config {
             launcher: PathBuf::from("/proc/self/exe"),
             native_shim: None,
+            container_shim: None,
             cgroup_parent: format!("jarvis-rt-{tag}-{}", std::process::id()),
             run_dir: state.join("run"),
             state_dir: state.clone(),
