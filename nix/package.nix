@@ -1,6 +1,7 @@
-# jarvis from this checkout: jarvisd, jarvisctl and jarvis-shim, installed
-# side by side in $out/bin (jarvisd starts the jarvis-shim found next to
-# itself for native units).
+# jarvis from this checkout: jarvisd, jarvisctl, jarvis-shim and
+# jarvis-cshim, installed side by side in $out/bin (jarvisd starts the
+# jarvis-shim found next to itself for native units, and a sealed copy of
+# the jarvis-cshim found there for containers).
 {
   lib,
   rustPlatform,
@@ -46,6 +47,8 @@ rustPlatform.buildRustPackage {
     "jarvisctl"
     "--bin"
     "jarvis-shim"
+    "--bin"
+    "jarvis-cshim"
   ];
 
   # cc (ring, zstd-sys and libbpf's C) comes with stdenv, as does make, which
