@@ -10,8 +10,8 @@
 //!   atomically and fsynced.
 //! - [`plan`](mod@plan): the pure plan between two unit sets (start, restart, stop,
 //!   unchanged) over their definition digests ([`plan::definition`]).
-//! - [`poll`]: a branch's head as the remote advertises it, without a
-//!   fetch (what jarvisd's `--git` poller asks at each interval).
+//! - [`poll`]: a branch's head now, that one branch fetched into the cache
+//!   (what jarvisd's `--git` poller asks at each interval).
 //!
 //! A generation is `<state>/generations/<N>/`: the repository's tree at one
 //! revision, checked out once into `.<N>.partial` and renamed into place,

@@ -3,8 +3,9 @@
 //!
 //! One task, the poller, does all of it. At start and then every
 //! `--git-interval` (or at once when [`Trigger::kick`] is called: the
-//! webhook's push), it asks the remote which commit the branch points to
-//! (`jarvis_gitops::poll::branch_head`, no fetch). When that commit is new
+//! webhook's push), it fetches the branch into the cache `apply` uses and
+//! reads which commit it points to (`jarvis_gitops::poll::branch_head`;
+//! nothing is transferred when nothing is new). When that commit is new
 //! it sends the loop the same `Apply` request `jarvisctl apply` sends, with
 //! `--rev` that commit, so the fetch, validation, plan, health gate and
 //! automatic rollback are the ones `apply` has, and waits for the answer.
@@ -211,8 +212,10 @@ struct Poller {
 impl Poller {
     async fn check(&mut self) -> Checked {
         let (url, branch) = (self.src.url.clone(), self.src.branch.clone());
+        // The cache `apply` fetches into.
+        let cache = self.state_dir.join("git").join("cache");
         let head = match off_loop(move || {
-            jarvis_gitops::poll::branch_head(&url, &branch).map_err(|e| e.to_string())
+            jarvis_gitops::poll::branch_head(&cache, &url, &branch).map_err(|e| e.to_string())
         })
         .await
         {

@@ -12,6 +12,7 @@ mod config;
 mod containers;
 mod device_rules;
 mod exec;
+mod gitops_triggers;
 mod hardware;
 mod health;
 mod limits;
