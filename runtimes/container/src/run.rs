@@ -586,7 +586,7 @@ pub fn exec_in_as(
     };
     // The init's filter: the program compiled ahead for its bundle, or
     // the spec's profile.
-    let filter = match ahead_program(&spec, &c.bundle())? {
+    let filter = match ahead_program(&spec, c.bundle())? {
         Some(program) => Some(Filter::Program(program)),
         None => spec
             .linux()

@@ -679,7 +679,7 @@ pub mod bpf {
 
     impl Program {
         fn check(bytes: &[u8]) -> io::Result<()> {
-            if bytes.is_empty() || bytes.len() % 8 != 0 || bytes.len() / 8 > MAX_INSNS {
+            if bytes.is_empty() || !bytes.len().is_multiple_of(8) || bytes.len() / 8 > MAX_INSNS {
                 return Err(io::Error::new(
                     io::ErrorKind::InvalidData,
                     format!("{} bytes is no seccomp BPF program", bytes.len()),
@@ -752,10 +752,12 @@ pub mod bpf {
     #[derive(Debug)]
     pub struct BpfCache {
         cap: usize,
-        /// (hash of the profile's JSON, that JSON, its program), most
-        /// recent last.
-        entries: Mutex<VecDeque<(u64, String, Arc<Vec<u8>>)>>,
+        /// Most recent last.
+        entries: Mutex<VecDeque<Entry>>,
     }
+
+    /// A hash of a profile's JSON, that JSON, and its program.
+    type Entry = (u64, String, Arc<Vec<u8>>);
 
     impl BpfCache {
         pub fn new(cap: usize) -> BpfCache {
