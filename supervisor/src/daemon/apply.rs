@@ -352,14 +352,15 @@ fn prepare_rollback(state_dir: &Path, rt: &Runtimes, number: Option<u64>) -> Out
 }
 
 /// Applies `f` to the record in `state_dir` and saves it (blocking).
-fn update_record(state_dir: &Path, f: impl FnOnce(&mut Record)) {
+fn update_record(state_dir: &Path, f: impl FnOnce(&mut Record)) -> Result<(), String> {
     let r = Record::load(state_dir).and_then(|mut rec| {
         f(&mut rec);
         rec.save(state_dir)
     });
-    if let Err(e) = r {
+    r.map_err(|e| {
         tracing::error!(error = %e, "cannot save the generations record");
-    }
+        e.to_string()
+    })
 }
 
 impl Daemon {
@@ -681,10 +682,14 @@ impl Daemon {
             ),
             _ => return,
         };
-        self.finish(serial, response, move || {
-            if let Some(n) = save {
-                update_record(&state_dir, |rec| rec.switch(n));
-            }
+        self.finish(serial, response, move || match save {
+            Some(n) => update_record(&state_dir, |rec| rec.switch(n)).map_err(|e| {
+                format!(
+                    "generation {n} passed its health gate and runs, but could not be recorded active ({e}): \
+                     a restart of jarvisd goes back to the generation before; apply it again"
+                )
+            }),
+            None => Ok(()),
         });
     }
 
@@ -717,7 +722,9 @@ impl Daemon {
                 );
                 tokio::spawn(async move {
                     let set = blocking(move || {
-                        update_record(&state_dir, |rec| {
+                        // Logged if it fails: the generation before is
+                        // active in the record either way.
+                        let _ = update_record(&state_dir, |rec| {
                             rec.give_up(number, GenState::RolledBack, &reason)
                         });
                         before
@@ -747,20 +754,29 @@ impl Daemon {
                         "{first}; the generation before is back, but not all of it runs: {reason}"
                     )),
                 );
-                self.finish(serial, response, || {});
+                self.finish(serial, response, || Ok(()));
             }
             other => a.phase = other,
         }
     }
 
-    /// Runs `then` off the loop, answers, and lets the next apply begin.
-    fn finish(&mut self, serial: u64, response: Response, then: impl FnOnce() + Send + 'static) {
+    /// Runs `then` off the loop, answers (with `then`'s error, if it has
+    /// one), and lets the next apply begin.
+    fn finish(
+        &mut self,
+        serial: u64,
+        response: Response,
+        then: impl FnOnce() -> Result<(), String> + Send + 'static,
+    ) {
         let Some(a) = self.apply.as_mut() else { return };
         let (reply, _) = oneshot::channel();
         let reply = std::mem::replace(&mut a.reply, reply);
         let tx = self.tx.clone();
         tokio::spawn(async move {
-            blocking(then).await;
+            let response = match blocking(then).await {
+                Ok(()) => response,
+                Err(message) => Response::Error { message },
+            };
             let _ = reply.send(response);
             let _ = tx.send(Msg::Apply(ApplyMsg::Finished { serial }));
         });
