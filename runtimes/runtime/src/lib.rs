@@ -291,6 +291,14 @@ impl Config {
         shim::installed_container_shim()
     }
 
+    /// What runs libcontainer: the container shim's sealed copy where
+    /// there is one, else jarvisd's own (`launcher`). Containers' shims
+    /// (`__shim`) and the container exec helper (`__cexec`) are executions
+    /// of it; both binaries serve both modes.
+    pub fn container_exe(&self) -> &std::path::Path {
+        self.container_shim.as_deref().unwrap_or(&self.launcher)
+    }
+
     /// A unit's cgroup, `/<cgroup_parent>/<unit>`, whichever form runs.
     pub fn cgroup(&self, unit: &str) -> UnitCgroup {
         UnitCgroup::open(&self.cgroup_parent, unit)

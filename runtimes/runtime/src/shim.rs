@@ -30,10 +30,10 @@ pub(crate) async fn start(
     // Native runs start the small shim binary where it is installed (an
     // exec of a few hundred kilobytes, not of jarvisd); containers the
     // container shim's sealed copy, else jarvisd's.
-    let exe = match (&spec.payload, &cfg.native_shim, &cfg.container_shim) {
-        (Payload::Native(_), Some(shim), _) => shim,
-        (Payload::Container(_), _, Some(shim)) => shim,
-        _ => &cfg.launcher,
+    let exe = match (&spec.payload, &cfg.native_shim) {
+        (Payload::Native(_), Some(shim)) => shim,
+        (Payload::Native(_), None) => &cfg.launcher,
+        (Payload::Container(_), _) => cfg.container_exe(),
     };
     let started = jarvis_shim::spawn(&cfg.shims, exe, &spec, identity)
         .await
