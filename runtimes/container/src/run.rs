@@ -676,3 +676,47 @@ impl Executor for SeccompExecutor {
         DefaultExecutor {}.validate(spec)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A spec whose annotation names a program compiled ahead.
+    fn spec(nnp: bool, file: &str, flags: Option<&str>) -> Spec {
+        let mut spec = Spec::default();
+        let mut process = spec.process().clone().unwrap_or_default();
+        process.set_no_new_privileges(nnp.then_some(true));
+        spec.set_process(Some(process));
+        let mut a = HashMap::from([(bpf::ANNOTATION.to_string(), file.to_string())]);
+        if let Some(f) = flags {
+            a.insert(bpf::FLAGS_ANNOTATION.to_string(), f.to_string());
+        }
+        spec.set_annotations(Some(a));
+        spec
+    }
+
+    #[test]
+    fn a_program_named_by_the_spec_must_be_there_and_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        // No annotation: no program (the spec's profile, if any, is
+        // libcontainer's).
+        assert!(ahead_program(&Spec::default(), dir.path())
+            .unwrap()
+            .is_none());
+        // Named but missing: the start fails.
+        assert!(ahead_program(&spec(true, bpf::FILE, None), dir.path()).is_err());
+        // Not whole instructions.
+        fs::write(dir.path().join(bpf::FILE), [0u8; 12]).unwrap();
+        assert!(ahead_program(&spec(true, bpf::FILE, None), dir.path()).is_err());
+        fs::write(dir.path().join(bpf::FILE), [0u8; 16]).unwrap();
+        let p = ahead_program(&spec(true, bpf::FILE, Some("2")), dir.path())
+            .unwrap()
+            .unwrap();
+        assert_eq!(p.len(), 2);
+        // Without no_new_privileges, a bad flags value, a path that leaves
+        // the bundle: refused.
+        assert!(ahead_program(&spec(false, bpf::FILE, None), dir.path()).is_err());
+        assert!(ahead_program(&spec(true, bpf::FILE, Some("x")), dir.path()).is_err());
+        assert!(ahead_program(&spec(true, "../seccomp.bpf", None), dir.path()).is_err());
+    }
+}
