@@ -567,6 +567,29 @@ fn kill_9_during_an_apply_comes_back_on_the_old_generation_whole() {
     let r = lab.json(&["apply", "--rev", "v2", "--dry-run", "--json"], true);
     assert_eq!(plan(&r), [v(&["c"]), v(&["b"]), v(&[]), v(&["a"])]);
     assert_eq!(r["generation"], 3);
+    // A gate that times out (b's check keeps failing without b being
+    // declared unhealthy): rolled back, c stopped again, b is v1's.
+    let r = lab.json(
+        &["apply", "--rev", "v2", "--timeout", "2s", "--json"],
+        false,
+    );
+    assert_eq!(r["result"], "rolled-back", "{r}");
+    let reason = r["reason"].as_str().unwrap();
+    assert!(
+        reason.starts_with("b ") && reason.contains("not ready within 2s"),
+        "{reason}"
+    );
+    assert_eq!(lab.names(), ["a", "b"]);
+    assert!(environ(lab.running("b")).contains("VERSION=1"));
+    assert_eq!(lab.running("a"), a);
+    assert_eq!(
+        lab.generations(),
+        [
+            (1, "active".into()),
+            (2, "failed".into()),
+            (3, "rolled-back".into())
+        ]
+    );
 }
 
 #[test]

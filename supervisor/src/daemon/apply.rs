@@ -56,8 +56,8 @@ pub enum ApplyMsg {
         serial: u64,
         set: Vec<(Unit, Devices)>,
     },
-    /// The gate's time is up.
-    Timeout { serial: u64 },
+    /// The time of the gate armed `timer`-th is up.
+    Timeout { serial: u64, timer: u64 },
     /// The answer has gone: the next apply may begin.
     Finished { serial: u64 },
 }
@@ -88,6 +88,8 @@ pub struct InFlight {
     /// The caller's answer.
     reply: oneshot::Sender<Response>,
     timeout: Duration,
+    /// Which gate's timer counts (the restore's gate arms its own).
+    timer: u64,
     number: u64,
     revision: String,
     phase: Phase,
@@ -443,6 +445,7 @@ impl Daemon {
             serial,
             reply: tx,
             timeout: Duration::from_millis(timeout_ms),
+            timer: 0,
             number: 0,
             revision: String::new(),
             phase: Phase::Preparing,
@@ -477,7 +480,12 @@ impl Daemon {
                 }
                 self.arm_timeout();
             }
-            ApplyMsg::Timeout { serial } if current == Some(serial) => self.gate_timeout(),
+            ApplyMsg::Timeout { serial, timer }
+                if current == Some(serial)
+                    && self.apply.as_ref().map(|a| a.timer) == Some(timer) =>
+            {
+                self.gate_timeout()
+            }
             ApplyMsg::Finished { serial } if current == Some(serial) => self.apply = None,
             _ => {}
         }
@@ -563,12 +571,13 @@ impl Daemon {
         });
     }
 
-    fn arm_timeout(&self) {
-        let Some(a) = &self.apply else { return };
-        let (serial, after, tx) = (a.serial, a.timeout, self.tx.clone());
+    fn arm_timeout(&mut self) {
+        let Some(a) = &mut self.apply else { return };
+        a.timer += 1;
+        let (serial, timer, after, tx) = (a.serial, a.timer, a.timeout, self.tx.clone());
         tokio::spawn(async move {
             tokio::time::sleep(after).await;
-            let _ = tx.send(Msg::Apply(ApplyMsg::Timeout { serial }));
+            let _ = tx.send(Msg::Apply(ApplyMsg::Timeout { serial, timer }));
         });
     }
 
