@@ -12,6 +12,15 @@
 //! libcontainer's own state (`state.json`, `youki_config.json`) holds no
 //! environment: the id, status, pid, bundle path, hooks and cgroup path.
 //!
+//! With `no_new_privileges` (the default), the spec's seccomp profile is
+//! compiled to a BPF program here, once per distinct profile when the
+//! caller keeps a [`BpfCache`] ([`prepare_bundle_cached`]): the program is
+//! `seccomp.bpf` in the bundle, `linux.seccomp` leaves `config.json`, and
+//! an annotation tells [`crate::run::create_and_start`] and
+//! [`crate::run::exec_in`] to load it right before `execve`
+//! ([`seccomp_ahead`]). libcontainer would otherwise build and compile the
+//! profile with libseccomp inside every container's init.
+//!
 //! The spec's `linux.resources` is the only translation of the unit's
 //! `[resources]` for a container: libcontainer creates the cgroup at
 //! `cgroups_path` and writes it, and deletes it with the container. The

@@ -17,6 +17,18 @@
 //! subreaper (and calls this crate) is the way to keep exit statuses across
 //! daemon restarts.
 //!
+//! # Seccomp
+//!
+//! A bundle whose profile was compiled ahead
+//! ([`crate::prepare::seccomp_ahead`]: `seccomp.bpf`, named by a
+//! `config.json` annotation, no `linux.seccomp`) gets an executor that
+//! loads that program with `seccomp(2)` right before `execve`, after
+//! libcontainer has set `no_new_privs` and dropped capabilities: where
+//! libcontainer itself loads a profile when `noNewPrivileges` is set. A
+//! program that is missing or cannot be loaded fails the start; the
+//! payload never runs unfiltered. Any other profile is libcontainer's, as
+//! it is.
+//!
 //! # Calling from a multi-threaded process
 //!
 //! libcontainer forks with raw `clone`/`clone3` and keeps running Rust code

@@ -422,7 +422,7 @@ pub fn denied_names(profile: &LinuxSeccomp) -> Vec<(String, u32)> {
 
 /// A profile compiled to a seccomp BPF program once, in jarvisd, and
 /// loaded by the container's init right before `execve` (see
-/// [`compile_bpf`] and [`Program::load`]).
+/// [`bpf::compile_bpf`] and [`bpf::Program::load`]).
 pub mod bpf {
     use std::collections::hash_map::DefaultHasher;
     use std::collections::{HashSet, VecDeque};
