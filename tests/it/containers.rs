@@ -531,7 +531,7 @@ timeout = "1s"
     );
     let meta = std::fs::metadata(dir.join("seccomp.bpf")).unwrap();
     assert!(
-        meta.len() > 0 && meta.len() % 8 == 0,
+        meta.len() > 0 && meta.len().is_multiple_of(8),
         "{} bytes",
         meta.len()
     );
