@@ -218,7 +218,7 @@ in
       type = types.package;
       default = pkgs.callPackage ./package.nix { };
       defaultText = "pkgs.callPackage ./nix/package.nix { }";
-      description = "The jarvis package (jarvisd, jarvisctl and jarvis-shim, side by side).";
+      description = "The jarvis package (jarvisd, jarvisctl, jarvis-shim and jarvis-cshim, side by side).";
     };
 
     units = mkOption {

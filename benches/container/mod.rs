@@ -1264,8 +1264,9 @@ fn bench_ctr_memory(image: &BusyboxImage, docker: Option<&Dockerd>, rounds: usiz
     let mut d = Daemon::start("ctr-mem", &[])?;
     std::thread::sleep(Duration::from_millis(300));
     let fresh = ProcMem::of(d.pid())?;
-    // The sealed copy of jarvisd that it and every shim run from: a memfd,
-    // all of it in RAM (shmem) once, whatever is mapped.
+    // The sealed copy of jarvisd that it runs from (container shims run from
+    // a sealed copy of jarvis-cshim, or of jarvisd where that is not
+    // installed): a memfd, all of it in RAM (shmem) once, whatever is mapped.
     let memfd_bytes = fs::metadata(format!("/proc/{}/exe", d.pid()))?.len();
     d.ctl(&[
         "image",
@@ -1328,8 +1329,8 @@ fn bench_ctr_memory(image: &BusyboxImage, docker: Option<&Dockerd>, rounds: usiz
         "### memory: per running container\n\n{n} containers running `sleep 100000` per side, {rounds} round(s), the sides alternating \
          (round 1 jarvis first, round 2 docker first). Each side first starts one container alone and reads its shim (Pss shares \
          the binary's pages among fewer processes then), then starts the other {m}. jarvis: {n} container units (same image, \
-         `network = \"none\"`) started with `Request::Start` + `Wait`; per container jarvis adds one process, the shim (`jarvisd __shim UNIT`, the parent of the container's \
-         init). docker: {n} × `docker run -d --network none busybox:local sleep 100000`; per container containerd adds a \
+         `network = \"none\"`) started with `Request::Start` + `Wait`; per container jarvis adds one process, the shim (`jarvis-cshim` run from the sealed copy jarvisd \
+         holds, named `jarvis-shim UNIT`, the parent of the container's init). docker: {n} × `docker run -d --network none busybox:local sleep 100000`; per container containerd adds a \
          `containerd-shim-runc-v2`. Read 1 s after the last container was up: VmRSS (and its anon/file/shmem split) from /proc/PID/status, \
          Pss and private (USS) from /proc/PID/smaps_rollup. MB = 10^6 bytes; per-shim figures are medians over the {n} shims (all in the JSON).\n",
         m = n - 1

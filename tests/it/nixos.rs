@@ -482,7 +482,7 @@ fn the_package_builds_the_three_binaries_with_the_libraries_cargo_lock_needs() {
         want.extend(["--bin", *b]);
     }
     assert_eq!(p["cargoBuildFlags"], serde_json::json!(want));
-    for b in ["jarvisd", "jarvisctl", "jarvis-shim"] {
+    for b in ["jarvisd", "jarvisctl", "jarvis-shim", "jarvis-cshim"] {
         assert!(bins.contains(&b), "{bins:?}");
     }
     // The C libraries follow the crates in Cargo.lock.
