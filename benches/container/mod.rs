@@ -426,6 +426,20 @@ impl Runc {
         fs::create_dir_all(&bundle)?;
         let mut spec: Value = serde_json::from_str(&fs::read_to_string(spec)?)?;
         spec["root"] = json!({ "path": rootfs.display().to_string(), "readonly": false });
+        // jarvisd compiles the profile ahead (seccomp.bpf beside the bundle,
+        // named in an annotation): runc is given the profile itself.
+        if spec["linux"]["seccomp"].is_null()
+            && spec["annotations"]["org.jarvis.seccomp.bpf"].is_string()
+        {
+            let caps: std::collections::HashSet<jarvis_container::oci_spec::runtime::Capability> =
+                serde_json::from_value(spec["process"]["capabilities"]["bounding"].clone())?;
+            spec["linux"]["seccomp"] =
+                serde_json::to_value(jarvis_container::seccomp::default_profile(&caps))?;
+            if let Some(a) = spec["annotations"].as_object_mut() {
+                a.remove("org.jarvis.seccomp.bpf");
+                a.remove("org.jarvis.seccomp.flags");
+            }
+        }
         if let Some(linux) = spec["linux"].as_object_mut() {
             linux.remove("cgroupsPath");
         }

@@ -45,7 +45,7 @@ impl ContainerRuntime {
         }
     }
 
-    /// `jarvisctl exec`: as an exec check (`jarvisd __cexec`, which joins
+    /// `jarvisctl exec`: as an exec check (`__cexec` of the container shim, which joins
     /// the container with the init's capabilities and seccomp filter, and
     /// its user and groups unless `user` names another in the container's
     /// own `/etc/passwd`), with the caller's descriptors as its stdio. A
@@ -60,7 +60,7 @@ impl ContainerRuntime {
         user: Option<String>,
         stdio: crate::ExecStdio,
     ) -> BoxFuture<Result<i32, String>> {
-        let mut cmd = tokio::process::Command::new(&self.cfg.launcher);
+        let mut cmd = tokio::process::Command::new(self.cfg.container_exe());
         cmd.arg(CEXEC_ARG);
         if let Some(user) = &user {
             cmd.args(["--user", user]);
@@ -274,10 +274,11 @@ impl crate::Runtime for ContainerRuntime {
         &self.cfg
     }
 
-    /// Inside the container, through a re-exec of jarvisd that joins it
-    /// (libcontainer forks; jarvisd stays out of that).
+    /// Inside the container, through the container shim's exec helper
+    /// (`__cexec`), which joins it (libcontainer forks; jarvisd stays out
+    /// of that).
     fn exec_probe(&self, unit: &Unit, argv: Vec<String>) -> BoxFuture<Result<String, String>> {
-        let mut cmd = tokio::process::Command::new(&self.cfg.launcher);
+        let mut cmd = tokio::process::Command::new(self.cfg.container_exe());
         cmd.arg(CEXEC_ARG)
             .arg(&unit.name)
             .arg(self.cfg.container_state_root())
