@@ -25,7 +25,15 @@ pub fn bind(path: &Path, group: Option<u32>) -> anyhow::Result<UnixListener> {
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir).with_context(|| format!("create {}", dir.display()))?;
     }
-    if path.exists() {
+    if let Ok(meta) = std::fs::symlink_metadata(path) {
+        // Only a socket left by an earlier jarvisd is ours to replace: a
+        // file, a directory or a link someone pointed --socket at is not.
+        if !std::os::unix::fs::FileTypeExt::is_socket(&meta.file_type()) {
+            anyhow::bail!(
+                "{} exists and is not a socket; refusing to replace it (pass another --socket)",
+                path.display()
+            );
+        }
         if std::os::unix::net::UnixStream::connect(path).is_ok() {
             anyhow::bail!(
                 "another jarvisd is listening on {}; stop it first or pass --socket",

@@ -220,3 +220,57 @@ command = ["sleep", "1000"]
     );
     assert!(kept, "{} (not jarvisd's) was removed", other.display());
 }
+
+#[test]
+fn a_socket_path_that_is_a_regular_file_is_refused_and_kept() {
+    if !root() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("precious.txt");
+    std::fs::write(&file, "keep me\n").unwrap();
+    let units = dir.path().join("units");
+    std::fs::create_dir(&units).unwrap();
+    let mut child = Command::new(&*JARVISD)
+        .arg("--units")
+        .arg(&units)
+        .arg("--state-dir")
+        .arg(dir.path().join("state"))
+        .arg("--socket")
+        .arg(&file)
+        .arg("--cgroup-parent")
+        .arg(format!("jarvis-it-sockfile-{}", std::process::id()))
+        .env_remove("JARVIS_SOCKET")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run jarvisd");
+    // A jarvisd that took the path over would run on: give it 10 s.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let status = loop {
+        if let Some(st) = child.try_wait().unwrap() {
+            break Some(st);
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let mut err = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut err).unwrap();
+    assert!(
+        status.is_some_and(|s| !s.success()),
+        "jarvisd refused to start: {status:?}\n{err}"
+    );
+    assert!(
+        err.contains("not a socket") && err.contains("precious.txt"),
+        "the error names the path and why: {err}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(&file).unwrap(),
+        "keep me\n",
+        "the file is left as it was"
+    );
+}

@@ -283,10 +283,10 @@ impl Networks {
             .map(|e| attachment_of(&inner.state, e))
     }
 
-    /// The networks, in the order they were made, with their units.
+    /// The networks, by name, with their units.
     pub fn list(&self) -> Vec<NetworkInfo> {
         let inner = self.lock();
-        inner
+        let mut list: Vec<NetworkInfo> = inner
             .state
             .networks
             .iter()
@@ -297,7 +297,11 @@ impl Networks {
                 bridge: n.bridge.clone(),
                 units: inner.state.units_on(&n.name),
             })
-            .collect()
+            .collect();
+        // By name, as `docker network ls` lists them: not in the order the
+        // networks happened to be made.
+        list.sort_by(|a, b| a.name.cmp(&b.name));
+        list
     }
 
     /// How many times this handle loaded the nftables table (a load that
