@@ -131,7 +131,12 @@ async fn connection(
     }
     let req: Request = read_frame(&mut stream).await?;
     if req.is_mutating() {
-        tracing::info!(uid = cred.uid(), pid = cred.pid(), request = ?req, "request");
+        tracing::info!(
+            uid = cred.uid(),
+            pid = cred.pid(),
+            request = %log_summary(&req),
+            "request"
+        );
     }
     // Image work touches no unit: it runs here, beside the event loop.
     match req {
@@ -436,4 +441,63 @@ fn pending(status: &StatusReport) -> String {
         }
     }
     parts.join("; ")
+}
+
+/// The most of a request's debug form that jarvisd's log takes.
+const LOG_REQUEST_MAX: usize = 512;
+
+/// A request as jarvisd's log shows it: its debug form cut at
+/// [`LOG_REQUEST_MAX`] bytes (a request may be megabytes: a bench result,
+/// a long command line), formatted no further than that.
+fn log_summary(req: &Request) -> String {
+    use std::fmt::Write as _;
+    struct Bounded {
+        out: String,
+        cut: bool,
+    }
+    impl std::fmt::Write for Bounded {
+        fn write_str(&mut self, s: &str) -> std::fmt::Result {
+            let room = LOG_REQUEST_MAX - self.out.len();
+            if s.len() <= room {
+                self.out.push_str(s);
+                return Ok(());
+            }
+            let mut end = room;
+            while !s.is_char_boundary(end) {
+                end -= 1;
+            }
+            self.out.push_str(&s[..end]);
+            self.cut = true;
+            // Stops the formatting: nothing more is written.
+            Err(std::fmt::Error)
+        }
+    }
+    let mut b = Bounded {
+        out: String::new(),
+        cut: false,
+    };
+    let _ = write!(b, "{req:?}");
+    if b.cut {
+        b.out.push_str("… (cut)");
+    }
+    b.out
+}
+
+#[cfg(test)]
+mod log_tests {
+    use super::*;
+
+    #[test]
+    fn a_huge_request_is_logged_as_a_bounded_summary() {
+        let req = Request::BenchResult {
+            unit: "ollama".into(),
+            result: serde_json::json!({ "samples": vec![1.5f64; 1_000_000] }),
+        };
+        let s = log_summary(&req);
+        assert!(s.len() <= LOG_REQUEST_MAX + 16, "{} bytes", s.len());
+        assert!(s.starts_with("BenchResult"), "{s}");
+        assert!(s.ends_with("… (cut)"), "{s}");
+        let small = Request::Up;
+        assert_eq!(log_summary(&small), "Up");
+    }
 }
