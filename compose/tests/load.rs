@@ -412,7 +412,7 @@ fn a_bad_env_file_line_is_located() {
     assert_eq!(
         e,
         [format!(
-            "{}:2:1: key cannot contain a space",
+            "{}:2:4: key cannot contain a space",
             env_file.display()
         )]
     );

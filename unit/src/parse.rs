@@ -685,17 +685,37 @@ fn duration(cx: &mut Cx<'_>, label: &str, v: &Value<'_>) -> Option<Duration> {
     }
 }
 
-fn positive_duration(cx: &mut Cx<'_>, label: &str, v: &Value<'_>) -> Option<Duration> {
+/// A duration of at least `min`: what sets how often something runs (a
+/// probe, a restart window) gets a floor, so that "1ns" cannot make jarvisd
+/// spin.
+fn duration_at_least(
+    cx: &mut Cx<'_>,
+    label: &str,
+    v: &Value<'_>,
+    min: Duration,
+) -> Option<Duration> {
     let d = duration(cx, label, v)?;
-    if d.is_zero() {
+    if d < min {
         cx.error(
             v.span(),
-            format!("{label}: must be greater than 0s, e.g. \"5s\""),
+            format!(
+                "{label}: {} is too short; the least is {} (e.g. \"5s\")",
+                humantime::format_duration(d),
+                humantime::format_duration(min)
+            ),
         );
         return None;
     }
     Some(d)
 }
+
+/// The least `[health]` interval and start_interval: probes run no more
+/// often than this.
+pub const MIN_PROBE_INTERVAL: Duration = Duration::from_millis(100);
+/// The least `[health] timeout`.
+pub const MIN_PROBE_TIMEOUT: Duration = Duration::from_millis(10);
+/// The least `[restart] interval`, the window `burst` counts starts in.
+pub const MIN_RESTART_INTERVAL: Duration = Duration::from_millis(100);
 
 /// Parses a size string with binary suffixes ("64M" = 64 MiB).
 pub fn parse_size(s: &str) -> Option<u64> {
@@ -1756,7 +1776,9 @@ fn parse_restart(cx: &mut Cx<'_>, v: &Value<'_>) -> Restart {
     if let Some(b) = s.with(cx, "burst", |cx, l, v| u32_at_least(cx, l, v, 1)) {
         r.burst = b;
     }
-    if let Some(d) = s.with(cx, "interval", duration) {
+    if let Some(d) = s.with(cx, "interval", |cx, l, v| {
+        duration_at_least(cx, l, v, MIN_RESTART_INTERVAL)
+    }) {
         r.interval = d;
     }
     r
@@ -1888,10 +1910,14 @@ fn parse_health(cx: &mut Cx<'_>, v: &Value<'_>) -> Option<Health> {
     let health = Health {
         probe: probe.unwrap_or(Probe::Exec(Vec::new())),
         interval: s
-            .with(cx, "interval", positive_duration)
+            .with(cx, "interval", |cx, l, v| {
+                duration_at_least(cx, l, v, MIN_PROBE_INTERVAL)
+            })
             .unwrap_or(Duration::from_secs(5)),
         timeout: s
-            .with(cx, "timeout", positive_duration)
+            .with(cx, "timeout", |cx, l, v| {
+                duration_at_least(cx, l, v, MIN_PROBE_TIMEOUT)
+            })
             .unwrap_or(Duration::from_secs(2)),
         retries: s
             .with(cx, "retries", |cx, l, v| u32_at_least(cx, l, v, 1))
@@ -1900,7 +1926,9 @@ fn parse_health(cx: &mut Cx<'_>, v: &Value<'_>) -> Option<Health> {
             .with(cx, "start_period", duration)
             .unwrap_or(Duration::ZERO),
         start_interval: s
-            .with(cx, "start_interval", positive_duration)
+            .with(cx, "start_interval", |cx, l, v| {
+                duration_at_least(cx, l, v, MIN_PROBE_INTERVAL)
+            })
             .unwrap_or(Duration::from_secs(5)),
         on_unhealthy: s
             .with(cx, "on_unhealthy", choice)
