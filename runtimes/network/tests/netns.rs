@@ -315,8 +315,19 @@ fn two_networks_are_isolated() {
         let a = nets.attach(&ep("a", &["front"], vec![])).unwrap();
         let b = nets.attach(&ep("b", &["back"], vec![])).unwrap();
         assert_eq!(b.addresses, [("back".to_string(), ip("10.89.1.2"))]);
-        let bridges: Vec<String> = nets.list().into_iter().map(|n| n.bridge).collect();
-        assert_eq!(bridges, ["jarvis0", "jarvis1"]);
+        // Listed by name; bridges numbered in the order the networks were made.
+        let bridges: Vec<(String, String)> = nets
+            .list()
+            .into_iter()
+            .map(|n| (n.name, n.bridge))
+            .collect();
+        assert_eq!(
+            bridges,
+            [
+                ("back".to_string(), "jarvis1".to_string()),
+                ("front".to_string(), "jarvis0".to_string())
+            ]
+        );
         serve(&b.netns, "b", Some(7000), None);
         // The host reaches b (routing works) ...
         assert_eq!(tcp_get(sock("10.89.1.2", 7000)).unwrap(), "hello from b");
