@@ -198,12 +198,20 @@ async fn connection(
     match reply {
         Reply::Now(resp) => write_frame(&mut stream, &resp).await,
         Reply::Later(rx) => {
-            let resp = match wait_timeout {
-                Some(t) => match tokio::time::timeout(t, rx).await {
-                    Ok(r) => r.ok(),
-                    Err(_) => Some(timed_out(&tx, t).await),
-                },
-                None => rx.await.ok(),
+            let answer = async {
+                match wait_timeout {
+                    Some(t) => match tokio::time::timeout(t, rx).await {
+                        Ok(r) => r.ok(),
+                        Err(_) => Some(timed_out(&tx, t).await),
+                    },
+                    None => rx.await.ok(),
+                }
+            };
+            // A caller that hangs up while it waits (Ctrl-C on `up --wait`)
+            // gets no answer: its connection goes now, not when the wait ends.
+            let resp = tokio::select! {
+                resp = answer => resp,
+                () = hung_up(&stream) => return Ok(()),
             };
             let resp = resp.unwrap_or(Response::Error {
                 message: "jarvisd is shutting down".into(),
@@ -211,6 +219,23 @@ async fn connection(
             write_frame(&mut stream, &resp).await
         }
         Reply::Log(log) => crate::logs::serve(&mut stream, log, logs.unwrap_or_default()).await,
+    }
+}
+
+/// Resolves when the caller has closed its end of the connection (it sends
+/// nothing after its request; whatever it does send is read and dropped).
+async fn hung_up(stream: &UnixStream) {
+    let mut buf = [0u8; 64];
+    loop {
+        if stream.readable().await.is_err() {
+            return;
+        }
+        match stream.try_read(&mut buf) {
+            Ok(0) => return,
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+            Err(_) => return,
+        }
     }
 }
 

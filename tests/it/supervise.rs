@@ -567,3 +567,72 @@ delay = "0s"
     assert!(!alive(fresh), "the stopped unit's shim is let go");
     assert!(!alive(pid));
 }
+
+/// Descriptors jarvisd holds open now.
+fn open_fds(pid: i32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .unwrap()
+        .count()
+}
+
+#[test]
+fn an_abandoned_wait_gives_its_descriptor_back() {
+    if !root() {
+        return;
+    }
+    // A unit that never becomes healthy: every `up --wait` waits on it.
+    let j = Jarvis::start(&[(
+        "never",
+        r#"
+[native]
+command = ["sleep", "1000"]
+[health]
+tcp = "127.0.0.1:9"
+interval = "1h"
+start_period = "1h"
+"#,
+    )]);
+    j.wait_unit("never", Duration::from_secs(10), |u| {
+        u["state"] == "running"
+    });
+    let pid = j.daemon_pid();
+    let before = open_fds(pid);
+    let mut waiters: Vec<std::process::Child> = (0..30)
+        .map(|_| {
+            std::process::Command::new(&*JARVISCTL)
+                .arg("--socket")
+                .arg(&j.socket)
+                .args(["up", "--wait", "--timeout", "1h"])
+                .stdin(std::process::Stdio::null())
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while open_fds(pid) < before + 30 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(
+        open_fds(pid) >= before + 30,
+        "each waiting client holds a connection: {} then {}",
+        before,
+        open_fds(pid)
+    );
+    for w in &mut waiters {
+        let _ = w.kill();
+        let _ = w.wait();
+    }
+    // The callers hung up: jarvisd notices and lets their connections go.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while open_fds(pid) > before + 2 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(
+        open_fds(pid) <= before + 2,
+        "descriptors after the callers left: {} (before: {before})",
+        open_fds(pid)
+    );
+    assert_eq!(j.unit("never")["state"], "running", "jarvisd still answers");
+}
