@@ -1881,13 +1881,15 @@ fn unreadable_paths_are_reported() {
         d[0].to_string(),
         "/nonexistent/jarvis/x.toml: no such file or directory; give the units directory or unit files"
     );
-    // A file that is there but cannot be read says why.
+    // A link that leads nowhere says where it leads.
     let s = Scratch::new(&[]);
     let unreadable = s.0.join("u.toml");
     std::os::unix::fs::symlink("/nonexistent/jarvis/target", &unreadable).unwrap();
     let d = load_paths(std::slice::from_ref(&unreadable)).unwrap_err();
     assert!(
-        d[0].to_string().contains("u.toml: cannot read unit file"),
+        d[0].to_string().contains(
+            "u.toml: a symbolic link to /nonexistent/jarvis/target, which does not exist"
+        ),
         "{}",
         d[0]
     );
@@ -4030,4 +4032,33 @@ fn load_dir_with_a_base_gives_absolute_paths() {
         "{}",
         render(&d)
     );
+}
+
+#[test]
+fn entries_that_are_not_regular_files_are_reported_and_never_read() {
+    let s = Scratch::new(&[("web.toml", MIN)]);
+    std::os::unix::fs::symlink(s.0.join("gone.toml.orig"), s.0.join("dangling.toml")).unwrap();
+    nix::unistd::mkfifo(
+        &s.0.join("pipe.toml"),
+        nix::sys::stat::Mode::from_bits_truncate(0o600),
+    )
+    .unwrap();
+    std::fs::create_dir(s.0.join("dir.toml")).unwrap();
+    let d = load_err(&s);
+    let text = render(&d);
+    assert!(
+        text.contains("dangling.toml") && text.contains("does not exist"),
+        "{text}"
+    );
+    assert!(
+        text.contains("pipe.toml") && text.contains("not a regular file"),
+        "{text}"
+    );
+    assert!(
+        text.contains("dir.toml") && text.contains("not a regular file"),
+        "{text}"
+    );
+    // Named on its own (`validate pipe.toml`), a FIFO is refused, not read.
+    let d = load_paths(&[s.0.join("pipe.toml")]).unwrap_err();
+    assert!(render(&d).contains("not a regular file"), "{}", render(&d));
 }

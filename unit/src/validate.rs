@@ -295,10 +295,42 @@ pub fn unit_files(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
             !name.starts_with('.') && name.ends_with(".toml")
         })
         .map(|e| dir.join(e.file_name()))
-        .filter(|f| f.is_file())
         .collect();
     found.sort();
     Ok(found)
+}
+
+/// Why `file` cannot be a unit file (it is not a regular file, or a link
+/// to one), or `None` when it can.
+fn not_a_unit_file(file: &Path) -> Option<String> {
+    let link = fs::symlink_metadata(file).ok()?;
+    match fs::metadata(file) {
+        Ok(m) if m.is_file() => None,
+        Ok(m) => {
+            let t = m.file_type();
+            let what = if t.is_dir() {
+                "a directory"
+            } else if std::os::unix::fs::FileTypeExt::is_fifo(&t) {
+                "a FIFO"
+            } else if std::os::unix::fs::FileTypeExt::is_socket(&t) {
+                "a socket"
+            } else {
+                "a device or other special file"
+            };
+            Some(format!(
+                "not a regular file ({what}); a unit file is a regular TOML file: rename it or move it out of the units directory"
+            ))
+        }
+        Err(e) if link.file_type().is_symlink() => {
+            let target = fs::read_link(file)
+                .map(|t| t.display().to_string())
+                .unwrap_or_else(|_| "?".into());
+            Some(format!(
+                "a symbolic link to {target}, which does not exist ({e}); fix or remove the link"
+            ))
+        }
+        Err(e) => Some(format!("cannot read unit file: {e}")),
+    }
 }
 
 /// Loads every unit file in `dir` (its `*.toml` files, not recursive).
@@ -366,6 +398,22 @@ pub fn load_paths_with(paths: &[PathBuf], opts: &LoadOptions) -> Result<UnitSet,
                 ));
                 continue;
             }
+        }
+        // Only a regular file is read: a FIFO would block the reader, and a
+        // link that leads nowhere or a directory named `*.toml` is said, not
+        // skipped (the unit would otherwise vanish from the set).
+        if let Some(why) = not_a_unit_file(&file) {
+            diags.push(Diagnostic::whole_file(&file, why));
+            if let Some(name) = name {
+                let info = Info {
+                    file,
+                    deps: Vec::new(),
+                    has_health: None,
+                    net: None,
+                };
+                known.insert(name, info);
+            }
+            continue;
         }
         let text = match fs::read_to_string(&file) {
             Ok(text) => text,
