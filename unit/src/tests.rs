@@ -4062,3 +4062,13 @@ fn entries_that_are_not_regular_files_are_reported_and_never_read() {
     let d = load_paths(&[s.0.join("pipe.toml")]).unwrap_err();
     assert!(render(&d).contains("not a regular file"), "{}", render(&d));
 }
+
+#[test]
+fn invalid_utf8_is_located() {
+    let s = Scratch::new(&[]);
+    let f = s.0.join("bad.toml");
+    std::fs::write(&f, b"[native]\ncommand = [\"/bin/\xff\"]\n").unwrap();
+    let d = load_paths(std::slice::from_ref(&f)).unwrap_err();
+    assert_eq!((d[0].line, d[0].col), (2, 18), "{}", d[0]);
+    assert!(d[0].message.contains("not valid UTF-8"), "{}", d[0]);
+}

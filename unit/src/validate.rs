@@ -415,13 +415,42 @@ pub fn load_paths_with(paths: &[PathBuf], opts: &LoadOptions) -> Result<UnitSet,
             }
             continue;
         }
-        let text = match fs::read_to_string(&file) {
-            Ok(text) => text,
+        let text = match fs::read(&file).map(String::from_utf8) {
+            Ok(Ok(text)) => Some(text),
+            Ok(Err(e)) => {
+                // Where the first byte that is not UTF-8 is.
+                let valid = e.utf8_error().valid_up_to();
+                let bytes = e.as_bytes();
+                let line = 1 + bytes[..valid].iter().filter(|b| **b == b'\n').count();
+                let line_start = bytes[..valid]
+                    .iter()
+                    .rposition(|b| *b == b'\n')
+                    .map_or(0, |i| i + 1);
+                let col = 1 + String::from_utf8_lossy(&bytes[line_start..valid])
+                    .chars()
+                    .count();
+                diags.push(Diagnostic::new(
+                    &file,
+                    line,
+                    col,
+                    format!(
+                        "not valid UTF-8 (byte 0x{:02x}); unit files are UTF-8 text",
+                        bytes[valid]
+                    ),
+                ));
+                None
+            }
             Err(e) => {
                 diags.push(Diagnostic::whole_file(
                     &file,
                     format!("cannot read unit file: {e}"),
                 ));
+                None
+            }
+        };
+        let text = match text {
+            Some(text) => text,
+            None => {
                 if let Some(name) = name {
                     let info = Info {
                         file,
