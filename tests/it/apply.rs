@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::harness::{alive, cgroup_root, root, JARVISCTL, JARVISD};
+use crate::harness::{alive, clear_cgroup_parent, root, stop_child, unique, JARVISCTL, JARVISD};
 
 /// A jarvisd on a state directory of its own, with no `--units`.
 struct Lab {
@@ -169,50 +169,11 @@ impl Lab {
 
 impl Drop for Lab {
     fn drop(&mut self) {
-        if let Some(mut c) = self.daemon.take() {
-            let _ = nix::sys::signal::kill(
-                nix::unistd::Pid::from_raw(c.id() as i32),
-                nix::sys::signal::Signal::SIGTERM,
-            );
-            let deadline = Instant::now() + Duration::from_secs(30);
-            while c.try_wait().ok().flatten().is_none() && Instant::now() < deadline {
-                std::thread::sleep(Duration::from_millis(20));
-            }
-            let _ = c.kill();
-            let _ = c.wait();
+        if let Some(c) = self.daemon.take() {
+            stop_child(c);
         }
-        // Whatever is left: kill it and remove the cgroups.
-        for base in [
-            cgroup_root("pids"),
-            cgroup_root("memory"),
-            cgroup_root("cpu"),
-        ] {
-            let parent = base.join(&self.cgroup_parent);
-            for unit in fs::read_dir(&parent).into_iter().flatten().flatten() {
-                for _ in 0..50 {
-                    let procs =
-                        fs::read_to_string(unit.path().join("cgroup.procs")).unwrap_or_default();
-                    if procs.trim().is_empty() {
-                        break;
-                    }
-                    for pid in procs.lines().filter_map(|l| l.trim().parse::<i32>().ok()) {
-                        let _ = nix::sys::signal::kill(
-                            nix::unistd::Pid::from_raw(pid),
-                            nix::sys::signal::Signal::SIGKILL,
-                        );
-                    }
-                    std::thread::sleep(Duration::from_millis(20));
-                }
-                let _ = fs::remove_dir(unit.path());
-            }
-            let _ = fs::remove_dir(&parent);
-        }
+        clear_cgroup_parent(&self.cgroup_parent);
     }
-}
-
-fn unique() -> usize {
-    static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
-    N.fetch_add(1, std::sync::atomic::Ordering::SeqCst)
 }
 
 fn git(dir: &Path, args: &[&str]) {

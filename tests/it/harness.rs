@@ -467,42 +467,68 @@ impl Drop for Jarvis {
             nix::mount::MntFlags::MNT_DETACH,
         );
         // Whatever is left (a failed test, a killed daemon): kill and remove.
-        for root in ["/sys/fs/cgroup", "/sys/fs/cgroup/unified"]
-            .iter()
-            .map(PathBuf::from)
-            .chain(
-                fs::read_dir("/sys/fs/cgroup")
-                    .into_iter()
-                    .flatten()
-                    .flatten()
-                    .map(|e| e.path()),
-            )
-        {
-            let parent = root.join(&self.cgroup_parent);
-            if !parent.is_dir() {
+        clear_cgroup_parent(&self.cgroup_parent);
+    }
+}
+
+/// Kills whatever is left in the unit cgroups under `parent` (in every
+/// hierarchy) and removes them and `parent`: the end of a test's daemon.
+pub fn clear_cgroup_parent(parent: &str) {
+    for root in ["/sys/fs/cgroup", "/sys/fs/cgroup/unified"]
+        .iter()
+        .map(PathBuf::from)
+        .chain(
+            fs::read_dir("/sys/fs/cgroup")
+                .into_iter()
+                .flatten()
+                .flatten()
+                .map(|e| e.path()),
+        )
+    {
+        let parent = root.join(parent);
+        if !parent.is_dir() {
+            continue;
+        }
+        for unit in fs::read_dir(&parent).into_iter().flatten().flatten() {
+            if !unit.path().is_dir() {
                 continue;
             }
-            for unit in fs::read_dir(&parent).into_iter().flatten().flatten() {
-                if !unit.path().is_dir() {
-                    continue;
+            for _ in 0..50 {
+                let procs =
+                    fs::read_to_string(unit.path().join("cgroup.procs")).unwrap_or_default();
+                if procs.trim().is_empty() {
+                    break;
                 }
-                for _ in 0..50 {
-                    let procs =
-                        fs::read_to_string(unit.path().join("cgroup.procs")).unwrap_or_default();
-                    if procs.trim().is_empty() {
-                        break;
-                    }
-                    for pid in procs.lines().filter_map(|l| l.trim().parse::<i32>().ok()) {
-                        let _ = nix::sys::signal::kill(
-                            nix::unistd::Pid::from_raw(pid),
-                            nix::sys::signal::Signal::SIGKILL,
-                        );
-                    }
-                    std::thread::sleep(Duration::from_millis(20));
+                for pid in procs.lines().filter_map(|l| l.trim().parse::<i32>().ok()) {
+                    let _ = nix::sys::signal::kill(
+                        nix::unistd::Pid::from_raw(pid),
+                        nix::sys::signal::Signal::SIGKILL,
+                    );
                 }
-                let _ = fs::remove_dir(unit.path());
+                std::thread::sleep(Duration::from_millis(20));
             }
-            let _ = fs::remove_dir(&parent);
+            let _ = fs::remove_dir(unit.path());
         }
+        let _ = fs::remove_dir(&parent);
     }
+}
+
+/// SIGTERM to a daemon the test started, then SIGKILL after 30 s.
+pub fn stop_child(mut c: std::process::Child) {
+    let _ = nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(c.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    );
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while c.try_wait().ok().flatten().is_none() && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let _ = c.kill();
+    let _ = c.wait();
+}
+
+/// A number no other call in this test process got.
+pub fn unique() -> usize {
+    static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    N.fetch_add(1, std::sync::atomic::Ordering::SeqCst)
 }
