@@ -14,11 +14,13 @@
 #                    device filter on cgroup v2)
 #   libseccomp-dev   libseccomp-sys links -lseccomp (libcontainer's seccomp
 #                    filters)
+#   libssl-dev       openssl-sys finds OpenSSL through pkg-config (git2's
+#                    https, for `jarvisctl apply` and `jarvisd --git`)
 #
 # Usage: scripts/deps.sh [PACKAGE...]
 set -euo pipefail
 
-build=(gcc libc6-dev make pkg-config libelf-dev zlib1g-dev libseccomp-dev)
+build=(gcc libc6-dev make pkg-config libelf-dev zlib1g-dev libseccomp-dev libssl-dev)
 
 installed() {
     [ "$(dpkg-query -W -f='${db:Status-Status}' "$1" 2>/dev/null)" = installed ]
