@@ -354,7 +354,10 @@ mod tests {
         let mut u = unit("vpn", UnitState::Running);
         u.kind = jarvis_proto::UnitKind::Container;
         u.privileged = true;
-        let out = status(&StatusReport { units: vec![u] });
+        let out = status(&StatusReport {
+            units: vec![u],
+            ..Default::default()
+        });
         assert!(out.contains("container (privileged)"), "{out}");
     }
 
@@ -367,6 +370,7 @@ mod tests {
         ];
         let out = status(&StatusReport {
             units: vec![web, unit("db", UnitState::Running)],
+            ..Default::default()
         });
         assert!(out.lines().next().unwrap().contains("PORTS"), "{out}");
         assert!(
@@ -375,6 +379,7 @@ mod tests {
         );
         let out = status(&StatusReport {
             units: vec![unit("db", UnitState::Running)],
+            ..Default::default()
         });
         assert!(!out.contains("PORTS"), "{out}");
     }
@@ -411,6 +416,7 @@ mod tests {
         db.reason = Some("killed by SIGKILL: out of memory".into());
         let out = status(&StatusReport {
             units: vec![db, web],
+            ..Default::default()
         });
         let expected = "\
 UNIT  KIND    STATE          PID  UPTIME  RESTARTS  HEALTH      MEMORY    CPU  REASON
@@ -424,6 +430,7 @@ web   native  running       4242   1h02m         2  healthy  12M / 64M  1.50s
     fn the_reason_column_hides_when_empty() {
         let out = status(&StatusReport {
             units: vec![unit("a", UnitState::Stopped)],
+            ..Default::default()
         });
         assert!(!out.contains("REASON"), "{out}");
     }

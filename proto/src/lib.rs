@@ -363,6 +363,11 @@ pub struct ImageInfo {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct StatusReport {
     pub units: Vec<UnitStatus>,
+    /// What keeps jarvisd from running the declared units as written: e.g.
+    /// a units directory that did not load at boot (the last good set runs
+    /// instead). Empty when all is well; absent from the JSON then.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub problems: Vec<String>,
 }
 
 /// One unit as `status --json` shows it. The fields up to `reason` are

@@ -843,7 +843,10 @@ impl Daemon {
                 rows
             })
             .await;
-            let _ = tx.send(Response::Status(StatusReport { units }));
+            let _ = tx.send(Response::Status(StatusReport {
+                units,
+                problems: Vec::new(),
+            }));
         });
         rx
     }
