@@ -6,9 +6,38 @@ use jarvis_proto::{
 };
 
 pub fn status(report: &StatusReport) -> String {
+    let mut out = problems(&report.problems);
     if report.units.is_empty() {
-        return "no units\n".to_string();
+        out.push_str("no units\n");
+        return out;
     }
+    out.push_str(&units_table(report));
+    out
+}
+
+/// What keeps jarvisd from running the units as declared, above the table:
+/// each problem's first line after `PROBLEM:`, its details indented under
+/// it, then a blank line. Nothing when there is none.
+fn problems(problems: &[String]) -> String {
+    let mut out = String::new();
+    for p in problems {
+        let mut lines = p.lines();
+        out.push_str("PROBLEM: ");
+        out.push_str(lines.next().unwrap_or_default());
+        out.push('\n');
+        for l in lines {
+            out.push_str("  ");
+            out.push_str(l);
+            out.push('\n');
+        }
+    }
+    if !out.is_empty() {
+        out.push('\n');
+    }
+    out
+}
+
+fn units_table(report: &StatusReport) -> String {
     let mut table = Table::new();
     table
         .load_preset(presets::NOTHING)
@@ -433,6 +462,40 @@ web   native  running       4242   1h02m         2  healthy  12M / 64M  1.50s
             ..Default::default()
         });
         assert!(!out.contains("REASON"), "{out}");
+    }
+
+    #[test]
+    fn problems_come_first_with_their_details_indented() {
+        let report = StatusReport {
+            units: vec![unit("a", UnitState::Running)],
+            problems: vec![
+                "units directory /u has 1 problem(s); running the last good set\n/u/b.toml:3:1: unknown key".into(),
+            ],
+        };
+        let out = status(&report);
+        let lines: Vec<&str> = out.lines().collect();
+        assert_eq!(
+            lines[..3],
+            [
+                "PROBLEM: units directory /u has 1 problem(s); running the last good set",
+                "  /u/b.toml:3:1: unknown key",
+                "",
+            ],
+            "\n{out}"
+        );
+        assert!(lines[3].starts_with("UNIT"), "\n{out}");
+        // With no units too.
+        let out = status(&StatusReport {
+            units: vec![],
+            problems: vec!["nothing loaded".into()],
+        });
+        assert_eq!(out, "PROBLEM: nothing loaded\n\nno units\n");
+        // None: the table alone.
+        let out = status(&StatusReport {
+            units: vec![unit("a", UnitState::Running)],
+            ..Default::default()
+        });
+        assert!(out.starts_with("UNIT"), "{out}");
     }
 
     #[test]
