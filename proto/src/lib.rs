@@ -16,7 +16,9 @@
 //! jarvisd kills the command.
 //!
 //! Every message is a frame: a 4-byte big-endian length, then that many bytes
-//! of JSON. Frames over [`MAX_FRAME`] are refused before they are read.
+//! of JSON. Frames over [`MAX_FRAME`] are refused before they are read, and
+//! a frame's buffer grows as its bytes arrive (from [`FRAME_CHUNK`]), so a
+//! length alone reserves nothing.
 //!
 //! These are wire types only; the supervisor's own types live in the
 //! supervisor crate and are converted at the boundary.
@@ -28,6 +30,10 @@ use serde::{de::DeserializeOwned, Deserialize, Serialize};
 pub const PROTOCOL_VERSION: u32 = 1;
 /// The largest frame either side accepts: 8 MiB.
 pub const MAX_FRAME: usize = 8 << 20;
+/// The most a frame's buffer holds before its bytes arrive: a frame grows
+/// as it is read, so a peer that announces 8 MiB and sends nothing costs
+/// this much, not 8 MiB.
+pub const FRAME_CHUNK: usize = 16 << 10;
 /// The most text one `LogData` frame carries: a long log comes in several.
 pub const LOG_CHUNK: usize = 1 << 20;
 /// Where jarvisd listens unless told otherwise.
@@ -610,9 +616,23 @@ pub fn read_frame<T: DeserializeOwned>(r: &mut impl Read) -> Result<T, FrameErro
         Err(e) => return Err(e.into()),
     }
     let len = check_len(header)?;
-    let mut body = vec![0u8; len];
-    r.read_exact(&mut body)?;
+    let mut body = Vec::with_capacity(len.min(FRAME_CHUNK));
+    r.take(len as u64).read_to_end(&mut body)?;
+    whole(&body, len)?;
     Ok(serde_json::from_slice(&body)?)
+}
+
+/// A body that ended before its length is an unexpected end of file, as
+/// `read_exact` says it.
+fn whole(body: &[u8], len: usize) -> Result<(), FrameError> {
+    if body.len() < len {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::UnexpectedEof,
+            format!("the frame ended after {} of its {len} bytes", body.len()),
+        )
+        .into());
+    }
+    Ok(())
 }
 
 #[cfg(feature = "async")]
@@ -642,8 +662,9 @@ pub mod nonblocking {
             Err(e) => return Err(e.into()),
         }
         let len = check_len(header)?;
-        let mut body = vec![0u8; len];
-        r.read_exact(&mut body).await?;
+        let mut body = Vec::with_capacity(len.min(FRAME_CHUNK));
+        r.take(len as u64).read_to_end(&mut body).await?;
+        whole(&body, len)?;
         Ok(serde_json::from_slice(&body)?)
     }
 }
@@ -692,6 +713,106 @@ mod tests {
         buf.extend_from_slice(b"{}");
         let err = read_frame::<Request>(&mut buf.as_slice()).unwrap_err();
         assert!(matches!(err, FrameError::TooLarge(n) if n == MAX_FRAME + 1));
+    }
+
+    /// A peer that announces `announced` bytes, sends `sent` of them and
+    /// stops: records the largest buffer a read asked it to fill.
+    struct Trickle {
+        data: Vec<u8>,
+        at: usize,
+        largest: usize,
+    }
+
+    impl Trickle {
+        fn new(announced: usize, sent: usize) -> Trickle {
+            let mut data = (announced as u32).to_be_bytes().to_vec();
+            data.extend(std::iter::repeat_n(b' ', sent));
+            Trickle {
+                data,
+                at: 0,
+                largest: 0,
+            }
+        }
+
+        fn give(&mut self, buf: &mut [u8]) -> usize {
+            if self.at >= 4 {
+                self.largest = self.largest.max(buf.len());
+            }
+            let n = buf.len().min(self.data.len() - self.at);
+            buf[..n].copy_from_slice(&self.data[self.at..self.at + n]);
+            self.at += n;
+            n
+        }
+    }
+
+    impl Read for Trickle {
+        fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+            Ok(self.give(buf))
+        }
+    }
+
+    #[test]
+    fn a_frame_is_allocated_as_its_bytes_arrive() {
+        // 8 MiB announced, 100 bytes sent: the reader is never handed a
+        // buffer of the announced size.
+        let mut peer = Trickle::new(MAX_FRAME, 100);
+        let err = read_frame::<Request>(&mut peer).unwrap_err();
+        assert!(
+            matches!(&err, FrameError::Io(e) if e.kind() == std::io::ErrorKind::UnexpectedEof),
+            "{err:?}"
+        );
+        assert!(
+            peer.largest <= FRAME_CHUNK,
+            "a read was given {} bytes to fill for 100 that came",
+            peer.largest
+        );
+        // A whole frame still reads, in pieces.
+        let req = Request::Status {
+            units: vec!["x".repeat(3 * FRAME_CHUNK)],
+        };
+        let mut buf = Vec::new();
+        write_frame(&mut buf, &req).unwrap();
+        let back: Request = read_frame(&mut buf.as_slice()).unwrap();
+        assert_eq!(back, req);
+    }
+
+    #[cfg(feature = "async")]
+    #[test]
+    fn a_frame_is_allocated_as_its_bytes_arrive_async() {
+        use std::future::Future;
+        use std::pin::Pin;
+        use std::task::{Context, Poll};
+        impl tokio::io::AsyncRead for Trickle {
+            fn poll_read(
+                mut self: Pin<&mut Self>,
+                _: &mut Context<'_>,
+                buf: &mut tokio::io::ReadBuf<'_>,
+            ) -> Poll<std::io::Result<()>> {
+                let n = self.give(buf.initialize_unfilled());
+                buf.advance(n);
+                Poll::Ready(Ok(()))
+            }
+        }
+        let mut peer = Trickle::new(MAX_FRAME, 100);
+        // The peer is always ready: one poll finishes the read.
+        let polled = {
+            let fut = nonblocking::read_frame::<Request>(&mut peer);
+            let mut fut = std::pin::pin!(fut);
+            let mut cx = Context::from_waker(std::task::Waker::noop());
+            fut.as_mut().poll(&mut cx)
+        };
+        let Poll::Ready(Err(err)) = polled else {
+            panic!("the read did not end with an error")
+        };
+        assert!(
+            matches!(&err, FrameError::Io(e) if e.kind() == std::io::ErrorKind::UnexpectedEof),
+            "{err:?}"
+        );
+        assert!(
+            peer.largest <= FRAME_CHUNK,
+            "a read was given {} bytes to fill for 100 that came",
+            peer.largest
+        );
     }
 
     #[test]
