@@ -751,6 +751,19 @@ mod tests {
         }
     }
 
+    #[cfg(feature = "async")]
+    impl tokio::io::AsyncRead for Trickle {
+        fn poll_read(
+            mut self: std::pin::Pin<&mut Self>,
+            _: &mut std::task::Context<'_>,
+            buf: &mut tokio::io::ReadBuf<'_>,
+        ) -> std::task::Poll<std::io::Result<()>> {
+            let n = self.give(buf.initialize_unfilled());
+            buf.advance(n);
+            std::task::Poll::Ready(Ok(()))
+        }
+    }
+
     #[test]
     fn a_frame_is_allocated_as_its_bytes_arrive() {
         // 8 MiB announced, 100 bytes sent: the reader is never handed a
@@ -780,19 +793,7 @@ mod tests {
     #[test]
     fn a_frame_is_allocated_as_its_bytes_arrive_async() {
         use std::future::Future;
-        use std::pin::Pin;
         use std::task::{Context, Poll};
-        impl tokio::io::AsyncRead for Trickle {
-            fn poll_read(
-                mut self: Pin<&mut Self>,
-                _: &mut Context<'_>,
-                buf: &mut tokio::io::ReadBuf<'_>,
-            ) -> Poll<std::io::Result<()>> {
-                let n = self.give(buf.initialize_unfilled());
-                buf.advance(n);
-                Poll::Ready(Ok(()))
-            }
-        }
         let mut peer = Trickle::new(MAX_FRAME, 100);
         // The peer is always ready: one poll finishes the read.
         let polled = {
