@@ -6,6 +6,8 @@ mod harness;
 
 mod apply;
 mod bench;
+mod boot_fallback;
+mod chaos;
 mod cli;
 mod compose;
 mod config;
