@@ -9,7 +9,7 @@
 //! thread, never on the loop.
 
 use std::collections::{BTreeMap, HashMap};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -26,7 +26,7 @@ use crate::logs::UnitLog;
 use crate::msg::{Msg, Reply};
 use crate::placement::Placement;
 use crate::probe::probe;
-use crate::state::{Persisted, StateFile};
+use crate::state::{LastGood, LastGoodFile, Persisted, StateFile};
 
 pub(crate) mod apply;
 pub use apply::{boot_set, Source};
@@ -40,6 +40,151 @@ pub struct Config {
     pub definitions: jarvis_gitops::Definitions,
     /// The `--git` repository: `apply` without a repository takes it.
     pub git: Option<crate::trigger::GitSource>,
+    /// What keeps jarvisd from running the declared units as written, from
+    /// boot (see [`Boot::problems`]).
+    pub problems: Vec<String>,
+}
+
+/// What jarvisd boots with: [`boot_units`].
+pub struct Boot {
+    pub set: jarvis_unit::UnitSet,
+    pub source: Source,
+    /// Each unit's definition digest.
+    pub definitions: jarvis_gitops::Definitions,
+    /// What keeps jarvisd from running the declared units as written: the
+    /// units directory (or the active generation) did not load, and what
+    /// runs instead. `status` shows them until an `up` loads cleanly.
+    pub problems: Vec<String>,
+    /// No set is known to be the one that ran: runs found at boot of units
+    /// `set` lacks are left running, not stopped.
+    pub leave_others: bool,
+}
+
+/// The most diagnostics a problem in `status` lists; the rest are counted.
+const PROBLEM_LINES: usize = 20;
+
+/// Diagnostics, one a line, at most [`PROBLEM_LINES`] of them.
+fn diagnostic_lines<D: std::fmt::Display>(diags: &[D]) -> String {
+    let mut lines: Vec<String> = diags
+        .iter()
+        .take(PROBLEM_LINES)
+        .map(|d| d.to_string())
+        .collect();
+    if diags.len() > PROBLEM_LINES {
+        lines.push(format!(
+            "... and {} more (jarvisctl validate shows them all)",
+            diags.len() - PROBLEM_LINES
+        ));
+    }
+    lines.join("\n")
+}
+
+/// Loads the units jarvisd boots with (blocking: reads the unit files, the
+/// files they name, and the state directory). A units directory that loads
+/// is kept as the last good set. One that does not (a file broken while
+/// jarvisd was away) never keeps jarvisd from coming up: the last good set
+/// runs instead and the problem is reported; with no last good set, no
+/// units run and what runs is left as it is. The same for a generation
+/// that does not load.
+pub fn boot_units(units: Option<&Path>, state_dir: &Path) -> Boot {
+    let last_good = LastGoodFile::new(state_dir);
+    let (set, source, root, problem) = match units {
+        Some(dir) if dir.exists() => {
+            let source = Source::Units(dir.to_path_buf());
+            match jarvis_unit::load_dir(dir) {
+                Ok(set) => {
+                    if let Err(e) = last_good.save(&LastGood::new(dir, set.units.values().cloned()))
+                    {
+                        tracing::warn!(error = %e, "cannot keep the last good unit set");
+                    }
+                    (set, source, None, None)
+                }
+                Err(diags) => {
+                    let details = diagnostic_lines(&diags);
+                    tracing::error!(
+                        dir = %dir.display(),
+                        "the units directory has {} problem(s):\n{details}",
+                        diags.len()
+                    );
+                    let head = format!(
+                        "units directory {} has {} problem(s)",
+                        dir.display(),
+                        diags.len()
+                    );
+                    let kept = last_good
+                        .load()
+                        .map_err(|e| e.to_string())
+                        .and_then(|l| match l {
+                            Some(l) => l.set().map(|set| Some((l, set))),
+                            None => Ok(None),
+                        });
+                    match kept {
+                        Ok(Some((last, set))) => {
+                            let from = if last.source == dir {
+                                String::new()
+                            } else {
+                                format!(", loaded from {}", last.source.display())
+                            };
+                            let problem = format!(
+                                "{head}; running the last good set of {} ({} units{from}); \
+                                 fix the files and run jarvisctl up:\n{details}",
+                                last.when(),
+                                set.units.len(),
+                            );
+                            tracing::warn!("{}", problem.lines().next().unwrap_or_default());
+                            (set, source, None, Some((problem, false)))
+                        }
+                        other => {
+                            let why = match other {
+                                Err(e) => format!("the last good set cannot be read ({e})"),
+                                _ => "there is no last good set".to_string(),
+                            };
+                            let problem = format!(
+                                "{head}; {why}: running no units, and runs found at boot are left \
+                                 as they are, unsupervised; fix the files and run jarvisctl up:\n{details}"
+                            );
+                            tracing::warn!("{}", problem.lines().next().unwrap_or_default());
+                            let set = jarvis_unit::UnitSet::default();
+                            (set, source, None, Some((problem, true)))
+                        }
+                    }
+                }
+            }
+        }
+        Some(dir) => {
+            tracing::warn!(dir = %dir.display(), "units directory does not exist; starting with no units");
+            (
+                jarvis_unit::UnitSet::default(),
+                Source::Units(dir.to_path_buf()),
+                None,
+                None,
+            )
+        }
+        None => match boot_set(state_dir) {
+            Ok((set, root)) => (set, Source::Generations, root, None),
+            Err(e) => {
+                let problem = format!(
+                    "the active generation does not load: running no units, and runs found at boot \
+                     are left as they are, unsupervised; jarvisctl apply or rollback deploys one:\n{e:#}"
+                );
+                tracing::error!("{problem}");
+                let set = jarvis_unit::UnitSet::default();
+                (set, Source::Generations, None, Some((problem, true)))
+            }
+        },
+    };
+    let definitions = jarvis_gitops::definitions(&set, root.as_deref());
+    let (problems, leave_others) = match problem {
+        Some((p, leave)) => (vec![p], leave),
+        None => (Vec::new(), false),
+    };
+    Boot {
+        set,
+        source,
+        definitions,
+        problems,
+        leave_others,
+    }
 }
 
 pub struct Daemon {
@@ -64,6 +209,9 @@ pub struct Daemon {
     /// The apply or rollback in progress.
     apply: Option<apply::InFlight>,
     apply_serial: u64,
+    /// What keeps jarvisd from running the declared units as written
+    /// (`status` shows it): set at boot, cleared by an `up` that loads.
+    problems: Vec<String>,
 }
 
 /// Hardware rescans: one at a time; uevents that come meanwhile are
@@ -80,18 +228,20 @@ impl Daemon {
         let state_file = StateFile::new(&cfg.state_dir);
         let saved = state_file.load()?;
         let recommendations = bench::load_all(&bench::dir(&cfg.state_dir));
+        let last_good = LastGoodFile::new(&cfg.state_dir);
         Ok(Daemon {
             core: Supervisor::new(saved, recommendations),
             defs: cfg.definitions.clone(),
             apply: None,
             apply_serial: 0,
+            problems: cfg.problems.clone(),
             cfg,
             tx,
             logs: BTreeMap::new(),
             replies: HashMap::new(),
             next_id: 0,
             adopted: HashMap::new(),
-            writer: Writer::start(state_file),
+            writer: Writer::start(state_file, last_good),
             stats: Default::default(),
             rescan: Rescan::default(),
             made_parent: false,
@@ -179,7 +329,9 @@ impl Daemon {
 
     /// Takes the GPU inventory, finds what earlier runs left (their shims
     /// kept them running), resolves devices, and hands it all to the core.
-    pub async fn boot(&mut self, units: Vec<Unit>) {
+    /// Runs of units the set lacks are stopped, unless `leave_others` (no
+    /// set is known to be the one that ran them).
+    pub async fn boot(&mut self, units: Vec<Unit>, leave_others: bool) {
         let rt = self.cfg.runtime.clone();
         self.made_parent = !rt.parent_exists().await;
         // adopt() registers the shims' pidfds with tokio: run it in this
@@ -195,7 +347,17 @@ impl Daemon {
             let dir = run_dir.clone();
             blocking(move || apply::orphans(&dir, &set)).await
         };
-        self.stop_orphans(orphans);
+        if leave_others {
+            if !orphans.is_empty() {
+                tracing::warn!(units = ?orphans, "runs of units no set names are left as they are, unsupervised");
+                self.problems.push(format!(
+                    "left running, unsupervised (no unit set names them): {}",
+                    orphans.join(", ")
+                ));
+            }
+        } else {
+            self.stop_orphans(orphans);
+        }
         let mut found = Vec::new();
         for unit in units {
             let recorded = jarvis_shim::run_definition(&run_dir, &unit.name);
@@ -218,7 +380,10 @@ impl Daemon {
             .filter(|(_, a, _, _)| matches!(a, jarvis_runtime::Found::Running(_)))
             .map(|(u, _, _, _)| u.clone())
             .collect();
-        rt.restore_networks(alive).await;
+        // With runs left unsupervised, their networks stay as recorded.
+        if !leave_others {
+            rt.restore_networks(alive).await;
+        }
         let mut boot = Vec::new();
         for (unit, adopted, devices, stale) in found {
             let found = match adopted {
@@ -289,6 +454,7 @@ impl Daemon {
                 }
                 Msg::Loaded { id, set, defs } => {
                     let set = set.map(|set| {
+                        self.loaded_cleanly(&set);
                         let set = self.converge(set, &defs);
                         self.defs = defs;
                         set
@@ -705,6 +871,19 @@ impl Daemon {
         });
     }
 
+    /// The units directory loaded cleanly for `up`: what was wrong at boot
+    /// is over, and the set is the last good one now.
+    fn loaded_cleanly(&mut self, set: &[(Unit, Devices)]) {
+        if !self.problems.is_empty() {
+            tracing::info!("the units load cleanly again");
+            self.problems.clear();
+        }
+        if let Source::Units(dir) = &self.cfg.source {
+            let last = LastGood::new(dir, set.iter().map(|(u, _)| u.clone()));
+            self.writer.send(Write::LastGood(last));
+        }
+    }
+
     /// Runs found at boot of units the set does not have are stopped and
     /// their remains removed: the box runs the set, nothing else.
     fn stop_orphans(&self, names: Vec<String>) {
@@ -824,6 +1003,7 @@ impl Daemon {
         }
         let rt = self.cfg.runtime.clone();
         let cache = self.stats.clone();
+        let problems = self.problems.clone();
         let (tx, rx) = oneshot::channel();
         tokio::spawn(async move {
             for row in rows.iter_mut().filter(|r| r.pid.is_some()) {
@@ -843,10 +1023,7 @@ impl Daemon {
                 rows
             })
             .await;
-            let _ = tx.send(Response::Status(StatusReport {
-                units,
-                problems: Vec::new(),
-            }));
+            let _ = tx.send(Response::Status(StatusReport { units, problems }));
         });
         rx
     }
@@ -1052,6 +1229,8 @@ impl StatsCache {
 enum Write {
     Note(Arc<UnitLog>, String),
     Save(Persisted),
+    /// The units directory loaded cleanly: keep the set.
+    LastGood(LastGood),
 }
 
 /// One thread for jarvisd's own writes (notes in unit logs, the state
@@ -1062,7 +1241,7 @@ struct Writer {
 }
 
 impl Writer {
-    fn start(state: StateFile) -> Writer {
+    fn start(state: StateFile, last_good: LastGoodFile) -> Writer {
         let (tx, rx) = std::sync::mpsc::channel::<Write>();
         let thread = std::thread::Builder::new()
             .name("jarvisd-writer".into())
@@ -1073,6 +1252,11 @@ impl Writer {
                         Write::Save(p) => {
                             if let Err(err) = state.save(&p) {
                                 tracing::error!(error = %err, "cannot save state");
+                            }
+                        }
+                        Write::LastGood(set) => {
+                            if let Err(err) = last_good.save(&set) {
+                                tracing::warn!(error = %err, "cannot keep the last good unit set");
                             }
                         }
                     }

@@ -201,34 +201,20 @@ async fn serve(args: Args) -> anyhow::Result<()> {
         Some(addr) => Some(http::bind(addr).await?),
         None => None,
     };
-    let (units, source, root) = match &args.units {
-        Some(dir) if dir.exists() => (
-            jarvis_unit::load_dir(dir).map_err(|diags| {
-                let lines: Vec<String> = diags.iter().map(|d| d.to_string()).collect();
-                anyhow::anyhow!(
-                    "{} problem(s) in {}:\n{}",
-                    diags.len(),
-                    dir.display(),
-                    lines.join("\n")
-                )
-            })?,
-            daemon::Source::Units(dir.clone()),
-            None,
-        ),
-        Some(dir) => {
-            tracing::warn!(dir = %dir.display(), "units directory does not exist; starting with no units");
-            (
-                jarvis_unit::UnitSet::default(),
-                daemon::Source::Units(dir.clone()),
-                None,
-            )
-        }
-        None => {
-            let (set, root) = daemon::boot_set(&args.state_dir)?;
-            (set, daemon::Source::Generations, root)
-        }
+    // Unit files (and the files they name) are read off the runtime's
+    // thread; a directory that does not load falls back on the last good
+    // set (see `daemon::boot_units`) rather than stopping jarvisd.
+    let boot = {
+        let (units, state_dir) = (args.units.clone(), args.state_dir.clone());
+        jarvis_runtime::blocking(move || daemon::boot_units(units.as_deref(), &state_dir)).await
     };
-    let definitions = jarvis_gitops::definitions(&units, root.as_deref());
+    let daemon::Boot {
+        set: units,
+        source,
+        definitions,
+        problems,
+        leave_others,
+    } = boot;
     // Checked now, so a missing --auth-file stops jarvisd here; pulls read it again.
     let auth_file = jarvis_image::AuthFile::at_start(args.auth_file.as_deref())?;
     let group = args
@@ -243,6 +229,7 @@ async fn serve(args: Args) -> anyhow::Result<()> {
         source,
         git: git.clone(),
         definitions,
+        problems,
         state_dir: args.state_dir.clone(),
         runtime: jarvis_runtime::Runtimes::new(jarvis_runtime::Config {
             launcher: PathBuf::from("/proc/self/exe"),
@@ -279,7 +266,9 @@ async fn serve(args: Args) -> anyhow::Result<()> {
         state_dir = %args.state_dir.display(),
         "jarvisd started"
     );
-    daemon.boot(units.units.into_values().collect()).await;
+    daemon
+        .boot(units.units.into_values().collect(), leave_others)
+        .await;
 
     let server = tokio::spawn(control::serve(
         listener,
