@@ -127,13 +127,18 @@ pub fn run(client: &Client, units: Vec<String>, opts: Opts) -> anyhow::Result<Ex
     };
     if let [unit] = units.as_slice() {
         let mut stdout = std::io::stdout().lock();
+        let mut quit = false;
         client.stream(opts.request(unit, opts.timestamps), |data| {
             // A closed pipe (`| head`) ends the stream quietly.
-            stdout
+            quit = stdout
                 .write_all(data.as_bytes())
                 .and_then(|_| stdout.flush())
-                .is_ok()
+                .is_err();
+            !quit
         })?;
+        if opts.follow && !quit {
+            anyhow::bail!("{}", ended(unit));
+        }
         return Ok(ExitCode::SUCCESS);
     }
     let colour = std::io::stdout().is_terminal();
@@ -171,22 +176,40 @@ pub fn run(client: &Client, units: Vec<String>, opts: Opts) -> anyhow::Result<Ex
         return Ok(ExitCode::SUCCESS);
     }
     // One follower per unit; lines are printed whole, as they arrive.
-    let (tx, rx) = mpsc::channel::<(usize, String)>();
+    let (tx, rx) = mpsc::channel::<(usize, Result<String, String>)>();
     for (i, unit) in units.iter().enumerate() {
         let (tx, client, unit, opts) = (tx.clone(), client.clone(), unit.clone(), opts.clone());
         std::thread::spawn(move || {
             let mut lines_of = Lines::default();
             let req = opts.request(&unit, opts.timestamps);
+            let mut quit = false;
             let r = client.stream(req, |data| {
-                lines_of.push(data).all(|l| tx.send((i, l)).is_ok())
+                quit = !lines_of.push(data).all(|l| tx.send((i, Ok(l))).is_ok());
+                !quit
             });
-            if let Err(e) = r {
-                let _ = tx.send((i, format!("jarvisctl: {e:#}\n")));
+            // A follower that ends is said, never dropped silently.
+            match r {
+                Err(e) => {
+                    let _ = tx.send((i, Err(format!("{e:#}"))));
+                }
+                Ok(()) if !quit => {
+                    let _ = tx.send((i, Err(ended(&unit))));
+                }
+                Ok(()) => {}
             }
         });
     }
     drop(tx);
+    let mut failed = false;
     for (i, line) in rx {
+        let line = match line {
+            Ok(line) => line,
+            Err(e) => {
+                failed = true;
+                eprintln!("jarvisctl: {}: {e}", units[i]);
+                continue;
+            }
+        };
         let mut stdout = std::io::stdout().lock();
         if write!(stdout, "{}{line}", prefixes[i])
             .and_then(|_| stdout.flush())
@@ -195,7 +218,16 @@ pub fn run(client: &Client, units: Vec<String>, opts: Opts) -> anyhow::Result<Ex
             break;
         }
     }
-    Ok(ExitCode::SUCCESS)
+    Ok(if failed {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+/// Why a follower's lines stopped when neither it nor the user ended them.
+fn ended(unit: &str) -> String {
+    format!("jarvisd ended the log stream of {unit} (did jarvisd stop?)")
 }
 
 /// The lines of every unit's tail (each with its time first, or none), in
@@ -262,6 +294,47 @@ impl Lines {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A jarvisd stand-in on a socket in `dir`: each connection gets the
+    /// greeting, one line of log and then its end (no `LogEnd`).
+    fn ending_server(dir: &std::path::Path, conns: usize) -> std::path::PathBuf {
+        use jarvis_proto::{read_frame, write_frame, Hello, PROTOCOL_VERSION};
+        let path = dir.join("s.sock");
+        let listener = std::os::unix::net::UnixListener::bind(&path).unwrap();
+        std::thread::spawn(move || {
+            for _ in 0..conns {
+                let (mut s, _) = listener.accept().unwrap();
+                let _: Hello = read_frame(&mut s).unwrap();
+                let hello = Hello {
+                    version: PROTOCOL_VERSION,
+                    agent: "stand-in".into(),
+                };
+                write_frame(&mut s, &hello).unwrap();
+                let _: Request = read_frame(&mut s).unwrap();
+                let data = Response::LogData { data: "x\n".into() };
+                write_frame(&mut s, &data).unwrap();
+            }
+        });
+        path
+    }
+
+    #[test]
+    fn a_follow_jarvisd_ends_is_an_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let client = Client::new(ending_server(dir.path(), 3));
+        let follow = Opts {
+            follow: true,
+            ..Default::default()
+        };
+        let err = run(&client, vec!["web".into()], follow.clone()).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("jarvisd ended the log stream of web"),
+            "{err}"
+        );
+        let code = run(&client, vec!["a".into(), "b".into()], follow).unwrap();
+        assert_eq!(code, ExitCode::FAILURE);
+    }
 
     #[test]
     fn chunks_become_whole_lines() {
