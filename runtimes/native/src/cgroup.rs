@@ -46,6 +46,17 @@ pub enum CgroupError {
     },
 }
 
+impl CgroupError {
+    /// Whether it failed for want of something the system may have again
+    /// soon (see [`crate::transient`]).
+    pub fn is_transient(&self) -> bool {
+        match self {
+            CgroupError::Io { err, .. } => crate::transient(err),
+            CgroupError::Setup { .. } => false,
+        }
+    }
+}
+
 /// Figures read from the kernel's files; `None` where a hierarchy lacks them.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct CgroupStats {

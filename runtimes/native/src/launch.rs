@@ -71,6 +71,37 @@ pub enum SpawnError {
     /// A setup step failed in the launcher; the command did not run.
     #[error("{0}")]
     Setup(String),
+    /// A setup step failed for want of something the system may have
+    /// again soon (descriptors, memory, processes, disk space: see
+    /// [`crate::transient`]); the command did not run, and a later try may
+    /// start it.
+    #[error("{0}")]
+    Transient(String),
+}
+
+impl SpawnError {
+    /// Whether the start failed for want of a resource the system may have
+    /// again soon, so that trying again later may work.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            SpawnError::Transient(_) => true,
+            SpawnError::Launcher { err, .. } => crate::transient(err),
+            SpawnError::Setup(_) => false,
+        }
+    }
+
+    /// A setup step that failed with `err`, described by `msg`.
+    fn step(msg: String, err: &std::io::Error) -> SpawnError {
+        SpawnError::of_errno(msg, err.raw_os_error())
+    }
+
+    fn of_errno(msg: String, errno: Option<i32>) -> SpawnError {
+        if errno.is_some_and(crate::transient_errno) {
+            SpawnError::Transient(msg)
+        } else {
+            SpawnError::Setup(msg)
+        }
+    }
 }
 
 /// The three descriptors a command starts with, for
@@ -221,7 +252,10 @@ fn clone_vfork(plan: &Plan, stdio: [RawFd; 3]) -> Result<i32, SpawnError> {
         let err = std::io::Error::last_os_error();
         libc::pthread_sigmask(libc::SIG_SETMASK, &old, std::ptr::null_mut());
         if pid < 0 {
-            return Err(SpawnError::Setup(plan.spawn_error(&err)));
+            return Err(SpawnError::of_errno(
+                plan.spawn_error(&err),
+                Plan::spawn_errno(&err),
+            ));
         }
         pid
     };
@@ -230,8 +264,10 @@ fn clone_vfork(plan: &Plan, stdio: [RawFd; 3]) -> Result<i32, SpawnError> {
     if raw != 0 {
         // It exited without running the command: reap it.
         let _ = Child { pid, status: None }.wait();
-        return Err(SpawnError::Setup(
-            plan.spawn_error(&std::io::Error::from_raw_os_error(raw)),
+        let err = std::io::Error::from_raw_os_error(raw);
+        return Err(SpawnError::of_errno(
+            plan.spawn_error(&err),
+            Plan::spawn_errno(&err),
         ));
     }
     Ok(pid)
@@ -242,9 +278,9 @@ fn clone_vfork(plan: &Plan, stdio: [RawFd; 3]) -> Result<i32, SpawnError> {
 fn output_only(output: OwnedFd) -> Result<[OwnedFd; 3], SpawnError> {
     let stderr = output
         .try_clone()
-        .map_err(|e| SpawnError::Setup(format!("duplicate the output pipe: {e}")))?;
-    let null =
-        File::open("/dev/null").map_err(|e| SpawnError::Setup(format!("open /dev/null: {e}")))?;
+        .map_err(|e| SpawnError::step(format!("duplicate the output pipe: {e}"), &e))?;
+    let null = File::open("/dev/null")
+        .map_err(|e| SpawnError::step(format!("open /dev/null: {e}"), &e))?;
     Ok([null.into(), output, stderr])
 }
 
@@ -265,7 +301,7 @@ fn launch(
     for fd in stdio {
         held.push(
             above_stdio(fd)
-                .map_err(|e| SpawnError::Setup(format!("duplicate a descriptor: {e}")))?,
+                .map_err(|e| SpawnError::step(format!("duplicate a descriptor: {e}"), &e))?,
         );
     }
     let raw = [
@@ -348,11 +384,11 @@ pub fn spawn_blocking_stdio(
 pub async fn spawn(launcher: &Path, spec: &LaunchSpec) -> Result<Spawned, SpawnError> {
     check_launcher(launcher)?;
     let (out_r, out_w) =
-        cloexec_pipe().map_err(|e| SpawnError::Setup(format!("create the output pipe: {e}")))?;
+        cloexec_pipe().map_err(|e| SpawnError::step(format!("create the output pipe: {e}"), &e))?;
     let child = launch(spec, None, output_only(out_w)?, false)?;
     let pid = child.pid;
     let output = pipe::Receiver::from_owned_fd(out_r)
-        .map_err(|e| SpawnError::Setup(format!("register the output pipe: {e}")))?;
+        .map_err(|e| SpawnError::step(format!("register the output pipe: {e}"), &e))?;
     Ok(Spawned { pid, child, output })
 }
 
@@ -558,6 +594,40 @@ mod tests {
             other => panic!("want a setup error, got {other:?}"),
         }
         assert!(!marker.exists(), "the command ran");
+    }
+
+    #[test]
+    fn a_step_that_lacked_a_resource_is_transient() {
+        let tmp = tempfile::tempdir().unwrap();
+        let marker = tmp.path().join("ran");
+        let (_r, w) = output_pipe();
+        let me = std::env::current_exe().unwrap();
+        let script = format!("touch {}", marker.display());
+        // Joining a "cgroup" whose procs file is /dev/full fails as a full
+        // disk does.
+        let full = PathBuf::from("/dev/full");
+        match spawn_blocking(&me, &sh_spec(&script, vec![full]), w) {
+            Err(e @ SpawnError::Transient(_)) => {
+                assert!(e.is_transient());
+                assert_eq!(
+                    e.to_string(),
+                    "join cgroup /dev/full: No space left on device (os error 28)"
+                );
+            }
+            other => panic!("want a transient error, got {other:?}"),
+        }
+        assert!(!marker.exists(), "the command ran");
+        // A missing cgroup is not something time mends.
+        let (_r, w) = output_pipe();
+        let missing = tmp.path().join("no-such-cgroup/cgroup.procs");
+        let err = spawn_blocking(&me, &sh_spec("true", vec![missing]), w).unwrap_err();
+        assert!(!err.is_transient(), "{err}");
+        assert!(crate::transient(&std::io::Error::from_raw_os_error(
+            libc::EMFILE
+        )));
+        assert!(!crate::transient(&std::io::Error::from_raw_os_error(
+            libc::EACCES
+        )));
     }
 
     #[test]

@@ -20,3 +20,21 @@ pub use launch::{
     SpawnError, Spawned, DEFAULT_PATH,
 };
 pub use procstat::process_started_at;
+
+/// Whether `errno` says the system lacked something it may have again
+/// soon: descriptors (`EMFILE`, `ENFILE`), memory (`ENOMEM`), processes or
+/// another temporary limit (`EAGAIN`), disk space (`ENOSPC`, `EDQUOT`). A
+/// start that failed so may work when tried again later; other errors (a
+/// missing program, an unknown user, a refused permission) stay as they
+/// are until something is changed.
+pub fn transient_errno(errno: i32) -> bool {
+    matches!(
+        errno,
+        libc::EMFILE | libc::ENFILE | libc::ENOMEM | libc::EAGAIN | libc::ENOSPC | libc::EDQUOT
+    )
+}
+
+/// [`transient_errno`] of an I/O error; false for one without an errno.
+pub fn transient(err: &std::io::Error) -> bool {
+    err.raw_os_error().is_some_and(transient_errno)
+}

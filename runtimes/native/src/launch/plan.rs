@@ -475,6 +475,15 @@ impl Plan {
             None => format!("start {}: {err}", self.arg0),
         }
     }
+
+    /// The errno behind the error `Command::spawn` returned for a child
+    /// running this plan (the failed step's, or the clone's own).
+    pub(super) fn spawn_errno(err: &std::io::Error) -> Option<i32> {
+        match err.raw_os_error().and_then(Failure::from_raw) {
+            Some(f) => Some(f.errno),
+            None => err.raw_os_error(),
+        }
+    }
 }
 
 fn errno() -> i32 {
