@@ -181,6 +181,12 @@ pub fn note_records(msg: &str, time: SystemTime) -> Vec<u8> {
 /// The writer side. Keeps the file open between appends; reopens after a
 /// rotation (its own or, noticed by size, another writer's). The shim's
 /// output goes through [`LogFile::output`], which cuts it into records.
+///
+/// Output that cannot be written (a full disk) is dropped, not retried
+/// and not held: the writer learns it once ([`Outage::Began`], from
+/// [`LogFile::take_outages`]), each later write tries again quietly, and
+/// the first that works puts a `J` record in the log saying how much was
+/// lost before it ([`Outage::Ended`]).
 pub struct LogFile {
     cfg: LogConfig,
     file: Option<File>,
@@ -188,6 +194,53 @@ pub struct LogFile {
     /// byte was read.
     held: Vec<u8>,
     held_since: Option<(Instant, SystemTime)>,
+    /// Writes fail: the bytes dropped since, and why they failed.
+    dropping: Option<(u64, io::Error)>,
+    /// Changes in that the writer has not taken yet.
+    outages: Vec<Outage>,
+}
+
+/// A change in whether a [`LogFile`] can be written, for its writer to
+/// tell once.
+#[derive(Debug)]
+pub enum Outage {
+    /// A write failed (most often a full disk, `ENOSPC`): output is dropped
+    /// from now on until a write works again.
+    Began(io::Error),
+    /// Writes work again; `dropped` bytes of records were lost meanwhile
+    /// (a `J` record in the log says so where they are missing).
+    Ended { dropped: u64 },
+}
+
+impl Outage {
+    /// In words, for the writer's own log: `disk full (No space left on
+    /// device); dropping output until there is room`, `writing again; N
+    /// bytes were dropped`.
+    pub fn describe(&self) -> String {
+        match self {
+            Outage::Began(e) if disk_full(e) => format!(
+                "disk full ({}); dropping output until there is room",
+                errno_text(e)
+            ),
+            Outage::Began(e) => format!("cannot write ({e}); dropping output until it can"),
+            Outage::Ended { dropped } => {
+                format!("writing again; {dropped} bytes were dropped")
+            }
+        }
+    }
+}
+
+/// Whether `e` says the disk (or the quota on it) is full.
+fn disk_full(e: &io::Error) -> bool {
+    matches!(e.raw_os_error(), Some(libc::ENOSPC | libc::EDQUOT))
+}
+
+/// The system's words for `e`'s errno, without the number.
+fn errno_text(e: &io::Error) -> String {
+    match e.raw_os_error() {
+        Some(n) => nix::errno::Errno::from_raw(n).desc().to_string(),
+        None => e.to_string(),
+    }
 }
 
 impl LogFile {
@@ -197,7 +250,15 @@ impl LogFile {
             file: None,
             held: Vec::new(),
             held_since: None,
+            dropping: None,
+            outages: Vec::new(),
         }
+    }
+
+    /// What changed in whether the log can be written since last asked
+    /// (see [`Outage`]), oldest first.
+    pub fn take_outages(&mut self) -> Vec<Outage> {
+        std::mem::take(&mut self.outages)
     }
 
     pub fn config(&self) -> &LogConfig {
@@ -205,14 +266,15 @@ impl LogFile {
     }
 
     /// The unit's output as it was read now: every line it finishes becomes
-    /// a record; the rest is held (see [`LogFile::held_until`]).
-    pub fn output(&mut self, data: &[u8]) -> io::Result<()> {
+    /// a record; the rest is held (see [`LogFile::held_until`]). What cannot
+    /// be written is dropped (see [`Outage`]).
+    pub fn output(&mut self, data: &[u8]) {
         self.output_at(data, Instant::now(), SystemTime::now())
     }
 
-    fn output_at(&mut self, data: &[u8], now: Instant, time: SystemTime) -> io::Result<()> {
+    fn output_at(&mut self, data: &[u8], now: Instant, time: SystemTime) {
         if data.is_empty() {
-            return Ok(());
+            return;
         }
         let mut out = Vec::new();
         let mut rest = data;
@@ -243,7 +305,7 @@ impl LogFile {
         if self.held.len() >= PARTIAL_MAX {
             self.take_held(Kind::Part, &mut out);
         }
-        self.append(&out)
+        self.write(&out)
     }
 
     /// When what is held must be written as a part of a line
@@ -254,26 +316,59 @@ impl LogFile {
 
     /// Writes what is held as a `P` record: the line goes on in the next
     /// output.
-    pub fn flush_partial(&mut self) -> io::Result<()> {
+    pub fn flush_partial(&mut self) {
         let mut out = Vec::new();
         self.take_held(Kind::Part, &mut out);
-        self.append(&out)
+        self.write(&out)
     }
 
     /// The output has ended: what is held is a line of its own.
-    pub fn end_output(&mut self) -> io::Result<()> {
+    pub fn end_output(&mut self) {
         let mut out = Vec::new();
         self.take_held(Kind::Line, &mut out);
-        self.append(&out)
+        self.write(&out)
     }
 
     /// A note from jarvis about the run. Output held is written first (as a
     /// part), so the log keeps the order things happened in.
-    pub fn note(&mut self, msg: &str) -> io::Result<()> {
+    pub fn note(&mut self, msg: &str) {
         let mut out = Vec::new();
         self.take_held(Kind::Part, &mut out);
         out.extend(note_records(msg, SystemTime::now()));
-        self.append(&out)
+        self.write(&out)
+    }
+
+    /// Writes records of output or notes; one that cannot be written is
+    /// dropped and counted (see [`Outage`]), so this never fails.
+    fn write(&mut self, data: &[u8]) {
+        if data.is_empty() {
+            return;
+        }
+        let Some((dropped, why)) = self.dropping.take() else {
+            if let Err(e) = self.append(data) {
+                self.file = None;
+                self.dropping = Some((data.len() as u64, clone_error(&e)));
+                self.outages.push(Outage::Began(e));
+            }
+            return;
+        };
+        let gap = if disk_full(&why) {
+            "the disk was full".to_string()
+        } else {
+            format!("the log could not be written ({why})")
+        };
+        let mut with_gap = note_records(
+            &format!("{dropped} bytes of output were dropped: {gap}"),
+            SystemTime::now(),
+        );
+        with_gap.extend_from_slice(data);
+        match self.append(&with_gap) {
+            Ok(()) => self.outages.push(Outage::Ended { dropped }),
+            Err(_) => {
+                self.file = None;
+                self.dropping = Some((dropped + data.len() as u64, why));
+            }
+        }
     }
 
     fn take_held(&mut self, kind: Kind, out: &mut Vec<u8>) {
@@ -320,6 +415,13 @@ impl LogFile {
         }
         let file = self.file.as_mut().expect("opened above");
         file.write_all(data)
+    }
+}
+
+fn clone_error(e: &io::Error) -> io::Error {
+    match e.raw_os_error() {
+        Some(n) => io::Error::from_raw_os_error(n),
+        None => io::Error::new(e.kind(), e.to_string()),
     }
 }
 
@@ -627,8 +729,7 @@ mod tests {
         let c = cfg(dir.path(), 1 << 20, 1);
         let mut log = LogFile::new(c.clone());
         let fake = format!("{} J [jarvis] not from jarvis", stamp(t(5)));
-        log.output_at(format!("{fake}\n").as_bytes(), Instant::now(), t(9))
-            .unwrap();
+        log.output_at(format!("{fake}\n").as_bytes(), Instant::now(), t(9));
         let got = tail(&c, 10, None, None).unwrap().lines;
         assert_eq!(
             got,
@@ -646,24 +747,24 @@ mod tests {
         let c = cfg(dir.path(), 1 << 20, 1);
         let mut log = LogFile::new(c.clone());
         let now = Instant::now();
-        log.output_at(b"one\ntw", now, t(0)).unwrap();
+        log.output_at(b"one\ntw", now, t(0));
         assert_eq!(log.held_until(), Some(now + PARTIAL_WAIT));
         // Finished by the next read: one record, with the first part's time.
-        log.output_at(b"o\nthr", now, t(10)).unwrap();
+        log.output_at(b"o\nthr", now, t(10));
         assert_eq!(fs::read(&c.path).unwrap(), {
             let mut want = record(t(0), Kind::Line, "one");
             want.extend(record(t(0), Kind::Line, "two"));
             want
         });
         // Held too long: written as a part; the rest continues it.
-        log.flush_partial().unwrap();
+        log.flush_partial();
         assert_eq!(log.held_until(), None);
-        log.output_at(b"ee\n", now, t(20)).unwrap();
+        log.output_at(b"ee\n", now, t(20));
         // A note between parts ends the line there.
-        log.output_at(b"fo", now, t(30)).unwrap();
-        log.note("stopping").unwrap();
-        log.output_at(b"ur", now, t(40)).unwrap();
-        log.end_output().unwrap();
+        log.output_at(b"fo", now, t(30));
+        log.note("stopping");
+        log.output_at(b"ur", now, t(40));
+        log.end_output();
         let text = String::from_utf8(fs::read(&c.path).unwrap()).unwrap();
         let tags: Vec<char> = text
             .lines()
@@ -687,7 +788,7 @@ mod tests {
         let mut log = LogFile::new(c.clone());
         let chunk = vec![b'x'; PARTIAL_MAX / 2];
         for i in 0..5 {
-            log.output_at(&chunk, Instant::now(), t(i)).unwrap();
+            log.output_at(&chunk, Instant::now(), t(i));
         }
         // Two parts written, half a part held.
         assert_eq!(
@@ -702,7 +803,7 @@ mod tests {
         assert!(open, "the line goes on");
         assert_eq!(lines[0].text.len(), PARTIAL_MAX * 2);
         assert_eq!(lines[0].time, Some(t(0)));
-        log.output_at(b"end\n", Instant::now(), t(9)).unwrap();
+        log.output_at(b"end\n", Instant::now(), t(9));
         let Tail { lines, open } = tail(&c, 1, None, None).unwrap();
         assert!(!open);
         assert_eq!(lines[0].text.len(), PARTIAL_MAX * 5 / 2 + 3);
@@ -742,9 +843,7 @@ mod tests {
         // An older shim's last output had no newline; this jarvis goes on.
         fs::write(&c.path, "old two\nold thr").unwrap();
         append_once(&c, b"ee\n").unwrap();
-        LogFile::new(c.clone())
-            .output_at(b"new\n", Instant::now(), t(0))
-            .unwrap();
+        LogFile::new(c.clone()).output_at(b"new\n", Instant::now(), t(0));
         let all = tail(&c, usize::MAX, None, None).unwrap().lines;
         assert_eq!(
             texts(&all),
@@ -810,7 +909,7 @@ mod tests {
         for i in 0..20_000 {
             data.extend(format!("line {i:05}\n").into_bytes());
         }
-        log.output_at(&data, Instant::now(), t(0)).unwrap();
+        log.output_at(&data, Instant::now(), t(0));
         let got = tail_texts(&c, 15_000);
         assert_eq!(got.len(), 15_000);
         assert_eq!(got[0], "line 05000");
@@ -825,7 +924,7 @@ mod tests {
         let c = cfg(dir.path(), 200, 3);
         let mut log = LogFile::new(c.clone());
         for i in 0..50 {
-            log.output(format!("line {i:03}\n").as_bytes()).unwrap();
+            log.output(format!("line {i:03}\n").as_bytes());
         }
         let mut names: Vec<_> = fs::read_dir(dir.path())
             .unwrap()
@@ -846,8 +945,7 @@ mod tests {
         let c = cfg(dir.path(), 129, 2);
         let mut log = LogFile::new(c.clone());
         for i in 0..4 {
-            log.output_at(format!("{i}23456789\n").as_bytes(), Instant::now(), t(i))
-                .unwrap();
+            log.output_at(format!("{i}23456789\n").as_bytes(), Instant::now(), t(i));
         }
         assert_eq!(fs::metadata(&c.path).unwrap().len(), 43);
         assert_eq!(tail_texts(&c, 3), ["123456789", "223456789", "323456789"]);
@@ -882,6 +980,66 @@ mod tests {
         log.append(b"bbbbbbbbb\n").unwrap();
         assert_eq!(fs::read(&c.path).unwrap(), b"bbbbbbbbb\n");
         assert!(!rotated(&c.path, 1).exists());
+    }
+
+    #[test]
+    fn a_full_disk_is_told_once_and_its_gap_marked_in_the_log() {
+        let dir = tempfile::tempdir().unwrap();
+        let c = cfg(dir.path(), 1 << 20, 2);
+        let mut log = LogFile::new(c.clone());
+        log.output_at(b"before\n", Instant::now(), t(0));
+        assert!(log.take_outages().is_empty());
+        // The log now leads to a device whose every write fails as a full
+        // disk's does.
+        let kept = dir.path().join("kept.log");
+        fs::rename(&c.path, &kept).unwrap();
+        std::os::unix::fs::symlink("/dev/full", &c.path).unwrap();
+        let chunk = vec![b'x'; PARTIAL_MAX];
+        let mut lost = 0;
+        for i in 0..5u64 {
+            let mut data = chunk.clone();
+            data.push(b'\n');
+            lost += data.len() + STAMP_LEN + 3;
+            // Nothing fails back to the caller: output is dropped quietly.
+            log.output_at(&data, Instant::now(), t(i));
+        }
+        let told = log.take_outages();
+        assert_eq!(told.len(), 1, "told once: {told:?}");
+        assert!(
+            matches!(&told[0], Outage::Began(e) if e.raw_os_error() == Some(libc::ENOSPC)),
+            "{told:?}"
+        );
+        assert_eq!(
+            told[0].describe(),
+            "disk full (No space left on device); dropping output until there is room"
+        );
+        assert!(log.take_outages().is_empty());
+        // Room again: the gap is marked where it was, and said once.
+        fs::remove_file(&c.path).unwrap();
+        fs::rename(&kept, &c.path).unwrap();
+        log.output_at(b"after\n", Instant::now(), t(9));
+        log.output_at(b"more\n", Instant::now(), t(10));
+        let told = log.take_outages();
+        assert_eq!(told.len(), 1, "{told:?}");
+        assert!(
+            matches!(told[0], Outage::Ended { dropped } if dropped == lost as u64),
+            "{told:?}, want {lost} dropped"
+        );
+        assert_eq!(
+            told[0].describe(),
+            format!("writing again; {lost} bytes were dropped")
+        );
+        let lines = tail(&c, 10, None, None).unwrap().lines;
+        assert_eq!(
+            texts(&lines),
+            [
+                "before".to_string(),
+                format!("[jarvis] {lost} bytes of output were dropped: the disk was full"),
+                "after".to_string(),
+                "more".to_string(),
+            ]
+        );
+        assert!(lines[1].note);
     }
 
     #[test]

@@ -200,33 +200,40 @@ fn run_once<const CONTAINERS: bool>(
     // The last run's end, if this shim served one: not this run's.
     let _ = std::fs::remove_file(exit_record_path(&spec.run_dir, &spec.unit));
     let oom_before = cgroup.oom_kills().unwrap_or(0);
-    let (out_r, out_w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
-        .map_err(|e| format!("output pipe: {e}"))?;
+    let (out_r, out_w) = match nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC) {
+        Ok(pipe) => pipe,
+        Err(e) => {
+            let transient = jarvis_native::transient_errno(e as i32);
+            report_failure(status, &format!("output pipe: {e}"), transient);
+            return Ok(false);
+        }
+    };
 
     let started = match &spec.payload {
         Payload::Native(launch) => {
             { jarvis_native::launch::spawn_blocking_as(&spec.launcher, launch, identity, out_w) }
                 .map(|c| c.id() as i32)
-                .map_err(|e| e.to_string())
+                .map_err(|e| (e.to_string(), e.is_transient()))
         }
-        Payload::Container(c) if CONTAINERS => start_container(c, out_w),
-        Payload::Container(_) => Err(format!(
-            "{} runs native units only: containers are started by `jarvisd {}`",
-            crate::SHIM_NAME,
-            crate::SHIM_ARG
+        Payload::Container(c) if CONTAINERS => start_container(c, out_w).map_err(|e| (e, false)),
+        Payload::Container(_) => Err((
+            format!(
+                "{} runs native units only: containers are started by `jarvisd {}`",
+                crate::SHIM_NAME,
+                crate::SHIM_ARG
+            ),
+            false,
         )),
     };
     let pid = match started {
         Ok(pid) => pid,
-        Err(e) => {
-            report(
-                status,
-                &format!("error {}", e.to_string().replace('\n', " ")),
-            );
+        Err((e, transient)) => {
+            report_failure(status, &e, transient);
             return Ok(false);
         }
     };
     // The child holds the write end now; the parent's copy went with it.
+    let mut log = LogFile::new(spec.log.clone());
 
     let me = std::process::id() as i32;
     let record = RunRecord {
@@ -246,15 +253,40 @@ fn run_once<const CONTAINERS: bool>(
     };
     let _ = std::fs::create_dir_all(&spec.run_dir);
     // The record on disk first: a jarvisd that reads "ok" and dies finds
-    // the run again through it.
-    write_atomic(&run_record_path(&spec.run_dir, &spec.unit), &record)
-        .map_err(|e| format!("write run record: {e}"))?;
-    let json = serde_json::to_string(&record).map_err(|e| e.to_string())?;
+    // the run again through it. Without it (a full disk, a name too long
+    // for the file system) nobody could find the run again: it must not
+    // go on, so what started is killed before the failure is told.
+    let recorded = serde_json::to_string(&record)
+        .map_err(std::io::Error::from)
+        .and_then(|json| {
+            write_atomic(&run_record_path(&spec.run_dir, &spec.unit), &record).map(|()| json)
+        });
+    let json = match recorded {
+        Ok(json) => json,
+        Err(e) => {
+            let why = format!("cannot write its run record: {e}");
+            abandon::<CONTAINERS>(pid, cgroup, &spec.payload, &mut log, &why);
+            report_failure(
+                status,
+                &format!("write run record: {e}"),
+                jarvis_native::transient(&e),
+            );
+            return Ok(false);
+        }
+    };
     report(status, &format!("ok {json}"));
-    let mut log = LogFile::new(spec.log.clone());
-    let _ = log.note(&format!("started pid {pid}: {}", describe(&spec.payload)));
+    log.note(&format!("started pid {pid}: {}", describe(&spec.payload)));
 
-    let exit = supervise(pid, out_r, &mut log)?;
+    let exit = match supervise(pid, out_r, &mut log, &spec.unit) {
+        Ok(exit) => exit,
+        Err(e) => {
+            // The shim ends without an exit record: nothing of the run may
+            // outlive it.
+            let why = format!("the shim cannot watch it: {e}");
+            abandon::<CONTAINERS>(pid, cgroup, &spec.payload, &mut log, &why);
+            return Err(e);
+        }
+    };
 
     // Whatever the main process left behind goes with it, before the end
     // is told: a restart's process must not meet the old run's leftovers.
@@ -274,8 +306,10 @@ fn run_once<const CONTAINERS: bool>(
     // starts.
     let json = serde_json::to_string(&exit).map_err(|e| e.to_string())?;
     report(status, &format!("exit {json}"));
-    write_atomic(&exit_record_path(&spec.run_dir, &spec.unit), &exit)
-        .map_err(|e| format!("write exit record: {e}"))?;
+    if let Err(e) = write_atomic(&exit_record_path(&spec.run_dir, &spec.unit), &exit) {
+        // Told already; only a jarvisd that was not there misses it.
+        eprintln!("jarvis shim: write exit record of {}: {e}", spec.unit);
+    }
     let how = match (exit.code, exit.signal) {
         (Some(c), _) => format!("exited with code {c}"),
         (None, Some(s)) => format!("killed by {}", signal_name(s)),
@@ -286,8 +320,48 @@ fn run_once<const CONTAINERS: bool>(
     } else {
         ""
     };
-    let _ = log.note(&format!("pid {pid} {how}{oom}"));
+    log.note(&format!("pid {pid} {how}{oom}"));
+    tell_outages(&mut log, &spec.unit);
     Ok(true)
+}
+
+/// Says on the status pipe why the run could not start: `error REASON`,
+/// or `transient REASON` when it failed for want of something the system
+/// may have again soon (descriptors, memory, processes, disk space), so a
+/// later try may work.
+fn report_failure(status: &mut Option<File>, reason: &str, transient: bool) {
+    let word = if transient { "transient" } else { "error" };
+    report(status, &format!("{word} {}", reason.replace('\n', " ")));
+}
+
+/// Ends a run that cannot go on (its start could not be completed, or the
+/// shim cannot watch it): SIGKILL to its main process and to everything
+/// in the unit's cgroup, the main process reaped, a container deleted.
+fn abandon<const CONTAINERS: bool>(
+    pid: i32,
+    cgroup: &jarvis_native::UnitCgroup,
+    payload: &Payload,
+    log: &mut LogFile,
+    why: &str,
+) {
+    let _ = nix::sys::signal::kill(Pid::from_raw(pid), Signal::SIGKILL);
+    if let Err(e) = cgroup.kill_all() {
+        eprintln!("jarvis shim: empty the cgroup {}: {e}", cgroup.path());
+    }
+    loop {
+        match waitpid(Pid::from_raw(pid), None) {
+            Err(nix::errno::Errno::EINTR) => continue,
+            Ok(WaitStatus::Exited(..) | WaitStatus::Signaled(..)) | Err(_) => break,
+            Ok(_) => continue,
+        }
+    }
+    reap(pid);
+    if let Payload::Container(c) = payload {
+        if CONTAINERS {
+            end_container(c, log);
+        }
+    }
+    log.note(&format!("pid {pid} killed: {why}"));
 }
 
 fn describe(payload: &Payload) -> String {
@@ -302,10 +376,10 @@ fn describe(payload: &Payload) -> String {
 #[cfg(feature = "container")]
 fn end_container(c: &crate::ContainerRun, log: &mut LogFile) {
     if let Err(e) = jarvis_container::run::delete(&c.id, &c.state_root, true) {
-        let _ = log.note(&format!("cannot delete container: {e}"));
+        log.note(&format!("cannot delete container: {e}"));
     }
     if let Err(e) = jarvis_container::rootfs::unmount_rootfs(&c.bundle) {
-        let _ = log.note(&format!("cannot unmount rootfs: {e}"));
+        log.note(&format!("cannot unmount rootfs: {e}"));
     }
 }
 
@@ -439,7 +513,7 @@ fn signal_name(sig: i32) -> String {
 
 /// Pumps output into the log and reaps children until `pid` has exited;
 /// then drains the pipe for a moment.
-fn supervise(pid: i32, out: OwnedFd, log: &mut LogFile) -> Result<ExitRecord, String> {
+fn supervise(pid: i32, out: OwnedFd, log: &mut LogFile, unit: &str) -> Result<ExitRecord, String> {
     let mut mask = SigSet::empty();
     mask.add(Signal::SIGCHLD);
     mask.thread_block()
@@ -460,9 +534,8 @@ fn supervise(pid: i32, out: OwnedFd, log: &mut LogFile) -> Result<ExitRecord, St
         // Output held without a newline is written as a part of a line
         // when it has waited long enough.
         if log.held_until().is_some_and(|d| Instant::now() >= d) {
-            if let Err(e) = log.flush_partial() {
-                eprintln!("jarvis shim: write {}: {e}", log.config().path.display());
-            }
+            log.flush_partial();
+            tell_outages(log, unit);
         }
         let timeout = match deadline.into_iter().chain(log.held_until()).min() {
             Some(d) => PollTimeout::try_from(d.saturating_duration_since(Instant::now()))
@@ -498,9 +571,8 @@ fn supervise(pid: i32, out: OwnedFd, log: &mut LogFile) -> Result<ExitRecord, St
             match o.read(&mut buf) {
                 Ok(0) => out = None,
                 Ok(n) => {
-                    if let Err(e) = log.output(&buf[..n]) {
-                        eprintln!("jarvis shim: write {}: {e}", log.config().path.display());
-                    }
+                    log.output(&buf[..n]);
+                    tell_outages(log, unit);
                 }
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
                 Err(_) => out = None,
@@ -508,10 +580,17 @@ fn supervise(pid: i32, out: OwnedFd, log: &mut LogFile) -> Result<ExitRecord, St
         }
     }
     // The output has ended: what it held without a newline is its last line.
-    if let Err(e) = log.end_output() {
-        eprintln!("jarvis shim: write {}: {e}", log.config().path.display());
-    }
+    log.end_output();
+    tell_outages(log, unit);
     Ok(exit.expect("loop ends after the exit"))
+}
+
+/// Says in jarvisd's log (the shim's stderr), once each, when the unit's
+/// log stops taking output (a full disk) and when it takes it again.
+fn tell_outages(log: &mut LogFile, unit: &str) {
+    for outage in log.take_outages() {
+        eprintln!("jarvis shim: logs of {unit}: {}", outage.describe());
+    }
 }
 
 /// Reaps every exited child (we are a subreaper); the exit of `pid` if it

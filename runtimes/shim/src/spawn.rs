@@ -29,6 +29,23 @@ pub enum ShimError {
     /// The unit's process could not be started; the shim said why.
     #[error("{0}")]
     Setup(String),
+    /// The unit's process could not be started for want of something the
+    /// system may have again soon (descriptors, memory, processes, disk
+    /// space); the shim said why. A later try may work.
+    #[error("{0}")]
+    Transient(String),
+}
+
+impl ShimError {
+    /// Whether the start failed for want of a resource the system may have
+    /// again soon, so that trying again later may work.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            ShimError::Start { err, .. } => jarvis_native::transient(err),
+            ShimError::Transient(_) => true,
+            ShimError::Setup(_) => false,
+        }
+    }
 }
 
 /// A pidfd: readable once the process has exited. Works for processes that
@@ -229,7 +246,7 @@ pub async fn spawn(
                         link: Some(link),
                     })
                 }
-                Answer::Error(reason) => return Err(ShimError::Setup(reason)),
+                Answer::Error(e) => return Err(e),
                 // It ended on its own (killed, say) before it took the spec.
                 Answer::Gone(_) => {}
             }
@@ -281,7 +298,7 @@ pub async fn spawn(
             shim,
             link: Some(link),
         }),
-        Answer::Error(reason) => Err(ShimError::Setup(reason)),
+        Answer::Error(e) => Err(e),
         Answer::Gone(said) => Err(ShimError::Setup(format!(
             "the shim ended without starting the process{}",
             if said.is_empty() {
@@ -295,7 +312,9 @@ pub async fn spawn(
 
 enum Answer {
     Ok(RunRecord),
-    Error(String),
+    /// `error REASON` ([`ShimError::Setup`]) or `transient REASON`
+    /// ([`ShimError::Transient`]): nothing of the run is left.
+    Error(ShimError),
     /// The shim closed its status pipe, or said something else.
     Gone(String),
 }
@@ -323,7 +342,10 @@ async fn answer(link: &mut Link) -> Answer {
         return Answer::Gone(String::new());
     };
     if let Some(reason) = line.strip_prefix("error ") {
-        return Answer::Error(reason.to_string());
+        return Answer::Error(ShimError::Setup(reason.to_string()));
+    }
+    if let Some(reason) = line.strip_prefix("transient ") {
+        return Answer::Error(ShimError::Transient(reason.to_string()));
     }
     match line
         .strip_prefix("ok ")
