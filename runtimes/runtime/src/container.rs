@@ -226,7 +226,7 @@ impl crate::Runtime for ContainerRuntime {
             .map_err(StartError::Deferred)?;
             let hw = RunHardware { placement, devices };
             let Exec::Container(c) = &unit.exec else {
-                return Err(StartError::Failed(format!(
+                return Err(StartError::failed(format!(
                     "unit {} is not a container unit",
                     unit.name
                 )));
@@ -247,7 +247,7 @@ impl crate::Runtime for ContainerRuntime {
                     )
                     .await
                 }
-                Err(e) => Err(StartError::Failed(e)),
+                Err(e) => Err(StartError::failed(e)),
             };
             if started.is_err() {
                 net.detach(&unit.name).await;

@@ -86,7 +86,7 @@ pub(crate) fn with_env_files(cfg: &Config, mut unit: Unit) -> Result<Unit, Start
         return Ok(unit);
     }
     unit.env = crate::envfile::merged_decrypting(&unit.env_file, &unit.env, &cfg.age_identity)
-        .map_err(|e| StartError::Failed(e.to_string()))?;
+        .map_err(|e| StartError::failed(e.to_string()))?;
     Ok(unit)
 }
 
@@ -196,7 +196,7 @@ fn decrypt_with(identity: &Path, secrets: &[Secret]) -> Result<Decrypted, StartE
     };
     for s in out.secrets.iter_mut().filter(|s| Secret::is_age(&s.source)) {
         let fail = |e: String| {
-            StartError::Failed(format!("secret {}: {}: {e}", s.target, s.source.display()))
+            StartError::failed(format!("secret {}: {}: {e}", s.target, s.source.display()))
         };
         let plain = decrypt_file(&s.source, identity).map_err(fail)?;
         if plain.len() as u64 > jarvis_container::secrets::MAX_SIZE {
@@ -238,7 +238,9 @@ fn sealed_memfd(content: &[u8]) -> std::io::Result<OwnedFd> {
 /// Creates `dir` with `mode` if missing, and gives it `mode` if not.
 fn parent_dir(dir: &Path, mode: u32) -> Result<(), StartError> {
     use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
-    let fail = |e: std::io::Error| StartError::Failed(format!("{}: {e}", dir.display()));
+    let fail = |e: std::io::Error| {
+        StartError::Failed(crate::StartFailure::io(&dir.display().to_string(), &e))
+    };
     std::fs::DirBuilder::new()
         .recursive(true)
         .mode(mode)
@@ -284,7 +286,7 @@ pub(crate) fn mount_credentials(
     }
     let decrypted = decrypt_secrets(cfg, &unit.secrets)?;
     jarvis_container::secrets::mount(&dir, &decrypted.secrets, uid, gid)
-        .map_err(|e| StartError::Failed(e.to_string()))?;
+        .map_err(|e| StartError::failed(e.to_string()))?;
     Ok(Some(dir))
 }
 
@@ -544,6 +546,8 @@ mod tests {
         let Err(StartError::Failed(e)) = decrypt_with(&cfg_key, &[secret(&sealed, "db")]) else {
             panic!("decrypted with the wrong identity");
         };
+        assert!(!e.transient);
+        let e = e.reason;
         assert!(
             e.starts_with(&format!(
                 "secret db: {}: cannot decrypt: it is not encrypted",

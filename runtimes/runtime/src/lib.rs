@@ -82,18 +82,88 @@ pub struct StartSpec {
 /// Why a run did not start.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum StartError {
-    /// It cannot start: the unit's start failed (the reason says why).
-    Failed(String),
+    /// It cannot start: the unit's start failed (the failure says why, and
+    /// whether a later try may work). Nothing of the run is left.
+    Failed(StartFailure),
     /// A device the unit needs went away since it was found ready: wait for
     /// it again, do not count a failure.
     Deferred(String),
 }
 
+impl StartError {
+    /// A failure that stays until something changes (a bad command, a
+    /// missing image, an unknown user).
+    pub fn failed(reason: impl Into<String>) -> StartError {
+        StartError::Failed(StartFailure::permanent(reason))
+    }
+}
+
 impl std::fmt::Display for StartError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            StartError::Failed(r) | StartError::Deferred(r) => f.write_str(r),
+            StartError::Failed(r) => r.fmt(f),
+            StartError::Deferred(r) => f.write_str(r),
         }
+    }
+}
+
+/// Why a start failed, and whether it failed for want of something the
+/// system may have again soon (descriptors, memory, processes, disk space:
+/// `EMFILE`, `ENFILE`, `ENOMEM`, `EAGAIN`, `ENOSPC`, `EDQUOT`), so that
+/// trying again later may work. It prints as its reason.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StartFailure {
+    pub reason: String,
+    pub transient: bool,
+}
+
+impl StartFailure {
+    /// A failure that stays until something changes.
+    pub fn permanent(reason: impl Into<String>) -> StartFailure {
+        StartFailure {
+            reason: reason.into(),
+            transient: false,
+        }
+    }
+
+    /// A failure for want of a resource the system may have again soon.
+    pub fn transient(reason: impl Into<String>) -> StartFailure {
+        StartFailure {
+            reason: reason.into(),
+            transient: true,
+        }
+    }
+
+    /// `what: err`, transient when the errno says so.
+    pub fn io(what: &str, err: &std::io::Error) -> StartFailure {
+        StartFailure {
+            reason: format!("{what}: {err}"),
+            transient: jarvis_native::transient(err),
+        }
+    }
+}
+
+impl std::fmt::Display for StartFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.reason)
+    }
+}
+
+impl From<String> for StartFailure {
+    fn from(reason: String) -> StartFailure {
+        StartFailure::permanent(reason)
+    }
+}
+
+impl From<&str> for StartFailure {
+    fn from(reason: &str) -> StartFailure {
+        StartFailure::permanent(reason)
+    }
+}
+
+impl From<StartFailure> for StartError {
+    fn from(f: StartFailure) -> StartError {
+        StartError::Failed(f)
     }
 }
 

@@ -10,7 +10,7 @@ use jarvis_unit::{Exec, Resources, Unit};
 use tokio::io::AsyncReadExt;
 
 use crate::hardware::{resolve_devices, RunHardware};
-use crate::{blocking, shim, BoxFuture, Config, Running, StartError, StartSpec};
+use crate::{blocking, shim, BoxFuture, Config, Running, StartError, StartFailure, StartSpec};
 
 /// The environment every unit starts from; `[env]` adds to it and wins.
 const BASE_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
@@ -175,7 +175,7 @@ impl crate::Runtime for NativeRuntime {
                 ..
             } = spec;
             if !matches!(unit.exec, Exec::Native(_)) {
-                return Err(StartError::Failed(format!(
+                return Err(StartError::failed(format!(
                     "unit {} is not a native unit",
                     unit.name
                 )));
@@ -196,14 +196,19 @@ impl crate::Runtime for NativeRuntime {
                     let Exec::Native(native) = &unit.exec else {
                         unreachable!("checked above");
                     };
-                    let cgroup = unit_cgroup(&cfg, &applied, &unit.name, &unit.resources)
-                        .map_err(|e| StartError::Failed(e.to_string()))?;
+                    let cgroup =
+                        unit_cgroup(&cfg, &applied, &unit.name, &unit.resources).map_err(|e| {
+                            StartError::Failed(StartFailure {
+                                reason: e.to_string(),
+                                transient: e.is_transient(),
+                            })
+                        })?;
                     // The devices as they are now: one may have gone (or
                     // moved) since the unit was found ready.
                     let devices =
                         resolve_devices(&cfg.roots, &unit).map_err(StartError::Deferred)?;
                     let hw = RunHardware { placement, devices };
-                    hw.link_native(&cfg.roots).map_err(StartError::Failed)?;
+                    hw.link_native(&cfg.roots).map_err(StartError::failed)?;
                     let mut launch = launch_spec(&unit, native.command.clone(), &cgroup);
                     for (k, v) in hw.env() {
                         set_env(&mut launch.env, k, v);
@@ -214,7 +219,7 @@ impl crate::Runtime for NativeRuntime {
                             .extend(hw.groups().into_iter().map(|g| g.to_string()));
                     }
                     let id = jarvis_native::launch::resolve_identity(&launch)
-                        .map_err(StartError::Failed)?;
+                        .map_err(StartError::failed)?;
                     if !unit.secrets.is_empty() {
                         if let Some(dir) =
                             crate::inputs::mount_credentials(&cfg, &unit, id.uid, id.gid)?

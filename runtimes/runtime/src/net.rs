@@ -91,7 +91,7 @@ impl Net {
                     .iter()
                     .find(|p| p.host_ip.is_some_and(|ip| ip.is_ipv6()))
                 {
-                    return Err(StartError::Failed(format!(
+                    return Err(StartError::failed(format!(
                         "port {p}: publishing on an IPv6 host address is not supported yet; \
                          leave the address out or give an IPv4 one"
                     )));
@@ -116,7 +116,7 @@ impl Net {
                 let networks = self.networks.clone();
                 let a = blocking(move || networks.attach(&ep))
                     .await
-                    .map_err(StartError::Failed)?;
+                    .map_err(StartError::failed)?;
                 self.names.lock().expect("names").insert(
                     unit.name.clone(),
                     Names {

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use jarvis_shim::{Adopted, Payload, ShimSpec};
 
-use crate::{blocking, BoxFuture, Config, Exit, Found, Running, StartError, Stats};
+use crate::{blocking, BoxFuture, Config, Exit, Found, Running, StartError, StartFailure, Stats};
 
 /// Starts a shim for `payload`; resolves once the unit's process runs.
 pub(crate) async fn start(
@@ -35,9 +35,22 @@ pub(crate) async fn start(
         (Payload::Native(_), None) => &cfg.launcher,
         (Payload::Container(_), _) => cfg.container_exe(),
     };
-    let started = jarvis_shim::spawn(&cfg.shims, exe, &spec, identity)
-        .await
-        .map_err(|e| StartError::Failed(e.to_string()))?;
+    let started = match jarvis_shim::spawn(&cfg.shims, exe, &spec, identity).await {
+        Ok(started) => started,
+        Err(e) => {
+            // A failed start leaves nothing running: the shim kills what it
+            // started when it cannot complete the start, but a shim that
+            // was killed itself could not.
+            let cg = cfg.cgroup(unit);
+            if let Err(e) = blocking(move || cg.kill_all()).await {
+                tracing::error!(unit, error = %e, "cannot empty the cgroup of a failed start");
+            }
+            return Err(StartError::Failed(StartFailure {
+                reason: e.to_string(),
+                transient: e.is_transient(),
+            }));
+        }
+    };
     Ok(Running {
         pid: started.pid(),
         devices,

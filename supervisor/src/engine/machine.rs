@@ -23,6 +23,10 @@ use std::time::{Duration, Instant};
 
 use jarvis_unit::{OnUnhealthy, RestartPolicy, Unit};
 
+/// Why a start failed, and whether a later try may work (the runtime's
+/// own type: it travels from the runtime to the machine as it is).
+pub use jarvis_runtime::StartFailure;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum State {
     /// Wanted, but a dependency (or a device, or a GPU) is not ready yet.
@@ -206,12 +210,16 @@ pub enum Cause {
     Exit(ExitInfo),
     /// Its health check failed `failures` times in a row.
     Unhealthy { failures: u32, detail: String },
+    /// Its start failed for want of something the system may have again
+    /// soon (descriptors, memory, processes, disk space).
+    StartFailed(String),
 }
 
 impl fmt::Display for Cause {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Cause::Exit(e) => f.write_str(&e.describe()),
+            Cause::StartFailed(reason) => write!(f, "cannot start: {reason}"),
             Cause::Unhealthy { failures, detail } => {
                 write!(f, "unhealthy after {failures} failed checks ({detail})")
             }
@@ -236,6 +244,8 @@ pub enum Reason {
         interval: Duration,
         burst: u32,
         last: Option<ExitInfo>,
+        /// The last start failed (for want of a resource), and why.
+        start_failed: Option<String>,
     },
     /// About to restart once the delay is over (or once it has stopped).
     Restarting { cause: Cause, delay: Duration },
@@ -258,14 +268,17 @@ impl fmt::Display for Reason {
                 interval,
                 burst,
                 last,
+                start_failed,
             } => {
                 write!(
                     f,
                     "started {starts} times within {} (restart.burst = {burst}); not restarting",
                     humantime::format_duration(*interval)
                 )?;
-                if let Some(e) = last {
-                    write!(f, "; last run {}", e.describe())?;
+                match (start_failed, last) {
+                    (Some(reason), _) => write!(f, "; last start failed: {reason}")?,
+                    (None, Some(e)) => write!(f, "; last run {}", e.describe())?,
+                    (None, None) => {}
                 }
                 Ok(())
             }
@@ -314,9 +327,12 @@ pub enum Event {
     Withdraw {
         reason: String,
     },
+    /// The spawn failed. A transient failure (a resource the system may
+    /// have again soon) is retried as a crash is, under the restart
+    /// policy; any other fails the unit.
     SpawnFailed {
         gen: u64,
-        reason: String,
+        reason: StartFailure,
     },
     /// The spawn did not happen after all: something the unit needs (a
     /// device) went away in between. Back to waiting.
@@ -347,6 +363,10 @@ pub enum Effect {
     Signal { signal: i32 },
     /// SIGKILL every process in the unit's cgroup.
     KillAll,
+    /// SIGKILL whatever is in the unit's cgroup though nothing should run
+    /// there (a stop of a failed unit: a start that failed half-way must
+    /// leave nothing behind).
+    Sweep,
     /// Deliver `Event::Timer { gen, kind }` after `after`.
     Timer {
         gen: u64,
@@ -479,16 +499,7 @@ impl Machine<'_> {
                 s.state = State::Starting(Phase::Spawning);
                 self.on_spawned(s, s.gen, pid)
             }
-            Event::SpawnFailed { gen, reason } => {
-                if gen != s.gen || s.state != State::Starting(Phase::Spawning) {
-                    return vec![];
-                }
-                s.pid = None;
-                s.state = State::Failed;
-                s.reason = Some(Reason::CannotStart(reason));
-                s.again = None;
-                vec![]
-            }
+            Event::SpawnFailed { gen, reason } => self.on_spawn_failed(s, gen, reason),
             Event::SpawnDeferred { gen, reason } => {
                 if gen != s.gen || s.state != State::Starting(Phase::Spawning) {
                     return vec![];
@@ -530,6 +541,28 @@ impl Machine<'_> {
         }
     }
 
+    fn on_spawn_failed(&self, s: &mut UnitState, gen: u64, failure: StartFailure) -> Vec<Effect> {
+        if gen != s.gen || s.state != State::Starting(Phase::Spawning) {
+            return vec![];
+        }
+        s.pid = None;
+        let again = s.again.take();
+        // Descriptors, memory or disk space short a moment: tried again as
+        // after a crash (the restart policy, its delay, doubling and burst
+        // window), unless something else is to follow.
+        let retry = failure.transient
+            && s.wanted
+            && again.is_none()
+            && self.unit.restart.policy != RestartPolicy::Never;
+        if retry {
+            s.state = State::Stopped;
+            return self.schedule_restart(s, Cause::StartFailed(failure.reason), Duration::ZERO);
+        }
+        s.state = State::Failed;
+        s.reason = Some(Reason::CannotStart(failure.reason));
+        vec![]
+    }
+
     fn on_stop(&self, s: &mut UnitState, cause: StopCause) -> Vec<Effect> {
         s.wanted = false;
         s.again = None;
@@ -552,7 +585,8 @@ impl Machine<'_> {
                 s.reason = Some(Reason::StoppedBy(cause));
                 vec![]
             }
-            State::Stopped | State::Exited | State::Failed => {
+            State::Failed => vec![Effect::Sweep],
+            State::Stopped | State::Exited => {
                 if s.state == State::Stopped {
                     s.reason = Some(Reason::StoppedBy(cause));
                 }
@@ -660,12 +694,16 @@ impl Machine<'_> {
         }
         if s.starts.len() >= r.burst as usize {
             s.state = State::Failed;
-            s.restart = None;
+            let start_failed = match s.restart.take() {
+                Some(Cause::StartFailed(reason)) => Some(reason),
+                _ => None,
+            };
             s.reason = Some(Reason::Burst {
                 starts: s.starts.len(),
                 interval: r.interval,
                 burst: r.burst,
                 last: s.last_exit,
+                start_failed,
             });
             return vec![];
         }

@@ -148,8 +148,8 @@ pub enum Output {
     KillAll {
         name: String,
     },
-    /// At boot: kill whatever is left in the unit's cgroup with no shim
-    /// watching it.
+    /// Kill whatever is left in the unit's cgroup with no shim watching
+    /// it: at boot, and when a failed unit is stopped.
     Sweep {
         name: String,
     },
@@ -866,6 +866,7 @@ impl Supervisor {
                 );
                 cx.out.push(Output::KillAll { name });
             }
+            Effect::Sweep => cx.out.push(Output::Sweep { name }),
             Effect::Timer { gen, kind, after } => cx.out.push(Output::Timer {
                 name,
                 gen,

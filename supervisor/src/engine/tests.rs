@@ -874,3 +874,180 @@ fn a_run_of_another_definition_is_re_adopted_then_restarted() {
     assert_eq!(got, ["spawn old as native"]);
     assert_eq!(sv.slot("same").unwrap().st.pid, Some(44));
 }
+
+impl Rig {
+    /// Feeds one input now and returns its outputs in short.
+    fn feed(&mut self, input: Input) -> Vec<String> {
+        let out = self.sv.handle(input, self.now);
+        out.iter().filter_map(brief).collect()
+    }
+
+    /// The current spawn of `name` failed.
+    fn spawn_failed(&mut self, name: &str, failure: machine::StartFailure) -> Vec<String> {
+        let gen = self.gen(name);
+        self.feed(Input::Unit {
+            name: name.into(),
+            event: Event::SpawnFailed {
+                gen,
+                reason: failure,
+            },
+        })
+    }
+
+    fn timer(&mut self, name: &str, kind: TimerKind) -> Vec<String> {
+        let gen = self.gen(name);
+        self.feed(Input::Unit {
+            name: name.into(),
+            event: Event::Timer { gen, kind },
+        })
+    }
+}
+
+const EMFILE: &str = "output pipe: Too many open files (os error 24)";
+
+#[test]
+fn a_start_that_failed_for_want_of_a_resource_is_retried_like_a_crash() {
+    let (mut rig, out) = Rig::boot(one(), vec![]);
+    assert_eq!(
+        out.iter().filter_map(brief).collect::<Vec<_>>(),
+        ["sweep svc", "spawn svc as native"]
+    );
+    // The delay doubles with each failed start, as after quick crashes.
+    for (i, delay) in ["100ms", "200ms", "400ms"].iter().enumerate() {
+        let got = rig.spawn_failed("svc", machine::StartFailure::transient(EMFILE));
+        assert_eq!(got, [format!("timer svc restart {delay}")], "try {i}");
+        assert_eq!(rig.state("svc"), "starting");
+        assert_eq!(
+            rig.reason("svc"),
+            format!("cannot start: {EMFILE}; restarting in {delay}")
+        );
+        rig.now += Duration::from_millis(500);
+        assert_eq!(
+            rig.timer("svc", TimerKind::RestartDelay),
+            ["spawn svc as native"],
+            "try {i}"
+        );
+    }
+    // Once the descriptors are back, it runs, and says what it came back from.
+    let gen = rig.gen("svc");
+    rig.feed(Input::Started {
+        name: "svc".into(),
+        gen,
+        pid: 77,
+        devices: vec![],
+    });
+    assert_eq!(rig.state("svc"), "running");
+    assert_eq!(
+        rig.reason("svc"),
+        format!("restarted: cannot start: {EMFILE}")
+    );
+    assert_eq!(rig.sv.slot("svc").unwrap().st.restarts, 3);
+}
+
+#[test]
+fn transient_start_failures_still_end_at_the_burst_limit() {
+    let (mut rig, _) = Rig::boot(one(), vec![]);
+    let burst = native("svc").restart.burst;
+    for i in 1..burst {
+        let got = rig.spawn_failed("svc", machine::StartFailure::transient(EMFILE));
+        assert_eq!(got.len(), 1, "try {i}: {got:?}");
+        rig.now += Duration::from_millis(10);
+        assert_eq!(
+            rig.timer("svc", TimerKind::RestartDelay),
+            ["spawn svc as native"]
+        );
+    }
+    assert!(
+        rig.spawn_failed("svc", machine::StartFailure::transient(EMFILE))
+            .len()
+            == 1
+    );
+    rig.now += Duration::from_millis(10);
+    assert!(rig.timer("svc", TimerKind::RestartDelay).is_empty());
+    assert_eq!(rig.state("svc"), "failed");
+    assert_eq!(
+        rig.reason("svc"),
+        format!(
+            "started {burst} times within 10s (restart.burst = {burst}); not restarting; \
+             last start failed: {EMFILE}"
+        )
+    );
+}
+
+#[test]
+fn a_start_that_cannot_work_fails_at_once() {
+    let (mut rig, _) = Rig::boot(one(), vec![]);
+    let got = rig.spawn_failed(
+        "svc",
+        machine::StartFailure::permanent("exec /no/such: No such file or directory (os error 2)"),
+    );
+    assert!(got.is_empty(), "{got:?}");
+    assert_eq!(rig.state("svc"), "failed");
+    assert_eq!(
+        rig.reason("svc"),
+        "cannot start: exec /no/such: No such file or directory (os error 2)"
+    );
+    // `restart = never` retries nothing, transient or not.
+    let mut u = native("svc");
+    u.restart.policy = jarvis_unit::RestartPolicy::Never;
+    let (mut rig, _) = Rig::boot(vec![u], vec![]);
+    assert!(rig
+        .spawn_failed("svc", machine::StartFailure::transient(EMFILE))
+        .is_empty());
+    assert_eq!(rig.state("svc"), "failed");
+    assert_eq!(rig.reason("svc"), format!("cannot start: {EMFILE}"));
+}
+
+#[test]
+fn a_transient_failure_of_a_start_that_was_stopped_meanwhile_is_not_retried() {
+    let (mut rig, _) = Rig::boot(one(), vec![]);
+    rig.feed(Input::Ask {
+        id: 1,
+        ask: Ask::Stop(vec!["svc".into()]),
+    });
+    let got = rig.spawn_failed("svc", machine::StartFailure::transient(EMFILE));
+    assert!(
+        !got.iter()
+            .any(|o| o.starts_with("timer") || o.starts_with("spawn")),
+        "{got:?}"
+    );
+    assert_eq!(rig.state("svc"), "failed");
+}
+
+#[test]
+fn stopping_a_failed_unit_kills_whatever_its_cgroup_holds() {
+    let (mut rig, _) = Rig::boot(one(), vec![]);
+    rig.spawn_failed("svc", "the shim ended without starting the process".into());
+    assert_eq!(rig.state("svc"), "failed");
+    let got = rig.feed(Input::Ask {
+        id: 1,
+        ask: Ask::Stop(vec!["svc".into()]),
+    });
+    assert!(got.contains(&"sweep svc".to_string()), "{got:?}");
+    // A unit that exited left nothing: its shim emptied the cgroup.
+    let (mut rig, _) = Rig::boot(one(), vec![]);
+    let gen = rig.gen("svc");
+    rig.feed(Input::Started {
+        name: "svc".into(),
+        gen,
+        pid: 5,
+        devices: vec![],
+    });
+    rig.feed(Input::Unit {
+        name: "svc".into(),
+        event: Event::Exited {
+            gen,
+            exit: ExitInfo {
+                code: Some(0),
+                signal: None,
+                oom_killed: false,
+            },
+        },
+    });
+    assert_eq!(rig.state("svc"), "exited");
+    let got = rig.feed(Input::Ask {
+        id: 2,
+        ask: Ask::Stop(vec!["svc".into()]),
+    });
+    assert!(!got.contains(&"sweep svc".to_string()), "{got:?}");
+}

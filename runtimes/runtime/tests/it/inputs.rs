@@ -71,7 +71,7 @@ pub fn env_files_are_read_at_each_start() -> Result<(), Failed> {
         let err = env.rts.start(env.spec(u.clone())).await.err();
         let want = format!("env_file {}: no such file", a.display());
         check(
-            err == Some(StartError::Failed(want.clone())),
+            err == Some(StartError::failed(want.clone())),
             format!("{err:?}, want {want}"),
         )?;
         // A container unit's start fails the same way, before its image.
@@ -81,7 +81,7 @@ pub fn env_files_are_read_at_each_start() -> Result<(), Failed> {
         );
         let err = env.rts.start(env.spec(c)).await.err();
         check(
-            matches!(&err, Some(StartError::Failed(m)) if m.contains(&a.display().to_string())),
+            matches!(&err, Some(StartError::Failed(m)) if m.reason.contains(&a.display().to_string())),
             format!("container: {err:?}"),
         )
     })
@@ -148,7 +148,7 @@ pub fn native_secrets_in_credentials_directory() -> Result<(), Failed> {
         std::fs::remove_file(&src)?;
         let err = env.rts.start(env.spec(u.clone())).await.err();
         check(
-            matches!(&err, Some(StartError::Failed(m)) if m.contains(&src.display().to_string())),
+            matches!(&err, Some(StartError::Failed(m)) if m.reason.contains(&src.display().to_string())),
             format!("{err:?}"),
         )?;
         check(
