@@ -212,6 +212,8 @@ pub struct Daemon {
     /// What keeps jarvisd from running the declared units as written
     /// (`status` shows it): set at boot, cleared by an `up` that loads.
     problems: Vec<String>,
+    /// The one inotify instance every `logs -f` shares.
+    watcher: crate::logs::Watcher,
 }
 
 /// Hardware rescans: one at a time; uevents that come meanwhile are
@@ -235,6 +237,7 @@ impl Daemon {
             apply: None,
             apply_serial: 0,
             problems: cfg.problems.clone(),
+            watcher: Default::default(),
             cfg,
             tx,
             logs: BTreeMap::new(),
@@ -319,10 +322,14 @@ impl Daemon {
     /// The unit's log, made on first use; its limits follow the unit.
     fn log(&mut self, unit: &Unit) -> Arc<UnitLog> {
         let dir = self.log_dir();
-        let log = self
-            .logs
-            .entry(unit.name.clone())
-            .or_insert_with(|| Arc::new(UnitLog::new(&dir, &unit.name, &unit.logs)));
+        let log = self.logs.entry(unit.name.clone()).or_insert_with(|| {
+            Arc::new(UnitLog::new(
+                &dir,
+                &unit.name,
+                &unit.logs,
+                self.watcher.clone(),
+            ))
+        });
         log.set_limits(&unit.logs);
         log.clone()
     }

@@ -2,19 +2,26 @@
 //! output to `<state>/logs/<unit>.log` (rotated), one record per line with
 //! the time it was read (see `jarvis_runtime::logfile`); jarvisd adds its
 //! own notes to the same file, reads its tail, and follows it for `logs -f`
-//! through inotify (no polling).
+//! through inotify (no polling): one instance for all of jarvisd's followers
+//! ([`Watcher`]), since the kernel allows a user only a few (128 by
+//! default) and other root processes need theirs. A follower that cannot
+//! have a watch says so in the stream and reads the file every
+//! [`POLL_EVERY`] instead.
 //!
 //! [`serve`] answers a `Logs` request: the tail (only lines since a time,
 //! when asked), joined into lines and rendered with or without their
 //! times, in frames of at most `LOG_CHUNK`; then, when following, each
 //! record as it is appended.
 
+use std::collections::HashMap;
+use std::ffi::OsString;
 use std::fs::File;
 use std::io::{self, Read, Seek, SeekFrom};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
-use std::time::SystemTime;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, Weak};
+use std::time::{Duration, SystemTime};
 
 use futures_util::StreamExt;
 use jarvis_proto::nonblocking::write_frame;
@@ -22,19 +29,26 @@ use jarvis_proto::{FrameError, Request, Response, LOG_CHUNK};
 use jarvis_runtime::logfile::{self, Kind, Line, LogConfig, Tail};
 use jarvis_unit::Logs;
 use tokio::net::UnixStream;
+use tokio::sync::Notify;
+
+/// How often a follower without a watch reads its file.
+pub const POLL_EVERY: Duration = Duration::from_millis(250);
 
 pub struct UnitLog {
     cfg: Mutex<LogConfig>,
+    /// What wakes its followers.
+    watcher: Watcher,
 }
 
 impl UnitLog {
-    pub fn new(dir: &Path, unit: &str, limits: &Logs) -> UnitLog {
+    pub fn new(dir: &Path, unit: &str, limits: &Logs, watcher: Watcher) -> UnitLog {
         UnitLog {
             cfg: Mutex::new(LogConfig {
                 path: dir.join(format!("{unit}.log")),
                 max_size: limits.max_size,
                 max_files: limits.max_files,
             }),
+            watcher,
         }
     }
 
@@ -163,14 +177,24 @@ pub async fn serve(stream: &mut UnixStream, log: Arc<UnitLog>, ask: Ask) -> Resu
     }
     let mut render = render;
     let (tx, mut rx) = tokio::sync::mpsc::channel(16);
-    let follower = tokio::spawn(follow(log.path(), from, tx));
+    let follower = tokio::spawn(follow(log.path(), from, tx, log.watcher.clone()));
     let mut byte = [0u8; 1];
     let result = loop {
         tokio::select! {
             chunk = rx.recv() => {
-                let Some(chunk) = chunk else { break Ok(()) };
                 let mut text = String::new();
-                render.feed(&chunk, &mut text);
+                match chunk {
+                    Some(Followed::Data(chunk)) => render.feed(&chunk, &mut text),
+                    Some(Followed::Notice(notice)) => render.notice(&notice, &mut text),
+                    // The follower failed: said, never a silent end.
+                    None => {
+                        let message = match follower.await {
+                            Ok(Err(e)) => format!("cannot follow the log: {e}"),
+                            _ => "cannot follow the log".to_string(),
+                        };
+                        return write_frame(stream, &Response::Error { message }).await;
+                    }
+                }
                 let mut sent = Ok(());
                 for data in frames(text) {
                     sent = write_frame(stream, &Response::LogData { data }).await;
@@ -257,6 +281,19 @@ impl Render {
         }
     }
 
+    /// A line of jarvisd's own about following (not in the file): ends an
+    /// open line first, as a note in the file does.
+    fn notice(&mut self, text: &str, out: &mut String) {
+        if self.open {
+            out.push('\n');
+            self.open = false;
+        }
+        self.begin(Some(SystemTime::now()), out);
+        out.push_str("[jarvis] ");
+        out.push_str(text);
+        out.push('\n');
+    }
+
     /// Bytes appended to the log.
     fn feed(&mut self, data: &[u8], out: &mut String) {
         self.carry.extend_from_slice(data);
@@ -301,24 +338,39 @@ pub struct Position {
     file: Option<File>,
 }
 
+/// What a follower sends on.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Followed {
+    /// Bytes appended to the log.
+    Data(Vec<u8>),
+    /// Something the reader should know about the following itself.
+    Notice(String),
+}
+
 /// Sends everything written to the log after `from` to `out`, as it is
 /// written, until `out` closes (the reader went away). Follows rotations:
 /// what was left in the old file comes first, then the new one from its
-/// start.
+/// start. Woken by `watcher`; without a watch, says so and reads the file
+/// every [`POLL_EVERY`].
 pub async fn follow(
     path: PathBuf,
     mut from: Position,
-    out: tokio::sync::mpsc::Sender<Vec<u8>>,
+    out: tokio::sync::mpsc::Sender<Followed>,
+    watcher: Watcher,
 ) -> io::Result<()> {
     let dir = path.parent().unwrap_or(Path::new("/")).to_path_buf();
     std::fs::create_dir_all(&dir)?;
-    let inotify = inotify::Inotify::init()?;
-    inotify.watches().add(
-        &dir,
-        inotify::WatchMask::MODIFY | inotify::WatchMask::CREATE | inotify::WatchMask::MOVED_TO,
-    )?;
-    let mut events = inotify.into_event_stream([0u8; 4096])?;
-    let name = path.file_name().map(|n| n.to_owned());
+    let mut sub = match watcher.subscribe(&path) {
+        Ok(sub) => Some(sub),
+        Err(e) => {
+            tracing::warn!(path = %path.display(), error = %e, "cannot watch a log: following it by polling");
+            let notice = polling_notice(&e.to_string());
+            if out.send(Followed::Notice(notice)).await.is_err() {
+                return Ok(());
+            }
+            None
+        }
+    };
     let mut file = from.file.take();
     loop {
         // Catch up with what is there, off the runtime's thread (the event
@@ -329,20 +381,233 @@ pub async fn follow(
         };
         (file, from) = (f, p);
         for chunk in chunks {
-            if out.send(chunk).await.is_err() {
+            if out.send(Followed::Data(chunk)).await.is_err() {
                 return Ok(());
             }
         }
         // Sleep until something happens to our file, or the reader leaves.
-        loop {
-            tokio::select! {
-                ev = events.next() => match ev {
-                    Some(Ok(ev)) if ev.name.as_deref() == name.as_deref() => break,
-                    Some(Ok(_)) => continue,
-                    Some(Err(e)) => return Err(e),
-                    None => return Ok(()),
-                },
-                _ = out.closed() => return Ok(()),
+        match &sub {
+            Some(s) if !s.lost() => {
+                tokio::select! {
+                    _ = s.wake.notified() => {}
+                    _ = out.closed() => return Ok(()),
+                }
+            }
+            Some(_) => {
+                // The watch went (its directory was removed, or the
+                // watcher failed): read again at once, then poll.
+                sub = None;
+                tracing::warn!(path = %path.display(), "lost the watch on a log: following it by polling");
+                let notice = polling_notice("the watch on its directory was lost");
+                if out.send(Followed::Notice(notice)).await.is_err() {
+                    return Ok(());
+                }
+            }
+            None => {
+                tokio::select! {
+                    _ = tokio::time::sleep(POLL_EVERY) => {}
+                    _ = out.closed() => return Ok(()),
+                }
+            }
+        }
+    }
+}
+
+fn polling_notice(why: &str) -> String {
+    format!(
+        "cannot watch this log for changes ({why}); following it by reading it every {} ms",
+        POLL_EVERY.as_millis()
+    )
+}
+
+/// jarvisd's one inotify instance, shared by every follower: a watch per
+/// log directory, counted by its followers and removed with the last, and
+/// one task that reads the events and wakes the followers of the file each
+/// names. The instance is made at the first follow (and again after it
+/// failed), so a jarvisd nobody follows holds none.
+#[derive(Clone, Default)]
+pub struct Watcher(Arc<Mutex<WatcherState>>);
+
+#[derive(Default)]
+struct WatcherState {
+    active: Option<Active>,
+    next_id: u64,
+    /// For tests: every subscription fails with this.
+    refuse: Option<String>,
+}
+
+struct Active {
+    watches: inotify::Watches,
+    dirs: HashMap<inotify::WatchDescriptor, Vec<Follower>>,
+    /// Ends with the instance (when it fails); a new one is made then.
+    reader: tokio::task::JoinHandle<()>,
+}
+
+struct Follower {
+    id: u64,
+    /// The file it follows, in the watched directory.
+    name: OsString,
+    wake: Arc<Notify>,
+    lost: Arc<AtomicBool>,
+}
+
+/// A follower's place in the [`Watcher`]: `wake` is notified when its file
+/// changes. Dropping it removes the follower (and the watch with its last
+/// follower).
+pub struct Subscription {
+    watcher: Weak<Mutex<WatcherState>>,
+    wd: inotify::WatchDescriptor,
+    id: u64,
+    pub wake: Arc<Notify>,
+    lost: Arc<AtomicBool>,
+}
+
+impl Subscription {
+    /// The watch is gone: the follower must look for itself.
+    pub fn lost(&self) -> bool {
+        self.lost.load(Ordering::Acquire)
+    }
+}
+
+impl Drop for Subscription {
+    fn drop(&mut self) {
+        let Some(state) = self.watcher.upgrade() else {
+            return;
+        };
+        let mut st = state.lock().unwrap_or_else(|p| p.into_inner());
+        let Some(active) = st.active.as_mut() else {
+            return;
+        };
+        let Some(followers) = active.dirs.get_mut(&self.wd) else {
+            return;
+        };
+        followers.retain(|f| f.id != self.id);
+        if followers.is_empty() {
+            active.dirs.remove(&self.wd);
+            // Fails only when the kernel removed it already.
+            let _ = active.watches.remove(self.wd.clone());
+        }
+    }
+}
+
+const WATCH_MASK: inotify::WatchMask = inotify::WatchMask::MODIFY
+    .union(inotify::WatchMask::CREATE)
+    .union(inotify::WatchMask::MOVED_TO);
+
+impl Watcher {
+    /// A watcher whose every subscription fails with `why` (tests of the
+    /// fallback).
+    pub fn refusing(why: &str) -> Watcher {
+        let w = Watcher::default();
+        w.0.lock().unwrap_or_else(|p| p.into_inner()).refuse = Some(why.to_string());
+        w
+    }
+
+    /// Wakes the caller on changes to the file `path` (its directory is
+    /// watched). Must be called within a tokio runtime (the instance's
+    /// reader runs there).
+    pub fn subscribe(&self, path: &Path) -> io::Result<Subscription> {
+        let dir = path.parent().unwrap_or(Path::new("/"));
+        let name = path.file_name().map(|n| n.to_owned()).unwrap_or_default();
+        let mut st = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(why) = &st.refuse {
+            return Err(io::Error::other(why.clone()));
+        }
+        if st.active.as_ref().is_some_and(|a| a.reader.is_finished()) {
+            st.active = None;
+        }
+        if st.active.is_none() {
+            let inotify = inotify::Inotify::init()?;
+            let watches = inotify.watches();
+            let events = inotify.into_event_stream(vec![0u8; 16 * 1024])?;
+            let reader = tokio::spawn(read_events(Arc::downgrade(&self.0), events));
+            st.active = Some(Active {
+                watches,
+                dirs: HashMap::new(),
+                reader,
+            });
+        }
+        st.next_id += 1;
+        let id = st.next_id;
+        let active = st.active.as_mut().expect("made above");
+        // The same directory gives the same descriptor: one watch each.
+        let wd = active.watches.add(dir, WATCH_MASK)?;
+        let (wake, lost) = (Arc::new(Notify::new()), Arc::new(AtomicBool::new(false)));
+        active.dirs.entry(wd.clone()).or_default().push(Follower {
+            id,
+            name,
+            wake: wake.clone(),
+            lost: lost.clone(),
+        });
+        Ok(Subscription {
+            watcher: Arc::downgrade(&self.0),
+            wd,
+            id,
+            wake,
+            lost,
+        })
+    }
+
+    /// The directories watched now (tests).
+    #[cfg(test)]
+    fn watched(&self) -> usize {
+        let st = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        st.active.as_ref().map_or(0, |a| a.dirs.len())
+    }
+
+    /// The followers subscribed now (tests).
+    #[cfg(test)]
+    fn subscribed(&self) -> usize {
+        let st = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        st.active
+            .as_ref()
+            .map_or(0, |a| a.dirs.values().map(Vec::len).sum())
+    }
+}
+
+/// The instance's reader: wakes the followers of each file an event names;
+/// all of them when events were lost. When the instance fails, every
+/// follower is told its watch is lost.
+async fn read_events(state: Weak<Mutex<WatcherState>>, mut events: inotify::EventStream<Vec<u8>>) {
+    use inotify::EventMask;
+    loop {
+        let ev = events.next().await;
+        let Some(state) = state.upgrade() else { return };
+        let mut st = state.lock().unwrap_or_else(|p| p.into_inner());
+        let Some(active) = st.active.as_mut() else {
+            return;
+        };
+        match ev {
+            Some(Ok(ev)) if ev.mask.contains(EventMask::Q_OVERFLOW) => {
+                for f in active.dirs.values().flatten() {
+                    f.wake.notify_one();
+                }
+            }
+            Some(Ok(ev)) if ev.mask.contains(EventMask::IGNORED) => {
+                // The directory went: its followers look for themselves.
+                for f in active.dirs.remove(&ev.wd).into_iter().flatten() {
+                    f.lost.store(true, Ordering::Release);
+                    f.wake.notify_one();
+                }
+            }
+            Some(Ok(ev)) => {
+                let followers = active.dirs.get(&ev.wd).into_iter().flatten();
+                for f in followers.filter(|f| ev.name.as_deref() == Some(f.name.as_os_str())) {
+                    f.wake.notify_one();
+                }
+            }
+            Some(Err(_)) | None => {
+                if let Some(e) = ev.and_then(Result::err) {
+                    tracing::warn!(error = %e, "the log watcher failed; its followers poll");
+                }
+                for f in active.dirs.values().flatten() {
+                    f.lost.store(true, Ordering::Release);
+                    f.wake.notify_one();
+                }
+                active.dirs.clear();
+                // The next follow makes a new instance.
+                st.active = None;
+                return;
             }
         }
     }
@@ -395,37 +660,123 @@ fn read_from(f: &mut File, offset: u64) -> io::Result<Vec<u8>> {
 mod tests {
     use super::*;
 
-    #[tokio::test]
-    async fn follow_sees_appends_and_rotations() {
-        let dir = tempfile::tempdir().unwrap();
-        let log = UnitLog::new(
-            dir.path(),
-            "u",
+    const WAIT: Duration = Duration::from_secs(5);
+
+    fn small_log(dir: &Path, name: &str, watcher: &Watcher) -> UnitLog {
+        UnitLog::new(
+            dir,
+            name,
             &Logs {
                 max_size: 12,
                 max_files: 2,
             },
-        );
+            watcher.clone(),
+        )
+    }
+
+    /// Follows `log` while lines are appended (two of them rotate the
+    /// 12-byte file); what came, and the notices.
+    async fn follow_appends(log: &UnitLog, watcher: &Watcher) -> (Vec<u8>, Vec<String>) {
         let cfg = log.config();
         logfile::append_once(&cfg, b"before\n").unwrap();
         let from = log.end();
-        let (tx, mut rx) = tokio::sync::mpsc::channel::<Vec<u8>>(16);
-        let task = tokio::spawn(follow(log.path(), from, tx));
-        let mut got = Vec::new();
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<Followed>(16);
+        let task = tokio::spawn(follow(log.path(), from, tx, watcher.clone()));
+        let (mut got, mut notices) = (Vec::new(), Vec::new());
         let mut writer = logfile::LogFile::new(cfg.clone());
-        // "two" and "four" each rotate the 12-byte file.
         for line in [&b"one\n"[..], b"two\n", b"three\n", b"four\n"] {
             writer.append(line).unwrap();
             while !got.ends_with(line) {
-                let chunk = tokio::time::timeout(std::time::Duration::from_secs(5), rx.recv())
+                match tokio::time::timeout(WAIT, rx.recv())
                     .await
                     .expect("followed in time")
-                    .unwrap();
-                got.extend(chunk);
+                    .unwrap()
+                {
+                    Followed::Data(d) => got.extend(d),
+                    Followed::Notice(n) => notices.push(n),
+                }
             }
         }
-        assert_eq!(got, b"one\ntwo\nthree\nfour\n");
         task.abort();
+        (got, notices)
+    }
+
+    #[tokio::test]
+    async fn follow_sees_appends_and_rotations() {
+        let dir = tempfile::tempdir().unwrap();
+        let watcher = Watcher::default();
+        let log = small_log(dir.path(), "u", &watcher);
+        let (got, notices) = follow_appends(&log, &watcher).await;
+        assert_eq!(got, b"one\ntwo\nthree\nfour\n");
+        assert!(notices.is_empty(), "{notices:?}");
+    }
+
+    #[tokio::test]
+    async fn without_a_watch_a_follower_says_so_and_polls() {
+        let dir = tempfile::tempdir().unwrap();
+        let watcher = Watcher::refusing("Too many open files");
+        let log = small_log(dir.path(), "u", &watcher);
+        let (got, notices) = follow_appends(&log, &watcher).await;
+        assert_eq!(got, b"one\ntwo\nthree\nfour\n");
+        assert_eq!(notices.len(), 1, "{notices:?}");
+        assert!(
+            notices[0].contains("Too many open files") && notices[0].contains("every 250 ms"),
+            "{notices:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn followers_share_one_watch_per_directory() {
+        let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let watcher = Watcher::default();
+        let logs: Vec<UnitLog> = ["x", "y", "z"]
+            .iter()
+            .map(|n| small_log(a.path(), n, &watcher))
+            .chain([small_log(b.path(), "w", &watcher)])
+            .collect();
+        let mut rxs = Vec::new();
+        let mut tasks = Vec::new();
+        for i in 0..300 {
+            let log = &logs[i % logs.len()];
+            let (tx, rx) = tokio::sync::mpsc::channel::<Followed>(16);
+            tasks.push(tokio::spawn(follow(
+                log.path(),
+                log.end(),
+                tx,
+                watcher.clone(),
+            )));
+            rxs.push((i % logs.len(), rx));
+        }
+        // Every follower is subscribed once it has caught up (nothing to
+        // read yet): then the lines are written.
+        let deadline = std::time::Instant::now() + WAIT;
+        while watcher.subscribed() < 300 {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{}",
+                watcher.subscribed()
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert_eq!(watcher.watched(), 2, "one watch per directory");
+        for (n, log) in logs.iter().enumerate() {
+            logfile::append_once(&log.config(), format!("line {n}\n").as_bytes()).unwrap();
+        }
+        for (n, rx) in &mut rxs {
+            let Followed::Data(d) = tokio::time::timeout(WAIT, rx.recv())
+                .await
+                .expect("woken in time")
+                .unwrap()
+            else {
+                panic!("a notice")
+            };
+            assert_eq!(d, format!("line {n}\n").as_bytes());
+        }
+        for t in tasks {
+            t.abort();
+            let _ = t.await;
+        }
+        assert_eq!(watcher.watched(), 0, "the watches go with their followers");
     }
 }
 
