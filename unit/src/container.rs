@@ -6,6 +6,7 @@ use std::fmt;
 use std::path::PathBuf;
 use std::str::FromStr;
 
+use crate::limits::MAX_VOLUME_NAME;
 use crate::schema::{Volume, VolumeSource};
 
 /// An image reference, as `[container] image` and every image command take
@@ -410,7 +411,7 @@ pub fn parse_volume(s: &str) -> Result<Volume, String> {
 }
 
 /// Checks a named volume's name: `[a-zA-Z0-9][a-zA-Z0-9_.-]*`, as Docker
-/// has it, at most 255 bytes (a file name: the volume is a directory named
+/// has it, at most [`MAX_VOLUME_NAME`] bytes (a file name: the volume is a directory named
 /// after it).
 pub fn check_volume_name(name: &str) -> Result<(), String> {
     const RULE: &str = "a volume name starts with a letter or a digit and has only letters, \
@@ -418,9 +419,9 @@ pub fn check_volume_name(name: &str) -> Result<(), String> {
     if name.is_empty() {
         return Err("the volume name is empty".into());
     }
-    if name.len() > 255 {
+    if name.len() > MAX_VOLUME_NAME {
         return Err(format!(
-            "the volume name is {} bytes long; at most 255 are allowed",
+            "the volume name is {} bytes long; at most {MAX_VOLUME_NAME} are allowed",
             name.len()
         ));
     }

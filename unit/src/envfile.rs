@@ -28,6 +28,8 @@
 use std::collections::BTreeMap;
 use std::fmt;
 
+use crate::diagnostic::LineIndex;
+
 /// One `KEY=VALUE` read, with the line its key is on.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Entry {
@@ -121,7 +123,7 @@ pub fn parse_with(
     let mut p = Parser {
         src: body,
         at: 0,
-        pos: Cursor::default(),
+        lines: LineIndex::new(body),
     };
     let mut out = Vec::new();
     loop {
@@ -157,20 +159,11 @@ fn is_space(c: char) -> bool {
     )
 }
 
-/// A line and column for a byte offset, advanced forwards only, so that a
-/// whole file costs one pass.
-#[derive(Default)]
-struct Cursor {
-    offset: usize,
-    line: usize,
-    line_start: usize,
-}
-
 struct Parser<'a> {
     src: &'a str,
     /// The byte offset reached.
     at: usize,
-    pos: Cursor,
+    lines: LineIndex<'a>,
 }
 
 impl<'a> Parser<'a> {
@@ -178,22 +171,9 @@ impl<'a> Parser<'a> {
         &self.src[self.at..]
     }
 
-    /// The line and column (from 1) of byte `offset`, at or after any
-    /// offset asked before.
-    fn line_col(&mut self, offset: usize) -> (usize, usize) {
-        let c = &mut self.pos;
-        if offset < c.offset {
-            *c = Cursor::default();
-        }
-        for (i, b) in self.src.as_bytes()[c.offset..offset].iter().enumerate() {
-            if *b == b'\n' {
-                c.line += 1;
-                c.line_start = c.offset + i + 1;
-            }
-        }
-        c.offset = offset;
-        let col = self.src[c.line_start..offset].chars().count() + 1;
-        (c.line + 1, col)
+    /// The line and column (from 1) of byte `offset`.
+    fn line_col(&self, offset: usize) -> (usize, usize) {
+        self.lines.line_col(offset)
     }
 
     fn error(&mut self, offset: usize, kind: EnvFileErrorKind) -> EnvFileError {

@@ -5,6 +5,7 @@
 //! `FILE:LINE:COL`.
 
 pub mod envfile;
+pub mod limits;
 pub mod schema;
 pub use schema::*;
 

@@ -19,7 +19,8 @@ use crate::container::{
     check_container_user, is_valid_id_name, normalize_path, parse_image_reference, parse_volume,
     IMAGE_EXAMPLES,
 };
-use crate::diagnostic::{self, line_col, Diagnostic};
+use crate::diagnostic::{self, bounded_message, Diagnostic, LineIndex};
+use crate::limits::{MAX_DIAGNOSTICS_PER_FILE, MAX_FILE_BYTES, MAX_NESTING, MAX_UNIT_NAME};
 use crate::schema::*;
 
 mod files;
@@ -52,7 +53,10 @@ pub fn parse_unit_with(
     let parsed = parse_detailed(path, text, opts);
     match parsed.unit {
         Some(unit) if parsed.diagnostics.is_empty() => Ok(unit),
-        _ => Err(parsed.diagnostics),
+        _ => {
+            let omitted = BTreeMap::from([(path.to_path_buf(), parsed.omitted)]);
+            Err(diagnostic::cap(parsed.diagnostics, &omitted))
+        }
     }
 }
 
@@ -74,6 +78,9 @@ pub(crate) struct Parsed {
     /// `Some` only when `diagnostics` is empty.
     pub unit: Option<Unit>,
     pub diagnostics: Vec<Diagnostic>,
+    /// Problems past the first [`MAX_DIAGNOSTICS_PER_FILE`], counted, not
+    /// in `diagnostics`.
+    pub omitted: usize,
     /// The well-formed entries of depends_on with the `(line, col)` of each,
     /// in file order; filled even when the file has other problems (but not
     /// when it has a TOML syntax error).
@@ -105,105 +112,108 @@ pub(crate) struct NetInfo {
 }
 
 pub(crate) fn parse_detailed(path: &Path, text: &str, opts: &LoadOptions) -> Parsed {
+    if text.len() as u64 > MAX_FILE_BYTES {
+        return Parsed::refused(path, too_big(text.len() as u64));
+    }
     let base = opts
         .base
         .as_deref()
         .map(|b| std::path::absolute(b).unwrap_or_else(|_| b.to_path_buf()));
-    let mut cx = Cx {
-        text,
-        base: base.as_deref(),
-        issues: Vec::new(),
-        notes: Vec::new(),
-    };
-    let name = match unit_name(path) {
-        Ok(name) => Some(name),
-        Err(message) => {
-            cx.issues.push(Issue {
-                span: Some(0..0),
-                kind: IssueKind::Semantic,
-                message,
-            });
-            None
-        }
-    };
-
+    let index = LineIndex::new(text);
     let (doc, errors) = DeTable::parse_recoverable(text);
+
+    // What the syntax errors hide: with one in the file, "missing"
+    // complaints may just be the broken line, and a value that overlaps it
+    // was only partially recovered.
+    let mut nesting = None;
+    let mut syntax: Vec<(Option<Range<usize>>, String)> = Vec::with_capacity(errors.len());
     for e in &errors {
         let message = syntax_message(text, e);
-        cx.issues.push(Issue {
-            span: e.span(),
+        let mut span = e.span();
+        if span.is_none() && e.message().trim() == "recursion limit" {
+            // A dotted key of too many parts; toml gives no position.
+            let found = nesting.get_or_insert_with(|| long_dotted_keys(text).into_iter());
+            span = found.next().map(|at| at..at);
+        }
+        syntax.push((span, message));
+    }
+    let spans: Vec<Range<usize>> = syntax.iter().filter_map(|(s, _)| s.clone()).collect();
+    // A broken [header] moves the keys below it to the wrong table; ignore
+    // what is reported about them until the next header.
+    let mut tainted: Vec<Range<usize>> = Vec::new();
+    let mut headers = BTreeSet::new();
+    for e in &spans {
+        let line_start = index.line_start(e.start);
+        if !headers.insert(line_start) || !text[line_start..].trim_start().starts_with('[') {
+            continue;
+        }
+        let mut pos = index.next_line_start(line_start);
+        while pos < text.len() && !text[pos..].trim_start_matches([' ', '\t']).starts_with('[') {
+            pos = index.next_line_start(pos);
+        }
+        tainted.push(line_start..pos.min(text.len()));
+    }
+    let mut cx = Cx {
+        text,
+        index,
+        base: base.as_deref(),
+        issues: Vec::new(),
+        omitted: 0,
+        has_syntax: !syntax.is_empty(),
+        syntax: Reach::new(spans),
+        tainted: Reach::new(tainted),
+        too_long: Reach::new(Vec::new()),
+        notes: Vec::new(),
+    };
+    for (span, message) in syntax {
+        cx.push(Issue {
+            span,
             kind: IssueKind::Syntax,
             message,
         });
     }
+    let name = match unit_name(path) {
+        Ok(name) => Some(name),
+        Err(message) => {
+            cx.error(0..0, message);
+            None
+        }
+    };
 
+    crate::limits::check(&mut cx, doc.get_ref());
     let built = build(&mut cx, name, doc.get_ref());
 
-    // Drop follow-on errors: with a syntax error in the file, "missing"
-    // complaints may just be the broken line, and a value that overlaps the
-    // syntax error was only partially recovered.
-    let syntax: Vec<Range<usize>> = cx
-        .issues
-        .iter()
-        .filter(|i| i.kind == IssueKind::Syntax)
-        .filter_map(|i| i.span.clone())
-        .collect();
-    let has_syntax = cx.issues.iter().any(|i| i.kind == IssueKind::Syntax);
-    // A broken [header] moves the keys below it to the wrong table; ignore
-    // what is reported about them until the next header.
-    let tainted: Vec<Range<usize>> = syntax
-        .iter()
-        .filter_map(|e| {
-            let line_start = text[..e.start.min(text.len())]
-                .rfind('\n')
-                .map_or(0, |i| i + 1);
-            if !text[line_start..].trim_start().starts_with('[') {
-                return None;
-            }
-            let mut end = text.len();
-            let mut pos = text[line_start..]
-                .find('\n')
-                .map_or(text.len(), |i| line_start + i + 1);
-            while pos < text.len() {
-                if text[pos..].trim_start_matches([' ', '\t']).starts_with('[') {
-                    end = pos;
-                    break;
-                }
-                pos = text[pos..].find('\n').map_or(text.len(), |i| pos + i + 1);
-            }
-            Some(line_start..end)
-        })
-        .collect();
     let notes: Vec<Diagnostic> = cx
         .notes
         .iter()
         .map(|(span, message)| {
-            Diagnostic::at_span(path, text, span.clone(), format!("note: {message}"))
+            let (line, col) = cx.index.line_col(span.start);
+            Diagnostic::new(path, line, col, format!("note: {message}"))
         })
         .collect();
     let mut diagnostics: Vec<Diagnostic> = cx
         .issues
-        .into_iter()
-        .filter(|i| match i.kind {
-            IssueKind::Syntax => true,
-            IssueKind::Missing => !has_syntax,
-            IssueKind::Semantic => match &i.span {
-                Some(s) => {
-                    !syntax.iter().any(|e| e.start <= s.end && s.start <= e.end)
-                        && !tainted.iter().any(|t| t.contains(&s.start))
+        .drain(..)
+        .map(|i| {
+            let message = bounded_message(i.message);
+            match i.span {
+                Some(span) => {
+                    let (line, col) = cx.index.line_col(span.start);
+                    Diagnostic::new(path, line, col, message)
                 }
-                None => true,
-            },
-        })
-        .map(|i| match i.span {
-            Some(span) => Diagnostic::at_span(path, text, span, i.message),
-            None => Diagnostic::whole_file(path, i.message),
+                None => Diagnostic::whole_file(path, message),
+            }
         })
         .collect();
     diagnostic::sort(&mut diagnostics);
+    let mut omitted = cx.omitted;
+    if diagnostics.len() > MAX_DIAGNOSTICS_PER_FILE {
+        omitted += diagnostics.len() - MAX_DIAGNOSTICS_PER_FILE;
+        diagnostics.truncate(MAX_DIAGNOSTICS_PER_FILE);
+    }
 
-    let at = |span: Range<usize>| line_col(text, span.start);
-    let (deps, net) = if has_syntax {
+    let at = |span: Range<usize>| cx.index.line_col(span.start);
+    let (deps, net) = if cx.has_syntax {
         (Vec::new(), None)
     } else {
         let deps = built
@@ -219,40 +229,142 @@ pub(crate) fn parse_detailed(path: &Path, text: &str, opts: &LoadOptions) -> Par
         });
         (deps, net)
     };
-    let notes = if diagnostics.is_empty() {
-        notes
-    } else {
-        Vec::new()
-    };
+    let clean = diagnostics.is_empty() && omitted == 0;
     Parsed {
-        unit: built.unit.filter(|_| diagnostics.is_empty()),
+        unit: built.unit.filter(|_| clean),
         diagnostics,
+        omitted,
         deps,
         has_health: built.has_health,
         net,
-        notes,
+        notes: if clean { notes } else { Vec::new() },
     }
 }
 
-/// Whether `name` is a valid unit name: `[a-z0-9][a-z0-9-]*`.
-pub fn is_valid_unit_name(name: &str) -> bool {
-    let mut chars = name.chars();
-    match chars.next() {
-        Some(c) if c.is_ascii_lowercase() || c.is_ascii_digit() => {}
-        _ => return false,
+impl Parsed {
+    /// A file refused whole (too big to parse).
+    pub(crate) fn refused(path: &Path, message: String) -> Parsed {
+        Parsed {
+            unit: None,
+            diagnostics: vec![Diagnostic::whole_file(path, message)],
+            omitted: 0,
+            deps: Vec::new(),
+            has_health: false,
+            net: None,
+            notes: Vec::new(),
+        }
     }
-    chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
 }
+
+/// Why a file of `size` bytes is refused.
+pub(crate) fn too_big(size: u64) -> String {
+    format!(
+        "the file is {size} bytes; a unit file is at most {MAX_FILE_BYTES} bytes (1 MiB): \
+         move what makes it so big (a long value, a list of thousands) out of the unit"
+    )
+}
+
+/// The offset of the first part past [`MAX_NESTING`] of each dotted key
+/// (or table header) that has more parts than that, in file order: a cheap
+/// scan of the text that skips strings and comments.
+fn long_dotted_keys(text: &str) -> Vec<usize> {
+    let b = text.as_bytes();
+    let bare = |c: u8| c.is_ascii_alphanumeric() || c == b'_' || c == b'-';
+    let mut out = Vec::new();
+    // The parts of the run so far, and whether a '.' came last.
+    let (mut parts, mut dot) = (0usize, false);
+    let mut i = 0;
+    while i < b.len() {
+        let c = b[i];
+        let end = if bare(c) {
+            i + b[i..].iter().take_while(|c| bare(**c)).count()
+        } else if c == b'"' || c == b'\'' {
+            let quote = [c; 3];
+            let triple = b[i..].starts_with(&quote);
+            let mut j = i + if triple { 3 } else { 1 };
+            while j < b.len() {
+                if c == b'"' && b[j] == b'\\' {
+                    j += 2;
+                } else if triple && b[j..].starts_with(&quote) {
+                    j += 3;
+                    break;
+                } else if !triple && (b[j] == c || b[j] == b'\n') {
+                    j += 1;
+                    break;
+                } else {
+                    j += 1;
+                }
+            }
+            j.min(b.len())
+        } else {
+            match c {
+                b'.' => dot = true,
+                b' ' | b'\t' => {}
+                b'#' => {
+                    i += b[i..].iter().take_while(|c| **c != b'\n').count();
+                    continue;
+                }
+                _ => (parts, dot) = (0, false),
+            }
+            i += 1;
+            continue;
+        };
+        // A part: it continues the run after a '.', else starts one.
+        parts = if dot { parts + 1 } else { 1 };
+        dot = false;
+        if parts == MAX_NESTING + 1 {
+            out.push(i);
+        }
+        i = end;
+    }
+    out
+}
+
+/// Whether `name` is a valid unit name: `[a-z0-9][a-z0-9-]*`, at most
+/// [`MAX_UNIT_NAME`] characters.
+pub fn is_valid_unit_name(name: &str) -> bool {
+    check_unit_name(name).is_ok()
+}
+
+/// Why `name` is not a unit name, if it is not (see
+/// [`is_valid_unit_name`]).
+pub(crate) fn check_unit_name(name: &str) -> Result<(), String> {
+    let mut chars = name.chars();
+    let charset = match chars.next() {
+        Some(c) if c.is_ascii_lowercase() || c.is_ascii_digit() => {
+            chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+        }
+        _ => false,
+    };
+    let n = name.chars().count();
+    let length = (n > MAX_UNIT_NAME).then(|| {
+        format!(
+            "it is {n} characters long, and a unit name has at most {MAX_UNIT_NAME} (it is \
+             the container's host name, a DNS label, and names the unit's files)"
+        )
+    });
+    match (charset, length) {
+        (true, None) => Ok(()),
+        (true, Some(length)) => Err(length),
+        (false, None) => Err(UNIT_NAME_RULE.to_string()),
+        (false, Some(length)) => Err(format!("{UNIT_NAME_RULE}; and {length}")),
+    }
+}
+
+const UNIT_NAME_RULE: &str =
+    "use lowercase letters, digits and '-', starting with a letter or digit";
 
 fn unit_name(path: &Path) -> Result<String, String> {
     let stem = path.file_stem().map(|s| s.to_string_lossy().into_owned());
     match stem {
-        Some(stem) if is_valid_unit_name(&stem) => Ok(stem),
-        Some(stem) => Err(format!(
-            "invalid unit name {stem:?} (the file name without .toml): use lowercase letters, \
-             digits and '-', starting with a letter or digit; rename the file, e.g. to \"{}.toml\"",
-            suggest_name(&stem)
-        )),
+        Some(stem) => match check_unit_name(&stem) {
+            Ok(()) => Ok(stem),
+            Err(why) => Err(format!(
+                "invalid unit name {stem:?} (the file name without .toml): {why}; rename the \
+                 file, e.g. to \"{}.toml\"",
+                suggest_name(&stem)
+            )),
+        },
         None => Err("cannot take a unit name from this path; name the file NAME.toml".into()),
     }
 }
@@ -269,7 +381,8 @@ fn suggest_name(stem: &str) -> String {
             }
         })
         .collect();
-    let s = s.trim_matches('-').to_string();
+    let s: String = s.trim_matches('-').chars().take(MAX_UNIT_NAME).collect();
+    let s = s.trim_end_matches('-').to_string();
     if s.is_empty() {
         "my-unit".into()
     } else {
@@ -279,6 +392,12 @@ fn suggest_name(stem: &str) -> String {
 
 fn syntax_message(text: &str, e: &toml::de::Error) -> String {
     let msg = e.message().trim().replace('\n', "; ");
+    if msg == "recursion limit" || msg.contains("max recursion depth") {
+        return format!(
+            "nested more than {MAX_NESTING} levels deep (arrays, inline tables and the parts of \
+             dotted keys and table headers count); a unit file needs a few at most"
+        );
+    }
     if msg == "duplicate key" {
         if let Some(span) = e.span() {
             if let Some(key) = text.get(span) {
@@ -298,21 +417,81 @@ enum IssueKind {
     Syntax,
     /// A bad value or key.
     Semantic,
+    /// A value or key past its bound ([`crate::limits`]).
+    Bound,
     /// Something required is absent.
     Missing,
 }
 
-struct Issue {
+pub(crate) struct Issue {
     span: Option<Range<usize>>,
     kind: IssueKind,
     message: String,
 }
 
-struct Cx<'t> {
-    text: &'t str,
+/// Spans, sorted, to ask quickly how far those that start at or before a
+/// point reach.
+pub(crate) struct Reach {
+    starts: Vec<usize>,
+    /// The furthest end of the spans up to each.
+    furthest: Vec<usize>,
+}
+
+impl Reach {
+    pub(crate) fn new(mut spans: Vec<Range<usize>>) -> Reach {
+        spans.sort_by_key(|s| s.start);
+        let mut furthest = Vec::with_capacity(spans.len());
+        let mut max = 0;
+        for s in &spans {
+            max = max.max(s.end);
+            furthest.push(max);
+        }
+        Reach {
+            starts: spans.iter().map(|s| s.start).collect(),
+            furthest,
+        }
+    }
+
+    /// The furthest end of the spans that start at or before `at`.
+    fn furthest(&self, at: usize) -> Option<usize> {
+        let n = self.starts.partition_point(|s| *s <= at);
+        n.checked_sub(1).map(|i| self.furthest[i])
+    }
+
+    /// Whether a span touches `s` (both ends included).
+    fn overlaps(&self, s: &Range<usize>) -> bool {
+        self.furthest(s.end).is_some_and(|end| end >= s.start)
+    }
+
+    /// Whether a span holds the offset `at`.
+    fn holds(&self, at: usize) -> bool {
+        self.furthest(at).is_some_and(|end| end > at)
+    }
+
+    /// Whether a span holds all of `s`.
+    fn covers(&self, s: &Range<usize>) -> bool {
+        self.furthest(s.start).is_some_and(|end| end >= s.end)
+    }
+}
+
+pub(crate) struct Cx<'t> {
+    pub(crate) text: &'t str,
+    index: LineIndex<'t>,
     /// Where relative host paths resolve ([`LoadOptions::base`]), absolute.
     base: Option<&'t Path>,
+    /// The problems kept: those a syntax error or a value past its bound
+    /// does not explain, and at most a few times the most a file reports.
     issues: Vec<Issue>,
+    /// Problems found and not kept in `issues`, to be counted.
+    omitted: usize,
+    /// Whether the file has a syntax error.
+    has_syntax: bool,
+    /// The syntax errors' spans.
+    syntax: Reach,
+    /// What follows a broken table header, up to the next header.
+    tainted: Reach,
+    /// The strings and keys past their bound.
+    pub(crate) too_long: Reach,
     /// What is valid but worth saying, at its span.
     notes: Vec<(Range<usize>, String)>,
 }
@@ -323,23 +502,67 @@ impl Cx<'_> {
     }
 
     fn error(&mut self, span: Range<usize>, message: impl Into<String>) {
-        self.issues.push(Issue {
+        self.push(Issue {
             span: Some(span),
             kind: IssueKind::Semantic,
             message: message.into(),
         });
     }
 
+    /// A value or key past its bound, at its span.
+    pub(crate) fn bound(&mut self, span: Range<usize>, message: String) {
+        self.push(Issue {
+            span: Some(span),
+            kind: IssueKind::Bound,
+            message,
+        });
+    }
+
     fn missing(&mut self, span: Range<usize>, message: impl Into<String>) {
-        self.issues.push(Issue {
+        self.push(Issue {
             span: Some(span),
             kind: IssueKind::Missing,
             message: message.into(),
         });
     }
 
+    /// Keeps `issue` unless what the file has already explains it, and
+    /// keeps the issues few: past a few times the most a file reports, only
+    /// the first (by position) stay, the rest are counted.
+    fn push(&mut self, issue: Issue) {
+        let keep = match (issue.kind, &issue.span) {
+            (IssueKind::Syntax, _) | (_, None) => true,
+            (IssueKind::Missing, _) => !self.has_syntax,
+            (IssueKind::Semantic | IssueKind::Bound, Some(s)) => {
+                !self.syntax.overlaps(s)
+                    && !self.tainted.holds(s.start)
+                    && (issue.kind == IssueKind::Bound || !self.too_long.covers(s))
+            }
+        };
+        if !keep {
+            return;
+        }
+        self.issues.push(issue);
+        if self.issues.len() >= 4 * MAX_DIAGNOSTICS_PER_FILE {
+            fn key(i: &Issue) -> (Option<usize>, &str) {
+                (i.span.as_ref().map(|s| s.start), i.message.as_str())
+            }
+            self.issues.sort_by(|a, b| key(a).cmp(&key(b)));
+            self.issues.dedup_by(|a, b| key(a) == key(b));
+            if self.issues.len() > MAX_DIAGNOSTICS_PER_FILE {
+                self.omitted += self.issues.len() - MAX_DIAGNOSTICS_PER_FILE;
+                self.issues.truncate(MAX_DIAGNOSTICS_PER_FILE);
+            }
+        }
+    }
+
     fn source(&self, span: Range<usize>) -> &str {
         self.text.get(span).unwrap_or("").trim()
+    }
+
+    /// The 1-based line and column of a byte offset.
+    pub(crate) fn line_col(&self, offset: usize) -> (usize, usize) {
+        self.index.line_col(offset)
     }
 }
 
@@ -1230,12 +1453,12 @@ fn depends_on(
 ) -> Vec<(Dependency, Range<usize>)> {
     let mut out = Vec::new();
     let check_name = |cx: &mut Cx<'_>, dep: &str, span: Range<usize>| -> bool {
-        if !is_valid_unit_name(dep) {
+        if let Err(why) = check_unit_name(dep) {
             cx.error(
                 span,
                 format!(
-                    "depends_on: {dep:?} is not a valid unit name (lowercase letters, digits and '-'; \
-                     it is the file name of the unit without .toml)"
+                    "depends_on: {dep:?} is not a valid unit name: {why} (a unit's name is its \
+                     file name without .toml)"
                 ),
             );
             false
@@ -1600,7 +1823,7 @@ fn volumes(cx: &mut Cx<'_>, label: &str, v: &Value<'_>) -> Option<Vec<Volume>> {
             );
             continue;
         }
-        let (line, _) = line_col(cx.text, item.span().start);
+        let (line, _) = cx.line_col(item.span().start);
         seen.insert(key, (text.to_string(), line));
         out.push(volume);
     }
@@ -1786,7 +2009,11 @@ fn parse_restart(cx: &mut Cx<'_>, v: &Value<'_>) -> Restart {
 
 fn check_http_url(url: &str) -> Result<(), String> {
     const EXAMPLE: &str = "e.g. \"http://127.0.0.1:8080/health\"";
-    if url.len() > 8 && url[..8].eq_ignore_ascii_case("https://") {
+    if url.len() > 8
+        && url
+            .get(..8)
+            .is_some_and(|p| p.eq_ignore_ascii_case("https://"))
+    {
         return Err(format!(
             "https is not supported by the health checker; probe the service's plain-http port on \
              localhost, {EXAMPLE}, or use tcp = \"host:port\""
@@ -2172,7 +2399,7 @@ fn parse_devices(cx: &mut Cx<'_>, v: &Value<'_>) -> Vec<DeviceSpec> {
             );
             continue;
         }
-        let (line, _) = line_col(cx.text, item.span().start);
+        let (line, _) = cx.line_col(item.span().start);
         seen.insert(device.as_path.clone(), line);
         out.push(device);
     }
@@ -2519,7 +2746,11 @@ fn fraction(cx: &mut Cx<'_>, label: &str, v: &Value<'_>) -> Option<f64> {
 /// Returns it without the trailing '/'.
 fn check_bench_url(url: &str, api: Option<BenchApi>) -> Result<String, String> {
     const EXAMPLE: &str = "e.g. \"http://127.0.0.1:11434\"";
-    if url.len() > 8 && url[..8].eq_ignore_ascii_case("https://") {
+    if url.len() > 8
+        && url
+            .get(..8)
+            .is_some_and(|p| p.eq_ignore_ascii_case("https://"))
+    {
         return Err(format!(
             "https is not supported by the bench; give the server's plain-http port on \
              localhost, {EXAMPLE}"

@@ -7,6 +7,8 @@ use std::time::Duration;
 
 use crate::*;
 
+mod limits;
+
 const MIN: &str = "[native]\ncommand = [\"/bin/true\"]\n";
 
 fn parse(text: &str) -> Result<Unit, Vec<Diagnostic>> {

@@ -5,12 +5,14 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashSet, VecDeque};
 use std::fs;
+use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use crate::diagnostic::{self, Diagnostic};
+use crate::limits::{MAX_FILE_BYTES, MAX_UNIT_FILES};
 use crate::parse::{
-    closest, every_address, is_valid_unit_name, parse_detailed, LoadOptions, NetInfo,
-    PRIVILEGED_NOTE,
+    check_unit_name, closest, every_address, is_valid_unit_name, parse_detailed, too_big,
+    LoadOptions, NetInfo, PRIVILEGED_NOTE,
 };
 use crate::schema::{Condition, Dependency, Exec, Kind, Network, PortSpec, RunMode, Unit};
 
@@ -40,13 +42,10 @@ impl UnitSet {
                 ));
                 continue;
             }
-            if !is_valid_unit_name(&unit.name) {
+            if let Err(why) = check_unit_name(&unit.name) {
                 diags.push(Diagnostic::whole_file(
                     &file,
-                    format!(
-                        "invalid unit name {:?}: use lowercase letters, digits and '-'",
-                        unit.name
-                    ),
+                    format!("invalid unit name {:?}: {why}", unit.name),
                 ));
             }
             for dep in &unit.depends_on {
@@ -87,7 +86,7 @@ impl UnitSet {
                 )
             })
             .collect();
-        finish(diags, loaded, notes)
+        finish(diags, loaded, notes, &BTreeMap::new())
     }
 
     /// What is valid but worth saying, sorted by file and position, each
@@ -357,8 +356,15 @@ pub fn load_paths_with(paths: &[PathBuf], opts: &LoadOptions) -> Result<UnitSet,
     let mut files: Vec<PathBuf> = Vec::new();
     for p in paths {
         if p.is_dir() {
-            match unit_files(p) {
-                Ok(found) => files.extend(found),
+            match scan_dir(p) {
+                Ok((_, n)) if n > MAX_UNIT_FILES => diags.push(Diagnostic::whole_file(
+                    p,
+                    format!(
+                        "{n} unit files here; a units directory holds at most {MAX_UNIT_FILES}: \
+                         split the units between hosts, or move those not in use out of it"
+                    ),
+                )),
+                Ok((found, _)) => files.extend(found),
                 Err(e) => diags.push(Diagnostic::whole_file(
                     p,
                     format!("cannot read directory: {e}"),
@@ -375,10 +381,22 @@ pub fn load_paths_with(paths: &[PathBuf], opts: &LoadOptions) -> Result<UnitSet,
     }
     let mut seen = HashSet::new();
     files.retain(|f| seen.insert(f.clone()));
+    if files.len() > MAX_UNIT_FILES {
+        let first = files[0].clone();
+        diags.push(Diagnostic::whole_file(
+            first,
+            format!(
+                "{} unit files given together; a set holds at most {MAX_UNIT_FILES}",
+                files.len()
+            ),
+        ));
+        files.clear();
+    }
 
     let mut known: BTreeMap<String, Info> = BTreeMap::new();
     let mut loaded: BTreeMap<String, Unit> = BTreeMap::new();
     let mut notes = Vec::new();
+    let mut omitted = BTreeMap::new();
     for file in files {
         let name = file
             .file_stem()
@@ -415,36 +433,14 @@ pub fn load_paths_with(paths: &[PathBuf], opts: &LoadOptions) -> Result<UnitSet,
             }
             continue;
         }
-        let text = match fs::read(&file).map(String::from_utf8) {
+        let text = match read_unit_file(&file) {
             Ok(Ok(text)) => Some(text),
             Ok(Err(e)) => {
-                // Where the first byte that is not UTF-8 is.
-                let valid = e.utf8_error().valid_up_to();
-                let bytes = e.as_bytes();
-                let line = 1 + bytes[..valid].iter().filter(|b| **b == b'\n').count();
-                let line_start = bytes[..valid]
-                    .iter()
-                    .rposition(|b| *b == b'\n')
-                    .map_or(0, |i| i + 1);
-                let col = 1 + String::from_utf8_lossy(&bytes[line_start..valid])
-                    .chars()
-                    .count();
-                diags.push(Diagnostic::new(
-                    &file,
-                    line,
-                    col,
-                    format!(
-                        "not valid UTF-8 (byte 0x{:02x}); unit files are UTF-8 text",
-                        bytes[valid]
-                    ),
-                ));
+                diags.push(not_utf8(&file, e));
                 None
             }
-            Err(e) => {
-                diags.push(Diagnostic::whole_file(
-                    &file,
-                    format!("cannot read unit file: {e}"),
-                ));
+            Err(message) => {
+                diags.push(Diagnostic::whole_file(&file, message));
                 None
             }
         };
@@ -465,6 +461,9 @@ pub fn load_paths_with(paths: &[PathBuf], opts: &LoadOptions) -> Result<UnitSet,
         };
         let parsed = parse_detailed(&file, &text, opts);
         diags.extend(parsed.diagnostics);
+        if parsed.omitted > 0 {
+            omitted.insert(file.clone(), parsed.omitted);
+        }
         notes.extend(parsed.notes);
         if let Some(name) = name {
             if let Some(unit) = parsed.unit {
@@ -481,20 +480,87 @@ pub fn load_paths_with(paths: &[PathBuf], opts: &LoadOptions) -> Result<UnitSet,
     }
 
     diags.extend(cross_check(&known));
-    finish(diags, loaded, notes)
+    finish(diags, loaded, notes, &omitted)
 }
 
+/// The unit files in `dir` as [`unit_files`] finds them, at most one more
+/// than [`MAX_UNIT_FILES`] of them, and how many there are.
+fn scan_dir(dir: &Path) -> std::io::Result<(Vec<PathBuf>, usize)> {
+    let mut found = Vec::new();
+    let mut n = 0;
+    for e in fs::read_dir(dir)?.filter_map(Result::ok) {
+        let name = e.file_name();
+        let name = name.to_string_lossy();
+        if !name.starts_with('.') && name.ends_with(".toml") {
+            n += 1;
+            if n <= MAX_UNIT_FILES + 1 {
+                found.push(dir.join(e.file_name()));
+            }
+        }
+    }
+    found.sort();
+    Ok((found, n))
+}
+
+/// Reads a unit file (a regular file) of at most [`MAX_FILE_BYTES`]: a
+/// larger one is refused from its size, and never read past the limit
+/// (should it grow while it is read). The error is the message to report.
+fn read_unit_file(file: &Path) -> Result<Result<String, std::string::FromUtf8Error>, String> {
+    let cannot = |e: std::io::Error| format!("cannot read unit file: {e}");
+    let f = fs::File::open(file).map_err(cannot)?;
+    let size = f.metadata().map_err(cannot)?.len();
+    if size > MAX_FILE_BYTES {
+        return Err(too_big(size));
+    }
+    let mut bytes = Vec::with_capacity(size as usize);
+    f.take(MAX_FILE_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(cannot)?;
+    if bytes.len() as u64 > MAX_FILE_BYTES {
+        return Err(too_big(bytes.len() as u64));
+    }
+    Ok(String::from_utf8(bytes))
+}
+
+/// A file that is not UTF-8, at the `LINE:COL` of its first bad byte.
+fn not_utf8(file: &Path, e: std::string::FromUtf8Error) -> Diagnostic {
+    let valid = e.utf8_error().valid_up_to();
+    let bytes = e.as_bytes();
+    let line = 1 + bytes[..valid].iter().filter(|b| **b == b'\n').count();
+    let line_start = bytes[..valid]
+        .iter()
+        .rposition(|b| *b == b'\n')
+        .map_or(0, |i| i + 1);
+    let col = 1 + String::from_utf8_lossy(&bytes[line_start..valid])
+        .chars()
+        .count();
+    Diagnostic::new(
+        file,
+        line,
+        col,
+        format!(
+            "not valid UTF-8 (byte 0x{:02x}); unit files are UTF-8 text",
+            bytes[valid]
+        ),
+    )
+}
+
+/// The set, or every problem (sorted, at most
+/// [`crate::limits::MAX_DIAGNOSTICS`] of them and
+/// [`crate::limits::MAX_DIAGNOSTICS_PER_FILE`] a file, with what is left out
+/// counted); `omitted` counts the problems the parser left out of a file.
 fn finish(
     mut diags: Vec<Diagnostic>,
     units: BTreeMap<String, Unit>,
     mut notes: Vec<Diagnostic>,
+    omitted: &BTreeMap<PathBuf, usize>,
 ) -> Result<UnitSet, Vec<Diagnostic>> {
-    if diags.is_empty() {
+    if diags.is_empty() && omitted.is_empty() {
         diagnostic::sort(&mut notes);
         Ok(UnitSet { units, notes })
     } else {
         diagnostic::sort(&mut diags);
-        Err(diags)
+        Err(diagnostic::cap(diags, omitted))
     }
 }
 

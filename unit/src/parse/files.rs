@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use toml::de::DeValue;
 
 use super::{a_type, string, Cx, Section, Value};
-use crate::diagnostic::line_col;
+use crate::limits::MAX_FILE_NAME;
 use crate::schema::{parse_mode, Secret};
 
 const SECRET_EXAMPLE: &str =
@@ -103,7 +103,7 @@ pub(super) fn env_file(cx: &mut Cx<'_>, v: &Value<'_>, unit: Option<&str>) -> Ve
                 continue;
             }
         };
-        let (line, _) = line_col(cx.text, item.span().start);
+        let (line, _) = cx.line_col(item.span().start);
         if let Some(first) = seen.get(&resolved) {
             cx.error(
                 item.span(),
@@ -126,7 +126,7 @@ pub(super) fn secrets(cx: &mut Cx<'_>, v: &Value<'_>, unit: Option<&str>) -> Vec
         let Some((secret, target_span, defaulted)) = secret(cx, item, unit) else {
             continue;
         };
-        let (line, _) = line_col(cx.text, item.span().start);
+        let (line, _) = cx.line_col(item.span().start);
         if let Some(first) = seen.get(&secret.target) {
             let what = if defaulted {
                 format!("secret.source: its file name, {:?},", secret.target)
@@ -229,7 +229,7 @@ fn default_target(source: &Path) -> Option<String> {
 }
 
 /// Why `t` is not a secret's target, if it is not: a file name, not `.` or
-/// `..`, at most 255 bytes.
+/// `..`, at most [`MAX_FILE_NAME`] bytes.
 fn check_target(t: &str) -> Result<(), String> {
     if t.is_empty() {
         return Err("the target is empty; give a file name, e.g. \"db_password\"".into());
@@ -248,9 +248,9 @@ fn check_target(t: &str) -> Result<(), String> {
     if t.chars().any(char::is_control) {
         return Err(format!("{t:?} has a control character"));
     }
-    if t.len() > 255 {
+    if t.len() > MAX_FILE_NAME {
         return Err(format!(
-            "the target is {} bytes long; a file name has at most 255",
+            "the target is {} bytes long; a file name has at most {MAX_FILE_NAME}",
             t.len()
         ));
     }

@@ -4,8 +4,11 @@
 use std::net::IpAddr;
 use std::ops::Range;
 
-use super::{a_type, did_you_mean, is_valid_unit_name, string, string_list, Cx, Section, Value};
-use crate::diagnostic::line_col;
+use super::{
+    a_type, check_unit_name, did_you_mean, is_valid_unit_name, string, string_list, Cx, Section,
+    Value,
+};
+use crate::limits::MAX_NETWORK_NAME;
 use crate::schema::{
     check_hostname, check_label, is_dns_label, Container, ExtraHost, HostTarget, Network,
     NetworkWord, PortSpec,
@@ -13,9 +16,6 @@ use crate::schema::{
 
 /// The longest hostname the kernel takes (`HOST_NAME_MAX`).
 const HOSTNAME_MAX: usize = 64;
-
-/// The longest network name.
-const NETWORK_NAME_MAX: usize = 64;
 
 /// What the network keys of one `[container]` parsed to.
 pub(super) struct NetKeys {
@@ -227,11 +227,12 @@ fn network_value(
     }
     match text.parse::<Network>() {
         Ok(Network::Unit(name)) if !is_valid_unit_name(&name) => {
+            let why = check_unit_name(&name).err().unwrap_or_default();
             cx.error(
                 v.span(),
                 format!(
-                    "{label}: {text:?} names no unit: {name:?} is not a unit name (lowercase \
-                     letters, digits and '-'; the file name of the unit without .toml)"
+                    "{label}: {text:?} names no unit: {name:?} is not a unit name: {why} (a \
+                     unit's name is its file name without .toml)"
                 ),
             );
             None
@@ -283,7 +284,7 @@ fn unique_list<T: PartialEq>(
             continue;
         };
         if let Some((_, first)) = out.iter().find(|(u, _)| *u == t) {
-            let (line, col) = line_col(cx.text, first.start);
+            let (line, col) = cx.line_col(first.start);
             cx.error(
                 span,
                 format!("{label}: {text:?} is listed twice (first at {line}:{col}); remove one"),
@@ -345,9 +346,9 @@ fn check_network_name(name: &str) -> Result<(), String> {
     {
         return Err(format!("{name:?} has {c:?}; {RULE}"));
     }
-    if name.len() > NETWORK_NAME_MAX {
+    if name.len() > MAX_NETWORK_NAME {
         return Err(format!(
-            "{name:?} is {} bytes long; a network name has at most {NETWORK_NAME_MAX}",
+            "{name:?} is {} bytes long; a network name has at most {MAX_NETWORK_NAME}",
             name.len()
         ));
     }
@@ -394,7 +395,7 @@ fn ports(
         if let Some((first, first_text, first_span)) =
             out.iter().find(|(p, _, _)| p.clashes_with(&port))
         {
-            let (line, col) = line_col(cx.text, first_span.start);
+            let (line, col) = cx.line_col(first_span.start);
             let why = if first == &port {
                 format!("is listed twice (first at {line}:{col}); remove one")
             } else {
@@ -510,7 +511,7 @@ fn extra_hosts(
             .iter()
             .find(|(n, _)| n.eq_ignore_ascii_case(&host.name))
         {
-            let (line, col) = line_col(cx.text, first.start);
+            let (line, col) = cx.line_col(first.start);
             cx.error(
                 span,
                 format!(

@@ -11,7 +11,6 @@ use super::{
     a_type, boolean, capability_list, did_you_mean, entries, size, string, Cx, Section, Value,
 };
 use crate::container::{is_valid_id_name, normalize_path};
-use crate::diagnostic::line_col;
 use crate::schema::{
     check_sysctl, Container, DeviceCgroupRule, Network, Rlimit, Tmpfs, Ulimit, Volume, Word,
 };
@@ -236,7 +235,7 @@ fn tmpfs(cx: &mut Cx<'_>, label: &str, v: &Value<'_>, volumes: &[Volume]) -> Opt
             );
             continue;
         }
-        seen.insert(key, line_col(cx.text, item.span().start).0);
+        seen.insert(key, cx.line_col(item.span().start).0);
         out.push(t);
     }
     Some(out)
