@@ -1,8 +1,12 @@
-//! A blocking client for jarvisd's control socket.
+//! A blocking client for jarvisd's control socket. Every request has a
+//! deadline (see [`Client::new`]): the connect and the greeting always,
+//! the answer as the request's kind allows.
 
+use std::io::{Read, Write};
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::net::UnixStream;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use jarvis_proto::{
@@ -10,18 +14,148 @@ use jarvis_proto::{
     PROTOCOL_VERSION,
 };
 
+/// How long jarvisctl waits for jarvisd when not told otherwise: for the
+/// connect and the greeting of every request, and for the answer to a
+/// quick one (`status`, `config`, the lists, `generations`).
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
+/// The default for requests that start, stop or remove things (`up`,
+/// `down`, `start`, `stop`, `restart`, `image rm`, `volume rm`): they
+/// answer once it is done.
+pub const SLOW_TIMEOUT: Duration = Duration::from_secs(300);
+/// The environment variable that sets `--request-timeout`.
+pub const TIMEOUT_ENV: &str = "JARVISCTL_TIMEOUT";
+
 #[derive(Clone)]
 pub struct Client {
     socket: PathBuf,
+    /// `--request-timeout` as given (zero: no deadline at all).
+    timeout: Option<Duration>,
+}
+
+/// The deadlines of one request: the connect and greeting, then the answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Deadlines {
+    greeting: Option<Duration>,
+    answer: Answer,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Answer {
+    /// The whole answer within this, from the connect.
+    Within(Duration),
+    /// Each frame of a stream within this of the one before.
+    EachFrame(Duration),
+    /// As long as it takes (a follow, an exec, a pull, an apply).
+    Unbounded,
 }
 
 impl Client {
+    /// A client of the socket at `socket`. The deadlines: without
+    /// `--request-timeout` ([`Client::with_timeout`]), the connect
+    /// and greeting get [`DEFAULT_TIMEOUT`], and so does a quick answer;
+    /// requests that change units get [`SLOW_TIMEOUT`]; a wait gets its own
+    /// time plus [`DEFAULT_TIMEOUT`]; `apply`, `rollback`, `logs -f`,
+    /// `exec` and image pulls and imports take as long as they take. Given,
+    /// it replaces [`DEFAULT_TIMEOUT`] and [`SLOW_TIMEOUT`], and bounds
+    /// `apply` and `rollback` at their own time plus it; zero waits forever.
     pub fn new(socket: PathBuf) -> Client {
-        Client { socket }
+        Client {
+            socket,
+            timeout: None,
+        }
     }
 
-    fn connect(&self) -> anyhow::Result<UnixStream> {
-        let mut stream = UnixStream::connect(&self.socket).map_err(|e| {
+    /// `--request-timeout` (see [`Client::new`]).
+    pub fn with_timeout(self, timeout: Option<Duration>) -> Client {
+        Client { timeout, ..self }
+    }
+
+    fn deadlines(&self, req: &Request) -> Deadlines {
+        if self.timeout == Some(Duration::ZERO) {
+            return Deadlines {
+                greeting: None,
+                answer: Answer::Unbounded,
+            };
+        }
+        let t = self.timeout.unwrap_or(DEFAULT_TIMEOUT);
+        let own = |ms: u64| Duration::from_millis(ms).saturating_add(t);
+        let answer = match req {
+            Request::Status { .. }
+            | Request::Config { .. }
+            | Request::ImageList
+            | Request::NetworkList
+            | Request::VolumeList
+            | Request::Generations
+            | Request::BenchBegin { .. }
+            | Request::BenchResult { .. } => Answer::Within(t),
+            Request::Up
+            | Request::Down
+            | Request::Start { .. }
+            | Request::Stop { .. }
+            | Request::Restart { .. }
+            | Request::ImageRemove { .. }
+            | Request::VolumeRemove { .. } => Answer::Within(self.timeout.unwrap_or(SLOW_TIMEOUT)),
+            Request::Wait { timeout_ms } | Request::BenchForm { timeout_ms, .. } => {
+                Answer::Within(own(*timeout_ms))
+            }
+            Request::Apply { timeout_ms, .. } | Request::Rollback { timeout_ms, .. } => {
+                match self.timeout {
+                    Some(_) => Answer::Within(own(*timeout_ms)),
+                    None => Answer::Unbounded,
+                }
+            }
+            Request::Logs { follow: false, .. } => Answer::EachFrame(t),
+            Request::Logs { follow: true, .. }
+            | Request::Exec { .. }
+            | Request::ImagePull { .. }
+            | Request::ImageImport { .. } => Answer::Unbounded,
+        };
+        Deadlines {
+            greeting: Some(t),
+            answer,
+        }
+    }
+
+    /// The message when jarvisd has not answered within `limit`.
+    fn no_answer(&self, limit: Duration) -> anyhow::Error {
+        anyhow::Error::new(NoAnswer(format!(
+            "no answer from jarvisd at {} within {} (is it running? raise --request-timeout \
+             or {TIMEOUT_ENV} if it is busy)",
+            self.socket.display(),
+            humantime::format_duration(limit)
+        )))
+    }
+
+    /// Connects, greets and sends `req`: the connection, with the answer's
+    /// deadline set.
+    fn open(&self, req: &Request) -> anyhow::Result<Conn<'_>> {
+        let deadlines = self.deadlines(req);
+        let started = Instant::now();
+        let greeting = deadlines.greeting.map(|t| (started + t, t));
+        let mut conn = Conn {
+            client: self,
+            stream: self.connect(greeting)?,
+            until: greeting,
+            each_frame: None,
+        };
+        conn.send(req)?;
+        match deadlines.answer {
+            Answer::Within(t) => conn.until = Some((started + t, t)),
+            Answer::EachFrame(t) => {
+                conn.until = Some((Instant::now() + t, t));
+                conn.each_frame = Some(t);
+            }
+            Answer::Unbounded => conn.until = None,
+        }
+        Ok(conn)
+    }
+
+    fn connect(&self, until: Option<(Instant, Duration)>) -> anyhow::Result<UnixStream> {
+        let stream = connect_until(&self.socket, until.map(|(u, _)| u)).map_err(|e| {
+            if e.kind() == std::io::ErrorKind::WouldBlock {
+                // The listen queue stayed full: jarvisd is not accepting.
+                return self.no_answer(until.map(|(_, t)| t).unwrap_or_default());
+            }
             let hint = match e.kind() {
                 std::io::ErrorKind::NotFound | std::io::ErrorKind::ConnectionRefused => {
                     "is jarvisd running? point --socket or JARVIS_SOCKET at its socket"
@@ -36,18 +170,30 @@ impl Client {
                 self.socket.display()
             )
         })?;
-        write_frame(
-            &mut stream,
-            &Hello {
-                version: PROTOCOL_VERSION,
-                agent: format!("jarvisctl {}", env!("CARGO_PKG_VERSION")),
-            },
-        )?;
-        let hello: Hello =
-            read_frame(&mut stream).context("jarvisd did not answer the greeting")?;
+        let mut conn = Conn {
+            client: self,
+            stream,
+            until,
+            each_frame: None,
+        };
+        let greeting = Hello {
+            version: PROTOCOL_VERSION,
+            agent: format!("jarvisctl {}", env!("CARGO_PKG_VERSION")),
+        };
+        // A jarvisd that cannot take the connection answers without
+        // reading: what it said is still there to read.
+        let sent = conn.write(&greeting);
+        let hello: Hello = match conn.read() {
+            Ok(hello) => hello,
+            Err(e) if e.is::<NoAnswer>() => return Err(e),
+            Err(e) => {
+                sent?;
+                return Err(e.context("jarvisd did not answer the greeting"));
+            }
+        };
         if hello.version != PROTOCOL_VERSION {
             // The daemon explains itself in the next frame.
-            if let Ok(Response::Error { message }) = read_frame::<Response>(&mut stream) {
+            if let Ok(Response::Error { message }) = conn.read::<Response>() {
                 anyhow::bail!("{message}");
             }
             anyhow::bail!(
@@ -57,20 +203,15 @@ impl Client {
                 PROTOCOL_VERSION
             );
         }
-        Ok(stream)
+        sent?;
+        Ok(conn.stream)
     }
 
     /// Sends one request and returns its answer; an error answer becomes an
     /// error, and so does an answer of the wrong kind.
     pub fn expect(&self, req: Request) -> anyhow::Result<Response> {
-        let mut stream = self.connect()?;
-        write_frame(&mut stream, &req)?;
-        let resp: Response = read_frame(&mut stream).map_err(|e| match e {
-            FrameError::Closed => {
-                anyhow::anyhow!("jarvisd closed the connection without an answer")
-            }
-            e => e.into(),
-        })?;
+        let mut conn = self.open(&req)?;
+        let resp: Response = conn.answer("jarvisd closed the connection without an answer")?;
         let fits = matches!(
             (&req, &resp),
             (Request::Status { .. }, Response::Status(_))
@@ -111,8 +252,8 @@ impl Client {
     /// with SCM_RIGHTS; returns the command's exit code once it ends.
     pub fn exec(&self, req: &Request, stdio: [&OwnedFd; 3]) -> anyhow::Result<i32> {
         use nix::sys::socket::{sendmsg, ControlMessage, MsgFlags};
-        let mut stream = self.connect()?;
-        write_frame(&mut stream, req)?;
+        let mut conn = self.open(req)?;
+        let stream = &conn.stream;
         let fds = stdio.map(|fd| fd.as_raw_fd());
         let byte = [jarvis_proto::EXEC_FDS_BYTE];
         sendmsg::<()>(
@@ -123,14 +264,10 @@ impl Client {
             None,
         )
         .context("send the command's stdio to jarvisd")?;
-        match read_frame::<Response>(&mut stream) {
-            Ok(Response::Exited { code }) => Ok(code),
-            Ok(Response::Error { message }) => anyhow::bail!("{message}"),
-            Ok(other) => anyhow::bail!("unexpected answer from jarvisd: {other:?}"),
-            Err(FrameError::Closed) => {
-                anyhow::bail!("jarvisd closed the connection before the command ended")
-            }
-            Err(e) => Err(e.into()),
+        match conn.answer("jarvisd closed the connection before the command ended")? {
+            Response::Exited { code } => Ok(code),
+            Response::Error { message } => anyhow::bail!("{message}"),
+            other => anyhow::bail!("unexpected answer from jarvisd: {other:?}"),
         }
     }
 
@@ -141,18 +278,13 @@ impl Client {
         req: Request,
         mut progress: impl FnMut(&PullProgress),
     ) -> anyhow::Result<ImageInfo> {
-        let mut stream = self.connect()?;
-        write_frame(&mut stream, &req)?;
+        let mut conn = self.open(&req)?;
         loop {
-            match read_frame::<Response>(&mut stream) {
-                Ok(Response::Progress(p)) => progress(&p),
-                Ok(Response::Pulled(info)) => return Ok(info),
-                Ok(Response::Error { message }) => anyhow::bail!("{message}"),
-                Ok(other) => anyhow::bail!("unexpected answer from jarvisd: {other:?}"),
-                Err(FrameError::Closed) => {
-                    anyhow::bail!("jarvisd closed the connection before the pull finished")
-                }
-                Err(e) => return Err(e.into()),
+            match conn.answer("jarvisd closed the connection before the pull finished")? {
+                Response::Progress(p) => progress(&p),
+                Response::Pulled(info) => return Ok(info),
+                Response::Error { message } => anyhow::bail!("{message}"),
+                other => anyhow::bail!("unexpected answer from jarvisd: {other:?}"),
             }
         }
     }
@@ -160,20 +292,166 @@ impl Client {
     /// Sends a request whose answer is a stream of `LogData`, handing each
     /// piece to `out` until the stream ends or `out` returns false.
     pub fn stream(&self, req: Request, mut out: impl FnMut(&str) -> bool) -> anyhow::Result<()> {
-        let mut stream = self.connect()?;
-        write_frame(&mut stream, &req)?;
+        let mut conn = self.open(&req)?;
         loop {
-            match read_frame::<Response>(&mut stream) {
+            match conn.read::<Response>() {
                 Ok(Response::LogData { data }) => {
                     if !out(&data) {
                         return Ok(());
                     }
                 }
-                Ok(Response::LogEnd) | Err(FrameError::Closed) => return Ok(()),
+                Ok(Response::LogEnd) => return Ok(()),
                 Ok(Response::Error { message }) => anyhow::bail!("{message}"),
                 Ok(other) => anyhow::bail!("unexpected answer from jarvisd: {other:?}"),
-                Err(e) => return Err(e.into()),
+                Err(e) if closed(&e) => return Ok(()),
+                Err(e) => return Err(e),
             }
+        }
+    }
+}
+
+/// jarvisd said nothing within the deadline.
+#[derive(Debug)]
+struct NoAnswer(String);
+
+impl std::fmt::Display for NoAnswer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for NoAnswer {}
+
+fn closed(e: &anyhow::Error) -> bool {
+    matches!(e.downcast_ref::<FrameError>(), Some(FrameError::Closed))
+}
+
+/// One connection to jarvisd, its reads and writes held to a deadline.
+struct Conn<'a> {
+    client: &'a Client,
+    stream: UnixStream,
+    /// The deadline and the limit it came from (for the message).
+    until: Option<(Instant, Duration)>,
+    /// For a stream: each frame gets this much from the one before.
+    each_frame: Option<Duration>,
+}
+
+impl Conn<'_> {
+    fn timed(&self) -> Timed<'_> {
+        Timed {
+            stream: &self.stream,
+            until: self.until.map(|(u, _)| u),
+        }
+    }
+
+    /// A frame error as jarvisctl says it: a read or write that ran out of
+    /// time is no answer within the limit.
+    fn error(&self, e: FrameError) -> anyhow::Error {
+        match (&e, self.until) {
+            (FrameError::Io(io), Some((_, limit)))
+                if matches!(
+                    io.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) =>
+            {
+                self.client.no_answer(limit)
+            }
+            _ => e.into(),
+        }
+    }
+
+    fn write<T: serde::Serialize>(&mut self, msg: &T) -> anyhow::Result<()> {
+        write_frame(&mut self.timed(), msg).map_err(|e| self.error(e))
+    }
+
+    fn send(&mut self, req: &Request) -> anyhow::Result<()> {
+        self.write(req)
+    }
+
+    /// One frame (`FrameError::Closed` stays one, for callers that expect
+    /// an end).
+    fn read<T: serde::de::DeserializeOwned>(&mut self) -> anyhow::Result<T> {
+        let r = read_frame(&mut self.timed()).map_err(|e| self.error(e));
+        if let (Some(t), Ok(_)) = (self.each_frame, &r) {
+            self.until = Some((Instant::now() + t, t));
+        }
+        r
+    }
+
+    /// One frame of the answer; the connection closing instead is `closed`.
+    fn answer<T: serde::de::DeserializeOwned>(&mut self, closed_msg: &str) -> anyhow::Result<T> {
+        self.read().map_err(|e| {
+            if closed(&e) {
+                anyhow::anyhow!("{closed_msg}")
+            } else {
+                e
+            }
+        })
+    }
+}
+
+/// Reads and writes on a stream, each given what is left of a deadline.
+struct Timed<'a> {
+    stream: &'a UnixStream,
+    until: Option<Instant>,
+}
+
+impl Timed<'_> {
+    fn left(&self) -> std::io::Result<Option<Duration>> {
+        match self.until {
+            None => Ok(None),
+            Some(u) => {
+                let left = u.saturating_duration_since(Instant::now());
+                if left.is_zero() {
+                    return Err(std::io::ErrorKind::TimedOut.into());
+                }
+                Ok(Some(left))
+            }
+        }
+    }
+}
+
+impl Read for Timed<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        self.stream.set_read_timeout(self.left()?)?;
+        (&mut &*self.stream).read(buf)
+    }
+}
+
+impl Write for Timed<'_> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.stream.set_write_timeout(self.left()?)?;
+        (&mut &*self.stream).write(buf)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Connects to `path`, retrying while its listen queue is full until
+/// `until` (then `WouldBlock`).
+fn connect_until(path: &Path, until: Option<Instant>) -> std::io::Result<UnixStream> {
+    use nix::errno::Errno;
+    use nix::sys::socket::{connect, socket, AddressFamily, SockFlag, SockType, UnixAddr};
+    let addr = UnixAddr::new(path)?;
+    loop {
+        let fd = socket(
+            AddressFamily::Unix,
+            SockType::Stream,
+            SockFlag::SOCK_CLOEXEC | SockFlag::SOCK_NONBLOCK,
+            None,
+        )?;
+        match connect(fd.as_raw_fd(), &addr) {
+            Ok(()) => {
+                let stream = UnixStream::from(fd);
+                stream.set_nonblocking(false)?;
+                return Ok(stream);
+            }
+            Err(Errno::EAGAIN) if until.is_none_or(|u| Instant::now() < u) => {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            Err(e) => return Err(e.into()),
         }
     }
 }

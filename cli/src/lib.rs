@@ -30,6 +30,21 @@ pub struct Args {
     /// jarvisd's control socket.
     #[arg(long, global = true, env = jarvis_proto::SOCKET_ENV, default_value = jarvis_proto::DEFAULT_SOCKET)]
     pub socket: PathBuf,
+    /// How long to wait for jarvisd, e.g. "30s"; "0" waits forever.
+    /// [default: 10s to connect and greet, and for the answer to status,
+    /// config, generations and the lists; 5m for up, down, start, stop,
+    /// restart and removals; a wait (up --wait, bench) gets 10s beyond its
+    /// own --timeout; apply and rollback, logs -f, exec and image pull and
+    /// import take as long as they take]. Given, it replaces 10s and 5m,
+    /// and bounds apply and rollback at their own --timeout plus it.
+    #[arg(
+        long,
+        global = true,
+        env = client::TIMEOUT_ENV,
+        value_name = "DURATION",
+        value_parser = humantime::parse_duration
+    )]
+    pub request_timeout: Option<Duration>,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -310,7 +325,7 @@ pub fn main() -> ExitCode {
 }
 
 fn run(args: Args) -> anyhow::Result<ExitCode> {
-    let client = Client::new(args.socket);
+    let client = Client::new(args.socket).with_timeout(args.request_timeout);
     match args.command {
         Command::Validate { paths, repo, json } => Ok(validate(&paths, repo.as_deref(), json)),
         Command::Import(cmd) => import::run(cmd),

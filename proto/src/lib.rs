@@ -1,7 +1,9 @@
 //! jarvis-proto: what travels over jarvisd's control socket.
 //!
 //! A connection starts with a [`Hello`] from each side (the client's first),
-//! carrying [`PROTOCOL_VERSION`]; the daemon refuses other versions. Then the
+//! carrying [`PROTOCOL_VERSION`]; the daemon refuses other versions (a
+//! daemon that cannot take the connection answers with [`REFUSED_VERSION`]
+//! and an `Error`, without waiting for the client's hello). Then the
 //! client sends one [`Request`] and reads [`Response`]s: exactly one for every
 //! request except `Logs`, answered with `LogData` frames then `LogEnd`, or,
 //! with `follow`, `LogData` until the client hangs up.
@@ -28,6 +30,10 @@ use std::io::{Read, Write};
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
 
 pub const PROTOCOL_VERSION: u32 = 1;
+/// The version in the hello of a jarvisd that cannot take the connection
+/// (it is at its connection limit): an `Error` frame saying why follows,
+/// then the connection closes.
+pub const REFUSED_VERSION: u32 = 0;
 /// The largest frame either side accepts: 8 MiB.
 pub const MAX_FRAME: usize = 8 << 20;
 /// The most a frame's buffer holds before its bytes arrive: a frame grows

@@ -2,26 +2,45 @@
 //! per connection. Each connection says hello with the protocol version,
 //! sends one request and reads the answer. Requests that change something
 //! are logged with the caller's uid and pid (SO_PEERCRED).
+//!
+//! Bounded: at most [`MAX_CONNECTIONS`] connections at once (fewer when the
+//! descriptor limit is low; one over the cap is told so and closed), the
+//! hello and the request within [`REQUEST_DEADLINE`] of the connect (what
+//! follows a request, `logs -f`, a wait, an exec, a pull, is not held to
+//! it), a single answer read within [`ANSWER_DEADLINE`], and an answer too
+//! big for a frame sent as an error that says so.
+//!
+//! A path jarvisd reads on a caller's behalf (`image import`, `apply
+//! --repo` of a local repository) must be one the caller could read: it is
+//! opened (and, for a directory, walked) on a thread that has taken the
+//! caller's file-system identity, its uid, gid and groups from the socket
+//! (SO_PEERCRED, SO_PEERGROUPS), so the kernel decides as it would for the
+//! caller. Root may read anything.
 
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
 use jarvis_proto::nonblocking::{read_frame, write_frame};
 use jarvis_proto::{
     FrameError, Hello, ImageInfo, PullProgress, Request, Response, StatusReport, WaitReport,
-    PROTOCOL_VERSION,
+    MAX_FRAME, PROTOCOL_VERSION, REFUSED_VERSION,
 };
 use tokio::net::{UnixListener, UnixStream};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, Semaphore};
 
 use crate::msg::{Msg, Reply};
 use jarvis_runtime::{blocking, ExecStdio, Runtime as _, Runtimes};
 
 /// Binds the socket with the right mode from the start (no window in which
 /// it is open to others). Refuses to take over a live daemon's socket.
+/// Raises jarvisd's descriptor limit (first, before any unit starts, so every
+/// run sees the same limit), so the connection cap is reachable.
 pub fn bind(path: &Path, group: Option<u32>) -> anyhow::Result<UnixListener> {
+    raise_descriptor_limit();
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir).with_context(|| format!("create {}", dir.display()))?;
     }
@@ -68,6 +87,78 @@ impl Access {
     }
 }
 
+/// The most connections jarvisd serves at once: above the 1,000 `status`
+/// clients and 100 `logs -f` followers it is built to hold.
+pub const MAX_CONNECTIONS: usize = 2048;
+/// How long a connection has, from its connect, to send its hello and its
+/// whole request (and, for `exec`, its descriptors).
+pub const REQUEST_DEADLINE: Duration = Duration::from_secs(10);
+/// Sets [`REQUEST_DEADLINE`] in milliseconds instead (tests).
+const REQUEST_DEADLINE_ENV: &str = "JARVISD_REQUEST_DEADLINE_MS";
+/// How long a caller has to read a single answer.
+pub const ANSWER_DEADLINE: Duration = Duration::from_secs(60);
+/// How long the accept loop rests when the process is out of descriptors.
+const STARVED_PAUSE: Duration = Duration::from_millis(100);
+
+/// Raises the soft RLIMIT_NOFILE to the hard limit; returns the soft
+/// limit now in force.
+fn raise_descriptor_limit() -> u64 {
+    use nix::sys::resource::{getrlimit, setrlimit, Resource};
+    let Ok((soft, hard)) = getrlimit(Resource::RLIMIT_NOFILE) else {
+        return 1024;
+    };
+    if soft >= hard {
+        return soft;
+    }
+    match setrlimit(Resource::RLIMIT_NOFILE, hard, hard) {
+        Ok(()) => hard,
+        Err(e) => {
+            tracing::warn!(soft, hard, error = %e, "cannot raise the descriptor limit");
+            soft
+        }
+    }
+}
+
+/// The connection cap for a descriptor limit: [`MAX_CONNECTIONS`], or half
+/// the limit when that is less, so units, logs and followers keep theirs.
+fn connection_cap(nofile: u64) -> usize {
+    (nofile / 2).clamp(16, MAX_CONNECTIONS as u64) as usize
+}
+
+fn request_deadline() -> Duration {
+    std::env::var(REQUEST_DEADLINE_ENV)
+        .ok()
+        .and_then(|v| v.parse::<u64>().ok())
+        .map(Duration::from_millis)
+        .unwrap_or(REQUEST_DEADLINE)
+}
+
+/// An accept that failed for want of descriptors (the process's or the
+/// system's): a pause, not a reason to spin.
+fn out_of_descriptors(e: &std::io::Error) -> bool {
+    matches!(e.raw_os_error(), Some(libc::EMFILE | libc::ENFILE))
+}
+
+/// Counts what one episode (at the cap, out of descriptors) refused, so it
+/// is logged once when it starts and once when it ends.
+#[derive(Default)]
+struct Episode {
+    count: u64,
+}
+
+impl Episode {
+    /// One more; true for the first of the episode.
+    fn add(&mut self) -> bool {
+        self.count += 1;
+        self.count == 1
+    }
+
+    /// Ends the episode; how many it counted.
+    fn end(&mut self) -> u64 {
+        std::mem::take(&mut self.count)
+    }
+}
+
 pub async fn serve(
     listener: UnixListener,
     tx: mpsc::UnboundedSender<Msg>,
@@ -75,23 +166,88 @@ pub async fn serve(
     access: Access,
     rt: Runtimes,
 ) {
+    let nofile = raise_descriptor_limit();
+    let cap = connection_cap(nofile);
+    let deadline = request_deadline();
+    let slots = Arc::new(Semaphore::new(cap));
+    tracing::debug!(
+        connections = cap,
+        descriptors = nofile,
+        request_deadline_ms = deadline.as_millis() as u64,
+        "control socket limits"
+    );
+    let mut starved = Episode::default();
+    let mut full = Episode::default();
     loop {
         match listener.accept().await {
             Ok((stream, _)) => {
+                let failed = starved.end();
+                if failed > 0 {
+                    tracing::info!(failed, "accepting connections again");
+                }
+                let Ok(slot) = slots.clone().try_acquire_owned() else {
+                    if full.add() {
+                        tracing::warn!(
+                            limit = cap,
+                            "at the connection limit: refusing new connections"
+                        );
+                    }
+                    refuse(stream, cap);
+                    continue;
+                };
+                if slots.available_permits() > cap / 10 {
+                    let refused = full.end();
+                    if refused > 0 {
+                        tracing::info!(refused, "below the connection limit again");
+                    }
+                }
                 let tx = tx.clone();
                 let rt = rt.clone();
                 tokio::spawn(async move {
-                    if let Err(e) = connection(stream, tx, access, rt).await {
+                    let _slot = slot;
+                    if let Err(e) = connection(stream, tx, access, rt, deadline).await {
                         if !matches!(e, FrameError::Closed) {
                             tracing::debug!(error = %e, "connection ended");
                         }
                     }
                 });
             }
+            Err(e) if out_of_descriptors(&e) => {
+                if starved.add() {
+                    tracing::error!(
+                        socket = %socket.display(),
+                        error = %e,
+                        "out of descriptors: connections wait"
+                    );
+                }
+                tokio::time::sleep(STARVED_PAUSE).await;
+            }
             Err(e) => {
                 tracing::error!(socket = %socket.display(), error = %e, "accept failed");
-                tokio::time::sleep(Duration::from_millis(100)).await;
+                tokio::time::sleep(STARVED_PAUSE).await;
             }
+        }
+    }
+}
+
+/// What a connection over the cap gets before it is closed: a hello of
+/// [`REFUSED_VERSION`] and an error saying why (a client that checks the
+/// version reads the error next). Written without waiting: a new
+/// connection's buffer takes it whole, and the connection is closed either way.
+fn refuse(stream: UnixStream, cap: usize) {
+    let mut bytes = Vec::new();
+    let hello = Hello {
+        version: REFUSED_VERSION,
+        agent: format!("jarvisd {}", env!("CARGO_PKG_VERSION")),
+    };
+    let message = format!(
+        "jarvisd is at its connection limit ({cap} connections); try again when others have finished"
+    );
+    let framed = jarvis_proto::write_frame(&mut bytes, &hello)
+        .and_then(|()| jarvis_proto::write_frame(&mut bytes, &Response::Error { message }));
+    if framed.is_ok() {
+        if let Ok(stream) = stream.into_std() {
+            let _ = std::io::Write::write(&mut &stream, &bytes);
         }
     }
 }
@@ -102,20 +258,41 @@ async fn ask(tx: &mpsc::UnboundedSender<Msg>, req: Request) -> Option<Reply> {
     rx.await.ok()
 }
 
-async fn connection(
-    mut stream: UnixStream,
-    tx: mpsc::UnboundedSender<Msg>,
-    access: Access,
-    rt: Runtimes,
-) -> Result<(), FrameError> {
-    let cred = stream.peer_cred()?;
-    if !access.allows(cred.uid()) {
-        tracing::warn!(uid = cred.uid(), pid = cred.pid(), "refused a connection");
-        return Ok(());
+/// Writes one answer, held to [`ANSWER_DEADLINE`]; an answer too big for a
+/// frame goes as an error that says so (the caller is never left with a
+/// closed connection and no word).
+async fn answer(stream: &mut UnixStream, resp: &Response) -> Result<(), FrameError> {
+    let write = async {
+        match write_frame(stream, resp).await {
+            Err(FrameError::TooLarge(n)) => {
+                tracing::warn!(bytes = n, "an answer over the frame limit");
+                let message = too_large(n);
+                write_frame(stream, &Response::Error { message }).await
+            }
+            r => r,
+        }
+    };
+    match tokio::time::timeout(ANSWER_DEADLINE, write).await {
+        Ok(r) => r,
+        Err(_) => {
+            tracing::debug!("the caller did not read its answer; connection closed");
+            Ok(())
+        }
     }
-    let hello: Hello = read_frame(&mut stream).await?;
+}
+
+fn too_large(n: usize) -> String {
+    format!(
+        "the answer is {n} bytes, over the frame limit of {MAX_FRAME} bytes; ask for less (fewer units, fewer lines)"
+    )
+}
+
+/// The hello both ways and the request; `None` when the caller speaks
+/// another protocol (it has been told).
+async fn greet(stream: &mut UnixStream, greeted: &mut bool) -> Result<Option<Request>, FrameError> {
+    let hello: Hello = read_frame(stream).await?;
     write_frame(
-        &mut stream,
+        stream,
         &Hello {
             version: PROTOCOL_VERSION,
             agent: format!("jarvisd {}", env!("CARGO_PKG_VERSION")),
@@ -127,9 +304,51 @@ async fn connection(
             "{} speaks protocol {}, this jarvisd speaks {}; use the jarvisctl that came with it",
             hello.agent, hello.version, PROTOCOL_VERSION
         );
-        return write_frame(&mut stream, &Response::Error { message }).await;
+        write_frame(stream, &Response::Error { message }).await?;
+        return Ok(None);
     }
-    let req: Request = read_frame(&mut stream).await?;
+    *greeted = true;
+    Ok(Some(read_frame(stream).await?))
+}
+
+async fn connection(
+    mut stream: UnixStream,
+    tx: mpsc::UnboundedSender<Msg>,
+    access: Access,
+    rt: Runtimes,
+    deadline: Duration,
+) -> Result<(), FrameError> {
+    let until = tokio::time::Instant::now() + deadline;
+    let cred = stream.peer_cred()?;
+    if !access.allows(cred.uid()) {
+        tracing::warn!(uid = cred.uid(), pid = cred.pid(), "refused a connection");
+        return Ok(());
+    }
+    let mut greeted = false;
+    let req = match tokio::time::timeout_at(until, greet(&mut stream, &mut greeted)).await {
+        Ok(Ok(Some(req))) => req,
+        Ok(Ok(None)) => return Ok(()),
+        Ok(Err(e)) => return Err(e),
+        Err(_) => {
+            tracing::debug!(
+                uid = cred.uid(),
+                pid = cred.pid(),
+                "no request within the deadline; connection closed"
+            );
+            if greeted {
+                let message = format!(
+                    "no request within {} of the connect; connection closed",
+                    humantime::format_duration(deadline)
+                );
+                let _ = tokio::time::timeout(
+                    Duration::from_secs(1),
+                    write_frame(&mut stream, &Response::Error { message }),
+                )
+                .await;
+            }
+            return Ok(());
+        }
+    };
     if req.is_mutating() {
         tracing::info!(
             uid = cred.uid(),
@@ -138,6 +357,11 @@ async fn connection(
             "request"
         );
     }
+    // Paths read on the caller's behalf: only what it could read.
+    let opened = match check_reads(&stream, &cred, &req).await {
+        Ok(opened) => opened,
+        Err(message) => return answer(&mut stream, &Response::Error { message }).await,
+    };
     // Image work touches no unit: it runs here, beside the event loop.
     match req {
         Request::Exec {
@@ -146,21 +370,36 @@ async fn connection(
             user,
             tty,
         } => {
-            return exec(&mut stream, &tx, &rt, unit, argv, user, tty).await;
+            return exec(&mut stream, &tx, &rt, until, unit, argv, user, tty).await;
         }
         Request::ImagePull { reference } => {
             return image_pull(&mut stream, &rt, &reference).await;
         }
         Request::ImageImport { path, tag } => {
             let store = rt.config().images.clone();
-            let resp = match blocking(move || store.import(std::path::Path::new(&path), &tag)).await
-            {
-                Ok(img) => Response::Pulled(image_info(&rt, &img)),
-                Err(e) => Response::Error {
-                    message: e.to_string(),
-                },
+            // The caller's file, opened as the caller: read through its
+            // descriptor, named by its path in messages.
+            let (read, shown) = match &opened {
+                Some(fd) => (
+                    PathBuf::from(format!("/proc/self/fd/{}", fd.as_raw_fd())),
+                    Some(path.clone()),
+                ),
+                None => (PathBuf::from(&path), None),
             };
-            return write_frame(&mut stream, &resp).await;
+            let resp =
+                match blocking(move || store.import(&read, &tag).map_err(|e| (e, read))).await {
+                    Ok(img) => Response::Pulled(image_info(&rt, &img)),
+                    Err((e, read)) => {
+                        let mut message = e.to_string();
+                        if let Some(shown) = shown {
+                            message = message.replace(&read.display().to_string(), &shown);
+                        }
+                        Response::Error { message }
+                    }
+                };
+            drop(opened);
+            trim_heap();
+            return answer(&mut stream, &resp).await;
         }
         Request::ImageList => {
             let store = rt.config().images.clone();
@@ -180,7 +419,7 @@ async fn connection(
                     message: e.to_string(),
                 },
             };
-            return write_frame(&mut stream, &resp).await;
+            return answer(&mut stream, &resp).await;
         }
         _ => {}
     }
@@ -193,12 +432,12 @@ async fn connection(
     let logs = crate::logs::Ask::of(&req);
     let Some(reply) = ask(&tx, req).await else {
         let message = "jarvisd is shutting down".to_string();
-        return write_frame(&mut stream, &Response::Error { message }).await;
+        return answer(&mut stream, &Response::Error { message }).await;
     };
     match reply {
-        Reply::Now(resp) => write_frame(&mut stream, &resp).await,
+        Reply::Now(resp) => answer(&mut stream, &resp).await,
         Reply::Later(rx) => {
-            let answer = async {
+            let wait = async {
                 match wait_timeout {
                     Some(t) => match tokio::time::timeout(t, rx).await {
                         Ok(r) => r.ok(),
@@ -210,16 +449,231 @@ async fn connection(
             // A caller that hangs up while it waits (Ctrl-C on `up --wait`)
             // gets no answer: its connection goes now, not when the wait ends.
             let resp = tokio::select! {
-                resp = answer => resp,
+                resp = wait => resp,
                 () = hung_up(&stream) => return Ok(()),
             };
             let resp = resp.unwrap_or(Response::Error {
                 message: "jarvisd is shutting down".into(),
             });
-            write_frame(&mut stream, &resp).await
+            answer(&mut stream, &resp).await
         }
         Reply::Log(log) => crate::logs::serve(&mut stream, log, logs.unwrap_or_default()).await,
     }
+}
+
+/// The most entries a directory read on a caller's behalf may hold: each
+/// is checked.
+const WALK_MAX: usize = 200_000;
+
+/// The caller as the kernel saw it at connect: uid, gid and supplementary
+/// groups.
+#[derive(Debug, Clone)]
+struct Peer {
+    uid: u32,
+    gid: u32,
+    groups: Vec<u32>,
+}
+
+/// The supplementary groups of the socket's peer (SO_PEERGROUPS: taken at
+/// connect, so a process that changed since, or is gone, cannot mislead).
+fn peer_groups(fd: RawFd) -> std::io::Result<Vec<u32>> {
+    let mut groups = vec![0u32; 64];
+    loop {
+        let mut len = (groups.len() * std::mem::size_of::<u32>()) as libc::socklen_t;
+        // SAFETY: the buffer holds `len` bytes, and the kernel writes at
+        // most that many.
+        let r = unsafe {
+            libc::getsockopt(
+                fd,
+                libc::SOL_SOCKET,
+                libc::SO_PEERGROUPS,
+                groups.as_mut_ptr().cast(),
+                &mut len,
+            )
+        };
+        let n = len as usize / std::mem::size_of::<u32>();
+        if r == 0 {
+            groups.truncate(n);
+            return Ok(groups);
+        }
+        let e = std::io::Error::last_os_error();
+        if e.raw_os_error() == Some(libc::ERANGE) && n > groups.len() {
+            groups.resize(n, 0);
+            continue;
+        }
+        return Err(e);
+    }
+}
+
+/// Runs `f` on a thread of its own that has taken `peer`'s file-system
+/// identity (fsuid, fsgid, supplementary groups; a fsuid other than 0 also
+/// drops the capabilities that bypass file permissions), so whatever `f`
+/// opens, the kernel allows as it would for the peer, ACLs included. The
+/// identity ends with the thread.
+fn as_peer<T: Send + 'static>(
+    peer: &Peer,
+    f: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, String> {
+    let peer = peer.clone();
+    let thread = std::thread::Builder::new()
+        .name("jarvisd-as-peer".into())
+        .spawn(move || {
+            // The raw system call changes this thread only (glibc's
+            // setgroups changes every thread of the process).
+            // SAFETY: a valid array of `len` gids.
+            let r = unsafe {
+                libc::syscall(libc::SYS_setgroups, peer.groups.len(), peer.groups.as_ptr())
+            };
+            if r != 0 {
+                return Err(format!(
+                    "cannot take the caller's groups: {}",
+                    std::io::Error::last_os_error()
+                ));
+            }
+            // setfsuid and setfsgid say nothing of failure: an invalid id
+            // (-1) asks for the one in force, which must be the caller's.
+            // SAFETY: plain system calls on this thread's credentials.
+            let (gid, uid) = unsafe {
+                libc::setfsgid(peer.gid);
+                libc::setfsuid(peer.uid);
+                (libc::setfsgid(u32::MAX), libc::setfsuid(u32::MAX))
+            };
+            if gid as u32 != peer.gid || uid as u32 != peer.uid {
+                return Err("cannot take the caller's identity to check what it may read".into());
+            }
+            Ok(f())
+        })
+        .map_err(|e| format!("cannot check what the caller may read: {e}"))?;
+    thread
+        .join()
+        .map_err(|_| "checking what the caller may read failed".to_string())?
+}
+
+/// Why jarvisd will not read `path` for the caller.
+fn unreadable(path: &Path, uid: u32, e: &std::io::Error) -> String {
+    format!(
+        "{}: you cannot read it (uid {uid}: {e}), so jarvisd does not read it for you",
+        path.display()
+    )
+}
+
+/// Opens `path` as the peer: a regular file to read, or a directory whose
+/// every entry (`walk`: `path` itself, or the directory inside it that is
+/// read) it can read, links followed.
+fn open_as_peer(peer: &Peer, path: &Path, walk: Option<PathBuf>) -> Result<OwnedFd, String> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let uid = peer.uid;
+    let path = path.to_path_buf();
+    as_peer(peer, move || {
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NONBLOCK)
+            .open(&path)
+            .map_err(|e| unreadable(&path, uid, &e))?;
+        let meta = file.metadata().map_err(|e| unreadable(&path, uid, &e))?;
+        if meta.is_dir() {
+            let top = walk.unwrap_or_else(|| path.clone());
+            let mut seen = 0;
+            walk_readable(&top, uid, &mut seen)?;
+        } else if !meta.is_file() {
+            return Err(format!(
+                "{}: not a file or a directory; jarvisd reads neither devices nor pipes",
+                path.display()
+            ));
+        }
+        Ok(OwnedFd::from(file))
+    })?
+}
+
+/// Checks that every entry under `dir` can be opened for reading (by the
+/// thread's identity: see [`as_peer`]).
+fn walk_readable(dir: &Path, uid: u32, seen: &mut usize) -> Result<(), String> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let entries = std::fs::read_dir(dir).map_err(|e| unreadable(dir, uid, &e))?;
+    for entry in entries {
+        let entry = entry.map_err(|e| unreadable(dir, uid, &e))?;
+        *seen += 1;
+        if *seen > WALK_MAX {
+            return Err(format!(
+                "{}: more than {WALK_MAX} entries to check that you can read; ask as root",
+                dir.display()
+            ));
+        }
+        let path = entry.path();
+        // Links are followed, as the reader will follow them.
+        let meta = std::fs::metadata(&path).map_err(|e| unreadable(&path, uid, &e))?;
+        if meta.is_dir() {
+            walk_readable(&path, uid, seen)?;
+        } else if meta.is_file() {
+            std::fs::OpenOptions::new()
+                .read(true)
+                .custom_flags(libc::O_NONBLOCK)
+                .open(&path)
+                .map_err(|e| unreadable(&path, uid, &e))?;
+        }
+    }
+    Ok(())
+}
+
+/// A local repository named by `apply --repo`: a path or a `file://` URL
+/// (a colon before the first slash is git's `host:path`, which is not).
+fn local_repository(repo: &str) -> Option<PathBuf> {
+    if let Some(path) = repo.strip_prefix("file://") {
+        return Some(PathBuf::from(path));
+    }
+    if repo.contains("://") {
+        return None;
+    }
+    match (repo.find(':'), repo.find('/')) {
+        (Some(colon), Some(slash)) if colon < slash => None,
+        (Some(_), None) => None,
+        _ => Some(PathBuf::from(repo)),
+    }
+}
+
+/// What jarvisd would read of a local repository: its `.git` directory, or
+/// the whole of a bare one.
+fn repository_git_dir(repo: &Path) -> PathBuf {
+    let dot_git = repo.join(".git");
+    if dot_git.is_dir() {
+        dot_git
+    } else {
+        repo.to_path_buf()
+    }
+}
+
+/// Checks that the caller could read every path `req` has jarvisd read for
+/// it; for an import, the caller's file opened as the caller.
+async fn check_reads(
+    stream: &UnixStream,
+    cred: &tokio::net::unix::UCred,
+    req: &Request,
+) -> Result<Option<OwnedFd>, String> {
+    let (path, walk) = match req {
+        Request::ImageImport { path, .. } => (PathBuf::from(path), None),
+        Request::Apply {
+            repo: Some(repo), ..
+        } => match local_repository(repo) {
+            Some(path) => {
+                let git = repository_git_dir(&path);
+                (path, Some(git))
+            }
+            None => return Ok(None),
+        },
+        _ => return Ok(None),
+    };
+    if cred.uid() == 0 || cred.uid() == nix::unistd::geteuid().as_raw() {
+        return Ok(None);
+    }
+    let groups = peer_groups(stream.as_raw_fd())
+        .map_err(|e| format!("cannot learn the caller's groups: {e}"))?;
+    let peer = Peer {
+        uid: cred.uid(),
+        gid: cred.gid(),
+        groups,
+    };
+    let fd = blocking(move || open_as_peer(&peer, &path, walk)).await?;
+    Ok(matches!(req, Request::ImageImport { .. }).then_some(fd))
 }
 
 /// Resolves when the caller has closed its end of the connection (it sends
@@ -242,18 +696,25 @@ async fn hung_up(stream: &UnixStream) {
 /// `jarvisctl exec`: takes the caller's descriptors, asks the loop for the
 /// unit as it runs now, runs the command with them as its stdio, and
 /// answers with its exit code. The caller hanging up kills the command.
+#[allow(clippy::too_many_arguments)]
 async fn exec(
     stream: &mut UnixStream,
     tx: &mpsc::UnboundedSender<Msg>,
     rt: &Runtimes,
+    until: tokio::time::Instant,
     unit: String,
     argv: Vec<String>,
     user: Option<String>,
     tty: bool,
 ) -> Result<(), FrameError> {
-    let stdio = match receive_stdio(stream).await {
-        Ok(stdio) => stdio,
-        Err(message) => return write_frame(stream, &Response::Error { message }).await,
+    // The descriptors belong to the request: they are held to its deadline.
+    let stdio = match tokio::time::timeout_at(until, receive_stdio(stream)).await {
+        Ok(Ok(stdio)) => stdio,
+        Ok(Err(message)) => return answer(stream, &Response::Error { message }).await,
+        Err(_) => {
+            let message = "exec: no descriptors came with the request in time".to_string();
+            return answer(stream, &Response::Error { message }).await;
+        }
     };
     let req = Request::Exec {
         unit: unit.clone(),
@@ -272,7 +733,7 @@ async fn exec(
     };
     let def = match found {
         Ok(def) => def,
-        Err(message) => return write_frame(stream, &Response::Error { message }).await,
+        Err(message) => return answer(stream, &Response::Error { message }).await,
     };
     let run = rt.exec(&def, argv, user, tty, stdio);
     let mut byte = [0u8; 1];
@@ -288,7 +749,7 @@ async fn exec(
             return Ok(());
         }
     };
-    write_frame(stream, &resp).await
+    answer(stream, &resp).await
 }
 
 /// The three descriptors that follow an `Exec` frame, with their one byte
@@ -389,7 +850,7 @@ async fn image_pull(
             message: format!("pull {reference}: {e}"),
         },
     };
-    write_frame(stream, &resp).await
+    answer(stream, &resp).await
 }
 
 pub fn progress(p: &jarvis_image::Progress) -> PullProgress {

@@ -1,0 +1,502 @@
+//! The control socket under abuse: more connections than jarvisd takes,
+//! connections that send half a message or announce 8 MiB and send nothing,
+//! a jarvisctl whose daemon never answers, and a socket-group member asking
+//! jarvisd to read a file it could not read itself.
+
+use std::io::{Read, Write};
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::harness::*;
+
+/// Raises this test process's descriptor limit to its hard limit, so it
+/// can hold thousands of connections.
+fn raise_nofile() -> u64 {
+    let (_, hard) =
+        nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE).unwrap();
+    nix::sys::resource::setrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE, hard, hard).unwrap();
+    hard
+}
+
+fn open_fds(pid: i32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .unwrap()
+        .count()
+}
+
+/// `/proc/PID/status`'s figure for `key` (kB) in bytes.
+fn proc_bytes(pid: i32, key: &str) -> u64 {
+    let v = proc_status(pid, key);
+    v.trim_end_matches("kB").trim().parse::<u64>().unwrap() * 1024
+}
+
+fn hello_frame() -> Vec<u8> {
+    let mut buf = Vec::new();
+    jarvis_proto::write_frame(
+        &mut buf,
+        &jarvis_proto::Hello {
+            version: jarvis_proto::PROTOCOL_VERSION,
+            agent: "control-limits test".into(),
+        },
+    )
+    .unwrap();
+    buf
+}
+
+/// Whatever `s` has received, waiting at most `wait` for the first byte,
+/// then reading until the peer closes or is quiet for 200 ms. `None`: the
+/// connection is still open and said nothing.
+fn received(s: &mut UnixStream, wait: Duration) -> Option<Vec<u8>> {
+    let mut out = Vec::new();
+    let mut buf = [0u8; 4096];
+    s.set_read_timeout(Some(wait)).unwrap();
+    loop {
+        match s.read(&mut buf) {
+            Ok(0) => return Some(out),
+            Ok(n) => {
+                out.extend_from_slice(&buf[..n]);
+                s.set_read_timeout(Some(Duration::from_millis(200)))
+                    .unwrap();
+            }
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) =>
+            {
+                return if out.is_empty() { None } else { Some(out) };
+            }
+            // A reset after the refusal was read: what came is the answer.
+            Err(_) => return Some(out),
+        }
+    }
+}
+
+#[test]
+fn connections_over_the_cap_are_refused_and_status_answers_once_they_go() {
+    if !root() {
+        return;
+    }
+    const HELD: usize = 3000;
+    assert!(raise_nofile() as usize > HELD + 500, "the test's own limit");
+    // Idle connections are not cut at their deadline while the test looks.
+    let j = Jarvis::start_full(
+        &[("s", "[native]\ncommand = [\"sleep\", \"1000\"]\n")],
+        &[],
+        vec![("JARVISD_REQUEST_DEADLINE_MS".into(), "120000".into())],
+    );
+    j.running("s");
+    let pid = j.daemon_pid();
+    let before = open_fds(pid);
+
+    let mut conns: Vec<UnixStream> = (0..HELD)
+        .map(|i| {
+            UnixStream::connect(&j.socket)
+                .unwrap_or_else(|e| panic!("connection {i}: {e}\n{}", j.daemon_log()))
+        })
+        .collect();
+    // Every connection has been taken or refused once jarvisd's descriptor
+    // count stops moving.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut last = 0;
+    loop {
+        std::thread::sleep(Duration::from_millis(300));
+        let now = open_fds(pid);
+        if now == last || Instant::now() > deadline {
+            break;
+        }
+        last = now;
+    }
+    let mut refused = 0;
+    let mut idle = 0;
+    for s in &mut conns {
+        match received(s, Duration::from_millis(1)) {
+            None => idle += 1,
+            Some(bytes) => {
+                let text = String::from_utf8_lossy(&bytes);
+                assert!(
+                    text.contains("connection limit"),
+                    "an over-cap connection is told why: {text:?}"
+                );
+                refused += 1;
+            }
+        }
+    }
+    assert_eq!(refused + idle, HELD);
+    assert!(
+        idle > 1100,
+        "the cap leaves room for 1,000 status clients and 100 followers: {idle} held"
+    );
+    assert!(
+        refused > 0 && idle <= 2048,
+        "{HELD} connections: {idle} held and {refused} refused; jarvisd has {} descriptors",
+        open_fds(pid)
+    );
+
+    // At the cap, jarvisctl says so.
+    let out = j.ctl(&["status"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && err.contains("connection limit"),
+        "status at the cap: {err}"
+    );
+
+    drop(conns);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let out = j.ctl(&["status", "--json"]);
+        if out.status.success() {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "status does not answer after the connections closed: {}\n{}",
+            String::from_utf8_lossy(&out.stderr),
+            j.daemon_log()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(j.unit("s")["state"], "running");
+    // Nothing of them is left behind.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while open_fds(pid) > before + 10 {
+        assert!(
+            Instant::now() < deadline,
+            "jarvisd holds {} descriptors, {before} before the connections",
+            open_fds(pid)
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn a_half_sent_request_is_cut_at_the_deadline() {
+    if !root() {
+        return;
+    }
+    let j = Jarvis::start_full(
+        &[],
+        &[],
+        vec![("JARVISD_REQUEST_DEADLINE_MS".into(), "700".into())],
+    );
+    let started = Instant::now();
+    // One says nothing at all.
+    let mut silent = UnixStream::connect(&j.socket).unwrap();
+    // One greets, then sends 10 bytes of a 100-byte request.
+    let mut half = UnixStream::connect(&j.socket).unwrap();
+    half.write_all(&hello_frame()).unwrap();
+    let mut len = [0u8; 4];
+    half.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    half.read_exact(&mut len).unwrap();
+    let mut greeting = vec![0u8; u32::from_be_bytes(len) as usize];
+    half.read_exact(&mut greeting).unwrap();
+    half.write_all(&100u32.to_be_bytes()).unwrap();
+    half.write_all(b"{\"request\"").unwrap();
+
+    // Meanwhile others are served.
+    j.ok(&["status"]);
+    for (name, s) in [("silent", &mut silent), ("half", &mut half)] {
+        let got = received(s, Duration::from_secs(10));
+        let waited = started.elapsed();
+        assert!(
+            got.is_some(),
+            "the {name} connection is still open after {waited:?}\n{}",
+            j.daemon_log()
+        );
+        assert!(
+            waited >= Duration::from_millis(600),
+            "the {name} connection was cut before its deadline ({waited:?})"
+        );
+        if name == "half" {
+            let text = String::from_utf8_lossy(got.as_ref().unwrap()).into_owned();
+            assert!(
+                text.is_empty() || text.contains("no request within"),
+                "what a connection cut at its deadline is told: {text:?}"
+            );
+        }
+    }
+    // A request that comes in time is answered as before.
+    j.ok(&["status"]);
+}
+
+#[test]
+fn announced_frames_cost_nothing_until_their_bytes_come() {
+    if !root() {
+        return;
+    }
+    raise_nofile();
+    let j = Jarvis::start(&[]);
+    let pid = j.daemon_pid();
+    j.ok(&["status"]);
+    let rss = proc_bytes(pid, "VmRSS");
+    let data = proc_bytes(pid, "VmData");
+    let big = (jarvis_proto::MAX_FRAME as u32).to_be_bytes();
+    let mut conns = Vec::new();
+    for _ in 0..100 {
+        // As the greeting, and as the request after a real greeting.
+        let mut s = UnixStream::connect(&j.socket).unwrap();
+        s.write_all(&big).unwrap();
+        conns.push(s);
+        let mut s = UnixStream::connect(&j.socket).unwrap();
+        s.write_all(&hello_frame()).unwrap();
+        s.write_all(&big).unwrap();
+        s.write_all(b"{").unwrap();
+        conns.push(s);
+    }
+    // Let jarvisd read what came.
+    std::thread::sleep(Duration::from_millis(1500));
+    j.ok(&["status"]);
+    let rss_after = proc_bytes(pid, "VmRSS");
+    let data_after = proc_bytes(pid, "VmData");
+    let mb = |b: u64| b as f64 / 1e6;
+    assert!(
+        rss_after < rss + 100_000_000,
+        "200 connections that announced 8 MiB: RSS {:.1} MB -> {:.1} MB",
+        mb(rss),
+        mb(rss_after)
+    );
+    assert!(
+        data_after < data + 200_000_000,
+        "200 connections that announced 8 MiB: data {:.1} MB -> {:.1} MB",
+        mb(data),
+        mb(data_after)
+    );
+    drop(conns);
+}
+
+/// A socket that accepts connections and never answers, like a hung jarvisd.
+fn mute_socket(dir: &Path) -> (PathBuf, std::thread::JoinHandle<()>) {
+    let path = dir.join("mute.sock");
+    let listener = UnixListener::bind(&path).unwrap();
+    let t = std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for s in listener.incoming().take(8) {
+            held.push(s);
+        }
+        std::thread::sleep(Duration::from_secs(60));
+    });
+    (path, t)
+}
+
+fn jarvisctl(socket: &Path, args: &[&str], env: &[(&str, &str)]) -> (Output, Duration) {
+    let started = Instant::now();
+    let out = Command::new(&*JARVISCTL)
+        .arg("--socket")
+        .arg(socket)
+        .args(args)
+        .env_remove("JARVISCTL_TIMEOUT")
+        .envs(env.iter().copied())
+        .stdin(Stdio::null())
+        .output()
+        .expect("run jarvisctl");
+    (out, started.elapsed())
+}
+
+#[test]
+fn jarvisctl_gives_up_on_a_daemon_that_never_answers() {
+    let dir = tempfile::tempdir().unwrap();
+    let (socket, _mute) = mute_socket(dir.path());
+    let cases: [(&[&str], &[(&str, &str)], &str); 3] = [
+        (&["--request-timeout", "1s", "status"], &[], "1s"),
+        (&["status", "--request-timeout", "1500ms"], &[], "1s 500ms"),
+        (&["generations"], &[("JARVISCTL_TIMEOUT", "1s")], "1s"),
+    ];
+    for (args, env, shown) in cases {
+        let (out, took) = jarvisctl(&socket, args, env);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{args:?}: {out:?}");
+        assert!(
+            took < Duration::from_secs(5),
+            "{args:?} gave up after {took:?}"
+        );
+        assert!(
+            err.contains(&format!(
+                "jarvisctl: no answer from jarvisd at {} within {shown} (is it running? raise --request-timeout",
+                socket.display()
+            )),
+            "{args:?}: {err}"
+        );
+    }
+    // The wait timeouts of up, apply and rollback are still their own.
+    let (out, took) = jarvisctl(
+        &socket,
+        &["--request-timeout", "1s", "up", "--wait", "--timeout", "2m"],
+        &[],
+    );
+    assert!(!out.status.success() && took < Duration::from_secs(5));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("no answer from jarvisd"),
+        "{out:?}"
+    );
+}
+
+/// A user and group made for one test, removed when it ends.
+struct TestUser {
+    user: String,
+    group: String,
+    extra: String,
+}
+
+impl TestUser {
+    fn new() -> TestUser {
+        let n = unique();
+        let tag = format!("{}{n}", std::process::id() % 100_000);
+        let u = TestUser {
+            user: format!("jvu{tag}"),
+            group: format!("jvg{tag}"),
+            extra: format!("jvx{tag}"),
+        };
+        for g in [&u.group, &u.extra] {
+            let st = Command::new("groupadd").arg(g).status().unwrap();
+            assert!(st.success(), "groupadd {g}");
+        }
+        let st = Command::new("useradd")
+            .args(["-M", "-N", "-s", "/usr/sbin/nologin", "-g", &u.group, "-G"])
+            .arg(&u.extra)
+            .arg(&u.user)
+            .status()
+            .unwrap();
+        assert!(st.success(), "useradd {}", u.user);
+        u
+    }
+
+    fn gid(name: &str) -> u32 {
+        let out = Command::new("getent")
+            .args(["group", name])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout)
+            .split(':')
+            .nth(2)
+            .unwrap()
+            .parse()
+            .unwrap()
+    }
+
+    /// jarvisctl as this user, with its groups from /etc/group.
+    fn ctl(&self, j: &Jarvis, args: &[&str]) -> Output {
+        Command::new("setpriv")
+            .arg(format!("--reuid={}", self.user))
+            .arg(format!("--regid={}", self.group))
+            .arg("--init-groups")
+            .arg("--")
+            .arg(&*JARVISCTL)
+            .arg("--socket")
+            .arg(&j.socket)
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .expect("setpriv jarvisctl")
+    }
+}
+
+impl Drop for TestUser {
+    fn drop(&mut self) {
+        let _ = Command::new("userdel").arg(&self.user).status();
+        for g in [&self.group, &self.extra] {
+            let _ = Command::new("groupdel").arg(g).status();
+        }
+    }
+}
+
+fn chown(path: &Path, gid: u32) {
+    nix::unistd::chown(path, Some(nix::unistd::Uid::from_raw(0)), Some(gid.into())).unwrap();
+}
+
+fn mode(path: &Path, m: u32) {
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(m)).unwrap();
+}
+
+#[test]
+fn a_socket_group_member_has_jarvisd_read_only_what_it_could_read() {
+    if !root() {
+        return;
+    }
+    let who = TestUser::new();
+    let j = Jarvis::start_with(&[], &["--socket-group", &who.group]);
+    let layout = j.dir.path().join("layout");
+    crate::containers::busybox_layout(&layout);
+    let tar = j.dir.path().join("image.tar");
+    let st = Command::new("tar")
+        .arg("-C")
+        .arg(&layout)
+        .arg("-cf")
+        .arg(&tar)
+        .arg(".")
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let tar_s = tar.to_str().unwrap();
+
+    // Root's own file, 0600: refused, and jarvisd says why.
+    chown(&tar, 0);
+    mode(&tar, 0o600);
+    let out = who.ctl(&j, &["image", "import", tar_s, "--tag", "mine:1"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{out:?}");
+    assert!(
+        err.contains(tar_s) && err.contains("cannot read"),
+        "the refusal names the path and why: {err}"
+    );
+    assert!(
+        !j.ok(&["image", "ls"]).contains("mine"),
+        "nothing was imported"
+    );
+    // Root may import it.
+    j.ok(&["image", "import", tar_s, "--tag", "root:1"]);
+
+    // Readable through a supplementary group: imported.
+    chown(&tar, TestUser::gid(&who.extra));
+    mode(&tar, 0o640);
+    let out = who.ctl(&j, &["image", "import", tar_s, "--tag", "mine:2"]);
+    assert!(
+        out.status.success(),
+        "a file the user's group may read: {}\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        j.daemon_log()
+    );
+    assert!(j.ok(&["image", "ls"]).contains("mine:2"));
+
+    // A layout directory with one blob only root may read: refused.
+    let blobs = layout.join("blobs/sha256");
+    let blob = std::fs::read_dir(&blobs)
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    mode(&blob, 0o600);
+    let out = who.ctl(
+        &j,
+        &[
+            "image",
+            "import",
+            layout.to_str().unwrap(),
+            "--tag",
+            "mine:3",
+        ],
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && err.contains("cannot read") && err.contains("blobs"),
+        "{err}"
+    );
+
+    // apply --repo of a directory only root may read: refused before
+    // anything is fetched.
+    let repo = j.dir.path().join("private-repo");
+    std::fs::create_dir(&repo).unwrap();
+    mode(&repo, 0o700);
+    let out = who.ctl(
+        &j,
+        &["apply", "--repo", repo.to_str().unwrap(), "--dry-run"],
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && err.contains("cannot read") && err.contains("private-repo"),
+        "{err}"
+    );
+}
