@@ -13,7 +13,6 @@ mod compose;
 mod config;
 mod containers;
 mod control_limits;
-mod control_limits;
 mod device_rules;
 mod exec;
 mod faults;
