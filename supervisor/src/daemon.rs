@@ -214,6 +214,10 @@ pub struct Daemon {
     problems: Vec<String>,
     /// The one inotify instance every `logs -f` shares.
     watcher: crate::logs::Watcher,
+    /// Booted with no unit set known to be the one that ran (see
+    /// [`Boot::leave_others`]): runs found were left alone, and the first
+    /// set that loads is booted as at a start, re-adopting them.
+    unsupervised: bool,
 }
 
 /// Hardware rescans: one at a time; uevents that come meanwhile are
@@ -238,6 +242,7 @@ impl Daemon {
             apply_serial: 0,
             problems: cfg.problems.clone(),
             watcher: Default::default(),
+            unsupervised: false,
             cfg,
             tx,
             logs: BTreeMap::new(),
@@ -337,8 +342,10 @@ impl Daemon {
     /// Takes the GPU inventory, finds what earlier runs left (their shims
     /// kept them running), resolves devices, and hands it all to the core.
     /// Runs of units the set lacks are stopped, unless `leave_others` (no
-    /// set is known to be the one that ran them).
-    pub async fn boot(&mut self, units: Vec<Unit>, leave_others: bool) {
+    /// set is known to be the one that ran them). Returns the units whose
+    /// runs were re-adopted.
+    pub async fn boot(&mut self, units: Vec<Unit>, leave_others: bool) -> Vec<String> {
+        self.unsupervised = leave_others;
         let rt = self.cfg.runtime.clone();
         self.made_parent = !rt.parent_exists().await;
         // adopt() registers the shims' pidfds with tokio: run it in this
@@ -392,11 +399,13 @@ impl Daemon {
             rt.restore_networks(alive).await;
         }
         let mut boot = Vec::new();
+        let mut readopted = Vec::new();
         for (unit, adopted, devices, stale) in found {
             let found = match adopted {
                 jarvis_runtime::Found::Running(running) => {
                     let pid = running.pid;
                     tracing::info!(unit = %unit.name, pid, stale, "re-adopted a running unit");
+                    readopted.push(unit.name.clone());
                     self.adopted.insert(unit.name.clone(), running);
                     if stale {
                         Found::Stale { pid }
@@ -419,6 +428,7 @@ impl Daemon {
             });
         }
         self.feed(Input::Boot(boot, gpus));
+        readopted
     }
 
     /// Runs until shutdown.
@@ -456,6 +466,31 @@ impl Daemon {
                         Response::Error {
                             message: "an apply began meanwhile; nothing was changed".into(),
                         },
+                    );
+                    None
+                }
+                // The first set that loads after a boot that left runs
+                // alone: booted as at a start, so they are re-adopted, not
+                // started twice.
+                Msg::Loaded {
+                    id,
+                    set: Ok(set),
+                    defs,
+                } if self.unsupervised && self.core.names().is_empty() => {
+                    self.loaded_cleanly(&set);
+                    self.defs = defs;
+                    let units: Vec<Unit> = set.into_iter().map(|(u, _)| u).collect();
+                    let names: Vec<String> = units.iter().map(|u| u.name.clone()).collect();
+                    let readopted = self.boot(units, false).await;
+                    let (unchanged, started) =
+                        names.into_iter().partition(|n| readopted.contains(n));
+                    self.reply(
+                        id,
+                        Response::Up(jarvis_proto::UpReport {
+                            started,
+                            unchanged,
+                            ..Default::default()
+                        }),
                     );
                     None
                 }

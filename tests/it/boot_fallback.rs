@@ -115,3 +115,37 @@ fn a_broken_directory_with_no_last_good_set_still_serves_status() {
     j.running("bad");
     assert!(problems(&j.status()).is_empty());
 }
+
+#[test]
+fn runs_found_with_no_last_good_set_are_left_alone_then_readopted() {
+    if !root() {
+        return;
+    }
+    let mut j = Jarvis::start(&[("a", SLEEPER), ("b", SLEEPER)]);
+    let pids: Vec<i64> = ["a", "b"]
+        .iter()
+        .map(|u| j.running(u)["pid"].as_i64().unwrap())
+        .collect();
+    j.kill_daemon();
+    // As after an upgrade from a jarvisd that kept no set.
+    std::fs::remove_file(j.state.join("last-good.json")).unwrap();
+    j.write_unit("b", BROKEN);
+    j.spawn_daemon();
+    let status = j.status();
+    let found = problems(&status);
+    assert_eq!(found.len(), 2, "{status:#}");
+    assert!(found[0].contains("b.toml:3:1"), "{found:?}");
+    assert!(found[1].contains("a, b"), "{found:?}");
+    std::thread::sleep(Duration::from_secs(1));
+    for pid in &pids {
+        assert!(alive(*pid as i32), "a run found at boot was stopped");
+    }
+    // Once the directory loads, the runs are taken back, not doubled.
+    j.write_unit("b", SLEEPER);
+    j.ok(&["up"]);
+    assert!(problems(&j.status()).is_empty());
+    for (unit, pid) in ["a", "b"].iter().zip(&pids) {
+        assert_eq!(j.running(unit)["pid"].as_i64(), Some(*pid));
+        assert_eq!(cgroup_procs(&j, unit), [*pid as i32]);
+    }
+}
