@@ -91,7 +91,7 @@ fn many_followers_share_one_watcher_and_all_see_new_lines() {
     let mut ready = vec![false; n];
     let mut after = vec![false; n];
     let deadline = Instant::now() + Duration::from_secs(60);
-    let mut wait_for = |seen: &mut Vec<bool>, what: &str, other: &mut Vec<bool>| {
+    let wait_for = |seen: &mut Vec<bool>, what: &str, other: &mut Vec<bool>| {
         while seen.iter().any(|s| !s) {
             let left = deadline.saturating_duration_since(Instant::now());
             match rx.recv_timeout(left) {
