@@ -1,6 +1,6 @@
 //! Supervisor benchmarks: what jarvisd costs next to doing without it.
 //!
-//! `cargo bench --bench supervisor [-- spawn|restart|memory|container|compose|status|network|all] [--quick]`
+//! `cargo bench --bench supervisor [-- spawn|restart|memory|container|compose|status|network|load|all] [--quick]`
 //! (must run as root: it creates cgroups). Every comparison is measured side
 //! by side with its peer in the same run, alternating, so machine noise hits
 //! both sides alike. Progress goes to stderr, a markdown report to stdout,
@@ -27,7 +27,9 @@
 //!   and jarvisd's RSS idle and per unit at 100 units (`status/mod.rs`);
 //! - network: bridged container start, published-port round trips and 20
 //!   bridged services on 3 networks vs docker on its default bridge, in a
-//!   network namespace made for the group (`network/mod.rs`).
+//!   network namespace made for the group (`network/mod.rs`);
+//! - load: `status` latency and jarvisd's RSS with 200 units, 1,000
+//!   concurrent status clients and `logs -f` on 100 units (`load/mod.rs`).
 //!
 //! This binary is also the "crasher" the restart benchmark supervises: run
 //! with [`CRASHER_ARG`] first, it records its start and exit times
@@ -73,6 +75,7 @@ macro_rules! progress {
 
 mod compose;
 mod container;
+mod load;
 mod network;
 mod status;
 mod support;
@@ -86,7 +89,7 @@ fn main() -> ExitCode {
     let Some(opts) = Opts::parse(std::env::args().skip(1)) else {
         // `cargo test --benches` runs this without `--bench`: nothing to do.
         eprintln!(
-            "supervisor bench: run it with `cargo bench --bench supervisor [-- spawn|restart|memory|container|compose|status|network|all] [--quick]`"
+            "supervisor bench: run it with `cargo bench --bench supervisor [-- spawn|restart|memory|container|compose|status|network|load|all] [--quick]`"
         );
         return ExitCode::SUCCESS;
     };
@@ -113,6 +116,7 @@ struct Opts {
     compose: bool,
     status: bool,
     network: bool,
+    load: bool,
 }
 
 impl Opts {
@@ -128,6 +132,7 @@ impl Opts {
             compose: false,
             status: false,
             network: false,
+            load: false,
         };
         let mut bench_mode = false;
         for a in args {
@@ -141,12 +146,19 @@ impl Opts {
                 "compose" => o.compose = true,
                 "status" => o.status = true,
                 "network" => o.network = true,
+                "load" => o.load = true,
                 "all" => o.select_all(),
                 other => progress!("ignoring argument {other:?}"),
             }
         }
-        let selected =
-            o.spawn || o.restart || o.memory || o.container || o.compose || o.status || o.network;
+        let selected = o.spawn
+            || o.restart
+            || o.memory
+            || o.container
+            || o.compose
+            || o.status
+            || o.network
+            || o.load;
         if !bench_mode && !selected && !o.quick {
             return None;
         }
@@ -164,6 +176,7 @@ impl Opts {
         self.compose = true;
         self.status = true;
         self.network = true;
+        self.load = true;
     }
 }
 
@@ -212,6 +225,9 @@ fn run(opts: &Opts) -> Res<()> {
     }
     if opts.network {
         sections.push(("network", network::bench_network(opts.quick)?));
+    }
+    if opts.load {
+        sections.push(("load", load::bench_load(opts.quick)?));
     }
 
     let mut md = String::new();
