@@ -628,6 +628,15 @@ mod tests {
         assert!(!crate::transient(&std::io::Error::from_raw_os_error(
             libc::EACCES
         )));
+        // Given context in words, a full disk is still one.
+        let worded = |errno| {
+            let e = std::io::Error::from_raw_os_error(errno);
+            std::io::Error::new(e.kind(), format!("write /x: {e}"))
+        };
+        assert!(crate::transient(&worded(libc::ENOSPC)));
+        assert!(!crate::transient(&worded(libc::ENOENT)));
+        let wrapped = std::io::Error::other(std::io::Error::from_raw_os_error(libc::EMFILE));
+        assert!(crate::transient(&wrapped));
     }
 
     #[test]

@@ -34,7 +34,22 @@ pub fn transient_errno(errno: i32) -> bool {
     )
 }
 
-/// [`transient_errno`] of an I/O error; false for one without an errno.
+/// [`transient_errno`] of an I/O error. An error that lost its errno on
+/// the way (one given context in words) is judged by its kind (a full disk,
+/// no memory, a limit reached for now), or by the error it wraps.
 pub fn transient(err: &std::io::Error) -> bool {
-    err.raw_os_error().is_some_and(transient_errno)
+    use std::io::ErrorKind;
+    if let Some(errno) = err.raw_os_error() {
+        return transient_errno(errno);
+    }
+    matches!(
+        err.kind(),
+        ErrorKind::StorageFull
+            | ErrorKind::QuotaExceeded
+            | ErrorKind::OutOfMemory
+            | ErrorKind::WouldBlock
+    ) || err
+        .get_ref()
+        .and_then(|inner| inner.downcast_ref::<std::io::Error>())
+        .is_some_and(transient)
 }
