@@ -226,7 +226,10 @@ pub(crate) fn cap(diags: Vec<Diagnostic>, omitted: &BTreeMap<PathBuf, usize>) ->
         }
         list.truncate(shown);
         budget -= shown;
-        out.extend(list);
+        out.extend(list.into_iter().map(|mut d| {
+            d.message = bounded_message(d.message);
+            d
+        }));
         if shown < total {
             let message = format!(
                 "... and {} more problems in {} (fix these first)",

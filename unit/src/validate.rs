@@ -3,18 +3,20 @@
 //! dependency cycles, duplicate names, host ports published twice, and
 //! `network = "unit:NAME"` naming a unit that owns no namespace.
 
-use std::collections::{BTreeMap, BTreeSet, HashSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
 use std::fs;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use crate::diagnostic::{self, Diagnostic};
-use crate::limits::{MAX_FILE_BYTES, MAX_UNIT_FILES};
+use crate::limits::{MAX_DIAGNOSTICS, MAX_FILE_BYTES, MAX_UNIT_FILES};
 use crate::parse::{
     check_unit_name, closest, every_address, is_valid_unit_name, parse_detailed, too_big,
     LoadOptions, NetInfo, PRIVILEGED_NOTE,
 };
-use crate::schema::{Condition, Dependency, Exec, Kind, Network, PortSpec, RunMode, Unit};
+use crate::schema::{
+    Condition, Dependency, Exec, Kind, Network, PortSpec, Protocol, RunMode, Unit,
+};
 
 /// A validated set of units: every dependency exists, there is no cycle, and
 /// every `healthy` dependency has a health check.
@@ -194,19 +196,21 @@ impl UnitSet {
     /// Topological order (Kahn, alphabetical ties) of a subset of units.
     fn order_of<'a>(&'a self, subset: impl IntoIterator<Item = &'a str>) -> Vec<&'a str> {
         let subset: BTreeSet<&str> = subset.into_iter().collect();
-        let mut pending: BTreeMap<&str, usize> = subset
-            .iter()
-            .map(|&n| {
-                let deps = self.dependencies(n);
-                let count = deps
-                    .iter()
-                    .collect::<BTreeSet<_>>()
-                    .into_iter()
-                    .filter(|d| subset.contains(*d))
-                    .count();
-                (n, count)
-            })
-            .collect();
+        // Each unit's dependencies in the subset, each once, and the other
+        // way round.
+        let mut pending: BTreeMap<&str, usize> = BTreeMap::new();
+        let mut dependents: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+        for &n in &subset {
+            let deps: BTreeSet<&str> = self
+                .dependencies(n)
+                .into_iter()
+                .filter(|d| subset.contains(d))
+                .collect();
+            pending.insert(n, deps.len());
+            for d in deps {
+                dependents.entry(d).or_default().push(n);
+            }
+        }
         let mut ready: BTreeSet<&str> = pending
             .iter()
             .filter(|(_, &c)| c == 0)
@@ -216,7 +220,7 @@ impl UnitSet {
         while let Some(n) = ready.pop_first() {
             pending.remove(n);
             order.push(n);
-            for d in self.dependents(n) {
+            for &d in dependents.get(n).into_iter().flatten() {
                 if let Some(c) = pending.get_mut(d) {
                     *c -= 1;
                     if *c == 0 {
@@ -564,21 +568,56 @@ fn finish(
     }
 }
 
+/// The names of `known` for a message: the first few, and how many there
+/// are.
+fn known_list(known: &BTreeMap<String, Info>) -> String {
+    const SHOWN: usize = 20;
+    let mut list = known
+        .keys()
+        .take(SHOWN)
+        .map(String::as_str)
+        .collect::<Vec<_>>()
+        .join(", ");
+    if known.len() > SHOWN {
+        list.push_str(&format!(", ... ({} units)", known.len()));
+    }
+    list
+}
+
+/// "Did you mean" for names no unit has: the closest known name, found for
+/// the first [`MAX_DIAGNOSTICS`] names asked about (each a comparison with
+/// every unit), so that a set of many bad names is still checked quickly.
+#[derive(Default)]
+struct Hints<'a> {
+    found: HashMap<&'a str, Option<&'a str>>,
+}
+
+impl<'a> Hints<'a> {
+    fn closest(&mut self, name: &'a str, known: &'a BTreeMap<String, Info>) -> Option<&'a str> {
+        if let Some(c) = self.found.get(name) {
+            return *c;
+        }
+        if self.found.len() >= MAX_DIAGNOSTICS {
+            return None;
+        }
+        let c = closest(name, known.keys().map(String::as_str));
+        self.found.insert(name, c);
+        c
+    }
+}
+
 /// Checks between units: every unit file seen is in `known`, including files
 /// with errors of their own (their well-formed dependencies are still
 /// checked, and they still count as existing).
 fn cross_check(known: &BTreeMap<String, Info>) -> Vec<Diagnostic> {
     let mut diags = Vec::new();
-    let known_list = known
-        .keys()
-        .map(String::as_str)
-        .collect::<Vec<_>>()
-        .join(", ");
+    let known_list = known_list(known);
+    let mut hints = Hints::default();
     for info in known.values() {
         for (dep, (line, col)) in &info.deps {
             let at = |message: String| Diagnostic::new(&info.file, *line, *col, message);
             let Some(target) = known.get(&dep.unit) else {
-                let hint = match closest(&dep.unit, known.keys().map(String::as_str)) {
+                let hint = match hints.closest(&dep.unit, known) {
                     Some(c) => format!("did you mean {c:?}? "),
                     None => String::new(),
                 };
@@ -620,11 +659,8 @@ fn network_owners(known: &BTreeMap<String, Info>) -> (Vec<Diagnostic>, BTreeSet<
             _ => None,
         }
     };
-    let known_list = known
-        .keys()
-        .map(String::as_str)
-        .collect::<Vec<_>>()
-        .join(", ");
+    let known_list = known_list(known);
+    let mut hints = Hints::default();
     for (name, info) in known {
         let Some((Network::Unit(owner), (line, col))) =
             info.net.as_ref().and_then(|n| n.network.as_ref())
@@ -649,7 +685,7 @@ fn network_owners(known: &BTreeMap<String, Info>) -> (Vec<Diagnostic>, BTreeSet<
             continue;
         }
         let Some(target) = known.get(owner) else {
-            let hint = match closest(owner, known.keys().map(String::as_str)) {
+            let hint = match hints.closest(owner, known) {
                 Some(c) => format!("did you mean \"unit:{c}\"? "),
                 None => String::new(),
             };
@@ -702,8 +738,9 @@ fn network_owners(known: &BTreeMap<String, Info>) -> (Vec<Diagnostic>, BTreeSet<
             Network::Unit(next) => {
                 // Follow the chain to its end: an owner, or a cycle.
                 let mut path = vec![name.as_str(), owner.as_str()];
+                let mut on_path: HashSet<&str> = path.iter().copied().collect();
                 let mut cur = next.as_str();
-                while !path.contains(&cur) {
+                while on_path.insert(cur) {
                     path.push(cur);
                     match joins(cur) {
                         Some(n) => cur = n,
@@ -755,13 +792,21 @@ fn network_owners(known: &BTreeMap<String, Info>) -> (Vec<Diagnostic>, BTreeSet<
 /// each at the later one (by unit name, then position), naming the first.
 fn port_clashes(known: &BTreeMap<String, Info>) -> Vec<Diagnostic> {
     let mut diags = Vec::new();
-    let mut taken: Vec<(&str, &Info, &PortSpec, (usize, usize))> = Vec::new();
+    // The ports taken, by host port and protocol (only those can clash),
+    // each list in the order taken.
+    type Taken<'a> = Vec<(&'a str, &'a Info, &'a PortSpec, (usize, usize))>;
+    let mut taken: HashMap<(u16, Protocol), Taken<'_>> = HashMap::new();
     for (name, info) in known {
         let Some(net) = &info.net else { continue };
         for (port, pos) in &net.ports {
-            let clash = taken.iter().find(|(other, _, p, _)| {
-                p.clashes_with(port) && (*other != name.as_str() || pos.0 == 0)
-            });
+            let key = (port.host_port, port.protocol);
+            let clash = taken
+                .get(&key)
+                .into_iter()
+                .flatten()
+                .find(|(other, _, p, _)| {
+                    p.clashes_with(port) && (*other != name.as_str() || pos.0 == 0)
+                });
             if let Some((other, first, p, (line, col))) = clash {
                 let whose = if *other == name.as_str() {
                     "this unit".to_string()
@@ -787,7 +832,7 @@ fn port_clashes(known: &BTreeMap<String, Info>) -> Vec<Diagnostic> {
                 ));
                 continue;
             }
-            taken.push((name, info, port, *pos));
+            taken.entry(key).or_default().push((name, info, port, *pos));
         }
     }
     diags

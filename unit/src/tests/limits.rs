@@ -565,8 +565,15 @@ fn mutated_unit_files_never_panic() {
         "unit:",
         "oci-layout:",
     ];
+    // More rounds with JARVIS_UNIT_MUTATION_ROUNDS=N (a release build
+    // runs a million in a few minutes).
+    let rounds: usize = std::env::var("JARVIS_UNIT_MUTATION_ROUNDS")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(3_000);
+    let scratch = Scratch::new(&[]);
     let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
-    for round in 0..3_000 {
+    for round in 0..rounds {
         let mut text = seeds[rng.below(seeds.len())].clone();
         for _ in 0..1 + rng.below(4) {
             let mut at = rng.below(text.len() + 1);
@@ -588,5 +595,42 @@ fn mutated_unit_files_never_panic() {
         let t = text.clone();
         let r = std::panic::catch_unwind(|| parse_unit(Path::new("units/web.toml"), &t));
         assert!(r.is_ok(), "round {round}: parse_unit panicked on {text:?}");
+        // Now and then, as one of a set loaded from a directory, with two
+        // seeds that refer to it.
+        if round % 50 == 0 {
+            let names = ["web", "db", &format!("u{}", rng.below(3))];
+            for (i, name) in names.iter().enumerate() {
+                let text = match i {
+                    0 => text.clone(),
+                    _ => format!("depends_on = [\"web\"]\n{}", seeds[rng.below(seeds.len())]),
+                };
+                scratch.write(&format!("{name}.toml"), &text);
+            }
+            let dir = scratch.0.clone();
+            let r = std::panic::catch_unwind(|| load_paths(&[dir]));
+            assert!(
+                r.is_ok(),
+                "round {round}: load_paths panicked with web.toml {text:?}"
+            );
+        }
     }
+}
+
+#[test]
+fn cross_unit_messages_stay_short_in_a_big_set() {
+    // 30 units, and one that depends on a unit none has: the message names
+    // the first few known units and how many there are.
+    let names: Vec<String> = (0..30).map(|i| format!("u{i:02}.toml")).collect();
+    let mut files: Vec<(&str, &str)> = names.iter().map(|n| (n.as_str(), MIN)).collect();
+    let app = with_deps("[\"u1\"]");
+    files.push(("app.toml", &app));
+    let s = Scratch::new(&files);
+    let d = load_err(&s);
+    assert_eq!(d.len(), 1, "{}", render(&d));
+    assert!(
+        d[0].message
+            .contains("u17, u18, ... (31 units)); did you mean \"u01\"?"),
+        "{}",
+        d[0]
+    );
 }
