@@ -497,6 +497,7 @@ const WATCH_MASK: inotify::WatchMask = inotify::WatchMask::MODIFY
 impl Watcher {
     /// A watcher whose every subscription fails with `why` (tests of the
     /// fallback).
+    #[cfg(test)]
     pub fn refusing(why: &str) -> Watcher {
         let w = Watcher::default();
         w.0.lock().unwrap_or_else(|p| p.into_inner()).refuse = Some(why.to_string());
