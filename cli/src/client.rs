@@ -455,3 +455,157 @@ fn connect_until(path: &Path, until: Option<Instant>) -> std::io::Result<UnixStr
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn deadlines(timeout: Option<&str>, req: Request) -> Deadlines {
+        Client::new("/nowhere".into())
+            .with_timeout(timeout.map(|t| humantime::parse_duration(t).unwrap()))
+            .deadlines(&req)
+    }
+
+    #[test]
+    fn each_request_gets_its_deadline() {
+        let s = Duration::from_secs;
+        let status = Request::Status { units: vec![] };
+        assert_eq!(
+            deadlines(None, status.clone()),
+            Deadlines {
+                greeting: Some(DEFAULT_TIMEOUT),
+                answer: Answer::Within(DEFAULT_TIMEOUT)
+            }
+        );
+        assert_eq!(
+            deadlines(Some("3s"), status.clone()).answer,
+            Answer::Within(s(3))
+        );
+        assert_eq!(
+            deadlines(None, Request::Down).answer,
+            Answer::Within(SLOW_TIMEOUT)
+        );
+        assert_eq!(
+            deadlines(Some("1m"), Request::Down).answer,
+            Answer::Within(s(60))
+        );
+        // A wait: its own time, then the timeout.
+        let wait = Request::Wait {
+            timeout_ms: 120_000,
+        };
+        assert_eq!(deadlines(None, wait.clone()).answer, Answer::Within(s(130)));
+        assert_eq!(deadlines(Some("1s"), wait).answer, Answer::Within(s(121)));
+        // Apply fetches a repository first: unbounded unless told.
+        let apply = Request::Apply {
+            repo: None,
+            rev: None,
+            path: None,
+            dry_run: false,
+            timeout_ms: 300_000,
+        };
+        assert_eq!(deadlines(None, apply.clone()).answer, Answer::Unbounded);
+        assert_eq!(deadlines(Some("30s"), apply).answer, Answer::Within(s(330)));
+        // Streams: the greeting is bounded, what follows is not.
+        let follow = Request::Logs {
+            unit: "web".into(),
+            lines: None,
+            follow: true,
+            since: None,
+            timestamps: false,
+        };
+        let d = deadlines(None, follow);
+        assert_eq!(d.greeting, Some(DEFAULT_TIMEOUT));
+        assert_eq!(d.answer, Answer::Unbounded);
+        let tail = Request::Logs {
+            unit: "web".into(),
+            lines: Some(10),
+            follow: false,
+            since: None,
+            timestamps: false,
+        };
+        assert_eq!(
+            deadlines(None, tail).answer,
+            Answer::EachFrame(DEFAULT_TIMEOUT)
+        );
+        let pull = Request::ImagePull {
+            reference: "busybox".into(),
+        };
+        assert_eq!(deadlines(None, pull).answer, Answer::Unbounded);
+        // Zero: no deadline at all.
+        assert_eq!(
+            deadlines(Some("0s"), status),
+            Deadlines {
+                greeting: None,
+                answer: Answer::Unbounded
+            }
+        );
+    }
+
+    #[test]
+    fn a_daemon_that_never_answers_is_given_up_on() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("mute.sock");
+        let listener = std::os::unix::net::UnixListener::bind(&path).unwrap();
+        let held = std::thread::spawn(move || {
+            let conns: Vec<_> = listener.incoming().take(2).collect();
+            std::thread::sleep(Duration::from_secs(3));
+            drop(conns);
+        });
+        let client = Client::new(path.clone()).with_timeout(Some(Duration::from_millis(300)));
+        for req in [
+            Request::Status { units: vec![] },
+            Request::ImagePull {
+                reference: "busybox".into(),
+            },
+        ] {
+            let started = Instant::now();
+            let err = match req {
+                Request::ImagePull { .. } => client.pull(req, |_| {}).unwrap_err(),
+                req => client.expect(req).unwrap_err(),
+            };
+            assert!(started.elapsed() < Duration::from_secs(2), "{err:#}");
+            assert_eq!(
+                format!("{err:#}"),
+                format!(
+                    "no answer from jarvisd at {} within 300ms (is it running? raise \
+                     --request-timeout or JARVISCTL_TIMEOUT if it is busy)",
+                    path.display()
+                )
+            );
+        }
+        held.join().unwrap();
+    }
+
+    #[test]
+    fn a_refusal_is_read_even_when_the_greeting_could_not_be_sent() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("full.sock");
+        let listener = std::os::unix::net::UnixListener::bind(&path).unwrap();
+        let server = std::thread::spawn(move || {
+            let (mut s, _) = listener.accept().unwrap();
+            write_frame(
+                &mut s,
+                &Hello {
+                    version: jarvis_proto::REFUSED_VERSION,
+                    agent: "jarvisd test".into(),
+                },
+            )
+            .unwrap();
+            write_frame(
+                &mut s,
+                &Response::Error {
+                    message: "jarvisd is at its connection limit (2 connections)".into(),
+                },
+            )
+            .unwrap();
+        });
+        let err = Client::new(path)
+            .expect(Request::Status { units: vec![] })
+            .unwrap_err();
+        server.join().unwrap();
+        assert_eq!(
+            err.to_string(),
+            "jarvisd is at its connection limit (2 connections)"
+        );
+    }
+}

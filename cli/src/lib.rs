@@ -790,6 +790,38 @@ mod tests {
     }
 
     #[test]
+    fn the_request_timeout_leaves_the_wait_timeouts_alone() {
+        let parse = |args: &[&str]| {
+            Args::try_parse_from(std::iter::once("jarvisctl").chain(args.iter().copied()))
+        };
+        let a = parse(&["up", "--wait", "--timeout", "2m"]).unwrap();
+        assert_eq!(a.request_timeout, None);
+        assert!(
+            matches!(a.command, Command::Up { timeout, .. } if timeout == Duration::from_secs(120))
+        );
+        let a = parse(&["--request-timeout", "5s", "apply", "--timeout", "1m"]).unwrap();
+        assert_eq!(a.request_timeout, Some(Duration::from_secs(5)));
+        assert!(
+            matches!(a.command, Command::Apply { timeout, .. } if timeout == Duration::from_secs(60))
+        );
+        let a = parse(&["rollback", "--request-timeout", "2s", "--timeout", "3m"]).unwrap();
+        assert_eq!(a.request_timeout, Some(Duration::from_secs(2)));
+        assert!(
+            matches!(a.command, Command::Rollback { timeout, .. } if timeout == Duration::from_secs(180))
+        );
+        let a = parse(&["status", "--request-timeout", "1500ms"]).unwrap();
+        assert_eq!(a.request_timeout, Some(Duration::from_millis(1500)));
+        assert!(parse(&["--request-timeout", "soon", "status"]).is_err());
+        // The help says what it bounds.
+        use clap::CommandFactory;
+        let help = Args::command().render_help().to_string();
+        assert!(
+            help.contains("--request-timeout") && help.contains("JARVISCTL_TIMEOUT"),
+            "{help}"
+        );
+    }
+
+    #[test]
     fn every_json_flag_says_what_it_prints() {
         use clap::CommandFactory;
         fn walk(cmd: &clap::Command, path: &str, missing: &mut Vec<String>) {

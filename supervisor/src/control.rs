@@ -987,3 +987,104 @@ mod log_tests {
         assert_eq!(log_summary(&small), "Up");
     }
 }
+
+#[cfg(test)]
+mod limit_tests {
+    use super::*;
+
+    fn runtime() -> tokio::runtime::Runtime {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+    }
+
+    #[test]
+    fn an_answer_over_the_frame_limit_comes_as_an_error_that_says_so() {
+        runtime().block_on(async {
+            let (mut ours, mut theirs) = UnixStream::pair().unwrap();
+            let big = Response::Config {
+                units: vec![serde_json::Value::String("x".repeat(MAX_FRAME + 10))],
+            };
+            let reader = tokio::spawn(async move {
+                jarvis_proto::nonblocking::read_frame::<Response>(&mut theirs).await
+            });
+            let size = serde_json::to_vec(&big).unwrap().len();
+            answer(&mut ours, &big).await.unwrap();
+            drop(ours);
+            let Response::Error { message } = reader.await.unwrap().unwrap() else {
+                panic!("expected an error frame")
+            };
+            assert!(
+                message.starts_with(&format!("the answer is {size} bytes"))
+                    && message.contains("over the frame limit"),
+                "{message}"
+            );
+        });
+    }
+
+    #[test]
+    fn the_cap_leaves_descriptors_for_the_rest() {
+        assert_eq!(connection_cap(1_048_576), MAX_CONNECTIONS);
+        assert_eq!(connection_cap(20_000), MAX_CONNECTIONS);
+        assert_eq!(connection_cap(1024), 512);
+        assert_eq!(connection_cap(10), 16);
+    }
+
+    #[test]
+    fn local_repositories_are_told_from_remote_ones() {
+        for (repo, local) in [
+            ("/srv/lab", Some("/srv/lab")),
+            ("lab", Some("lab")),
+            ("./a:b", Some("./a:b")),
+            ("file:///srv/lab", Some("/srv/lab")),
+            ("https://git.example.org/lab.git", None),
+            ("ssh://git@host/lab.git", None),
+            ("git@host:me/lab.git", None),
+            ("host:lab", None),
+        ] {
+            assert_eq!(local_repository(repo), local.map(PathBuf::from), "{repo}");
+        }
+    }
+
+    #[test]
+    fn a_thread_with_the_callers_identity_reads_only_what_it_may() {
+        if !nix::unistd::geteuid().is_root() {
+            return;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+        let secret = dir.path().join("secret");
+        let open = dir.path().join("open");
+        std::fs::write(&secret, "s").unwrap();
+        std::fs::write(&open, "o").unwrap();
+        std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o600)).unwrap();
+        std::fs::set_permissions(&open, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let nobody = Peer {
+            uid: 65534,
+            gid: 65534,
+            groups: vec![],
+        };
+        let err = open_as_peer(&nobody, &secret, None).unwrap_err();
+        assert!(err.contains("you cannot read it (uid 65534"), "{err}");
+        assert!(open_as_peer(&nobody, &open, None).is_ok());
+        // A directory with one entry it may not read.
+        let err = open_as_peer(&nobody, dir.path(), None).unwrap_err();
+        assert!(err.starts_with(&secret.display().to_string()), "{err}");
+        // Through a group it is in.
+        nix::unistd::chown(&secret, None, Some(nix::unistd::Gid::from_raw(4242))).unwrap();
+        std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o640)).unwrap();
+        let member = Peer {
+            groups: vec![4242],
+            ..nobody.clone()
+        };
+        assert!(open_as_peer(&member, &secret, None).is_ok());
+        assert!(open_as_peer(&nobody, &secret, None).is_err());
+        // The process itself is still root, with its own groups.
+        let groups = nix::unistd::getgroups().unwrap();
+        assert!(open_as_peer(&member, &open, None).is_ok());
+        assert_eq!(nix::unistd::getgroups().unwrap(), groups);
+        assert!(nix::unistd::geteuid().is_root());
+        assert!(std::fs::read(&secret).is_ok());
+    }
+}

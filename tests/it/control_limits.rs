@@ -252,6 +252,13 @@ fn announced_frames_cost_nothing_until_their_bytes_come() {
     let rss_after = proc_bytes(pid, "VmRSS");
     let data_after = proc_bytes(pid, "VmData");
     let mb = |b: u64| b as f64 / 1e6;
+    eprintln!(
+        "200 connections that announced 8 MiB: RSS {:.1} MB -> {:.1} MB, data {:.1} MB -> {:.1} MB",
+        mb(rss),
+        mb(rss_after),
+        mb(data),
+        mb(data_after)
+    );
     assert!(
         rss_after < rss + 100_000_000,
         "200 connections that announced 8 MiB: RSS {:.1} MB -> {:.1} MB",
@@ -299,7 +306,8 @@ fn jarvisctl(socket: &Path, args: &[&str], env: &[(&str, &str)]) -> (Output, Dur
 fn jarvisctl_gives_up_on_a_daemon_that_never_answers() {
     let dir = tempfile::tempdir().unwrap();
     let (socket, _mute) = mute_socket(dir.path());
-    let cases: [(&[&str], &[(&str, &str)], &str); 3] = [
+    type Case<'a> = (&'a [&'a str], &'a [(&'a str, &'a str)], &'a str);
+    let cases: [Case; 3] = [
         (&["--request-timeout", "1s", "status"], &[], "1s"),
         (&["status", "--request-timeout", "1500ms"], &[], "1s 500ms"),
         (&["generations"], &[("JARVISCTL_TIMEOUT", "1s")], "1s"),
