@@ -224,7 +224,11 @@ impl Layout<'_> {
 }
 
 /// The manifest named by one of `selectors`, or the only one.
-fn select<'a>(index: &'a ImageIndex, selectors: &[String], path: &Path) -> Result<&'a Descriptor> {
+pub(crate) fn select<'a>(
+    index: &'a ImageIndex,
+    selectors: &[String],
+    path: &Path,
+) -> Result<&'a Descriptor> {
     let name_of = |d: &Descriptor| {
         d.annotations()
             .as_ref()

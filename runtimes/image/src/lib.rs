@@ -63,6 +63,9 @@
 
 pub mod auth;
 pub mod error;
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzzing;
 mod layout;
 pub mod manifest;
 pub mod overlay;

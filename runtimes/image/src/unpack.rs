@@ -103,6 +103,11 @@ pub(crate) fn decompress<R: BufRead + 'static>(
 /// This is blocking work: run it on a blocking thread.
 pub fn unpack_layer(blob: &Path, dest: &Path, layer: &str) -> Result<()> {
     let (reader, _) = open_decompressed(blob, layer)?;
+    unpack_reader(reader, dest, layer)
+}
+
+/// [`unpack_layer`] from a reader of the decompressed archive.
+pub(crate) fn unpack_reader(reader: Box<dyn Read>, dest: &Path, layer: &str) -> Result<()> {
     Unpacker::new(dest, layer, Kind::Layer)?.run(reader)
 }
 
