@@ -144,11 +144,12 @@ pub(crate) fn parse_detailed(path: &Path, text: &str, opts: &LoadOptions) -> Par
     let mut headers = BTreeSet::new();
     for e in &spans {
         let line_start = index.line_start(e.start);
-        if !headers.insert(line_start) || !text[line_start..].trim_start().starts_with('[') {
+        let is_header = |at: usize| text[at..].trim_start_matches([' ', '\t']).starts_with('[');
+        if !headers.insert(line_start) || !is_header(line_start) {
             continue;
         }
         let mut pos = index.next_line_start(line_start);
-        while pos < text.len() && !text[pos..].trim_start_matches([' ', '\t']).starts_with('[') {
+        while pos < text.len() && !is_header(pos) {
             pos = index.next_line_start(pos);
         }
         tainted.push(line_start..pos.min(text.len()));
