@@ -427,6 +427,14 @@ fn a_socket_group_member_has_jarvisd_read_only_what_it_could_read() {
     let j = Jarvis::start_with(&[], &["--socket-group", &who.group]);
     let layout = j.dir.path().join("layout");
     crate::containers::busybox_layout(&layout);
+    // umoci writes its blobs for root alone: make the layout the user's to read.
+    let st = Command::new("chmod")
+        .arg("-R")
+        .arg("a+rX")
+        .arg(&layout)
+        .status()
+        .unwrap();
+    assert!(st.success());
     let tar = j.dir.path().join("image.tar");
     let st = Command::new("tar")
         .arg("-C")
@@ -490,6 +498,63 @@ fn a_socket_group_member_has_jarvisd_read_only_what_it_could_read() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
         !out.status.success() && err.contains("cannot read") && err.contains("blobs"),
+        "{err}"
+    );
+
+    // Readable again: the directory imports.
+    mode(&blob, 0o644);
+    let out = who.ctl(
+        &j,
+        &[
+            "image",
+            "import",
+            layout.to_str().unwrap(),
+            "--tag",
+            "mine:3",
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    // apply --repo of a repository the user can read goes through to the
+    // daemon (which, running a units directory, deploys no generations).
+    let lab = j.dir.path().join("lab");
+    std::fs::create_dir_all(lab.join("units")).unwrap();
+    std::fs::write(
+        lab.join("units/a.toml"),
+        "[native]\ncommand = [\"sleep\", \"1000\"]\n",
+    )
+    .unwrap();
+    for args in [
+        &["init", "-q", "-b", "main"][..],
+        &["add", "-A"],
+        &["commit", "-qm", "v1"],
+    ] {
+        let out = Command::new("git")
+            .args(["-c", "user.name=t", "-c", "user.email=t@jarvis.invalid"])
+            .args(args)
+            .current_dir(&lab)
+            .output()
+            .expect("git");
+        assert!(out.status.success(), "git {args:?}: {out:?}");
+    }
+    let lab_s = lab.to_str().unwrap();
+    let out = who.ctl(&j, &["apply", "--repo", lab_s, "--dry-run"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("jarvisd runs the units directory") && !err.contains("cannot read"),
+        "{out:?}\n{}",
+        j.daemon_log()
+    );
+    // One file of its .git only root may read: refused.
+    mode(&lab.join(".git/config"), 0o600);
+    let out = who.ctl(&j, &["apply", "--repo", lab_s, "--dry-run"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && err.contains("cannot read") && err.contains(".git/config"),
         "{err}"
     );
 
