@@ -573,3 +573,75 @@ fn a_socket_group_member_has_jarvisd_read_only_what_it_could_read() {
         "{err}"
     );
 }
+
+/// Lines of jarvisd's log about accepting connections failing.
+fn accept_failures(j: &Jarvis) -> usize {
+    j.daemon_log()
+        .lines()
+        .filter(|l| l.contains("out of descriptors") || l.contains("accept failed"))
+        .count()
+}
+
+#[test]
+fn out_of_descriptors_jarvisd_says_so_once_and_serves_again_after() {
+    if !root() {
+        return;
+    }
+    let j = Jarvis::start(&[]);
+    j.ok(&["status"]);
+    let pid = j.daemon_pid();
+    let prlimit = |soft: &str| {
+        let st = Command::new("prlimit")
+            .arg("--pid")
+            .arg(pid.to_string())
+            .arg(format!("--nofile={soft}:"))
+            .status()
+            .expect("prlimit (util-linux)");
+        assert!(st.success());
+    };
+    let limit = std::fs::read_to_string(format!("/proc/{pid}/limits")).unwrap();
+    let soft = limit
+        .lines()
+        .find(|l| l.starts_with("Max open files"))
+        .and_then(|l| l.split_whitespace().nth(3))
+        .unwrap()
+        .to_string();
+    // No descriptor left for a connection: the limit at the lowest free
+    // descriptor number.
+    let taken: std::collections::BTreeSet<u32> = std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .unwrap()
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
+        .collect();
+    let free = (0..).find(|n| !taken.contains(n)).unwrap();
+    prlimit(&free.to_string());
+    let waiting: Vec<UnixStream> = (0..3)
+        .map(|_| {
+            let mut s = UnixStream::connect(&j.socket).unwrap();
+            s.write_all(&hello_frame()).unwrap();
+            s
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(1500));
+    let failures = accept_failures(&j);
+    prlimit(&soft);
+    assert_eq!(
+        failures,
+        1,
+        "one line for the episode, not one per try:\n{}",
+        j.daemon_log()
+    );
+    // The connections that waited are served.
+    for mut s in waiting {
+        let got = received(&mut s, Duration::from_secs(5));
+        assert!(
+            got.is_some_and(|b| !b.is_empty()),
+            "a waiting connection got its hello"
+        );
+    }
+    j.ok(&["status"]);
+    assert!(
+        j.daemon_log().contains("accepting connections again"),
+        "{}",
+        j.daemon_log()
+    );
+}
