@@ -6,6 +6,12 @@
 //! jarvisd's memory or its answers. Strings are measured in bytes of
 //! UTF-8.
 
+use std::ops::Range;
+
+use toml::de::{DeTable, DeValue};
+
+use crate::parse::{Cx, Reach};
+
 /// The largest unit file, in bytes (1 MiB). A larger file is refused
 /// before it is read in full.
 pub const MAX_FILE_BYTES: u64 = 1 << 20;
@@ -67,8 +73,8 @@ pub const MAX_ENV_VARS: usize = 1024;
 pub const MAX_ENV_BYTES: usize = 128 << 10;
 
 /// The most entries of any other list or table (`ports`, `volumes`,
-/// `[[device]]`, `[[secret]]`, `env_file`, `sysctls`...), and the most
-/// dependencies in `depends_on` is [`MAX_UNIT_FILES`].
+/// `[[device]]`, `[[secret]]`, `env_file`, `sysctls`...); `depends_on`
+/// takes up to [`MAX_UNIT_FILES`].
 pub const MAX_ITEMS: usize = 256;
 
 /// How deep the TOML parser lets arrays, inline tables and dotted keys
@@ -92,12 +98,6 @@ pub const MAX_MESSAGE_BYTES: usize = 2048;
 // record, written through a temporary file): it must be a file name.
 const _: () =
     assert!(1 + MAX_UNIT_NAME + ".exit.json".len() + ".XXXXXX.partial".len() <= MAX_FILE_NAME);
-
-use std::ops::Range;
-
-use toml::de::{DeTable, DeValue};
-
-use crate::parse::{Cx, Reach};
 
 /// What bounds the values at one key path.
 struct Bound {
