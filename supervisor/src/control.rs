@@ -53,7 +53,7 @@ pub fn bind(path: &Path, group: Option<u32>) -> anyhow::Result<UnixListener> {
                 path.display()
             );
         }
-        if std::os::unix::net::UnixStream::connect(path).is_ok() {
+        if live_daemon_at(path) {
             anyhow::bail!(
                 "another jarvisd is listening on {}; stop it first or pass --socket",
                 path.display()
@@ -72,6 +72,23 @@ pub fn bind(path: &Path, group: Option<u32>) -> anyhow::Result<UnixListener> {
     }
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))?;
     Ok(listener)
+}
+
+/// Whether a jarvisd answers on `path`. A connect alone is not enough: a
+/// killed jarvisd's listener lives on in a process it was starting until
+/// that process execs, and takes connections nobody will answer.
+fn live_daemon_at(path: &Path) -> bool {
+    let Ok(mut s) = std::os::unix::net::UnixStream::connect(path) else {
+        return false;
+    };
+    let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
+    let _ = s.set_write_timeout(Some(Duration::from_secs(2)));
+    let hello = Hello {
+        version: PROTOCOL_VERSION,
+        agent: "jarvisd (checking for another)".into(),
+    };
+    jarvis_proto::write_frame(&mut s, &hello).is_ok()
+        && jarvis_proto::read_frame::<Hello>(&mut s).is_ok()
 }
 
 /// Who may talk to jarvisd besides root: members of the socket's group
@@ -110,6 +127,8 @@ fn raise_descriptor_limit() -> u64 {
     if soft >= hard {
         return soft;
     }
+    // What jarvisd starts keeps the limit jarvisd was given.
+    jarvis_shim::set_units_nofile(soft);
     match setrlimit(Resource::RLIMIT_NOFILE, hard, hard) {
         Ok(()) => hard,
         Err(e) => {
@@ -1086,5 +1105,28 @@ mod limit_tests {
         assert_eq!(nix::unistd::getgroups().unwrap(), groups);
         assert!(nix::unistd::geteuid().is_root());
         assert!(std::fs::read(&secret).is_ok());
+    }
+}
+
+#[cfg(test)]
+mod bind_tests {
+    use super::*;
+
+    /// A killed jarvisd's listener held by a process that has not exec'd
+    /// yet: it takes the connection and never answers. jarvisd takes the
+    /// socket over instead of refusing to start.
+    #[tokio::test]
+    async fn a_listener_that_never_answers_is_stale_not_another_jarvisd() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("jarvis.sock");
+        let held = std::os::unix::net::UnixListener::bind(&path).unwrap();
+        assert!(!live_daemon_at(&path));
+        let listener = bind(&path, None).expect("a mute listener is stale");
+        drop(held);
+        // The new socket is the one bound now: a client reaches it.
+        let (accepted, connected) =
+            tokio::join!(listener.accept(), tokio::net::UnixStream::connect(&path));
+        accepted.unwrap();
+        connected.unwrap();
     }
 }

@@ -645,3 +645,45 @@ fn out_of_descriptors_jarvisd_says_so_once_and_serves_again_after() {
         j.daemon_log()
     );
 }
+
+/// "Max open files" of /proc/PID/limits: (soft, hard).
+fn nofile_of(pid: i32) -> (u64, u64) {
+    let limits = std::fs::read_to_string(format!("/proc/{pid}/limits")).unwrap();
+    let line = limits
+        .lines()
+        .find(|l| l.starts_with("Max open files"))
+        .unwrap();
+    let nums: Vec<u64> = line
+        .split_whitespace()
+        .filter_map(|w| w.parse().ok())
+        .collect();
+    (nums[0], nums[1])
+}
+
+/// jarvisd raises its own soft descriptor limit to serve many clients; the
+/// units it starts keep the limit jarvisd was given (as systemd's services
+/// do), so programs that `select()` or close every descriptor up to the
+/// limit work as they would elsewhere.
+#[test]
+fn units_keep_the_descriptor_limit_jarvisd_was_given() {
+    if !root() {
+        return skip(true, "needs root (cgroups)");
+    }
+    let unit = "[native]\ncommand = [\"sleep\", \"100000\"]\n";
+    // The soft limit only: raising the hard one needs CAP_SYS_RESOURCE.
+    let (_, hard) =
+        nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE).unwrap();
+    assert!(hard > 512, "the hard descriptor limit here is {hard}");
+    let j = Jarvis::start_wrapped(&[("lim", unit)], &["prlimit", "--nofile=512:", "--"]);
+    assert_eq!(
+        nofile_of(j.daemon_pid()),
+        (hard, hard),
+        "jarvisd raised its own"
+    );
+    let pid = j.running("lim")["pid"].as_i64().unwrap() as i32;
+    assert_eq!(
+        nofile_of(pid),
+        (512, hard),
+        "the unit keeps jarvisd's given limit"
+    );
+}

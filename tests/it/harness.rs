@@ -72,6 +72,9 @@ pub struct Jarvis {
     extra_env: Vec<(std::ffi::OsString, std::ffi::OsString)>,
     /// The network namespace jarvisd runs in, for tests that make networks.
     pub netns: Option<NetNs>,
+    /// A command jarvisd is run under (`prlimit --nofile=…`), kept for
+    /// restarts.
+    pub wrapper: Vec<String>,
     daemon: Option<Child>,
 }
 
@@ -218,9 +221,23 @@ impl Jarvis {
             extra_args: args.iter().map(|a| a.to_string()).collect(),
             extra_env: env,
             netns,
+            wrapper: Vec::new(),
             dir,
             daemon: None,
         };
+        j.spawn_daemon();
+        j
+    }
+
+    /// Like `start`, with jarvisd run under `wrapper` (a command that execs
+    /// the rest of its arguments, e.g. `prlimit --nofile=1024:65536`).
+    pub fn start_wrapped(units: &[(&str, &str)], wrapper: &[&str]) -> Jarvis {
+        let mut j = Jarvis::start_in(&[], &[], vec![], None);
+        j.kill_daemon();
+        for (name, text) in units {
+            j.write_unit(name, text);
+        }
+        j.wrapper = wrapper.iter().map(|a| a.to_string()).collect();
         j.spawn_daemon();
         j
     }
@@ -237,6 +254,11 @@ impl Jarvis {
                 c.arg(format!("--net={}", ns.path().display()))
                     .arg("--")
                     .arg(&*JARVISD);
+                c
+            }
+            None if !self.wrapper.is_empty() => {
+                let mut c = Command::new(&self.wrapper[0]);
+                c.args(&self.wrapper[1..]).arg(&*JARVISD);
                 c
             }
             None => Command::new(&*JARVISD),
@@ -260,8 +282,10 @@ impl Jarvis {
             .expect("start jarvisd");
         self.daemon = Some(child);
         let deadline = Instant::now() + Duration::from_secs(10);
-        // A killed daemon leaves its socket file: wait for one that answers.
-        while std::os::unix::net::UnixStream::connect(&self.socket).is_err() {
+        // A killed daemon leaves its socket file, and a process it was
+        // starting may hold its listener until its exec: wait for one that
+        // answers a hello.
+        while !answers(&self.socket) {
             if let Some(st) = self.daemon.as_mut().unwrap().try_wait().unwrap() {
                 panic!("jarvisd exited {st}:\n{}", self.daemon_log());
             }
@@ -469,6 +493,20 @@ impl Drop for Jarvis {
         // Whatever is left (a failed test, a killed daemon): kill and remove.
         clear_cgroup_parent(&self.cgroup_parent);
     }
+}
+
+/// Whether a jarvisd answers a hello on `socket` (within a second).
+fn answers(socket: &Path) -> bool {
+    let Ok(mut s) = std::os::unix::net::UnixStream::connect(socket) else {
+        return false;
+    };
+    let _ = s.set_read_timeout(Some(Duration::from_secs(1)));
+    let hello = jarvis_proto::Hello {
+        version: jarvis_proto::PROTOCOL_VERSION,
+        agent: "jarvis-it".into(),
+    };
+    jarvis_proto::write_frame(&mut s, &hello).is_ok()
+        && jarvis_proto::read_frame::<jarvis_proto::Hello>(&mut s).is_ok()
 }
 
 /// Kills whatever is left in the unit cgroups under `parent` (in every

@@ -21,7 +21,9 @@ use jarvis_unit::{Exec, Unit};
 
 use crate::hardware::{resolve_devices, RunHardware};
 use crate::net::Net;
-use crate::{blocking, shim, BoxFuture, Config, Exit, Running, StartError, StartSpec};
+use crate::{
+    blocking, shim, BoxFuture, Config, Exit, Running, StartError, StartFailure, StartSpec,
+};
 
 /// Container units (see the module docs).
 #[derive(Clone)]
@@ -224,6 +226,15 @@ impl crate::Runtime for ContainerRuntime {
             })
             .await
             .map_err(StartError::Deferred)?;
+            // A run never shares its cgroup with processes no shim watches
+            // (left by a run whose shim died): they go first.
+            let cg = cfg.cgroup(&unit.name);
+            blocking(move || cg.kill_all()).await.map_err(|e| {
+                StartError::Failed(StartFailure {
+                    reason: e.to_string(),
+                    transient: e.is_transient(),
+                })
+            })?;
             let hw = RunHardware { placement, devices };
             let Exec::Container(c) = &unit.exec else {
                 return Err(StartError::failed(format!(

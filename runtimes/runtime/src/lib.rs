@@ -548,8 +548,33 @@ impl Runtime for Runtimes {
 
     /// The container's removal is a superset of the native one (nothing
     /// there is fine), so it serves either form.
+    /// Also deletes the unit's run and exit records once its run has ended:
+    /// they are what a restarted jarvisd adopts, and a unit that is gone
+    /// (left the set, stopped at shutdown) has nothing left to adopt.
     fn remove(&self, unit: &str) -> BoxFuture<()> {
-        self.container.remove(unit)
+        let removed = self.container.remove(unit);
+        let (run_dir, unit) = (self.cfg.run_dir.clone(), unit.to_string());
+        Box::pin(async move {
+            removed.await;
+            blocking(move || {
+                if let Some(jarvis_shim::Adopted::Running(_)) = jarvis_shim::adopt(&run_dir, &unit)
+                {
+                    // A new run began meanwhile: its records are its own.
+                    return;
+                }
+                for path in [
+                    jarvis_shim::run_record_path(&run_dir, &unit),
+                    jarvis_shim::exit_record_path(&run_dir, &unit),
+                ] {
+                    match std::fs::remove_file(&path) {
+                        Ok(()) => {}
+                        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                        Err(e) => tracing::warn!(unit, path = %path.display(), error = %e, "cannot remove a record"),
+                    }
+                }
+            })
+            .await
+        })
     }
 }
 

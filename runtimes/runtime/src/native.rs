@@ -196,13 +196,18 @@ impl crate::Runtime for NativeRuntime {
                     let Exec::Native(native) = &unit.exec else {
                         unreachable!("checked above");
                     };
-                    let cgroup =
-                        unit_cgroup(&cfg, &applied, &unit.name, &unit.resources).map_err(|e| {
-                            StartError::Failed(StartFailure {
-                                reason: e.to_string(),
-                                transient: e.is_transient(),
-                            })
-                        })?;
+                    let failure = |e: jarvis_native::CgroupError| {
+                        StartError::Failed(StartFailure {
+                            reason: e.to_string(),
+                            transient: e.is_transient(),
+                        })
+                    };
+                    let cgroup = unit_cgroup(&cfg, &applied, &unit.name, &unit.resources)
+                        .map_err(failure)?;
+                    // A run never shares its cgroup with processes no shim
+                    // watches (left by a run whose shim died): they go
+                    // first. Nothing is there most often, one read says so.
+                    cgroup.kill_all().map_err(failure)?;
                     // The devices as they are now: one may have gone (or
                     // moved) since the unit was found ready.
                     let devices =

@@ -20,6 +20,19 @@ pub mod logfile;
 mod shim;
 mod spawn;
 
+/// The soft descriptor limit shims and their units get (0: the one they
+/// inherit). jarvisd raises its own soft limit to serve many clients; what
+/// it starts goes back to the limit jarvisd was given, as systemd's
+/// services do, so programs that `select()` or close every descriptor up
+/// to the limit keep working.
+static UNITS_NOFILE: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// Sets the soft descriptor limit of every shim started from now on, and
+/// so of the units they run (see [`UNITS_NOFILE`]).
+pub fn set_units_nofile(soft: u64) {
+    UNITS_NOFILE.store(soft, std::sync::atomic::Ordering::Relaxed);
+}
+
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};

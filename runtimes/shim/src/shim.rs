@@ -19,6 +19,8 @@ use crate::{
 
 /// The shim's environment variable naming its spec and status descriptors.
 pub(crate) const FDS_ENV: &str = "JARVIS_SHIM_FDS";
+/// The soft descriptor limit the shim takes (and its units inherit).
+pub(crate) const NOFILE_ENV: &str = "JARVIS_SHIM_NOFILE";
 
 /// How long output may keep coming after the main process ended (from
 /// processes that escaped into another cgroup, say) before the shim stops
@@ -55,6 +57,16 @@ fn shim<const CONTAINERS: bool>() -> ! {
         std::process::exit(2);
     };
     std::env::remove_var(FDS_ENV);
+    if let Some(soft) = std::env::var(NOFILE_ENV)
+        .ok()
+        .and_then(|v| v.parse::<u64>().ok())
+    {
+        use nix::sys::resource::{getrlimit, setrlimit, Resource};
+        if let Ok((_, hard)) = getrlimit(Resource::RLIMIT_NOFILE) {
+            let _ = setrlimit(Resource::RLIMIT_NOFILE, soft.min(hard), hard);
+        }
+    }
+    std::env::remove_var(NOFILE_ENV);
     let (spec_file, status) = match take_fds(spec_fd, status_fd) {
         Ok(files) => files,
         Err(e) => {

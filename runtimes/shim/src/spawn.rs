@@ -273,6 +273,10 @@ pub async fn spawn(
         .env(FDS_ENV, "0,1")
         .stdin(Stdio::from(control_r))
         .stdout(Stdio::from(status_w));
+    let nofile = crate::UNITS_NOFILE.load(std::sync::atomic::Ordering::Relaxed);
+    if nofile > 0 {
+        cmd.env(crate::shim::NOFILE_ENV, nofile.to_string());
+    }
     let mut cmd = tokio::process::Command::from(cmd);
     cmd.kill_on_drop(false);
     let spawned = cmd.spawn();

@@ -473,21 +473,24 @@ impl Supervisor {
                 Found::Ended { pid, exit } => {
                     // It ended while no daemon watched: let the restart
                     // policy decide, as if we had seen it. Its shim emptied
-                    // the cgroup; anything left without one is killed.
-                    cx.out.push(Output::Sweep { name: name.clone() });
+                    // the cgroup; anything left without one is killed: by
+                    // the next start, which sweeps the cgroup before it
+                    // launches (a sweep of its own could kill that start's
+                    // process), else now.
                     if wanted {
                         self.step(cx, &name, Event::Adopted { pid });
                         let gen = self.units[&name].st.gen;
                         self.step(cx, &name, Event::Exited { gen, exit });
                     } else {
+                        cx.out.push(Output::Sweep { name: name.clone() });
                         self.step(cx, &name, Event::Stop(stopped_by));
                     }
                 }
                 Found::Nothing => {
-                    cx.out.push(Output::Sweep { name: name.clone() });
                     let ev = if wanted {
                         Event::Start
                     } else {
+                        cx.out.push(Output::Sweep { name: name.clone() });
                         Event::Stop(stopped_by)
                     };
                     self.step(cx, &name, ev);

@@ -326,7 +326,7 @@ const CASES: &[Case] = &[
     Case {
         name: "a unit in another's network namespace restarts after it",
         units: sidecar,
-        boot: &["sweep vpn", "sweep app", "spawn vpn as container"],
+        boot: &["spawn vpn as container"],
         script: &[
             (Do::Spawned("vpn"), &["spawn app as container"]),
             (Do::Spawned("app"), &[]),
@@ -351,7 +351,7 @@ const CASES: &[Case] = &[
     Case {
         name: "a dependent waits for its dependency to be healthy",
         units: db_web,
-        boot: &["sweep db", "sweep web", "spawn db as native"],
+        boot: &["spawn db as native"],
         script: &[
             (Do::Spawned("db"), &["timer db probe 1s"]),
             (Do::Timer("db", TimerKind::HealthProbe), &["probe db"]),
@@ -368,7 +368,7 @@ const CASES: &[Case] = &[
     Case {
         name: "a healthy dependency releases its dependent",
         units: db_web,
-        boot: &["sweep db", "sweep web", "spawn db as native"],
+        boot: &["spawn db as native"],
         script: &[
             (Do::Spawned("db"), &["timer db probe 1s"]),
             (
@@ -382,7 +382,7 @@ const CASES: &[Case] = &[
     Case {
         name: "an unhealthy restart waits out the restart delay",
         units: db_web,
-        boot: &["sweep db", "sweep web", "spawn db as native"],
+        boot: &["spawn db as native"],
         script: &[
             (Do::Spawned("db"), &["timer db probe 1s"]),
             (
@@ -404,7 +404,7 @@ const CASES: &[Case] = &[
     Case {
         name: "a dependency that fails blocks its dependent",
         units: db_web,
-        boot: &["sweep db", "sweep web", "spawn db as native"],
+        boot: &["spawn db as native"],
         script: &[
             (Do::Ask(1, || Ask::Stop(vec!["db".into()])), &[]),
             (
@@ -421,7 +421,7 @@ const CASES: &[Case] = &[
     Case {
         name: "the ledger admits one unit per card; the second gets it when the first stops",
         units: two_gpu_units,
-        boot: &["sweep a", "sweep b", "spawn a as native"],
+        boot: &["spawn a as native"],
         script: &[
             (Do::Spawned("a"), &[]),
             (
@@ -435,7 +435,7 @@ const CASES: &[Case] = &[
     Case {
         name: "down stops everything and says so",
         units: db_web,
-        boot: &["sweep db", "sweep web", "spawn db as native"],
+        boot: &["spawn db as native"],
         script: &[
             (Do::Spawned("db"), &["timer db probe 1s"]),
             (
@@ -463,7 +463,7 @@ const CASES: &[Case] = &[
     Case {
         name: "up restarts a changed unit with its new definition, once stopped",
         units: one,
-        boot: &["sweep svc", "spawn svc as native"],
+        boot: &["spawn svc as native"],
         script: &[
             (Do::Spawned("svc"), &[]),
             (
@@ -481,7 +481,7 @@ const CASES: &[Case] = &[
     Case {
         name: "up removes a unit once it has stopped",
         units: one,
-        boot: &["sweep svc", "spawn svc as native"],
+        boot: &["spawn svc as native"],
         script: &[
             (Do::Spawned("svc"), &[]),
             (
@@ -499,7 +499,7 @@ const CASES: &[Case] = &[
     Case {
         name: "a bad unit set changes nothing",
         units: one,
-        boot: &["sweep svc", "spawn svc as native"],
+        boot: &["spawn svc as native"],
         script: &[
             (Do::Spawned("svc"), &[]),
             (
@@ -512,7 +512,7 @@ const CASES: &[Case] = &[
     Case {
         name: "a crash restarts after the delay, counted",
         units: one,
-        boot: &["sweep svc", "spawn svc as native"],
+        boot: &["spawn svc as native"],
         script: &[
             (Do::Spawned("svc"), &[]),
             (Do::Exit("svc", CRASH), &["timer svc restart 100ms"]),
@@ -528,7 +528,7 @@ const CASES: &[Case] = &[
     Case {
         name: "an unplugged dongle puts its unit back to waiting, and the replug brings it back",
         units: dongle,
-        boot: &["sweep zigbee", "spawn zigbee as native"],
+        boot: &["spawn zigbee as native"],
         script: &[
             (Do::Spawned("zigbee"), &[]),
             (
@@ -543,7 +543,7 @@ const CASES: &[Case] = &[
     Case {
         name: "a dongle that comes back under another node restarts its unit",
         units: dongle,
-        boot: &["sweep zigbee", "spawn zigbee as native"],
+        boot: &["spawn zigbee as native"],
         script: &[
             (Do::Spawned("zigbee"), &[]),
             (Do::Present("zigbee"), &[]),
@@ -558,7 +558,7 @@ const CASES: &[Case] = &[
     Case {
         name: "a dongle unplugged while its unit spawns stops it as soon as it runs",
         units: dongle,
-        boot: &["sweep zigbee", "spawn zigbee as native"],
+        boot: &["spawn zigbee as native"],
         script: &[
             (Do::Missing("zigbee"), &[]),
             (
@@ -572,7 +572,7 @@ const CASES: &[Case] = &[
     Case {
         name: "a benchmark runs the other form, then puts the unit back",
         units: both_forms,
-        boot: &["sweep llm", "spawn llm as native"],
+        boot: &["spawn llm as native"],
         script: &[
             (Do::Spawned("llm"), &[]),
             (
@@ -600,7 +600,7 @@ const CASES: &[Case] = &[
     Case {
         name: "a run = auto unit follows a new recommendation into the other form",
         units: auto_forms,
-        boot: &["sweep llm", "spawn llm as native"],
+        boot: &["spawn llm as native"],
         script: &[
             (Do::Spawned("llm"), &[]),
             (
@@ -630,7 +630,7 @@ const CASES: &[Case] = &[
     Case {
         name: "wait answers when every wanted unit is ready",
         units: db_web,
-        boot: &["sweep db", "sweep web", "spawn db as native"],
+        boot: &["spawn db as native"],
         script: &[
             (Do::Ask(8, || Ask::Wait), &[]),
             (Do::Spawned("db"), &["timer db probe 1s"]),
@@ -645,7 +645,7 @@ const CASES: &[Case] = &[
     Case {
         name: "a unit without a check is ready once it runs; a crash restarts it after the delay",
         units: one,
-        boot: &["sweep svc", "spawn svc as native"],
+        boot: &["spawn svc as native"],
         script: &[
             (Do::Ask(8, || Ask::Wait), &[]),
             (
@@ -660,7 +660,7 @@ const CASES: &[Case] = &[
     Case {
         name: "a unit that fails blocks a wait",
         units: never_restarted,
-        boot: &["sweep svc", "spawn svc as native"],
+        boot: &["spawn svc as native"],
         script: &[
             (Do::Ask(8, || Ask::Wait), &[]),
             (Do::Spawned("svc"), &["timer svc probe 1s"]),
@@ -671,7 +671,7 @@ const CASES: &[Case] = &[
     Case {
         name: "shutdown stops every unit, then is done",
         units: one,
-        boot: &["sweep svc", "spawn svc as native"],
+        boot: &["spawn svc as native"],
         script: &[
             (Do::Spawned("svc"), &[]),
             (
@@ -819,10 +819,7 @@ fn re_adopted_units_are_watched_and_ended_ones_follow_their_policy() {
         t0,
     );
     let got: Vec<String> = out.iter().filter_map(brief).collect();
-    assert_eq!(
-        got,
-        ["watch alive", "sweep gone", "timer gone restart 100ms"]
-    );
+    assert_eq!(got, ["watch alive", "timer gone restart 100ms"]);
     assert_eq!(sv.slot("alive").unwrap().st.pid, Some(42));
     assert_eq!(sv.slot("alive").unwrap().st.state, State::Running);
 }
@@ -910,7 +907,7 @@ fn a_start_that_failed_for_want_of_a_resource_is_retried_like_a_crash() {
     let (mut rig, out) = Rig::boot(one(), vec![]);
     assert_eq!(
         out.iter().filter_map(brief).collect::<Vec<_>>(),
-        ["sweep svc", "spawn svc as native"]
+        ["spawn svc as native"]
     );
     // The delay doubles with each failed start, as after quick crashes.
     for (i, delay) in ["100ms", "200ms", "400ms"].iter().enumerate() {
