@@ -236,6 +236,9 @@ fn unit_names(services: &[(String, Node)]) -> BTreeMap<String, String> {
             })
             .collect();
         base = base.trim_start_matches('-').to_string();
+        // Room for a "-N" suffix within a unit name's 63 characters.
+        base.truncate(jarvis_unit::limits::MAX_UNIT_NAME - 4);
+        base = base.trim_end_matches('-').to_string();
         if base.is_empty() {
             base = "service".into();
         }

@@ -904,6 +904,30 @@ fn service_names_jarvis_does_not_take_are_renamed() {
 }
 
 #[test]
+fn service_names_too_long_for_a_unit_are_shortened_and_stay_distinct() {
+    let long = "a".repeat(70);
+    let p = project(
+        json!({
+            long.clone(): { "image": "x" },
+            format!("{long}b"): { "image": "x" },
+        }),
+        json!({}),
+    );
+    let c = run(&p);
+    assert!(c.problems.is_empty(), "{:?}", c.problems);
+    let names: Vec<&str> = c.units.iter().map(|u| u.unit.as_str()).collect();
+    assert_eq!(names.len(), 2);
+    assert_ne!(names[0], names[1]);
+    for n in &names {
+        assert!(
+            jarvis_unit::is_valid_unit_name(n),
+            "{n} ({} characters)",
+            n.len()
+        );
+    }
+}
+
+#[test]
 fn every_unit_written_validates_and_the_directory_loads() {
     let p = project(
         json!({
