@@ -587,6 +587,12 @@ pub enum FrameError {
     Io(#[from] std::io::Error),
 }
 
+/// A message as one frame (length, then JSON), ready to write: what
+/// [`write_frame`] sends, for an answer written to many peers.
+pub fn encode_frame<T: Serialize>(msg: &T) -> Result<Vec<u8>, FrameError> {
+    encode(msg)
+}
+
 fn encode<T: Serialize>(msg: &T) -> Result<Vec<u8>, FrameError> {
     let body = serde_json::to_vec(msg)?;
     if body.len() > MAX_FRAME {

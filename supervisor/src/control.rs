@@ -477,6 +477,22 @@ async fn connection(
             answer(&mut stream, &resp).await
         }
         Reply::Log(log) => crate::logs::serve(&mut stream, log, logs.unwrap_or_default()).await,
+        Reply::Frame(rx) => {
+            let frame = tokio::select! {
+                frame = rx => frame,
+                () = hung_up(&stream) => return Ok(()),
+            };
+            match frame {
+                Ok(frame) => {
+                    tokio::io::AsyncWriteExt::write_all(&mut stream, &frame).await?;
+                    Ok(())
+                }
+                Err(_) => {
+                    let message = "jarvisd is shutting down".to_string();
+                    answer(&mut stream, &Response::Error { message }).await
+                }
+            }
+        }
     }
 }
 
@@ -912,6 +928,13 @@ async fn timed_out(tx: &mpsc::UnboundedSender<Msg>, t: Duration) -> Response {
         Some(Reply::Later(rx)) => match rx.await {
             Ok(Response::Status(s)) => s,
             _ => StatusReport::default(),
+        },
+        Some(Reply::Frame(rx)) => match rx.await {
+            Ok(frame) => match serde_json::from_slice(frame.get(4..).unwrap_or_default()) {
+                Ok(Response::Status(s)) => s,
+                _ => StatusReport::default(),
+            },
+            Err(_) => StatusReport::default(),
         },
         _ => StatusReport::default(),
     };

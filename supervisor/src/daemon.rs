@@ -214,6 +214,15 @@ pub struct Daemon {
     problems: Vec<String>,
     /// The one inotify instance every `logs -f` shares.
     watcher: crate::logs::Watcher,
+    /// Counts what the loop handled that may change an answer (everything
+    /// but queries): a shared `status` is reused only at the same count.
+    version: u64,
+    /// `status` of all units, shared by the callers that ask at once.
+    shared_status: Arc<Mutex<SharedStatus>>,
+    /// Each running unit's process start time, by pid and run (reading
+    /// /proc/PID/stat for every unit at every status call was most of its
+    /// cost).
+    start_times: Arc<Mutex<HashMap<(i32, Option<Instant>), std::time::SystemTime>>>,
     /// Booted with no unit set known to be the one that ran (see
     /// [`Boot::leave_others`]): runs found were left alone, and the first
     /// set that loads is booted as at a start, re-adopting them.
@@ -251,6 +260,9 @@ impl Daemon {
             adopted: HashMap::new(),
             writer: Writer::start(state_file, last_good),
             stats: Default::default(),
+            version: 0,
+            shared_status: Default::default(),
+            start_times: Default::default(),
             rescan: Rescan::default(),
             made_parent: false,
         })
@@ -434,6 +446,9 @@ impl Daemon {
     /// Runs until shutdown.
     pub async fn run(mut self, mut rx: mpsc::UnboundedReceiver<Msg>) {
         while let Some(msg) = rx.recv().await {
+            if !matches!(&msg, Msg::Request { req, .. } if !req.is_mutating()) {
+                self.version += 1;
+            }
             let input = match msg {
                 Msg::Unit { name, event } => Some(Input::Unit { name, event }),
                 Msg::Started {
@@ -712,7 +727,11 @@ impl Daemon {
                 if let Some(err) = self.core.unknown(&units) {
                     return answer(reply, err);
                 }
-                let _ = reply.send(Reply::Later(self.status(&units)));
+                let _ = reply.send(if units.is_empty() {
+                    self.status_shared()
+                } else {
+                    Reply::Later(self.status(&units))
+                });
                 return None;
             }
             Request::Logs { unit, .. } => {
@@ -989,6 +1008,57 @@ impl Daemon {
         });
     }
 
+    /// `status` of all units, answered as one encoded frame shared by
+    /// every caller that asks meanwhile: the last one when nothing changed
+    /// since and it is younger than [`SHARED_STATUS_FRESH`], else the one
+    /// being made, else a new one. A thousand clients asking at once cost
+    /// one status, not a thousand.
+    fn status_shared(&mut self) -> Reply {
+        let (tx, rx) = oneshot::channel();
+        let version = self.version;
+        {
+            let mut share = self.shared_status.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some((v, at, frame)) = &share.last {
+                if *v == version && at.elapsed() < SHARED_STATUS_FRESH {
+                    let _ = tx.send(frame.clone());
+                    return Reply::Frame(rx);
+                }
+            }
+            if let Some(waiting) = share.making.get_mut(&version) {
+                waiting.push(tx);
+                return Reply::Frame(rx);
+            }
+            share.making.insert(version, vec![tx]);
+        }
+        let report = self.status(&[]);
+        let share = self.shared_status.clone();
+        tokio::spawn(async move {
+            let resp = report.await.unwrap_or(Response::Error {
+                message: "jarvisd is shutting down".into(),
+            });
+            let frame = blocking(move || {
+                jarvis_proto::encode_frame(&resp).unwrap_or_else(|e| {
+                    let message = format!("the status answer cannot be sent: {e}");
+                    jarvis_proto::encode_frame(&Response::Error { message })
+                        .expect("a short error encodes")
+                })
+            })
+            .await;
+            let frame = Arc::new(frame);
+            let waiting = {
+                let mut share = share.lock().unwrap_or_else(|e| e.into_inner());
+                if share.last.as_ref().is_none_or(|(v, ..)| *v <= version) {
+                    share.last = Some((version, Instant::now(), frame.clone()));
+                }
+                share.making.remove(&version).unwrap_or_default()
+            };
+            for w in waiting {
+                let _ = w.send(frame.clone());
+            }
+        });
+        Reply::Frame(rx)
+    }
+
     /// `status`: the core's view, with each running unit's cgroup figures
     /// and its process's start time read off the loop.
     fn status(&self, names: &[String]) -> oneshot::Receiver<Response> {
@@ -1046,6 +1116,7 @@ impl Daemon {
         let rt = self.cfg.runtime.clone();
         let cache = self.stats.clone();
         let problems = self.problems.clone();
+        let start_times = self.start_times.clone();
         let (tx, rx) = oneshot::channel();
         tokio::spawn(async move {
             for row in rows.iter_mut().filter(|r| r.pid.is_some()) {
@@ -1055,13 +1126,37 @@ impl Daemon {
                 row.cpu_usage_ns = st.cpu_usage_ns;
                 row.tasks = st.pids_current;
             }
-            // Start times come from /proc: off the loop too.
+            // Start times come from /proc, once per run: off the loop too.
             let units = blocking(move || {
+                let mut known = start_times.lock().unwrap_or_else(|e| e.into_inner());
+                let now = std::time::SystemTime::now();
+                let mut seen = Vec::new();
                 for (row, started) in rows.iter_mut().zip(started) {
-                    if let Some(pid) = row.pid {
-                        row.uptime_ms = uptime(pid, started);
-                    }
+                    let Some(pid) = row.pid else { continue };
+                    seen.push((pid, started));
+                    let at = match known.get(&(pid, started)) {
+                        Some(at) => Some(*at),
+                        None => {
+                            let at = jarvis_runtime::process_started_at(pid).ok();
+                            if let Some(at) = at {
+                                known.insert((pid, started), at);
+                            }
+                            at
+                        }
+                    };
+                    row.uptime_ms = match at {
+                        Some(at) => {
+                            Some(now.duration_since(at).unwrap_or_default().as_millis() as u64)
+                        }
+                        None => started.map(|t| t.elapsed().as_millis() as u64),
+                    };
                 }
+                // Runs that are over go (a call for some units keeps the rest).
+                if known.len() > 2 * seen.len() + 64 {
+                    let seen: std::collections::HashSet<_> = seen.into_iter().collect();
+                    known.retain(|k, _| seen.contains(k));
+                }
+                drop(known);
                 rows
             })
             .await;
@@ -1214,20 +1309,6 @@ fn answer(reply: oneshot::Sender<Reply>, r: Response) -> Option<Input> {
     None
 }
 
-/// How long a unit's process has run: from the process's own start time, so
-/// a re-adopted unit keeps its uptime; else from when jarvisd saw it start.
-fn uptime(pid: i32, started: Option<Instant>) -> Option<u64> {
-    match jarvis_runtime::process_started_at(pid) {
-        Ok(t) => Some(
-            std::time::SystemTime::now()
-                .duration_since(t)
-                .unwrap_or_default()
-                .as_millis() as u64,
-        ),
-        Err(_) => started.map(|t| t.elapsed().as_millis() as u64),
-    }
-}
-
 /// Whether a unit's devices are there now (blocking: reads sysfs).
 fn devices_of(rt: &Runtimes, unit: &Unit) -> Devices {
     if unit.devices.is_empty() {
@@ -1237,6 +1318,21 @@ fn devices_of(rt: &Runtimes, unit: &Unit) -> Devices {
         Ok(found) => Devices::Present(found.iter().map(|(_, d)| d.dev_path.clone()).collect()),
         Err(reason) => Devices::Missing(reason),
     }
+}
+
+/// How long a shared `status` of all units is reused when nothing changed:
+/// its uptimes may be this much behind (its cgroup figures are up to a
+/// second old anyway, see [`StatsCache`]).
+const SHARED_STATUS_FRESH: Duration = Duration::from_millis(200);
+
+/// `status` of all units as one encoded frame, shared (see
+/// [`Daemon::status_shared`]).
+#[derive(Default)]
+struct SharedStatus {
+    /// The last one made: the loop's version then, when, the frame.
+    last: Option<(u64, Instant, Arc<Vec<u8>>)>,
+    /// Those being made, by version, with the callers waiting for each.
+    making: BTreeMap<u64, Vec<oneshot::Sender<Arc<Vec<u8>>>>>,
 }
 
 /// Recent cgroup figures per unit, read at most once a second: `status` of

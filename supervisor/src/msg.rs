@@ -67,4 +67,7 @@ pub enum Reply {
     Later(oneshot::Receiver<Response>),
     /// A log to stream from.
     Log(Arc<UnitLog>),
+    /// An answer already encoded as a frame, shared by every caller that
+    /// asked for the same (`status` of all units under load).
+    Frame(oneshot::Receiver<Arc<Vec<u8>>>),
 }

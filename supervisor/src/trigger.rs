@@ -259,6 +259,7 @@ impl Poller {
                 Err(_) => return Checked::Retry("the apply was dropped".into()),
             },
             Ok(Reply::Log(_)) => return Checked::Retry("internal: a log for an apply".into()),
+            Ok(Reply::Frame(_)) => return Checked::Retry("internal: a frame for an apply".into()),
             Err(_) => return Checked::Retry("jarvisd is stopping".into()),
         };
         match response {

@@ -687,3 +687,68 @@ fn units_keep_the_descriptor_limit_jarvisd_was_given() {
         "the unit keeps jarvisd's given limit"
     );
 }
+
+/// One status request on `socket`, decoded.
+fn status_on(socket: &Path) -> jarvis_proto::StatusReport {
+    let mut s = UnixStream::connect(socket).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    jarvis_proto::write_frame(
+        &mut s,
+        &jarvis_proto::Hello {
+            version: jarvis_proto::PROTOCOL_VERSION,
+            agent: "jarvis-it".into(),
+        },
+    )
+    .unwrap();
+    let _: jarvis_proto::Hello = jarvis_proto::read_frame(&mut s).unwrap();
+    jarvis_proto::write_frame(&mut s, &jarvis_proto::Request::Status { units: vec![] }).unwrap();
+    match jarvis_proto::read_frame(&mut s).unwrap() {
+        jarvis_proto::Response::Status(r) => r,
+        other => panic!("{other:?}"),
+    }
+}
+
+/// Callers that ask for the status of all units at once share one answer,
+/// and a change is in the very next answer (the shared one is never older
+/// than what the loop has done).
+#[test]
+fn status_callers_at_once_share_an_answer_that_is_never_behind_a_change() {
+    if !root() {
+        return skip(true, "needs root (cgroups)");
+    }
+    let unit = "[native]\ncommand = [\"sleep\", \"100000\"]\n";
+    let j = Jarvis::start(&[("a", unit), ("b", unit), ("c", unit)]);
+    j.ok(&["up", "--wait", "--timeout", "30s"]);
+    let socket = j.socket.clone();
+    let answers: Vec<jarvis_proto::StatusReport> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..200).map(|_| s.spawn(|| status_on(&socket))).collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    for r in &answers {
+        assert_eq!(r.units.len(), 3);
+        assert!(
+            r.units
+                .iter()
+                .all(|u| u.state == jarvis_proto::UnitState::Running),
+            "{r:?}"
+        );
+    }
+    for _ in 0..5 {
+        j.ok(&["stop", "b"]);
+        let r = status_on(&j.socket);
+        let b = r.units.iter().find(|u| u.name == "b").unwrap();
+        assert_eq!(
+            b.state,
+            jarvis_proto::UnitState::Stopped,
+            "right after stop: {b:?}"
+        );
+        j.ok(&["start", "b"]);
+        let r = status_on(&j.socket);
+        let b = r.units.iter().find(|u| u.name == "b").unwrap();
+        assert_ne!(
+            b.state,
+            jarvis_proto::UnitState::Stopped,
+            "right after start: {b:?}"
+        );
+    }
+}
