@@ -226,6 +226,15 @@ fn parse_oci_layout(rest: &str) -> Result<ImageReference, String> {
         None => {}
     }
     let trimmed = path.trim_end_matches('/');
+    // `/srv/app:1/` would print as `/srv/app:1`: the directory `/srv/app`
+    // with the tag 1. A ':' in the directory's last component cannot be
+    // told from a tag, so it is refused.
+    if tag.is_none() && trimmed.rsplit('/').next().is_some_and(|c| c.contains(':')) {
+        return Err(format!(
+            "the layout directory {path:?} has a ':' in its last component, which reads as a tag; \
+             rename the directory, or {FORM}"
+        ));
+    }
     Ok(ImageReference::OciLayout {
         path: PathBuf::from(if trimmed.is_empty() { "/" } else { trimmed }),
         tag: tag.map(str::to_string),

@@ -890,6 +890,9 @@ fn image_references() {
     for (image, full) in &cases {
         let r = parse_image_reference(image).unwrap_or_else(|e| panic!("{image}: {e}"));
         assert_eq!(&r.to_string(), full, "{image}");
+        // The canonical form reads back as the same reference (the image
+        // store keys its tags by it).
+        assert_eq!(parse_image_reference(full), Ok(r.clone()), "{full}");
         // And the unit file accepts it.
         let u = ok(&format!("[container]\nimage = \"{image}\"\n"));
         assert_eq!(&container(&u).image, image, "the image is kept as written");
@@ -946,6 +949,10 @@ fn image_references() {
         "oci-layout:",
         "oci-layout:dir:tag",
         "oci-layout:/a/../b:tag",
+        // A ':' in the directory's last component would print as a tag.
+        "oci-layout:/srv/app:1/",
+        "oci-layout:/a:1:/",
+        "oci-layout:/a:1*/",
     ] {
         assert!(
             parse_image_reference(bad).is_err(),
