@@ -23,6 +23,8 @@
 # into the checkout.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# libfuzzer-sys compiles libFuzzer (C++) with the cc crate.
+bash scripts/deps.sh g++
 
 CARGO_FUZZ_VERSION=0.13.2
 ALL_TARGETS=(unit envfile proto manifest unpack)
