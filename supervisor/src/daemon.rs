@@ -1119,15 +1119,34 @@ impl Daemon {
         let start_times = self.start_times.clone();
         let (tx, rx) = oneshot::channel();
         tokio::spawn(async move {
-            for row in rows.iter_mut().filter(|r| r.pid.is_some()) {
-                let st = StatsCache::get(&cache, &rt, &row.name).await;
-                row.memory_bytes = st.memory_current;
-                row.memory_max_bytes = st.memory_max;
-                row.cpu_usage_ns = st.cpu_usage_ns;
-                row.tasks = st.pids_current;
-            }
-            // Start times come from /proc, once per run: off the loop too.
+            // The cgroup figures older than a second, of every running
+            // unit at once, and the start times of new runs (from /proc,
+            // once per run): one trip off the loop.
+            let stale: Vec<(String, jarvis_runtime::UnitCgroup)> = {
+                let c = cache.lock().unwrap_or_else(|e| e.into_inner());
+                rows.iter()
+                    .filter(|r| r.pid.is_some() && !c.fresh(&r.name))
+                    .map(|r| (r.name.clone(), rt.config().cgroup(&r.name)))
+                    .collect()
+            };
             let units = blocking(move || {
+                let read: Vec<(String, jarvis_runtime::Stats)> =
+                    stale.into_iter().map(|(n, cg)| (n, cg.stats())).collect();
+                {
+                    let mut c = cache.lock().unwrap_or_else(|e| e.into_inner());
+                    let at = Instant::now();
+                    for (name, st) in read {
+                        c.0.insert(name, (at, st));
+                    }
+                    for row in rows.iter_mut().filter(|r| r.pid.is_some()) {
+                        if let Some((_, st)) = c.0.get(&row.name) {
+                            row.memory_bytes = st.memory_current;
+                            row.memory_max_bytes = st.memory_max;
+                            row.cpu_usage_ns = st.cpu_usage_ns;
+                            row.tasks = st.pids_current;
+                        }
+                    }
+                }
                 let mut known = start_times.lock().unwrap_or_else(|e| e.into_inner());
                 let now = std::time::SystemTime::now();
                 let mut seen = Vec::new();
@@ -1341,25 +1360,10 @@ struct SharedStatus {
 struct StatsCache(BTreeMap<String, (Instant, jarvis_runtime::Stats)>);
 
 impl StatsCache {
-    /// A unit's figures from the cache, or through the runtime when they
-    /// are older than a second.
-    async fn get(cache: &Mutex<StatsCache>, rt: &Runtimes, name: &str) -> jarvis_runtime::Stats {
+    /// Whether a unit's figures were read less than a second ago.
+    fn fresh(&self, name: &str) -> bool {
         const FRESH: Duration = Duration::from_secs(1);
-        {
-            let c = cache.lock().unwrap_or_else(|e| e.into_inner());
-            if let Some((at, st)) = c.0.get(name) {
-                if at.elapsed() < FRESH {
-                    return st.clone();
-                }
-            }
-        }
-        let st = rt.stats(name).await;
-        cache
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .0
-            .insert(name.to_string(), (Instant::now(), st.clone()));
-        st
+        self.0.get(name).is_some_and(|(at, _)| at.elapsed() < FRESH)
     }
 }
 
