@@ -222,7 +222,7 @@ pub struct Daemon {
     /// Each running unit's process start time, by pid and run (reading
     /// /proc/PID/stat for every unit at every status call was most of its
     /// cost).
-    start_times: Arc<Mutex<HashMap<(i32, Option<Instant>), std::time::SystemTime>>>,
+    start_times: Arc<Mutex<StartTimes>>,
     /// Booted with no unit set known to be the one that ran (see
     /// [`Boot::leave_others`]): runs found were left alone, and the first
     /// set that loads is booted as at a start, re-adopting them.
@@ -1338,6 +1338,10 @@ fn devices_of(rt: &Runtimes, unit: &Unit) -> Devices {
         Err(reason) => Devices::Missing(reason),
     }
 }
+
+/// Each run's process start time, by its pid and when jarvisd saw it start
+/// (so a reused pid is a new entry).
+type StartTimes = HashMap<(i32, Option<Instant>), std::time::SystemTime>;
 
 /// How long a shared `status` of all units is reused when nothing changed:
 /// its uptimes may be this much behind (its cgroup figures are up to a
