@@ -349,3 +349,141 @@ fn tail(s: &str, n: usize) -> String {
     let lines: Vec<&str> = s.lines().collect();
     lines[lines.len().saturating_sub(n)..].join("\n")
 }
+
+/// `kill -9` of jarvisd in the middle of image pulls, many times: the store
+/// is never left half-written in a way that matters. After every round the
+/// same pull succeeds, and at the end a container runs from the image.
+#[test]
+fn kill_9_during_image_pulls_leaves_a_store_that_pulls_and_runs() {
+    use crate::containers::{busybox_layout, need, run, Registry};
+    if !root() {
+        return skip(true, "needs root (cgroups)");
+    }
+    need("skopeo", "skopeo");
+    let work = tempfile::tempdir().unwrap();
+    let layout = work.path().join("layout");
+    busybox_layout(&layout);
+    let registry = Registry::start_with(work.path(), "");
+    run(Command::new("skopeo")
+        .args(["copy", "--dest-tls-verify=false"])
+        .arg(format!("oci:{}:latest", layout.display()))
+        .arg(format!("docker://{}/chaos/busybox:1", registry.addr)));
+    let image = format!("{}/chaos/busybox:1", registry.addr);
+    let mut j = Jarvis::start_with(&[], &["--insecure-registry", &registry.addr]);
+    let seed = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as u64
+        | 1;
+    let mut rng = Rng(seed);
+    eprintln!("chaos pulls: seed {seed}");
+    for round in 0..8 {
+        // From nothing, or over what an earlier round left.
+        if rng.below(2) == 0 {
+            let _ = j.ctl(&["image", "rm", &image]);
+        }
+        let mut pull = ctl_in_background(&j, &["image", "pull", &image]);
+        let delay = rng.below(60);
+        std::thread::sleep(Duration::from_millis(delay));
+        eprintln!("chaos pull round {round}: kill -9 of jarvisd after {delay} ms");
+        j.kill_daemon();
+        let _ = pull.kill();
+        let _ = pull.wait();
+        j.spawn_daemon();
+        let out = j.ctl(&["image", "pull", &image]);
+        assert!(
+            out.status.success(),
+            "round {round} (seed {seed}): the pull after a kill failed: {}\n{}",
+            String::from_utf8_lossy(&out.stderr),
+            tail(&j.daemon_log(), 40)
+        );
+        let ls = j.ok(&["image", "ls", "--json"]);
+        assert!(ls.contains("chaos/busybox"), "round {round}: {ls}");
+    }
+    j.write_unit(
+        "box",
+        &format!(
+            "[container]\nimage = \"{image}\"\nnetwork = \"none\"\ncommand = [\"sh\", \"-c\", \"echo up; sleep 1000\"]\n"
+        ),
+    );
+    j.ok(&["up", "--wait", "--timeout", "60s"]);
+    crate::containers::wait_log(&j, "box", "up");
+}
+
+/// A unit file rewritten in place (truncated, then written in pieces) while
+/// `up` reads it, again and again: each `up` either loads a whole version or
+/// reports the file's problem and changes nothing; jarvisd never stops, and
+/// once the file is still, one `up` runs exactly the last version, once.
+#[test]
+fn a_unit_file_rewritten_while_up_reads_it_never_leaves_a_torn_unit() {
+    if !root() {
+        return skip(true, "needs root (cgroups)");
+    }
+    let base = 710_000_000 + (std::process::id() as u64 % 10_000) * 1_000 + unique() as u64 * 100;
+    let text = |marker: u64| {
+        format!(
+            "description = \"version {marker}\"\n\n[native]\ncommand = [\"sleep\", \"{marker}\"]\n\n[restart]\npolicy = \"always\"\n"
+        )
+    };
+    let first = text(base);
+    let mut j = Jarvis::start(&[("torn", &first)]);
+    j.ok(&["up", "--wait", "--timeout", "30s"]);
+    let path = j.units.join("torn.toml");
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let writer = {
+        let (path, stop) = (path.clone(), stop.clone());
+        std::thread::spawn(move || {
+            let mut n = 0u64;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                n += 1;
+                let t = text(base + n % 50);
+                let (a, b) = t.split_at(t.len() / 2);
+                let mut f = fs::File::create(&path).unwrap();
+                std::io::Write::write_all(&mut f, a.as_bytes()).unwrap();
+                std::thread::sleep(Duration::from_micros(200));
+                std::io::Write::write_all(&mut f, b.as_bytes()).unwrap();
+                drop(f);
+                std::thread::sleep(Duration::from_micros(300));
+            }
+            n
+        })
+    };
+    let (mut loaded, mut refused) = (0, 0);
+    let end = Instant::now() + Duration::from_secs(4);
+    while Instant::now() < end {
+        let out = j.ctl(&["up"]);
+        if out.status.success() {
+            loaded += 1;
+        } else {
+            refused += 1;
+            let err = String::from_utf8_lossy(&out.stderr);
+            assert!(
+                err.contains("torn.toml"),
+                "a refused up names the file: {err}"
+            );
+        }
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let writes = writer.join().unwrap();
+    eprintln!("torn unit: {writes} rewrites, {loaded} ups loaded, {refused} refused");
+    // Still: the last version, once.
+    let last = base + writes % 50;
+    fs::write(&path, text(last)).unwrap();
+    j.ok(&["up", "--wait", "--timeout", "30s"]);
+    settle(|| {
+        let u = j.unit("torn");
+        let mut running = Vec::new();
+        for m in base..base + 50 {
+            for pid in processes_with(m) {
+                running.push((m, pid));
+            }
+        }
+        if u["state"] == "running" && running.len() == 1 && running[0].0 == last && u["pid"] == running[0].1 {
+            Ok(())
+        } else {
+            Err(format!("want only `sleep {last}` running as the unit's pid; running {running:?}, status {u}"))
+        }
+    })
+    .unwrap_or_else(|e| panic!("{e}\n{}", tail(&j.daemon_log(), 40)));
+    j.stop_daemon();
+}
