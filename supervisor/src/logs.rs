@@ -143,6 +143,29 @@ impl Ask {
     }
 }
 
+/// How long a client may leave a log frame unread: one that stops reading
+/// lets its connection go instead of holding it (and its slot) for ever.
+const WRITE_DEADLINE: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// One frame to the client, within [`WRITE_DEADLINE`].
+async fn send(stream: &mut UnixStream, resp: &Response) -> Result<(), FrameError> {
+    send_within(stream, resp, WRITE_DEADLINE).await
+}
+
+async fn send_within(
+    stream: &mut UnixStream,
+    resp: &Response,
+    deadline: std::time::Duration,
+) -> Result<(), FrameError> {
+    match tokio::time::timeout(deadline, write_frame(stream, resp)).await {
+        Ok(r) => r,
+        Err(_) => Err(FrameError::Io(io::Error::new(
+            io::ErrorKind::TimedOut,
+            "the client stopped reading its log",
+        ))),
+    }
+}
+
 /// Answers a `Logs` request for `log`: the tail, then (following) what is
 /// appended until the client hangs up.
 pub async fn serve(stream: &mut UnixStream, log: Arc<UnitLog>, ask: Ask) -> Result<(), FrameError> {
@@ -151,7 +174,7 @@ pub async fn serve(stream: &mut UnixStream, log: Arc<UnitLog>, ask: Ask) -> Resu
         Some(Ok(t)) => Some(t),
         Some(Err(e)) => {
             let message = format!("bad --since time {:?}: {e}", ask.since.unwrap_or_default());
-            return write_frame(stream, &Response::Error { message }).await;
+            return send(stream, &Response::Error { message }).await;
         }
     };
     let lines = ask.lines.unwrap_or(usize::MAX);
@@ -170,10 +193,10 @@ pub async fn serve(stream: &mut UnixStream, log: Arc<UnitLog>, ask: Ask) -> Resu
         .await?
     };
     for data in chunks {
-        write_frame(stream, &Response::LogData { data }).await?;
+        send(stream, &Response::LogData { data }).await?;
     }
     if !ask.follow {
-        return write_frame(stream, &Response::LogEnd).await;
+        return send(stream, &Response::LogEnd).await;
     }
     let mut render = render;
     let (tx, mut rx) = tokio::sync::mpsc::channel(16);
@@ -192,12 +215,12 @@ pub async fn serve(stream: &mut UnixStream, log: Arc<UnitLog>, ask: Ask) -> Resu
                             Ok(Err(e)) => format!("cannot follow the log: {e}"),
                             _ => "cannot follow the log".to_string(),
                         };
-                        return write_frame(stream, &Response::Error { message }).await;
+                        return send(stream, &Response::Error { message }).await;
                     }
                 }
                 let mut sent = Ok(());
                 for data in frames(text) {
-                    sent = write_frame(stream, &Response::LogData { data }).await;
+                    sent = send(stream, &Response::LogData { data }).await;
                     if sent.is_err() {
                         break;
                     }
@@ -884,5 +907,32 @@ mod render_tests {
         let got = frames(long.clone());
         assert!(got.iter().all(|f| f.len() <= LOG_CHUNK));
         assert_eq!(got.concat(), long);
+    }
+}
+
+#[cfg(test)]
+mod deadline_tests {
+    use super::*;
+
+    /// A follower whose client stops reading is let go once its socket is
+    /// full and the deadline passes, instead of waiting for ever.
+    #[tokio::test]
+    async fn a_client_that_stops_reading_is_let_go() {
+        let (mut ours, _theirs) = UnixStream::pair().unwrap();
+        let data = "x".repeat(64 * 1024);
+        let started = std::time::Instant::now();
+        let mut result = Ok(());
+        for _ in 0..1000 {
+            let resp = Response::LogData { data: data.clone() };
+            result = send_within(&mut ours, &resp, std::time::Duration::from_millis(200)).await;
+            if result.is_err() {
+                break;
+            }
+        }
+        match result {
+            Err(FrameError::Io(e)) => assert_eq!(e.kind(), io::ErrorKind::TimedOut),
+            other => panic!("{other:?}"),
+        }
+        assert!(started.elapsed() < std::time::Duration::from_secs(30));
     }
 }
