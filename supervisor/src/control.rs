@@ -921,23 +921,26 @@ fn image_info(rt: &Runtimes, img: &jarvis_image::StoredImage) -> ImageInfo {
     }
 }
 
+/// The status of all units, asked of the loop as a client would; `None`
+/// when jarvisd is shutting down.
+pub(crate) async fn status_report(tx: &mpsc::UnboundedSender<Msg>) -> Option<StatusReport> {
+    match ask(tx, Request::Status { units: vec![] }).await? {
+        Reply::Now(Response::Status(s)) => Some(s),
+        Reply::Later(rx) => match rx.await.ok()? {
+            Response::Status(s) => Some(s),
+            _ => None,
+        },
+        Reply::Frame(rx) => match serde_json::from_slice(rx.await.ok()?.get(4..)?) {
+            Ok(Response::Status(s)) => Some(s),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
 /// The answer to a wait that ran out of time: which units are not ready.
 async fn timed_out(tx: &mpsc::UnboundedSender<Msg>, t: Duration) -> Response {
-    let status = match ask(tx, Request::Status { units: vec![] }).await {
-        Some(Reply::Now(Response::Status(s))) => s,
-        Some(Reply::Later(rx)) => match rx.await {
-            Ok(Response::Status(s)) => s,
-            _ => StatusReport::default(),
-        },
-        Some(Reply::Frame(rx)) => match rx.await {
-            Ok(frame) => match serde_json::from_slice(frame.get(4..).unwrap_or_default()) {
-                Ok(Response::Status(s)) => s,
-                _ => StatusReport::default(),
-            },
-            Err(_) => StatusReport::default(),
-        },
-        _ => StatusReport::default(),
-    };
+    let status = status_report(tx).await.unwrap_or_default();
     Response::Wait(WaitReport {
         ok: false,
         message: format!(

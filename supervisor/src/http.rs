@@ -1,6 +1,9 @@
 //! jarvisd's HTTP listener (`--http ADDR`), opened only when asked.
 //!
-//! Today it serves one route, the git push webhook: `POST /hooks/git`
+//! It serves the read-only `GET /api/v1/status` (the JSON `jarvisctl status
+//! --json` prints: to loopback peers freely, to others only with
+//! `Authorization: Bearer TOKEN` and `--http-token-file`'s token, 401
+//! otherwise) and the git push webhook: `POST /hooks/git`
 //! (Forgejo, Gitea and GitHub send the same shape). Its body is signed with
 //! HMAC-SHA256 under the secret in `--webhook-secret-file`:
 //! `X-Hub-Signature-256: sha256=<hex>` (GitHub, Forgejo, Gitea) or
@@ -35,10 +38,12 @@
 //!
 //! [`router`] is an axum `Router`. Hooks prove themselves (a signature
 //! over the body), so they are served to any peer the listener is bound
-//! for. Routes that read jarvisd's state (`/metrics`, `/api/v1/...`) are to
-//! be nested under a router of their own, behind a layer that lets
-//! loopback peers through and asks others for a bearer token: every
-//! request carries its peer's address as `ConnectInfo<SocketAddr>` for it.
+//! for. Routes that read jarvisd's state (`/api/v1/...`, and `/metrics` to
+//! come) go in its `reads` router with the [`Api`] state and check
+//! [`allowed`] first: loopback peers through, others with the bearer token;
+//! every request carries its peer's address as `ConnectInfo<SocketAddr>`.
+//! The [`Api`] can ask the loop for the status of all units and nothing
+//! else.
 
 use std::net::SocketAddr;
 use std::os::unix::fs::PermissionsExt;
@@ -50,7 +55,7 @@ use anyhow::Context;
 use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::post;
+use axum::routing::{get, post};
 use axum::Router;
 use hmac::{Hmac, Mac};
 use http_body_util::{BodyExt, LengthLimitError, Limited};
@@ -115,6 +120,124 @@ impl Secret {
 
     pub fn new(bytes: impl Into<Vec<u8>>) -> Secret {
         Secret(bytes.into())
+    }
+}
+
+/// `--http-token-file`: the bearer token peers other than loopback must
+/// send to read jarvisd's state.
+#[derive(Clone)]
+pub struct Token(Vec<u8>);
+
+impl std::fmt::Debug for Token {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Token(..)")
+    }
+}
+
+impl Token {
+    /// Reads `--http-token-file`: its bytes, less one trailing newline. An
+    /// empty file, or one everyone may read, is refused.
+    pub fn read(path: &Path) -> anyhow::Result<Token> {
+        let mut bytes =
+            std::fs::read(path).with_context(|| format!("--http-token-file {}", path.display()))?;
+        if bytes.ends_with(b"\n") {
+            bytes.pop();
+            if bytes.ends_with(b"\r") {
+                bytes.pop();
+            }
+        }
+        anyhow::ensure!(
+            !bytes.is_empty(),
+            "--http-token-file {}: the file is empty; put a long random token in it \
+             (e.g. openssl rand -hex 32)",
+            path.display()
+        );
+        let mode = std::fs::metadata(path)?.permissions().mode();
+        anyhow::ensure!(
+            mode & 0o004 == 0,
+            "--http-token-file {}: everyone may read it; chmod 600 it",
+            path.display()
+        );
+        Ok(Token(bytes))
+    }
+
+    pub fn new(bytes: impl Into<Vec<u8>>) -> Token {
+        Token(bytes.into())
+    }
+
+    /// Whether `presented` is the token, in time that does not depend on
+    /// where they differ.
+    fn matches(&self, presented: &[u8]) -> bool {
+        use subtle::ConstantTimeEq;
+        self.0.len() == presented.len() && bool::from(self.0.ct_eq(presented))
+    }
+}
+
+/// What the read-only routes may ask the loop: the status of all units,
+/// and nothing else (the listener cannot start, stop or change anything).
+#[derive(Clone)]
+pub struct StatusSource(tokio::sync::mpsc::UnboundedSender<crate::msg::Msg>);
+
+impl StatusSource {
+    pub fn new(tx: tokio::sync::mpsc::UnboundedSender<crate::msg::Msg>) -> StatusSource {
+        StatusSource(tx)
+    }
+
+    async fn report(&self) -> Option<jarvis_proto::StatusReport> {
+        crate::control::status_report(&self.0).await
+    }
+}
+
+/// The read-only API (`/api/v1/...`): who may read, and where from.
+#[derive(Clone)]
+pub struct Api {
+    pub status: StatusSource,
+    pub token: Option<Token>,
+}
+
+/// The path of `status --json`'s JSON.
+pub const API_STATUS: &str = "/api/v1/status";
+
+/// Lets a read through when its peer is on loopback, or when it carries
+/// `Authorization: Bearer TOKEN` with `--http-token-file`'s token; 401
+/// otherwise, saying what is missing.
+fn allowed(api: &Api, peer: SocketAddr, headers: &HeaderMap) -> Result<(), &'static str> {
+    if peer.ip().is_loopback() {
+        return Ok(());
+    }
+    let Some(token) = &api.token else {
+        return Err(
+            "reading jarvisd's state from another host needs a token: start jarvisd with \
+             --http-token-file FILE and send Authorization: Bearer <its content>",
+        );
+    };
+    let presented = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "));
+    match presented {
+        Some(p) if token.matches(p.trim().as_bytes()) => Ok(()),
+        Some(_) => Err("wrong token"),
+        None => Err("send Authorization: Bearer <the content of --http-token-file>"),
+    }
+}
+
+/// `GET /api/v1/status`: the JSON `jarvisctl status --json` prints.
+async fn api_status(
+    State(api): State<Arc<Api>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+) -> Response {
+    if let Err(why) = allowed(&api, peer, &headers) {
+        tracing::info!(%peer, "http: refused a read without a good token");
+        return text(StatusCode::UNAUTHORIZED, why);
+    }
+    match api.status.report().await {
+        Some(report) => match serde_json::to_vec(&report) {
+            Ok(body) => ([(header::CONTENT_TYPE, "application/json")], body).into_response(),
+            Err(e) => text(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+        },
+        None => text(StatusCode::SERVICE_UNAVAILABLE, "jarvisd is shutting down"),
     }
 }
 
@@ -273,10 +396,14 @@ async fn not_found() -> Response {
 }
 
 /// The listener's routes.
-pub fn router(hook: Hook) -> Router {
+pub fn router(hook: Hook, api: Api) -> Router {
+    let reads = Router::new()
+        .route(API_STATUS, get(api_status))
+        .with_state(Arc::new(api));
     Router::new()
         .route(GIT_HOOK, post(git_hook))
         .with_state(Arc::new(hook))
+        .merge(reads)
         .fallback(not_found)
 }
 
@@ -433,6 +560,122 @@ mod tests {
         assert!(Secret::read(&dir.path().join("none")).is_err());
     }
 
+    /// An API whose loop is gone: reads answer 503.
+    fn no_api() -> Api {
+        let (tx, _) = tokio::sync::mpsc::unbounded_channel();
+        Api {
+            status: StatusSource::new(tx),
+            token: None,
+        }
+    }
+
+    /// An API over a stand-in loop that answers every status request with
+    /// one unit named `web`.
+    fn api_with(token: Option<&str>) -> Api {
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<crate::msg::Msg>();
+        tokio::spawn(async move {
+            while let Some(msg) = rx.recv().await {
+                let crate::msg::Msg::Request { req, reply } = msg else {
+                    continue;
+                };
+                assert!(
+                    matches!(req, jarvis_proto::Request::Status { .. }),
+                    "{req:?}"
+                );
+                let report: jarvis_proto::StatusReport =
+                    serde_json::from_value(serde_json::json!({"units": [{
+                        "name": "web", "kind": "native", "state": "running", "pid": 42,
+                        "restarts": 0, "health": null, "exit_code": null,
+                        "cgroup": "/jarvis/web", "reason": null, "description": null,
+                        "exit_signal": null, "oom_killed": false, "uptime_ms": 5,
+                        "memory_bytes": null, "memory_max_bytes": null,
+                        "cpu_usage_ns": null, "tasks": null, "wanted": true,
+                        "placement": null, "networks": [], "ports": [], "privileged": false
+                    }]}))
+                    .unwrap();
+                let _ = reply.send(crate::msg::Reply::Now(jarvis_proto::Response::Status(
+                    report,
+                )));
+            }
+        });
+        Api {
+            status: StatusSource::new(tx),
+            token: token.map(Token::new),
+        }
+    }
+
+    fn get_status(peer: &str, auth: Option<&str>) -> axum::http::Request<Body> {
+        let mut b = axum::http::Request::get(API_STATUS);
+        if let Some(a) = auth {
+            b = b.header(header::AUTHORIZATION, a);
+        }
+        let mut req = b.body(Body::empty()).unwrap();
+        req.extensions_mut()
+            .insert(ConnectInfo(peer.parse::<SocketAddr>().unwrap()));
+        req
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn status_is_read_from_loopback_freely_and_from_elsewhere_with_the_token() {
+        let hook = || Hook::Off("no --git".into());
+        // No token file: loopback reads, every other peer gets 401.
+        let app = router(hook(), api_with(None));
+        let (st, body) = call(&app, get_status("127.0.0.1:5000", None)).await;
+        assert_eq!(st, StatusCode::OK, "{body}");
+        let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(v["units"][0]["name"], "web");
+        let (st, _) = call(&app, get_status("[::1]:5000", None)).await;
+        assert_eq!(st, StatusCode::OK);
+        let (st, body) = call(&app, get_status("192.168.1.5:5000", Some("Bearer x"))).await;
+        assert_eq!(st, StatusCode::UNAUTHORIZED);
+        assert!(body.contains("--http-token-file"), "{body}");
+
+        // With one: the right bearer token reads, anything else is 401.
+        let app = router(hook(), api_with(Some("s3cret-token")));
+        for auth in [
+            None,
+            Some("Bearer wrong"),
+            Some("Bearer s3cret-toke"),
+            Some("s3cret-token"),
+        ] {
+            let (st, _) = call(&app, get_status("192.168.1.5:5000", auth)).await;
+            assert_eq!(st, StatusCode::UNAUTHORIZED, "{auth:?}");
+        }
+        let (st, body) = call(
+            &app,
+            get_status("192.168.1.5:5000", Some("Bearer s3cret-token")),
+        )
+        .await;
+        assert_eq!(st, StatusCode::OK, "{body}");
+        assert!(body.contains("\"web\""), "{body}");
+        // The hook is not behind the token (it has its own signature), and
+        // reads cannot change anything: POST to the API is not a route.
+        let mut post = axum::http::Request::post(API_STATUS)
+            .body(Body::empty())
+            .unwrap();
+        post.extensions_mut()
+            .insert(ConnectInfo("127.0.0.1:1".parse::<SocketAddr>().unwrap()));
+        let (st, _) = call(&app, post).await;
+        assert_eq!(st, StatusCode::METHOD_NOT_ALLOWED);
+    }
+
+    #[test]
+    fn the_token_file_must_not_be_empty_or_readable_by_everyone() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("token");
+        std::fs::write(&f, "abc\n").unwrap();
+        std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o600)).unwrap();
+        assert!(Token::read(&f).unwrap().matches(b"abc"));
+        std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o644)).unwrap();
+        assert!(Token::read(&f)
+            .unwrap_err()
+            .to_string()
+            .contains("chmod 600"));
+        std::fs::write(&f, "").unwrap();
+        std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o600)).unwrap();
+        assert!(Token::read(&f).unwrap_err().to_string().contains("empty"));
+    }
+
     async fn call(app: &Router, req: axum::http::Request<Body>) -> (StatusCode, String) {
         let resp = app.clone().oneshot(req).await.unwrap();
         let status = resp.status();
@@ -456,10 +699,13 @@ mod tests {
     #[tokio::test(flavor = "current_thread")]
     async fn the_hook_kicks_the_trigger_only_for_a_good_signature() {
         let trigger = Trigger::default();
-        let app = router(Hook::Ready {
-            secret: Secret::new(SECRET),
-            trigger: trigger.clone(),
-        });
+        let app = router(
+            Hook::Ready {
+                secret: Secret::new(SECRET),
+                trigger: trigger.clone(),
+            },
+            no_api(),
+        );
         let (st, _) = call(&app, post_hook(None, Body::from(BODY))).await;
         assert_eq!(st, StatusCode::UNAUTHORIZED);
         let bad = Some((GITEA, "0".repeat(64)));
@@ -494,10 +740,13 @@ mod tests {
     #[tokio::test(flavor = "current_thread")]
     async fn bodies_over_the_limit_are_refused_declared_or_not() {
         let trigger = Trigger::default();
-        let app = router(Hook::Ready {
-            secret: Secret::new(SECRET),
-            trigger: trigger.clone(),
-        });
+        let app = router(
+            Hook::Ready {
+                secret: Secret::new(SECRET),
+                trigger: trigger.clone(),
+            },
+            no_api(),
+        );
         let big = vec![b'x'; MAX_BODY + 1];
         // Declared: refused before it is read.
         let mut req = post_hook(Some((GITEA, SIG.into())), Body::from(big.clone()));
@@ -517,7 +766,7 @@ mod tests {
 
     #[tokio::test(flavor = "current_thread")]
     async fn a_hook_not_configured_says_why() {
-        let app = router(Hook::Off("no --git: nothing to apply".into()));
+        let app = router(Hook::Off("no --git: nothing to apply".into()), no_api());
         let (st, body) = call(&app, post_hook(Some((GITEA, SIG.into())), Body::from(BODY))).await;
         assert_eq!(st, StatusCode::NOT_FOUND);
         assert_eq!(body, "no --git: nothing to apply\n");

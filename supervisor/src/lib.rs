@@ -110,7 +110,9 @@ pub struct Args {
     pub git_path: Option<String>,
     /// Open an HTTP listener on ADDR (e.g. 0.0.0.0:8787). It serves the
     /// push webhook POST /hooks/git (with --git and --webhook-secret-file),
-    /// for Forgejo, Gitea and GitHub.
+    /// for Forgejo, Gitea and GitHub, and GET /api/v1/status (the JSON of
+    /// `jarvisctl status --json`; from other hosts than loopback only with
+    /// --http-token-file's token). It can read, and cannot change anything.
     #[arg(long, value_name = "ADDR")]
     pub http: Option<std::net::SocketAddr>,
     /// The webhook's secret: a push is applied only when its body's
@@ -118,6 +120,13 @@ pub struct Args {
     /// X-Gitea-Signature header. One trailing newline is ignored.
     #[arg(long, value_name = "FILE")]
     pub webhook_secret_file: Option<PathBuf>,
+    /// A bearer token for reading jarvisd's state over --http (GET
+    /// /api/v1/status) from other hosts: they must send `Authorization:
+    /// Bearer <the file's content>`; loopback peers need none. Without it,
+    /// only loopback peers may read. The file must not be readable by
+    /// everyone.
+    #[arg(long, value_name = "FILE")]
+    pub http_token_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
@@ -196,6 +205,11 @@ async fn serve(args: Args) -> anyhow::Result<()> {
         .webhook_secret_file
         .as_deref()
         .map(http::Secret::read)
+        .transpose()?;
+    let http_token = args
+        .http_token_file
+        .as_deref()
+        .map(http::Token::read)
         .transpose()?;
     let http_listener = match args.http {
         Some(addr) => Some(http::bind(addr).await?),
@@ -356,7 +370,11 @@ async fn serve(args: Args) -> anyhow::Result<()> {
             }
             http::Hook::Off(why) => tracing::warn!(%addr, "http: listening; {why}"),
         }
-        tokio::spawn(http::serve(listener, http::router(hook)))
+        let api = http::Api {
+            status: http::StatusSource::new(tx.clone()),
+            token: http_token.clone(),
+        };
+        tokio::spawn(http::serve(listener, http::router(hook, api)))
     });
     if args.webhook_secret_file.is_some() && args.http.is_none() {
         tracing::warn!("--webhook-secret-file without --http: no webhook is served");

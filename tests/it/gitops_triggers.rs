@@ -542,11 +542,13 @@ fn the_webhook_applies_on_a_good_signature_only() {
         body,
     );
     assert_eq!(st, 200);
-    // Nothing else is served.
+    // Nothing else is served but reads.
     let (st, _) = http(port, "GET", "/hooks/git", &[], None, 0);
     assert_eq!(st, 405);
-    let (st, _) = http(port, "GET", "/api/v1/status", &[], None, 0);
+    let (st, _) = http(port, "GET", "/api/v1/nothing", &[], None, 0);
     assert_eq!(st, 404);
+    let (st, _) = http(port, "POST", "/api/v1/status", &[], Some(b""), 0);
+    assert_eq!(st, 405);
     std::thread::sleep(Duration::from_secs(2));
     assert_eq!(lab.applies_of(&v4), 0, "{}", lab.log());
     assert_eq!(lab.generations().len(), 3);

@@ -20,6 +20,7 @@ mod follow;
 mod gitops_triggers;
 mod hardware;
 mod health;
+mod http_api;
 mod limits;
 mod logs;
 mod network;

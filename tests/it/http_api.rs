@@ -1,0 +1,67 @@
+//! jarvisd's read-only HTTP API (`--http`): `GET /api/v1/status` is the
+//! JSON `jarvisctl status --json` prints, served to loopback peers.
+
+use std::io::{Read, Write};
+use std::time::Duration;
+
+use crate::harness::*;
+
+/// `GET path` on 127.0.0.1:`port`: the status code and the body.
+fn get(port: u16, path: &str) -> (u16, String) {
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut out = Vec::new();
+    s.read_to_end(&mut out).unwrap();
+    let text = String::from_utf8_lossy(&out).into_owned();
+    let status = text
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or_else(|| panic!("not an HTTP answer: {text:?}"));
+    let body = text.split_once("\r\n\r\n").map(|(_, b)| b).unwrap_or("");
+    (status, body.to_string())
+}
+
+#[test]
+fn api_status_is_what_status_json_prints() {
+    if !root() {
+        return skip(true, "needs root (cgroups)");
+    }
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let addr = format!("127.0.0.1:{port}");
+    let unit = "description = \"over http\"\n[native]\ncommand = [\"sleep\", \"100000\"]\n";
+    let j = Jarvis::start_with(&[("web", unit), ("db", unit)], &["--http", &addr]);
+    j.ok(&["up", "--wait", "--timeout", "30s"]);
+    let (code, body) = get(port, "/api/v1/status");
+    assert_eq!(code, 200, "{body}");
+    let api: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let cli = j.status();
+    let names = |v: &serde_json::Value| -> Vec<(String, String, i64)> {
+        v["units"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|u| {
+                (
+                    u["name"].as_str().unwrap().to_string(),
+                    u["state"].as_str().unwrap().to_string(),
+                    u["pid"].as_i64().unwrap_or(0),
+                )
+            })
+            .collect()
+    };
+    assert_eq!(names(&api), names(&cli));
+    assert_eq!(api["units"][0]["description"], "over http");
+    // Reads only: nothing else answers there.
+    let (code, _) = get(port, "/api/v1/nothing");
+    assert_eq!(code, 404);
+}
