@@ -197,6 +197,8 @@ pub struct Api {
 
 /// The path of `status --json`'s JSON.
 pub const API_STATUS: &str = "/api/v1/status";
+/// The path of the Prometheus metrics.
+pub const METRICS: &str = "/metrics";
 
 /// Lets a read through when its peer is on loopback, or when it carries
 /// `Authorization: Bearer TOKEN` with `--http-token-file`'s token; 401
@@ -237,6 +239,29 @@ async fn api_status(
             Ok(body) => ([(header::CONTENT_TYPE, "application/json")], body).into_response(),
             Err(e) => text(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
         },
+        None => text(StatusCode::SERVICE_UNAVAILABLE, "jarvisd is shutting down"),
+    }
+}
+
+/// `GET /metrics`: Prometheus' text format (see `crate::metrics`).
+async fn api_metrics(
+    State(api): State<Arc<Api>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+) -> Response {
+    if let Err(why) = allowed(&api, peer, &headers) {
+        tracing::info!(%peer, "http: refused a read without a good token");
+        return text(StatusCode::UNAUTHORIZED, why);
+    }
+    match api.status.report().await {
+        Some(report) => (
+            [(
+                header::CONTENT_TYPE,
+                "application/openmetrics-text; version=1.0.0; charset=utf-8",
+            )],
+            crate::metrics::render(&report),
+        )
+            .into_response(),
         None => text(StatusCode::SERVICE_UNAVAILABLE, "jarvisd is shutting down"),
     }
 }
@@ -399,6 +424,7 @@ async fn not_found() -> Response {
 pub fn router(hook: Hook, api: Api) -> Router {
     let reads = Router::new()
         .route(API_STATUS, get(api_status))
+        .route(METRICS, get(api_metrics))
         .with_state(Arc::new(api));
     Router::new()
         .route(GIT_HOOK, post(git_hook))

@@ -13,6 +13,7 @@ pub mod daemon;
 pub mod engine;
 pub mod http;
 pub mod logs;
+pub mod metrics;
 pub mod msg;
 pub mod placement;
 pub mod probe;
