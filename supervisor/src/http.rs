@@ -1,9 +1,10 @@
 //! jarvisd's HTTP listener (`--http ADDR`), opened only when asked.
 //!
-//! It serves the read-only `GET /api/v1/status` (the JSON `jarvisctl status
-//! --json` prints: to loopback peers freely, to others only with
-//! `Authorization: Bearer TOKEN` and `--http-token-file`'s token, 401
-//! otherwise) and the git push webhook: `POST /hooks/git`
+//! It serves two reads, `GET /api/v1/status` (the JSON `jarvisctl status
+//! --json` prints) and `GET /metrics` (the same in Prometheus' format),
+//! to loopback peers freely and to others only with `Authorization: Bearer
+//! TOKEN` and `--http-token-file`'s token (401 otherwise); and the git push
+//! webhook: `POST /hooks/git`
 //! (Forgejo, Gitea and GitHub send the same shape). Its body is signed with
 //! HMAC-SHA256 under the secret in `--webhook-secret-file`:
 //! `X-Hub-Signature-256: sha256=<hex>` (GitHub, Forgejo, Gitea) or
@@ -38,8 +39,8 @@
 //!
 //! [`router`] is an axum `Router`. Hooks prove themselves (a signature
 //! over the body), so they are served to any peer the listener is bound
-//! for. Routes that read jarvisd's state (`/api/v1/...`, and `/metrics` to
-//! come) go in its `reads` router with the [`Api`] state and check
+//! for. Routes that read jarvisd's state (`/api/v1/...`, `/metrics`) go
+//! in its `reads` router with the [`Api`] state and check
 //! [`allowed`] first: loopback peers through, others with the bearer token;
 //! every request carries its peer's address as `ConnectInfo<SocketAddr>`.
 //! The [`Api`] can ask the loop for the status of all units and nothing
@@ -83,6 +84,31 @@ const MAX_HEADER_BYTES: usize = 64 * 1024;
 /// The path of the git push webhook.
 pub const GIT_HOOK: &str = "/hooks/git";
 
+/// A key file's bytes, less one trailing newline (`echo key > file` writes
+/// one; the key has none), and its mode. An empty file is refused, saying
+/// what to put in it. Read at most 64 KiB: a key is short.
+fn read_key_file(path: &Path, flag: &str, what: &str) -> anyhow::Result<(Vec<u8>, u32)> {
+    use std::io::Read as _;
+    let file = std::fs::File::open(path).with_context(|| format!("{flag} {}", path.display()))?;
+    let mode = file.metadata()?.permissions().mode();
+    let mut bytes = Vec::new();
+    file.take(64 * 1024)
+        .read_to_end(&mut bytes)
+        .with_context(|| format!("{flag} {}", path.display()))?;
+    if bytes.ends_with(b"\n") {
+        bytes.pop();
+        if bytes.ends_with(b"\r") {
+            bytes.pop();
+        }
+    }
+    anyhow::ensure!(
+        !bytes.is_empty(),
+        "{flag} {}: the file is empty; put {what} in it",
+        path.display()
+    );
+    Ok((bytes, mode))
+}
+
 /// A webhook's shared secret, as read from its file.
 #[derive(Clone)]
 pub struct Secret(Vec<u8>);
@@ -94,26 +120,12 @@ impl std::fmt::Debug for Secret {
 }
 
 impl Secret {
-    /// Reads `--webhook-secret-file`: its bytes, less one trailing newline
-    /// (`echo secret > file` writes one; the forge's secret has none).
+    /// Reads `--webhook-secret-file` (see [`read_key_file`]); one everyone
+    /// may read is used, with a warning.
     pub fn read(path: &Path) -> anyhow::Result<Secret> {
-        let mut bytes = std::fs::read(path)
-            .with_context(|| format!("--webhook-secret-file {}", path.display()))?;
-        if bytes.ends_with(b"\n") {
-            bytes.pop();
-            if bytes.ends_with(b"\r") {
-                bytes.pop();
-            }
-        }
-        anyhow::ensure!(
-            !bytes.is_empty(),
-            "--webhook-secret-file {}: the file is empty; put the webhook's secret in it",
-            path.display()
-        );
-        if let Ok(meta) = std::fs::metadata(path) {
-            if meta.permissions().mode() & 0o004 != 0 {
-                tracing::warn!(file = %path.display(), "the webhook's secret is readable by everyone: chmod 600 it");
-            }
+        let (bytes, mode) = read_key_file(path, "--webhook-secret-file", "the webhook's secret")?;
+        if mode & 0o004 != 0 {
+            tracing::warn!(file = %path.display(), "the webhook's secret is readable by everyone: chmod 600 it");
         }
         Ok(Secret(bytes))
     }
@@ -135,24 +147,14 @@ impl std::fmt::Debug for Token {
 }
 
 impl Token {
-    /// Reads `--http-token-file`: its bytes, less one trailing newline. An
-    /// empty file, or one everyone may read, is refused.
+    /// Reads `--http-token-file` (see [`read_key_file`]); one everyone
+    /// may read is refused.
     pub fn read(path: &Path) -> anyhow::Result<Token> {
-        let mut bytes =
-            std::fs::read(path).with_context(|| format!("--http-token-file {}", path.display()))?;
-        if bytes.ends_with(b"\n") {
-            bytes.pop();
-            if bytes.ends_with(b"\r") {
-                bytes.pop();
-            }
-        }
-        anyhow::ensure!(
-            !bytes.is_empty(),
-            "--http-token-file {}: the file is empty; put a long random token in it \
-             (e.g. openssl rand -hex 32)",
-            path.display()
-        );
-        let mode = std::fs::metadata(path)?.permissions().mode();
+        let (bytes, mode) = read_key_file(
+            path,
+            "--http-token-file",
+            "a long random token (e.g. openssl rand -hex 32)",
+        )?;
         anyhow::ensure!(
             mode & 0o004 == 0,
             "--http-token-file {}: everyone may read it; chmod 600 it",

@@ -8,14 +8,14 @@
 //! are made with the `openssl` command.
 
 use std::fs;
-use std::io::{Read, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::harness::{clear_cgroup_parent, root, stop_child, unique, JARVISCTL, JARVISD};
+use crate::harness::{clear_cgroup_parent, http, root, stop_child, unique, JARVISCTL, JARVISD};
 
 /// A jarvisd with no `--units`, on a state directory of its own, started
 /// with `args`.
@@ -399,41 +399,6 @@ fn hmac(secret: &str, body: &[u8]) -> String {
     let hex = text.split_whitespace().last().unwrap().to_string();
     assert_eq!(hex.len(), 64, "{text}");
     hex
-}
-
-/// An HTTP/1.1 request to 127.0.0.1:`port`: its status and body. `body`
-/// None: the headers alone, declaring `length`.
-fn http(
-    port: u16,
-    method: &str,
-    path: &str,
-    headers: &[(&str, String)],
-    body: Option<&[u8]>,
-    length: usize,
-) -> (u16, String) {
-    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
-    let mut req = format!(
-        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Type: application/json\r\nContent-Length: {length}\r\nConnection: close\r\n"
-    );
-    for (k, v) in headers {
-        req += &format!("{k}: {v}\r\n");
-    }
-    req += "\r\n";
-    s.write_all(req.as_bytes()).unwrap();
-    if let Some(b) = body {
-        s.write_all(b).unwrap();
-    }
-    let mut out = Vec::new();
-    s.read_to_end(&mut out).unwrap();
-    let text = String::from_utf8_lossy(&out).into_owned();
-    let status = text
-        .split_whitespace()
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or_else(|| panic!("not an HTTP answer: {text:?}"));
-    let body = text.split_once("\r\n\r\n").map(|(_, b)| b).unwrap_or("");
-    (status, body.to_string())
 }
 
 fn hook(port: u16, headers: &[(&str, String)], body: &[u8]) -> (u16, String) {

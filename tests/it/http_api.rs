@@ -1,30 +1,14 @@
 //! jarvisd's read-only HTTP API (`--http`): `GET /api/v1/status` is the
 //! JSON `jarvisctl status --json` prints, served to loopback peers.
 
-use std::io::{Read, Write};
+use std::io::Write;
 use std::time::Duration;
 
 use crate::harness::*;
 
 /// `GET path` on 127.0.0.1:`port`: the status code and the body.
 fn get(port: u16, path: &str) -> (u16, String) {
-    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
-    write!(
-        s,
-        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut out = Vec::new();
-    s.read_to_end(&mut out).unwrap();
-    let text = String::from_utf8_lossy(&out).into_owned();
-    let status = text
-        .split_whitespace()
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or_else(|| panic!("not an HTTP answer: {text:?}"));
-    let body = text.split_once("\r\n\r\n").map(|(_, b)| b).unwrap_or("");
-    (status, body.to_string())
+    http(port, "GET", path, &[], None, 0)
 }
 
 #[test]
