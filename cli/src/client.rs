@@ -104,7 +104,10 @@ impl Client {
                     None => Answer::Unbounded,
                 }
             }
-            Request::Logs { follow: false, .. } => Answer::EachFrame(t),
+            Request::Logs { follow: false, .. } | Request::Events { follow: false, .. } => {
+                Answer::EachFrame(t)
+            }
+            Request::Events { follow: true, .. } => Answer::Unbounded,
             Request::Logs { follow: true, .. }
             | Request::Exec { .. }
             | Request::ImagePull { .. }
@@ -304,6 +307,37 @@ impl Client {
                 Ok(Response::Error { message }) => anyhow::bail!("{message}"),
                 Ok(other) => anyhow::bail!("unexpected answer from jarvisd: {other:?}"),
                 Err(e) if closed(&e) => return Ok(()),
+                Err(e) => return Err(e),
+            }
+        }
+    }
+}
+
+impl Client {
+    /// Sends an `Events` request, handing each event to `out` until the
+    /// answer ends (`Ok(true)`: all kept events were sent, not following) or
+    /// `out` returns false (`Ok(false)`). A follow that jarvisd ends is an
+    /// error.
+    pub fn events(
+        &self,
+        req: Request,
+        mut out: impl FnMut(&jarvis_proto::Event) -> bool,
+    ) -> anyhow::Result<bool> {
+        let follow = matches!(req, Request::Events { follow: true, .. });
+        let mut conn = self.open(&req)?;
+        loop {
+            match conn.read::<Response>() {
+                Ok(Response::Event(e)) => {
+                    if !out(&e) {
+                        return Ok(false);
+                    }
+                }
+                Ok(Response::EventsEnd) => return Ok(true),
+                Ok(Response::Error { message }) => anyhow::bail!("{message}"),
+                Ok(other) => anyhow::bail!("unexpected answer from jarvisd: {other:?}"),
+                Err(e) if closed(&e) && follow => {
+                    anyhow::bail!("jarvisd ended the stream of events (it stopped?)")
+                }
                 Err(e) => return Err(e),
             }
         }

@@ -5,6 +5,7 @@ mod apply;
 pub mod bench;
 mod client;
 mod config;
+mod events;
 mod exec;
 mod import;
 mod logs;
@@ -167,6 +168,25 @@ pub enum Command {
         /// does.
         #[arg(short = 't', long)]
         timestamps: bool,
+    },
+    /// Print what happens to units as it happens (started, healthy,
+    /// unhealthy, restarted and why, OOM-killed, failed, placed, device
+    /// gone/back, GPU fallback, rollback), like `docker events`, until
+    /// interrupted.
+    Events {
+        /// Only these units' events [default: all, jarvisd's own too].
+        units: Vec<String>,
+        /// First print the events of the last DUR (10m, 1h) that jarvisd
+        /// kept in memory (the last 1,000).
+        #[arg(long, value_name = "DUR", value_parser = humantime::parse_duration)]
+        since: Option<std::time::Duration>,
+        /// Print the kept events (--since) and exit instead of following.
+        #[arg(long)]
+        no_follow: bool,
+        /// One JSON object per line: {"seq", "time", "unit", "kind",
+        /// "message"}.
+        #[arg(long)]
+        json: bool,
     },
     /// Run a command inside a running unit (a container's namespaces,
     /// cgroup, user and capabilities; a native unit's cgroup and user) and
@@ -453,6 +473,20 @@ fn run(args: Args) -> anyhow::Result<ExitCode> {
             start_timeout,
             json,
         } => bench::run::run(&client, &unit, rounds, requests, chart, start_timeout, json),
+        Command::Events {
+            units,
+            since,
+            no_follow,
+            json,
+        } => events::run(
+            &client,
+            events::Opts {
+                units,
+                since,
+                follow: !no_follow,
+                json,
+            },
+        ),
         Command::Logs {
             units,
             follow,

@@ -354,6 +354,10 @@ mod tests {
             networks: vec![],
             ports: vec![],
             privileged: false,
+            gpu: None,
+            gpu_reason: None,
+            vram_bytes: None,
+            vram_given_bytes: None,
         }
     }
 
@@ -471,6 +475,7 @@ web   native  running       4242   1h02m         2  healthy  12M / 64M  1.50s
             problems: vec![
                 "units directory /u has 1 problem(s); running the last good set\n/u/b.toml:3:1: unknown key".into(),
             ],
+            ..Default::default()
         };
         let out = status(&report);
         let lines: Vec<&str> = out.lines().collect();
@@ -488,6 +493,7 @@ web   native  running       4242   1h02m         2  healthy  12M / 64M  1.50s
         let out = status(&StatusReport {
             units: vec![],
             problems: vec!["nothing loaded".into()],
+            ..Default::default()
         });
         assert_eq!(out, "PROBLEM: nothing loaded\n\nno units\n");
         // None: the table alone.

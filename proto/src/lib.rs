@@ -186,6 +186,15 @@ pub enum Request {
         number: Option<u64>,
         timeout_ms: u64,
     },
+    /// The events kept in memory that are at most `since_ms` old (`None`:
+    /// none of them), of `units` (empty: all, jarvisd's own included), as
+    /// `Event` frames; then, with `follow`, each new one as it happens,
+    /// else `EventsEnd`.
+    Events {
+        since_ms: Option<u64>,
+        units: Vec<String>,
+        follow: bool,
+    },
 }
 
 /// What `Config` shows instead of the value of an env key with PASSWORD,
@@ -212,6 +221,7 @@ impl Request {
                 | Request::VolumeList
                 | Request::Config { .. }
                 | Request::Generations
+                | Request::Events { .. }
                 | Request::Apply { dry_run: true, .. }
         )
     }
@@ -266,7 +276,30 @@ pub enum Response {
     Generations {
         generations: Vec<GenerationInfo>,
     },
+    /// One event (the answer to `Events`, one frame each).
+    Event(Event),
+    /// The end of a non-following `Events` answer.
+    EventsEnd,
 }
+
+/// Something that happened to a unit or to jarvisd, as `jarvisctl events
+/// --json` prints it (one object per line) and `/api/v1/events` sends it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Event {
+    /// Counts up from 1 for each event since jarvisd started; a gap means
+    /// events were missed (a reader too slow for the stream).
+    pub seq: u64,
+    /// When it happened, RFC 3339 in UTC with milliseconds.
+    pub time: String,
+    /// The unit, or null for jarvisd's own (a rollback).
+    pub unit: Option<String>,
+    pub kind: EventKind,
+    /// What happened, in words: the cause of a restart, why a unit failed.
+    pub message: String,
+}
+
+/// Events kept in memory for `--since` (older ones are dropped first).
+pub const EVENTS_KEPT: usize = 1000;
 
 /// What `jarvisctl apply --json` prints (pinned): the plan, the generation,
 /// the result, and why when it is not `applied` or `planned`.
@@ -375,6 +408,10 @@ pub struct ImageInfo {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct StatusReport {
     pub units: Vec<UnitStatus>,
+    /// The host's GPUs, as last probed (at most a few seconds old); absent
+    /// when there are none.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub gpus: Vec<GpuStatus>,
     /// What keeps jarvisd from running the declared units as written: e.g.
     /// a units directory that did not load at boot (the last good set runs
     /// instead). Empty when all is well; absent from the JSON then.
@@ -430,6 +467,38 @@ pub struct UnitStatus {
     /// every capability and device, no seccomp filter.
     #[serde(default)]
     pub privileged: bool,
+    /// For a unit placed on a GPU: whether it really runs there (`ok`) or
+    /// fell back to the CPU (`fallback`, with `gpu_reason`); null when not
+    /// checked (no GPU placement, or not checked yet).
+    #[serde(default)]
+    pub gpu: Option<GpuCheck>,
+    /// Why `gpu` is `fallback`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gpu_reason: Option<String>,
+    /// GPU memory the unit's processes hold now (NVML's per-process list;
+    /// AMD: their DRM fdinfo), summed over its GPUs; null when not known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vram_bytes: Option<u64>,
+    /// GPU memory promised to the unit on each of its GPUs (`[gpu]
+    /// min_vram`); null without a GPU placement.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vram_given_bytes: Option<u64>,
+}
+
+/// One GPU as `status --json` shows it (`gpus`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GpuStatus {
+    /// The id placements name: the UUID (NVIDIA) or the PCI address (AMD).
+    pub id: String,
+    /// `nvidia` or `amd`.
+    pub vendor: String,
+    pub name: String,
+    pub memory_total_bytes: Option<u64>,
+    pub memory_used_bytes: Option<u64>,
+    /// NVML's utilisation (AMD: `gpu_busy_percent`), percent.
+    pub utilization_percent: Option<u32>,
+    /// The units placed on it now.
+    pub units: Vec<String>,
 }
 
 /// A unit's address on one network.
@@ -541,6 +610,46 @@ wire_enum! {
         Stopped = "stopped",
         Exited = "exited",
         Failed = "failed",
+    }
+}
+
+wire_enum! {
+    /// What an [`Event`] is about.
+    pub enum EventKind {
+        /// A run is up (pid in the message).
+        Started = "started",
+        Healthy = "healthy",
+        Unhealthy = "unhealthy",
+        /// An automatic restart, with its cause.
+        Restarted = "restarted",
+        /// The kernel's OOM killer ended a run.
+        OomKilled = "oom-killed",
+        /// The unit failed and will not be restarted.
+        Failed = "failed",
+        /// A run ended and the unit is done (exit code 0 for a job).
+        Exited = "exited",
+        /// Stopped on purpose.
+        Stopped = "stopped",
+        /// A unit with `[gpu]` was placed on a GPU or the CPU.
+        Placed = "placed",
+        /// A `[[device]]` the unit needs went away.
+        DeviceGone = "device-gone",
+        /// It is back.
+        DeviceBack = "device-back",
+        /// A unit placed on a GPU runs on the CPU.
+        GpuFallback = "gpu-fallback",
+        /// It runs on its GPU again.
+        GpuOk = "gpu-ok",
+        /// A generation failed its health gate and the one before is back.
+        Rollback = "rollback",
+    }
+}
+
+wire_enum! {
+    /// `gpu` in [`UnitStatus`]: whether a unit placed on a GPU runs there.
+    pub enum GpuCheck {
+        Ok = "ok",
+        Fallback = "fallback",
     }
 }
 
@@ -948,7 +1057,7 @@ mod tests {
     /// fields wrote it.
     #[test]
     fn unit_status_json_is_unchanged() {
-        let pinned = r#"{"name":"llm","kind":"native","state":"running","pid":42,"restarts":1,"health":"healthy","exit_code":null,"cgroup":"/jarvis/llm","reason":null,"description":null,"exit_signal":null,"oom_killed":false,"uptime_ms":5,"memory_bytes":null,"memory_max_bytes":null,"cpu_usage_ns":null,"tasks":null,"wanted":true,"form":"container","form_reason":"run = \"container\"","placement":{"device":"gpu","gpus":["GPU-1"]},"networks":[{"name":"default","ip":"10.89.0.2"}],"ports":["0.0.0.0:8080->80/tcp"],"privileged":true}"#;
+        let pinned = r#"{"name":"llm","kind":"native","state":"running","pid":42,"restarts":1,"health":"healthy","exit_code":null,"cgroup":"/jarvis/llm","reason":null,"description":null,"exit_signal":null,"oom_killed":false,"uptime_ms":5,"memory_bytes":null,"memory_max_bytes":null,"cpu_usage_ns":null,"tasks":null,"wanted":true,"form":"container","form_reason":"run = \"container\"","placement":{"device":"gpu","gpus":["GPU-1"]},"networks":[{"name":"default","ip":"10.89.0.2"}],"ports":["0.0.0.0:8080->80/tcp"],"privileged":true,"gpu":null}"#;
         let u = UnitStatus {
             name: "llm".into(),
             kind: UnitKind::Native,
@@ -980,6 +1089,10 @@ mod tests {
             }],
             ports: vec!["0.0.0.0:8080->80/tcp".into()],
             privileged: true,
+            gpu: None,
+            gpu_reason: None,
+            vram_bytes: None,
+            vram_given_bytes: None,
         };
         assert_eq!(serde_json::to_string(&u).unwrap(), pinned);
         assert_eq!(serde_json::from_str::<UnitStatus>(pinned).unwrap(), u);

@@ -32,6 +32,7 @@ use jarvis_proto::{
 use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::{mpsc, oneshot, Semaphore};
 
+use crate::events::EventLog;
 use crate::msg::{Msg, Reply};
 use jarvis_runtime::{blocking, ExecStdio, Runtime as _, Runtimes};
 
@@ -184,6 +185,7 @@ pub async fn serve(
     socket: PathBuf,
     access: Access,
     rt: Runtimes,
+    events: Arc<EventLog>,
 ) {
     let nofile = raise_descriptor_limit();
     let cap = connection_cap(nofile);
@@ -222,9 +224,10 @@ pub async fn serve(
                 }
                 let tx = tx.clone();
                 let rt = rt.clone();
+                let events = events.clone();
                 tokio::spawn(async move {
                     let _slot = slot;
-                    if let Err(e) = connection(stream, tx, access, rt, deadline).await {
+                    if let Err(e) = connection(stream, tx, access, rt, events, deadline).await {
                         if !matches!(e, FrameError::Closed) {
                             tracing::debug!(error = %e, "connection ended");
                         }
@@ -270,6 +273,39 @@ fn refuse(stream: UnixStream, cap: usize) {
         }
     }
 }
+
+/// Answers an `Events` request: the kept events it asks for, then (with
+/// `follow`) each new one until the client hangs up. A client that stops
+/// reading is let go like a log follower.
+async fn serve_events(
+    stream: &mut UnixStream,
+    log: &EventLog,
+    filter: crate::events::Filter,
+    follow: bool,
+) -> Result<(), FrameError> {
+    let (backlog, mut rx) = log.subscribe(&filter);
+    for e in backlog {
+        crate::logs::send_within(stream, &Response::Event((*e).clone()), EVENT_WRITE_DEADLINE)
+            .await?;
+    }
+    if !follow {
+        return answer(stream, &Response::EventsEnd).await;
+    }
+    loop {
+        let e = tokio::select! {
+            e = crate::events::next(&mut rx, &filter) => e,
+            () = hung_up(stream) => return Ok(()),
+        };
+        let Some(e) = e else {
+            return Ok(());
+        };
+        crate::logs::send_within(stream, &Response::Event((*e).clone()), EVENT_WRITE_DEADLINE)
+            .await?;
+    }
+}
+
+/// How long an events reader may leave a frame unread.
+const EVENT_WRITE_DEADLINE: Duration = Duration::from_secs(60);
 
 async fn ask(tx: &mpsc::UnboundedSender<Msg>, req: Request) -> Option<Reply> {
     let (reply, rx) = oneshot::channel();
@@ -335,6 +371,7 @@ async fn connection(
     tx: mpsc::UnboundedSender<Msg>,
     access: Access,
     rt: Runtimes,
+    events: Arc<EventLog>,
     deadline: Duration,
 ) -> Result<(), FrameError> {
     let until = tokio::time::Instant::now() + deadline;
@@ -393,6 +430,18 @@ async fn connection(
         }
         Request::ImagePull { reference } => {
             return image_pull(&mut stream, &rt, &reference).await;
+        }
+        // Events come from the event log, beside the loop.
+        Request::Events {
+            since_ms,
+            units,
+            follow,
+        } => {
+            let filter = crate::events::Filter {
+                units,
+                since: since_ms.map(Duration::from_millis),
+            };
+            return serve_events(&mut stream, &events, filter, follow).await;
         }
         Request::ImageImport { path, tag } => {
             let store = rt.config().images.clone();

@@ -43,6 +43,9 @@ pub struct Config {
     /// What keeps jarvisd from running the declared units as written, from
     /// boot (see [`Boot::problems`]).
     pub problems: Vec<String>,
+    /// Where events go (`jarvisctl events`, `/api/v1/events`,
+    /// notifications).
+    pub events: Arc<crate::events::EventLog>,
 }
 
 /// What jarvisd boots with: [`boot_units`].
@@ -693,6 +696,13 @@ impl Daemon {
                     self.writer.send(Write::Note(log, text));
                 }
             }
+            Output::Event {
+                unit,
+                kind,
+                message,
+            } => {
+                self.cfg.events.push(unit, kind, message);
+            }
             Output::Changed {
                 name,
                 state,
@@ -747,6 +757,15 @@ impl Daemon {
                         }),
                     ),
                 };
+            }
+            Request::Events { .. } => {
+                // Served beside the loop, from the event log.
+                return answer(
+                    reply,
+                    Response::Error {
+                        message: "events are read from the event log, not the loop".into(),
+                    },
+                );
             }
             Request::ImageRemove { reference } => {
                 let _ = reply.send(self.remove_image(reference));
@@ -1111,6 +1130,10 @@ impl Daemon {
                 ports: net.ports,
                 privileged: v.kind == Kind::Container
                     && container_form(v.unit).is_some_and(|c| c.privileged),
+                gpu: None,
+                gpu_reason: None,
+                vram_bytes: None,
+                vram_given_bytes: None,
             });
         }
         let rt = self.cfg.runtime.clone();
@@ -1179,7 +1202,11 @@ impl Daemon {
                 rows
             })
             .await;
-            let _ = tx.send(Response::Status(StatusReport { units, problems }));
+            let _ = tx.send(Response::Status(StatusReport {
+                units,
+                gpus: vec![],
+                problems,
+            }));
         });
         rx
     }

@@ -195,7 +195,20 @@ impl StatusSource {
 pub struct Api {
     pub status: StatusSource,
     pub token: Option<Token>,
+    /// The events `/api/v1/events` streams.
+    pub events: Arc<crate::events::EventLog>,
 }
+
+/// The path of the server-sent events of state changes.
+pub const API_EVENTS: &str = "/api/v1/events";
+/// Streams (server-sent events) served at once; more get 503.
+pub const MAX_STREAMS: usize = 64;
+/// The longest a stream lasts; a browser's `EventSource` then reconnects
+/// by itself and, with `Last-Event-ID`, misses nothing kept.
+pub const STREAM_TIMEOUT: Duration = Duration::from_secs(30 * 60);
+/// How often an idle stream sends a comment, so that proxies keep it open
+/// and a peer that went away is noticed.
+const STREAM_KEEP_ALIVE: Duration = Duration::from_secs(15);
 
 /// The path of `status --json`'s JSON.
 pub const API_STATUS: &str = "/api/v1/status";
@@ -266,6 +279,119 @@ async fn api_metrics(
             .into_response(),
         None => text(StatusCode::SERVICE_UNAVAILABLE, "jarvisd is shutting down"),
     }
+}
+
+/// What `/api/v1/events` was asked for: `?since=DUR` (kept events at
+/// most DUR old, e.g. `10m`) and `?unit=NAME` (repeatable; none: all).
+fn events_filter(query: Option<&str>) -> Result<crate::events::Filter, String> {
+    let mut filter = crate::events::Filter::default();
+    for pair in query
+        .unwrap_or_default()
+        .split('&')
+        .filter(|p| !p.is_empty())
+    {
+        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+        let v = percent_decode(v).ok_or_else(|| format!("{k}: bad percent-encoding"))?;
+        match k {
+            "since" => {
+                let d = humantime::parse_duration(&v)
+                    .map_err(|e| format!("since={v}: {e} (e.g. since=10m)"))?;
+                filter.since = Some(d);
+            }
+            "unit" => {
+                if filter.units.len() >= 1000 {
+                    return Err("too many unit= parameters".into());
+                }
+                filter.units.push(v);
+            }
+            other => {
+                return Err(format!(
+                    "unknown parameter {other:?}: expected since= or unit="
+                ))
+            }
+        }
+    }
+    Ok(filter)
+}
+
+/// `%XX` and `+` decoded; `None` for a bad escape or bytes that are not
+/// UTF-8.
+fn percent_decode(s: &str) -> Option<String> {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        match b[i] {
+            b'%' => {
+                let hex = std::str::from_utf8(b.get(i + 1..i + 3)?).ok()?;
+                out.push(u8::from_str_radix(hex, 16).ok()?);
+                i += 3;
+            }
+            b'+' => {
+                out.push(b' ');
+                i += 1;
+            }
+            c => {
+                out.push(c);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
+/// `GET /api/v1/events`: server-sent events, one per state change (`id`
+/// the event's `seq`, `event` its kind, `data` its JSON as `jarvisctl
+/// events --json` prints it). A reconnecting `EventSource` sends
+/// `Last-Event-ID` and first gets the kept events after it.
+async fn api_events(
+    State(api): State<Arc<Api>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    uri: axum::http::Uri,
+) -> Response {
+    use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
+    use futures_util::StreamExt;
+    if let Err(why) = allowed(&api, peer, &headers) {
+        tracing::info!(%peer, "http: refused a read without a good token");
+        return text(StatusCode::UNAUTHORIZED, why);
+    }
+    let mut filter = match events_filter(uri.query()) {
+        Ok(f) => f,
+        Err(e) => return text(StatusCode::BAD_REQUEST, e),
+    };
+    let after = headers
+        .get("last-event-id")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    if after.is_some() {
+        filter.since = Some(Duration::MAX);
+    }
+    let (backlog, rx) = api.events.subscribe(&filter);
+    let backlog = backlog
+        .into_iter()
+        .filter(move |e| after.is_none_or(|a| e.seq > a));
+    let live = futures_util::stream::unfold((rx, filter), |(mut rx, filter)| async move {
+        crate::events::next(&mut rx, &filter)
+            .await
+            .map(|e| (e, (rx, filter)))
+    });
+    let stream = futures_util::stream::iter(backlog).chain(live).map(|e| {
+        SseEvent::default()
+            .id(e.seq.to_string())
+            .event(e.kind.as_str())
+            .data(serde_json::to_string(&*e).unwrap_or_default())
+    });
+    let stream = stream.map(Ok::<_, std::convert::Infallible>);
+    Sse::new(stream)
+        .keep_alive(KeepAlive::new().interval(STREAM_KEEP_ALIVE))
+        .into_response()
+}
+
+/// Whether a request's answer is a stream that may outlive
+/// [`CONNECTION_TIMEOUT`].
+fn is_stream(req: &hyper::Request<hyper::body::Incoming>) -> bool {
+    req.method() == axum::http::Method::GET && req.uri().path() == API_EVENTS
 }
 
 /// The git webhook, served or not.
@@ -427,6 +553,7 @@ pub fn router(hook: Hook, api: Api) -> Router {
     let reads = Router::new()
         .route(API_STATUS, get(api_status))
         .route(METRICS, get(api_metrics))
+        .route(API_EVENTS, get(api_events))
         .with_state(Arc::new(api));
     Router::new()
         .route(GIT_HOOK, post(git_hook))
@@ -445,6 +572,7 @@ pub async fn bind(addr: SocketAddr) -> anyhow::Result<TcpListener> {
 /// Serves `app` on `listener` within the bounds above, until dropped.
 pub async fn serve(listener: TcpListener, app: Router) {
     let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+    let streams = Arc::new(Semaphore::new(MAX_STREAMS));
     loop {
         let Ok(permit) = slots.clone().acquire_owned().await else {
             return;
@@ -458,19 +586,58 @@ pub async fn serve(listener: TcpListener, app: Router) {
             }
         };
         let app = app.clone();
+        let streams = streams.clone();
         tokio::spawn(async move {
-            let _permit = permit;
-            let svc = hyper::service::service_fn(move |mut req: hyper::Request<_>| {
-                req.extensions_mut().insert(ConnectInfo(peer));
-                app.clone().oneshot(req.map(axum::body::Body::new))
-            });
+            // A stream gives its connection slot back and holds a stream
+            // slot instead, so that open dashboards never starve requests.
+            let slot = Arc::new(std::sync::Mutex::new(Some(permit)));
+            let streaming = Arc::new(std::sync::Mutex::new(None));
+            let svc = {
+                let (slot, streaming) = (slot.clone(), streaming.clone());
+                hyper::service::service_fn(move |mut req: hyper::Request<_>| {
+                    req.extensions_mut().insert(ConnectInfo(peer));
+                    let refused = is_stream(&req) && {
+                        match streams.clone().try_acquire_owned() {
+                            Ok(p) => {
+                                *streaming.lock().unwrap_or_else(|e| e.into_inner()) = Some(p);
+                                slot.lock().unwrap_or_else(|e| e.into_inner()).take();
+                                false
+                            }
+                            Err(_) => true,
+                        }
+                    };
+                    let app = app.clone();
+                    async move {
+                        if refused {
+                            return Ok(text(
+                                StatusCode::SERVICE_UNAVAILABLE,
+                                format!("{MAX_STREAMS} streams are open already; try again later"),
+                            ));
+                        }
+                        app.oneshot(req.map(axum::body::Body::new)).await
+                    }
+                })
+            };
             let conn = hyper::server::conn::http1::Builder::new()
                 .timer(hyper_util::rt::TokioTimer::new())
                 .header_read_timeout(HEADER_TIMEOUT)
                 .max_buf_size(MAX_HEADER_BYTES)
                 .keep_alive(false)
                 .serve_connection(hyper_util::rt::TokioIo::new(stream), svc);
-            match tokio::time::timeout(CONNECTION_TIMEOUT, conn).await {
+            tokio::pin!(conn);
+            let ended = match tokio::time::timeout(CONNECTION_TIMEOUT, &mut conn).await {
+                Err(_)
+                    if streaming
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .is_some() =>
+                {
+                    tokio::time::timeout(STREAM_TIMEOUT - CONNECTION_TIMEOUT, &mut conn).await
+                }
+                other => other,
+            };
+            drop(slot);
+            match ended {
                 Ok(Ok(())) => {}
                 Ok(Err(e)) => tracing::debug!(%peer, error = %e, "http: connection ended"),
                 Err(_) => tracing::debug!(%peer, "http: connection took too long: closed"),
@@ -594,6 +761,7 @@ mod tests {
         Api {
             status: StatusSource::new(tx),
             token: None,
+            events: crate::events::EventLog::new(),
         }
     }
 
@@ -629,6 +797,7 @@ mod tests {
         Api {
             status: StatusSource::new(tx),
             token: token.map(Token::new),
+            events: crate::events::EventLog::new(),
         }
     }
 

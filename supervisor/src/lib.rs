@@ -11,6 +11,7 @@ pub mod bench;
 pub mod control;
 pub mod daemon;
 pub mod engine;
+pub mod events;
 pub mod http;
 pub mod logs;
 pub mod metrics;
@@ -240,7 +241,9 @@ async fn serve(args: Args) -> anyhow::Result<()> {
     let listener = control::bind(&args.socket, group)?;
 
     let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    let events = events::EventLog::new();
     let cfg = daemon::Config {
+        events: events.clone(),
         source,
         git: git.clone(),
         definitions,
@@ -291,6 +294,7 @@ async fn serve(args: Args) -> anyhow::Result<()> {
         args.socket.clone(),
         control::Access { group },
         runtime,
+        events.clone(),
     ));
     // Hardware changes come as kernel uevents: no polling.
     let uevents = tokio::spawn({
@@ -374,6 +378,7 @@ async fn serve(args: Args) -> anyhow::Result<()> {
         let api = http::Api {
             status: http::StatusSource::new(tx.clone()),
             token: http_token.clone(),
+            events: events.clone(),
         };
         tokio::spawn(http::serve(listener, http::router(hook, api)))
     });

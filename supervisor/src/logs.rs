@@ -152,7 +152,7 @@ async fn send(stream: &mut UnixStream, resp: &Response) -> Result<(), FrameError
     send_within(stream, resp, WRITE_DEADLINE).await
 }
 
-async fn send_within(
+pub(crate) async fn send_within(
     stream: &mut UnixStream,
     resp: &Response,
     deadline: std::time::Duration,

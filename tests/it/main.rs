@@ -14,6 +14,7 @@ mod config;
 mod containers;
 mod control_limits;
 mod device_rules;
+mod events;
 mod exec;
 mod faults;
 mod follow;

@@ -715,6 +715,14 @@ impl Daemon {
                 ..
             } => {
                 tracing::warn!(generation = number, %reason, "the health gate failed: putting the generation before back");
+                self.cfg.events.push(
+                    None,
+                    jarvis_proto::EventKind::Rollback,
+                    format!(
+                        "generation {number} ({}) failed its health gate: {reason}; putting the generation before back",
+                        short_revision(&revision)
+                    ),
+                );
                 let back = jarvis_gitops::plan(&self.defs, &before_defs);
                 let waiting = back.changed().cloned().collect();
                 a.phase = Phase::Restoring {
@@ -847,6 +855,11 @@ pub fn orphans(run_dir: &Path, known: &std::collections::BTreeSet<String>) -> Ve
         .collect();
     names.sort();
     names
+}
+
+/// The first 12 characters of a commit id, as git shows it short.
+fn short_revision(rev: &str) -> &str {
+    rev.get(..12).unwrap_or(rev)
 }
 
 #[cfg(test)]

@@ -29,8 +29,10 @@ use jarvis_unit::{Kind, RunMode, Unit};
 
 use crate::placement::{self, Decision, GpuInfo, Ledger, Placement};
 use crate::state::{Persisted, PersistedUnit};
+use jarvis_proto::EventKind;
 use machine::{
-    Effect, Event, ExitInfo, Health, Machine, Readiness, State, StopCause, TimerKind, UnitState,
+    Effect, Event, ExitInfo, Health, Machine, Phase, Readiness, Reason, State, StopCause,
+    TimerKind, UnitState,
 };
 
 /// Identifies a request whose answer may come later.
@@ -172,6 +174,13 @@ pub enum Output {
     Note {
         name: String,
         text: String,
+    },
+    /// Something happened that `jarvisctl events` shows (and notifications
+    /// tell): `unit` is `None` for jarvisd's own.
+    Event {
+        unit: Option<String>,
+        kind: EventKind,
+        message: String,
     },
     /// The state or pid of a unit changed (for jarvisd's own log).
     Changed {
@@ -515,6 +524,21 @@ impl Supervisor {
             let Some(s) = self.units.get_mut(&name) else {
                 continue;
             };
+            match (&s.devices, &now) {
+                (Devices::Present(_), Devices::Missing(reason)) => {
+                    cx.event(&name, EventKind::DeviceGone, reason.clone())
+                }
+                (Devices::Missing(_), Devices::Present(paths)) => cx.event(
+                    &name,
+                    EventKind::DeviceBack,
+                    if paths.is_empty() {
+                        "its devices are back".to_string()
+                    } else {
+                        format!("back at {}", join_paths(paths))
+                    },
+                ),
+                _ => {}
+            }
             s.devices = now.clone();
             if !s.st.is_active() {
                 continue;
@@ -800,11 +824,16 @@ impl Supervisor {
             return;
         };
         let before = (s.st.state, s.st.pid);
+        let health_before = s.st.health;
+        let exited = matches!(event, Event::Exited { .. });
         let effects = Machine {
             unit: &s.unit,
             now: cx.now,
         }
         .step(&mut s.st, event);
+        for (kind, message) in events_of(before.0, health_before, exited, &s.st) {
+            cx.event(name, kind, message);
+        }
         if before != (s.st.state, s.st.pid) {
             let reason = s.st.reason.as_ref().map(|r| r.to_string());
             if s.st.state == State::Failed {
@@ -904,7 +933,7 @@ impl Supervisor {
                         let s = &self.units[&name];
                         (s.st.state, s.st.reason.clone())
                     };
-                    let readiness = self.readiness(&name);
+                    let readiness = self.readiness(cx, &name);
                     self.step(cx, &name, Event::Deps(readiness));
                     let s = &self.units[&name];
                     changed |= before != (s.st.state, s.st.reason.clone());
@@ -983,7 +1012,7 @@ impl Supervisor {
 
     /// Whether a waiting unit may start: its dependencies, then its
     /// devices, then a GPU placement (promised here, when it may).
-    fn readiness(&mut self, name: &str) -> Readiness {
+    fn readiness(&mut self, cx: &mut Cx, name: &str) -> Readiness {
         let s = &self.units[name];
         let deps = machine::readiness(&s.unit, |n| self.units.get(n).map(|d| &d.st));
         if deps != Readiness::Ready {
@@ -999,6 +1028,18 @@ impl Supervisor {
             Decision::Wait(reason) => Readiness::Pending(reason),
             Decision::Place(p) => {
                 self.ledger.promise(name, &p, want.min_vram);
+                let on = match &p {
+                    Placement::Cpu => "on the CPU".to_string(),
+                    Placement::Gpus { gpus, .. } => format!(
+                        "on {} {}",
+                        if gpus.len() == 1 { "GPU" } else { "GPUs" },
+                        gpus.iter()
+                            .map(|g| format!("{} ({})", g.index, g.id))
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                };
+                cx.event(name, EventKind::Placed, on);
                 self.units.get_mut(name).expect("listed").placement = Some(p);
                 Readiness::Ready
             }
@@ -1153,12 +1194,76 @@ struct Cx<'a> {
 }
 
 impl Cx<'_> {
+    fn event(&mut self, name: &str, kind: EventKind, message: String) {
+        self.out.push(Output::Event {
+            unit: Some(name.to_string()),
+            kind,
+            message,
+        });
+    }
+
     fn note(&mut self, name: &str, text: String) {
         self.out.push(Output::Note {
             name: name.to_string(),
             text,
         });
     }
+}
+
+/// What a step of a unit's machine shows in `jarvisctl events`: from its
+/// state and health before, whether the step was a run's end, and its state
+/// after.
+fn events_of(
+    before: State,
+    health_before: Option<Health>,
+    exited: bool,
+    st: &UnitState,
+) -> Vec<(EventKind, String)> {
+    let mut out = Vec::new();
+    let reason = || {
+        st.reason
+            .as_ref()
+            .map(|r| r.to_string())
+            .unwrap_or_default()
+    };
+    if exited && before != st.state && st.last_exit.is_some_and(|e| e.oom_killed) {
+        let e = st.last_exit.expect("checked");
+        out.push((EventKind::OomKilled, e.describe()));
+    }
+    if st.health != health_before {
+        match st.health {
+            Some(Health::Healthy) => out.push((EventKind::Healthy, "health check passes".into())),
+            Some(Health::Unhealthy) => out.push((
+                EventKind::Unhealthy,
+                match &st.reason {
+                    Some(r) => r.to_string(),
+                    None => "health check fails".into(),
+                },
+            )),
+            _ => {}
+        }
+    }
+    if before != st.state {
+        match st.state {
+            State::Running => {
+                let pid = st.pid.map(|p| format!("pid {p}")).unwrap_or_default();
+                out.push((EventKind::Started, pid));
+            }
+            State::Starting(Phase::Delay) => {
+                if let Some(Reason::Restarting { .. }) = &st.reason {
+                    out.push((EventKind::Restarted, reason()));
+                }
+            }
+            State::Failed => out.push((EventKind::Failed, reason())),
+            State::Exited => out.push((
+                EventKind::Exited,
+                st.last_exit.map(|e| e.describe()).unwrap_or_else(reason),
+            )),
+            State::Stopped if before != State::Waiting => out.push((EventKind::Stopped, reason())),
+            _ => {}
+        }
+    }
+    out
 }
 
 fn join_paths(paths: &[PathBuf]) -> String {

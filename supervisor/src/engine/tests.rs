@@ -106,7 +106,9 @@ fn brief(o: &Output) -> Option<String> {
             }
         ),
         Output::Done => "done".into(),
-        Output::Note { .. } | Output::Save(_) | Output::Changed { .. } => return None,
+        Output::Note { .. } | Output::Save(_) | Output::Changed { .. } | Output::Event { .. } => {
+            return None
+        }
     })
 }
 
@@ -1047,4 +1049,127 @@ fn stopping_a_failed_unit_kills_whatever_its_cgroup_holds() {
         ask: Ask::Stop(vec!["svc".into()]),
     });
     assert!(!got.contains(&"sweep svc".to_string()), "{got:?}");
+}
+
+/// The events an input produced, as `kind unit: message`.
+fn events(out: &[Output]) -> Vec<String> {
+    out.iter()
+        .filter_map(|o| match o {
+            Output::Event {
+                unit,
+                kind,
+                message,
+            } => Some(format!(
+                "{kind} {}: {message}",
+                unit.as_deref().unwrap_or("jarvisd")
+            )),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn what_happens_to_a_unit_is_told_as_events() {
+    let (mut rig, out) = Rig::boot(
+        vec![
+            {
+                let mut u = native("web");
+                checked(&mut u);
+                u
+            },
+            gpu_unit("llm", 8),
+        ],
+        vec![h200()],
+    );
+    assert_eq!(events(&out), ["placed llm: on GPU 0 (GPU-h200)"]);
+    let start = |rig: &mut Rig, name: &str, pid: i32| {
+        let gen = rig.gen(name);
+        rig.sv.handle(
+            Input::Started {
+                name: name.into(),
+                gen,
+                pid,
+                devices: vec![],
+            },
+            rig.now,
+        )
+    };
+    assert_eq!(events(&start(&mut rig, "web", 41)), ["started web: pid 41"]);
+    let probe = |rig: &mut Rig, ok: bool| {
+        let gen = rig.gen("web");
+        rig.sv.handle(
+            Input::Unit {
+                name: "web".into(),
+                event: Event::HealthResult {
+                    gen,
+                    ok,
+                    detail: if ok { "ok".into() } else { "refused".into() },
+                },
+            },
+            rig.now,
+        )
+    };
+    assert_eq!(
+        events(&probe(&mut rig, true)),
+        ["healthy web: health check passes"]
+    );
+    assert!(
+        events(&probe(&mut rig, true)).is_empty(),
+        "no change, no event"
+    );
+    let sick = events(&probe(&mut rig, false));
+    assert!(
+        sick.iter().any(|e| e.starts_with("unhealthy web:")),
+        "{sick:?}"
+    );
+    // An OOM kill: told as such, then the restart with its cause.
+    start(&mut rig, "llm", 50);
+    let gen = rig.gen("llm");
+    let out = rig.sv.handle(
+        Input::Unit {
+            name: "llm".into(),
+            event: Event::Exited {
+                gen,
+                exit: ExitInfo {
+                    code: None,
+                    signal: Some(9),
+                    oom_killed: true,
+                },
+            },
+        },
+        rig.now,
+    );
+    let got = events(&out);
+    assert_eq!(got.len(), 2, "{got:?}");
+    assert!(
+        got[0].starts_with("oom-killed llm: killed by SIGKILL: out of memory"),
+        "{got:?}"
+    );
+    assert!(
+        got[1].starts_with("restarted llm: killed by SIGKILL: out of memory")
+            && got[1].contains("restarting"),
+        "{got:?}"
+    );
+    // A device that goes and comes back.
+    let (mut rig, _) = Rig::boot(dongle(), vec![]);
+    let out = rig.sv.handle(
+        Input::Hardware {
+            devices: [("zigbee".into(), Devices::Missing("unplugged".into()))].into(),
+            gpus: None,
+        },
+        rig.now,
+    );
+    assert_eq!(events(&out), ["device-gone zigbee: unplugged"]);
+    let out = rig.sv.handle(
+        Input::Hardware {
+            devices: [(
+                "zigbee".into(),
+                Devices::Present(vec!["/dev/ttyUSB0".into()]),
+            )]
+            .into(),
+            gpus: None,
+        },
+        rig.now,
+    );
+    assert_eq!(events(&out), ["device-back zigbee: back at /dev/ttyUSB0"]);
 }
