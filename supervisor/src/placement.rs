@@ -197,6 +197,7 @@ mod tests {
             want,
             count,
             min_vram,
+            ..Gpu::default()
         }
     }
 

@@ -936,6 +936,9 @@ fn duration_at_least(
 /// The least `[health]` interval and start_interval: probes run no more
 /// often than this.
 pub const MIN_PROBE_INTERVAL: Duration = Duration::from_millis(100);
+/// The least `[gpu] verify_interval`: a unit's GPU use is checked no more
+/// often than this.
+pub const MIN_GPU_VERIFY_INTERVAL: Duration = Duration::from_millis(100);
 /// The least `[health] timeout`.
 pub const MIN_PROBE_TIMEOUT: Duration = Duration::from_millis(10);
 /// The least `[restart] interval`, the window `burst` counts starts in.
@@ -2332,6 +2335,17 @@ fn parse_gpu(cx: &mut Cx<'_>, v: &Value<'_>) -> Option<Gpu> {
     }
     if let Some(n) = s.with(cx, "min_vram", size_or_zero) {
         gpu.min_vram = n;
+    }
+    if let Some(w) = s.with(cx, "verify", choice) {
+        gpu.verify = Some(w);
+    }
+    if let Some(w) = s.with(cx, "on_fallback", choice) {
+        gpu.on_fallback = w;
+    }
+    if let Some(d) = s.with(cx, "verify_interval", |cx, l, v| {
+        duration_at_least(cx, l, v, MIN_GPU_VERIFY_INTERVAL)
+    }) {
+        gpu.verify_interval = d;
     }
     Some(gpu)
 }

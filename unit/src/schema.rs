@@ -1764,6 +1764,30 @@ words! {
     }
 }
 
+words! {
+    /// `verify` in `[gpu]`: what is asked, besides the GPU driver, whether
+    /// the unit really runs on its GPU.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+    pub enum GpuVerify {
+        /// Ollama's `/api/ps` at the unit's `OLLAMA_HOST`: every loaded
+        /// model must be wholly in VRAM.
+        Ollama = "ollama",
+    }
+}
+
+words! {
+    /// `on_fallback` in `[gpu]`: what jarvis does when a unit placed on a
+    /// GPU is found running on the CPU.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+    pub enum OnFallback {
+        /// Restart it, under the restart policy's delay and burst window.
+        Restart = "restart",
+        /// Say so (status, events, jarvisd's log) and leave it running.
+        #[default]
+        Warn = "warn",
+    }
+}
+
 /// `[gpu]`. Every key has a default, so an empty `[gpu]` asks for one GPU
 /// of any kind, else the CPU.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -1775,11 +1799,37 @@ pub struct Gpu {
     /// Bytes of video memory that each GPU must have free (not promised to
     /// other units) for this unit to be admitted; 0 means no requirement.
     pub min_vram: u64,
+    /// Asks the unit's own API too whether it runs on its GPU (the
+    /// processes holding GPU memory are always checked).
+    #[serde(default)]
+    pub verify: Option<GpuVerify>,
+    /// What a fallback to the CPU does; default `warn`.
+    #[serde(default)]
+    pub on_fallback: OnFallback,
+    /// How often a unit placed on a GPU is checked, the first time this
+    /// long after it runs (and is healthy, with a health check); default
+    /// 30 s.
+    #[serde(default = "Gpu::default_verify_interval")]
+    pub verify_interval: Duration,
 }
 
 impl Gpu {
     /// The keys of `[gpu]`.
-    pub const KEYS: &'static [&'static str] = &["want", "count", "min_vram"];
+    pub const KEYS: &'static [&'static str] = &[
+        "want",
+        "count",
+        "min_vram",
+        "verify",
+        "on_fallback",
+        "verify_interval",
+    ];
+
+    /// `verify_interval`'s default.
+    pub const DEFAULT_VERIFY_INTERVAL: Duration = Duration::from_secs(30);
+
+    fn default_verify_interval() -> Duration {
+        Self::DEFAULT_VERIFY_INTERVAL
+    }
 }
 
 impl Default for Gpu {
@@ -1788,6 +1838,9 @@ impl Default for Gpu {
             want: GpuWant::Auto,
             count: 1,
             min_vram: 0,
+            verify: None,
+            on_fallback: OnFallback::Warn,
+            verify_interval: Gpu::DEFAULT_VERIFY_INTERVAL,
         }
     }
 }

@@ -616,6 +616,7 @@ memory_max = "24G"
             want: GpuWant::Nvidia,
             count: 2,
             min_vram: 6 << 30,
+            ..Gpu::default()
         })
     );
     assert_eq!(
@@ -665,7 +666,8 @@ optional = true
         Some(Gpu {
             want: GpuWant::Amd,
             count: 1,
-            min_vram: 0
+            min_vram: 0,
+            ..Gpu::default()
         })
     );
     assert_eq!(
@@ -690,7 +692,8 @@ fn gpu_forms() {
         Gpu {
             want: GpuWant::Auto,
             count: 1,
-            min_vram: 0
+            min_vram: 0,
+            ..Gpu::default()
         }
     );
     for (snippet, want) in [
@@ -719,6 +722,43 @@ fn gpu_forms() {
     ] {
         assert_eq!(gpu(snippet).min_vram, bytes, "{snippet}");
     }
+    // What the GPU check asks, how often, and what a fallback does.
+    assert_eq!(gpu("").verify, None);
+    assert_eq!(gpu("").on_fallback, OnFallback::Warn);
+    assert_eq!(gpu("").verify_interval, Duration::from_secs(30));
+    assert_eq!(gpu("verify = \"ollama\"").verify, Some(GpuVerify::Ollama));
+    assert_eq!(
+        gpu("on_fallback = \"restart\"").on_fallback,
+        OnFallback::Restart
+    );
+    assert_eq!(gpu("on_fallback = \"warn\"").on_fallback, OnFallback::Warn);
+    assert_eq!(
+        gpu("verify_interval = \"2s\"").verify_interval,
+        Duration::from_secs(2)
+    );
+    assert_eq!(
+        gpu("verify_interval = \"100ms\"").verify_interval,
+        Duration::from_millis(100)
+    );
+    let g = gpu("verify = \"ollama\"\non_fallback = \"restart\"\nverify_interval = \"1m\"");
+    assert_eq!(
+        g,
+        Gpu {
+            verify: Some(GpuVerify::Ollama),
+            on_fallback: OnFallback::Restart,
+            verify_interval: Duration::from_secs(60),
+            ..Gpu::default()
+        }
+    );
+    // A unit saved before these keys existed still loads, with their
+    // defaults.
+    let mut json = serde_json::to_value(ok(&format!("{MIN}[gpu]\nverify = \"ollama\"\n"))).unwrap();
+    let g = json["gpu"].as_object_mut().unwrap();
+    for k in ["verify", "on_fallback", "verify_interval"] {
+        g.remove(k).unwrap();
+    }
+    let u: Unit = serde_json::from_value(json).unwrap();
+    assert_eq!(u.gpu, Some(Gpu::default()));
     // Dotted keys are the same as the table.
     let u = ok(&format!("gpu.want = \"nvidia\"\ngpu.count = 2\n{MIN}"));
     assert_eq!(
@@ -726,7 +766,8 @@ fn gpu_forms() {
         Some(Gpu {
             want: GpuWant::Nvidia,
             count: 2,
-            min_vram: 0
+            min_vram: 0,
+            ..Gpu::default()
         })
     );
     // A unit saved before [gpu] and [[device]] existed still loads.
@@ -1256,8 +1297,15 @@ const ERROR_CASES: &[(&str, &str, &str)] = &[
     ("[native]\ncommand = [\"/bin/x\"]\n[gpu]\nmin_vram = \"6 gigs\"\n", "4:12", "gpu.min_vram: invalid size \"6 gigs\"; write a number with an optional binary suffix"),
     ("[native]\ncommand = [\"/bin/x\"]\n[gpu]\nmin_vram = -1\n", "4:12", "gpu.min_vram: a size cannot be negative"),
     ("[native]\ncommand = [\"/bin/x\"]\n[gpu]\nmin_vram = 6.5\n", "4:12", "gpu.min_vram: expected a size string, found a float"),
-    ("[native]\ncommand = [\"/bin/x\"]\n[gpu]\nwant = \"auto\"\nmin_ram = \"6G\"\n", "5:1", "unknown key \"min_ram\" in [gpu]; expected one of: want, count, min_vram (did you mean \"min_vram\"?)"),
-    ("[native]\ncommand = [\"/bin/x\"]\n[gpu]\nmemory = \"6G\"\n", "4:1", "unknown key \"memory\" in [gpu]; expected one of: want, count, min_vram"),
+    ("[native]\ncommand = [\"/bin/x\"]\n[gpu]\nverify = \"vllm\"\n", "4:10", "gpu.verify: unknown value \"vllm\"; expected one of: ollama"),
+    ("[native]\ncommand = [\"/bin/x\"]\n[gpu]\nverify = \"olama\"\n", "4:10", "gpu.verify: unknown value \"olama\"; expected one of: ollama (did you mean \"ollama\"?)"),
+    ("[native]\ncommand = [\"/bin/x\"]\n[gpu]\nverify = true\n", "4:10", "gpu.verify: expected a string, one of: ollama; found a boolean"),
+    ("[native]\ncommand = [\"/bin/x\"]\n[gpu]\non_fallback = \"kill\"\n", "4:15", "gpu.on_fallback: unknown value \"kill\"; expected one of: restart, warn"),
+    ("[native]\ncommand = [\"/bin/x\"]\n[gpu]\nverify_interval = \"soon\"\n", "4:19", "gpu.verify_interval: invalid duration \"soon\""),
+    ("[native]\ncommand = [\"/bin/x\"]\n[gpu]\nverify_interval = 30\n", "4:19", "gpu.verify_interval: a duration must be a string with a unit: write \"30s\""),
+    ("[native]\ncommand = [\"/bin/x\"]\n[gpu]\nverify_interval = \"10ms\"\n", "4:19", "gpu.verify_interval: 10ms is too short; the least is 100ms"),
+    ("[native]\ncommand = [\"/bin/x\"]\n[gpu]\nwant = \"auto\"\nmin_ram = \"6G\"\n", "5:1", "unknown key \"min_ram\" in [gpu]; expected one of: want, count, min_vram, verify, on_fallback, verify_interval (did you mean \"min_vram\"?)"),
+    ("[native]\ncommand = [\"/bin/x\"]\n[gpu]\nmemory = \"6G\"\n", "4:1", "unknown key \"memory\" in [gpu]; expected one of: want, count, min_vram, verify, on_fallback, verify_interval"),
     ("gpu = \"auto\"\n[native]\ncommand = [\"/bin/x\"]\n", "1:7", "gpu: expected a table (a [gpu] section), found a string"),
     ("[native]\ncommand = [\"/bin/x\"]\n[gpus]\nwant = \"auto\"\n", "3:2", "unknown key \"gpus\" at the top level; expected one of: description, depends_on, run, native, container, env, resources, restart, health, stop, security, logs, gpu, device, bench, env_file, secret (did you mean \"gpu\"?)"),
     ("[native]\ncommand = [\"/bin/x\"]\n[[gpu]]\nwant = \"auto\"\n", "3:1", "gpu: expected a table (a [gpu] section), found an array"),
@@ -2010,7 +2058,8 @@ fn homelab_units_validate() {
         Some(Gpu {
             want: GpuWant::Auto,
             count: 1,
-            min_vram: 6 << 30
+            min_vram: 6 << 30,
+            ..Gpu::default()
         })
     );
     assert!(ollama.devices.is_empty());
@@ -2877,6 +2926,8 @@ fn word_spellings_are_pinned() {
     assert_eq!(words::<RestartPolicy>(), ["always", "on-failure", "never"]);
     assert_eq!(words::<OnUnhealthy>(), ["restart", "ignore"]);
     assert_eq!(words::<GpuWant>(), ["auto", "nvidia", "amd", "cpu"]);
+    assert_eq!(words::<GpuVerify>(), ["ollama"]);
+    assert_eq!(words::<OnFallback>(), ["restart", "warn"]);
     assert_eq!(words::<BenchApi>(), ["ollama", "openai", "llamacpp"]);
     assert_eq!(Health::KEYS[..3], *Probe::KEYS);
     assert_eq!(RestartPolicy::from_word("On-Failure"), None);

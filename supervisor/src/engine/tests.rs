@@ -45,6 +45,7 @@ pub(super) fn gpu_unit(name: &str, min_vram_gib: u64) -> Unit {
         want: GpuWant::Nvidia,
         count: 1,
         min_vram: min_vram_gib << 30,
+        ..Gpu::default()
     });
     u
 }
