@@ -66,6 +66,8 @@
 //!   `mem_info_vram_total`, `mem_info_vram_used`, `gpu_busy_percent`,
 //!   `product_name` (else the PCI id `1002:744c`), the `renderD*` entry
 //!   with the same PCI device, `<sys>/class/kfd`.
+//!   What each process holds on an AMD GPU: its DRM fdinfo
+//!   ([`drm_vram_bytes`]).
 //! - **CPU**: `<proc>/cpuinfo`, `<proc>/meminfo` ([`Cpu`]).
 //! - **USB**: `<sys>/bus/usb/devices/*` without root hubs and interfaces;
 //!   the nodes under the interfaces (any class device with a `dev` file:
@@ -120,6 +122,7 @@ pub use cdi::{cdi_spec, CdiSpec};
 pub use cpu::Cpu;
 pub use driver_files::nvidia_driver_files;
 pub use error::{Error, Result};
+pub use gpu::fdinfo::drm_vram_bytes;
 pub use gpu::{normalize_pci_bus_id, Gpu, GpuProcess, GpuSource, Vendor};
 pub use nodes::{amd_device_nodes, nvidia_device_nodes, AmdDevices, DeviceKind, DeviceNode};
 pub use resolve::{resolve, Matcher, ResolvedDevice};

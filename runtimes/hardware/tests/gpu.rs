@@ -23,7 +23,16 @@ fn child_probe() {
     let Some(mode) = std::env::var_os(CHILD) else {
         return;
     };
-    let p = probe(&Roots::from_env());
+    let mut p = probe(&Roots::from_env());
+    if mode == "reread" {
+        // The process list file is read again at each call: what the probe
+        // tells is the file's second content.
+        let path = std::env::var_os(fixture::STUB_PROCS_FILE).unwrap();
+        let first = &p.gpus[0].processes;
+        assert_eq!(first.as_ref().map(|ps| ps.len()), Some(1), "{first:?}");
+        std::fs::write(&path, "0:99:7\n1:100:8\n").unwrap();
+        p = probe(&Roots::from_env());
+    }
     if mode == "threads" {
         // Probes at once in one process (NVML init and shutdown are counted).
         let all: Vec<_> = (0..4)
@@ -144,6 +153,35 @@ fn stand_in_knobs_give_two_gpus_with_different_free_memory() {
             {"pid": 77, "used_memory_bytes": 500u64 << 20}
         ])
     );
+}
+
+#[test]
+fn stand_in_reads_its_process_list_file_at_each_call() {
+    let fx = Fixture::h200_host().unwrap();
+    let file = fx.write("procs", "0:4242:100").unwrap();
+    let file = file.to_str().unwrap();
+    // The file wins over the list in the environment.
+    let p = probe_in_child_mode(
+        &fx,
+        &[
+            (fixture::STUB_GPUS, "2"),
+            (fixture::STUB_PROCS, "1:1:1"),
+            (fixture::STUB_PROCS_FILE, file),
+        ],
+        "reread",
+    );
+    let g = p["gpus"].as_array().unwrap();
+    assert_eq!(
+        g[0]["processes"],
+        json!([{"pid": 99, "used_memory_bytes": 7u64 << 20}])
+    );
+    assert_eq!(
+        g[1]["processes"],
+        json!([{"pid": 100, "used_memory_bytes": 8u64 << 20}])
+    );
+    // A missing file lists no process.
+    let p = probe_in_child(&fx, &[(fixture::STUB_PROCS_FILE, "/nonexistent/procs")]);
+    assert_eq!(p["gpus"][0]["processes"], json!([]));
 }
 
 #[test]

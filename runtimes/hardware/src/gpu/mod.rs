@@ -2,6 +2,7 @@
 //! is not there), AMD through sysfs.
 
 pub(crate) mod amd;
+pub mod fdinfo;
 pub(crate) mod nvidia;
 
 use serde::{Deserialize, Serialize};
