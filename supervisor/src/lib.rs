@@ -16,6 +16,7 @@ pub mod http;
 pub mod logs;
 pub mod metrics;
 pub mod msg;
+pub mod notify;
 pub mod placement;
 pub mod probe;
 pub mod state;
@@ -129,6 +130,21 @@ pub struct Args {
     /// everyone.
     #[arg(long, value_name = "FILE")]
     pub http_token_file: Option<PathBuf>,
+    /// POST a notification to URL (http or https) when a unit fails, turns
+    /// unhealthy, is OOM-killed or falls back from its GPU to the CPU, or a
+    /// generation is rolled back. Repeat for more URLs. The same unit and
+    /// kind is sent at most once a minute (the next one says how many were
+    /// held back), and each URL gets at most 10 a minute. Logs show a URL
+    /// without its query (e.g. Gotify's ?token=).
+    #[arg(long = "notify-url", value_name = "URL")]
+    pub notify_urls: Vec<String>,
+    /// The body --notify-url gets: json (the event as `jarvisctl events
+    /// --json` prints it), ntfy (the message, with Title, Priority and Tags
+    /// headers: https://ntfy.sh/TOPIC), gotify (its /message API:
+    /// https://HOST/message?token=APP-TOKEN), discord (a webhook's
+    /// {"content"}) or slack (an incoming webhook's {"text"}).
+    #[arg(long, value_enum, value_name = "FORMAT", default_value = "json")]
+    pub notify_format: notify::Format,
 }
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
@@ -213,6 +229,17 @@ async fn serve(args: Args) -> anyhow::Result<()> {
         .as_deref()
         .map(http::Token::read)
         .transpose()?;
+    let notify_targets = args
+        .notify_urls
+        .iter()
+        .map(|url| notify::Target::parse(url, args.notify_format))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(anyhow::Error::msg)?;
+    let notify_client = if notify_targets.is_empty() {
+        None
+    } else {
+        Some(notify::client().context("--notify-url: the HTTP client")?)
+    };
     let http_listener = match args.http {
         Some(addr) => Some(http::bind(addr).await?),
         None => None,
@@ -277,6 +304,15 @@ async fn serve(args: Args) -> anyhow::Result<()> {
         .map_err(|e| anyhow::anyhow!("networks: {e}"))?,
     };
     let runtime = cfg.runtime.clone();
+    // How late the loop runs timers, for /metrics.
+    metrics::spawn_lag_probe();
+    // Subscribed before boot, so the first units' failures are told too.
+    let notifier = notify_client.map(|client| {
+        for t in &notify_targets {
+            tracing::info!(url = %t.shown(), format = ?args.notify_format, "notify: sending notifications");
+        }
+        notify::spawn(&events, client, notify_targets, args.notify_format).1
+    });
     let mut daemon = daemon::Daemon::new(cfg, tx.clone())?;
     tracing::info!(
         units = units.units.len(),
@@ -392,6 +428,9 @@ async fn serve(args: Args) -> anyhow::Result<()> {
     }
     if let Some((_, poller)) = poller {
         poller.abort();
+    }
+    if let Some(notifier) = notifier {
+        notifier.abort();
     }
     server.abort();
     signals.abort();
