@@ -67,6 +67,9 @@ use tower::ServiceExt;
 
 use crate::trigger::Trigger;
 
+#[path = "dashboard.rs"]
+mod dashboard;
+
 /// The largest body a hook takes (a forge's push event is a few KiB to a
 /// few hundred).
 pub const MAX_BODY: usize = 1024 * 1024;
@@ -188,6 +191,40 @@ impl StatusSource {
     async fn report(&self) -> Option<jarvis_proto::StatusReport> {
         crate::control::status_report(&self.0).await
     }
+
+    /// The log of the unit `name`, to read (its tail, or following it):
+    /// the loop answers a `Logs` request with the log itself, as it does
+    /// for `jarvisctl logs`. 404 for a unit it does not know, 503 when it
+    /// is gone.
+    async fn log(&self, name: &str) -> Result<Arc<crate::logs::UnitLog>, (StatusCode, String)> {
+        let gone = || {
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "jarvisd is shutting down".to_string(),
+            )
+        };
+        let (reply, rx) = tokio::sync::oneshot::channel();
+        let req = jarvis_proto::Request::Logs {
+            unit: name.to_string(),
+            lines: Some(0),
+            follow: false,
+            since: None,
+            timestamps: false,
+        };
+        self.0
+            .send(crate::msg::Msg::Request { req, reply })
+            .map_err(|_| gone())?;
+        match rx.await.map_err(|_| gone())? {
+            crate::msg::Reply::Log(log) => Ok(log),
+            crate::msg::Reply::Now(jarvis_proto::Response::Error { message }) => {
+                Err((StatusCode::NOT_FOUND, message))
+            }
+            _ => Err((
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "unexpected answer to a log read".to_string(),
+            )),
+        }
+    }
 }
 
 /// The read-only API (`/api/v1/...`): who may read, and where from.
@@ -197,6 +234,9 @@ pub struct Api {
     pub token: Option<Token>,
     /// The events `/api/v1/events` streams.
     pub events: Arc<crate::events::EventLog>,
+    /// Where stored benchmark results are (`crate::bench::dir`), for
+    /// `/api/v1/units/NAME/bench`; `None`: none are served.
+    pub bench_dir: Option<std::path::PathBuf>,
 }
 
 /// The path of the server-sent events of state changes.
@@ -228,15 +268,63 @@ fn allowed(api: &Api, peer: SocketAddr, headers: &HeaderMap) -> Result<(), &'sta
              --http-token-file FILE and send Authorization: Bearer <its content>",
         );
     };
-    let presented = headers
+    let auth = headers
         .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "));
+        .and_then(|v| v.to_str().ok());
+    // A browser cannot add a header to the dashboard's page or its
+    // EventSource, but it asks for a password when told to (`Basic`) and
+    // then sends it with every request: the token is the password, the
+    // user name is ignored.
+    let presented = match auth {
+        Some(v) => match (v.strip_prefix("Bearer "), v.strip_prefix("Basic ")) {
+            (Some(b), _) => Some(b.trim().as_bytes().to_vec()),
+            (None, Some(b)) => {
+                base64_decode(b.trim()).map(|up| match up.iter().position(|c| *c == b':') {
+                    Some(i) => up[i + 1..].to_vec(),
+                    None => up,
+                })
+            }
+            (None, None) => None,
+        },
+        None => None,
+    };
     match presented {
-        Some(p) if token.matches(p.trim().as_bytes()) => Ok(()),
+        Some(p) if token.matches(&p) => Ok(()),
         Some(_) => Err("wrong token"),
         None => Err("send Authorization: Bearer <the content of --http-token-file>"),
     }
+}
+
+/// Standard base64 (with or without padding) decoded; `None` when it is
+/// not base64.
+fn base64_decode(s: &str) -> Option<Vec<u8>> {
+    let s = s.trim_end_matches('=');
+    let mut out = Vec::with_capacity(s.len() * 3 / 4);
+    let (mut acc, mut bits) = (0u32, 0u32);
+    for c in s.bytes() {
+        let v = match c {
+            b'A'..=b'Z' => c - b'A',
+            b'a'..=b'z' => c - b'a' + 26,
+            b'0'..=b'9' => c - b'0' + 52,
+            b'+' => 62,
+            b'/' => 63,
+            _ => return None,
+        };
+        acc = (acc << 6) | u32::from(v);
+        bits += 6;
+        if bits >= 8 {
+            bits -= 8;
+            out.push((acc >> bits) as u8);
+            acc &= (1 << bits) - 1;
+        }
+    }
+    Some(out)
+}
+
+/// 401 for a read [`allowed`] refused, saying why.
+fn refused(peer: SocketAddr, why: &str) -> Response {
+    tracing::info!(%peer, "http: refused a read without a good token");
+    text(StatusCode::UNAUTHORIZED, why)
 }
 
 /// `GET /api/v1/status`: the JSON `jarvisctl status --json` prints.
@@ -246,8 +334,7 @@ async fn api_status(
     headers: HeaderMap,
 ) -> Response {
     if let Err(why) = allowed(&api, peer, &headers) {
-        tracing::info!(%peer, "http: refused a read without a good token");
-        return text(StatusCode::UNAUTHORIZED, why);
+        return refused(peer, why);
     }
     match api.status.report().await {
         Some(report) => match serde_json::to_vec(&report) {
@@ -265,8 +352,7 @@ async fn api_metrics(
     headers: HeaderMap,
 ) -> Response {
     if let Err(why) = allowed(&api, peer, &headers) {
-        tracing::info!(%peer, "http: refused a read without a good token");
-        return text(StatusCode::UNAUTHORIZED, why);
+        return refused(peer, why);
     }
     match api.status.report().await {
         Some(report) => (
@@ -353,8 +439,7 @@ async fn api_events(
     use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
     use futures_util::StreamExt;
     if let Err(why) = allowed(&api, peer, &headers) {
-        tracing::info!(%peer, "http: refused a read without a good token");
-        return text(StatusCode::UNAUTHORIZED, why);
+        return refused(peer, why);
     }
     let mut filter = match events_filter(uri.query()) {
         Ok(f) => f,
@@ -388,10 +473,340 @@ async fn api_events(
         .into_response()
 }
 
+/// The prefix of the per-unit routes: `/api/v1/units/NAME/logs` and
+/// `/api/v1/units/NAME/bench`.
+pub const API_UNITS: &str = "/api/v1/units";
+/// The most lines one log read returns (`?lines=` above it is cut to it).
+pub const MAX_LOG_LINES: usize = 1000;
+/// Lines a log read returns when `?lines=` is not given.
+pub const DEFAULT_LOG_LINES: usize = 100;
+/// The most bytes of text one log read returns: older lines are left out
+/// first.
+pub const MAX_LOG_BYTES: usize = 256 * 1024;
+/// The longest a log line is sent; the rest is cut.
+pub const MAX_LOG_LINE: usize = 16 * 1024;
+/// The largest stored benchmark result read.
+const MAX_BENCH_FILE: u64 = 8 * 1024 * 1024;
+
+/// One line of a unit's log as the API sends it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+struct LogLine {
+    /// When it was written, RFC 3339; null when not known.
+    time: Option<String>,
+    text: String,
+    /// A line of jarvis's own about the unit ("started pid 12").
+    note: bool,
+}
+
+impl LogLine {
+    fn new(time: Option<std::time::SystemTime>, text: &[u8], note: bool) -> LogLine {
+        let cut = &text[..text.len().min(MAX_LOG_LINE)];
+        LogLine {
+            time: time.map(jarvis_runtime::logfile::stamp),
+            text: String::from_utf8_lossy(cut).into_owned(),
+            note,
+        }
+    }
+}
+
+/// What a log read asked for: `?lines=N` and `?follow=1`.
+fn log_query(query: Option<&str>) -> Result<(usize, bool), String> {
+    let (mut lines, mut follow) = (DEFAULT_LOG_LINES, false);
+    for pair in query
+        .unwrap_or_default()
+        .split('&')
+        .filter(|p| !p.is_empty())
+    {
+        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+        match k {
+            "lines" => {
+                let n: usize = v
+                    .parse()
+                    .map_err(|_| format!("lines={v}: expected a number of lines"))?;
+                lines = n.min(MAX_LOG_LINES);
+            }
+            "follow" => {
+                follow = match v {
+                    "" | "1" | "true" => true,
+                    "0" | "false" => false,
+                    _ => return Err(format!("follow={v}: expected 1 or 0")),
+                }
+            }
+            other => {
+                return Err(format!(
+                    "unknown parameter {other:?}: expected lines= or follow="
+                ))
+            }
+        }
+    }
+    Ok((lines, follow))
+}
+
+/// A unit's name from a route, checked against the unit name grammar
+/// (`[a-z0-9][a-z0-9-]*`, so nothing that could leave a directory).
+fn unit_name(name: &str) -> Result<&str, Response> {
+    if jarvis_unit::is_valid_unit_name(name) {
+        Ok(name)
+    } else {
+        Err(text(
+            StatusCode::BAD_REQUEST,
+            "not a unit name (lower-case letters, digits and -)",
+        ))
+    }
+}
+
+/// The last `lines` lines of `log`, at most [`MAX_LOG_BYTES`] of text
+/// (older lines left out first, and then `truncated`), and where the log
+/// ended. Blocking.
+fn log_tail(
+    log: &crate::logs::UnitLog,
+    lines: usize,
+) -> std::io::Result<(Vec<LogLine>, bool, crate::logs::Position)> {
+    let from = log.end();
+    let tail = log.tail(lines, None, &from)?;
+    let mut out: Vec<LogLine> = Vec::new();
+    let mut bytes = 0;
+    let mut truncated = false;
+    for l in tail.lines.iter().rev() {
+        let line = LogLine::new(l.time, &l.text, l.note);
+        bytes += line.text.len() + 1;
+        if bytes > MAX_LOG_BYTES {
+            truncated = true;
+            break;
+        }
+        out.push(line);
+    }
+    out.reverse();
+    Ok((out, truncated, from))
+}
+
+/// Records appended to a log, made into whole lines (a line written in
+/// parts comes as one).
+#[derive(Default)]
+struct LineAssembler {
+    carry: Vec<u8>,
+    open: Option<LogLine>,
+}
+
+impl LineAssembler {
+    fn feed(&mut self, data: &[u8], out: &mut Vec<LogLine>) {
+        use jarvis_runtime::logfile::{parse_record, Kind};
+        self.carry.extend_from_slice(data);
+        let Some(n) = self.carry.iter().rposition(|b| *b == b'\n') else {
+            if self.carry.len() > MAX_LOG_LINE {
+                // No record ends: send what there is as a line.
+                out.push(LogLine::new(None, &std::mem::take(&mut self.carry), false));
+            }
+            return;
+        };
+        let rest = self.carry.split_off(n + 1);
+        let records = std::mem::replace(&mut self.carry, rest);
+        for raw in records[..n].split(|b| *b == b'\n') {
+            let r = parse_record(raw);
+            if r.kind == Kind::Note {
+                out.extend(self.open.take());
+                out.push(LogLine::new(r.time, r.text, true));
+                continue;
+            }
+            let line = match self.open.take() {
+                Some(mut open) => {
+                    let room = MAX_LOG_LINE.saturating_sub(open.text.len());
+                    open.text
+                        .push_str(&String::from_utf8_lossy(&r.text[..r.text.len().min(room)]));
+                    open
+                }
+                None => LogLine::new(r.time, r.text, false),
+            };
+            if r.kind == Kind::Part {
+                self.open = Some(line);
+            } else {
+                out.push(line);
+            }
+        }
+    }
+}
+
+/// Aborts its task when dropped (a log stream whose reader went away).
+struct AbortOnDrop(tokio::task::JoinHandle<std::io::Result<()>>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// `GET /api/v1/units/NAME/logs?lines=N`: the last N lines of the unit's
+/// log (default [`DEFAULT_LOG_LINES`], at most [`MAX_LOG_LINES`] and
+/// [`MAX_LOG_BYTES`]) as JSON, `{"unit", "lines": [{"time", "text",
+/// "note"}], "truncated"}`. With `&follow=1`, server-sent events instead:
+/// each line as an event `line` whose data is its JSON, the tail first,
+/// then each line as it is written.
+async fn api_unit_logs(
+    State(api): State<Arc<Api>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    axum::extract::Path(name): axum::extract::Path<String>,
+    uri: axum::http::Uri,
+) -> Response {
+    use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
+    use futures_util::StreamExt;
+    if let Err(why) = allowed(&api, peer, &headers) {
+        return refused(peer, why);
+    }
+    let name = match unit_name(&name) {
+        Ok(n) => n.to_string(),
+        Err(resp) => return resp,
+    };
+    let (lines, follow) = match log_query(uri.query()) {
+        Ok(q) => q,
+        Err(e) => return text(StatusCode::BAD_REQUEST, e),
+    };
+    let log = match api.status.log(&name).await {
+        Ok(log) => log,
+        Err((status, message)) => return text(status, message),
+    };
+    let read = {
+        let log = log.clone();
+        jarvis_runtime::blocking(move || log_tail(&log, lines)).await
+    };
+    let (tail, truncated, from) = match read {
+        Ok(t) => t,
+        Err(e) => {
+            return text(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                format!("cannot read the log: {e}"),
+            )
+        }
+    };
+    if !follow {
+        let body = serde_json::json!({"unit": name, "lines": tail, "truncated": truncated});
+        return (
+            [(header::CONTENT_TYPE, "application/json")],
+            body.to_string(),
+        )
+            .into_response();
+    }
+    let (tx, rx) = tokio::sync::mpsc::channel(16);
+    let follower = AbortOnDrop(tokio::spawn(crate::logs::follow(
+        log.path(),
+        from,
+        tx,
+        log.watcher.clone(),
+    )));
+    let live = futures_util::stream::unfold(
+        (rx, LineAssembler::default(), follower),
+        |(mut rx, mut lines, follower)| async move {
+            let mut out = Vec::new();
+            match rx.recv().await? {
+                crate::logs::Followed::Data(d) => lines.feed(&d, &mut out),
+                crate::logs::Followed::Notice(n) => out.push(LogLine::new(
+                    Some(std::time::SystemTime::now()),
+                    format!("[jarvis] {n}").as_bytes(),
+                    true,
+                )),
+            }
+            Some((futures_util::stream::iter(out), (rx, lines, follower)))
+        },
+    )
+    .flatten();
+    let stream = futures_util::stream::iter(tail).chain(live).map(|l| {
+        Ok::<_, std::convert::Infallible>(
+            SseEvent::default()
+                .event("line")
+                .data(serde_json::to_string(&l).unwrap_or_default()),
+        )
+    });
+    Sse::new(stream)
+        .keep_alive(KeepAlive::new().interval(STREAM_KEEP_ALIVE))
+        .into_response()
+}
+
+/// `GET /api/v1/units/NAME/bench`: the unit's stored benchmark result
+/// (`<state>/bench/NAME.json`, as jarvisd analysed it: `metrics` with each
+/// form's median and p95, `verdict`, `recommendation`, `reason`), less its
+/// raw rounds (`round_count` says how many); 404 when there is none.
+async fn api_unit_bench(
+    State(api): State<Arc<Api>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    axum::extract::Path(name): axum::extract::Path<String>,
+) -> Response {
+    if let Err(why) = allowed(&api, peer, &headers) {
+        return refused(peer, why);
+    }
+    let name = match unit_name(&name) {
+        Ok(n) => n.to_string(),
+        Err(resp) => return resp,
+    };
+    let none = || {
+        text(
+            StatusCode::NOT_FOUND,
+            format!("no benchmark result for {name} (jarvisctl bench {name} stores one)"),
+        )
+    };
+    let Some(dir) = api.bench_dir.clone() else {
+        return none();
+    };
+    let path = dir.join(format!("{name}.json"));
+    let read = jarvis_runtime::blocking(move || {
+        use std::io::Read as _;
+        let mut bytes = Vec::new();
+        std::fs::File::open(&path)?
+            .take(MAX_BENCH_FILE)
+            .read_to_end(&mut bytes)?;
+        Ok::<_, std::io::Error>(bytes)
+    })
+    .await;
+    let bytes = match read {
+        Ok(b) => b,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return none(),
+        Err(e) => {
+            return text(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                format!("cannot read the benchmark result: {e}"),
+            )
+        }
+    };
+    let mut value: serde_json::Value = match serde_json::from_slice(&bytes) {
+        Ok(v) => v,
+        Err(e) => {
+            return text(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                format!("the stored benchmark result is not JSON: {e}"),
+            )
+        }
+    };
+    if let Some(obj) = value.as_object_mut() {
+        let rounds = obj
+            .remove("rounds")
+            .and_then(|r| r.as_array().map(Vec::len))
+            .unwrap_or(0);
+        obj.insert("round_count".into(), rounds.into());
+    }
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        value.to_string(),
+    )
+        .into_response()
+}
+
 /// Whether a request's answer is a stream that may outlive
-/// [`CONNECTION_TIMEOUT`].
+/// [`CONNECTION_TIMEOUT`]: the events, and a log followed.
 fn is_stream(req: &hyper::Request<hyper::body::Incoming>) -> bool {
-    req.method() == axum::http::Method::GET && req.uri().path() == API_EVENTS
+    req.method() == axum::http::Method::GET && stream_path(req.uri())
+}
+
+fn stream_path(uri: &axum::http::Uri) -> bool {
+    let path = uri.path();
+    if path == API_EVENTS {
+        return true;
+    }
+    let is_log = path
+        .strip_prefix(API_UNITS)
+        .and_then(|p| p.strip_prefix('/'))
+        .and_then(|p| p.strip_suffix("/logs"))
+        .is_some_and(|name| !name.contains('/'));
+    is_log && log_query(uri.query()).is_ok_and(|(_, follow)| follow)
 }
 
 /// The git webhook, served or not.
@@ -554,6 +969,9 @@ pub fn router(hook: Hook, api: Api) -> Router {
         .route(API_STATUS, get(api_status))
         .route(METRICS, get(api_metrics))
         .route(API_EVENTS, get(api_events))
+        .route("/api/v1/units/{name}/logs", get(api_unit_logs))
+        .route("/api/v1/units/{name}/bench", get(api_unit_bench))
+        .merge(dashboard::routes())
         .with_state(Arc::new(api));
     Router::new()
         .route(GIT_HOOK, post(git_hook))
@@ -762,6 +1180,7 @@ mod tests {
             status: StatusSource::new(tx),
             token: None,
             events: crate::events::EventLog::new(),
+            bench_dir: None,
         }
     }
 
@@ -798,6 +1217,7 @@ mod tests {
             status: StatusSource::new(tx),
             token: token.map(Token::new),
             events: crate::events::EventLog::new(),
+            bench_dir: None,
         }
     }
 
@@ -959,6 +1379,299 @@ mod tests {
         let (st, _) = call(&app, post_hook(Some((GITEA, SIG.into())), body)).await;
         assert_eq!(st, StatusCode::PAYLOAD_TOO_LARGE);
         assert!(!kicked(&trigger).await);
+    }
+
+    /// An API over a stand-in loop that knows one unit, `web`, whose log
+    /// is in `dir` (its benchmark results in `dir/bench`).
+    fn api_with_log(dir: &Path, token: Option<&str>) -> Api {
+        let log = Arc::new(crate::logs::UnitLog::new(
+            dir,
+            "web",
+            &jarvis_unit::Logs::default(),
+            crate::logs::Watcher::default(),
+        ));
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<crate::msg::Msg>();
+        tokio::spawn(async move {
+            while let Some(msg) = rx.recv().await {
+                let crate::msg::Msg::Request { req, reply } = msg else {
+                    continue;
+                };
+                let jarvis_proto::Request::Logs { unit, .. } = req else {
+                    panic!("only log reads are asked: {req:?}");
+                };
+                let _ = reply.send(if unit == "web" {
+                    crate::msg::Reply::Log(log.clone())
+                } else {
+                    crate::msg::Reply::Now(jarvis_proto::Response::Error {
+                        message: format!("no unit named {unit}"),
+                    })
+                });
+            }
+        });
+        Api {
+            status: StatusSource::new(tx),
+            token: token.map(Token::new),
+            events: crate::events::EventLog::new(),
+            bench_dir: Some(dir.join("bench")),
+        }
+    }
+
+    fn get_from(path: &str, peer: &str, auth: Option<&str>) -> axum::http::Request<Body> {
+        let mut b = axum::http::Request::get(path);
+        if let Some(a) = auth {
+            b = b.header(header::AUTHORIZATION, a);
+        }
+        let mut req = b.body(Body::empty()).unwrap();
+        req.extensions_mut()
+            .insert(ConnectInfo(peer.parse::<SocketAddr>().unwrap()));
+        req
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn the_dashboard_is_one_page_that_loads_nothing_from_elsewhere() {
+        let app = router(Hook::Off("no --git".into()), no_api());
+        let resp = app
+            .clone()
+            .oneshot(get_from("/", "127.0.0.1:1", None))
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), StatusCode::OK);
+        let h = resp.headers();
+        assert_eq!(h[header::CONTENT_TYPE], "text/html; charset=utf-8");
+        let csp = h[header::CONTENT_SECURITY_POLICY].to_str().unwrap();
+        for want in [
+            "default-src 'none'",
+            "script-src 'self'",
+            "connect-src 'self'",
+        ] {
+            assert!(csp.contains(want), "{want} not in {csp}");
+        }
+        assert!(
+            !csp.contains("unsafe-inline") && !csp.contains('*'),
+            "{csp}"
+        );
+        let body = resp.into_body().collect().await.unwrap().to_bytes();
+        let page = String::from_utf8_lossy(&body);
+        assert!(page.contains("/assets/app.js") && page.contains("/assets/app.css"));
+        // No inline script (the CSP would refuse it anyway).
+        assert!(!page.contains("<script>"), "{page}");
+        for (path, kind, text) in dashboard::ASSETS {
+            let (st, body) = call(&app, get_from(path, "127.0.0.1:1", None)).await;
+            assert_eq!(st, StatusCode::OK, "{path}");
+            assert_eq!(&body, text, "{path}");
+            // Nothing fetched from another origin. The one URL allowed is
+            // the SVG namespace, a name that is never fetched.
+            let refs = text.replace("\"http://www.w3.org/2000/svg\"", "");
+            for bad in [
+                "http://",
+                "https://",
+                "src=\"//",
+                "href=\"//",
+                "url(",
+                "@import",
+            ] {
+                assert!(!refs.contains(bad), "{path} ({kind}) contains {bad}");
+            }
+            // Data goes into the DOM as text only.
+            assert!(!text.contains("innerHTML"), "{path}");
+            assert!(!text.contains("insertAdjacentHTML"), "{path}");
+            assert!(!text.contains("document.write"), "{path}");
+        }
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn every_new_route_needs_the_token_from_elsewhere() {
+        let dir = tempfile::tempdir().unwrap();
+        let app = router(
+            Hook::Off("no --git".into()),
+            api_with_log(dir.path(), Some("tok")),
+        );
+        let routes = [
+            "/",
+            "/assets/app.js",
+            "/assets/app.css",
+            "/api/v1/units/web/logs",
+            "/api/v1/units/web/logs?follow=1",
+            "/api/v1/units/web/bench",
+        ];
+        for path in routes {
+            for auth in [None, Some("Bearer nope"), Some("Basic dTpub3Bl")] {
+                let resp = app
+                    .clone()
+                    .oneshot(get_from(path, "10.1.2.3:4", auth))
+                    .await
+                    .unwrap();
+                assert_eq!(resp.status(), StatusCode::UNAUTHORIZED, "{path} {auth:?}");
+                if path == "/" {
+                    // A browser asks for the token as a password.
+                    let wa = resp.headers()[header::WWW_AUTHENTICATE].to_str().unwrap();
+                    assert!(wa.starts_with("Basic "), "{wa}");
+                }
+            }
+        }
+        // The token as a bearer, or as the password of basic auth
+        // ("u:tok"), lets the page and the log through.
+        for auth in ["Bearer tok", "Basic dTp0b2s=", "Basic dTp0b2s"] {
+            for path in ["/", "/api/v1/units/web/logs"] {
+                let (st, body) = call(&app, get_from(path, "10.1.2.3:4", Some(auth))).await;
+                assert_eq!(st, StatusCode::OK, "{path} {auth}: {body}");
+            }
+        }
+        assert_eq!(base64_decode("dTp0b2s="), Some(b"u:tok".to_vec()));
+        assert_eq!(base64_decode("a b"), None);
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn log_reads_check_the_name_and_cap_the_lines() {
+        let dir = tempfile::tempdir().unwrap();
+        let app = router(Hook::Off("no --git".into()), api_with_log(dir.path(), None));
+        let log = crate::logs::UnitLog::new(
+            dir.path(),
+            "web",
+            &jarvis_unit::Logs::default(),
+            crate::logs::Watcher::default(),
+        );
+        for i in 0..1500 {
+            log.note(&format!("line {i}"));
+        }
+        let read = |path: &str| call(&app, get_from(path, "127.0.0.1:1", None));
+        for bad in [
+            "/api/v1/units/..%2F..%2Fetc%2Fpasswd/logs",
+            "/api/v1/units/%2E%2E/logs",
+            "/api/v1/units/Web/logs",
+            "/api/v1/units/a_b/bench",
+            "/api/v1/units/-x/logs",
+            "/api/v1/units/web%00/logs",
+        ] {
+            let (st, body) = read(bad).await;
+            assert_eq!(st, StatusCode::BAD_REQUEST, "{bad}: {body}");
+            assert!(body.contains("not a unit name"), "{bad}: {body}");
+        }
+        for bad in ["lines=-1", "lines=x", "follow=maybe", "color=1"] {
+            let (st, _) = read(&format!("/api/v1/units/web/logs?{bad}")).await;
+            assert_eq!(st, StatusCode::BAD_REQUEST, "{bad}");
+        }
+        let (st, body) = read("/api/v1/units/nope/logs").await;
+        assert_eq!(st, StatusCode::NOT_FOUND, "{body}");
+
+        let lines = |body: &str| -> Vec<String> {
+            let v: serde_json::Value = serde_json::from_str(body).unwrap();
+            v["lines"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|l| l["text"].as_str().unwrap().to_string())
+                .collect()
+        };
+        let (st, body) = read("/api/v1/units/web/logs?lines=3").await;
+        assert_eq!(st, StatusCode::OK, "{body}");
+        // jarvis's own lines (notes) say so, as in `jarvisctl logs`.
+        assert_eq!(
+            lines(&body),
+            [
+                "[jarvis] line 1497",
+                "[jarvis] line 1498",
+                "[jarvis] line 1499"
+            ]
+        );
+        let (_, body) = read("/api/v1/units/web/logs").await;
+        assert_eq!(lines(&body).len(), DEFAULT_LOG_LINES);
+        // More than the cap: the cap.
+        let (_, body) = read("/api/v1/units/web/logs?lines=1000000").await;
+        let got = lines(&body);
+        assert_eq!(got.len(), MAX_LOG_LINES);
+        assert_eq!(got.last().unwrap(), "[jarvis] line 1499");
+        assert_eq!(got[0], format!("[jarvis] line {}", 1500 - MAX_LOG_LINES));
+
+        // Bytes are capped too: long lines leave older ones out.
+        let long = "y".repeat(MAX_LOG_LINE * 2);
+        for _ in 0..40 {
+            log.note(&long);
+        }
+        let (_, body) = read("/api/v1/units/web/logs?lines=1000").await;
+        let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(v["truncated"], true);
+        let total: usize = lines(&body).iter().map(|l| l.len() + 1).sum();
+        assert!(total <= MAX_LOG_BYTES, "{total}");
+        assert!(lines(&body).iter().all(|l| l.len() == MAX_LOG_LINE));
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_followed_log_streams_its_tail_then_new_lines() {
+        let dir = tempfile::tempdir().unwrap();
+        let app = router(Hook::Off("no --git".into()), api_with_log(dir.path(), None));
+        let log = crate::logs::UnitLog::new(
+            dir.path(),
+            "web",
+            &jarvis_unit::Logs::default(),
+            crate::logs::Watcher::default(),
+        );
+        log.note("before");
+        let resp = app
+            .clone()
+            .oneshot(get_from(
+                "/api/v1/units/web/logs?follow=1&lines=10",
+                "127.0.0.1:1",
+                None,
+            ))
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), StatusCode::OK);
+        assert_eq!(resp.headers()[header::CONTENT_TYPE], "text/event-stream");
+        let mut body = resp.into_body().into_data_stream();
+        let mut seen = String::new();
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        let mut wrote = false;
+        use futures_util::StreamExt;
+        while !seen.contains("] after\"") {
+            let chunk = tokio::time::timeout_at(deadline, body.next())
+                .await
+                .expect("the new line within 10 s")
+                .unwrap()
+                .unwrap();
+            seen.push_str(&String::from_utf8_lossy(&chunk));
+            if !wrote && seen.contains("] before\"") {
+                log.note("after");
+                wrote = true;
+            }
+        }
+        assert!(seen.contains("event: line\n"), "{seen}");
+        assert!(seen.find("before").unwrap() < seen.find("after").unwrap());
+        // Whether a request is a stream (its own slot, its longer limit).
+        let is = |s: &str| stream_path(&s.parse().unwrap());
+        assert!(is("/api/v1/units/web/logs?follow=1"));
+        assert!(is("/api/v1/units/web/logs?lines=5&follow"));
+        assert!(is(API_EVENTS));
+        assert!(!is("/api/v1/units/web/logs"));
+        assert!(!is("/api/v1/units/web/logs?follow=0"));
+        assert!(!is("/api/v1/units/web/bench?follow=1"));
+        assert!(!is("/api/v1/units/a/b/logs?follow=1"));
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_stored_benchmark_is_served_without_its_rounds() {
+        let dir = tempfile::tempdir().unwrap();
+        let app = router(Hook::Off("no --git".into()), api_with_log(dir.path(), None));
+        let read = |path: &str| call(&app, get_from(path, "127.0.0.1:1", None));
+        let (st, body) = read("/api/v1/units/web/bench").await;
+        assert_eq!(st, StatusCode::NOT_FOUND);
+        assert!(body.contains("jarvisctl bench web"), "{body}");
+        std::fs::create_dir_all(dir.path().join("bench")).unwrap();
+        let stored = serde_json::json!({
+            "unit": "web", "api": "llamacpp", "rounds": [{}, {}, {}, {}],
+            "metrics": {"latency_ms": {"native": {"median": 100.0, "p95": 120.0, "n": 10},
+                "container": {"median": 103.0, "p95": 125.0, "n": 10}, "ratio": 1.03,
+                "higher_is_better": false}},
+            "verdict": "latency_ms: no difference beyond noise", "recommendation": "container",
+        });
+        std::fs::write(dir.path().join("bench/web.json"), stored.to_string()).unwrap();
+        let (st, body) = read("/api/v1/units/web/bench").await;
+        assert_eq!(st, StatusCode::OK, "{body}");
+        let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(v["round_count"], 4);
+        assert!(v.get("rounds").is_none());
+        assert_eq!(v["metrics"]["latency_ms"]["container"]["median"], 103.0);
+        assert_eq!(v["recommendation"], "container");
     }
 
     #[tokio::test(flavor = "current_thread")]

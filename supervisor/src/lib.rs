@@ -415,6 +415,7 @@ async fn serve(args: Args) -> anyhow::Result<()> {
             status: http::StatusSource::new(tx.clone()),
             token: http_token.clone(),
             events: events.clone(),
+            bench_dir: Some(bench::dir(&args.state_dir)),
         };
         tokio::spawn(http::serve(listener, http::router(hook, api)))
     });

@@ -37,7 +37,7 @@ pub const POLL_EVERY: Duration = Duration::from_millis(250);
 pub struct UnitLog {
     cfg: Mutex<LogConfig>,
     /// What wakes its followers.
-    watcher: Watcher,
+    pub(crate) watcher: Watcher,
 }
 
 impl UnitLog {

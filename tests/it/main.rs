@@ -13,6 +13,7 @@ mod compose;
 mod config;
 mod containers;
 mod control_limits;
+mod dashboard;
 mod device_rules;
 mod events;
 mod exec;
