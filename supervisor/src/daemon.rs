@@ -20,7 +20,7 @@ use tokio::sync::{mpsc, oneshot};
 use jarvis_runtime::{blocking, hardware, Runtime as _, Runtimes, StartError, StartSpec};
 
 use crate::bench;
-use crate::engine::machine::{Event, ExitInfo, State};
+use crate::engine::machine::{Event, ExitInfo, GpuVerdict, State};
 use crate::engine::{Ask, BootUnit, Devices, Found, Input, Output, ReplyId, Supervisor};
 use crate::logs::UnitLog;
 use crate::msg::{Msg, Reply};
@@ -230,6 +230,8 @@ pub struct Daemon {
     /// [`Boot::leave_others`]): runs found were left alone, and the first
     /// set that loads is booted as at a start, re-adopting them.
     unsupervised: bool,
+    /// The GPU facts `status` shows, probed at most every few seconds.
+    gpu_cache: Arc<Mutex<crate::gpucheck::GpuCache>>,
 }
 
 /// Hardware rescans: one at a time; uevents that come meanwhile are
@@ -266,6 +268,7 @@ impl Daemon {
             version: 0,
             shared_status: Default::default(),
             start_times: Default::default(),
+            gpu_cache: Default::default(),
             rescan: Rescan::default(),
             made_parent: false,
         })
@@ -687,6 +690,23 @@ impl Daemon {
                     });
                 });
             }
+            Output::GpuCheck {
+                name,
+                gen,
+                placement,
+            } => {
+                let Some(unit) = self.core.unit(&name).cloned() else {
+                    return false;
+                };
+                let rt = self.cfg.runtime.clone();
+                tokio::spawn(async move {
+                    let verdict = crate::gpucheck::check(&rt, &unit, &placement).await;
+                    let _ = tx.send(Msg::Unit {
+                        name,
+                        event: Event::GpuChecked { gen, verdict },
+                    });
+                });
+            }
             Output::Remove { name } => {
                 self.logs.remove(&name);
                 tokio::spawn(self.cfg.runtime.remove(&name));
@@ -701,6 +721,15 @@ impl Daemon {
                 kind,
                 message,
             } => {
+                match kind {
+                    jarvis_proto::EventKind::GpuFallback => {
+                        tracing::warn!(unit = unit.as_deref(), reason = %message, "runs on the CPU, not its GPU")
+                    }
+                    jarvis_proto::EventKind::GpuOk => {
+                        tracing::info!(unit = unit.as_deref(), "runs on its GPU again")
+                    }
+                    _ => {}
+                }
                 self.cfg.events.push(unit, kind, message);
             }
             Output::Changed {
@@ -1130,12 +1159,45 @@ impl Daemon {
                 ports: net.ports,
                 privileged: v.kind == Kind::Container
                     && container_form(v.unit).is_some_and(|c| c.privileged),
-                gpu: None,
-                gpu_reason: None,
+                gpu: s.gpu.as_ref().map(|g| match g {
+                    GpuVerdict::Ok => jarvis_proto::GpuCheck::Ok,
+                    GpuVerdict::Fallback(_) => jarvis_proto::GpuCheck::Fallback,
+                }),
+                gpu_reason: match &s.gpu {
+                    Some(GpuVerdict::Fallback(r)) => Some(r.clone()),
+                    _ => None,
+                },
                 vram_bytes: None,
-                vram_given_bytes: None,
+                vram_given_bytes: match (v.placement, &v.unit.gpu) {
+                    (Some(Placement::Gpus { .. }), Some(g)) => Some(g.min_vram),
+                    _ => None,
+                },
             });
         }
+        // The GPUs (when the host has any): each with the units placed on
+        // it now, from a probe a few seconds old at most.
+        let gpu_units = if self.core.gpus().is_empty() {
+            None
+        } else {
+            let mut placed: BTreeMap<String, Vec<String>> = BTreeMap::new();
+            let mut running = Vec::new();
+            for v in self.core.views(&[]) {
+                let Some(p @ Placement::Gpus { .. }) = v.placement else {
+                    continue;
+                };
+                if !v.st.is_active() {
+                    continue;
+                }
+                for id in p.ids() {
+                    placed.entry(id).or_default().push(v.name.to_string());
+                }
+                if v.st.pid.is_some() {
+                    running.push((v.name.to_string(), self.cfg.runtime.config().cgroup(v.name)));
+                }
+            }
+            Some((placed, running))
+        };
+        let gpu_cache = self.gpu_cache.clone();
         let rt = self.cfg.runtime.clone();
         let cache = self.stats.clone();
         let problems = self.problems.clone();
@@ -1199,12 +1261,35 @@ impl Daemon {
                     known.retain(|k, _| seen.contains(k));
                 }
                 drop(known);
-                rows
+                let mut gpus = Vec::new();
+                if let Some((mut placed, running)) = gpu_units {
+                    let roots = &rt.config().roots;
+                    if let Some(snap) = crate::gpucheck::snapshot(&gpu_cache, roots, &running) {
+                        for row in rows.iter_mut() {
+                            row.vram_bytes = snap.unit_vram.get(&row.name).copied();
+                        }
+                        gpus = snap
+                            .gpus
+                            .iter()
+                            .map(|g| jarvis_proto::GpuStatus {
+                                id: g.id.clone(),
+                                vendor: g.vendor.as_str().to_string(),
+                                name: g.name.clone(),
+                                memory_total_bytes: g.memory_total,
+                                memory_used_bytes: g.memory_used,
+                                utilization_percent: g.utilization,
+                                units: placed.remove(&g.id).unwrap_or_default(),
+                            })
+                            .collect();
+                    }
+                }
+                (rows, gpus)
             })
             .await;
+            let (units, gpus) = units;
             let _ = tx.send(Response::Status(StatusReport {
                 units,
-                gpus: vec![],
+                gpus,
                 problems,
             }));
         });

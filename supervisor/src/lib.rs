@@ -12,6 +12,7 @@ pub mod control;
 pub mod daemon;
 pub mod engine;
 pub mod events;
+pub mod gpucheck;
 pub mod http;
 pub mod logs;
 pub mod metrics;

@@ -21,7 +21,7 @@ use std::collections::VecDeque;
 use std::fmt;
 use std::time::{Duration, Instant};
 
-use jarvis_unit::{OnUnhealthy, RestartPolicy, Unit};
+use jarvis_unit::{OnFallback, OnUnhealthy, RestartPolicy, Unit};
 
 /// Why a start failed, and whether a later try may work (the runtime's
 /// own type: it travels from the runtime to the machine as it is).
@@ -153,6 +153,8 @@ pub enum TimerKind {
     StopTimeout,
     /// Time for the next health probe.
     HealthProbe,
+    /// Time to check again that a unit placed on a GPU runs there.
+    GpuCheck,
 }
 
 /// Who asked a unit to stop.
@@ -213,6 +215,9 @@ pub enum Cause {
     /// Its start failed for want of something the system may have again
     /// soon (descriptors, memory, processes, disk space).
     StartFailed(String),
+    /// Placed on a GPU, it was found running on the CPU (`[gpu]
+    /// on_fallback = "restart"`); the reason says how it was told.
+    GpuFallback(String),
 }
 
 impl fmt::Display for Cause {
@@ -220,6 +225,7 @@ impl fmt::Display for Cause {
         match self {
             Cause::Exit(e) => f.write_str(&e.describe()),
             Cause::StartFailed(reason) => write!(f, "cannot start: {reason}"),
+            Cause::GpuFallback(reason) => write!(f, "GPU fallback: {reason}"),
             Cause::Unhealthy { failures, detail } => {
                 write!(f, "unhealthy after {failures} failed checks ({detail})")
             }
@@ -353,6 +359,20 @@ pub enum Event {
         ok: bool,
         detail: String,
     },
+    /// What a check of the run's GPU use found (`None`: nothing could
+    /// tell, e.g. no NVML and no other word).
+    GpuChecked {
+        gen: u64,
+        verdict: Option<GpuVerdict>,
+    },
+}
+
+/// Whether a unit placed on a GPU runs there, as its last check found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum GpuVerdict {
+    Ok,
+    /// It runs (partly) on the CPU: why it is thought so.
+    Fallback(String),
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -376,6 +396,9 @@ pub enum Effect {
     /// Run the health probe once (bounded by its timeout) and deliver
     /// `Event::HealthResult { gen, .. }`.
     Probe { gen: u64 },
+    /// Check once whether the run uses its GPU, and deliver
+    /// `Event::GpuChecked { gen, .. }`.
+    GpuCheck { gen: u64 },
 }
 
 /// Why a unit that is being stopped starts again afterwards.
@@ -405,6 +428,9 @@ pub struct UnitState {
     pub last_exit: Option<ExitInfo>,
     pub reason: Option<Reason>,
     pub started_at: Option<Instant>,
+    /// What the last check of this run's GPU use found; `None` before the
+    /// first (and without a GPU).
+    pub gpu: Option<GpuVerdict>,
     /// Start times within the burst interval.
     starts: VecDeque<Instant>,
     /// Consecutive quick failures: the restart delay doubles with each.
@@ -428,6 +454,7 @@ impl Default for UnitState {
             last_exit: None,
             reason: None,
             started_at: None,
+            gpu: None,
             starts: VecDeque::new(),
             backoff: 0,
             health_failures: 0,
@@ -517,6 +544,7 @@ impl Machine<'_> {
             Event::Exited { gen, exit } => self.on_exit(s, gen, exit),
             Event::Timer { gen, kind } => self.on_timer(s, gen, kind),
             Event::HealthResult { gen, ok, detail } => self.on_health(s, gen, ok, detail),
+            Event::GpuChecked { gen, verdict } => self.on_gpu_checked(s, gen, verdict),
         }
     }
 
@@ -723,6 +751,7 @@ impl Machine<'_> {
         s.state = State::Running;
         s.health_failures = 0;
         s.health = self.unit.health.as_ref().map(|_| Health::Starting);
+        s.gpu = None;
         if !s.wanted {
             // A stop came while it was spawning.
             return self.begin_stop(s, None);
@@ -731,13 +760,62 @@ impl Machine<'_> {
             let reason = Reason::Waiting(reason.clone());
             return self.begin_stop(s, Some(reason));
         }
-        match self.next_probe(s) {
-            Some(after) => vec![Effect::Timer {
+        let mut effects: Vec<Effect> = self
+            .next_probe(s)
+            .map(|after| Effect::Timer {
                 gen,
                 kind: TimerKind::HealthProbe,
                 after,
-            }],
-            None => vec![],
+            })
+            .into_iter()
+            .collect();
+        effects.extend(self.next_gpu_check(gen));
+        effects
+    }
+
+    /// The timer of the next check of the run's GPU use (units with
+    /// `[gpu]`; the core drops the check of a run placed on the CPU).
+    fn next_gpu_check(&self, gen: u64) -> Option<Effect> {
+        let gpu = self.unit.gpu.as_ref()?;
+        Some(Effect::Timer {
+            gen,
+            kind: TimerKind::GpuCheck,
+            after: gpu.verify_interval,
+        })
+    }
+
+    /// A check of the run's GPU use answered: kept for `status`; a
+    /// fallback with `on_fallback = "restart"` restarts the unit through
+    /// the restart policy (delay, doubling, burst window), as an unhealthy
+    /// verdict does. Otherwise the next check is armed.
+    fn on_gpu_checked(
+        &self,
+        s: &mut UnitState,
+        gen: u64,
+        verdict: Option<GpuVerdict>,
+    ) -> Vec<Effect> {
+        let Some(gpu) = &self.unit.gpu else {
+            return vec![];
+        };
+        if gen != s.gen || s.state != State::Running {
+            return vec![];
+        }
+        if verdict.is_some() {
+            s.gpu = verdict.clone();
+        }
+        match verdict {
+            Some(GpuVerdict::Fallback(reason)) if gpu.on_fallback == OnFallback::Restart => {
+                let cause = Cause::GpuFallback(reason);
+                s.again = Some(Again::Auto(cause.clone()));
+                self.begin_stop(
+                    s,
+                    Some(Reason::Restarting {
+                        cause,
+                        delay: Duration::ZERO,
+                    }),
+                )
+            }
+            _ => self.next_gpu_check(gen).into_iter().collect(),
         }
     }
 
@@ -774,6 +852,7 @@ impl Machine<'_> {
         s.started_at = None;
         s.last_exit = Some(exit);
         s.health = None;
+        s.gpu = None;
 
         if was_stopping {
             s.state = State::Stopped;
@@ -863,6 +942,15 @@ impl Machine<'_> {
             TimerKind::StopTimeout if s.state == State::Stopping => vec![Effect::KillAll],
             TimerKind::HealthProbe if s.state == State::Running && self.unit.health.is_some() => {
                 vec![Effect::Probe { gen }]
+            }
+            // With a health check, the GPU is checked once the unit is
+            // healthy: a model may still be loading before.
+            TimerKind::GpuCheck if s.state == State::Running => {
+                if self.unit.health.is_some() && s.health != Some(Health::Healthy) {
+                    self.next_gpu_check(gen).into_iter().collect()
+                } else {
+                    vec![Effect::GpuCheck { gen }]
+                }
             }
             _ => vec![],
         }

@@ -31,8 +31,8 @@ use crate::placement::{self, Decision, GpuInfo, Ledger, Placement};
 use crate::state::{Persisted, PersistedUnit};
 use jarvis_proto::EventKind;
 use machine::{
-    Effect, Event, ExitInfo, Health, Machine, Phase, Readiness, Reason, State, StopCause,
-    TimerKind, UnitState,
+    Effect, Event, ExitInfo, GpuVerdict, Health, Machine, Phase, Readiness, Reason, State,
+    StopCause, TimerKind, UnitState,
 };
 
 /// Identifies a request whose answer may come later.
@@ -165,6 +165,13 @@ pub enum Output {
     Probe {
         name: String,
         gen: u64,
+    },
+    /// Check once whether the run `gen` uses the GPUs it was placed on, and
+    /// deliver `Event::GpuChecked`.
+    GpuCheck {
+        name: String,
+        gen: u64,
+        placement: Placement,
     },
     /// The unit left the set: remove what is left of it (its cgroup).
     Remove {
@@ -825,6 +832,7 @@ impl Supervisor {
         };
         let before = (s.st.state, s.st.pid);
         let health_before = s.st.health;
+        let gpu_before = s.st.gpu.clone();
         let exited = matches!(event, Event::Exited { .. });
         let effects = Machine {
             unit: &s.unit,
@@ -832,6 +840,10 @@ impl Supervisor {
         }
         .step(&mut s.st, event);
         for (kind, message) in events_of(before.0, health_before, exited, &s.st) {
+            cx.event(name, kind, message);
+        }
+        if let Some((kind, message)) = gpu_event(gpu_before.as_ref(), s.st.gpu.as_ref()) {
+            cx.note(name, format!("{}: {message}", kind.as_str()));
             cx.event(name, kind, message);
         }
         if before != (s.st.state, s.st.pid) {
@@ -906,6 +918,17 @@ impl Supervisor {
                 after,
             }),
             Effect::Probe { gen } => cx.out.push(Output::Probe { name, gen }),
+            // Only a run placed on a GPU is checked; for one on the CPU
+            // the checks end here.
+            Effect::GpuCheck { gen } => {
+                if let Some(p @ Placement::Gpus { .. }) = &s.placement {
+                    cx.out.push(Output::GpuCheck {
+                        name,
+                        gen,
+                        placement: p.clone(),
+                    });
+                }
+            }
         }
     }
 
@@ -1207,6 +1230,22 @@ impl Cx<'_> {
             name: name.to_string(),
             text,
         });
+    }
+}
+
+/// The event of a change in a run's GPU verdict: a fallback found (not one
+/// told already), or the GPU used again after one.
+fn gpu_event(
+    before: Option<&GpuVerdict>,
+    after: Option<&GpuVerdict>,
+) -> Option<(EventKind, String)> {
+    match (before, after) {
+        (Some(GpuVerdict::Fallback(_)), Some(GpuVerdict::Fallback(_))) => None,
+        (_, Some(GpuVerdict::Fallback(reason))) => Some((EventKind::GpuFallback, reason.clone())),
+        (Some(GpuVerdict::Fallback(_)), Some(GpuVerdict::Ok)) => {
+            Some((EventKind::GpuOk, "runs on its GPU again".into()))
+        }
+        _ => None,
     }
 }
 

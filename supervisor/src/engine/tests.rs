@@ -80,6 +80,12 @@ fn brief(o: &Output) -> Option<String> {
         Output::Signal { name, signal, .. } => format!("signal {name} {signal}"),
         Output::KillAll { name } => format!("killall {name}"),
         Output::Sweep { name } => format!("sweep {name}"),
+        // The GPU checks' timers of GPU units are left out of the tables:
+        // `gpu_checks_*` below pin them.
+        Output::Timer {
+            kind: TimerKind::GpuCheck,
+            ..
+        } => return None,
         Output::Timer {
             name, kind, after, ..
         } => {
@@ -87,10 +93,14 @@ fn brief(o: &Output) -> Option<String> {
                 TimerKind::RestartDelay => "restart",
                 TimerKind::StopTimeout => "stop-timeout",
                 TimerKind::HealthProbe => "probe",
+                TimerKind::GpuCheck => "gpu-check",
             };
             format!("timer {name} {k} {}", humantime::format_duration(*after))
         }
         Output::Probe { name, .. } => format!("probe {name}"),
+        Output::GpuCheck {
+            name, placement, ..
+        } => format!("gpu-check {name} on {}", placement.ids().join(",")),
         Output::Remove { name } => format!("remove {name}"),
         Output::Reply { id, response } => format!(
             "reply {id} {}",
@@ -1173,4 +1183,236 @@ fn what_happens_to_a_unit_is_told_as_events() {
         rig.now,
     );
     assert_eq!(events(&out), ["device-back zigbee: back at /dev/ttyUSB0"]);
+}
+
+// ---------------------------------------------------------------------------
+// GPU checks.
+
+/// A GPU unit checked every second, `on_fallback` as given.
+fn checked_gpu_unit(on_fallback: jarvis_unit::OnFallback) -> Unit {
+    let mut u = gpu_unit("llm", 8);
+    let g = u.gpu.as_mut().unwrap();
+    g.verify_interval = Duration::from_secs(1);
+    g.on_fallback = on_fallback;
+    u
+}
+
+/// The GPU-check timers among `out`, as `after`.
+fn gpu_timers(out: &[Output]) -> Vec<Duration> {
+    out.iter()
+        .filter_map(|o| match o {
+            Output::Timer {
+                kind: TimerKind::GpuCheck,
+                after,
+                ..
+            } => Some(*after),
+            _ => None,
+        })
+        .collect()
+}
+
+impl Rig {
+    fn started(&mut self, name: &str, pid: i32) -> Vec<Output> {
+        let gen = self.gen(name);
+        self.sv.handle(
+            Input::Started {
+                name: name.into(),
+                gen,
+                pid,
+                devices: vec![],
+            },
+            self.now,
+        )
+    }
+
+    fn gpu_checked(&mut self, name: &str, gen: u64, verdict: Option<GpuVerdict>) -> Vec<Output> {
+        self.sv.handle(
+            Input::Unit {
+                name: name.into(),
+                event: Event::GpuChecked { gen, verdict },
+            },
+            self.now,
+        )
+    }
+
+    fn gpu(&self, name: &str) -> Option<GpuVerdict> {
+        self.sv.slot(name).unwrap().st.gpu.clone()
+    }
+}
+
+const CPU_ONLY: &str = "model llama3:8b has 0 B of 4.7 GB in VRAM";
+
+#[test]
+fn gpu_checks_follow_the_interval_and_tell_verdict_changes() {
+    let (mut rig, _) = Rig::boot(vec![checked_gpu_unit(Default::default())], vec![h200()]);
+    // The first check is armed when the run is up.
+    let out = rig.started("llm", 50);
+    assert_eq!(gpu_timers(&out), [Duration::from_secs(1)]);
+    assert_eq!(rig.gpu("llm"), None, "not checked yet");
+    // The timer asks for a check of the GPU it was placed on.
+    assert_eq!(
+        rig.timer("llm", TimerKind::GpuCheck),
+        ["gpu-check llm on GPU-h200"]
+    );
+    // A fallback: told once, kept for status, the unit left running.
+    let gen = rig.gen("llm");
+    let fell = Some(GpuVerdict::Fallback(CPU_ONLY.into()));
+    let out = rig.gpu_checked("llm", gen, fell.clone());
+    assert_eq!(events(&out), [format!("gpu-fallback llm: {CPU_ONLY}")]);
+    assert_eq!(gpu_timers(&out), [Duration::from_secs(1)]);
+    assert!(out.iter().any(|o| matches!(o,
+        Output::Note { name, text } if name == "llm" && text == &format!("gpu-fallback: {CPU_ONLY}"))));
+    assert_eq!(rig.gpu("llm"), fell);
+    assert_eq!(rig.state("llm"), "running");
+    // The same again: no new event.
+    assert!(events(&rig.gpu_checked("llm", gen, fell.clone())).is_empty());
+    // Nothing could tell: the verdict stands, the checks go on.
+    let out = rig.gpu_checked("llm", gen, None);
+    assert!(events(&out).is_empty());
+    assert_eq!(gpu_timers(&out), [Duration::from_secs(1)]);
+    assert_eq!(rig.gpu("llm"), fell);
+    // On the GPU again.
+    let out = rig.gpu_checked("llm", gen, Some(GpuVerdict::Ok));
+    assert_eq!(events(&out), ["gpu-ok llm: runs on its GPU again"]);
+    assert_eq!(rig.gpu("llm"), Some(GpuVerdict::Ok));
+    // A verdict on an earlier run is dropped.
+    let out = rig.gpu_checked("llm", gen - 1, fell.clone());
+    assert!(out.is_empty(), "{out:?}");
+    assert_eq!(rig.gpu("llm"), Some(GpuVerdict::Ok));
+    // A run that ends forgets its verdict, and its checks end with it.
+    let out = rig.sv.handle(
+        Input::Unit {
+            name: "llm".into(),
+            event: Event::Exited { gen, exit: CRASH },
+        },
+        rig.now,
+    );
+    assert!(gpu_timers(&out).is_empty());
+    assert_eq!(rig.gpu("llm"), None);
+    let late = rig.sv.handle(
+        Input::Unit {
+            name: "llm".into(),
+            event: Event::Timer {
+                gen,
+                kind: TimerKind::GpuCheck,
+            },
+        },
+        rig.now,
+    );
+    assert!(late.is_empty(), "{late:?}");
+}
+
+#[test]
+fn a_gpu_fallback_restarts_under_the_restart_policy() {
+    let (mut rig, _) = Rig::boot(
+        vec![checked_gpu_unit(jarvis_unit::OnFallback::Restart)],
+        vec![h200()],
+    );
+    let burst = rig.sv.unit("llm").unwrap().restart.burst;
+    for round in 1..burst {
+        rig.started("llm", 50);
+        let gen = rig.gen("llm");
+        let out = rig.gpu_checked("llm", gen, Some(GpuVerdict::Fallback(CPU_ONLY.into())));
+        let got: Vec<String> = out.iter().filter_map(brief).collect();
+        assert_eq!(
+            got,
+            ["signal llm 15", "timer llm stop-timeout 10s"],
+            "round {round}"
+        );
+        assert_eq!(events(&out), [format!("gpu-fallback llm: {CPU_ONLY}")]);
+        assert_eq!(
+            rig.reason("llm"),
+            format!("GPU fallback: {CPU_ONLY}; restarting")
+        );
+        let out = rig.sv.handle(
+            Input::Unit {
+                name: "llm".into(),
+                event: Event::Exited { gen, exit: TERM },
+            },
+            rig.now,
+        );
+        // Told as a restart with its cause, through the restart delay.
+        let ev = events(&out);
+        assert!(
+            ev.iter().any(|e| e.starts_with(&format!(
+                "restarted llm: GPU fallback: {CPU_ONLY}; restarting in"
+            ))),
+            "round {round}: {ev:?}"
+        );
+        rig.now += Duration::from_secs(1);
+        assert_eq!(
+            rig.timer("llm", TimerKind::RestartDelay),
+            ["spawn llm as native"],
+            "round {round}"
+        );
+        assert_eq!(rig.sv.slot("llm").unwrap().st.restarts, round);
+        assert_eq!(
+            rig.reason("llm"),
+            format!("restarted: GPU fallback: {CPU_ONLY}")
+        );
+    }
+    // The burst limit holds: the unit fails instead of looping.
+    rig.started("llm", 50);
+    let gen = rig.gen("llm");
+    rig.gpu_checked("llm", gen, Some(GpuVerdict::Fallback(CPU_ONLY.into())));
+    rig.sv.handle(
+        Input::Unit {
+            name: "llm".into(),
+            event: Event::Exited { gen, exit: TERM },
+        },
+        rig.now,
+    );
+    rig.now += Duration::from_secs(1);
+    assert!(rig.timer("llm", TimerKind::RestartDelay).is_empty());
+    assert_eq!(rig.state("llm"), "failed");
+    assert!(
+        rig.reason("llm").contains("restart.burst"),
+        "{}",
+        rig.reason("llm")
+    );
+}
+
+#[test]
+fn gpu_checks_wait_for_health_and_skip_the_cpu() {
+    // With a health check, the GPU is checked once healthy.
+    let mut u = checked_gpu_unit(Default::default());
+    checked(&mut u);
+    let (mut rig, _) = Rig::boot(vec![u], vec![h200()]);
+    rig.started("llm", 50);
+    let gen = rig.gen("llm");
+    let out = rig.sv.handle(
+        Input::Unit {
+            name: "llm".into(),
+            event: Event::Timer {
+                gen,
+                kind: TimerKind::GpuCheck,
+            },
+        },
+        rig.now,
+    );
+    assert_eq!(gpu_timers(&out), [Duration::from_secs(1)]);
+    assert!(!out.iter().any(|o| matches!(o, Output::GpuCheck { .. })));
+    rig.sv.handle(
+        Input::Unit {
+            name: "llm".into(),
+            event: Event::HealthResult {
+                gen,
+                ok: true,
+                detail: "ok".into(),
+            },
+        },
+        rig.now,
+    );
+    assert_eq!(
+        rig.timer("llm", TimerKind::GpuCheck),
+        ["gpu-check llm on GPU-h200"]
+    );
+    // A unit placed on the CPU (no GPU on the host) is not checked.
+    let mut u = checked_gpu_unit(Default::default());
+    u.gpu.as_mut().unwrap().want = GpuWant::Auto;
+    let (mut rig, _) = Rig::boot(vec![u], vec![]);
+    assert_eq!(rig.state("llm"), "starting");
+    rig.started("llm", 50);
+    assert!(rig.timer("llm", TimerKind::GpuCheck).is_empty());
+    assert_eq!(rig.gpu("llm"), None);
 }

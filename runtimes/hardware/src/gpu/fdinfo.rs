@@ -147,10 +147,14 @@ mod tests {
         f.add_drm_client(100, 4, pci, 1, 4096).unwrap();
         f.add_drm_client(100, 5, pci, 2, 1024).unwrap();
         f.add_drm_client(100, 6, "0000:04:00.0", 3, 8192).unwrap();
-        f.write("proc/100/fdinfo/0", "pos:\t0\nflags:\t02\n").unwrap();
+        f.write("proc/100/fdinfo/0", "pos:\t0\nflags:\t02\n")
+            .unwrap();
         assert_eq!(drm_vram_bytes(&roots, 100, pci), Some(5 << 30));
         // NVML's form of the address names the same card.
-        assert_eq!(drm_vram_bytes(&roots, 100, "00000000:03:00.0"), Some(5 << 30));
+        assert_eq!(
+            drm_vram_bytes(&roots, 100, "00000000:03:00.0"),
+            Some(5 << 30)
+        );
         assert_eq!(drm_vram_bytes(&roots, 100, "0000:04:00.0"), Some(8 << 30));
         // A client holding nothing yet is there, with 0 bytes.
         f.add_drm_client(200, 3, pci, 9, 0).unwrap();
