@@ -42,7 +42,7 @@ fn units_table(report: &StatusReport) -> String {
     table
         .load_preset(presets::NOTHING)
         .set_content_arrangement(ContentArrangement::Disabled);
-    let with_reason = report.units.iter().any(|u| u.reason.is_some());
+    let with_reason = report.units.iter().any(|u| reason(u).is_some());
     let with_ports = report.units.iter().any(|u| !u.ports.is_empty());
     let mut header = vec![
         "UNIT", "KIND", "STATE", "PID", "UPTIME", "RESTARTS", "HEALTH", "MEMORY", "CPU",
@@ -90,11 +90,27 @@ fn units_table(report: &StatusReport) -> String {
             row.push(Cell::new(u.ports.join(", ")));
         }
         if with_reason {
-            row.push(Cell::new(u.reason.as_deref().unwrap_or("")));
+            row.push(Cell::new(reason(u).unwrap_or_default()));
         }
         table.add_row(row);
     }
     render(table)
+}
+
+/// The REASON column: a GPU fallback first (the silent failure of a unit
+/// that runs on the CPU though placed on a GPU), then the state's reason.
+fn reason(u: &UnitStatus) -> Option<String> {
+    let gpu = (u.gpu == Some(jarvis_proto::GpuCheck::Fallback)).then(|| {
+        format!(
+            "GPU FALLBACK: {}",
+            u.gpu_reason.as_deref().unwrap_or("runs on the CPU")
+        )
+    });
+    match (gpu, &u.reason) {
+        (Some(g), Some(r)) => Some(format!("{g}; {r}")),
+        (Some(g), None) => Some(g),
+        (None, r) => r.clone(),
+    }
 }
 
 pub fn images(images: &[ImageInfo]) -> String {
@@ -457,6 +473,43 @@ db    native  failed (137)     -       -         0  -                -      -  k
 web   native  running       4242   1h02m         2  healthy  12M / 64M  1.50s
 ";
         assert_eq!(out, expected, "\n{out}");
+    }
+
+    #[test]
+    fn a_gpu_fallback_leads_the_reason() {
+        let mut llm = unit("llm", UnitState::Running);
+        llm.gpu = Some(jarvis_proto::GpuCheck::Fallback);
+        llm.gpu_reason = Some("model llama3:8b has 0 B of 4.7 GB in VRAM".into());
+        let mut again = unit("again", UnitState::Running);
+        again.gpu = Some(jarvis_proto::GpuCheck::Fallback);
+        again.gpu_reason = Some("no process of the unit holds memory on GPU-1".into());
+        again.reason = Some("restarted: killed by SIGKILL".into());
+        let mut fine = unit("fine", UnitState::Running);
+        fine.gpu = Some(jarvis_proto::GpuCheck::Ok);
+        let out = status(&StatusReport {
+            units: vec![llm, again, fine.clone()],
+            ..Default::default()
+        });
+        let rows: Vec<&str> = out.lines().collect();
+        assert!(rows[0].ends_with("REASON"), "{out}");
+        assert!(
+            rows[1].ends_with("GPU FALLBACK: model llama3:8b has 0 B of 4.7 GB in VRAM"),
+            "{out}"
+        );
+        assert!(
+            rows[2].ends_with(
+                "GPU FALLBACK: no process of the unit holds memory on GPU-1; \
+                 restarted: killed by SIGKILL"
+            ),
+            "{out}"
+        );
+        assert!(!rows[3].contains("GPU"), "{out}");
+        // A unit on its GPU adds no column.
+        let out = status(&StatusReport {
+            units: vec![fine],
+            ..Default::default()
+        });
+        assert!(!out.contains("REASON"), "{out}");
     }
 
     #[test]
