@@ -467,6 +467,38 @@ mod tests {
         }
     }
 
+    /// The end-to-end test runs promtool on a host without GPUs; this one
+    /// checks the GPU families, where promtool is installed.
+    #[test]
+    fn gpu_families_pass_promtool_where_it_is_installed() {
+        use std::io::Write;
+        let probe = LagProbe::default();
+        let text = render_with(&gpu_report(), Some(&probe));
+        let Ok(mut check) = std::process::Command::new("promtool")
+            .args(["check", "metrics"])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+        else {
+            eprintln!("promtool is not installed: not checked");
+            return;
+        };
+        check
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(text.as_bytes())
+            .unwrap();
+        let out = check.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "promtool check metrics: {}{}\n{text}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
     #[test]
     fn the_lag_is_the_worst_of_this_window_and_the_last() {
         let p = LagProbe::default();
