@@ -21,6 +21,7 @@ mod faults;
 mod follow;
 mod gitops_triggers;
 mod gpu_fallback;
+mod gpu_fallback;
 mod hardware;
 mod health;
 mod http_api;
