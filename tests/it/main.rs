@@ -21,7 +21,6 @@ mod faults;
 mod follow;
 mod gitops_triggers;
 mod gpu_fallback;
-mod gpu_fallback;
 mod hardware;
 mod health;
 mod http_api;
