@@ -1,10 +1,30 @@
 //! jarvisd's HTTP listener (`--http ADDR`), opened only when asked.
 //!
-//! It serves two reads, `GET /api/v1/status` (the JSON `jarvisctl status
-//! --json` prints) and `GET /metrics` (the same in Prometheus' format),
-//! to loopback peers freely and to others only with `Authorization: Bearer
-//! TOKEN` and `--http-token-file`'s token (401 otherwise); and the git push
-//! webhook: `POST /hooks/git`
+//! ## Routes
+//!
+//! Reads, to loopback peers freely and to others only with `Authorization:
+//! Bearer TOKEN` (or `Basic` with the token as the password, which is how
+//! a browser sends it) and `--http-token-file`'s token (401 otherwise):
+//!
+//! - `GET /api/v1/status`: the JSON `jarvisctl status --json` prints.
+//! - `GET /metrics`: the same in Prometheus' format.
+//! - `GET /api/v1/events`: server-sent events of state changes (`id` the
+//!   event's seq, `event` its kind, `data` its JSON; `?since=10m`,
+//!   `?unit=NAME` repeatable, `Last-Event-ID` resumes).
+//! - `GET /api/v1/units/NAME/logs?lines=N`: the tail of a unit's log as
+//!   JSON; `&follow=1`: server-sent events, the tail then each line as it
+//!   is written.
+//! - `GET /api/v1/units/NAME/bench`: the unit's stored benchmark result,
+//!   404 when there is none.
+//! - `GET /`, `/assets/app.js`, `/assets/app.css`: the dashboard (see
+//!   `dashboard.rs`), one page that reads the routes above; a refused
+//!   browser is asked for the token as a password (`WWW-Authenticate:
+//!   Basic`).
+//!
+//! Unit names in routes must be unit names (`[a-z0-9][a-z0-9-]*`), 400
+//! otherwise: no name reaches a path that could leave its directory.
+//!
+//! And the git push webhook: `POST /hooks/git`
 //! (Forgejo, Gitea and GitHub send the same shape). Its body is signed with
 //! HMAC-SHA256 under the secret in `--webhook-secret-file`:
 //! `X-Hub-Signature-256: sha256=<hex>` (GitHub, Forgejo, Gitea) or
@@ -22,9 +42,12 @@
 //!
 //! It shares nothing with the control socket: it holds a [`Trigger`] (it
 //! can ask for the configured repository to be checked) and the secret,
-//! and no way to send the loop a request. Without `--git` or without
-//! `--webhook-secret-file` the hook answers 404 saying which is missing
-//! (jarvisd says so at start too).
+//! and a [`StatusSource`], which can ask the loop for two reads and
+//! nothing else: the status of all units, and a unit's log (the loop
+//! answers a `Logs` request with the log itself, read and followed here
+//! as for `jarvisctl logs`, through jarvisd's one inotify watcher).
+//! Without `--git` or without `--webhook-secret-file` the hook answers
+//! 404 saying which is missing (jarvisd says so at start too).
 //!
 //! ## Bounds
 //!
@@ -32,8 +55,13 @@
 //! kernel's backlog), one request per connection, headers within
 //! [`HEADER_TIMEOUT`] and at most 64 KiB, a body of at most [`MAX_BODY`]
 //! read within [`BODY_TIMEOUT`] (413 and 408 otherwise), and a connection
-//! never lasts more than [`CONNECTION_TIMEOUT`]. A push during an apply
-//! queues at most one more check (see `crate::trigger`).
+//! never lasts more than [`CONNECTION_TIMEOUT`]. Streams (the events, a
+//! followed log) hold one of [`MAX_STREAMS`] stream slots instead of a
+//! connection slot and last at most [`STREAM_TIMEOUT`]. A log read
+//! returns at most [`MAX_LOG_LINES`] lines (default
+//! [`DEFAULT_LOG_LINES`]) and [`MAX_LOG_BYTES`] of text, each line cut at
+//! [`MAX_LOG_LINE`]; a stored benchmark result is read up to 8 MiB. A push
+//! during an apply queues at most one more check (see `crate::trigger`).
 //!
 //! ## Adding routes
 //!
@@ -43,8 +71,9 @@
 //! in its `reads` router with the [`Api`] state and check
 //! [`allowed`] first: loopback peers through, others with the bearer token;
 //! every request carries its peer's address as `ConnectInfo<SocketAddr>`.
-//! The [`Api`] can ask the loop for the status of all units and nothing
-//! else.
+//! The [`Api`] can ask the loop for the status of all units and a unit's
+//! log, and nothing else. A route whose answer is a stream must be named
+//! in `is_stream`, or it is cut at [`CONNECTION_TIMEOUT`].
 
 use std::net::SocketAddr;
 use std::os::unix::fs::PermissionsExt;
@@ -178,8 +207,9 @@ impl Token {
     }
 }
 
-/// What the read-only routes may ask the loop: the status of all units,
-/// and nothing else (the listener cannot start, stop or change anything).
+/// What the read-only routes may ask the loop: the status of all units
+/// and a unit's log, and nothing else (the listener cannot start, stop or
+/// change anything).
 #[derive(Clone)]
 pub struct StatusSource(tokio::sync::mpsc::UnboundedSender<crate::msg::Msg>);
 
@@ -544,14 +574,14 @@ fn log_query(query: Option<&str>) -> Result<(usize, bool), String> {
 
 /// A unit's name from a route, checked against the unit name grammar
 /// (`[a-z0-9][a-z0-9-]*`, so nothing that could leave a directory).
-fn unit_name(name: &str) -> Result<&str, Response> {
+fn unit_name(name: &str) -> Result<&str, Box<Response>> {
     if jarvis_unit::is_valid_unit_name(name) {
         Ok(name)
     } else {
-        Err(text(
+        Err(Box::new(text(
             StatusCode::BAD_REQUEST,
             "not a unit name (lower-case letters, digits and -)",
-        ))
+        )))
     }
 }
 
@@ -655,7 +685,7 @@ async fn api_unit_logs(
     }
     let name = match unit_name(&name) {
         Ok(n) => n.to_string(),
-        Err(resp) => return resp,
+        Err(resp) => return *resp,
     };
     let (lines, follow) = match log_query(uri.query()) {
         Ok(q) => q,
@@ -736,7 +766,7 @@ async fn api_unit_bench(
     }
     let name = match unit_name(&name) {
         Ok(n) => n.to_string(),
-        Err(resp) => return resp,
+        Err(resp) => return *resp,
     };
     let none = || {
         text(

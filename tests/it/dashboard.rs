@@ -389,6 +389,7 @@ fn the_dashboard_renders_units_and_follows_changes_live() {
         Duration::from_secs(10),
         "web's benchmark chart",
     );
+    save_png(&b.screenshot(), 1280, 800, &dir.join("unit.png"));
     let verdict = b.eval("document.getElementById('bench-verdict').textContent");
     assert!(
         verdict.as_str().unwrap().contains("latency_ms"),
@@ -406,4 +407,92 @@ fn the_dashboard_renders_units_and_follows_changes_live() {
         "web shown running again on its page",
     );
     assert_eq!(b.eval("window.__same_page"), 1, "the page was reloaded");
+}
+
+/// The screenshots in docs/ (`dashboard-desktop.png`, `dashboard-phone.png`)
+/// of a running jarvisd's dashboard:
+/// `JARVIS_DASHBOARD_URL=http://127.0.0.1:PORT/ cargo test --test it
+/// dashboard_screenshots -- --ignored`.
+#[test]
+#[ignore = "takes the docs' screenshots of a running jarvisd"]
+fn dashboard_screenshots_for_the_docs() {
+    let url = std::env::var("JARVIS_DASHBOARD_URL").expect("JARVIS_DASHBOARD_URL");
+    let bin = chromium().expect("chromium");
+    let docs = Path::new(env!("CARGO_MANIFEST_DIR")).join("docs");
+    for (name, width, height, mobile) in [("desktop", 1280, 800, false), ("phone", 390, 844, true)]
+    {
+        let mut b = Browser::start(&bin);
+        b.viewport(width, height, mobile);
+        b.navigate(&url);
+        b.wait_for(
+            "document.querySelectorAll('#unit-rows tr').length > 0",
+            Duration::from_secs(20),
+            "units rendered",
+        );
+        // A second read, so that CPU shows as a share.
+        std::thread::sleep(Duration::from_secs(6));
+        save_png(
+            &b.screenshot(),
+            width,
+            height,
+            &docs.join(format!("dashboard-{name}.png")),
+        );
+    }
+}
+
+/// The GPU panel, on a fixture H200 host with the stand-in NVML: the GPU's
+/// name, its memory and the unit placed on it, and the unit's placement.
+#[test]
+fn the_dashboard_shows_gpus_and_placements() {
+    use jarvis_hardware::fixture::{self, Fixture};
+    if !root() {
+        return skip(true, "needs root (cgroups)");
+    }
+    let Some(bin) = chromium() else {
+        return skip(true, "chromium is not installed (apt-get install chromium)");
+    };
+    let fx = Fixture::h200_host().unwrap();
+    let mut env: Vec<(std::ffi::OsString, std::ffi::OsString)> = fx
+        .env()
+        .into_iter()
+        .map(|(k, v)| (std::ffi::OsString::from(k), v))
+        .collect();
+    let stub = fx
+        .nvml_stub_dir()
+        .expect("build the NVML stand-in (needs cc)");
+    env.push(("LD_LIBRARY_PATH".into(), stub.into_os_string()));
+    env.push((fixture::STUB_GPUS.into(), "1".into()));
+    env.push((fixture::STUB_TOTAL_MIB.into(), "143771".into()));
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let addr = format!("127.0.0.1:{port}");
+    let llm = "[native]\ncommand = [\"sleep\", \"100000\"]\n[gpu]\nwant = \"nvidia\"\nmin_vram = \"40G\"\n";
+    let j = Jarvis::start_full(&[("llm", llm)], &["--http", &addr], env);
+    j.running("llm");
+    let mut b = Browser::start(&bin);
+    b.viewport(1280, 800, false);
+    b.navigate(&format!("http://{addr}/"));
+    b.wait_for(
+        "!document.getElementById('gpus').hidden && document.querySelectorAll('#gpu-list .gpu').length === 1",
+        Duration::from_secs(20),
+        "the GPU panel",
+    );
+    let gpu = b.eval("document.querySelector('#gpu-list .gpu').innerText");
+    let gpu = gpu.as_str().unwrap();
+    assert!(gpu.contains("H200"), "{gpu}");
+    assert!(gpu.contains("Units: llm"), "{gpu}");
+    assert!(
+        gpu.contains("140.4 GiB") || gpu.contains("140 GiB"),
+        "{gpu}"
+    );
+    let placed = b.eval("document.querySelector('[data-unit=\"llm\"] .placement').innerText");
+    let placed = placed.as_str().unwrap();
+    assert!(
+        placed.contains("GPU") && placed.contains("H200"),
+        "{placed}"
+    );
+    assert!(placed.contains("40 GiB given"), "{placed}");
 }

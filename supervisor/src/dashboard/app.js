@@ -250,8 +250,11 @@ function subscribe() {
 }
 
 // ---- a unit's page ----
+// One term and its value; none when the value is empty.
 function detail(dl, term, ...value) {
-  dl.append(el("dt", { text: term }), el("dd", {}, ...value));
+  const dd = el("dd", {}, ...value);
+  if (dd.textContent.trim() === "") return;
+  dl.append(el("dt", { text: term }), dd);
 }
 
 function renderUnit(name) {
