@@ -410,7 +410,8 @@ pub async fn check(rt: &Runtimes, unit: &Unit, placement: &Placement) -> Option<
 pub struct Snapshot {
     pub gpus: Vec<HostGpu>,
     /// Bytes held by each unit's processes, summed over the GPUs, for the
-    /// units placed on a GPU when the probe ran.
+    /// units running on a GPU placement when the probe ran (absent where
+    /// no GPU can tell its processes).
     pub unit_vram: BTreeMap<String, u64>,
 }
 
@@ -450,8 +451,10 @@ pub fn snapshot(
             .into_iter()
             .filter_map(|p| u32::try_from(p).ok())
             .collect();
-        let (held, _) = holders(roots, &gpus, &pids);
-        if !held.is_empty() {
+        let (held, unknown) = holders(roots, &gpus, &pids);
+        // Known as 0 when some GPU's processes are known and none is the
+        // unit's; unknown when no GPU tells.
+        if !held.is_empty() || unknown.len() < gpus.len() {
             unit_vram.insert(
                 name.clone(),
                 held.iter().filter_map(|h| h.bytes).sum::<u64>(),
