@@ -440,10 +440,51 @@ fn dashboard_screenshots_for_the_docs() {
     }
 }
 
+/// Serves Ollama's `GET /api/ps` on 127.0.0.1 with whatever `body` holds
+/// at each request (a stand-in the GPU check asks); returns the port.
+fn ollama_stand_in(body: std::sync::Arc<std::sync::Mutex<String>>) -> u16 {
+    use std::io::Read;
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for conn in listener.incoming() {
+            let Ok(mut conn) = conn else { continue };
+            let _ = conn.set_read_timeout(Some(Duration::from_secs(2)));
+            let mut req = Vec::new();
+            let mut buf = [0u8; 1024];
+            while !req.windows(4).any(|w| w == b"\r\n\r\n") {
+                match conn.read(&mut buf) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => req.extend_from_slice(&buf[..n]),
+                }
+            }
+            let body = body.lock().unwrap().clone();
+            let _ = write!(
+                conn,
+                "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\
+                 Connection: close\r\n\r\n{body}",
+                body.len()
+            );
+        }
+    });
+    port
+}
+
+fn ollama_ps(size_vram: u64) -> String {
+    json!({"models": [{
+        "name": "llama3:8b", "model": "llama3:8b", "size": 4_700_000_000u64,
+        "size_vram": size_vram, "digest": "365c0bd3c000", "details": {},
+        "expires_at": "2026-01-01T00:00:00Z"
+    }]})
+    .to_string()
+}
+
 /// The GPU panel, on a fixture H200 host with the stand-in NVML: the GPU's
-/// name, its memory and the unit placed on it, and the unit's placement.
+/// name, its memory and the unit placed on it, and the unit's placement;
+/// then the unit falls back to the CPU and the page says so, loudly and
+/// without a reload.
 #[test]
-fn the_dashboard_shows_gpus_and_placements() {
+fn the_dashboard_shows_gpus_placements_and_fallbacks() {
     use jarvis_hardware::fixture::{self, Fixture};
     if !root() {
         return skip(true, "needs root (cgroups)");
@@ -452,6 +493,7 @@ fn the_dashboard_shows_gpus_and_placements() {
         return skip(true, "chromium is not installed (apt-get install chromium)");
     };
     let fx = Fixture::h200_host().unwrap();
+    let procs = fx.write("nvml-procs", "").unwrap();
     let mut env: Vec<(std::ffi::OsString, std::ffi::OsString)> = fx
         .env()
         .into_iter()
@@ -463,15 +505,27 @@ fn the_dashboard_shows_gpus_and_placements() {
     env.push(("LD_LIBRARY_PATH".into(), stub.into_os_string()));
     env.push((fixture::STUB_GPUS.into(), "1".into()));
     env.push((fixture::STUB_TOTAL_MIB.into(), "143771".into()));
+    env.push((
+        fixture::STUB_PROCS_FILE.into(),
+        procs.clone().into_os_string(),
+    ));
+    let ps = std::sync::Arc::new(std::sync::Mutex::new(ollama_ps(4_700_000_000)));
+    let ollama = ollama_stand_in(ps.clone());
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
         .unwrap()
         .port();
     let addr = format!("127.0.0.1:{port}");
-    let llm = "[native]\ncommand = [\"sleep\", \"100000\"]\n[gpu]\nwant = \"nvidia\"\nmin_vram = \"40G\"\n";
-    let j = Jarvis::start_full(&[("llm", llm)], &["--http", &addr], env);
-    j.running("llm");
+    let llm = format!(
+        "[native]\ncommand = [\"sleep\", \"100000\"]\n[env]\nOLLAMA_HOST = \"http://127.0.0.1:{ollama}\"\n\
+         [gpu]\nwant = \"nvidia\"\nmin_vram = \"40G\"\nverify = \"ollama\"\nverify_interval = \"1s\"\n"
+    );
+    let j = Jarvis::start_full(&[("llm", &llm)], &["--http", &addr], env);
+    let pid = j.running("llm")["pid"].as_i64().unwrap();
+    std::fs::write(&procs, format!("0:{pid}:4096\n")).unwrap();
+    j.wait_unit("llm", Duration::from_secs(15), |u| u["gpu"] == "ok");
+
     let mut b = Browser::start(&bin);
     b.viewport(1280, 800, false);
     b.navigate(&format!("http://{addr}/"));
@@ -484,15 +538,36 @@ fn the_dashboard_shows_gpus_and_placements() {
     let gpu = gpu.as_str().unwrap();
     assert!(gpu.contains("H200"), "{gpu}");
     assert!(gpu.contains("Units: llm"), "{gpu}");
-    assert!(
-        gpu.contains("140.4 GiB") || gpu.contains("140 GiB"),
-        "{gpu}"
+    assert!(gpu.contains("/ 140 GiB"), "{gpu}");
+    assert_eq!(
+        b.eval("document.querySelectorAll('#gpu-list .bar > span').length"),
+        1,
+        "no VRAM bar"
     );
-    let placed = b.eval("document.querySelector('[data-unit=\"llm\"] .placement').innerText");
+    let placement = "document.querySelector('[data-unit=\"llm\"] .placement').innerText";
+    b.wait_for(
+        &format!("{placement}.includes('VRAM 4.0 GiB of 40 GiB given')"),
+        Duration::from_secs(15),
+        "the unit's VRAM, used and given",
+    );
+    let placed = b.eval(placement);
     let placed = placed.as_str().unwrap();
-    assert!(
-        placed.contains("GPU") && placed.contains("H200"),
-        "{placed}"
+    assert!(placed.contains("GPU NVIDIA H200"), "{placed}");
+    assert!(!placed.contains("FALLBACK"), "{placed}");
+
+    // Ollama has the model on the CPU: shown loudly, with the reason.
+    b.eval("window.__same_page = 1");
+    *ps.lock().unwrap() = ollama_ps(0);
+    b.wait_for(
+        "!!document.querySelector('[data-unit=\"llm\"] .fallback')",
+        Duration::from_secs(20),
+        "the fallback on the unit",
     );
-    assert!(placed.contains("40 GiB given"), "{placed}");
+    let placed = b.eval(placement);
+    let placed = placed.as_str().unwrap();
+    assert!(placed.contains("GPU FALLBACK"), "{placed}");
+    assert!(placed.contains("llama3:8b"), "{placed}");
+    assert_eq!(b.eval("window.__same_page"), 1, "the page was reloaded");
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("dashboard");
+    save_png(&b.screenshot(), 1280, 800, &dir.join("gpu.png"));
 }

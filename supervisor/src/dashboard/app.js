@@ -119,7 +119,7 @@ function render() {
   const units = report.units || [];
   const counts = {};
   for (const u of units) counts[u.state] = (counts[u.state] || 0) + 1;
-  $("summary").textContent = units.length + " units" +
+  $("summary").textContent = units.length + (units.length === 1 ? " unit" : " units") +
     Object.entries(counts).map(([s, n]) => ", " + n + " " + s).join("");
 
   const problems = report.problems || [];
