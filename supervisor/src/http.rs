@@ -1561,10 +1561,14 @@ mod tests {
             &jarvis_unit::Logs::default(),
             crate::logs::Watcher::default(),
         );
+        let read = |path: &str| call(&app, get_from(path, "127.0.0.1:1", None));
+        // A unit that never wrote anything has an empty log.
+        let (st, body) = read("/api/v1/units/web/logs").await;
+        assert_eq!(st, StatusCode::OK, "{body}");
+        assert!(body.contains("\"lines\":[]"), "{body}");
         for i in 0..1500 {
             log.note(&format!("line {i}"));
         }
-        let read = |path: &str| call(&app, get_from(path, "127.0.0.1:1", None));
         for bad in [
             "/api/v1/units/..%2F..%2Fetc%2Fpasswd/logs",
             "/api/v1/units/%2E%2E/logs",
