@@ -1,6 +1,6 @@
 //! Supervisor benchmarks: what jarvisd costs next to doing without it.
 //!
-//! `cargo bench --bench supervisor [-- spawn|restart|memory|container|compose|status|network|load|all] [--quick]`
+//! `cargo bench --bench supervisor [-- spawn|restart|memory|container|compose|status|network|load|metrics|all] [--quick]`
 //! (must run as root: it creates cgroups). Every comparison is measured side
 //! by side with its peer in the same run, alternating, so machine noise hits
 //! both sides alike. Progress goes to stderr, a markdown report to stdout,
@@ -29,7 +29,9 @@
 //!   bridged services on 3 networks vs docker on its default bridge, in a
 //!   network namespace made for the group (`network/mod.rs`);
 //! - load: `status` latency and jarvisd's RSS with 200 units, 1,000
-//!   concurrent status clients and `logs -f` on 100 units (`load/mod.rs`).
+//!   concurrent status clients and `logs -f` on 100 units (`load/mod.rs`);
+//! - metrics: `GET /metrics` latency at 100 units and jarvisd's RSS with
+//!   the `--http` listener open vs without it (`metrics/mod.rs`).
 //!
 //! This binary is also the "crasher" the restart benchmark supervises: run
 //! with [`CRASHER_ARG`] first, it records its start and exit times
@@ -76,6 +78,7 @@ macro_rules! progress {
 mod compose;
 mod container;
 mod load;
+mod metrics;
 mod network;
 mod status;
 mod support;
@@ -89,7 +92,7 @@ fn main() -> ExitCode {
     let Some(opts) = Opts::parse(std::env::args().skip(1)) else {
         // `cargo test --benches` runs this without `--bench`: nothing to do.
         eprintln!(
-            "supervisor bench: run it with `cargo bench --bench supervisor [-- spawn|restart|memory|container|compose|status|network|load|all] [--quick]`"
+            "supervisor bench: run it with `cargo bench --bench supervisor [-- spawn|restart|memory|container|compose|status|network|load|metrics|all] [--quick]`"
         );
         return ExitCode::SUCCESS;
     };
@@ -117,6 +120,7 @@ struct Opts {
     status: bool,
     network: bool,
     load: bool,
+    metrics: bool,
 }
 
 impl Opts {
@@ -133,6 +137,7 @@ impl Opts {
             status: false,
             network: false,
             load: false,
+            metrics: false,
         };
         let mut bench_mode = false;
         for a in args {
@@ -147,6 +152,7 @@ impl Opts {
                 "status" => o.status = true,
                 "network" => o.network = true,
                 "load" => o.load = true,
+                "metrics" => o.metrics = true,
                 "all" => o.select_all(),
                 other => progress!("ignoring argument {other:?}"),
             }
@@ -158,7 +164,8 @@ impl Opts {
             || o.compose
             || o.status
             || o.network
-            || o.load;
+            || o.load
+            || o.metrics;
         if !bench_mode && !selected && !o.quick {
             return None;
         }
@@ -177,6 +184,7 @@ impl Opts {
         self.status = true;
         self.network = true;
         self.load = true;
+        self.metrics = true;
     }
 }
 
@@ -228,6 +236,9 @@ fn run(opts: &Opts) -> Res<()> {
     }
     if opts.load {
         sections.push(("load", load::bench_load(opts.quick)?));
+    }
+    if opts.metrics {
+        sections.push(("metrics", metrics::bench_metrics(opts.quick)?));
     }
 
     let mut md = String::new();

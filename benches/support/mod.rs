@@ -239,6 +239,11 @@ impl Daemon {
     /// Writes `units` (name, TOML) and starts jarvisd on them; returns once
     /// its socket exists.
     pub(crate) fn start(tag: &str, units: &[(String, String)]) -> Res<Daemon> {
+        Daemon::start_with(tag, units, &[])
+    }
+
+    /// Like [`Daemon::start`], with more arguments for jarvisd.
+    pub(crate) fn start_with(tag: &str, units: &[(String, String)], args: &[&str]) -> Res<Daemon> {
         let dir = tempfile::Builder::new()
             .prefix(&format!("jarvis-bench-{tag}-"))
             .tempdir()?;
@@ -259,6 +264,7 @@ impl Daemon {
             .arg(&socket)
             .arg("--cgroup-parent")
             .arg(&cgroup_parent)
+            .args(args)
             .env_remove("JARVIS_LOG")
             .stdin(Stdio::null())
             .stdout(log.try_clone()?)
