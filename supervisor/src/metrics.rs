@@ -358,7 +358,7 @@ async fn run_probe(probe: LagProbe, tick: Duration) {
         let due = timer.tick().await;
         let late = tokio::time::Instant::now().saturating_duration_since(due);
         n = n.wrapping_add(1);
-        probe.record(late, n % LAG_WINDOW_TICKS == 0);
+        probe.record(late, n.is_multiple_of(LAG_WINDOW_TICKS));
     }
 }
 
