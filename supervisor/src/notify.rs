@@ -396,6 +396,7 @@ pub fn spawn(
             target.clone(),
             qrx,
             counts.clone(),
+            RETRY_AFTER,
         )));
         queues.push((target, tx));
     }
@@ -436,6 +437,7 @@ async fn send_loop(
     target: Target,
     mut rx: mpsc::Receiver<Payload>,
     counts: Arc<Counts>,
+    retry_after: Duration,
 ) {
     let mut bucket = Bucket::new(BURST, PER_MINUTE, Instant::now());
     while let Some(p) = rx.recv().await {
@@ -454,7 +456,7 @@ async fn send_loop(
             }
             Err(Failure::Retry(why)) => {
                 tracing::debug!(url = %target.shown, "notify: {why}; trying again");
-                tokio::time::sleep(RETRY_AFTER).await;
+                tokio::time::sleep(retry_after).await;
                 match post(&client, &target, &p).await {
                     Ok(()) => {
                         counts.sent.fetch_add(1, Ordering::Relaxed);
@@ -714,5 +716,166 @@ mod tests {
         assert_eq!((0..10).filter(|_| b.take(later)).count(), 3);
         // A clock that goes back takes nothing.
         assert!(!b.take(t0));
+    }
+
+    /// A receiver on 127.0.0.1 answering each request with the next of
+    /// `statuses` (then 200): its URL and what it got (request head and
+    /// body).
+    fn receiver(statuses: Vec<u16>) -> (String, Arc<std::sync::Mutex<Vec<String>>>) {
+        use std::io::{BufRead, BufReader, Read, Write};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!(
+            "http://{}/hook?token=SECRET",
+            listener.local_addr().unwrap()
+        );
+        let got = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let seen = got.clone();
+        std::thread::spawn(move || {
+            let mut statuses = statuses.into_iter();
+            for conn in listener.incoming() {
+                let Ok(mut conn) = conn else { return };
+                let mut r = BufReader::new(conn.try_clone().unwrap());
+                let mut head = String::new();
+                let mut length = 0;
+                loop {
+                    let mut line = String::new();
+                    if r.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+                        break;
+                    }
+                    if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                        length = v.trim().parse().unwrap_or(0);
+                    }
+                    head.push_str(&line);
+                }
+                let mut body = vec![0; length];
+                let _ = r.read_exact(&mut body);
+                seen.lock()
+                    .unwrap()
+                    .push(format!("{head}\r\n{}", String::from_utf8_lossy(&body)));
+                let code = statuses.next().unwrap_or(200);
+                let _ = write!(
+                    conn,
+                    "HTTP/1.1 {code} X\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+                );
+            }
+        });
+        (url, got)
+    }
+
+    /// Sends `p` through a send loop to `url` and waits until it is done
+    /// with it.
+    async fn send_one(url: &str, p: Payload) -> Arc<Counts> {
+        jarvis_image::install_crypto_provider();
+        let counts = Arc::new(Counts::default());
+        let (tx, rx) = mpsc::channel(QUEUE);
+        let target = Target::parse(url, Format::Json).unwrap();
+        let task = tokio::spawn(send_loop(
+            client().unwrap(),
+            target,
+            rx,
+            counts.clone(),
+            Duration::from_millis(50),
+        ));
+        tx.send(p).await.unwrap();
+        drop(tx);
+        tokio::time::timeout(Duration::from_secs(30), task)
+            .await
+            .unwrap()
+            .unwrap();
+        counts
+    }
+
+    fn sample() -> Payload {
+        payload(
+            Format::Ntfy,
+            &event(Some("web"), EventKind::Failed, "exited with code 1"),
+            0,
+        )
+    }
+
+    #[tokio::test]
+    async fn a_5xx_is_tried_once_more_and_a_4xx_is_not() {
+        let (url, got) = receiver(vec![503]);
+        let c = send_one(&url, sample()).await;
+        assert_eq!(got.lock().unwrap().len(), 2);
+        assert_eq!(c.sent.load(Ordering::Relaxed), 1);
+        let first = got.lock().unwrap()[0].clone();
+        assert!(
+            first.starts_with("POST /hook?token=SECRET HTTP/1.1"),
+            "{first}"
+        );
+        assert!(first.contains("title: jarvis: web failed"), "{first}");
+        assert!(first.ends_with("\r\n\r\nexited with code 1"), "{first}");
+
+        let (url, got) = receiver(vec![500, 502]);
+        let c = send_one(&url, sample()).await;
+        assert_eq!(got.lock().unwrap().len(), 2, "tried twice, no more");
+        assert_eq!(c.failed.load(Ordering::Relaxed), 1);
+
+        let (url, got) = receiver(vec![403]);
+        let c = send_one(&url, sample()).await;
+        assert_eq!(got.lock().unwrap().len(), 1);
+        assert_eq!(c.failed.load(Ordering::Relaxed), 1);
+    }
+
+    #[tokio::test]
+    async fn a_receiver_that_is_not_there_fails_after_one_retry() {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let c = send_one(&format!("http://127.0.0.1:{port}/x"), sample()).await;
+        assert_eq!(c.failed.load(Ordering::Relaxed), 1);
+        assert_eq!(c.sent.load(Ordering::Relaxed), 0);
+    }
+
+    #[tokio::test]
+    async fn the_notifier_sends_trouble_once_per_unit_and_kind_within_the_burst() {
+        jarvis_image::install_crypto_provider();
+        let (url, got) = receiver(vec![]);
+        let log = EventLog::new();
+        let (counts, task) = spawn(
+            &log,
+            client().unwrap(),
+            vec![Target::parse(&url, Format::Json).unwrap()],
+            Format::Json,
+        );
+        log.push(Some("web".into()), EventKind::Started, "pid 1".into());
+        log.push(
+            Some("web".into()),
+            EventKind::Failed,
+            "exited with code 1".into(),
+        );
+        log.push(
+            Some("web".into()),
+            EventKind::Failed,
+            "exited with code 1".into(),
+        );
+        // More units failing at once than the burst a URL takes.
+        for i in 0..BURST + 4 {
+            log.push(Some(format!("u{i}")), EventKind::OomKilled, "OOM".into());
+        }
+        let until = Instant::now() + Duration::from_secs(20);
+        let done = || {
+            counts.sent.load(Ordering::Relaxed) + counts.dropped.load(Ordering::Relaxed)
+                == u64::from(BURST) + 5
+        };
+        while !done() {
+            assert!(Instant::now() < until, "{counts:?}");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        task.abort();
+        assert_eq!(counts.sent.load(Ordering::Relaxed), u64::from(BURST));
+        assert_eq!(counts.dropped.load(Ordering::Relaxed), 5);
+        assert_eq!(counts.held_back.load(Ordering::Relaxed), 1);
+        let got = got.lock().unwrap();
+        assert_eq!(got.len(), BURST as usize);
+        let first: serde_json::Value =
+            serde_json::from_str(got[0].split("\r\n\r\n").nth(1).unwrap()).unwrap();
+        assert_eq!(
+            (first["unit"].as_str(), first["kind"].as_str()),
+            (Some("web"), Some("failed"))
+        );
     }
 }
