@@ -89,6 +89,7 @@ fn metrics_describe_every_unit_and_pass_promtool() {
         "jarvis_unit_memory_limit_bytes{unit=\"web\"} 67108864",
         "jarvis_unit_tasks{unit=\"web\"} 1",
         "jarvisd_open_fds ",
+        "jarvisd_event_loop_lag_seconds ",
     ] {
         assert!(text.contains(want), "{want} missing from:\n{text}");
     }
