@@ -7,6 +7,7 @@ mod client;
 mod config;
 mod events;
 mod exec;
+mod export;
 mod import;
 mod logs;
 mod progress;
@@ -255,6 +256,10 @@ pub enum Command {
     /// Write unit files from another tool's files: `import compose -o DIR`.
     #[command(subcommand)]
     Import(import::ImportCommand),
+    /// Write the units as another engine's files, for when one box is not
+    /// enough: `export kubernetes -o k8s/`, `export nomad -o jarvis.json`.
+    #[command(subcommand)]
+    Export(export::ExportCommand),
     /// Encrypted files for a repository of units: `secret encrypt FILE
     /// --recipient KEY`.
     #[command(subcommand)]
@@ -349,6 +354,7 @@ fn run(args: Args) -> anyhow::Result<ExitCode> {
     match args.command {
         Command::Validate { paths, repo, json } => Ok(validate(&paths, repo.as_deref(), json)),
         Command::Import(cmd) => import::run(cmd),
+        Command::Export(cmd) => export::run(cmd),
         Command::Secret(cmd) => secret::run(cmd),
         Command::Probe { json } => {
             let probe = jarvis_hardware::probe(&jarvis_hardware::Roots::from_env());
@@ -598,7 +604,7 @@ fn done(resp: Response) -> anyhow::Result<ExitCode> {
 }
 
 /// Where `validate` looks when given no path.
-const DEFAULT_UNITS: &str = "units";
+pub(crate) const DEFAULT_UNITS: &str = "units";
 
 /// Loads `paths` as `validate` does: like jarvisd, but a path that holds no
 /// unit file is a problem too, and one that is missing says what to pass
