@@ -1,0 +1,1 @@
+//! The Kubernetes export, key by key.
