@@ -328,7 +328,7 @@ pub fn memory_quantity(bytes: u64) -> String {
         (1 << 10, "Ki"),
     ];
     for (size, suffix) in UNITS {
-        if bytes >= size && bytes % size == 0 {
+        if bytes >= size && bytes.is_multiple_of(size) {
             return format!("{}{suffix}", bytes / size);
         }
     }
@@ -338,7 +338,7 @@ pub fn memory_quantity(bytes: u64) -> String {
 /// Thousandths of a CPU as a quantity: `2`, `1500m`.
 pub fn cpu_quantity(millis: u64) -> String {
     let millis = millis.max(1);
-    if millis % 1000 == 0 {
+    if millis.is_multiple_of(1000) {
         (millis / 1000).to_string()
     } else {
         format!("{millis}m")
@@ -534,8 +534,8 @@ fn env(u: &Unit, name: &str, cx: &Cx, pod: &mut PodPlan, objects: &mut Vec<Objec
         let object = format!("{name}-env-secret");
         let keys: Vec<String> = secret.iter().map(|(k, _)| format!("{k}=...")).collect();
         pod.notes.push(format!(
-            "[env] {} look secret: their values are not written here but read from the \
-             Secret {object}: kubectl create secret generic {object}{ns} {}",
+            "[env] keys that look secret ({}): their values are not written here but read \
+             from the Secret {object}: kubectl create secret generic {object}{ns} {}",
             secret
                 .iter()
                 .map(|(k, _)| k.as_str())

@@ -17,6 +17,7 @@ mod dashboard;
 mod device_rules;
 mod events;
 mod exec;
+mod export;
 mod export_nomad;
 mod faults;
 mod follow;
