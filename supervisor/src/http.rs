@@ -1257,14 +1257,7 @@ mod tests {
     }
 
     fn get_status(peer: &str, auth: Option<&str>) -> axum::http::Request<Body> {
-        let mut b = axum::http::Request::get(API_STATUS);
-        if let Some(a) = auth {
-            b = b.header(header::AUTHORIZATION, a);
-        }
-        let mut req = b.body(Body::empty()).unwrap();
-        req.extensions_mut()
-            .insert(ConnectInfo(peer.parse::<SocketAddr>().unwrap()));
-        req
+        get_from(API_STATUS, peer, auth)
     }
 
     #[tokio::test(flavor = "current_thread")]

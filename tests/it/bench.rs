@@ -37,11 +37,7 @@ fn bench_alternates_forms_and_auto_follows_the_result() {
         return;
     }
     let Some(cache) = workload() else { return };
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = free_port();
     let template = std::fs::read_to_string(concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/benches/llm/unit.toml.in"

@@ -90,11 +90,7 @@ impl Registry {
     /// With `extra` appended to its configuration (an `auth:` section, say).
     pub fn start_with(dir: &Path, extra: &str) -> Registry {
         need("docker-registry", "docker-registry");
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        let port = free_port();
         let addr = format!("127.0.0.1:{port}");
         let config = dir.join("registry.yml");
         std::fs::write(

@@ -278,11 +278,7 @@ fn the_dashboard_renders_units_and_follows_changes_live() {
         // tests/run installs it (Debian's chromium package).
         return skip(true, "chromium is not installed (apt-get install chromium)");
     };
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = free_port();
     let addr = format!("127.0.0.1:{port}");
     let web = "description = \"the <b>front</b> end\"\n[native]\ncommand = [\"sh\", \"-c\", \"echo hello-from-web; exec sleep 100000\"]\n[resources]\nmemory_max = \"64M\"\n";
     let db = "[native]\ncommand = [\"sleep\", \"100000\"]\n";
@@ -521,11 +517,7 @@ fn the_dashboard_shows_gpus_placements_and_fallbacks() {
     ));
     let ps = std::sync::Arc::new(std::sync::Mutex::new(ollama_ps(4_700_000_000)));
     let ollama = ollama_stand_in(ps.clone());
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = free_port();
     let addr = format!("127.0.0.1:{port}");
     let llm = format!(
         "[native]\ncommand = [\"sleep\", \"100000\"]\n[env]\nOLLAMA_HOST = \"http://127.0.0.1:{ollama}\"\n\

@@ -27,11 +27,13 @@ fn events_tell_starts_restarts_with_their_cause_and_failures() {
         return skip(true, "needs root (cgroups)");
     }
     let j = Jarvis::start(&[("crash", CRASH), ("web", SLEEP)]);
-    // A follower started before anything happens sees it all as it happens.
+    // A follower sees it all as it happens; with --since, also what happened
+    // before it subscribed (the backlog and the live stream meet without a
+    // gap), however late it starts.
     let mut follower = Command::new(&*JARVISCTL)
         .arg("--socket")
         .arg(&j.socket)
-        .args(["events", "--json"])
+        .args(["events", "--json", "--since", "1h"])
         .stdout(Stdio::piped())
         .spawn()
         .unwrap();
@@ -45,8 +47,6 @@ fn events_tell_starts_restarts_with_their_cause_and_failures() {
             }
         }
     });
-    // Let the follower subscribe before `up`.
-    std::thread::sleep(Duration::from_millis(300));
     j.ok(&["up", "--timeout", "30s"]);
     j.wait_unit("crash", Duration::from_secs(30), |u| u["state"] == "failed");
     let mut seen = Vec::new();
@@ -181,11 +181,7 @@ fn api_events_stream_state_changes_and_resume_after_the_last_id() {
     if !root() {
         return skip(true, "needs root (cgroups)");
     }
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = free_port();
     let addr = format!("127.0.0.1:{port}");
     let j = Jarvis::start_with(&[("web", SLEEP)], &["--http", &addr]);
     let mut live = sse_get(port, "/api/v1/events?unit=web", "");

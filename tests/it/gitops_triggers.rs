@@ -15,7 +15,9 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::harness::{clear_cgroup_parent, http, root, stop_child, unique, JARVISCTL, JARVISD};
+use crate::harness::{
+    clear_cgroup_parent, free_port, http, root, stop_child, unique, JARVISCTL, JARVISD,
+};
 
 /// A jarvisd with no `--units`, on a state directory of its own, started
 /// with `args`.
@@ -373,15 +375,6 @@ fn polling_applies_each_new_commit_once_and_never_a_failed_one_again() {
     let r = lab.json(&["apply", "--dry-run", "--json"]);
     assert_eq!(r["result"], "planned", "{r}");
     assert_eq!(r["plan"]["unchanged"], serde_json::json!(["a", "b", "c"]));
-}
-
-/// A port on 127.0.0.1 nothing listens on now.
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// HMAC-SHA256 of `body` under `secret`, in hex, by openssl.

@@ -573,6 +573,15 @@ pub fn unique() -> usize {
 
 /// An HTTP/1.1 request to 127.0.0.1:`port`: its status and body. `body`
 /// None: the headers alone, declaring `length`.
+/// A TCP port on 127.0.0.1 that nothing listens on now.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
 pub fn http(
     port: u16,
     method: &str,

@@ -16,11 +16,7 @@ fn api_status_is_what_status_json_prints() {
     if !root() {
         return skip(true, "needs root (cgroups)");
     }
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = free_port();
     let addr = format!("127.0.0.1:{port}");
     let unit = "description = \"over http\"\n[native]\ncommand = [\"sleep\", \"100000\"]\n";
     let j = Jarvis::start_with(&[("web", unit), ("db", unit)], &["--http", &addr]);
@@ -66,11 +62,7 @@ fn metrics_describe_every_unit_and_pass_promtool() {
             "promtool is not installed (apt-get install prometheus)",
         );
     }
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = free_port();
     let addr = format!("127.0.0.1:{port}");
     let unit = "[native]\ncommand = [\"sleep\", \"100000\"]\n[resources]\nmemory_max = \"64M\"\n";
     let crash = "[native]\ncommand = [\"false\"]\n[restart]\npolicy = \"never\"\n";

@@ -189,14 +189,6 @@ start_period = "10s"
     )
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 #[test]
 fn dependencies_start_in_order_and_only_when_ready() {
     if !root() {
