@@ -240,7 +240,9 @@ fn the_repository_units_export_and_validate() {
         "zigbee2mqtt",
     ] {
         assert!(
-            text.contains(&format!("# {unit}: exported by jarvisctl export kubernetes")),
+            text.contains(&format!(
+                "# {unit}: exported by jarvisctl export kubernetes"
+            )),
             "{unit} missing:\n{text}"
         );
     }
