@@ -2059,10 +2059,25 @@ fn homelab_units_validate() {
             want: GpuWant::Auto,
             count: 1,
             min_vram: 6 << 30,
+            verify: Some(crate::GpuVerify::Ollama),
+            on_fallback: crate::OnFallback::Restart,
             ..Gpu::default()
         })
     );
     assert!(ollama.devices.is_empty());
+    // Each native homelab unit also declares its container form, and runs
+    // natively.
+    for name in [
+        "ollama",
+        "mosquitto",
+        "zigbee2mqtt",
+        "jellyfin",
+        "tailscale",
+    ] {
+        let u = set.get(name).unwrap();
+        assert!(u.native.is_some() && u.container.is_some(), "{name}");
+        assert_eq!(u.kind(), Kind::Native, "{name}");
+    }
     assert_eq!(
         z2m.devices,
         [device(usb("10c4", "ea60", None), "/dev/zigbee", false)]
