@@ -371,6 +371,7 @@ mod tests {
             ports: vec![],
             privileged: false,
             gpu: None,
+            oom_kills: 0,
             gpu_reason: None,
             vram_bytes: None,
             vram_given_bytes: None,

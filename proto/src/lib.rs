@@ -472,6 +472,9 @@ pub struct UnitStatus {
     /// checked (no GPU placement, or not checked yet).
     #[serde(default)]
     pub gpu: Option<GpuCheck>,
+    /// Runs the kernel's OOM killer ended since jarvisd started.
+    #[serde(default)]
+    pub oom_kills: u32,
     /// Why `gpu` is `fallback`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub gpu_reason: Option<String>,
@@ -1057,7 +1060,7 @@ mod tests {
     /// fields wrote it.
     #[test]
     fn unit_status_json_is_unchanged() {
-        let pinned = r#"{"name":"llm","kind":"native","state":"running","pid":42,"restarts":1,"health":"healthy","exit_code":null,"cgroup":"/jarvis/llm","reason":null,"description":null,"exit_signal":null,"oom_killed":false,"uptime_ms":5,"memory_bytes":null,"memory_max_bytes":null,"cpu_usage_ns":null,"tasks":null,"wanted":true,"form":"container","form_reason":"run = \"container\"","placement":{"device":"gpu","gpus":["GPU-1"]},"networks":[{"name":"default","ip":"10.89.0.2"}],"ports":["0.0.0.0:8080->80/tcp"],"privileged":true,"gpu":null}"#;
+        let pinned = r#"{"name":"llm","kind":"native","state":"running","pid":42,"restarts":1,"health":"healthy","exit_code":null,"cgroup":"/jarvis/llm","reason":null,"description":null,"exit_signal":null,"oom_killed":false,"uptime_ms":5,"memory_bytes":null,"memory_max_bytes":null,"cpu_usage_ns":null,"tasks":null,"wanted":true,"form":"container","form_reason":"run = \"container\"","placement":{"device":"gpu","gpus":["GPU-1"]},"networks":[{"name":"default","ip":"10.89.0.2"}],"ports":["0.0.0.0:8080->80/tcp"],"privileged":true,"gpu":null,"oom_kills":0}"#;
         let u = UnitStatus {
             name: "llm".into(),
             kind: UnitKind::Native,
@@ -1090,6 +1093,7 @@ mod tests {
             ports: vec!["0.0.0.0:8080->80/tcp".into()],
             privileged: true,
             gpu: None,
+            oom_kills: 0,
             gpu_reason: None,
             vram_bytes: None,
             vram_given_bytes: None,

@@ -709,6 +709,11 @@ impl Daemon {
             }
             Output::Remove { name } => {
                 self.logs.remove(&name);
+                self.stats
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .0
+                    .remove(&name);
                 tokio::spawn(self.cfg.runtime.remove(&name));
             }
             Output::Note { name, text } => {
@@ -1141,6 +1146,7 @@ impl Daemon {
                     .and_then(|x| x.signal)
                     .map(crate::engine::machine::signal_name),
                 oom_killed: s.last_exit.is_some_and(|x| x.oom_killed),
+                oom_kills: s.oom_kills,
                 uptime_ms: None,
                 memory_bytes: None,
                 memory_max_bytes: v.unit.resources.memory_max,

@@ -74,6 +74,7 @@ pub fn render_with(report: &StatusReport, lag: Option<&LagProbe>) -> String {
     let cpu = Seconds::<UnitLabel>::default();
     let tasks = Gauges::<UnitLabel>::default();
     let oom = Gauges::<UnitLabel>::default();
+    let oom_kills = Gauges::<UnitLabel>::default();
     let placement = Gauges::<PlacementLabels>::default();
     let vram = Gauges::<UnitLabel>::default();
     let vram_given = Gauges::<UnitLabel>::default();
@@ -120,6 +121,7 @@ pub fn render_with(report: &StatusReport, lag: Option<&LagProbe>) -> String {
                 .set(t.try_into().unwrap_or(i64::MAX));
         }
         oom.get_or_create(&unit).set(i64::from(u.oom_killed));
+        oom_kills.get_or_create(&unit).set(i64::from(u.oom_kills));
         if let Some(p) = &u.placement {
             placement
                 .get_or_create(&PlacementLabels {
@@ -210,6 +212,12 @@ pub fn render_with(report: &StatusReport, lag: Option<&LagProbe>) -> String {
         "jarvis_unit_last_exit_oom",
         "1 when the kernel's OOM killer ended the unit's last run",
         oom,
+    );
+    // A gauge, not a counter, for promtool's classic format (see above).
+    reg.register(
+        "jarvis_unit_oom_kills",
+        "Runs of the unit the kernel's OOM killer ended since jarvisd started",
+        oom_kills,
     );
     reg.register(
         "jarvis_unit_placement",

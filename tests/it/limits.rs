@@ -89,7 +89,12 @@ policy = "never"
     // The shell itself exits with the status of `tail`, killed by SIGKILL;
     // either way the unit's cgroup records the OOM kill.
     assert_eq!(u["oom_killed"], true, "{u:#}");
+    assert_eq!(u["oom_kills"], 1, "counted: {u:#}");
     assert!(u["exit_code"].as_i64().unwrap() != 0, "{u:#}");
+    // Told as an event, with the kill and the failure.
+    let events = j.ok(&["events", "--since", "10m", "--no-follow", "hog"]);
+    assert!(events.contains(" oom-killed "), "{events}");
+    assert!(events.contains(" failed "), "{events}");
 }
 
 #[test]

@@ -424,6 +424,8 @@ pub struct UnitState {
     /// Automatic restarts (after an exit or an unhealthy verdict) since the
     /// last request to start.
     pub restarts: u32,
+    /// Runs the kernel's OOM killer ended since jarvisd started.
+    pub oom_kills: u32,
     pub health: Option<Health>,
     pub last_exit: Option<ExitInfo>,
     pub reason: Option<Reason>,
@@ -450,6 +452,7 @@ impl Default for UnitState {
             gen: 0,
             pid: None,
             restarts: 0,
+            oom_kills: 0,
             health: None,
             last_exit: None,
             reason: None,

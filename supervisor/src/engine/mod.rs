@@ -840,6 +840,9 @@ impl Supervisor {
         }
         .step(&mut s.st, event);
         for (kind, message) in events_of(before.0, health_before, exited, &s.st) {
+            if kind == EventKind::OomKilled {
+                s.st.oom_kills += 1;
+            }
             cx.event(name, kind, message);
         }
         if let Some((kind, message)) = gpu_event(gpu_before.as_ref(), s.st.gpu.as_ref()) {

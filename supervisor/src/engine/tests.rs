@@ -1152,6 +1152,7 @@ fn what_happens_to_a_unit_is_told_as_events() {
     );
     let got = events(&out);
     assert_eq!(got.len(), 2, "{got:?}");
+    assert_eq!(rig.sv.slot("llm").unwrap().st.oom_kills, 1, "counted");
     assert!(
         got[0].starts_with("oom-killed llm: killed by SIGKILL: out of memory"),
         "{got:?}"
