@@ -81,13 +81,75 @@ pub fn sync_dir(dir: &Path) -> io::Result<()> {
         .map_err(|e| context(e, "fsync", dir))
 }
 
+/// `e` with what was being done, and to which path, in its message; its
+/// kind kept, and the error itself kept as the source, so its errno is not
+/// lost (see [`os_error`]).
 fn context(e: io::Error, what: &str, path: &Path) -> io::Error {
-    io::Error::new(e.kind(), format!("{what} {}: {e}", path.display()))
+    let kind = e.kind();
+    io::Error::new(
+        kind,
+        Context {
+            what: format!("{what} {}", path.display()),
+            source: e,
+        },
+    )
+}
+
+/// An I/O error and what was being done when it happened.
+#[derive(Debug)]
+struct Context {
+    what: String,
+    source: io::Error,
+}
+
+impl std::fmt::Display for Context {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.what, self.source)
+    }
+}
+
+impl std::error::Error for Context {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&self.source)
+    }
+}
+
+/// The errno behind `e`, looking through the context this crate (or any
+/// wrapper that names its source) gave it.
+pub fn os_error(e: &io::Error) -> Option<i32> {
+    if let Some(errno) = e.raw_os_error() {
+        return Some(errno);
+    }
+    let mut next: Option<&(dyn std::error::Error + 'static)> = e.get_ref().map(|i| i as _);
+    while let Some(inner) = next {
+        if let Some(io) = inner.downcast_ref::<io::Error>() {
+            return os_error(io);
+        }
+        next = inner.source();
+    }
+    None
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_errno_survives_the_context() {
+        let e = context(
+            io::Error::from_raw_os_error(libc::EMFILE),
+            "create a temporary file in",
+            Path::new("/run/jarvis"),
+        );
+        assert_eq!(os_error(&e), Some(libc::EMFILE));
+        assert!(
+            e.to_string()
+                .starts_with("create a temporary file in /run/jarvis: "),
+            "{e}"
+        );
+        assert!(e.to_string().contains("(os error 24)"), "{e}");
+        assert_eq!(os_error(&io::Error::other("no errno")), None);
+    }
 
     fn names(dir: &Path) -> Vec<String> {
         let mut v: Vec<String> = std::fs::read_dir(dir)

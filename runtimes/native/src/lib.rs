@@ -48,8 +48,48 @@ pub fn transient(err: &std::io::Error) -> bool {
             | ErrorKind::QuotaExceeded
             | ErrorKind::OutOfMemory
             | ErrorKind::WouldBlock
-    ) || err
-        .get_ref()
-        .and_then(|inner| inner.downcast_ref::<std::io::Error>())
-        .is_some_and(transient)
+    ) || {
+        // The error it wraps, directly or as the source of a context
+        // (jarvis-fsutil keeps the original error so).
+        let mut next: Option<&(dyn std::error::Error + 'static)> = err.get_ref().map(|i| i as _);
+        while let Some(inner) = next {
+            if let Some(io) = inner.downcast_ref::<std::io::Error>() {
+                return transient(io);
+            }
+            next = inner.source();
+        }
+        false
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_errno_wrapped_in_context_is_still_judged() {
+        // A write_atomic that ran out of descriptors: its errno is behind a
+        // context, and its kind says nothing.
+        let dir = tempfile::tempdir().unwrap();
+        let missing = dir.path().join("no-such-dir").join("f");
+        let e = jarvis_fsutil::write_atomic(&missing, b"x", jarvis_fsutil::Durability::Atomic)
+            .unwrap_err();
+        assert!(!transient(&e), "a missing directory stays missing: {e}");
+        #[derive(Debug)]
+        struct Ctx(std::io::Error);
+        impl std::fmt::Display for Ctx {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                write!(f, "create a temporary file in /run: {}", self.0)
+            }
+        }
+        impl std::error::Error for Ctx {
+            fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+                Some(&self.0)
+            }
+        }
+        let emfile = std::io::Error::other(Ctx(std::io::Error::from_raw_os_error(libc::EMFILE)));
+        assert!(transient(&emfile), "{emfile}");
+        let eacces = std::io::Error::other(Ctx(std::io::Error::from_raw_os_error(libc::EACCES)));
+        assert!(!transient(&eacces), "{eacces}");
+    }
 }
