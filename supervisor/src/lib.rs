@@ -312,7 +312,9 @@ async fn serve(args: Args) -> anyhow::Result<()> {
         for t in &notify_targets {
             tracing::info!(url = %t.shown(), format = ?args.notify_format, "notify: sending notifications");
         }
-        notify::spawn(&events, client, notify_targets, args.notify_format).1
+        let (counts, task) = notify::spawn(&events, client, notify_targets, args.notify_format);
+        metrics::report_notifications(counts);
+        task
     });
     let mut daemon = daemon::Daemon::new(cfg, tx.clone())?;
     tracing::info!(

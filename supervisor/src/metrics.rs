@@ -33,6 +33,11 @@ struct UnitLabel {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ResultLabel {
+    result: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct StateLabels {
     unit: String,
     kind: String,
@@ -59,11 +64,30 @@ type Seconds<L> = Family<L, Gauge<f64, AtomicU64>>;
 /// The exposition text for `report` and jarvisd's own figures (the event
 /// loop's lag from the probe [`spawn_lag_probe`] started, if it did).
 pub fn render(report: &StatusReport) -> String {
-    render_with(report, PROBE.get())
+    render_full(report, PROBE.get(), NOTIFIED.get().map(|c| &**c))
 }
 
 /// [`render`] with the lag of `lag`.
 pub fn render_with(report: &StatusReport, lag: Option<&LagProbe>) -> String {
+    render_full(report, lag, None)
+}
+
+/// The notifier's counts `/metrics` reports (see [`report_notifications`]).
+static NOTIFIED: OnceLock<Arc<crate::notify::Counts>> = OnceLock::new();
+
+/// Makes `counts` (the notifier's) part of `/metrics`, as
+/// `jarvisd_notifications{result}`: a webhook that fails is seen there, not
+/// only in jarvisd's log.
+pub fn report_notifications(counts: Arc<crate::notify::Counts>) {
+    let _ = NOTIFIED.set(counts);
+}
+
+/// [`render`] with the lag of `lag` and the notifier's `notify` counts.
+pub fn render_full(
+    report: &StatusReport,
+    lag: Option<&LagProbe>,
+    notify: Option<&crate::notify::Counts>,
+) -> String {
     let mut reg = Registry::default();
     let state = Gauges::<StateLabels>::default();
     let restarts = Gauges::<UnitLabel>::default();
@@ -286,6 +310,29 @@ pub fn render_with(report: &StatusReport, lag: Option<&LagProbe>) -> String {
             g,
         );
     }
+    if let Some(c) = notify {
+        use std::sync::atomic::Ordering::Relaxed;
+        let family = Gauges::<ResultLabel>::default();
+        for (result, n) in [
+            ("sent", c.sent.load(Relaxed)),
+            ("failed", c.failed.load(Relaxed)),
+            ("dropped", c.dropped.load(Relaxed)),
+            ("held_back", c.held_back.load(Relaxed)),
+        ] {
+            family
+                .get_or_create(&ResultLabel {
+                    result: result.into(),
+                })
+                .set(clamp(n));
+        }
+        // A gauge, not a counter, for promtool's classic format (see
+        // jarvis_unit_cpu_seconds).
+        reg.register(
+            "jarvisd_notifications",
+            "Notifications since jarvisd started, by result: sent, failed (after its retry), dropped (a full queue or the rate limit), held_back (the same unit and kind within a minute)",
+            family,
+        );
+    }
     let mut out = String::new();
     // Writing into a String cannot fail.
     let _ = prometheus_client::encoding::text::encode(&mut out, &reg);
@@ -446,6 +493,26 @@ mod tests {
     }
 
     #[test]
+    fn notifications_are_counted_by_result() {
+        let counts = crate::notify::Counts::default();
+        counts.sent.store(4, Ordering::Relaxed);
+        counts.failed.store(1, Ordering::Relaxed);
+        counts.dropped.store(3, Ordering::Relaxed);
+        counts.held_back.store(9, Ordering::Relaxed);
+        let text = render_full(&report(), None, Some(&counts));
+        for want in [
+            "jarvisd_notifications{result=\"sent\"} 4",
+            "jarvisd_notifications{result=\"failed\"} 1",
+            "jarvisd_notifications{result=\"dropped\"} 3",
+            "jarvisd_notifications{result=\"held_back\"} 9",
+        ] {
+            assert!(text.contains(want), "{want} missing from:\n{text}");
+        }
+        // Without --notify-url: no such family.
+        assert!(!render_with(&report(), None).contains("jarvisd_notifications"));
+    }
+
+    #[test]
     fn gpus_and_their_units_are_described() {
         let text = render_with(&gpu_report(), None);
         let gpu = "gpu=\"GPU-1\",name=\"NVIDIA GeForce RTX 3090\"";
@@ -481,7 +548,9 @@ mod tests {
     fn gpu_families_pass_promtool_where_it_is_installed() {
         use std::io::Write;
         let probe = LagProbe::default();
-        let text = render_with(&gpu_report(), Some(&probe));
+        let counts = crate::notify::Counts::default();
+        let text = render_full(&gpu_report(), Some(&probe), Some(&counts));
+        assert!(text.contains("jarvisd_notifications{result=\"sent\"} 0"));
         let Ok(mut check) = std::process::Command::new("promtool")
             .args(["check", "metrics"])
             .stdin(std::process::Stdio::piped())

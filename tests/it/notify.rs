@@ -115,12 +115,22 @@ fn first_failure(
     mpsc::Receiver<Received>,
     Received,
     serde_json::Value,
+    u16,
 ) {
     let (port, rx) = receiver();
     let url = format!("http://127.0.0.1:{port}/jarvis-alerts?token=SECRET-TOKEN");
+    let http_port = free_port();
+    let http = format!("127.0.0.1:{http_port}");
     let j = Jarvis::start_with(
         &[("job", FAILS)],
-        &["--notify-url", &url, "--notify-format", format],
+        &[
+            "--notify-url",
+            &url,
+            "--notify-format",
+            format,
+            "--http",
+            &http,
+        ],
     );
     // jarvisd starts it at boot.
     j.wait_unit("job", Duration::from_secs(20), |u| u["state"] == "failed");
@@ -133,12 +143,13 @@ fn first_failure(
     assert!(!failed.is_empty(), "{failed:?}");
     let event = failed[0].clone();
     assert!(!event["message"].as_str().unwrap().is_empty());
-    (j, rx, got, event)
+    (j, rx, got, event, http_port)
 }
 
 /// Fails `job` 4 more times: none of them is sent (the same unit and kind
-/// within a minute), and the token never shows in jarvisd's log.
-fn repeats_are_held_back(j: &Jarvis, rx: &mpsc::Receiver<Received>) {
+/// within a minute), the token never shows in jarvisd's log, and /metrics
+/// counts one sent and four held back.
+fn repeats_are_held_back(j: &Jarvis, rx: &mpsc::Receiver<Received>, port: u16) {
     fail_again(j, 4);
     std::thread::sleep(Duration::from_millis(1500));
     let more: Vec<Received> = rx.try_iter().collect();
@@ -156,6 +167,15 @@ fn repeats_are_held_back(j: &Jarvis, rx: &mpsc::Receiver<Received>) {
         log.contains("http://127.0.0.1:") && log.contains("/jarvis-alerts"),
         "the URL is named without its query:\n{log}"
     );
+    let (code, text) = http(port, "GET", "/metrics", &[], None, 0);
+    assert_eq!(code, 200, "{text}");
+    for want in [
+        "jarvisd_notifications{result=\"sent\"} 1",
+        "jarvisd_notifications{result=\"held_back\"} 4",
+        "jarvisd_notifications{result=\"failed\"} 0",
+    ] {
+        assert!(text.contains(want), "{want} missing from:\n{text}");
+    }
 }
 
 #[test]
@@ -163,7 +183,7 @@ fn a_failure_is_posted_to_ntfy_once_however_often_it_repeats() {
     if !root() {
         return skip(true, "needs root (cgroups)");
     }
-    let (j, rx, got, event) = first_failure("ntfy");
+    let (j, rx, got, event, port) = first_failure("ntfy");
     assert_eq!(got.header("Title"), Some("jarvis: job failed"), "{got:?}");
     assert_eq!(got.header("Priority"), Some("high"), "{got:?}");
     assert_eq!(got.header("Tags"), Some("x,jarvis"), "{got:?}");
@@ -174,7 +194,7 @@ fn a_failure_is_posted_to_ntfy_once_however_often_it_repeats() {
         "{got:?}"
     );
     assert_eq!(got.body, event["message"].as_str().unwrap(), "the reason");
-    repeats_are_held_back(&j, &rx);
+    repeats_are_held_back(&j, &rx, port);
 }
 
 #[test]
@@ -182,11 +202,11 @@ fn a_failure_is_posted_as_the_event_json() {
     if !root() {
         return skip(true, "needs root (cgroups)");
     }
-    let (j, rx, got, event) = first_failure("json");
+    let (j, rx, got, event, port) = first_failure("json");
     assert_eq!(got.header("Content-Type"), Some("application/json"));
     let body: serde_json::Value = serde_json::from_str(&got.body).unwrap();
     assert_eq!(body, event, "the event as `events --json` prints it");
-    repeats_are_held_back(&j, &rx);
+    repeats_are_held_back(&j, &rx, port);
 }
 
 #[test]
@@ -194,7 +214,7 @@ fn a_failure_is_posted_to_a_slack_webhook() {
     if !root() {
         return skip(true, "needs root (cgroups)");
     }
-    let (_j, _rx, got, event) = first_failure("slack");
+    let (_j, _rx, got, event, _) = first_failure("slack");
     let body: serde_json::Value = serde_json::from_str(&got.body).unwrap();
     assert_eq!(
         body,
