@@ -187,12 +187,25 @@ pub fn verdict(
             }
         }
     }
-    // The driver's word on the processes.
+    // The driver's word on the processes. Holding nothing on the GPU is a
+    // fallback only where the unit should hold something: any unit without
+    // `verify = "ollama"`, and Ollama with a model loaded. An idle Ollama
+    // (no model loaded, or not answering) holds no VRAM by design; a
+    // process on another GPU is wrong either way.
+    let expect_memory = match ollama {
+        Ollama::NotAsked => true,
+        Ollama::Models(m) => !m.is_empty(),
+        Ollama::Unreachable(_) => false,
+    };
     let knowable: Vec<&String> = placed.iter().filter(|id| !unknown.contains(*id)).collect();
-    let judged_by_processes = !knowable.is_empty();
+    let mut judged_by_processes = !knowable.is_empty();
     if judged_by_processes {
         let on_placed = holders.iter().any(|h| placed.contains(&h.gpu));
-        if !on_placed {
+        let elsewhere_at_all = holders.iter().any(|h| !placed.contains(&h.gpu));
+        if !on_placed && !expect_memory && !elsewhere_at_all {
+            // Idle: nothing to judge by.
+            judged_by_processes = false;
+        } else if !on_placed {
             let elsewhere: BTreeSet<&str> = holders
                 .iter()
                 .filter(|h| !placed.contains(&h.gpu))
@@ -587,14 +600,23 @@ mod tests {
                  no process of the unit holds memory on {H200} (NVIDIA H200)"
             )
         );
-        // No model loaded: the processes decide.
+        // No model loaded: a process on the GPU is fine, one on another GPU
+        // is not, and none at all is an idle Ollama (it holds no VRAM until
+        // a model loads): nothing to judge, not a fallback.
         let empty = Ollama::Models(vec![]);
         assert_eq!(
             verdict(&placed, &gpus, &on, &none, &empty),
             Some(GpuVerdict::Ok)
         );
-        assert!(fallback(verdict(&placed, &gpus, &[], &none, &empty))
-            .starts_with("no process of the unit holds memory on"));
+        assert_eq!(verdict(&placed, &gpus, &[], &none, &empty), None);
+        assert!(fallback(verdict(
+            &placed,
+            &gpus,
+            &[held("GPU-other", 42)],
+            &none,
+            &empty
+        ))
+        .contains("it uses GPU-other instead"));
         // Without a process list, Ollama alone tells.
         let unknown = BTreeSet::from([H200.to_string()]);
         assert_eq!(
@@ -614,10 +636,13 @@ mod tests {
             verdict(&placed, &gpus, &[held(H200, 42)], &none, &down),
             Some(GpuVerdict::Ok)
         );
+        // Nothing held and Ollama not telling whether a model is loaded:
+        // nothing to judge (an idle Ollama holds no VRAM).
+        assert_eq!(verdict(&placed, &gpus, &[], &none, &down), None);
         assert_eq!(
-            fallback(verdict(&placed, &gpus, &[], &none, &down)),
+            fallback(verdict(&placed, &gpus, &[held("GPU-other", 42)], &none, &down)),
             format!(
-                "no process of the unit holds memory on {H200} (NVIDIA H200) \
+                "no process of the unit holds memory on {H200} (NVIDIA H200); it uses GPU-other instead \
                  (Ollama's /api/ps did not tell: GET http://127.0.0.1:1/api/ps: connection refused)"
             )
         );

@@ -85,7 +85,8 @@ fn a_unit_on_the_cpu_though_placed_on_a_gpu_is_caught() {
         procs.clone().into_os_string(),
     ));
 
-    let body = Arc::new(Mutex::new(ps(4_700_000_000, 4_700_000_000)));
+    // An idle Ollama first: no model loaded, no VRAM held.
+    let body = Arc::new(Mutex::new(r#"{"models": []}"#.to_string()));
     let port = ollama_stand_in(body.clone());
     let llm = format!(
         "[native]\ncommand = [\"sleep\", \"1000\"]\n[env]\nOLLAMA_HOST = \"http://127.0.0.1:{port}\"\n\
@@ -95,6 +96,20 @@ fn a_unit_on_the_cpu_though_placed_on_a_gpu_is_caught() {
     let u = j.running("llm");
     let pid = u["pid"].as_i64().unwrap();
     assert_eq!(u["vram_given_bytes"], 8u64 << 30, "{u:#}");
+    // Idle (no model loaded, nothing held on the GPU, as Ollama is between
+    // requests): not a fallback, through several checks.
+    std::thread::sleep(Duration::from_millis(3500));
+    let u = j.unit("llm");
+    assert_ne!(
+        u["gpu"], "fallback",
+        "an idle Ollama is not on the CPU: {u:#}"
+    );
+    assert!(
+        !events(&j).iter().any(|e| e["kind"] == "gpu-fallback"),
+        "{:#?}",
+        events(&j)
+    );
+    *body.lock().unwrap() = ps(4_700_000_000, 4_700_000_000);
     // (a) Its process holds 4 GiB on the H200 it was given, and Ollama
     // has the model wholly in VRAM: on its GPU.
     std::fs::write(&procs, format!("0:{pid}:4096\n")).unwrap();
