@@ -528,6 +528,18 @@ impl Daemon {
                     })
                 }
                 Msg::Apply(m) => {
+                    if let Some((set, defs)) = self.readopting(&m) {
+                        // Booted with the generation's definitions, so a
+                        // run of the same one is re-adopted and one of
+                        // another is restarted; then the plan starts from
+                        // nothing, and the gate waits for every unit.
+                        self.loaded_cleanly(&set);
+                        let before = std::mem::replace(&mut self.defs, defs);
+                        let units = set.into_iter().map(|(u, _)| u).collect();
+                        let readopted = self.boot(units, false).await;
+                        tracing::info!(units = ?readopted, "apply: re-adopted the runs left alone at boot");
+                        self.defs = before;
+                    }
                     self.apply_msg(m);
                     None
                 }

@@ -633,3 +633,102 @@ fn a_unit_file_changed_while_jarvisd_was_away_is_restarted() {
     assert!(!alive(a1) || environ(a1).is_empty());
     assert_eq!(pid(&j.running("b")), b, "b is re-adopted, not restarted");
 }
+
+#[test]
+fn runs_left_alone_when_the_active_generation_did_not_load_are_readopted_by_the_next_apply() {
+    if !root() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let repo = Repo::new(dir.path());
+    repo.commit(
+        "v1",
+        &[("a", Some(&sleeper("a"))), ("b", Some(&sleeper("b")))],
+    );
+    let mut lab = Lab::start();
+    let r = lab.json(
+        &[
+            "apply",
+            "--repo",
+            repo.origin(),
+            "--rev",
+            "v1",
+            "--path",
+            "units",
+            "--json",
+        ],
+        true,
+    );
+    assert_eq!(r["result"], "applied", "{r}");
+    let pids = [lab.running("a"), lab.running("b")];
+    // jarvisd goes away, and the active generation's files are damaged: at
+    // boot it does not load, and the runs are left alone.
+    lab.kill9();
+    let unit = lab
+        .state
+        .join("generations")
+        .join("1")
+        .join("units")
+        .join("b.toml");
+    fs::write(&unit, "[native]\ncommand = [\"sleep\", \"1\"]\nbogus = 1\n").unwrap();
+    lab.spawn();
+    assert!(lab.names().is_empty(), "nothing loaded");
+    let st = lab.json(&["status", "--json"], true);
+    assert!(
+        st["problems"][0]
+            .as_str()
+            .is_some_and(|p| p.contains("the active generation does not load")),
+        "{st}"
+    );
+    for pid in pids {
+        assert!(alive(pid), "a run left alone was stopped");
+    }
+    // The next apply takes them back: the same processes, not a second
+    // copy of each.
+    let r = lab.json(
+        &[
+            "apply",
+            "--repo",
+            repo.origin(),
+            "--rev",
+            "v1",
+            "--path",
+            "units",
+            "--json",
+        ],
+        true,
+    );
+    assert_eq!(r["result"], "applied", "{r}");
+    assert_eq!(
+        lab.running("a"),
+        pids[0],
+        "a was started again:\n{}",
+        lab.log()
+    );
+    assert_eq!(
+        lab.running("b"),
+        pids[1],
+        "b was started again:\n{}",
+        lab.log()
+    );
+    let st = lab.json(&["status", "--json"], true);
+    assert!(st.get("problems").is_none(), "the problem is over: {st}");
+    for (name, pid) in ["a", "b"].iter().zip(pids) {
+        let procs = fs::read_to_string(format!(
+            "/sys/fs/cgroup/{}/{name}/cgroup.procs",
+            lab.cgroup_parent
+        ))
+        .or_else(|_| {
+            fs::read_to_string(format!(
+                "/sys/fs/cgroup/pids/{}/{name}/cgroup.procs",
+                lab.cgroup_parent
+            ))
+        })
+        .unwrap_or_default();
+        let procs: Vec<i32> = procs
+            .lines()
+            .filter_map(|l| l.trim().parse().ok())
+            .collect();
+        assert_eq!(procs, [pid], "{name}: one process, the one left alone");
+    }
+}

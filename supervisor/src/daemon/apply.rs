@@ -457,6 +457,24 @@ impl Daemon {
         });
     }
 
+    /// The set of a generation about to be switched to, when it is the
+    /// first since a boot that left runs alone (the active generation did
+    /// not load): the loop boots it first, as at a start, so those runs are
+    /// re-adopted rather than started a second time.
+    pub(super) fn readopting(&self, m: &ApplyMsg) -> Option<(Vec<(Unit, Devices)>, Definitions)> {
+        if !self.unsupervised || !self.core.names().is_empty() {
+            return None;
+        }
+        let current = self.apply.as_ref().map(|a| a.serial);
+        match m {
+            ApplyMsg::Prepared {
+                serial,
+                outcome: Outcome::Ready(p),
+            } if current == Some(*serial) && !p.dry_run => Some((p.set.clone(), p.defs.clone())),
+            _ => None,
+        }
+    }
+
     /// A step of the apply in progress has finished.
     pub(super) fn apply_msg(&mut self, m: ApplyMsg) {
         let current = self.apply.as_ref().map(|a| a.serial);
