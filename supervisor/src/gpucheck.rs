@@ -11,12 +11,16 @@
 //! What is asked:
 //! - the GPU driver, about the unit's processes (its cgroup's pids): NVIDIA
 //!   through NVML's per-process list of each GPU, AMD through each
-//!   process's DRM fdinfo (`jarvis_hardware::drm_vram_bytes`). No process
+//!   process's DRM fdinfo. No process
 //!   of the unit holding memory on a GPU it was given is a fallback.
 //! - with `[gpu] verify = "ollama"`, Ollama's `/api/ps` at the unit's
 //!   `OLLAMA_HOST`: a loaded model with less of its size in VRAM than its
-//!   size runs (partly) on the CPU. No model loaded: the processes alone
-//!   decide; Ollama not answering: the same, and the reason says so.
+//!   size runs (partly) on the CPU. With no model loaded (or Ollama not
+//!   answering), holding nothing on the GPU is an idle Ollama, not a
+//!   fallback; a process on another GPU still is.
+//!
+//! What the GPUs hold is read by `jarvis_runtime::gpu_usage` (NVML and
+//! /proc stay behind the runtime seam).
 //!
 //! [`verdict`] is the pure part. The same probe (at most
 //! [`STATUS_FRESH`] old, [`GpuCache`]) gives `status` its GPUs and each
@@ -30,8 +34,10 @@ use jarvis_hardware::Roots;
 use jarvis_runtime::{blocking, Runtime as _, Runtimes};
 use jarvis_unit::{GpuVerify, Unit};
 
+pub use jarvis_runtime::gpu_usage::{holders, host_gpus, Holder, HostGpu};
+
 use crate::engine::machine::GpuVerdict;
-use crate::placement::{Placement, Vendor};
+use crate::placement::Placement;
 
 /// How long Ollama has to answer `/api/ps`.
 pub const OLLAMA_TIMEOUT: Duration = Duration::from_secs(3);
@@ -41,32 +47,6 @@ pub const OLLAMA_MAX_BODY: usize = 1 << 20;
 pub const OLLAMA_DEFAULT: &str = "127.0.0.1:11434";
 /// How old the GPU facts `status` shows may be.
 pub const STATUS_FRESH: Duration = Duration::from_secs(3);
-
-/// One host GPU as a probe found it, named as placements name it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct HostGpu {
-    /// NVIDIA: the UUID; AMD: the PCI address.
-    pub id: String,
-    pub vendor: Vendor,
-    pub name: String,
-    /// The PCI address (what AMD's fdinfo names).
-    pub pci_bus_id: String,
-    pub memory_total: Option<u64>,
-    pub memory_used: Option<u64>,
-    pub utilization: Option<u32>,
-    /// NVIDIA: the processes holding memory on it (pid, bytes); `None`
-    /// where the driver does not say (no NVML; AMD: see fdinfo).
-    pub processes: Option<Vec<(u32, Option<u64>)>>,
-}
-
-/// One of the unit's processes holding memory on a GPU.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Holder {
-    /// The GPU's id (as [`HostGpu::id`]).
-    pub gpu: String,
-    pub pid: u32,
-    pub bytes: Option<u64>,
-}
 
 /// A model Ollama has loaded (`/api/ps`).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -84,78 +64,6 @@ pub enum Ollama {
     Models(Vec<Model>),
     /// No answer, or not one that reads: why.
     Unreachable(String),
-}
-
-/// The host's GPUs (blocking: NVML, sysfs).
-pub fn host_gpus(roots: &Roots) -> Vec<HostGpu> {
-    let mut warnings = Vec::new();
-    let gpus = jarvis_hardware::gpu::probe_gpus(roots, &mut warnings);
-    for w in warnings {
-        tracing::debug!("GPU probe: {w}");
-    }
-    gpus.into_iter()
-        .filter_map(|g| {
-            let (vendor, id) = match g.vendor {
-                jarvis_hardware::Vendor::Nvidia => (Vendor::Nvidia, g.uuid.clone()?),
-                jarvis_hardware::Vendor::Amd => (Vendor::Amd, g.pci_bus_id.clone()),
-            };
-            Some(HostGpu {
-                id,
-                vendor,
-                name: g.name,
-                pci_bus_id: g.pci_bus_id,
-                memory_total: g.memory_total_bytes,
-                memory_used: g.memory_used_bytes,
-                utilization: g.utilization_percent.or(g.busy_percent),
-                processes: g.processes.map(|ps| {
-                    ps.into_iter()
-                        .map(|p| (p.pid, p.used_memory_bytes))
-                        .collect()
-                }),
-            })
-        })
-        .collect()
-}
-
-/// Which of `pids` hold memory on which of `gpus` (blocking: AMD reads
-/// each pid's fdinfo). The second value: the ids of the GPUs whose
-/// processes cannot be known (NVIDIA without NVML).
-pub fn holders(roots: &Roots, gpus: &[HostGpu], pids: &[u32]) -> (Vec<Holder>, BTreeSet<String>) {
-    let mut out = Vec::new();
-    let mut unknown = BTreeSet::new();
-    let wanted: BTreeSet<u32> = pids.iter().copied().collect();
-    for g in gpus {
-        match (g.vendor, &g.processes) {
-            (Vendor::Nvidia, Some(ps)) => {
-                out.extend(ps.iter().filter(|(pid, _)| wanted.contains(pid)).map(
-                    |(pid, bytes)| Holder {
-                        gpu: g.id.clone(),
-                        pid: *pid,
-                        bytes: *bytes,
-                    },
-                ));
-            }
-            (Vendor::Nvidia, None) => {
-                unknown.insert(g.id.clone());
-            }
-            (Vendor::Amd, _) => {
-                for &pid in &wanted {
-                    if let Some(bytes) = jarvis_hardware::drm_vram_bytes(roots, pid, &g.pci_bus_id)
-                    {
-                        // A DRM client holding no VRAM does not run there.
-                        if bytes > 0 {
-                            out.push(Holder {
-                                gpu: g.id.clone(),
-                                pid,
-                                bytes: Some(bytes),
-                            });
-                        }
-                    }
-                }
-            }
-        }
-    }
-    (out, unknown)
 }
 
 /// The verdict on a run placed on `placed` (GPU ids) from what its
@@ -484,6 +392,7 @@ pub fn snapshot(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::placement::Vendor;
 
     const H200: &str = "GPU-4aab4a36-5ccd-78a2-8824-50b743cc1f25";
     const OTHER: &str = "GPU-4aab4a36-5ccd-78a2-8824-50b743cc1f26";

@@ -12,7 +12,9 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::harness::{alive, clear_cgroup_parent, root, stop_child, unique, JARVISCTL, JARVISD};
+use crate::harness::{
+    alive, cgroup_procs, clear_cgroup_parent, root, stop_child, unique, JARVISCTL, JARVISD,
+};
 
 /// A jarvisd on a state directory of its own, with no `--units`.
 struct Lab {
@@ -714,21 +716,7 @@ fn runs_left_alone_when_the_active_generation_did_not_load_are_readopted_by_the_
     let st = lab.json(&["status", "--json"], true);
     assert!(st.get("problems").is_none(), "the problem is over: {st}");
     for (name, pid) in ["a", "b"].iter().zip(pids) {
-        let procs = fs::read_to_string(format!(
-            "/sys/fs/cgroup/{}/{name}/cgroup.procs",
-            lab.cgroup_parent
-        ))
-        .or_else(|_| {
-            fs::read_to_string(format!(
-                "/sys/fs/cgroup/pids/{}/{name}/cgroup.procs",
-                lab.cgroup_parent
-            ))
-        })
-        .unwrap_or_default();
-        let procs: Vec<i32> = procs
-            .lines()
-            .filter_map(|l| l.trim().parse().ok())
-            .collect();
+        let procs = cgroup_procs(&lab.cgroup_parent, name);
         assert_eq!(procs, [pid], "{name}: one process, the one left alone");
     }
 }

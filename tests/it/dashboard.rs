@@ -446,36 +446,6 @@ fn dashboard_screenshots_for_the_docs() {
     }
 }
 
-/// Serves Ollama's `GET /api/ps` on 127.0.0.1 with whatever `body` holds
-/// at each request (a stand-in the GPU check asks); returns the port.
-fn ollama_stand_in(body: std::sync::Arc<std::sync::Mutex<String>>) -> u16 {
-    use std::io::Read;
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
-    std::thread::spawn(move || {
-        for conn in listener.incoming() {
-            let Ok(mut conn) = conn else { continue };
-            let _ = conn.set_read_timeout(Some(Duration::from_secs(2)));
-            let mut req = Vec::new();
-            let mut buf = [0u8; 1024];
-            while !req.windows(4).any(|w| w == b"\r\n\r\n") {
-                match conn.read(&mut buf) {
-                    Ok(0) | Err(_) => break,
-                    Ok(n) => req.extend_from_slice(&buf[..n]),
-                }
-            }
-            let body = body.lock().unwrap().clone();
-            let _ = write!(
-                conn,
-                "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\
-                 Connection: close\r\n\r\n{body}",
-                body.len()
-            );
-        }
-    });
-    port
-}
-
 fn ollama_ps(size_vram: u64) -> String {
     json!({"models": [{
         "name": "llama3:8b", "model": "llama3:8b", "size": 4_700_000_000u64,
@@ -491,7 +461,7 @@ fn ollama_ps(size_vram: u64) -> String {
 /// without a reload.
 #[test]
 fn the_dashboard_shows_gpus_placements_and_fallbacks() {
-    use jarvis_hardware::fixture::{self, Fixture};
+    use jarvis_hardware::fixture::Fixture;
     if !root() {
         return skip(true, "needs root (cgroups)");
     }
@@ -500,21 +470,7 @@ fn the_dashboard_shows_gpus_placements_and_fallbacks() {
     };
     let fx = Fixture::h200_host().unwrap();
     let procs = fx.write("nvml-procs", "").unwrap();
-    let mut env: Vec<(std::ffi::OsString, std::ffi::OsString)> = fx
-        .env()
-        .into_iter()
-        .map(|(k, v)| (std::ffi::OsString::from(k), v))
-        .collect();
-    let stub = fx
-        .nvml_stub_dir()
-        .expect("build the NVML stand-in (needs cc)");
-    env.push(("LD_LIBRARY_PATH".into(), stub.into_os_string()));
-    env.push((fixture::STUB_GPUS.into(), "1".into()));
-    env.push((fixture::STUB_TOTAL_MIB.into(), "143771".into()));
-    env.push((
-        fixture::STUB_PROCS_FILE.into(),
-        procs.clone().into_os_string(),
-    ));
+    let env = nvml_env(&fx, 1, Some(143771), Some(&procs));
     let ps = std::sync::Arc::new(std::sync::Mutex::new(ollama_ps(4_700_000_000)));
     let ollama = ollama_stand_in(ps.clone());
     let port = free_port();

@@ -102,23 +102,16 @@ fn pgrep(pattern: &str) -> Vec<i32> {
         .collect()
 }
 
-/// What the unit's cgroup holds now (nothing when it is gone).
-fn cgroup_procs(j: &Jarvis, unit: &str) -> Vec<i32> {
-    let dir = cgroup_root("pids").join(format!("{}/{unit}", j.cgroup_parent));
-    fs::read_to_string(dir.join("cgroup.procs"))
-        .unwrap_or_default()
-        .lines()
-        .filter_map(|l| l.trim().parse().ok())
-        .collect()
-}
-
 /// Asserts that nothing of `unit` (whose process runs `argv`) runs.
 fn nothing_runs(j: &Jarvis, unit: &str, argv: &[&str], when: &str) {
     // The kill is under way when the failure is reported; give it a moment.
     let deadline = std::time::Instant::now() + Duration::from_secs(3);
     loop {
-        let (procs, found, grepped) =
-            (cgroup_procs(j, unit), pids_of(argv), pgrep(&argv.join(" ")));
+        let (procs, found, grepped) = (
+            cgroup_procs(&j.cgroup_parent, unit),
+            pids_of(argv),
+            pgrep(&argv.join(" ")),
+        );
         if procs.is_empty() && found.is_empty() && grepped.is_empty() {
             return;
         }
@@ -192,7 +185,7 @@ interval = "1m"
     let u = j.running("orphan");
     let pid = u["pid"].as_i64().unwrap() as i32;
     assert_eq!(pids_of(&argv), [pid], "one copy runs: {u:#}");
-    assert_eq!(cgroup_procs(&j, "orphan"), [pid]);
+    assert_eq!(cgroup_procs(&j.cgroup_parent, "orphan"), [pid]);
     j.ok(&["stop", "orphan"]);
     j.wait_unit("orphan", Duration::from_secs(10), |u| {
         u["state"] == "stopped"

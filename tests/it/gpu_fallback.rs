@@ -3,9 +3,6 @@
 //! file the test writes once it knows the unit's pid) and a stand-in of
 //! Ollama's `/api/ps` on loopback.
 
-use std::ffi::OsString;
-use std::io::{Read, Write};
-use std::net::TcpListener;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -13,40 +10,6 @@ use jarvis_hardware::fixture::{self, Fixture};
 use serde_json::Value;
 
 use crate::harness::*;
-
-/// Serves `GET /api/ps` on 127.0.0.1 with whatever `body` holds at each
-/// request; returns the port. The thread lives as long as the test process.
-fn ollama_stand_in(body: Arc<Mutex<String>>) -> u16 {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
-    std::thread::spawn(move || {
-        for conn in listener.incoming() {
-            let Ok(mut conn) = conn else { continue };
-            let _ = conn.set_read_timeout(Some(Duration::from_secs(2)));
-            let mut req = Vec::new();
-            let mut buf = [0u8; 1024];
-            while !req.windows(4).any(|w| w == b"\r\n\r\n") {
-                match conn.read(&mut buf) {
-                    Ok(0) | Err(_) => break,
-                    Ok(n) => req.extend_from_slice(&buf[..n]),
-                }
-            }
-            let head = String::from_utf8_lossy(&req);
-            let (status, body) = if head.starts_with("GET /api/ps ") {
-                ("200 OK", body.lock().unwrap().clone())
-            } else {
-                ("404 Not Found", "{}".to_string())
-            };
-            let _ = write!(
-                conn,
-                "HTTP/1.1 {status}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\
-                 Connection: close\r\n\r\n{body}",
-                body.len()
-            );
-        }
-    });
-    port
-}
 
 fn ps(size: u64, size_vram: u64) -> String {
     serde_json::json!({"models": [{
@@ -70,20 +33,7 @@ fn a_unit_on_the_cpu_though_placed_on_a_gpu_is_caught() {
     }
     let fx = Fixture::h200_host().unwrap();
     let procs = fx.write("nvml-procs", "").unwrap();
-    let mut env: Vec<(OsString, OsString)> = fx
-        .env()
-        .into_iter()
-        .map(|(k, v)| (OsString::from(k), v))
-        .collect();
-    let stub = fx
-        .nvml_stub_dir()
-        .expect("build the NVML stand-in (needs cc)");
-    env.push(("LD_LIBRARY_PATH".into(), stub.into_os_string()));
-    env.push((fixture::STUB_GPUS.into(), "1".into()));
-    env.push((
-        fixture::STUB_PROCS_FILE.into(),
-        procs.clone().into_os_string(),
-    ));
+    let env = nvml_env(&fx, 1, None, Some(&procs));
 
     // An idle Ollama first: no model loaded, no VRAM held.
     let body = Arc::new(Mutex::new(r#"{"models": []}"#.to_string()));

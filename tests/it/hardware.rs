@@ -17,19 +17,7 @@ use crate::harness::*;
 /// jarvisd's environment for `fx`: its roots, and the stand-in NVML with
 /// `gpus` GPUs of `total_mib` each.
 fn env(fx: &Fixture, gpus: u32, total_mib: u64) -> Vec<(OsString, OsString)> {
-    let mut env: Vec<(OsString, OsString)> = fx
-        .env()
-        .into_iter()
-        .map(|(k, v)| (OsString::from(k), v))
-        .collect();
-    let stub = fx
-        .nvml_stub_dir()
-        .expect("build the NVML stand-in (needs cc)");
-    env.push(("LD_LIBRARY_PATH".into(), stub.into_os_string()));
-    env.push((fixture::STUB_GPUS.into(), gpus.to_string().into()));
-    let totals = vec![total_mib.to_string(); gpus as usize].join(",");
-    env.push((fixture::STUB_TOTAL_MIB.into(), totals.into()));
-    env
+    nvml_env(fx, gpus, Some(total_mib), None)
 }
 
 fn environ(pid: i32) -> Vec<String> {

@@ -435,6 +435,24 @@ impl Jarvis {
 
 /// Where a controller's hierarchy is mounted: /sys/fs/cgroup/<controller> on
 /// a v1 or hybrid host, /sys/fs/cgroup itself on a pure v2 host.
+/// The processes in the cgroup `/<parent>/<unit>`, in every hierarchy that
+/// has it (nothing when it is gone).
+pub fn cgroup_procs(parent: &str, unit: &str) -> Vec<i32> {
+    let mut pids: Vec<i32> = ["pids", "memory", "cpu"]
+        .iter()
+        .map(|c| cgroup_root(c).join(parent).join(unit).join("cgroup.procs"))
+        .filter_map(|p| std::fs::read_to_string(p).ok())
+        .flat_map(|s| {
+            s.lines()
+                .filter_map(|l| l.trim().parse().ok())
+                .collect::<Vec<i32>>()
+        })
+        .collect();
+    pids.sort();
+    pids.dedup();
+    pids
+}
+
 pub fn cgroup_root(controller: &str) -> PathBuf {
     let v1 = Path::new("/sys/fs/cgroup").join(controller);
     if v1.is_dir() {
@@ -573,6 +591,71 @@ pub fn unique() -> usize {
 
 /// An HTTP/1.1 request to 127.0.0.1:`port`: its status and body. `body`
 /// None: the headers alone, declaring `length`.
+/// Serves `GET /api/ps` on 127.0.0.1 with whatever `body` holds at each
+/// request; returns the port. The thread lives as long as the test process.
+pub fn ollama_stand_in(body: std::sync::Arc<std::sync::Mutex<String>>) -> u16 {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for conn in listener.incoming() {
+            let Ok(mut conn) = conn else { continue };
+            let _ = conn.set_read_timeout(Some(Duration::from_secs(2)));
+            let mut req = Vec::new();
+            let mut buf = [0u8; 1024];
+            while !req.windows(4).any(|w| w == b"\r\n\r\n") {
+                match conn.read(&mut buf) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => req.extend_from_slice(&buf[..n]),
+                }
+            }
+            let head = String::from_utf8_lossy(&req);
+            let (status, body) = if head.starts_with("GET /api/ps ") {
+                ("200 OK", body.lock().unwrap().clone())
+            } else {
+                ("404 Not Found", "{}".to_string())
+            };
+            let _ = write!(
+                conn,
+                "HTTP/1.1 {status}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\
+                 Connection: close\r\n\r\n{body}",
+                body.len()
+            );
+        }
+    });
+    port
+}
+
+/// jarvisd's environment for the fixture host `fx`: its roots, and the
+/// stand-in NVML with `gpus` GPUs (of `total_mib` each, when given), whose
+/// process list is read from the file `procs` at each call, when given.
+pub fn nvml_env(
+    fx: &jarvis_hardware::fixture::Fixture,
+    gpus: u32,
+    total_mib: Option<u64>,
+    procs: Option<&Path>,
+) -> Vec<(std::ffi::OsString, std::ffi::OsString)> {
+    use jarvis_hardware::fixture;
+    let mut env: Vec<(std::ffi::OsString, std::ffi::OsString)> = fx
+        .env()
+        .into_iter()
+        .map(|(k, v)| (std::ffi::OsString::from(k), v))
+        .collect();
+    let stub = fx
+        .nvml_stub_dir()
+        .expect("build the NVML stand-in (needs cc)");
+    env.push(("LD_LIBRARY_PATH".into(), stub.into_os_string()));
+    env.push((fixture::STUB_GPUS.into(), gpus.to_string().into()));
+    if let Some(mib) = total_mib {
+        let totals = vec![mib.to_string(); gpus as usize].join(",");
+        env.push((fixture::STUB_TOTAL_MIB.into(), totals.into()));
+    }
+    if let Some(p) = procs {
+        env.push((fixture::STUB_PROCS_FILE.into(), p.into()));
+    }
+    env
+}
+
 /// A TCP port on 127.0.0.1 that nothing listens on now.
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")

@@ -28,6 +28,7 @@
 
 pub mod envfile;
 pub mod gpu;
+pub mod gpu_usage;
 pub mod hardware;
 
 mod container;
